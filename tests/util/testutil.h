@@ -1,0 +1,26 @@
+/* testutil.h - a minimal test harness: CHECK macros, counters, data paths.
+ * Each test program ends with `return qt_summary("name");`, which prints the
+ * plain closing line "N passed, N failed" and returns the exit code. */
+#ifndef QRUN_TESTUTIL_H
+#define QRUN_TESTUTIL_H
+
+#include <stdio.h>
+#include <stddef.h>
+
+extern int qt_passed, qt_failed;
+
+#define CHECK(cond) do { if (cond) qt_passed++; else { qt_failed++; \
+    fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); } } while (0)
+#define CHECKF(cond, ...) do { if (cond) qt_passed++; else { qt_failed++; \
+    fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); fprintf(stderr, __VA_ARGS__); \
+    fputc('\n', stderr); } } while (0)
+
+int qt_summary(const char *name);
+/* path under the source tree ($QR_SOURCE_DIR or "."); returns a static buffer */
+const char *qt_src_path(const char *rel);
+/* path under the build tree ($QR_BUILD_DIR or "build") */
+const char *qt_build_path(const char *rel);
+/* reads a whole file; NUL-terminated; NULL on error */
+char *qt_read_file(const char *path, size_t *len);
+
+#endif

@@ -1,0 +1,10 @@
+/* cli_bench_report.c - placeholder until the command is written (returns 2). */
+#include "cli.h"
+
+int qr_cli_bench_report(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "qrun: this command is not implemented yet\n");
+    return 2;
+}
