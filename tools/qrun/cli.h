@@ -4,6 +4,8 @@
 
 #include "qrun/qrun.h"
 
+#include <stdio.h>
+
 /* subcommands: each returns the process exit code */
 int qr_cli_generate(int argc, char **argv);        /* qrun [opts] prompt.txt      (cli_generate.c) */
 int qr_cli_ppl(int argc, char **argv);             /* qrun ppl                    (cli_ppl.c) */

@@ -38,6 +38,9 @@ qr_status qr_backends_list(const struct qr_config_ini *ini, struct qr_backend_in
 qr_status qr_backend_open(const struct qr_config_ini *ini, const char *name,
                           const struct qr_backend_opts *opts_override, struct qr_device **out);
 void qr_device_close(struct qr_device *d);
+/* Calls every loaded backend's shutdown(); only after all its devices are
+ * closed.  Libraries stay loaded; a later open re-initialises them. */
+void qr_backends_shutdown(void);
 
 /* Checked wrappers: validate arguments, handle dead devices, supply defaults
  * for optional entries.  The core and the tests call these, never the vtables. */
@@ -50,6 +53,15 @@ qr_status qr_stream_write(struct qr_stream *s, struct qr_buf *dst, size_t off, c
 qr_status qr_stream_read(struct qr_stream *s, struct qr_buf *src, size_t off, void *dst, size_t n);
 qr_status qr_stream_memset0(struct qr_stream *s, struct qr_buf *dst, size_t off, size_t n);
 qr_status qr_stream_sync(struct qr_stream *s);
+/* device -> device copy on one device (bounds-checked) */
+qr_status qr_stream_copy(struct qr_stream *s, struct qr_buf *dst, size_t doff, struct qr_buf *src, size_t soff,
+                         size_t n);
+/* wraps host memory (e.g. an mmapped weight file) without copying where the
+ * backend can (CPU); otherwise allocates a device buffer and uploads it */
+qr_status qr_buf_from_host(struct qr_device *d, void *ptr, size_t size, struct qr_buf **out);
+/* whether the device runs op with weight dtype wtype (QR_DTYPE_COUNT: any);
+ * for kv_store/attn wtype is the KV dtype.  false on a dead device. */
+bool qr_dev_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype);
 /* runs a graph: graph_exec if the backend has one, else node by node */
 qr_status qr_graph_run(struct qr_stream *s, const struct qr_graph *g);
 /* runs one node through the ops table */

@@ -19,12 +19,15 @@ qr_status qr_tok_load_dir(const char *dir, struct qr_tokenizer **out);
 qr_status qr_tok_load_mem(const char *json, size_t len, struct qr_tokenizer **out);
 void qr_tok_free(struct qr_tokenizer *t);
 
-/* Encode UTF-8 text.  parse_special: match added tokens in the text (HF default).
- * *ids is malloc'd (free with free()). */
+/* Encode UTF-8 text.  parse_special: match added tokens in the text (HF default);
+ * false: no added token is matched (plain BPE).  Invalid UTF-8 is QR_E_INVALID_ARG.
+ * Thread-safe on a shared tokenizer.  *ids is malloc'd (free with free()). */
 qr_status qr_tok_encode(const struct qr_tokenizer *t, const char *text, size_t len, bool parse_special,
                         int32_t **ids, int *n_ids);
 /* Decode ids to bytes; skip_special drops special=true added tokens.  Invalid
- * UTF-8 sequences become U+FFFD as HF's errors="replace".  *text malloc'd, NUL-terminated. */
+ * UTF-8 sequences become U+FFFD as HF's errors="replace".  *text malloc'd, NUL-terminated.
+ * Ids >= qr_tok_vocab_size (embedding padding rows) decode to nothing, as in HF;
+ * negative ids are QR_E_INVALID_ARG. */
 qr_status qr_tok_decode(const struct qr_tokenizer *t, const int32_t *ids, int n, bool skip_special,
                         char **text, size_t *len);
 int qr_tok_vocab_size(const struct qr_tokenizer *t);   /* highest id + 1, added tokens included */
@@ -36,7 +39,9 @@ const char *qr_tok_bytes(const struct qr_tokenizer *t, int32_t id, size_t *len);
 /* Streaming decoder: emits only complete UTF-8 code points. */
 struct qr_tok_stream;
 qr_status qr_tok_stream_create(const struct qr_tokenizer *t, bool skip_special, struct qr_tok_stream **out);
-/* appends the newly completed text for `id` to out (up to cap, NUL-terminated); *n = bytes written */
+/* writes the newly completed text for `id` to out (up to cap, NUL-terminated); *n = bytes written.
+ * A cap too small for the text is QR_E_INVALID_ARG with the stream unchanged; 3 * (longest
+ * token + 3) + 1 bytes always suffice (1024 for Qwen, whose longest token is 128 bytes). */
 qr_status qr_tok_stream_push(struct qr_tok_stream *s, int32_t id, char *out, size_t cap, size_t *n);
 /* flushes held-back bytes (as U+FFFD where incomplete) */
 qr_status qr_tok_stream_flush(struct qr_tok_stream *s, char *out, size_t cap, size_t *n);

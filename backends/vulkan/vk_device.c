@@ -1,0 +1,418 @@
+#define _GNU_SOURCE
+/* vk_device.c - physical device enumeration, description, device open/close,
+ * properties and buffers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "vk_internal.h"
+
+#define VK_MAX_PDEV 16
+
+/* physical devices usable by qrun: Vulkan >= 1.2 with a compute queue */
+static int vk_list(VkPhysicalDevice *out, int max) {
+    VkInstance inst = vk_instance_get();
+    if (!inst) return 0;
+    uint32_t n = 0;
+    if (vkEnumeratePhysicalDevices(inst, &n, NULL) != VK_SUCCESS || n == 0) return 0;
+    VkPhysicalDevice all[VK_MAX_PDEV];
+    if (n > VK_MAX_PDEV) n = VK_MAX_PDEV;
+    VkResult r = vkEnumeratePhysicalDevices(inst, &n, all);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) return 0;
+    int k = 0;
+    for (uint32_t i = 0; i < n && k < max; i++) {
+        VkPhysicalDeviceProperties p;
+        vkGetPhysicalDeviceProperties(all[i], &p);
+        if (p.apiVersion < VK_API_VERSION_1_2) continue;
+        uint32_t nq = 0;
+        vkGetPhysicalDeviceQueueFamilyProperties(all[i], &nq, NULL);
+        VkQueueFamilyProperties qf[32];
+        if (nq > 32) nq = 32;
+        vkGetPhysicalDeviceQueueFamilyProperties(all[i], &nq, qf);
+        bool ok = false;
+        for (uint32_t q = 0; q < nq; q++) ok |= (qf[q].queueFlags & VK_QUEUE_COMPUTE_BIT) != 0;
+        if (ok) out[k++] = all[i];
+    }
+    return k;
+}
+
+int vk_device_count(void) {
+    VkPhysicalDevice pd[VK_MAX_PDEV];
+    return vk_list(pd, VK_MAX_PDEV);
+}
+
+static bool has_ext(const VkExtensionProperties *e, uint32_t n, const char *name) {
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(e[i].extensionName, name) == 0) return true;
+    return false;
+}
+
+struct vk_info {
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceDriverProperties drv;
+    VkPhysicalDeviceSubgroupProperties sg;
+    VkPhysicalDeviceMemoryProperties mem;
+    bool fp16, s16, coop_nv, coop_khr, budget, maint3;
+    size_t max_alloc, max_range, heap_size;
+    uint32_t heap;
+};
+
+static void vk_query(VkPhysicalDevice pd, struct vk_info *in) {
+    memset(in, 0, sizeof *in);
+    in->drv.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES;
+    in->sg.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
+    in->sg.pNext = &in->drv;
+    VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES,
+                                                 .pNext = &in->sg};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m3};
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    in->props = p2.properties;
+    VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                            .pNext = &f11};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f12};
+    vkGetPhysicalDeviceFeatures2(pd, &f2);
+    in->fp16 = f12.shaderFloat16;
+    in->s16 = f11.storageBuffer16BitAccess;
+    uint32_t ne = 0;
+    vkEnumerateDeviceExtensionProperties(pd, NULL, &ne, NULL);
+    VkExtensionProperties *ext = calloc(ne ? ne : 1, sizeof *ext);
+    if (ext && vkEnumerateDeviceExtensionProperties(pd, NULL, &ne, ext) == VK_SUCCESS) {
+        in->coop_nv = has_ext(ext, ne, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+        in->coop_khr = has_ext(ext, ne, "VK_KHR_cooperative_matrix");
+        in->budget = has_ext(ext, ne, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    }
+    free(ext);
+    vkGetPhysicalDeviceMemoryProperties(pd, &in->mem);
+    in->max_alloc = (size_t)m3.maxMemoryAllocationSize;
+    in->max_range = in->props.limits.maxStorageBufferRange;
+    /* the largest device-local heap */
+    for (uint32_t h = 0; h < in->mem.memoryHeapCount; h++)
+        if ((in->mem.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) &&
+            in->mem.memoryHeaps[h].size > in->heap_size) {
+            in->heap_size = in->mem.memoryHeaps[h].size;
+            in->heap = h;
+        }
+    if (in->heap_size == 0 && in->mem.memoryHeapCount > 0) {
+        in->heap = 0;
+        in->heap_size = in->mem.memoryHeaps[0].size;
+    }
+}
+
+static void vk_fill_props(const struct vk_info *in, bool use_coop, struct qr_device_props *p) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%.127s", in->props.deviceName);
+    const char *coop = in->coop_khr && in->coop_nv ? "coopmat KHR+NV" : in->coop_khr ? "coopmat KHR"
+                       : in->coop_nv ? "coopmat NV" : "no coopmat";
+    snprintf(p->description, sizeof p->description,
+             "driver %.40s %.60s, Vulkan %u.%u, subgroup %u%s, %s%s%s (%s), bind %zu MiB, alloc %zu MiB",
+             in->drv.driverName, in->drv.driverInfo, VK_API_VERSION_MAJOR(in->props.apiVersion),
+             VK_API_VERSION_MINOR(in->props.apiVersion), in->sg.subgroupSize,
+             (in->sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) ? " (arith)" : "",
+             in->fp16 ? "fp16, " : "", in->s16 ? "16-bit storage, " : "", coop,
+             use_coop ? "used by GEMM" : "unused", in->max_range >> 20, in->max_alloc >> 20);
+    p->mem_total = in->heap_size;
+    p->mem_free = in->heap_size;
+    p->max_alloc = in->max_alloc;
+    /* buffers may be larger than one binding (maxStorageBufferRange): the ops
+     * bind ranges of them and split the big matmuls / embedding tables */
+    p->alignment = 256;
+    p->caps = QR_CAP_GRAPH_REPLAY | (in->fp16 ? QR_CAP_F16 : 0) | (use_coop ? QR_CAP_COOPMAT : 0);
+}
+
+qr_status vk_device_describe(int idx, struct qr_device_props *p) {
+    VkPhysicalDevice pd[VK_MAX_PDEV];
+    int n = vk_list(pd, VK_MAX_PDEV);
+    if (idx < 0 || idx >= n) return qr_set_error(QR_E_NOT_FOUND, "vulkan: no device %d (%d found)", idx, n);
+    struct vk_info in;
+    vk_query(pd[idx], &in);
+    vk_fill_props(&in, in.coop_nv && in.fp16 && in.sg.subgroupSize == 32, p);
+    return QR_OK;
+}
+
+static uint32_t find_mem_type(const VkPhysicalDeviceMemoryProperties *mp, uint32_t bits, VkMemoryPropertyFlags want,
+                              VkMemoryPropertyFlags avoid) {
+    for (uint32_t i = 0; i < mp->memoryTypeCount; i++) {
+        VkMemoryPropertyFlags f = mp->memoryTypes[i].propertyFlags;
+        if ((bits & (1u << i)) && (f & want) == want && (f & avoid) == 0) return i;
+    }
+    return UINT32_MAX;
+}
+
+qr_status vk_mem_alloc(struct vk_dev *d, VkBuffer *buf, VkDeviceMemory *mem, void **map, size_t size, bool host,
+                       bool count) {
+    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
+                             .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                             .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VK_TRY(d, vkCreateBuffer(d->dev, &bi, NULL, buf));
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(d->dev, *buf, &req);
+    const VkMemoryPropertyFlags hv = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    uint32_t mt;
+    if (host) {
+        mt = find_mem_type(&d->memprops, req.memoryTypeBits, hv | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, 0);
+        if (mt == UINT32_MAX) mt = find_mem_type(&d->memprops, req.memoryTypeBits, hv, 0);
+    } else {
+        mt = find_mem_type(&d->memprops, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
+                           VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
+        if (mt == UINT32_MAX) mt = find_mem_type(&d->memprops, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0);
+        if (mt == UINT32_MAX) mt = find_mem_type(&d->memprops, req.memoryTypeBits, 0, 0);
+    }
+    if (mt == UINT32_MAX) {
+        vkDestroyBuffer(d->dev, *buf, NULL);
+        return qr_set_error(QR_E_UNSUPPORTED, "vulkan: no memory type for a %s buffer", host ? "host" : "device");
+    }
+    VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
+                               .memoryTypeIndex = mt};
+    VkResult r = vkAllocateMemory(d->dev, &ai, NULL, mem);
+    if (r != VK_SUCCESS) {
+        vkDestroyBuffer(d->dev, *buf, NULL);
+        if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
+            return qr_set_error(QR_E_OOM_DEVICE, "vulkan: out of device memory allocating %zu bytes (%zu in use)",
+                                size, d->allocated);
+        return vk_fail(d, r, "vkAllocateMemory", __func__, __FILE__, __LINE__);
+    }
+    r = vkBindBufferMemory(d->dev, *buf, *mem, 0);
+    *map = NULL;
+    if (r == VK_SUCCESS && (d->memprops.memoryTypes[mt].propertyFlags & hv) == hv)
+        r = vkMapMemory(d->dev, *mem, 0, VK_WHOLE_SIZE, 0, map);
+    if (r != VK_SUCCESS) {
+        vkFreeMemory(d->dev, *mem, NULL);
+        vkDestroyBuffer(d->dev, *buf, NULL);
+        return vk_fail(d, r, "vkBindBufferMemory/vkMapMemory", __func__, __FILE__, __LINE__);
+    }
+    if (count) d->allocated += req.size;
+    return QR_OK;
+}
+
+static qr_status vk_buf_alloc(struct qr_device *qd, size_t size, unsigned usage, struct qr_buf **out) {
+    struct vk_dev *d = vk_dev_of(qd);
+    if (size == 0) size = 16;
+    size_t asz = (size + 15) & ~(size_t)15;
+    if (asz > d->max_alloc)
+        return qr_set_error(QR_E_OOM_DEVICE, "vulkan: buffer of %zu bytes exceeds the device's max allocation %zu",
+                            size, d->max_alloc);
+    struct vk_buf *b = calloc(1, sizeof *b);
+    if (!b) return qr_set_error(QR_E_OOM_HOST, "vulkan: out of host memory");
+    pthread_mutex_lock(&d->lock);
+    qr_status st = vk_mem_alloc(d, &b->buf, &b->mem, &b->map, asz, false, true);
+    pthread_mutex_unlock(&d->lock);
+    if (st != QR_OK) {
+        free(b);
+        return st;
+    }
+    b->alloc_size = asz;
+    b->pub.dev = qd;
+    b->pub.size = size;
+    b->pub.ptr = NULL;
+    b->pub.ctx = b;
+    (void)usage;
+    *out = &b->pub;
+    return QR_OK;
+}
+
+static void vk_buf_free(struct qr_buf *qb) {
+    if (!qb) return;
+    struct vk_buf *b = vk_buf_of(qb);
+    struct vk_dev *d = vk_dev_of(qb->dev);
+    pthread_mutex_lock(&d->lock);
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(d->dev, b->buf, &req);
+    d->allocated -= req.size < d->allocated ? req.size : d->allocated;
+    pthread_mutex_unlock(&d->lock);
+    if (b->map) vkUnmapMemory(d->dev, b->mem);
+    vkDestroyBuffer(d->dev, b->buf, NULL);
+    vkFreeMemory(d->dev, b->mem, NULL);
+    free(b);
+}
+
+static qr_status vk_get_props(struct qr_device *qd, struct qr_device_props *p) {
+    struct vk_dev *d = vk_dev_of(qd);
+    struct vk_info in;
+    vk_query(d->pd, &in);
+    vk_fill_props(&in, d->use_coopmat, p);
+    p->alignment = d->align > 256 ? d->align : 256;
+    size_t used = d->allocated;
+    p->mem_free = p->mem_total > used ? p->mem_total - used : 0;
+    if (d->has_budget) {
+        VkPhysicalDeviceMemoryBudgetPropertiesEXT bud = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+        VkPhysicalDeviceMemoryProperties2 mp2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
+                                                 .pNext = &bud};
+        vkGetPhysicalDeviceMemoryProperties2(d->pd, &mp2);
+        size_t b = bud.heapBudget[d->heap_device], u = bud.heapUsage[d->heap_device];
+        if (b > 0) p->mem_free = b > u ? b - u : 0;
+    }
+    return QR_OK;
+}
+
+static void vk_close(struct qr_device *qd) {
+    if (!qd) return;
+    struct vk_dev *d = vk_dev_of(qd);
+    if (d->dev) {
+        vkDeviceWaitIdle(d->dev);
+        vk_pipelines_destroy(d);
+        if (d->dummy) vkDestroyBuffer(d->dev, d->dummy, NULL);
+        if (d->dummy_mem) vkFreeMemory(d->dev, d->dummy_mem, NULL);
+        vkDestroyDevice(d->dev, NULL);
+    }
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+static qr_status vk_stream_create_fn(struct qr_device *qd, struct qr_stream **out);
+static void vk_stream_destroy_fn(struct qr_stream *s);
+
+static int pick_device(VkPhysicalDevice *pd, int n, int idx, const struct qr_backend_opts *opts) {
+    const char *name = opts ? opts->device_name : NULL;
+    if ((!name || !*name) && opts && opts->get) {
+        const char *v = opts->get(opts, "device");
+        if (v && *v && strspn(v, "0123456789 ") != strlen(v)) name = v;
+    }
+    if (name && *name) {
+        for (int i = 0; i < n; i++) {
+            VkPhysicalDeviceProperties p;
+            vkGetPhysicalDeviceProperties(pd[i], &p);
+            if (strcasestr(p.deviceName, name)) return i;
+        }
+        qr_set_error(QR_E_NOT_FOUND, "vulkan: no device name contains \"%s\"", name);
+        return -1;
+    }
+    int want = opts && opts->device_index >= 0 ? opts->device_index : (idx >= 0 ? idx : 0);
+    if (want >= n) {
+        qr_set_error(QR_E_NOT_FOUND, "vulkan: no device %d (%d found)", want, n);
+        return -1;
+    }
+    return want;
+}
+
+qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_device **out) {
+    VkPhysicalDevice pds[VK_MAX_PDEV];
+    int n = vk_list(pds, VK_MAX_PDEV);
+    if (n == 0) return qr_set_error(QR_E_NOT_FOUND, "vulkan: no usable device");
+    int sel = pick_device(pds, n, idx, opts);
+    if (sel < 0) return QR_E_NOT_FOUND;
+    struct vk_dev *d = calloc(1, sizeof *d);
+    if (!d) return qr_set_error(QR_E_OOM_HOST, "vulkan: out of host memory");
+    pthread_mutex_init(&d->lock, NULL);
+    d->index = sel;
+    d->pd = pds[sel];
+    struct vk_info in;
+    vk_query(d->pd, &in);
+    d->props = in.props;
+    d->memprops = in.mem;
+    d->heap_device = in.heap;
+    d->max_range = in.max_range;
+    d->max_alloc = in.max_alloc;
+    if (in.props.limits.maxStorageBufferRange < d->max_range) d->max_range = in.props.limits.maxStorageBufferRange;
+    d->align = in.props.limits.minStorageBufferOffsetAlignment;
+    if (d->align < 16) d->align = 16;
+    d->subgroup_size = in.sg.subgroupSize;
+    d->subgroup_arith = (in.sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) != 0;
+    d->has_fp16 = in.fp16;
+    d->has_16bit_storage = in.s16;
+    d->has_coopmat_nv = in.coop_nv;
+    d->has_coopmat_khr = in.coop_khr;
+    d->has_budget = in.budget;
+    const char *prof = getenv("QR_VK_PROFILE");
+    d->profile = prof && *prof && strcmp(prof, "0") != 0;
+    d->mem_fraction = opts && opts->mem_fraction > 0 ? opts->mem_fraction : 0.9;
+    snprintf(d->name, sizeof d->name, "%.127s", in.props.deviceName);
+    qr_status st = QR_OK;
+    if (!d->subgroup_arith || d->subgroup_size == 0 || d->subgroup_size > 128 || (d->subgroup_size & (d->subgroup_size - 1))) {
+        st = qr_set_error(QR_E_UNSUPPORTED, "vulkan: %s lacks subgroup arithmetic (or subgroup size %u)", d->name,
+                          d->subgroup_size);
+        goto fail;
+    }
+
+    uint32_t nq = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(d->pd, &nq, NULL);
+    VkQueueFamilyProperties qf[32];
+    if (nq > 32) nq = 32;
+    vkGetPhysicalDeviceQueueFamilyProperties(d->pd, &nq, qf);
+    d->qfam = UINT32_MAX;
+    for (uint32_t q = 0; q < nq; q++)   /* prefer a compute+graphics (universal) queue */
+        if (qf[q].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+            if (d->qfam == UINT32_MAX || (qf[q].queueFlags & VK_QUEUE_GRAPHICS_BIT)) d->qfam = q;
+            if (qf[q].queueFlags & VK_QUEUE_GRAPHICS_BIT) break;
+        }
+    float prio = 1.0f;
+    VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = d->qfam,
+                                   .queueCount = 1, .pQueuePriorities = &prio};
+    const char *exts[4];
+    uint32_t n_ext = 0;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+                                            .storageBuffer16BitAccess = in.s16};
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                            .pNext = &f11, .shaderFloat16 = in.fp16};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f12};
+    bool want_coop = false;
+#ifdef QR_GLSLC_HAS_COOPMAT_NV
+    const char *no_cm = getenv("QR_VK_NO_COOPMAT");
+    const char *opt_cm = opts && opts->get ? opts->get(opts, "coopmat") : NULL;
+    want_coop = in.coop_nv && in.fp16 && d->subgroup_size == 32 && !(no_cm && *no_cm && strcmp(no_cm, "0") != 0) &&
+                !(opt_cm && (strcmp(opt_cm, "0") == 0 || strcasecmp(opt_cm, "false") == 0));
+    if (want_coop) {
+        VkPhysicalDeviceCooperativeMatrixFeaturesNV q = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+        VkPhysicalDeviceFeatures2 qf2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &q};
+        vkGetPhysicalDeviceFeatures2(d->pd, &qf2);
+        want_coop = q.cooperativeMatrix;
+    }
+    if (want_coop) {
+        exts[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+        cmf.cooperativeMatrix = VK_TRUE;
+        f11.pNext = &cmf;
+    }
+#endif
+    if (in.budget) exts[n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &f2, .queueCreateInfoCount = 1,
+                              .pQueueCreateInfos = &qci, .enabledExtensionCount = n_ext,
+                              .ppEnabledExtensionNames = exts};
+    VkResult r = vkCreateDevice(d->pd, &dci, NULL, &d->dev);
+    if (r != VK_SUCCESS) {
+        d->dev = VK_NULL_HANDLE;
+        st = vk_fail(d, r, "vkCreateDevice", __func__, __FILE__, __LINE__);
+        goto fail;
+    }
+    vkGetDeviceQueue(d->dev, d->qfam, 0, &d->queue);
+    if ((st = vk_pipelines_init(d)) != QR_OK) goto fail;
+    d->use_coopmat = want_coop && vk_pipe_find("matmul_cm_bf16") >= 0;
+    void *dmap;
+    if ((st = vk_mem_alloc(d, &d->dummy, &d->dummy_mem, &dmap, 256, false, false)) != QR_OK) goto fail;
+    {
+        struct qr_device_props p;
+        vk_fill_props(&in, d->use_coopmat, &p);
+        memcpy(d->desc, p.description, sizeof d->desc);
+    }
+    d->pub.vt = &vk_device_vt;
+    d->pub.svt = &vk_stream_vt;
+    d->pub.ops = &vk_ops;
+    d->pub.reg = qr_backend_init();
+    d->pub.ctx = d;
+    d->pub.dead = false;
+    qr_log(QR_LOG_INFO, "vulkan: opened device %d: %s (%s)", sel, d->name, d->desc);
+    *out = &d->pub;
+    return QR_OK;
+fail:
+    vk_close(&d->pub);
+    return st;
+}
+
+const struct qr_device_vt vk_device_vt = {
+    .close = vk_close,
+    .get_props = vk_get_props,
+    .buf_alloc = vk_buf_alloc,
+    .buf_free = vk_buf_free,
+    .buf_from_host = NULL,
+    .stream_create = vk_stream_create_fn,
+    .stream_destroy = vk_stream_destroy_fn,
+    .supports = vk_supports,
+};
+
+/* stream entry points live in vk_stream.c */
+static qr_status vk_stream_create_fn(struct qr_device *qd, struct qr_stream **out) { return vk_stream_create(qd, out); }
+static void vk_stream_destroy_fn(struct qr_stream *s) { vk_stream_destroy(s); }

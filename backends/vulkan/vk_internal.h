@@ -1,0 +1,172 @@
+/* vk_internal.h - private structures of the Vulkan backend (never installed).
+ *
+ * Objects: one VkInstance per process (vk_instance.c); a device (struct vk_dev)
+ * owns the VkDevice, its queue, pipelines (vk_pipeline.c) and memory info;
+ * a buffer (struct vk_buf) is one VkBuffer + VkDeviceMemory (vk_memory.c);
+ * a stream (struct vk_stream) owns a primary command buffer that ops record
+ * into, a staging buffer, descriptor pools and the cache of recorded graphs
+ * (vk_stream.c).  Ops are recorded by vk_ops.c through vk_rec, a recording
+ * target: the stream's pending primary buffer, or a graph's secondary one. */
+#ifndef QR_VK_INTERNAL_H
+#define QR_VK_INTERNAL_H
+
+#include <vulkan/vulkan.h>
+#include <pthread.h>
+#include "qrun/qr_backend.h"
+
+/* Check a VkResult; on failure log statement/function/file/line and return a
+ * status.  VK_ERROR_DEVICE_LOST marks the device dead. */
+#define VK_TRY(dev, stmt) do { VkResult vk_r_ = (stmt); \
+    if (vk_r_ != VK_SUCCESS) return vk_fail((dev), vk_r_, #stmt, __func__, __FILE__, __LINE__); } while (0)
+
+#define VK_MAX_BINDINGS 8
+
+struct vk_dev;
+
+/* a compute pipeline for one shader variant (created on first use) */
+struct vk_pipe {
+    VkPipeline pipe;
+    int n_bind;
+    bool tried;
+};
+
+struct vk_dev {
+    struct qr_device pub;
+    int index;
+    VkPhysicalDevice pd;
+    VkDevice dev;
+    VkQueue queue;
+    uint32_t qfam;
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceMemoryProperties memprops;
+    uint32_t mt_device;        /* memory type for weights/KV */
+    uint32_t mt_host;          /* host-visible coherent type for staging */
+    bool device_mappable;      /* mt_device is host visible (lavapipe, ReBAR) */
+    uint32_t heap_device;
+    size_t max_range;          /* maxStorageBufferRange */
+    size_t max_alloc;          /* min(maxMemoryAllocationSize, maxBufferSize) */
+    size_t align;              /* minStorageBufferOffsetAlignment */
+    uint32_t subgroup_size;
+    bool subgroup_arith;
+    bool has_fp16, has_16bit_storage, has_coopmat_nv, has_coopmat_khr, has_budget;
+    bool use_coopmat;
+    double mem_fraction;
+    size_t allocated;          /* bytes allocated by qrun */
+    VkDescriptorSetLayout dsl[VK_MAX_BINDINGS + 1];
+    VkPipelineLayout plo[VK_MAX_BINDINGS + 1];
+    struct vk_pipe *pipes;     /* one per qr_spv_table entry */
+    int n_pipes;
+    bool profile;              /* QR_VK_PROFILE=1: GPU time per shader, logged at close */
+    double *prof_ms;           /* per pipeline: total GPU ms */
+    long *prof_n;              /* per pipeline: dispatches */
+    VkBuffer dummy;            /* bound where an op has no buffer (bias, idx) */
+    VkDeviceMemory dummy_mem;
+    pthread_mutex_t lock;
+    char name[128];
+    char desc[256];
+};
+
+struct vk_buf {
+    struct qr_buf pub;
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    void *map;                 /* when host visible */
+    size_t alloc_size;
+};
+
+/* a growable chain of descriptor pools */
+struct vk_dpools {
+    VkDescriptorPool *pools;
+    int n, cap;
+};
+
+/* temporary device buffers that live as long as a recording */
+struct vk_tmpbufs {
+    struct qr_buf **bufs;
+    int n, cap;
+};
+
+struct vk_rec {
+    VkCommandBuffer cb;
+    struct vk_dpools dp;
+    struct vk_tmpbufs tmp;
+    int n_cmds;
+};
+
+struct vk_graph {
+    uint64_t key;
+    struct vk_rec rec;
+    int n_nodes;
+    uint64_t last_use;
+};
+
+struct vk_stream {
+    struct qr_stream pub;
+    struct vk_dev *d;
+    VkCommandPool pool;
+    VkFence fence;
+    struct vk_rec pending;     /* primary buffer the ops record into */
+    bool recording;            /* pending.cb is begun */
+    struct vk_rec *cur;        /* where ops record: &pending, or a graph being recorded */
+    VkBuffer staging;
+    VkDeviceMemory staging_mem;
+    void *staging_map;
+    size_t staging_size, staging_used;
+    struct vk_graph *graphs;
+    int n_graphs, cap_graphs;
+    VkQueryPool qpool;         /* profiling: timestamp pairs around dispatches */
+    int *q_pipe;               /* pipeline of each pair */
+    int n_q;
+    uint64_t use_counter;
+};
+
+/* vk_instance.c */
+VkInstance vk_instance_get(void);
+qr_status vk_fail(struct vk_dev *d, VkResult r, const char *stmt, const char *fn, const char *file, int line);
+const char *vk_result_str(VkResult r);
+
+struct qr_backend_reg *qr_backend_init(void);
+
+/* vk_device.c */
+extern const struct qr_device_vt vk_device_vt;
+qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_device **out);
+qr_status vk_device_describe(int idx, struct qr_device_props *p);
+int vk_device_count(void);
+qr_status vk_mem_alloc(struct vk_dev *d, VkBuffer *buf, VkDeviceMemory *mem, void **map, size_t size,
+                       bool host, bool count);
+
+/* vk_pipeline.c */
+qr_status vk_pipelines_init(struct vk_dev *d);
+void vk_pipelines_destroy(struct vk_dev *d);
+int vk_pipe_find(const char *name);   /* index into qr_spv_table, -1 if not built */
+
+struct vk_binding {
+    VkBuffer buf;
+    VkDeviceSize off, range;
+};
+qr_status vk_dispatch(struct vk_stream *s, int pipe, int n_bind, const struct vk_binding *b,
+                      const void *pc, uint32_t pc_size, uint32_t gx, uint32_t gy, uint32_t gz);
+void vk_cmd_barrier(VkCommandBuffer cb);
+#define VK_PROF_PAIRS 2048
+void vk_prof_collect(struct vk_stream *s);
+void vk_prof_report(struct vk_dev *d);
+qr_status vk_dpools_alloc(struct vk_dev *d, struct vk_dpools *dp, VkDescriptorSetLayout l, VkDescriptorSet *out);
+void vk_dpools_reset(struct vk_dev *d, struct vk_dpools *dp);
+void vk_dpools_destroy(struct vk_dev *d, struct vk_dpools *dp);
+
+/* vk_stream.c */
+extern const struct qr_stream_vt vk_stream_vt;
+qr_status vk_stream_create(struct qr_device *qd, struct qr_stream **out);
+void vk_stream_destroy(struct qr_stream *s);
+qr_status vk_stream_begin(struct vk_stream *s);   /* ensures s->cur is recording */
+qr_status vk_rec_tmp_alloc(struct vk_stream *s, size_t size, struct qr_buf **out);
+
+/* vk_ops.c */
+extern const struct qr_ops vk_ops;
+bool vk_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype);
+
+static inline struct vk_dev *vk_dev_of(struct qr_device *d) { return (struct vk_dev *)d->ctx; }
+static inline struct vk_stream *vk_stream_of(struct qr_stream *s) { return (struct vk_stream *)s->ctx; }
+static inline struct vk_buf *vk_buf_of(struct qr_buf *b) { return (struct vk_buf *)b->ctx; }
+
+#endif

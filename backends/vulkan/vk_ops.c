@@ -1,0 +1,400 @@
+/* vk_ops.c - the op table: argument checks, range binding and dispatch of
+ * the shaders (shaders/<op>.comp, push constants in shaders/pc/<op>.h).
+ *
+ * Binding: each view is bound at its offset rounded down to
+ * minStorageBufferOffsetAlignment; the remainder goes to the shader as an
+ * element offset.  A binding never exceeds maxStorageBufferRange: the big
+ * matmuls (lm_head) and the embedding table are split into several
+ * dispatches over rows; other ops fail with QR_E_UNSUPPORTED if one of their
+ * tensors is larger than one binding. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "vk_internal.h"
+#include "pc/embed.h"
+#include "pc/matmul.h"
+#include "pc/rmsnorm.h"
+#include "pc/rope.h"
+#include "pc/kv_store.h"
+#include "pc/attn.h"
+#include "pc/attn_combine.h"
+#include "pc/silu_mul.h"
+#include "pc/add.h"
+#include "pc/argmax.h"
+
+_Static_assert(sizeof(struct qr_pc_embed) == 8 * 4, "pc embed");
+_Static_assert(sizeof(struct qr_pc_matmul) == 13 * 4, "pc matmul");
+_Static_assert(sizeof(struct qr_pc_rmsnorm) == 10 * 4, "pc rmsnorm");
+_Static_assert(sizeof(struct qr_pc_rope) == 8 * 4, "pc rope");
+_Static_assert(sizeof(struct qr_pc_kv_store) == 12 * 4, "pc kv_store");
+_Static_assert(sizeof(struct qr_pc_attn) == 22 * 4, "pc attn");
+_Static_assert(sizeof(struct qr_pc_attn_combine) == 6 * 4, "pc attn_combine");
+_Static_assert(sizeof(struct qr_pc_silu_mul) == 6 * 4, "pc silu_mul");
+_Static_assert(sizeof(struct qr_pc_add) == 3 * 4, "pc add");
+_Static_assert(sizeof(struct qr_pc_argmax) == 4 * 4, "pc argmax");
+_Static_assert(sizeof(struct qr_pc_attn) <= 128, "push constants must fit in 128 bytes");
+
+#define ATTN_HDMAX 128
+#define ATTN_ROWS 16
+
+static const char *dt_suffix(enum qr_dtype t) {
+    switch (t) {
+    case QR_DTYPE_F32: return "f32";
+    case QR_DTYPE_F16: return "f16";
+    case QR_DTYPE_BF16: return "bf16";
+    default: return NULL;
+    }
+}
+
+static bool is_float_dtype(enum qr_dtype t) { return t == QR_DTYPE_F32 || t == QR_DTYPE_F16 || t == QR_DTYPE_BF16; }
+
+static int pipe_named(const char *fmt, const char *a) {
+    char name[64];
+    snprintf(name, sizeof name, fmt, a ? a : "");
+    return vk_pipe_find(name);
+}
+
+/* Bind `need` bytes of view v starting at v->off + extra (need 0: as much as
+ * one binding allows).  *eoff receives the element offset (elements of esz
+ * bytes) of the view inside the binding. */
+static qr_status bind_at(struct vk_dev *d, const struct qr_view *v, size_t extra, size_t esz, size_t need,
+                         struct vk_binding *b, int *eoff, const char *what) {
+    if (!v->buf) {
+        *b = (struct vk_binding){0};
+        *eoff = 0;
+        return QR_OK;
+    }
+    if (v->buf->dev != &d->pub) return qr_set_error(QR_E_INVALID_ARG, "vulkan: %s is not a buffer of this device", what);
+    struct vk_buf *vb = vk_buf_of(v->buf);
+    size_t off = v->off + extra;
+    size_t a = off - off % d->align;
+    if ((off - a) % esz) return qr_set_error(QR_E_INVALID_ARG, "vulkan: %s offset %zu is not %zu-byte aligned", what, off, esz);
+    if (off > v->buf->size || need > v->buf->size - off)
+        return qr_set_error(QR_E_INVALID_ARG, "vulkan: %s (%zu bytes at %zu) is outside its buffer (%zu bytes)", what,
+                            need, off, v->buf->size);
+    size_t range = (off - a) + need;
+    if (need == 0) range = vb->alloc_size - a;
+    range = (range + 3) & ~(size_t)3;
+    if (range > vb->alloc_size - a) range = vb->alloc_size - a;
+    if (range > d->max_range) {
+        if (need == 0) range = d->max_range & ~(size_t)15;
+        else
+            return qr_set_error(QR_E_UNSUPPORTED,
+                                "vulkan: %s needs a binding of %zu bytes, more than maxStorageBufferRange (%zu)", what,
+                                range, d->max_range);
+    }
+    *b = (struct vk_binding){.buf = vb->buf, .off = a, .range = range};
+    *eoff = (int)((off - a) / esz);
+    return QR_OK;
+}
+
+#define TRY(x) do { qr_status st_ = (x); if (st_ != QR_OK) return st_; } while (0)
+
+static uint32_t cdiv(int64_t a, int64_t b) { return (uint32_t)((a + b - 1) / b); }
+
+static qr_status check_pos(const char *op, int n, const char *what) {
+    if (n < 0) return qr_set_error(QR_E_INVALID_ARG, "vulkan: %s: negative %s (%d)", op, what, n);
+    return QR_OK;
+}
+
+/* ---- embed ---- */
+static qr_status vk_embed(struct qr_stream *qs, const struct qr_embed_args *a) {
+    struct vk_stream *s = vk_stream_of(qs);
+    struct vk_dev *d = s->d;
+    TRY(check_pos("embed", a->n_tokens, "n_tokens"));
+    if (a->n_tokens == 0 || a->dim <= 0) return QR_OK;
+    if (!is_float_dtype(a->wtype) || a->vocab <= 0) return qr_set_error(QR_E_INVALID_ARG, "vulkan: embed: bad table");
+    int pipe = pipe_named("embed_%s", dt_suffix(a->wtype));
+    size_t wsz = qr_dtype_size(a->wtype), rowb = (size_t)a->dim * wsz;
+    struct vk_binding b[3];
+    struct qr_pc_embed pc = {.n_tokens = a->n_tokens, .dim = a->dim, .vocab = a->vocab};
+    TRY(bind_at(d, &a->out, 0, 4, (size_t)a->n_tokens * a->dim * 4, &b[0], &pc.out_off, "embed out"));
+    TRY(bind_at(d, &a->ids, 0, 4, (size_t)a->n_tokens * 4, &b[2], &pc.ids_off, "embed ids"));
+    size_t rows_per = (d->max_range - d->align) / rowb;
+    if (rows_per == 0) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: embed row larger than one binding");
+    for (int lo = 0; lo < a->vocab; lo += (int)rows_per) {
+        int hi = lo + (int)rows_per < a->vocab ? lo + (int)rows_per : a->vocab;
+        TRY(bind_at(d, &a->table, (size_t)lo * rowb, wsz, (size_t)(hi - lo) * rowb, &b[1], &pc.table_off, "embed table"));
+        pc.vocab_lo = lo;
+        pc.vocab_hi = hi;
+        TRY(vk_dispatch(s, pipe, 3, b, &pc, sizeof pc, cdiv(a->dim, 256), (uint32_t)a->n_tokens, 1));
+    }
+    return QR_OK;
+}
+
+/* ---- matmul / logits ---- */
+struct mm_job {
+    struct qr_view y, x, w, bias, idx;
+    enum qr_dtype wtype, btype;
+    int M, N, K, ldx, ldy, flags;
+};
+
+static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
+    struct vk_dev *d = s->d;
+    if (j->M < 0 || j->N < 0 || j->K < 0) return qr_set_error(QR_E_INVALID_ARG, "vulkan: matmul: negative size");
+    if (j->M == 0 || j->N == 0) return QR_OK;
+    if (!is_float_dtype(j->wtype)) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: matmul: weight dtype %s", qr_dtype_name(j->wtype));
+    if (j->ldy < j->N || (!(j->flags & QR_MM_IDX) && j->ldx < j->K))
+        return qr_set_error(QR_E_INVALID_ARG, "vulkan: matmul: ld smaller than the row");
+    const char *sfx = dt_suffix(j->wtype);
+    size_t wsz = qr_dtype_size(j->wtype), rowb = (size_t)j->K * wsz;
+    int kind;   /* 0 gemv, 1 gemm, 2 coopmat */
+    int cm = d->use_coopmat ? pipe_named("matmul_cm_%s", sfx) : -1;
+    if (j->M <= 16) kind = 0;
+    else if (cm >= 0 && j->M >= 64) kind = 2;
+    else kind = 1;
+    int pipe = kind == 0 ? pipe_named("matmul_gemv_%s", sfx) : kind == 1 ? pipe_named("matmul_gemm_%s", sfx) : cm;
+    int tile_n = kind == 0 ? (int)(128 / d->subgroup_size) : kind == 1 ? 64 : 128, tile_m = kind == 0 ? 8 : kind == 1 ? 64 : 128;
+    unsigned vec_k = j->wtype == QR_DTYPE_F32 ? 4 : 8;
+    bool vec = j->K % (int)vec_k == 0 && j->w.off % 16 == 0 && j->x.off % 16 == 0 && j->ldx % 4 == 0;
+    if (kind == 2) vec = vec && j->K % 32 == 0;
+    /* rows of W per dispatch: one binding and the grid limit */
+    int64_t nmax = (int64_t)((d->max_range - d->align) / (rowb ? rowb : 1));
+    int64_t gmax = (int64_t)d->props.limits.maxComputeWorkGroupCount[0] * tile_n;
+    if (gmax < nmax) nmax = gmax;
+    if (nmax >= 128) nmax -= nmax % 128;
+    if (nmax <= 0) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: matmul: one weight row exceeds a binding");
+    /* rows of x/y per dispatch */
+    int64_t mmax = (int64_t)((d->max_range - d->align) / ((size_t)j->ldy * 4));
+    if (!(j->flags & QR_MM_IDX)) {
+        int64_t mx = (int64_t)((d->max_range - d->align) / ((size_t)j->ldx * 4));
+        if (mx < mmax) mmax = mx;
+    }
+    int64_t gmy = (int64_t)d->props.limits.maxComputeWorkGroupCount[1] * tile_m;
+    if (gmy < mmax) mmax = gmy;
+    if (mmax <= 0) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: matmul: one row exceeds a binding");
+    for (int64_t m0 = 0; m0 < j->M; m0 += mmax) {
+        int mc = (int)(j->M - m0 < mmax ? j->M - m0 : mmax);
+        struct vk_binding b[7];
+        struct qr_pc_matmul pc = {.M = mc, .K = j->K, .ldx = j->ldx, .ldy = j->ldy, .btype = j->btype,
+                                  .flags = j->flags | (vec ? QR_MM_VEC : 0)};
+        TRY(bind_at(d, &j->y, (size_t)m0 * j->ldy * 4, 4, ((size_t)(mc - 1) * j->ldy + j->N) * 4, &b[0], &pc.y_off, "matmul y"));
+        if (j->flags & QR_MM_IDX) {
+            TRY(bind_at(d, &j->x, 0, 4, 0, &b[1], &pc.x_off, "matmul x"));
+            TRY(bind_at(d, &j->idx, (size_t)m0 * 4, 4, (size_t)mc * 4, &b[6], &pc.idx_off, "logits idx"));
+        } else {
+            TRY(bind_at(d, &j->x, (size_t)m0 * j->ldx * 4, 4, ((size_t)(mc - 1) * j->ldx + j->K) * 4, &b[1], &pc.x_off, "matmul x"));
+            b[6] = (struct vk_binding){0};
+        }
+        b[2] = b[1];
+        if (j->bias.buf) {
+            if (!is_float_dtype(j->btype)) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: matmul: bias dtype");
+            size_t bsz = qr_dtype_size(j->btype);
+            TRY(bind_at(d, &j->bias, 0, bsz, (size_t)j->N * bsz, &b[5], &pc.b_off, "matmul bias"));
+            pc.flags |= QR_MM_BIAS;
+        } else {
+            b[5] = (struct vk_binding){0};
+        }
+        for (int64_t n0 = 0; n0 < j->N; n0 += nmax) {
+            int nc = (int)(j->N - n0 < nmax ? j->N - n0 : nmax);
+            pc.N = nc;
+            pc.n0 = (int)n0;
+            TRY(bind_at(d, &j->w, (size_t)n0 * rowb, wsz, (size_t)nc * rowb, &b[3], &pc.w_off, "matmul w"));
+            b[4] = b[3];
+            TRY(vk_dispatch(s, pipe, 7, b, &pc, sizeof pc, cdiv(nc, tile_n), cdiv(mc, tile_m), 1));
+        }
+    }
+    return QR_OK;
+}
+
+static qr_status vk_matmul(struct qr_stream *qs, const struct qr_matmul_args *a) {
+    struct mm_job j = {.y = a->y, .x = a->x, .w = a->w, .bias = a->bias, .wtype = a->wtype, .btype = a->btype,
+                       .M = a->M, .N = a->N, .K = a->K, .ldx = a->ldx, .ldy = a->ldy,
+                       .flags = a->accumulate ? QR_MM_ACC : 0};
+    return mm_run(vk_stream_of(qs), &j);
+}
+
+static qr_status vk_logits(struct qr_stream *qs, const struct qr_logits_args *a) {
+    struct mm_job j = {.y = a->out, .x = a->x, .w = a->w, .idx = a->idx, .wtype = a->wtype, .M = a->n_out,
+                       .N = a->vocab, .K = a->dim, .ldx = a->ldx, .ldy = a->vocab, .flags = QR_MM_IDX};
+    return mm_run(vk_stream_of(qs), &j);
+}
+
+/* ---- norms ---- */
+static qr_status vk_rmsnorm(struct qr_stream *qs, const struct qr_rmsnorm_args *a) {
+    struct vk_stream *s = vk_stream_of(qs);
+    struct vk_dev *d = s->d;
+    TRY(check_pos("rmsnorm", a->n_tokens, "n_tokens"));
+    if (a->n_tokens == 0 || a->n_heads <= 0 || a->n <= 0) return QR_OK;
+    if (!is_float_dtype(a->wtype)) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: rmsnorm: weight dtype");
+    struct vk_binding b[3];
+    struct qr_pc_rmsnorm pc = {.n_tokens = a->n_tokens, .n_heads = a->n_heads, .n = a->n, .ldx = a->ldx,
+                               .ldout = a->ldout, .wtype = a->wtype, .eps = a->eps};
+    size_t row = (size_t)a->n_heads * a->n;
+    TRY(bind_at(d, &a->out, 0, 4, ((size_t)(a->n_tokens - 1) * a->ldout + row) * 4, &b[0], &pc.out_off, "rmsnorm out"));
+    TRY(bind_at(d, &a->x, 0, 4, ((size_t)(a->n_tokens - 1) * a->ldx + row) * 4, &b[1], &pc.x_off, "rmsnorm x"));
+    size_t wsz = qr_dtype_size(a->wtype);
+    TRY(bind_at(d, &a->w, 0, wsz, (size_t)a->n * wsz, &b[2], &pc.w_off, "rmsnorm w"));
+    return vk_dispatch(s, vk_pipe_find("rmsnorm"), 3, b, &pc, sizeof pc, (uint32_t)a->n_heads, (uint32_t)a->n_tokens, 1);
+}
+
+/* ---- rope ---- */
+static qr_status vk_rope(struct qr_stream *qs, const struct qr_rope_args *a) {
+    struct vk_stream *s = vk_stream_of(qs);
+    struct vk_dev *d = s->d;
+    TRY(check_pos("rope", a->n_tokens, "n_tokens"));
+    if (a->n_tokens == 0 || a->n_heads <= 0) return QR_OK;
+    if (a->head_dim <= 0 || a->head_dim % 2) return qr_set_error(QR_E_INVALID_ARG, "vulkan: rope: odd head_dim");
+    struct vk_binding b[3];
+    struct qr_pc_rope pc = {.n_tokens = a->n_tokens, .n_heads = a->n_heads, .head_dim = a->head_dim, .ld = a->ld,
+                            .attn_factor = a->attn_factor};
+    TRY(bind_at(d, &a->x, 0, 4, ((size_t)(a->n_tokens - 1) * a->ld + (size_t)a->n_heads * a->head_dim) * 4, &b[0],
+                &pc.x_off, "rope x"));
+    TRY(bind_at(d, &a->pos, 0, 4, (size_t)a->n_tokens * 4, &b[1], &pc.pos_off, "rope pos"));
+    TRY(bind_at(d, &a->inv_freq, 0, 4, (size_t)a->head_dim / 2 * 4, &b[2], &pc.if_off, "rope inv_freq"));
+    return vk_dispatch(s, vk_pipe_find("rope"), 3, b, &pc, sizeof pc, cdiv((int64_t)a->n_heads * a->head_dim / 2, 64),
+                       (uint32_t)a->n_tokens, 1);
+}
+
+/* ---- kv store ---- */
+static qr_status vk_kv_store(struct qr_stream *qs, const struct qr_kv_store_args *a) {
+    struct vk_stream *s = vk_stream_of(qs);
+    struct vk_dev *d = s->d;
+    TRY(check_pos("kv_store", a->n_tokens, "n_tokens"));
+    if (a->n_tokens == 0) return QR_OK;
+    if (!is_float_dtype(a->kv_dtype)) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: kv_store: kv dtype");
+    if (a->head_dim <= 0 || a->head_dim % 2 || a->block_size <= 0 || a->num_blocks <= 0)
+        return qr_set_error(QR_E_INVALID_ARG, "vulkan: kv_store: bad shape");
+    size_t ksz = qr_dtype_size(a->kv_dtype);
+    if (a->k_cache.off % 4 || a->v_cache.off % 4)
+        return qr_set_error(QR_E_INVALID_ARG, "vulkan: kv_store: cache offsets must be 4-byte aligned");
+    size_t cache = (size_t)a->num_blocks * a->n_kv_heads * a->block_size * a->head_dim * ksz;
+    size_t rows = ((size_t)(a->n_tokens - 1) * a->ld + (size_t)a->n_kv_heads * a->head_dim) * 4;
+    struct vk_binding b[5];
+    struct qr_pc_kv_store pc = {.n_tokens = a->n_tokens, .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim,
+                                .ld = a->ld, .block_size = a->block_size, .num_blocks = a->num_blocks,
+                                .kvtype = a->kv_dtype};
+    TRY(bind_at(d, &a->k_cache, 0, ksz, cache, &b[0], &pc.kc_off, "k_cache"));
+    TRY(bind_at(d, &a->v_cache, 0, ksz, cache, &b[1], &pc.vc_off, "v_cache"));
+    TRY(bind_at(d, &a->k, 0, 4, rows, &b[2], &pc.k_off, "kv_store k"));
+    TRY(bind_at(d, &a->v, 0, 4, rows, &b[3], &pc.v_off, "kv_store v"));
+    TRY(bind_at(d, &a->slots, 0, 4, (size_t)a->n_tokens * 4, &b[4], &pc.slots_off, "slots"));
+    return vk_dispatch(s, vk_pipe_find("kv_store"), 5, b, &pc, sizeof pc,
+                       cdiv((int64_t)a->n_kv_heads * a->head_dim / 2, 64), (uint32_t)a->n_tokens, 1);
+}
+
+/* ---- attention ---- */
+static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
+    struct vk_stream *s = vk_stream_of(qs);
+    struct vk_dev *d = s->d;
+    TRY(check_pos("attn", a->n_tokens, "n_tokens"));
+    if (a->n_tokens == 0 || a->n_seqs <= 0) return QR_OK;
+    if (!is_float_dtype(a->kv_dtype)) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: attn: kv dtype");
+    if (a->head_dim <= 0 || a->head_dim > ATTN_HDMAX || a->head_dim % 2)
+        return qr_set_error(QR_E_UNSUPPORTED, "vulkan: attn: head_dim %d (even, <= %d supported)", a->head_dim, ATTN_HDMAX);
+    if (a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads || a->block_size <= 0 || a->num_blocks <= 0 ||
+        a->max_blocks_per_seq <= 0)
+        return qr_set_error(QR_E_INVALID_ARG, "vulkan: attn: bad shape");
+    size_t ksz = qr_dtype_size(a->kv_dtype);
+    size_t cache = (size_t)a->num_blocks * a->n_kv_heads * a->block_size * a->head_dim * ksz;
+    int G = a->n_heads / a->n_kv_heads;
+    /* decode batches (one query per sequence) use attn_dec when the subgroup
+     * size divides 128; prompts and mixed batches the tiled attn */
+    bool dec = a->max_q_len <= 1 && d->subgroup_size >= 4 && d->subgroup_size <= 128 &&
+               128 % d->subgroup_size == 0 && getenv("QR_VK_NO_ATTN_DEC") == NULL;
+    int hs = dec ? (G < 8 ? G : 8) : (G < ATTN_ROWS ? G : ATTN_ROWS);
+    int n_hsub = (G + hs - 1) / hs;
+    int qt = a->max_q_len <= 1 ? 1 : ATTN_ROWS / hs;
+    int n_split = 1;
+    int wgs = a->n_tokens * a->n_kv_heads * n_hsub;
+    if (dec) {
+        int want = (a->max_seq_len + 127) / 128, cap = 256 / (wgs > 0 ? wgs : 1);
+        n_split = want < cap ? want : cap;
+        if (n_split > 64) n_split = 64;
+        if (n_split < 1) n_split = 1;
+    } else if (a->max_q_len <= 1 && a->max_seq_len > 256 && wgs < 512) {
+        n_split = (a->max_seq_len + 255) / 256;
+        if (n_split > 32) n_split = 32;
+    }
+    struct vk_binding b[8];
+    struct qr_pc_attn pc = {.n_tokens = a->n_tokens, .n_seqs = a->n_seqs, .n_heads = a->n_heads,
+                            .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim, .block_size = a->block_size,
+                            .mbps = a->max_blocks_per_seq, .num_blocks = a->num_blocks, .ldq = a->ldq, .ldo = a->ldo,
+                            .qt = qt, .hs = hs, .n_split = n_split, .kvtype = a->kv_dtype, .scale = a->scale};
+    size_t hrow = (size_t)a->n_heads * a->head_dim;
+    TRY(bind_at(d, &a->out, 0, 4, ((size_t)(a->n_tokens - 1) * a->ldo + hrow) * 4, &b[0], &pc.o_off, "attn out"));
+    TRY(bind_at(d, &a->q, 0, 4, ((size_t)(a->n_tokens - 1) * a->ldq + hrow) * 4, &b[1], &pc.q_off, "attn q"));
+    TRY(bind_at(d, &a->k_cache, 0, ksz, cache, &b[2], &pc.kc_off, "k_cache"));
+    TRY(bind_at(d, &a->v_cache, 0, ksz, cache, &b[3], &pc.vc_off, "v_cache"));
+    TRY(bind_at(d, &a->block_tables, 0, 4, (size_t)a->n_seqs * a->max_blocks_per_seq * 4, &b[4], &pc.bt_off, "block_tables"));
+    TRY(bind_at(d, &a->seq_lens, 0, 4, (size_t)a->n_seqs * 4, &b[5], &pc.sl_off, "seq_lens"));
+    TRY(bind_at(d, &a->q_start, 0, 4, (size_t)(a->n_seqs + 1) * 4, &b[6], &pc.qs_off, "q_start"));
+    struct qr_buf *part = NULL;
+    b[7] = (struct vk_binding){0};
+    if (n_split > 1) {
+        size_t psz = (size_t)a->n_tokens * a->n_heads * n_split * (a->head_dim + 2) * 4;
+        TRY(vk_rec_tmp_alloc(s, psz, &part));
+        struct qr_view pv = {.buf = part, .off = 0};
+        int dummy;
+        TRY(bind_at(d, &pv, 0, 4, psz, &b[7], &dummy, "attn partials"));
+    }
+    uint32_t gx = dec ? (uint32_t)a->n_tokens : cdiv(a->n_tokens, qt) + (uint32_t)a->n_seqs;
+    TRY(vk_dispatch(s, vk_pipe_find(dec ? "attn_dec" : "attn"), 8, b, &pc, sizeof pc, gx,
+                    (uint32_t)(a->n_kv_heads * n_hsub), (uint32_t)n_split));
+    if (n_split > 1) {
+        struct qr_pc_attn_combine pcc = {.n_tokens = a->n_tokens, .n_heads = a->n_heads, .head_dim = a->head_dim,
+                                         .ldo = a->ldo, .o_off = pc.o_off, .n_split = n_split};
+        struct vk_binding bc[2] = {b[0], b[7]};
+        TRY(vk_dispatch(s, vk_pipe_find("attn_combine"), 2, bc, &pcc, sizeof pcc, (uint32_t)a->n_heads,
+                        (uint32_t)a->n_tokens, 1));
+    }
+    return QR_OK;
+}
+
+/* ---- element-wise ---- */
+static qr_status vk_silu_mul(struct qr_stream *qs, const struct qr_silu_mul_args *a) {
+    struct vk_stream *s = vk_stream_of(qs);
+    struct vk_dev *d = s->d;
+    TRY(check_pos("silu_mul", a->n_tokens, "n_tokens"));
+    if (a->n_tokens == 0 || a->n_ff <= 0) return QR_OK;
+    struct vk_binding b[2];
+    struct qr_pc_silu_mul pc = {.n_tokens = a->n_tokens, .n_ff = a->n_ff, .ldgu = a->ldgu, .ldout = a->ldout};
+    TRY(bind_at(d, &a->out, 0, 4, ((size_t)(a->n_tokens - 1) * a->ldout + a->n_ff) * 4, &b[0], &pc.out_off, "silu out"));
+    TRY(bind_at(d, &a->gu, 0, 4, ((size_t)(a->n_tokens - 1) * a->ldgu + 2 * (size_t)a->n_ff) * 4, &b[1], &pc.gu_off, "silu gu"));
+    return vk_dispatch(s, vk_pipe_find("silu_mul"), 2, b, &pc, sizeof pc, cdiv(a->n_ff, 256), (uint32_t)a->n_tokens, 1);
+}
+
+static qr_status vk_add(struct qr_stream *qs, const struct qr_add_args *a) {
+    struct vk_stream *s = vk_stream_of(qs);
+    struct vk_dev *d = s->d;
+    if (a->n <= 0) return a->n < 0 ? qr_set_error(QR_E_INVALID_ARG, "vulkan: add: negative n") : QR_OK;
+    if (a->n > INT32_MAX) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: add: n too large");
+    struct vk_binding b[2];
+    struct qr_pc_add pc = {.n = (int)a->n};
+    TRY(bind_at(d, &a->y, 0, 4, (size_t)a->n * 4, &b[0], &pc.y_off, "add y"));
+    TRY(bind_at(d, &a->x, 0, 4, (size_t)a->n * 4, &b[1], &pc.x_off, "add x"));
+    uint32_t groups = cdiv(a->n, 256), gx = groups < 65535 ? groups : 65535;
+    return vk_dispatch(s, vk_pipe_find("add"), 2, b, &pc, sizeof pc, gx, cdiv(groups, gx), 1);
+}
+
+static qr_status vk_argmax(struct qr_stream *qs, const struct qr_argmax_args *a) {
+    struct vk_stream *s = vk_stream_of(qs);
+    struct vk_dev *d = s->d;
+    if (a->n_rows <= 0) return QR_OK;
+    if (a->n <= 0) return qr_set_error(QR_E_INVALID_ARG, "vulkan: argmax: empty rows");
+    struct vk_binding b[2];
+    struct qr_pc_argmax pc = {.n_rows = a->n_rows, .n = a->n};
+    TRY(bind_at(d, &a->out, 0, 4, (size_t)a->n_rows * 4, &b[0], &pc.out_off, "argmax out"));
+    TRY(bind_at(d, &a->x, 0, 4, (size_t)a->n_rows * a->n * 4, &b[1], &pc.x_off, "argmax x"));
+    return vk_dispatch(s, vk_pipe_find("argmax"), 2, b, &pc, sizeof pc, (uint32_t)a->n_rows, 1, 1);
+}
+
+bool vk_supports(struct qr_device *qd, enum qr_op op, enum qr_dtype wtype) {
+    (void)qd;
+    if (op < 0 || op >= QR_OP_COUNT) return false;
+    return wtype == QR_DTYPE_COUNT || is_float_dtype(wtype);
+}
+
+const struct qr_ops vk_ops = {
+    .embed = vk_embed,
+    .matmul = vk_matmul,
+    .rmsnorm = vk_rmsnorm,
+    .qk_norm = vk_rmsnorm,
+    .rope = vk_rope,
+    .kv_store = vk_kv_store,
+    .attn = vk_attn,
+    .silu_mul = vk_silu_mul,
+    .add = vk_add,
+    .logits = vk_logits,
+    .argmax = vk_argmax,
+};

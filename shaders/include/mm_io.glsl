@@ -1,0 +1,20 @@
+// mm_io.glsl - activations, bias and row indices of the matmul shaders.
+layout(std430, binding = 0) buffer Y { float y[]; };
+layout(std430, binding = 1) readonly buffer XS { float xs[]; };
+layout(std430, binding = 2) readonly buffer XV { vec4 xv[]; };
+layout(std430, binding = 5) readonly buffer B { uint bias[]; };
+layout(std430, binding = 6) readonly buffer IDX { int idx[]; };
+
+// element offset of row m of x
+uint x_row(int m) {
+    int r = (pc.flags & QR_MM_IDX) != 0 ? idx[pc.idx_off + m] : m;
+    return uint(pc.x_off) + uint(r) * uint(pc.ldx);
+}
+
+void y_store(int m, int n, float v) {
+    int col = pc.n0 + n;
+    if ((pc.flags & QR_MM_BIAS) != 0) v += QR_LOAD_ANY(bias, uint(pc.b_off + col), pc.btype);
+    uint o = uint(pc.y_off) + uint(m) * uint(pc.ldy) + uint(col);
+    if ((pc.flags & QR_MM_ACC) != 0) v += y[o];
+    y[o] = v;
+}

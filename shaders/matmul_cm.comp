@@ -1,0 +1,95 @@
+#version 450
+// Cooperative-matrix GEMM for prompts (NVIDIA tensor cores through
+// GL_NV_cooperative_matrix): y[m, n] = x[m, :] . W[n, :], fp16 inputs, f32
+// accumulation.  128x128 tile per workgroup of 8 subgroups (32 lanes each),
+// every subgroup owns 32x64 of the tile = 2x4 16x16 fragments.  x (f32) and
+// W (bf16/f16/f32) are converted to fp16 while staged in shared memory.
+#extension GL_GOOGLE_include_directive : require
+#extension GL_NV_cooperative_matrix : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_KHR_shader_subgroup_basic : require
+#include "pc/matmul.h"
+#include "include/common.glsl"
+layout(local_size_x = 256) in;
+#include "include/mm_io.glsl"
+#include "include/wload.glsl"
+
+#define BM 128
+#define BN 128
+#define BK 32
+#define SA (BK + 8)
+shared float16_t ash[BM * SA];
+shared float16_t bsh[BN * SA];
+shared float csh[8][16 * 16];
+
+float16_t h16(float v) { return float16_t(clamp(v, -65504.0, 65504.0)); }
+
+void main() {
+    int m0 = int(gl_WorkGroupID.y) * BM, nb = int(gl_WorkGroupID.x) * BN;
+    uint tid = gl_LocalInvocationID.x;
+    uint sg = gl_SubgroupID;
+    int wm = int(sg / 2u) * 32, wn = int(sg % 2u) * 64;
+    fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[2][4];
+    for (int i = 0; i < 2; i++) for (int j = 0; j < 4; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+    bool vec = (pc.flags & QR_MM_VEC) != 0;
+    for (int k0 = 0; k0 < pc.K; k0 += BK) {
+        if (vec && k0 + BK <= pc.K) {
+            // x: 128 rows x 32 k = 1024 vec4, 4 per thread
+            for (int q = 0; q < 4; q++) {
+                int e = int(tid) + q * 256;
+                int r = e / 8, c = (e % 8) * 4;
+                vec4 v = vec4(0.0);
+                if (m0 + r < pc.M) v = xv[(x_row(m0 + r) + uint(k0 + c)) >> 2];
+                for (int i = 0; i < 4; i++) ash[r * SA + c + i] = h16(v[i]);
+            }
+#if W_TYPE == QR_PC_F32
+            for (int q = 0; q < 4; q++) {
+                int e = int(tid) + q * 256;
+                int r = e / 8, c = (e % 8) * 4;
+                vec4 a = vec4(0.0);
+                if (nb + r < pc.N) w_vec(uint(pc.w_off) + uint(nb + r) * uint(pc.K) + uint(k0 + c), a);
+                for (int i = 0; i < 4; i++) bsh[r * SA + c + i] = h16(a[i]);
+            }
+#else
+            for (int q = 0; q < 2; q++) {
+                int e = int(tid) + q * 256;
+                int r = e / 4, c = (e % 4) * 8;
+                vec4 a = vec4(0.0), b = vec4(0.0);
+                if (nb + r < pc.N) w_vec8(uint(pc.w_off) + uint(nb + r) * uint(pc.K) + uint(k0 + c), a, b);
+                for (int i = 0; i < 4; i++) { bsh[r * SA + c + i] = h16(a[i]); bsh[r * SA + c + 4 + i] = h16(b[i]); }
+            }
+#endif
+        } else {
+            for (int q = 0; q < 16; q++) {
+                int e = int(tid) + q * 256;
+                int r = e / BK, c = e % BK;
+                int k = k0 + c;
+                float xa = (m0 + r < pc.M && k < pc.K) ? xs[x_row(m0 + r) + uint(k)] : 0.0;
+                float wb = (nb + r < pc.N && k < pc.K) ? w_scalar(uint(pc.w_off) + uint(nb + r) * uint(pc.K) + uint(k)) : 0.0;
+                ash[r * SA + c] = h16(xa);
+                bsh[r * SA + c] = h16(wb);
+            }
+        }
+        barrier();
+        for (int kk = 0; kk < BK; kk += 16) {
+            fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[2], b[4];
+            for (int i = 0; i < 2; i++) coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
+            for (int j = 0; j < 4; j++) coopMatLoadNV(b[j], bsh, uint((wn + j * 16) * SA + kk), uint(SA), true);
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 4; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
+        }
+        barrier();
+    }
+    uint lane = gl_SubgroupInvocationID;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            coopMatStoreNV(acc[i][j], csh[sg], 0u, 16u, false);
+            subgroupBarrier();
+            for (uint e = lane; e < 256u; e += 32u) {
+                int m = m0 + wm + i * 16 + int(e / 16u), n = nb + wn + j * 16 + int(e % 16u);
+                if (m < pc.M && n < pc.N) y_store(m, n, csh[sg][e]);
+            }
+            subgroupBarrier();
+        }
+}

@@ -1,0 +1,11 @@
+/* push constants of matmul_{gemv,gemm,cm}_<w>.comp: y[m, n0+n] (+)= x[m,:] . W[n,:] + b[n0+n] */
+#include "pc_common.h"
+#define QR_MM_BIAS 1
+#define QR_MM_ACC 2
+#define QR_MM_VEC 4      /* x and w rows are 16-byte aligned: vector loads */
+#define QR_MM_IDX 8      /* x row of m is idx[idx_off + m] (logits) */
+QR_PC_BEGIN(qr_pc_matmul)
+    int M, N, K, ldx, ldy;
+    int x_off, y_off, w_off, b_off;    /* elements (w: of the weight dtype) */
+    int n0, btype, flags, idx_off;
+QR_PC_END(qr_pc_matmul)

@@ -1,0 +1,28 @@
+# variants.cmake - the declarative table of compiled shader variants.
+# One line per variant:  <variant name>|<source .comp>|<defines, comma-separated>|<toolchain feature or ->
+# The variant name becomes qr_spv_<name>[] in the plugin.  A feature other
+# than "-" (coopmat_nv, coopmat_khr) is compiled only when the configure-time
+# probe says glslc can build it.  W_TYPE: 0 = F32, 1 = F16, 2 = BF16 weights.
+set(QR_SHADER_VARIANTS
+  "embed_f32|embed.comp|W_TYPE=0|-"
+  "embed_f16|embed.comp|W_TYPE=1|-"
+  "embed_bf16|embed.comp|W_TYPE=2|-"
+  "matmul_gemv_f32|matmul_gemv.comp|W_TYPE=0|-"
+  "matmul_gemv_f16|matmul_gemv.comp|W_TYPE=1|-"
+  "matmul_gemv_bf16|matmul_gemv.comp|W_TYPE=2|-"
+  "matmul_gemm_f32|matmul_gemm.comp|W_TYPE=0|-"
+  "matmul_gemm_f16|matmul_gemm.comp|W_TYPE=1|-"
+  "matmul_gemm_bf16|matmul_gemm.comp|W_TYPE=2|-"
+  "matmul_cm_f32|matmul_cm.comp|W_TYPE=0,QR_COOPMAT_NV=1|coopmat_nv"
+  "matmul_cm_f16|matmul_cm.comp|W_TYPE=1,QR_COOPMAT_NV=1|coopmat_nv"
+  "matmul_cm_bf16|matmul_cm.comp|W_TYPE=2,QR_COOPMAT_NV=1|coopmat_nv"
+  "rmsnorm|rmsnorm.comp||-"
+  "rope|rope.comp||-"
+  "kv_store|kv_store.comp||-"
+  "attn|attn.comp||-"
+  "attn_dec|attn_dec.comp||-"
+  "attn_combine|attn_combine.comp||-"
+  "silu_mul|silu_mul.comp||-"
+  "add|add.comp||-"
+  "argmax|argmax.comp||-"
+)

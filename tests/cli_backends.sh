@@ -1,0 +1,39 @@
+#!/bin/bash
+# cli_backends.sh - `qrun backends`: the CPU backend is listed as available
+# with its device; a missing plugin is explained; a missing --config fails.
+set -u
+QRUN=${QR_BUILD_DIR:-build}/bin/qrun
+pass=0
+fail=0
+check() {
+    if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $1"; echo "$out"; fi
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+out=$("$QRUN" backends 2>&1); rc=$?
+check "exit status 0 when cpu is available (got $rc)" '[ $rc -eq 0 ]'
+check "cpu listed as available" 'echo "$out" | grep -Eq "^cpu +priority +[0-9-]+ +available"'
+check "cpu device shown with memory and caps" 'echo "$out" | grep -q "caps host-memory"'
+
+cat > "$tmp/b.ini" <<INI
+[backend.cpu]
+lib = libqrun-cpu.so
+priority = 10
+[backend.cuda]
+lib = libqrun-does-not-exist.so
+priority = 100
+INI
+out=$("$QRUN" backends --config "$tmp/b.ini" 2>&1); rc=$?
+check "config path printed" 'echo "$out" | grep -q "config: .*b.ini"'
+check "missing plugin explained" 'echo "$out" | grep -Eq "why: library libqrun-does-not-exist.so not found"'
+check "cuda listed as unavailable" 'echo "$out" | grep -Eq "^cuda +priority +100 +unavailable"'
+
+echo "[backend.cpu" > "$tmp/bad.ini"
+out=$("$QRUN" backends --config "$tmp/bad.ini" 2>&1); rc=$?
+check "malformed config fails" '[ $rc -ne 0 ] && echo "$out" | grep -q "malformed"'
+out=$("$QRUN" backends --config "$tmp/none.ini" 2>&1); rc=$?
+check "missing config fails" '[ $rc -ne 0 ] && echo "$out" | grep -q "none.ini"'
+
+echo "cli_backends: $pass passed, $fail failed"
+[ $fail -eq 0 ]
