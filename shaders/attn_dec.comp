@@ -15,6 +15,7 @@ layout(constant_id = 0) const uint SG = 32;   // subgroup size, set at pipeline 
 const uint DPL = 128u / SG;                   // dims per lane (head_dim <= 128)
 #define HSMAX 8
 #define NWMAX 32
+#define KB 4
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
 layout(std430, binding = 1) readonly buffer Q { float q[]; };
 layout(std430, binding = 2) readonly buffer KC { uint kc[]; };
@@ -67,26 +68,38 @@ void main() {
             qv[h][i] = (h < hcount && d < uint(hd)) ? q[pc.q_off + t * pc.ldq + (hbase + h) * hd + int(d)] * pc.scale : 0.0;
         }
     }
-    for (int j = k_lo + int(w); j < k_hi; j += int(nw)) {
-        int blk = clamp(bt[pc.bt_off + seq * pc.mbps + j / pc.block_size], 0, pc.num_blocks - 1);
-        uint base = uint((blk * pc.n_kv_heads + kvh) * pc.block_size + j % pc.block_size) * uint(hd);
-        float kd[DPL], vd[DPL];
-        for (uint i = 0u; i < DPL; i++) {
-            uint d = lane + SG * i;
-            bool in_ = d < uint(hd);
-            kd[i] = in_ ? QR_LOAD_ANY(kc, uint(pc.kc_off) + base + d, pc.kvtype) : 0.0;
-            vd[i] = in_ ? QR_LOAD_ANY(vc, uint(pc.vc_off) + base + d, pc.kvtype) : 0.0;
+    // each subgroup takes KB consecutive keys at a time: all their loads are
+    // issued before the math (memory-level parallelism)
+    for (int jb = k_lo + int(w) * KB; jb < k_hi; jb += int(nw) * KB) {
+        float kd[KB][DPL], vd[KB][DPL];
+        for (int u = 0; u < KB; u++) {
+            int j = jb + u;
+            bool jin = j < k_hi;
+            uint base = 0u;
+            if (jin) {
+                int blk = clamp(bt[pc.bt_off + seq * pc.mbps + j / pc.block_size], 0, pc.num_blocks - 1);
+                base = uint((blk * pc.n_kv_heads + kvh) * pc.block_size + j % pc.block_size) * uint(hd);
+            }
+            for (uint i = 0u; i < DPL; i++) {
+                uint d = lane + SG * i;
+                bool in_ = jin && d < uint(hd);
+                kd[u][i] = in_ ? QR_LOAD_ANY(kc, uint(pc.kc_off) + base + d, pc.kvtype) : 0.0;
+                vd[u][i] = in_ ? QR_LOAD_ANY(vc, uint(pc.vc_off) + base + d, pc.kvtype) : 0.0;
+            }
         }
-        for (int h = 0; h < HSMAX; h++) {
-            if (h >= hcount) break;
-            float s = 0.0;
-            for (uint i = 0u; i < DPL; i++) s += qv[h][i] * kd[i];
-            s = subgroupAdd(s);
-            float mn = max(m[h], s);
-            float alpha = exp(m[h] - mn), p = exp(s - mn);
-            l[h] = l[h] * alpha + p;
-            m[h] = mn;
-            for (uint i = 0u; i < DPL; i++) acc[h][i] = acc[h][i] * alpha + p * vd[i];
+        for (int u = 0; u < KB; u++) {
+            if (jb + u >= k_hi) break;
+            for (int h = 0; h < HSMAX; h++) {
+                if (h >= hcount) break;
+                float s = 0.0;
+                for (uint i = 0u; i < DPL; i++) s += qv[h][i] * kd[u][i];
+                s = subgroupAdd(s);
+                float mn = max(m[h], s);
+                float alpha = exp(m[h] - mn), p = exp(s - mn);
+                l[h] = l[h] * alpha + p;
+                m[h] = mn;
+                for (uint i = 0u; i < DPL; i++) acc[h][i] = acc[h][i] * alpha + p * vd[u][i];
+            }
         }
     }
     // merge the subgroups: global max, then one subgroup at a time adds its scaled part

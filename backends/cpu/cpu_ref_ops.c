@@ -5,8 +5,8 @@
  * Rules: activations f32; weights and KV converted to f32 element by element;
  * accumulation in f32 (norms in double); indices read from buffers are
  * clamped or skipped so that nothing is ever read or written out of bounds.
- * Work is split over the device's thread pool by output row (matmul, logits),
- * by (token, head) (attention, norms, rope) or by token. */
+ * Work is split over the device's thread pool by output feature (matmul,
+ * logits), by (token, head) (attention, norms) or by token (the rest). */
 #include "cpu_backend.h"
 
 #include <math.h>
@@ -17,11 +17,19 @@
 
 static inline void *vp(const struct qr_view *v) { return v->buf ? (char *)v->buf->ptr + v->off : NULL; }
 
+static inline float bf16_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 static inline float load1(const void *p, enum qr_dtype t, int64_t i)
 {
     switch (t) {
     case QR_DTYPE_F16: return qr_f16_to_f32(((const uint16_t *)p)[i]);
-    case QR_DTYPE_BF16: return qr_bf16_to_f32(((const uint16_t *)p)[i]);
+    case QR_DTYPE_BF16: return bf16_f32(((const uint16_t *)p)[i]);
     default: return ((const float *)p)[i];
     }
 }
@@ -33,10 +41,8 @@ static void row_to_f32(float *dst, const void *src, enum qr_dtype t, int64_t n)
         memcpy(dst, src, (size_t)n * 4);
     } else if (t == QR_DTYPE_BF16) {
         const uint16_t *s = src;
-        for (int64_t i = 0; i < n; i++) {
-            uint32_t u = (uint32_t)s[i] << 16;
-            memcpy(&dst[i], &u, 4);
-        }
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = bf16_f32(s[i]);
     } else {
         const uint16_t *s = src;
         for (int64_t i = 0; i < n; i++)
@@ -95,7 +101,7 @@ static float dot_bf16(const float *a, const uint16_t *b, int n)
         }
     float s = 0.0f;
     for (; i < n; i++)
-        s += a[i] * qr_bf16_to_f32(b[i]);
+        s += a[i] * bf16_f32(b[i]);
     for (int j = 0; j < 16; j++)
         s += acc[j];
     return s;

@@ -146,7 +146,8 @@ struct vk_binding {
 };
 qr_status vk_dispatch(struct vk_stream *s, int pipe, int n_bind, const struct vk_binding *b,
                       const void *pc, uint32_t pc_size, uint32_t gx, uint32_t gy, uint32_t gz);
-void vk_cmd_barrier(VkCommandBuffer cb);
+void vk_cmd_barrier(VkCommandBuffer cb);           /* full: compute+transfer+host */
+void vk_cmd_barrier_compute(VkCommandBuffer cb);   /* dispatch -> dispatch */
 #define VK_PROF_PAIRS 2048
 void vk_prof_collect(struct vk_stream *s);
 void vk_prof_report(struct vk_dev *d);

@@ -298,9 +298,9 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     int n_split = 1;
     int wgs = a->n_tokens * a->n_kv_heads * n_hsub;
     if (dec) {
-        int want = (a->max_seq_len + 127) / 128, cap = 256 / (wgs > 0 ? wgs : 1);
+        int want = (a->max_seq_len + 63) / 64, cap = 1024 / (wgs > 0 ? wgs : 1);
         n_split = want < cap ? want : cap;
-        if (n_split > 64) n_split = 64;
+        if (n_split > 128) n_split = 128;
         if (n_split < 1) n_split = 1;
     } else if (a->max_q_len <= 1 && a->max_seq_len > 256 && wgs < 512) {
         n_split = (a->max_seq_len + 255) / 256;

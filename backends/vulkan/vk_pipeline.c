@@ -146,6 +146,14 @@ void vk_cmd_barrier(VkCommandBuffer cb) {
                          0, 1, &mb, 0, NULL, 0, NULL);
 }
 
+/* between two dispatches: shader writes -> shader reads/writes only (cheap) */
+void vk_cmd_barrier_compute(VkCommandBuffer cb) {
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0,
+                         NULL, 0, NULL);
+}
+
 qr_status vk_dispatch(struct vk_stream *s, int pipe, int n_bind, const struct vk_binding *b, const void *pc,
                       uint32_t pc_size, uint32_t gx, uint32_t gy, uint32_t gz) {
     struct vk_dev *d = s->d;
@@ -178,7 +186,7 @@ qr_status vk_dispatch(struct vk_stream *s, int pipe, int n_bind, const struct vk
     bool prof = s->qpool && rec == &s->pending && s->n_q < VK_PROF_PAIRS;
     if (prof) vkCmdWriteTimestamp(rec->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, s->qpool, (uint32_t)(2 * s->n_q));
     vkCmdDispatch(rec->cb, gx, gy, gz);
-    vk_cmd_barrier(rec->cb);
+    vk_cmd_barrier_compute(rec->cb);
     if (prof) {
         vkCmdWriteTimestamp(rec->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, s->qpool, (uint32_t)(2 * s->n_q + 1));
         s->q_pipe[s->n_q++] = pipe;

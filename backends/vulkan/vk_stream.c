@@ -52,6 +52,7 @@ static qr_status vk_flush(struct vk_stream *s) {
     if (d->pub.dead) return qr_set_error(QR_E_DEVICE_LOST, "vulkan: device %d is lost", d->index);
     if (!s->recording) return QR_OK;
     s->recording = false;
+    vk_cmd_barrier(s->pending.cb);   /* make every write available to transfers and the host */
     VK_TRY(d, vkEndCommandBuffer(s->pending.cb));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1,
                        .pCommandBuffers = &s->pending.cb};
@@ -106,6 +107,7 @@ static qr_status vk_write(struct qr_stream *qs, struct qr_buf *dst, size_t off, 
         if ((st = vk_stream_begin(s)) != QR_OK) return st;
         memcpy((char *)s->staging_map + s->staging_used, p, chunk);
         VkBufferCopy c = {.srcOffset = s->staging_used, .dstOffset = off, .size = chunk};
+        vk_cmd_barrier(s->pending.cb);
         vkCmdCopyBuffer(s->pending.cb, s->staging, b->buf, 1, &c);
         vk_cmd_barrier(s->pending.cb);
         s->staging_used = (s->staging_used + chunk + 15) & ~(size_t)15;
@@ -133,6 +135,7 @@ static qr_status vk_read(struct qr_stream *qs, struct qr_buf *src, size_t off, v
         size_t chunk = n < s->staging_size ? n : s->staging_size;
         if ((st = vk_stream_begin(s)) != QR_OK) return st;
         VkBufferCopy c = {.srcOffset = off, .dstOffset = 0, .size = chunk};
+        vk_cmd_barrier(s->pending.cb);
         vkCmdCopyBuffer(s->pending.cb, b->buf, s->staging, 1, &c);
         vk_cmd_barrier(s->pending.cb);
         if ((st = vk_flush(s)) != QR_OK) return st;
@@ -153,6 +156,7 @@ static qr_status vk_copy(struct qr_stream *qs, struct qr_buf *dst, size_t doff, 
     if (s->cur != &s->pending) return qr_set_error(QR_E_INTERNAL, "vulkan: copy inside a graph");
     if ((st = vk_stream_begin(s)) != QR_OK) return st;
     VkBufferCopy c = {.srcOffset = soff, .dstOffset = doff, .size = n};
+    vk_cmd_barrier(s->pending.cb);
     vkCmdCopyBuffer(s->pending.cb, vk_buf_of(src)->buf, vk_buf_of(dst)->buf, 1, &c);
     vk_cmd_barrier(s->pending.cb);
     return QR_OK;
@@ -173,6 +177,7 @@ static qr_status vk_memset0(struct qr_stream *qs, struct qr_buf *dst, size_t off
         return QR_OK;
     }
     if ((st = vk_stream_begin(s)) != QR_OK) return st;
+    vk_cmd_barrier(s->pending.cb);
     vkCmdFillBuffer(s->pending.cb, vk_buf_of(dst)->buf, off, n, 0);
     vk_cmd_barrier(s->pending.cb);
     return QR_OK;
