@@ -2,9 +2,11 @@
  * does it for a byte-level BPE tokenizer.json:
  *   1. added tokens are matched in the raw text (leftmost, then longest) and
  *      never split (added_vocabulary.rs, aho-corasick LeftmostLongest);
- *   2. each remaining segment is NFC-normalized (utf8proc);
+ *   2. each remaining segment is NFC-normalized (utf8proc, with HF's Unicode 9.0
+ *      behaviour for marks added later: tokenizer_nfc9.c);
  *   3. split by the pre-tokenizer regex with behavior Isolated (PCRE2, UTF+UCP,
- *      JIT; `\s` rewritten to Unicode White_Space as Oniguruma has it);
+ *      JIT; `\s` rewritten to Unicode White_Space as Oniguruma has it, `\p{L}`
+ *      extended by CJK Ext. I, which PCRE2 10.42 predates);
  *   4. each piece's bytes go through BPE: adjacent pairs merged by rank, lowest
  *      rank first, leftmost on ties (models/bpe/word.rs merge_all).
  * Invalid UTF-8 input is rejected with QR_E_INVALID_ARG (HF's Python binding
@@ -14,10 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 /* Oniguruma's \s (Unicode White_Space); PCRE2's UCP \s lacks U+0085 */
 #define WS_CLASS "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+
+/* letters PCRE2 10.42 (Unicode 15.0) lacks but Oniguruma in HF tokenizers 0.23
+ * has: CJK Extension I (Unicode 15.1), seen in a bulk comparison against HF */
+#define EXTRA_L "\\x{2EBF0}-\\x{2EE5D}"
 
 qr_status qr_tok_compile_regex(struct qr_tokenizer *t, const char *pattern)
 {
@@ -36,6 +41,9 @@ qr_status qr_tok_compile_regex(struct qr_tokenizer *t, const char *pattern)
                 o += (size_t)sprintf(p + o, in_class ? "%s" : "[%s]", WS_CLASS);
             } else if (d == 'S' && !in_class) {
                 o += (size_t)sprintf(p + o, "[^%s]", WS_CLASS);
+            } else if (d == 'p' && !strncmp(pattern + i + 2, "{L}", 3)) {
+                o += (size_t)sprintf(p + o, in_class ? "%s" : "[%s]", "\\p{L}" EXTRA_L);
+                i += 3;
             } else {
                 p[o++] = c;
                 p[o++] = d;
@@ -299,12 +307,12 @@ static qr_status encode_segment(struct enc_ctx *c, const char *s, size_t n)
     }
     if (!need_nfc)
         return split_and_bpe(c, s, n);
-    utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-    if (m < 0)
-        return qr_set_error(QR_E_INVALID_ARG, "tokenizer: NFC normalization failed: %s", utf8proc_errmsg(m));
-    qr_status st = split_and_bpe(c, (const char *)dst, (size_t)m);
+    char *dst = NULL;
+    size_t m = 0;
+    qr_status st = qr_tok_nfc(s, n, &dst, &m);
+    if (st != QR_OK)
+        return st;
+    st = split_and_bpe(c, dst, m);
     free(dst);
     return st;
 }

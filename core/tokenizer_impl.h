@@ -101,6 +101,10 @@ int qr_utf8_seq_len(const unsigned char *p, size_t avail, bool *partial);
  * U+FFFD, as Rust's from_utf8_lossy) to out, which must hold 3*n bytes; returns bytes written. */
 size_t qr_utf8_lossy(const unsigned char *in, size_t n, char *out);
 
+/* NFC of valid UTF-8 as HF tokenizers' normalizer computes it (Unicode 9.0
+ * normalization data; see tokenizer_nfc9.c); *out malloc'd, NUL-terminated */
+qr_status qr_tok_nfc(const char *s, size_t n, char **out, size_t *out_len);
+
 /* compile the split regex (with \s adapted to Unicode White_Space) */
 qr_status qr_tok_compile_regex(struct qr_tokenizer *t, const char *pattern);
 

@@ -11,6 +11,8 @@
 #include "pc/attn.h"
 #include "include/common.glsl"
 layout(local_size_x = 128) in;
+layout(constant_id = 0) const uint SG = 32;   // subgroup size
+#extension GL_KHR_shader_subgroup_shuffle : require
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
 layout(std430, binding = 1) readonly buffer Q { float q[]; };
 layout(std430, binding = 2) readonly buffer KC { uint kc[]; };
@@ -24,10 +26,11 @@ layout(std430, binding = 7) writeonly buffer PT { float part[]; };
 #define KT 16
 #define HDMAX 128
 #define HDP 129
-shared float qsh[ROWS][HDP];
-shared float ksh[KT][HDP];
+#define HD4P 33           // vec4 row stride (132 floats)
+shared vec4 qsh4[ROWS][HD4P];
+shared vec4 ksh4[KT][HD4P];
 shared float vsh[KT][HDP];
-shared float ssh[ROWS][KT];
+shared vec4 ssh4[ROWS][KT / 4];
 shared float m_sh[ROWS], l_sh[ROWS], a_sh[ROWS];
 shared int pos_sh[ROWS];
 shared int s_seq, s_tok0, s_ntok, s_pos0;
@@ -59,13 +62,14 @@ void main() {
     if (s_seq < 0) return;
     int seq = s_seq, tok0 = s_tok0, ntok = s_ntok, pos0 = s_pos0;
     int nrows = ntok * pc.hs;
+    int hd4 = (hd + 3) / 4;
     // load the query tile, scaled
-    for (int e = int(tid); e < ROWS * hd; e += 128) {
-        int r = e / hd, d = e % hd;
+    for (int e = int(tid); e < ROWS * HDMAX; e += 128) {
+        int r = e / HDMAX, d = e % HDMAX;
         int tq = r / pc.hs, hl = r % pc.hs;
         float v = 0.0;
-        if (r < nrows && hl < hcount) v = q[pc.q_off + (tok0 + tq) * pc.ldq + (hbase + hl) * hd + d] * pc.scale;
-        qsh[r][d] = v;
+        if (r < nrows && hl < hcount && d < hd) v = q[pc.q_off + (tok0 + tq) * pc.ldq + (hbase + hl) * hd + d] * pc.scale;
+        qsh4[r][d >> 2][d & 3] = v;
     }
     if (tid < uint(ROWS)) {
         int r = int(tid);
@@ -102,7 +106,8 @@ void main() {
         }
         for (int i = 0; i < HDMAX / 8; i++) {
             int d = ld0 + 8 * i;
-            if (d < hd) { ksh[lc][d] = kr[i]; vsh[lc][d] = vr[i]; }
+            ksh4[lc][d >> 2][d & 3] = kr[i];
+            vsh[lc][d] = vr[i];
         }
         barrier();
         for (int h2 = 0; h2 < 2; h2++) {
@@ -111,30 +116,55 @@ void main() {
             float s = -1.0 / 0.0;
             if (pos_sh[r] >= 0 && j < k_hi && j <= pos_sh[r]) {
                 s = 0.0;
-                for (int d = 0; d < hd; d++) s += qsh[r][d] * ksh[c][d];
+                for (int d4 = 0; d4 < hd4; d4++) s += dot(qsh4[r][d4], ksh4[c][d4]);
             }
-            ssh[r][c] = s;
+            ssh4[r][c >> 2][c & 3] = s;
         }
         barrier();
-        if (tid < uint(ROWS)) {
+        if (SG >= 8u) {
+            // 8 lanes per row, 2 scores each; max and sum by xor-shuffles
+            int r = int(tid >> 3), c0 = int(tid & 7u) * 2;
+            float s0 = ssh4[r][c0 >> 2][c0 & 3], s1 = ssh4[r][c0 >> 2][(c0 & 3) + 1];
+            float mo = m_sh[r];
+            float mx = max(mo, max(s0, s1));
+            mx = max(mx, subgroupShuffleXor(mx, 1u));
+            mx = max(mx, subgroupShuffleXor(mx, 2u));
+            mx = max(mx, subgroupShuffleXor(mx, 4u));
+            float p0 = s0 == -1.0 / 0.0 ? 0.0 : exp(s0 - mx), p1 = s1 == -1.0 / 0.0 ? 0.0 : exp(s1 - mx);
+            float sum = p0 + p1;
+            sum += subgroupShuffleXor(sum, 1u);
+            sum += subgroupShuffleXor(sum, 2u);
+            sum += subgroupShuffleXor(sum, 4u);
+            ssh4[r][c0 >> 2][c0 & 3] = p0;
+            ssh4[r][c0 >> 2][(c0 & 3) + 1] = p1;
+            barrier();
+            if ((tid & 7u) == 0u) {
+                float alpha = (mx == -1.0 / 0.0) ? 1.0 : exp(mo - mx);
+                m_sh[r] = mx; l_sh[r] = l_sh[r] * alpha + sum; a_sh[r] = alpha;
+            }
+        } else if (tid < uint(ROWS)) {
             int r = int(tid);
             float mo = m_sh[r], mx = mo;
-            for (int c = 0; c < KT; c++) mx = max(mx, ssh[r][c]);
+            for (int c = 0; c < KT; c++) mx = max(mx, ssh4[r][c >> 2][c & 3]);
             float alpha = (mx == -1.0 / 0.0) ? 1.0 : exp(mo - mx);
             float sum = 0.0;
             for (int c = 0; c < KT; c++) {
-                float p = ssh[r][c] == -1.0 / 0.0 ? 0.0 : exp(ssh[r][c] - mx);
-                ssh[r][c] = p; sum += p;
+                float sv = ssh4[r][c >> 2][c & 3];
+                float p = sv == -1.0 / 0.0 ? 0.0 : exp(sv - mx);
+                ssh4[r][c >> 2][c & 3] = p; sum += p;
             }
             m_sh[r] = mx; l_sh[r] = l_sh[r] * alpha + sum; a_sh[r] = alpha;
         }
         barrier();
         if (int(tid) < hd) {
             int d = int(tid);
+            vec4 vcol[KT / 4];
+            for (int c4 = 0; c4 < KT / 4; c4++)
+                vcol[c4] = vec4(vsh[4 * c4][d], vsh[4 * c4 + 1][d], vsh[4 * c4 + 2][d], vsh[4 * c4 + 3][d]);
             for (int r = 0; r < ROWS; r++) {
                 if (r >= nrows) break;
                 float s = acc[r] * a_sh[r];
-                for (int c = 0; c < KT; c++) s += ssh[r][c] * vsh[c][d];
+                for (int c4 = 0; c4 < KT / 4; c4++) s += dot(ssh4[r][c4], vcol[c4]);
                 acc[r] = s;
             }
         }

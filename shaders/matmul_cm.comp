@@ -32,35 +32,78 @@ void main() {
     int wm = int(sg / 2u) * 32, wn = int(sg % 2u) * 64;
     fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[2][4];
     for (int i = 0; i < 2; i++) for (int j = 0; j < 4; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
-    bool vec = (pc.flags & QR_MM_VEC) != 0;
-    for (int k0 = 0; k0 < pc.K; k0 += BK) {
-        if (vec && k0 + BK <= pc.K) {
-            // x: 128 rows x 32 k = 1024 vec4, 4 per thread
+    bool vec = (pc.flags & QR_MM_VEC) != 0;   // then K % 32 == 0 (host checks)
+    if (vec) {
+        // register double buffering: the next K slice is fetched from global
+        // memory while the tensor cores work on the current one
+        vec4 xr[4];
+#if W_TYPE == QR_PC_F32
+        vec4 wr[4];
+#else
+        uvec4 wr[2];
+#endif
+        uint xrow[4];
+        for (int q = 0; q < 4; q++) {
+            int r = (int(tid) + q * 256) / 8;
+            xrow[q] = m0 + r < pc.M ? x_row(m0 + r) : 0xFFFFFFFFu;
+        }
+#define FETCH(k0) { \
+            for (int q = 0; q < 4; q++) { \
+                int e = int(tid) + q * 256, c = (e % 8) * 4; \
+                xr[q] = xrow[q] != 0xFFFFFFFFu ? xv[(xrow[q] + uint((k0) + c)) >> 2] : vec4(0.0); \
+            } \
+            FETCH_W(k0) }
+#if W_TYPE == QR_PC_F32
+#define FETCH_W(k0) \
+            for (int q = 0; q < 4; q++) { \
+                int e = int(tid) + q * 256, r = e / 8, c = (e % 8) * 4; \
+                wr[q] = nb + r < pc.N ? uintBitsToFloat(wv[(uint(pc.w_off) + uint(nb + r) * uint(pc.K) + uint((k0) + c)) >> 2]) : vec4(0.0); \
+            }
+#else
+#define FETCH_W(k0) \
+            for (int q = 0; q < 2; q++) { \
+                int e = int(tid) + q * 256, r = e / 4, c = (e % 4) * 8; \
+                wr[q] = nb + r < pc.N ? wv[(uint(pc.w_off) + uint(nb + r) * uint(pc.K) + uint((k0) + c)) >> 3] : uvec4(0u); \
+            }
+#endif
+        FETCH(0)
+        for (int k0 = 0; k0 < pc.K; k0 += BK) {
             for (int q = 0; q < 4; q++) {
-                int e = int(tid) + q * 256;
-                int r = e / 8, c = (e % 8) * 4;
-                vec4 v = vec4(0.0);
-                if (m0 + r < pc.M) v = xv[(x_row(m0 + r) + uint(k0 + c)) >> 2];
-                for (int i = 0; i < 4; i++) ash[r * SA + c + i] = h16(v[i]);
+                int e = int(tid) + q * 256, r = e / 8, c = (e % 8) * 4;
+                for (int i = 0; i < 4; i++) ash[r * SA + c + i] = h16(xr[q][i]);
             }
 #if W_TYPE == QR_PC_F32
             for (int q = 0; q < 4; q++) {
-                int e = int(tid) + q * 256;
-                int r = e / 8, c = (e % 8) * 4;
-                vec4 a = vec4(0.0);
-                if (nb + r < pc.N) w_vec(uint(pc.w_off) + uint(nb + r) * uint(pc.K) + uint(k0 + c), a);
-                for (int i = 0; i < 4; i++) bsh[r * SA + c + i] = h16(a[i]);
+                int e = int(tid) + q * 256, r = e / 8, c = (e % 8) * 4;
+                for (int i = 0; i < 4; i++) bsh[r * SA + c + i] = h16(wr[q][i]);
             }
 #else
             for (int q = 0; q < 2; q++) {
-                int e = int(tid) + q * 256;
-                int r = e / 4, c = (e % 4) * 8;
-                vec4 a = vec4(0.0), b = vec4(0.0);
-                if (nb + r < pc.N) w_vec8(uint(pc.w_off) + uint(nb + r) * uint(pc.K) + uint(k0 + c), a, b);
+                int e = int(tid) + q * 256, r = e / 4, c = (e % 4) * 8;
+                uvec4 u = wr[q];
+#if W_TYPE == QR_PC_BF16
+                vec4 a = vec4(qr_bf16_lo(u.x), qr_bf16_hi(u.x), qr_bf16_lo(u.y), qr_bf16_hi(u.y));
+                vec4 b = vec4(qr_bf16_lo(u.z), qr_bf16_hi(u.z), qr_bf16_lo(u.w), qr_bf16_hi(u.w));
+#else
+                vec4 a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+                vec4 b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+#endif
                 for (int i = 0; i < 4; i++) { bsh[r * SA + c + i] = h16(a[i]); bsh[r * SA + c + 4 + i] = h16(b[i]); }
             }
 #endif
-        } else {
+            barrier();
+            if (k0 + BK < pc.K) FETCH(k0 + BK)
+            for (int kk = 0; kk < BK; kk += 16) {
+                fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[2], b[4];
+                for (int i = 0; i < 2; i++) coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
+                for (int j = 0; j < 4; j++) coopMatLoadNV(b[j], bsh, uint((wn + j * 16) * SA + kk), uint(SA), true);
+                for (int i = 0; i < 2; i++)
+                    for (int j = 0; j < 4; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
+            }
+            barrier();
+        }
+    } else {
+        for (int k0 = 0; k0 < pc.K; k0 += BK) {
             for (int q = 0; q < 16; q++) {
                 int e = int(tid) + q * 256;
                 int r = e / BK, c = e % BK;
@@ -70,16 +113,16 @@ void main() {
                 ash[r * SA + c] = h16(xa);
                 bsh[r * SA + c] = h16(wb);
             }
+            barrier();
+            for (int kk = 0; kk < BK; kk += 16) {
+                fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[2], b[4];
+                for (int i = 0; i < 2; i++) coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
+                for (int j = 0; j < 4; j++) coopMatLoadNV(b[j], bsh, uint((wn + j * 16) * SA + kk), uint(SA), true);
+                for (int i = 0; i < 2; i++)
+                    for (int j = 0; j < 4; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
+            }
+            barrier();
         }
-        barrier();
-        for (int kk = 0; kk < BK; kk += 16) {
-            fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[2], b[4];
-            for (int i = 0; i < 2; i++) coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
-            for (int j = 0; j < 4; j++) coopMatLoadNV(b[j], bsh, uint((wn + j * 16) * SA + kk), uint(SA), true);
-            for (int i = 0; i < 2; i++)
-                for (int j = 0; j < 4; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
-        }
-        barrier();
     }
     uint lane = gl_SubgroupInvocationID;
     for (int i = 0; i < 2; i++)

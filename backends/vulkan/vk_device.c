@@ -85,6 +85,12 @@ static void vk_query(VkPhysicalDevice pd, struct vk_info *in) {
     free(ext);
     vkGetPhysicalDeviceMemoryProperties(pd, &in->mem);
     in->max_alloc = (size_t)m3.maxMemoryAllocationSize;
+    VkPhysicalDeviceMaintenance4Properties m4 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES};
+    if (in->props.apiVersion >= VK_API_VERSION_1_3) {
+        VkPhysicalDeviceProperties2 q2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m4};
+        vkGetPhysicalDeviceProperties2(pd, &q2);
+        if (m4.maxBufferSize && (size_t)m4.maxBufferSize < in->max_alloc) in->max_alloc = (size_t)m4.maxBufferSize;
+    }
     in->max_range = in->props.limits.maxStorageBufferRange;
     /* the largest device-local heap */
     for (uint32_t h = 0; h < in->mem.memoryHeapCount; h++)
@@ -113,9 +119,13 @@ static void vk_fill_props(const struct vk_info *in, bool use_coop, struct qr_dev
              use_coop ? "used by GEMM" : "unused", in->max_range >> 20, in->max_alloc >> 20);
     p->mem_total = in->heap_size;
     p->mem_free = in->heap_size;
-    p->max_alloc = in->max_alloc;
-    /* buffers may be larger than one binding (maxStorageBufferRange): the ops
-     * bind ranges of them and split the big matmuls / embedding tables */
+    /* the largest buffer qrun allocates: one VkDeviceMemory allocation
+     * (maxMemoryAllocationSize, maxBufferSize) that one storage-buffer binding
+     * can still cover whole (maxStorageBufferRange: 128 MiB on lavapipe, 4 GiB
+     * on NVIDIA), so every op works on any buffer; the matmuls and the
+     * embedding also bind row ranges of views */
+    p->max_alloc = in->max_alloc < in->max_range ? in->max_alloc : in->max_range;
+    p->max_alloc &= ~(size_t)255;
     p->alignment = 256;
     p->caps = QR_CAP_GRAPH_REPLAY | (in->fp16 ? QR_CAP_F16 : 0) | (use_coop ? QR_CAP_COOPMAT : 0);
 }

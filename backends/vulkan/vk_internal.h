@@ -90,6 +90,8 @@ struct vk_rec {
     VkCommandBuffer cb;
     struct vk_dpools dp;
     struct vk_tmpbufs tmp;
+    struct qr_buf *part;       /* split-KV partials, shared by the attention nodes of this recording */
+    size_t part_size;
     int n_cmds;
 };
 
@@ -165,6 +167,8 @@ qr_status vk_rec_tmp_alloc(struct vk_stream *s, size_t size, struct qr_buf **out
 /* vk_ops.c */
 extern const struct qr_ops vk_ops;
 bool vk_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype);
+int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n);   /* 4 nodes */
+int vk_fuse_silu_matmul(struct qr_stream *qs, const struct qr_silu_mul_args *a, const struct qr_matmul_args *m);
 
 static inline struct vk_dev *vk_dev_of(struct qr_device *d) { return (struct vk_dev *)d->ctx; }
 static inline struct vk_stream *vk_stream_of(struct qr_stream *s) { return (struct vk_stream *)s->ctx; }

@@ -21,9 +21,10 @@
 #include "pc/silu_mul.h"
 #include "pc/add.h"
 #include "pc/argmax.h"
+#include "pc/qk_norm_rope.h"
 
 _Static_assert(sizeof(struct qr_pc_embed) == 8 * 4, "pc embed");
-_Static_assert(sizeof(struct qr_pc_matmul) == 13 * 4, "pc matmul");
+_Static_assert(sizeof(struct qr_pc_matmul) == 15 * 4, "pc matmul");
 _Static_assert(sizeof(struct qr_pc_rmsnorm) == 10 * 4, "pc rmsnorm");
 _Static_assert(sizeof(struct qr_pc_rope) == 8 * 4, "pc rope");
 _Static_assert(sizeof(struct qr_pc_kv_store) == 12 * 4, "pc kv_store");
@@ -32,6 +33,7 @@ _Static_assert(sizeof(struct qr_pc_attn_combine) == 6 * 4, "pc attn_combine");
 _Static_assert(sizeof(struct qr_pc_silu_mul) == 6 * 4, "pc silu_mul");
 _Static_assert(sizeof(struct qr_pc_add) == 3 * 4, "pc add");
 _Static_assert(sizeof(struct qr_pc_argmax) == 4 * 4, "pc argmax");
+_Static_assert(sizeof(struct qr_pc_qk_norm_rope) == 14 * 4, "pc qk_norm_rope");
 _Static_assert(sizeof(struct qr_pc_attn) <= 128, "push constants must fit in 128 bytes");
 
 #define ATTN_HDMAX 128
@@ -124,9 +126,9 @@ static qr_status vk_embed(struct qr_stream *qs, const struct qr_embed_args *a) {
 
 /* ---- matmul / logits ---- */
 struct mm_job {
-    struct qr_view y, x, w, bias, idx;
+    struct qr_view y, x, w, bias, idx, act;
     enum qr_dtype wtype, btype;
-    int M, N, K, ldx, ldy, flags;
+    int M, N, K, ldx, ldy, flags, ld_act;
 };
 
 static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
@@ -134,13 +136,14 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     if (j->M < 0 || j->N < 0 || j->K < 0) return qr_set_error(QR_E_INVALID_ARG, "vulkan: matmul: negative size");
     if (j->M == 0 || j->N == 0) return QR_OK;
     if (!is_float_dtype(j->wtype)) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: matmul: weight dtype %s", qr_dtype_name(j->wtype));
-    if (j->ldy < j->N || (!(j->flags & QR_MM_IDX) && j->ldx < j->K))
+    if (j->ldy < j->N || (!(j->flags & QR_MM_IDX) && j->ldx < j->K * ((j->flags & QR_MM_SILU) ? 2 : 1)))
         return qr_set_error(QR_E_INVALID_ARG, "vulkan: matmul: ld smaller than the row");
     const char *sfx = dt_suffix(j->wtype);
     size_t wsz = qr_dtype_size(j->wtype), rowb = (size_t)j->K * wsz;
     int kind;   /* 0 gemv, 1 gemm, 2 coopmat */
     int cm = d->use_coopmat ? pipe_named("matmul_cm_%s", sfx) : -1;
     if (j->M <= 16) kind = 0;
+    else if (j->flags & QR_MM_SILU) return qr_set_error(QR_E_INTERNAL, "vulkan: fused SwiGLU needs the GEMV path");
     else if (cm >= 0 && j->M >= 64) kind = 2;
     else kind = 1;
     int pipe = kind == 0 ? pipe_named("matmul_gemv_%s", sfx) : kind == 1 ? pipe_named("matmul_gemm_%s", sfx) : cm;
@@ -165,7 +168,7 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     if (mmax <= 0) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: matmul: one row exceeds a binding");
     for (int64_t m0 = 0; m0 < j->M; m0 += mmax) {
         int mc = (int)(j->M - m0 < mmax ? j->M - m0 : mmax);
-        struct vk_binding b[7];
+        struct vk_binding b[8];
         struct qr_pc_matmul pc = {.M = mc, .K = j->K, .ldx = j->ldx, .ldy = j->ldy, .btype = j->btype,
                                   .flags = j->flags | (vec ? QR_MM_VEC : 0)};
         TRY(bind_at(d, &j->y, (size_t)m0 * j->ldy * 4, 4, ((size_t)(mc - 1) * j->ldy + j->N) * 4, &b[0], &pc.y_off, "matmul y"));
@@ -173,10 +176,17 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
             TRY(bind_at(d, &j->x, 0, 4, 0, &b[1], &pc.x_off, "matmul x"));
             TRY(bind_at(d, &j->idx, (size_t)m0 * 4, 4, (size_t)mc * 4, &b[6], &pc.idx_off, "logits idx"));
         } else {
-            TRY(bind_at(d, &j->x, (size_t)m0 * j->ldx * 4, 4, ((size_t)(mc - 1) * j->ldx + j->K) * 4, &b[1], &pc.x_off, "matmul x"));
+            size_t xrow = (size_t)j->K * ((j->flags & QR_MM_SILU) ? 2 : 1);
+            TRY(bind_at(d, &j->x, (size_t)m0 * j->ldx * 4, 4, ((size_t)(mc - 1) * j->ldx + xrow) * 4, &b[1], &pc.x_off, "matmul x"));
             b[6] = (struct vk_binding){0};
         }
         b[2] = b[1];
+        b[7] = (struct vk_binding){0};
+        if (j->flags & QR_MM_SILU) {
+            pc.ld_act = j->ld_act;
+            TRY(bind_at(d, &j->act, (size_t)m0 * j->ld_act * 4, 4, ((size_t)(mc - 1) * j->ld_act + j->K) * 4, &b[7],
+                        &pc.act_off, "swiglu act"));
+        }
         if (j->bias.buf) {
             if (!is_float_dtype(j->btype)) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: matmul: bias dtype");
             size_t bsz = qr_dtype_size(j->btype);
@@ -191,7 +201,7 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
             pc.n0 = (int)n0;
             TRY(bind_at(d, &j->w, (size_t)n0 * rowb, wsz, (size_t)nc * rowb, &b[3], &pc.w_off, "matmul w"));
             b[4] = b[3];
-            TRY(vk_dispatch(s, pipe, 7, b, &pc, sizeof pc, cdiv(nc, tile_n), cdiv(mc, tile_m), 1));
+            TRY(vk_dispatch(s, pipe, 8, b, &pc, sizeof pc, cdiv(nc, tile_n), cdiv(mc, tile_m), 1));
         }
     }
     return QR_OK;
@@ -292,9 +302,13 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
      * size divides 128; prompts and mixed batches the tiled attn */
     bool dec = a->max_q_len <= 1 && d->subgroup_size >= 4 && d->subgroup_size <= 128 &&
                128 % d->subgroup_size == 0 && getenv("QR_VK_NO_ATTN_DEC") == NULL;
-    int hs = dec ? (G < 8 ? G : 8) : (G < ATTN_ROWS ? G : ATTN_ROWS);
+    /* prompts on cooperative-matrix devices: attn_cm (64-row tiles, head_dim 128) */
+    int pipe_cm = d->use_coopmat && !dec && a->head_dim == 128 && d->subgroup_size == 32 &&
+                  getenv("QR_VK_NO_ATTN_CM") == NULL ? vk_pipe_find("attn_cm") : -1;
+    int rows = pipe_cm >= 0 ? 64 : ATTN_ROWS;
+    int hs = dec ? (G < 8 ? G : 8) : (G < rows ? G : rows);
     int n_hsub = (G + hs - 1) / hs;
-    int qt = a->max_q_len <= 1 ? 1 : ATTN_ROWS / hs;
+    int qt = a->max_q_len <= 1 ? 1 : rows / hs;
     int n_split = 1;
     int wgs = a->n_tokens * a->n_kv_heads * n_hsub;
     if (dec) {
@@ -302,7 +316,7 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
         n_split = want < cap ? want : cap;
         if (n_split > 128) n_split = 128;
         if (n_split < 1) n_split = 1;
-    } else if (a->max_q_len <= 1 && a->max_seq_len > 256 && wgs < 512) {
+    } else if (pipe_cm < 0 && a->max_q_len <= 1 && a->max_seq_len > 256 && wgs < 512) {
         n_split = (a->max_seq_len + 255) / 256;
         if (n_split > 32) n_split = 32;
     }
@@ -323,13 +337,20 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     b[7] = (struct vk_binding){0};
     if (n_split > 1) {
         size_t psz = (size_t)a->n_tokens * a->n_heads * n_split * (a->head_dim + 2) * 4;
-        TRY(vk_rec_tmp_alloc(s, psz, &part));
+        if (s->cur->part && s->cur->part_size >= psz) {   /* nodes run in order: one buffer serves all */
+            part = s->cur->part;
+        } else {
+            TRY(vk_rec_tmp_alloc(s, psz, &part));
+            s->cur->part = part;
+            s->cur->part_size = psz;
+        }
         struct qr_view pv = {.buf = part, .off = 0};
         int dummy;
         TRY(bind_at(d, &pv, 0, 4, psz, &b[7], &dummy, "attn partials"));
     }
     uint32_t gx = dec ? (uint32_t)a->n_tokens : cdiv(a->n_tokens, qt) + (uint32_t)a->n_seqs;
-    TRY(vk_dispatch(s, vk_pipe_find(dec ? "attn_dec" : "attn"), 8, b, &pc, sizeof pc, gx,
+    TRY(vk_dispatch(s, dec ? vk_pipe_find("attn_dec") : pipe_cm >= 0 ? pipe_cm : vk_pipe_find("attn"), 8, b, &pc,
+                    sizeof pc, gx,
                     (uint32_t)(a->n_kv_heads * n_hsub), (uint32_t)n_split));
     if (n_split > 1) {
         struct qr_pc_attn_combine pcc = {.n_tokens = a->n_tokens, .n_heads = a->n_heads, .head_dim = a->head_dim,
@@ -377,6 +398,71 @@ static qr_status vk_argmax(struct qr_stream *qs, const struct qr_argmax_args *a)
     TRY(bind_at(d, &a->out, 0, 4, (size_t)a->n_rows * 4, &b[0], &pc.out_off, "argmax out"));
     TRY(bind_at(d, &a->x, 0, 4, (size_t)a->n_rows * a->n * 4, &b[1], &pc.x_off, "argmax x"));
     return vk_dispatch(s, vk_pipe_find("argmax"), 2, b, &pc, sizeof pc, (uint32_t)a->n_rows, 1, 1);
+}
+
+static bool overlap(const struct qr_view *a, size_t na, const struct qr_view *b, size_t nb) {
+    return a->buf && a->buf == b->buf && a->off < b->off + nb && b->off < a->off + na;
+}
+
+/* SILU_MUL followed by the MATMUL that reads its output (Qwen's down_proj)
+ * at decode sizes: one GEMV that applies SwiGLU to its input on the fly
+ * (and still stores the SwiGLU output).  Returns 1 if recorded, 0 if the
+ * pair does not qualify, or a negative status. */
+int vk_fuse_silu_matmul(struct qr_stream *qs, const struct qr_silu_mul_args *a, const struct qr_matmul_args *m) {
+    if (m->x.buf != a->out.buf || m->x.off != a->out.off || m->ldx != a->ldout || m->M != a->n_tokens ||
+        m->K != a->n_ff || m->M < 1 || m->M > 16 || a->n_ff < 1 || a->ldgu < 2 * a->n_ff || a->ldout < a->n_ff)
+        return 0;
+    size_t ngu = ((size_t)(a->n_tokens - 1) * a->ldgu + 2 * (size_t)a->n_ff) * 4;
+    size_t nact = ((size_t)(a->n_tokens - 1) * a->ldout + (size_t)a->n_ff) * 4;
+    size_t ny = ((size_t)(m->M - 1) * m->ldy + (size_t)m->N) * 4;
+    if (overlap(&a->gu, ngu, &a->out, nact) || overlap(&a->gu, ngu, &m->y, ny) || overlap(&a->out, nact, &m->y, ny))
+        return 0;
+    struct mm_job j = {.y = m->y, .x = a->gu, .w = m->w, .bias = m->bias, .act = a->out, .wtype = m->wtype,
+                       .btype = m->btype, .M = m->M, .N = m->N, .K = m->K, .ldx = a->ldgu, .ldy = m->ldy,
+                       .ld_act = a->ldout, .flags = QR_MM_SILU | (m->accumulate ? QR_MM_ACC : 0)};
+    qr_status st = mm_run(vk_stream_of(qs), &j);
+    return st == QR_OK ? 1 : (int)st;
+}
+
+static bool same_view(const struct qr_view *a, const struct qr_view *b) { return a->buf == b->buf && a->off == b->off; }
+
+/* QK_NORM q, QK_NORM k, ROPE q, ROPE k (in place, k heads right after the q
+ * heads, as the runtime lays out the fused qkv rows) -> one dispatch. */
+int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n) {
+    const struct qr_rmsnorm_args *nq = &n[0].a.rmsnorm, *nk = &n[1].a.rmsnorm;
+    const struct qr_rope_args *rq = &n[2].a.rope, *rk = &n[3].a.rope;
+    if (n[0].op != QR_OP_QK_NORM || n[1].op != QR_OP_QK_NORM || n[2].op != QR_OP_ROPE || n[3].op != QR_OP_ROPE)
+        return 0;
+    int hd = nq->n, T = nq->n_tokens;
+    if (hd < 2 || hd % 2 || hd > 128 || nk->n != hd || rq->head_dim != hd || rk->head_dim != hd) return 0;
+    if (nk->n_tokens != T || rq->n_tokens != T || rk->n_tokens != T || T < 1) return 0;
+    if (!same_view(&nq->out, &nq->x) || !same_view(&nk->out, &nk->x) || nq->eps != nk->eps) return 0;
+    if (nq->ldx != nq->ldout || nk->ldx != nq->ldx || nk->ldout != nq->ldx || rq->ld != nq->ldx || rk->ld != nq->ldx)
+        return 0;
+    if (!same_view(&rq->x, &nq->x) || !same_view(&rk->x, &nk->x) || rq->n_heads != nq->n_heads ||
+        rk->n_heads != nk->n_heads)
+        return 0;
+    if (nk->x.buf != nq->x.buf || nk->x.off != nq->x.off + (size_t)nq->n_heads * hd * 4) return 0;
+    if (!same_view(&rq->pos, &rk->pos) || !same_view(&rq->inv_freq, &rk->inv_freq) || rq->attn_factor != rk->attn_factor)
+        return 0;
+    if (!is_float_dtype(nq->wtype) || !is_float_dtype(nk->wtype)) return 0;
+    struct vk_stream *s = vk_stream_of(qs);
+    struct vk_dev *d = s->d;
+    int heads = nq->n_heads + nk->n_heads;
+    struct vk_binding b[5];
+    struct qr_pc_qk_norm_rope pc = {.n_tokens = T, .n_hq = nq->n_heads, .n_hk = nk->n_heads, .head_dim = hd,
+                                    .ld = nq->ldx, .wqtype = nq->wtype, .wktype = nk->wtype, .eps = nq->eps,
+                                    .attn_factor = rq->attn_factor};
+    size_t wq = qr_dtype_size(nq->wtype), wk = qr_dtype_size(nk->wtype);
+    qr_status st;
+    if ((st = bind_at(d, &nq->x, 0, 4, ((size_t)(T - 1) * nq->ldx + (size_t)heads * hd) * 4, &b[0], &pc.x_off, "q/k")) ||
+        (st = bind_at(d, &nq->w, 0, wq, (size_t)hd * wq, &b[1], &pc.wq_off, "q_norm w")) ||
+        (st = bind_at(d, &nk->w, 0, wk, (size_t)hd * wk, &b[2], &pc.wk_off, "k_norm w")) ||
+        (st = bind_at(d, &rq->pos, 0, 4, (size_t)T * 4, &b[3], &pc.pos_off, "rope pos")) ||
+        (st = bind_at(d, &rq->inv_freq, 0, 4, (size_t)hd / 2 * 4, &b[4], &pc.if_off, "rope inv_freq")))
+        return (int)st;
+    st = vk_dispatch(s, vk_pipe_find("qk_norm_rope"), 5, b, &pc, sizeof pc, (uint32_t)heads, (uint32_t)T, 1);
+    return st == QR_OK ? 1 : (int)st;
 }
 
 bool vk_supports(struct qr_device *qd, enum qr_op op, enum qr_dtype wtype) {

@@ -14,9 +14,12 @@
 #define VK_STAGING_SIZE ((size_t)64 << 20)
 #define VK_MAX_GRAPHS 64
 
-static void rec_free_tmp(struct vk_tmpbufs *t) {
+static void rec_free_tmp(struct vk_rec *r) {
+    struct vk_tmpbufs *t = &r->tmp;
     for (int i = 0; i < t->n; i++) t->bufs[i]->dev->vt->buf_free(t->bufs[i]);
     t->n = 0;
+    r->part = NULL;
+    r->part_size = 0;
 }
 
 qr_status vk_rec_tmp_alloc(struct vk_stream *s, size_t size, struct qr_buf **out) {
@@ -65,7 +68,7 @@ static qr_status vk_flush(struct vk_stream *s) {
     vk_prof_collect(s);
     VK_TRY(d, vkResetCommandBuffer(s->pending.cb, 0));
     vk_dpools_reset(d, &s->pending.dp);
-    rec_free_tmp(&s->pending.tmp);
+    rec_free_tmp(&s->pending);
     s->staging_used = 0;
     return QR_OK;
 }
@@ -205,8 +208,50 @@ static qr_status run_node(struct qr_stream *qs, const struct qr_node *n) {
     }
 }
 
+/* the nodes of a graph, with the fusions of vk_ops.c applied */
+static qr_status run_nodes(struct qr_stream *qs, const struct qr_node *nodes, int n) {
+    static int no_fuse = -1;
+    if (no_fuse < 0) no_fuse = getenv("QR_VK_NO_FUSE") != NULL;
+    for (int i = 0; i < n; i++) {
+        if (!no_fuse && i + 3 < n && nodes[i].op == QR_OP_QK_NORM) {
+            int r = vk_fuse_qk_norm_rope(qs, &nodes[i]);
+            if (r < 0) return (qr_status)r;
+            if (r == 1) {
+                i += 3;
+                continue;
+            }
+        }
+        if (!no_fuse && i + 1 < n && nodes[i].op == QR_OP_ROPE && nodes[i + 1].op == QR_OP_ROPE) {
+            /* q then k heads of the same rows (Qwen2: no q/k norm): one rope over both */
+            const struct qr_rope_args *a = &nodes[i].a.rope, *b = &nodes[i + 1].a.rope;
+            if (a->x.buf == b->x.buf && b->x.off == a->x.off + (size_t)a->n_heads * a->head_dim * 4 &&
+                a->pos.buf == b->pos.buf && a->pos.off == b->pos.off && a->inv_freq.buf == b->inv_freq.buf &&
+                a->inv_freq.off == b->inv_freq.off && a->n_tokens == b->n_tokens && a->head_dim == b->head_dim &&
+                a->ld == b->ld && a->attn_factor == b->attn_factor) {
+                struct qr_rope_args m = *a;
+                m.n_heads = a->n_heads + b->n_heads;
+                qr_status st = vk_ops.rope(qs, &m);
+                if (st != QR_OK) return st;
+                i++;
+                continue;
+            }
+        }
+        if (!no_fuse && i + 1 < n && nodes[i].op == QR_OP_SILU_MUL && nodes[i + 1].op == QR_OP_MATMUL) {
+            int r = vk_fuse_silu_matmul(qs, &nodes[i].a.silu_mul, &nodes[i + 1].a.matmul);
+            if (r < 0) return (qr_status)r;
+            if (r == 1) {
+                i++;
+                continue;
+            }
+        }
+        qr_status st = run_node(qs, &nodes[i]);
+        if (st != QR_OK) return st;
+    }
+    return QR_OK;
+}
+
 static void graph_free(struct vk_stream *s, struct vk_graph *g) {
-    rec_free_tmp(&g->rec.tmp);
+    rec_free_tmp(&g->rec);
     free(g->rec.tmp.bufs);
     vk_dpools_destroy(s->d, &g->rec.dp);
     if (g->rec.cb) vkFreeCommandBuffers(s->d->dev, s->pool, 1, &g->rec.cb);
@@ -231,7 +276,7 @@ static qr_status graph_record(struct vk_stream *s, const struct qr_graph *qg, st
         goto fail;
     }
     s->cur = &g->rec;
-    for (int i = 0; i < qg->n_nodes && st == QR_OK; i++) st = run_node(&s->pub, &qg->nodes[i]);
+    st = run_nodes(&s->pub, qg->nodes, qg->n_nodes);
     s->cur = &s->pending;
     r = vkEndCommandBuffer(g->rec.cb);
     if (st != QR_OK) goto fail;
@@ -251,9 +296,7 @@ static qr_status vk_graph_exec(struct qr_stream *qs, const struct qr_graph *qg) 
     qr_status st;
     if (s->d->pub.dead) return qr_set_error(QR_E_DEVICE_LOST, "vulkan: device %d is lost", s->d->index);
     if (qg->key == 0 || s->qpool) {   /* never cached (or profiling): record the nodes straight into the pending buffer */
-        for (int i = 0; i < qg->n_nodes; i++)
-            if ((st = run_node(qs, &qg->nodes[i])) != QR_OK) return st;
-        return QR_OK;
+        return run_nodes(qs, qg->nodes, qg->n_nodes);
     }
     struct vk_graph *g = NULL;
     for (int i = 0; i < s->n_graphs; i++)
@@ -327,7 +370,7 @@ void vk_stream_destroy(struct qr_stream *qs) {
     if (s->recording && vk_flush(s) != QR_OK) vkDeviceWaitIdle(d->dev);
     for (int i = 0; i < s->n_graphs; i++) graph_free(s, &s->graphs[i]);
     free(s->graphs);
-    rec_free_tmp(&s->pending.tmp);
+    rec_free_tmp(&s->pending);
     free(s->pending.tmp.bufs);
     vk_dpools_destroy(d, &s->pending.dp);
     if (s->staging) {

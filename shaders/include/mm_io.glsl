@@ -18,3 +18,19 @@ void y_store(int m, int n, float v) {
     if ((pc.flags & QR_MM_ACC) != 0) v += y[o];
     y[o] = v;
 }
+
+// x[e .. e+3] for the vector path (e a multiple of 4); fused SwiGLU if asked
+vec4 x_vec4(uint e) {
+    if ((pc.flags & QR_MM_SILU) != 0) {
+        vec4 g = xv[e >> 2], u = xv[(e + uint(pc.K)) >> 2];
+        return g / (1.0 + exp(-g)) * u;
+    }
+    return xv[e >> 2];
+}
+float x_scalar(uint e) {
+    if ((pc.flags & QR_MM_SILU) != 0) {
+        float g = xs[e], u = xs[e + uint(pc.K)];
+        return g / (1.0 + exp(-g)) * u;
+    }
+    return xs[e];
+}

@@ -4,8 +4,10 @@
 #define QR_MM_ACC 2
 #define QR_MM_VEC 4      /* x and w rows are 16-byte aligned: vector loads */
 #define QR_MM_IDX 8      /* x row of m is idx[idx_off + m] (logits) */
+#define QR_MM_SILU 16    /* gemv: x = silu(gu[:, :K]) * gu[:, K:] (fused SwiGLU), also written to act */
 QR_PC_BEGIN(qr_pc_matmul)
     int M, N, K, ldx, ldy;
     int x_off, y_off, w_off, b_off;    /* elements (w: of the weight dtype) */
     int n0, btype, flags, idx_off;
+    int act_off, ld_act;               /* QR_MM_SILU: where x is stored (workgroups x == 0) */
 QR_PC_END(qr_pc_matmul)

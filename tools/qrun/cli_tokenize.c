@@ -46,6 +46,28 @@ static void print_ids(const int32_t *ids, int n)
     fputs("]\n", stdout);
 }
 
+/* a JSON string of len bytes (NUL bytes included, as \u0000) and a newline */
+static void print_json_string(const char *s, size_t len)
+{
+    putchar('"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\r')
+            fputs("\\r", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    fputs("\"\n", stdout);
+}
+
 /* JSON array -> ids; NULL with a message on error */
 static int32_t *parse_ids(const cJSON *arr, int *n, int vocab, const char *where)
 {
@@ -135,16 +157,8 @@ static int do_jsonl(const struct qr_tokenizer *t, char *buf, bool decode, bool s
                     if (ids)
                         fprintf(stderr, "qrun tokenize: line %d: %s\n", lineno, qr_last_error());
                     rc = 1;
-                } else {
-                    cJSON *s = cJSON_CreateString(text);
-                    char *out = s ? cJSON_PrintUnformatted(s) : NULL;
-                    if (out)
-                        puts(out);
-                    else
-                        rc = 1;
-                    free(out);
-                    cJSON_Delete(s);
-                }
+                } else
+                    print_json_string(text, len);
                 free(text);
                 free(ids);
             } else if (!cJSON_IsString(j)) {

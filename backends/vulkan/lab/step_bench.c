@@ -137,8 +137,10 @@ int main(int argc, char **argv) {
             nodes[k].op = QR_OP_QK_NORM;
             nodes[k++].a.rmsnorm = (struct qr_rmsnorm_args){VO(qkv, NH * HD * 4), VO(qkv, NH * HD * 4), V(L[l].kn),
                                                             QR_DTYPE_BF16, M, NKV, HD, QKV, QKV, 1e-6f};
+            nodes[k].op = QR_OP_ROPE;   /* q and k rotated separately, as core/runtime_graph.c does */
+            nodes[k++].a.rope = (struct qr_rope_args){V(qkv), V(pos), V(invf), M, NH, HD, QKV, 1.0f};
             nodes[k].op = QR_OP_ROPE;
-            nodes[k++].a.rope = (struct qr_rope_args){V(qkv), V(pos), V(invf), M, NH + NKV, HD, QKV, 1.0f};
+            nodes[k++].a.rope = (struct qr_rope_args){VO(qkv, NH * HD * 4), V(pos), V(invf), M, NKV, HD, QKV, 1.0f};
             nodes[k].op = QR_OP_KV_STORE;
             nodes[k++].a.kv_store = (struct qr_kv_store_args){V(L[l].kc), V(L[l].vc), VO(qkv, NH * HD * 4),
                                                               VO(qkv, (NH + NKV) * HD * 4), V(slots), QR_DTYPE_BF16,

@@ -107,6 +107,12 @@ qr_status qr_st_parse(const void *data, size_t size, const char *fname, struct q
 int qr_st_count(const struct qr_st_file *f);
 const struct qr_tensor_info *qr_st_tensor(const struct qr_st_file *f, int i);
 void qr_st_free(struct qr_st_file *f);
+/* safetensors spelling of tensor i's dtype ("BF16", "I8", ...); tensors of a
+ * dtype qrun does not compute with have qr_tensor_info.dtype == QR_DTYPE_COUNT. */
+const char *qr_st_dtype_name(const struct qr_st_file *f, int i);
+
+/* A tensor of an open model by its HF name; NULL if absent. */
+const struct qr_tensor_info *qr_model_tensor(const struct qr_model *m, const char *name);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,9 @@ struct qr_runtime_opts {
     int max_batch_tokens;          /* largest step (tokens); scratch is sized for it */
     int max_seqs;                  /* largest number of sequences in a step */
     int max_out;                   /* largest number of logits rows per step (default max_seqs) */
+    int concat_weights;            /* 0: auto (fuse q/k/v and gate/up unless the device wraps host
+                                    * memory, where separate matmuls keep the weights zero-copy);
+                                    * 1: always fuse; -1: never */
 };
 
 struct qr_mem_report {

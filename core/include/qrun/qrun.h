@@ -28,6 +28,9 @@ struct qr_engine_opts {
     int block_size;                 /* 0: 16 */
     enum qr_dtype kv_dtype;         /* QR_DTYPE_COUNT: backend default (F32 on cpu, BF16 on GPUs) */
     int debug_preempt_every;        /* >0: force a preemption every N steps (tests) */
+    int num_blocks;                 /* 0: size the KV pool from memory; > 0: exactly this many blocks (tests) */
+    int decode_bucketing;           /* pad decode-only steps to fixed batch sizes (graph replay):
+                                       0 auto (when the device replays graphs), 1 always, -1 never */
     qr_progress_fn progress;        /* load progress (may be NULL) */
     void *progress_user;
 };

@@ -1,0 +1,603 @@
+/* cuda_backend.c - the CUDA backend: registry, device, buffers, streams and
+ * step capture (CUDA Graphs).  The ops are in cuda_ops.c, the device code in
+ * the kernels/ .cu files.
+ *
+ * Errors never abort: every CUDA / cuBLAS call goes through CUDA_TRY /
+ * CUBLAS_TRY, which log the statement, file, line and device and return a
+ * status.  A sticky error (illegal address, launch failure, device lost)
+ * sets dev->dead; every later call on the device fails with
+ * QR_E_DEVICE_LOST. */
+#include "cuda_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CUDA_ALIGN 256
+#define CUBLAS_WS_BYTES (32u << 20)
+
+/* ---- errors ---- */
+
+static bool is_sticky(cudaError_t e)
+{
+    switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorAssert:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorDevicesUnavailable:
+    case cudaErrorUnknown:
+        return true;
+    default:
+        return false;
+    }
+}
+
+qr_status cuda_fail(struct qr_device *d, cudaError_t e, const char *stmt, const char *file, int line)
+{
+    int idx = d ? cuda_dev(d)->index : -1;
+    qr_status st = QR_E_INTERNAL;
+    if (e == cudaErrorMemoryAllocation)
+        st = QR_E_OOM_DEVICE;
+    else if (e == cudaErrorInvalidValue)
+        st = QR_E_INVALID_ARG;
+    if (is_sticky(e)) {
+        st = QR_E_DEVICE_LOST;
+        if (d)
+            d->dead = true;
+    }
+    if (e != cudaErrorMemoryAllocation && e != cudaErrorInvalidValue)
+        (void)cudaGetLastError();   /* clear a non-sticky error so the next call starts clean */
+    return qr_set_error(st, "cuda: %s failed: %s (%s) at %s:%d, device %d%s", stmt, cudaGetErrorName(e),
+                        cudaGetErrorString(e), file, line, idx, st == QR_E_DEVICE_LOST ? "; device marked dead" : "");
+}
+
+static const char *cublas_name(cublasStatus_t e)
+{
+    switch (e) {
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default: return "CUBLAS_STATUS_?";
+    }
+}
+
+qr_status cublas_fail(struct qr_device *d, cublasStatus_t e, const char *stmt, const char *file, int line)
+{
+    qr_status st = e == CUBLAS_STATUS_ALLOC_FAILED ? QR_E_OOM_DEVICE
+                   : e == CUBLAS_STATUS_NOT_SUPPORTED || e == CUBLAS_STATUS_ARCH_MISMATCH ? QR_E_UNSUPPORTED
+                                                                                         : QR_E_INTERNAL;
+    if (e == CUBLAS_STATUS_EXECUTION_FAILED) {
+        cudaError_t ce = cudaGetLastError();
+        if (is_sticky(ce) && d) {
+            d->dead = true;
+            st = QR_E_DEVICE_LOST;
+        }
+    }
+    return qr_set_error(st, "cuda: %s failed: %s at %s:%d, device %d", stmt, cublas_name(e), file, line,
+                        d ? cuda_dev(d)->index : -1);
+}
+
+qr_status cuda_enter(struct qr_device *d)
+{
+    if (d->dead)
+        return qr_set_error(QR_E_DEVICE_LOST, "cuda: device %d is dead after an earlier error", cuda_dev(d)->index);
+    if (cuda_dev(d)->index != 0)
+        CUDA_TRY(d, cudaSetDevice(cuda_dev(d)->index));
+    return QR_OK;
+}
+
+/* ---- registry helpers ---- */
+
+static char g_why[256];
+
+static int cuda_device_count(void)
+{
+    int drv = 0, rt = 0, n = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    if (drv == 0) {
+        snprintf(g_why, sizeof g_why, "no NVIDIA driver found (libcuda.so is not installed or not loadable)");
+        return 0;
+    }
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaErrorInsufficientDriver || (e != cudaSuccess && drv < rt)) {
+        snprintf(g_why, sizeof g_why, "NVIDIA driver too old: it supports CUDA %d.%d, qrun was built with CUDA %d.%d",
+                 drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+        (void)cudaGetLastError();
+        return 0;
+    }
+    if (e != cudaSuccess || n <= 0) {
+        snprintf(g_why, sizeof g_why, "no CUDA device (%s)", e == cudaSuccess ? "none found" : cudaGetErrorString(e));
+        (void)cudaGetLastError();
+        return 0;
+    }
+    g_why[0] = 0;
+    return n;
+}
+
+static const char *cuda_unavailable_reason(void) { return g_why[0] ? g_why : NULL; }
+
+static qr_status fill_props(int idx, struct qr_device_props *p)
+{
+    struct cudaDeviceProp dp;
+    CUDA_TRY(NULL, cudaGetDeviceProperties(&dp, idx));
+    int cur = 0;
+    CUDA_TRY(NULL, cudaGetDevice(&cur));
+    CUDA_TRY(NULL, cudaSetDevice(idx));
+    size_t fr = 0, tot = 0;
+    cudaError_t e = cudaMemGetInfo(&fr, &tot);
+    cudaSetDevice(cur);
+    CUDA_TRY(NULL, e);
+    int drv = 0, rt = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    int cc = dp.major * 10 + dp.minor;
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%.127s", dp.name);
+    snprintf(p->description, sizeof p->description,
+             "compute capability %d.%d, %d SMs, driver CUDA %d.%d, runtime %d.%d%s", dp.major, dp.minor,
+             dp.multiProcessorCount, drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10,
+             cc < 80 ? "; no native BF16 (BF16 weights should be loaded as F16)" : "");
+    p->mem_total = tot;
+    p->mem_free = fr;
+    p->max_alloc = tot;
+    p->alignment = CUDA_ALIGN;
+    p->caps = QR_CAP_F16 | QR_CAP_GRAPH_REPLAY | QR_CAP_COOPMAT | (cc >= 80 ? QR_CAP_BF16 : 0);
+    return QR_OK;
+}
+
+static qr_status cuda_device_describe(int idx, struct qr_device_props *p)
+{
+    int n = cuda_device_count();
+    if (idx < 0 || idx >= n || !p)
+        return qr_set_error(QR_E_INVALID_ARG, "cuda: no device %d (%d found)", idx, n);
+    return fill_props(idx, p);
+}
+
+/* ---- buffers ---- */
+
+static qr_status cuda_buf_alloc(struct qr_device *d, size_t size, unsigned usage, struct qr_buf **out)
+{
+    (void)usage;
+    qr_status st = cuda_enter(d);
+    if (st != QR_OK)
+        return st;
+    struct qr_buf *b = calloc(1, sizeof *b);
+    if (!b)
+        return qr_set_error(QR_E_OOM_HOST, "cuda: out of memory");
+    void *p = NULL;
+    size_t n = size ? size : 1;
+    cudaError_t e = cudaMalloc(&p, n);
+    if (e != cudaSuccess) {
+        free(b);
+        (void)cudaGetLastError();
+        if (e == cudaErrorMemoryAllocation) {
+            size_t fr = 0, tot = 0;
+            cudaMemGetInfo(&fr, &tot);
+            return qr_set_error(QR_E_OOM_DEVICE, "cuda: out of device memory allocating %zu bytes (%zu of %zu free)",
+                                size, fr, tot);
+        }
+        return cuda_fail(d, e, "cudaMalloc", __FILE__, __LINE__);
+    }
+    /* zeroed like the CPU backend's buffers (no stale NaN in never-written KV slots) */
+    e = cudaMemset(p, 0, n);
+    if (e != cudaSuccess) {
+        cudaFree(p);
+        free(b);
+        return cuda_fail(d, e, "cudaMemset", __FILE__, __LINE__);
+    }
+    b->dev = d;
+    b->size = size;
+    b->ptr = p;
+    b->ctx = NULL;
+    *out = b;
+    return QR_OK;
+}
+
+static void cuda_buf_free(struct qr_buf *b)
+{
+    if (!b)
+        return;
+    if (b->ptr) {
+        if (cuda_dev(b->dev)->index != 0)
+            cudaSetDevice(cuda_dev(b->dev)->index);
+        cudaError_t e = cudaFree(b->ptr);
+        if (e != cudaSuccess) {
+            (void)cudaGetLastError();
+            qr_log(QR_LOG_WARN, "cuda: cudaFree failed: %s", cudaGetErrorString(e));
+        }
+    }
+    free(b);
+}
+
+/* ---- streams ---- */
+
+static void stream_release(struct cuda_stream *cs)
+{
+    if (cs->cs)
+        cudaStreamSynchronize(cs->cs);
+    for (int i = 0; i < cs->n_graphs; i++)
+        if (cs->graphs[i].exec)
+            cudaGraphExecDestroy(cs->graphs[i].exec);
+    free(cs->graphs);
+    for (int i = 0; i < cs->n_retired; i++)
+        cudaFree(cs->retired[i]);
+    free(cs->retired);
+    if (cs->scratch)
+        cudaFree(cs->scratch);
+    if (cs->blas)
+        cublasDestroy(cs->blas);
+    if (cs->blas_ws)
+        cudaFree(cs->blas_ws);
+    if (cs->cs)
+        cudaStreamDestroy(cs->cs);
+    (void)cudaGetLastError();
+    free(cs);
+}
+
+static qr_status cuda_stream_create(struct qr_device *d, struct qr_stream **out)
+{
+    qr_status st = cuda_enter(d);
+    if (st != QR_OK)
+        return st;
+    struct cuda_stream *cs = calloc(1, sizeof *cs);
+    if (!cs)
+        return qr_set_error(QR_E_OOM_HOST, "cuda: out of memory");
+    cs->s.dev = d;
+    cs->s.ctx = cs;
+#define TRY_OR_CLEAN(stmt, kind)                                                                                   \
+    do {                                                                                                           \
+        qr_status s_ = (stmt);                                                                                     \
+        if (s_ != QR_OK) {                                                                                         \
+            stream_release(cs);                                                                                    \
+            return s_;                                                                                             \
+        }                                                                                                          \
+    } while (0)
+    cudaError_t e = cudaStreamCreateWithFlags(&cs->cs, cudaStreamNonBlocking);
+    TRY_OR_CLEAN(e == cudaSuccess ? QR_OK : cuda_fail(d, e, "cudaStreamCreateWithFlags", __FILE__, __LINE__), 0);
+    cublasStatus_t be = cublasCreate(&cs->blas);
+    if (be != CUBLAS_STATUS_SUCCESS)
+        cs->blas = NULL;
+    TRY_OR_CLEAN(be == CUBLAS_STATUS_SUCCESS ? QR_OK : cublas_fail(d, be, "cublasCreate", __FILE__, __LINE__), 0);
+    be = cublasSetStream(cs->blas, cs->cs);
+    TRY_OR_CLEAN(be == CUBLAS_STATUS_SUCCESS ? QR_OK : cublas_fail(d, be, "cublasSetStream", __FILE__, __LINE__), 0);
+    /* a fixed workspace: cuBLAS then allocates nothing while a graph is being captured */
+    e = cudaMalloc(&cs->blas_ws, CUBLAS_WS_BYTES);
+    if (e != cudaSuccess)
+        cs->blas_ws = NULL;
+    TRY_OR_CLEAN(e == cudaSuccess ? QR_OK : cuda_fail(d, e, "cudaMalloc(cublas workspace)", __FILE__, __LINE__), 0);
+    be = cublasSetWorkspace(cs->blas, cs->blas_ws, CUBLAS_WS_BYTES);
+    TRY_OR_CLEAN(be == CUBLAS_STATUS_SUCCESS ? QR_OK : cublas_fail(d, be, "cublasSetWorkspace", __FILE__, __LINE__),
+                 0);
+#undef TRY_OR_CLEAN
+    *out = &cs->s;
+    return QR_OK;
+}
+
+static void cuda_stream_destroy(struct qr_stream *s)
+{
+    if (!s)
+        return;
+    if (cuda_dev(s->dev)->index != 0)
+        cudaSetDevice(cuda_dev(s->dev)->index);
+    stream_release(cuda_st(s));
+}
+
+qr_status cuda_scratch(struct qr_stream *s, size_t n, void **out)
+{
+    struct cuda_stream *cs = cuda_st(s);
+    if (n <= cs->scratch_n && cs->scratch) {
+        *out = cs->scratch;
+        return QR_OK;
+    }
+    size_t want = n + n / 4 + (1u << 20);
+    void *p = NULL;
+    CUDA_TRY(s->dev, cudaMalloc(&p, want));
+    if (cs->scratch) {
+        /* a captured graph may still point at the old block: keep it until the stream goes */
+        if (cs->n_retired == cs->cap_retired) {
+            int nc = cs->cap_retired ? 2 * cs->cap_retired : 8;
+            void **r = realloc(cs->retired, (size_t)nc * sizeof *r);
+            if (!r) {
+                cudaFree(p);
+                return qr_set_error(QR_E_OOM_HOST, "cuda: out of memory");
+            }
+            cs->retired = r;
+            cs->cap_retired = nc;
+        }
+        cs->retired[cs->n_retired++] = cs->scratch;
+    }
+    cs->scratch = p;
+    cs->scratch_n = want;
+    *out = p;
+    return QR_OK;
+}
+
+static qr_status cuda_write(struct qr_stream *s, struct qr_buf *dst, size_t off, const void *src, size_t n)
+{
+    qr_status st = cuda_enter(s->dev);
+    if (st != QR_OK)
+        return st;
+    if (off > dst->size || n > dst->size - off)
+        return qr_set_error(QR_E_INVALID_ARG, "cuda write: %zu bytes at %zu outside a buffer of %zu", n, off,
+                            dst->size);
+    if (n == 0)
+        return QR_OK;
+    CUDA_TRY(s->dev, cudaMemcpyAsync((char *)dst->ptr + off, src, n, cudaMemcpyHostToDevice, cuda_st(s)->cs));
+    return QR_OK;
+}
+
+static qr_status cuda_read(struct qr_stream *s, struct qr_buf *src, size_t off, void *dst, size_t n)
+{
+    qr_status st = cuda_enter(s->dev);
+    if (st != QR_OK)
+        return st;
+    if (off > src->size || n > src->size - off)
+        return qr_set_error(QR_E_INVALID_ARG, "cuda read: %zu bytes at %zu outside a buffer of %zu", n, off,
+                            src->size);
+    if (n)
+        CUDA_TRY(s->dev, cudaMemcpyAsync(dst, (const char *)src->ptr + off, n, cudaMemcpyDeviceToHost, cuda_st(s)->cs));
+    CUDA_TRY(s->dev, cudaStreamSynchronize(cuda_st(s)->cs));
+    return QR_OK;
+}
+
+static qr_status cuda_copy(struct qr_stream *s, struct qr_buf *dst, size_t doff, struct qr_buf *src, size_t soff,
+                           size_t n)
+{
+    qr_status st = cuda_enter(s->dev);
+    if (st != QR_OK)
+        return st;
+    if (doff > dst->size || n > dst->size - doff || soff > src->size || n > src->size - soff)
+        return qr_set_error(QR_E_INVALID_ARG, "cuda copy: %zu bytes outside a buffer", n);
+    if (n)
+        CUDA_TRY(s->dev, cudaMemcpyAsync((char *)dst->ptr + doff, (const char *)src->ptr + soff, n,
+                                         cudaMemcpyDeviceToDevice, cuda_st(s)->cs));
+    return QR_OK;
+}
+
+static qr_status cuda_memset0(struct qr_stream *s, struct qr_buf *dst, size_t off, size_t n)
+{
+    qr_status st = cuda_enter(s->dev);
+    if (st != QR_OK)
+        return st;
+    if (off > dst->size || n > dst->size - off)
+        return qr_set_error(QR_E_INVALID_ARG, "cuda memset0: %zu bytes outside a buffer", n);
+    if (n)
+        CUDA_TRY(s->dev, cudaMemsetAsync((char *)dst->ptr + off, 0, n, cuda_st(s)->cs));
+    return QR_OK;
+}
+
+static qr_status cuda_sync(struct qr_stream *s)
+{
+    qr_status st = cuda_enter(s->dev);
+    if (st != QR_OK)
+        return st;
+    CUDA_TRY(s->dev, cudaStreamSynchronize(cuda_st(s)->cs));
+    return QR_OK;
+}
+
+/* ---- graphs ---- */
+
+static qr_status run_node(struct qr_stream *s, const struct qr_node *n)
+{
+    const struct qr_ops *o = &cuda_ops;
+    switch (n->op) {
+    case QR_OP_EMBED: return o->embed(s, &n->a.embed);
+    case QR_OP_MATMUL: return o->matmul(s, &n->a.matmul);
+    case QR_OP_RMSNORM: return o->rmsnorm(s, &n->a.rmsnorm);
+    case QR_OP_QK_NORM: return o->qk_norm(s, &n->a.rmsnorm);
+    case QR_OP_ROPE: return o->rope(s, &n->a.rope);
+    case QR_OP_KV_STORE: return o->kv_store(s, &n->a.kv_store);
+    case QR_OP_ATTN: return o->attn(s, &n->a.attn);
+    case QR_OP_SILU_MUL: return o->silu_mul(s, &n->a.silu_mul);
+    case QR_OP_ADD: return o->add(s, &n->a.add);
+    case QR_OP_LOGITS: return o->logits(s, &n->a.logits);
+    case QR_OP_ARGMAX: return o->argmax(s, &n->a.argmax);
+    default: return qr_set_error(QR_E_INVALID_ARG, "cuda: unknown op %d in a graph", (int)n->op);
+    }
+}
+
+static qr_status run_nodes(struct qr_stream *s, const struct qr_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        qr_status st = run_node(s, &g->nodes[i]);
+        if (st != QR_OK)
+            return st;
+    }
+    return QR_OK;
+}
+
+static qr_status cuda_graph_exec(struct qr_stream *s, const struct qr_graph *g)
+{
+    qr_status st = cuda_enter(s->dev);
+    if (st != QR_OK)
+        return st;
+    if (g->key == 0)
+        return run_nodes(s, g);
+    struct cuda_stream *cs = cuda_st(s);
+    struct cuda_graph_entry *e = NULL;
+    for (int i = 0; i < cs->n_graphs; i++)
+        if (cs->graphs[i].key == g->key) {
+            e = &cs->graphs[i];
+            break;
+        }
+    if (!e) {
+        /* first use: warm-up run (sizes scratch, loads cuBLAS kernels), eagerly */
+        if (cs->n_graphs == cs->cap_graphs) {
+            int nc = cs->cap_graphs ? 2 * cs->cap_graphs : 16;
+            struct cuda_graph_entry *ng = realloc(cs->graphs, (size_t)nc * sizeof *ng);
+            if (!ng)
+                return qr_set_error(QR_E_OOM_HOST, "cuda: out of memory");
+            cs->graphs = ng;
+            cs->cap_graphs = nc;
+        }
+        st = run_nodes(s, g);
+        if (st == QR_OK)
+            cs->graphs[cs->n_graphs++] = (struct cuda_graph_entry){g->key, NULL};
+        return st;
+    }
+    if (!e->exec) {
+        /* second use: capture, instantiate, then replay below */
+        CUDA_TRY(s->dev, cudaStreamBeginCapture(cs->cs, cudaStreamCaptureModeRelaxed));
+        st = run_nodes(s, g);
+        cudaGraph_t graph = NULL;
+        cudaError_t ce = cudaStreamEndCapture(cs->cs, &graph);
+        if (st != QR_OK) {
+            if (graph)
+                cudaGraphDestroy(graph);
+            (void)cudaGetLastError();
+            return st;
+        }
+        if (ce != cudaSuccess) {
+            if (graph)
+                cudaGraphDestroy(graph);
+            return cuda_fail(s->dev, ce, "cudaStreamEndCapture", __FILE__, __LINE__);
+        }
+        cudaGraphExec_t exec = NULL;
+        ce = cudaGraphInstantiate(&exec, graph, 0);
+        cudaGraphDestroy(graph);
+        if (ce != cudaSuccess)
+            return cuda_fail(s->dev, ce, "cudaGraphInstantiate", __FILE__, __LINE__);
+        e->exec = exec;
+    }
+    CUDA_TRY(s->dev, cudaGraphLaunch(e->exec, cs->cs));
+    return QR_OK;
+}
+
+/* ---- device ---- */
+
+static bool cuda_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype)
+{
+    if ((unsigned)op >= QR_OP_COUNT)
+        return false;
+    if (wtype == QR_DTYPE_COUNT)
+        return true;
+    if (wtype == QR_DTYPE_I32 || (unsigned)wtype >= QR_DTYPE_COUNT)
+        return false;
+    /* the tensor-core prompt attention needs sm_80 for BF16 */
+    if (op == QR_OP_ATTN && wtype == QR_DTYPE_BF16 && cuda_dev(d)->cc < 80)
+        return false;
+    return true;
+}
+
+static qr_status cuda_get_props(struct qr_device *d, struct qr_device_props *p)
+{
+    qr_status st = cuda_enter(d);
+    if (st != QR_OK)
+        return st;
+    return fill_props(cuda_dev(d)->index, p);
+}
+
+static void cuda_close(struct qr_device *d)
+{
+    if (!d)
+        return;
+    if (!d->dead) {
+        cudaSetDevice(cuda_dev(d)->index);
+        cudaDeviceSynchronize();
+        (void)cudaGetLastError();
+    }
+    free(d);
+}
+
+static const struct qr_device_vt k_cuda_dev_vt = {
+    .close = cuda_close,
+    .get_props = cuda_get_props,
+    .buf_alloc = cuda_buf_alloc,
+    .buf_free = cuda_buf_free,
+    .buf_from_host = NULL,
+    .stream_create = cuda_stream_create,
+    .stream_destroy = cuda_stream_destroy,
+    .supports = cuda_supports,
+};
+
+static const struct qr_stream_vt k_cuda_stream_vt = {
+    .write = cuda_write,
+    .read = cuda_read,
+    .copy = cuda_copy,
+    .memset0 = cuda_memset0,
+    .synchronize = cuda_sync,
+    .graph_exec = cuda_graph_exec,
+};
+
+static struct qr_backend_reg k_cuda_reg;
+
+static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, struct qr_device **out)
+{
+    int n = cuda_device_count();
+    if (n <= 0)
+        return qr_set_error(QR_E_NOT_FOUND, "cuda: %s", g_why[0] ? g_why : "no CUDA device");
+    if (idx < 0) {
+        idx = 0;
+        if (opts && opts->device_index >= 0)
+            idx = opts->device_index;
+        if (opts && opts->device_name) {
+            for (int i = 0; i < n; i++) {
+                struct cudaDeviceProp dp;
+                if (cudaGetDeviceProperties(&dp, i) == cudaSuccess && strstr(dp.name, opts->device_name)) {
+                    idx = i;
+                    break;
+                }
+            }
+        }
+    }
+    if (idx >= n)
+        return qr_set_error(QR_E_INVALID_ARG, "cuda: no device %d (%d found)", idx, n);
+    struct cudaDeviceProp dp;
+    CUDA_TRY(NULL, cudaGetDeviceProperties(&dp, idx));
+    CUDA_TRY(NULL, cudaSetDevice(idx));
+    CUDA_TRY(NULL, cudaFree(0));   /* create the context now: errors surface here */
+    struct cuda_device *cd = calloc(1, sizeof *cd);
+    if (!cd)
+        return qr_set_error(QR_E_OOM_HOST, "cuda: out of memory");
+    cd->index = idx;
+    cd->cc = dp.major * 10 + dp.minor;
+    cd->n_sm = dp.multiProcessorCount;
+    snprintf(cd->name, sizeof cd->name, "%.127s", dp.name);
+    cd->dev.vt = &k_cuda_dev_vt;
+    cd->dev.svt = &k_cuda_stream_vt;
+    cd->dev.ops = &cuda_ops;
+    cd->dev.reg = &k_cuda_reg;
+    cd->dev.ctx = cd;
+    if (cd->cc < 75)
+        qr_log(QR_LOG_WARN, "cuda: %s has compute capability %d.%d; qrun's kernels target 7.5 and newer", dp.name,
+               dp.major, dp.minor);
+    if (cd->cc < 80)
+        qr_log(QR_LOG_WARN, "cuda: %s has no native BF16: load BF16 checkpoints as F16 (props.caps lacks "
+                            "QR_CAP_BF16); BF16 GEMMs run through the GEMV kernels",
+               dp.name);
+    qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)", idx, dp.name, dp.major, dp.minor,
+           dp.multiProcessorCount);
+    *out = &cd->dev;
+    return QR_OK;
+}
+
+static void cuda_shutdown(void) {}
+
+static struct qr_backend_reg k_cuda_reg = {
+    .api_version = QR_BACKEND_API_VERSION,
+    .name = "cuda",
+    .device_count = cuda_device_count,
+    .device_describe = cuda_device_describe,
+    .device_open = cuda_device_open,
+    .unavailable_reason = cuda_unavailable_reason,
+    .get_proc = NULL,
+    .shutdown = cuda_shutdown,
+};
+
+__attribute__((visibility("default"))) struct qr_backend_reg *qr_backend_init(void) { return &k_cuda_reg; }
+
+/* 1 even without a device, so that `qrun backends` shows unavailable_reason() */
+__attribute__((visibility("default"))) int qr_backend_score(void) { return cuda_device_count() > 0 ? 100 : 1; }

@@ -1,0 +1,70 @@
+/* cuda_internal.h - private to the CUDA backend (the backends/cuda/ .c files). */
+#ifndef QRUN_CUDA_INTERNAL_H
+#define QRUN_CUDA_INTERNAL_H
+
+#include "qrun/qr_backend.h"
+#include "qr_kernels.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+struct cuda_device {
+    struct qr_device dev;   /* first: a qr_device * is a cuda_device * */
+    int index;
+    int cc;                 /* compute capability, e.g. 90 */
+    int n_sm;
+    char name[128];
+};
+
+struct cuda_graph_entry {
+    uint64_t key;
+    cudaGraphExec_t exec;   /* NULL: seen once (warm-up ran eagerly), not captured yet */
+};
+
+struct cuda_stream {
+    struct qr_stream s;     /* first */
+    cudaStream_t cs;
+    cublasHandle_t blas;
+    void *blas_ws;
+    void *scratch;          /* op scratch (stream ordered) */
+    size_t scratch_n;
+    void **retired;         /* old scratch blocks a recorded graph may still use; freed at destroy */
+    int n_retired, cap_retired;
+    struct cuda_graph_entry *graphs;
+    int n_graphs, cap_graphs;
+};
+
+static inline struct cuda_device *cuda_dev(struct qr_device *d) { return (struct cuda_device *)d; }
+static inline struct cuda_stream *cuda_st(struct qr_stream *s) { return (struct cuda_stream *)s; }
+
+/* Turn a failed CUDA call into a status: logs statement, file, line and device;
+ * sticky errors (illegal address, launch failure, ...) mark the device dead. */
+qr_status cuda_fail(struct qr_device *d, cudaError_t e, const char *stmt, const char *file, int line);
+qr_status cublas_fail(struct qr_device *d, cublasStatus_t e, const char *stmt, const char *file, int line);
+
+#define CUDA_TRY(d, stmt)                                                                                          \
+    do {                                                                                                           \
+        cudaError_t e_ = (stmt);                                                                                   \
+        if (e_ != cudaSuccess)                                                                                     \
+            return cuda_fail((d), e_, #stmt, __FILE__, __LINE__);                                                  \
+    } while (0)
+
+#define CUBLAS_TRY(d, stmt)                                                                                        \
+    do {                                                                                                           \
+        cublasStatus_t e_ = (stmt);                                                                                \
+        if (e_ != CUBLAS_STATUS_SUCCESS)                                                                           \
+            return cublas_fail((d), e_, #stmt, __FILE__, __LINE__);                                                \
+    } while (0)
+
+/* launchers return a cudaError_t as int */
+#define LAUNCH_TRY(d, call) CUDA_TRY(d, (cudaError_t)(call))
+
+/* entry check of every device call: dead device -> QR_E_DEVICE_LOST; selects the device */
+qr_status cuda_enter(struct qr_device *d);
+
+/* stream scratch of at least n bytes (grown, never shrunk while a graph may use it) */
+qr_status cuda_scratch(struct qr_stream *s, size_t n, void **out);
+
+extern const struct qr_ops cuda_ops;
+
+#endif

@@ -1,0 +1,219 @@
+/* cuda_ops.c - the op table of the CUDA backend: argument checks, then the
+ * launchers in the kernels/ .cu files or cuBLAS.
+ *
+ * matmul: F32 weights -> cublasSgemm (full f32).  BF16/F16 weights with
+ * M <= QR_CUDA_GEMV_MAX_M -> the GEMV kernels (bias and accumulate fused);
+ * larger M -> x converted to the weight dtype in stream scratch, then
+ * cublasGemmEx (f32 accumulate and output, beta = 1 for accumulate) and a
+ * bias pass.  logits: the same, with the selected rows gathered.
+ * attn: max_q_len == 1 -> split-KV decode, else the tensor-core prompt
+ * kernel (which also serves mixed batches). */
+#include "cuda_internal.h"
+
+#include <string.h>
+
+static inline void *vp(const struct qr_view *v) { return v->buf ? (char *)v->buf->ptr + v->off : NULL; }
+static inline qr_cuda_stream cst(struct qr_stream *s) { return (qr_cuda_stream)cuda_st(s)->cs; }
+
+#define ENTER(s)                                                                                                   \
+    do {                                                                                                           \
+        qr_status st_ = cuda_enter((s)->dev);                                                                      \
+        if (st_ != QR_OK)                                                                                          \
+            return st_;                                                                                            \
+    } while (0)
+
+static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+static qr_status op_embed(struct qr_stream *s, const struct qr_embed_args *a)
+{
+    ENTER(s);
+    if (a->vocab <= 0 && a->n_tokens > 0)
+        return qr_set_error(QR_E_INVALID_ARG, "cuda embed: vocab %d", a->vocab);
+    LAUNCH_TRY(s->dev, cuda_launch_embed(cst(s), vp(&a->out), vp(&a->table), vp(&a->ids), a->wtype, a->n_tokens,
+                                         a->dim, a->vocab));
+    return QR_OK;
+}
+
+static cudaDataType_t cu_dtype(enum qr_dtype t)
+{
+    return t == QR_DTYPE_BF16 ? CUDA_R_16BF : t == QR_DTYPE_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+/* y (N x M col-major view, ldy) = W (N, K) . X^T  where X rows are K long (ldx) */
+static qr_status gemm(struct qr_stream *s, float *y, const void *x, int ldx, const void *w, enum qr_dtype wtype, int M,
+                      int N, int K, int ldy, int accumulate)
+{
+    struct cuda_stream *cs = cuda_st(s);
+    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    if (wtype == QR_DTYPE_F32) {
+        CUBLAS_TRY(s->dev, cublasSgemm(cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, K, x, ldx, &beta, y,
+                                       ldy));
+    } else {
+        CUBLAS_TRY(s->dev, cublasGemmEx(cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, cu_dtype(wtype), K, x,
+                                        cu_dtype(wtype), ldx, &beta, y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
+                                        CUBLAS_GEMM_DEFAULT));
+    }
+    return QR_OK;
+}
+
+/* shared by matmul and logits; rows/max_rows: logits gather */
+static qr_status matmul_impl(struct qr_stream *s, float *y, const float *x, const void *w, const void *bias,
+                             enum qr_dtype wtype, enum qr_dtype btype, int M, int N, int K, int ldx, int ldy,
+                             int accumulate, const int32_t *rows, int64_t max_rows)
+{
+    if (M <= 0 || N <= 0)
+        return QR_OK;
+    if (K <= 0) {
+        return qr_set_error(QR_E_INVALID_ARG, "cuda matmul: K = %d", K);
+    }
+    struct cuda_device *cd = cuda_dev(s->dev);
+    bool half = wtype == QR_DTYPE_BF16 || wtype == QR_DTYPE_F16;
+    if (half && (M <= QR_CUDA_GEMV_MAX_M || (wtype == QR_DTYPE_BF16 && cd->cc < 80))) {
+        /* decode GEMV (on sm_75 also BF16 GEMMs, 8 rows at a time) */
+        for (int m0 = 0; m0 < M; m0 += QR_CUDA_GEMV_MAX_M) {
+            int mb = M - m0 < QR_CUDA_GEMV_MAX_M ? M - m0 : QR_CUDA_GEMV_MAX_M;
+            LAUNCH_TRY(s->dev, cuda_launch_gemv(cst(s), y + (int64_t)m0 * ldy, rows ? x : x + (int64_t)m0 * ldx, w,
+                                                bias, wtype, btype, mb, N, K, ldx, ldy, accumulate,
+                                                rows ? rows + m0 : NULL, max_rows));
+        }
+        return QR_OK;
+    }
+    const void *xin = x;
+    int ldin = ldx;
+    if (half || rows) {
+        void *scr = NULL;
+        size_t es = qr_dtype_size(wtype);
+        qr_status st = cuda_scratch(s, (size_t)M * (size_t)K * es, &scr);
+        if (st != QR_OK)
+            return st;
+        LAUNCH_TRY(s->dev, cuda_launch_convert_rows(cst(s), scr, wtype, x, M, K, ldx, rows, max_rows));
+        xin = scr;
+        ldin = K;
+    }
+    qr_status st = gemm(s, y, xin, ldin, w, wtype, M, N, K, ldy, accumulate);
+    if (st != QR_OK)
+        return st;
+    if (bias)
+        LAUNCH_TRY(s->dev, cuda_launch_bias_add(cst(s), y, bias, btype, M, N, ldy));
+    return QR_OK;
+}
+
+static qr_status op_matmul(struct qr_stream *s, const struct qr_matmul_args *a)
+{
+    ENTER(s);
+    return matmul_impl(s, vp(&a->y), vp(&a->x), vp(&a->w), a->bias.buf ? vp(&a->bias) : NULL, a->wtype, a->btype,
+                       a->M, a->N, a->K, a->ldx, a->ldy, a->accumulate, NULL, 0);
+}
+
+static qr_status op_logits(struct qr_stream *s, const struct qr_logits_args *a)
+{
+    ENTER(s);
+    if (a->n_out <= 0)
+        return QR_OK;
+    int64_t ld = a->ldx > 0 ? a->ldx : a->dim;
+    size_t avail = a->x.buf->size > a->x.off ? a->x.buf->size - a->x.off : 0;
+    int64_t max_rows = ((int64_t)(avail / 4) - a->dim) / ld + 1;
+    if (max_rows < 1)
+        return qr_set_error(QR_E_INVALID_ARG, "cuda logits: x buffer holds no row of %d", a->dim);
+    return matmul_impl(s, vp(&a->out), vp(&a->x), vp(&a->w), NULL, a->wtype, QR_DTYPE_F32, a->n_out, a->vocab,
+                       a->dim, (int)ld, a->vocab, 0, vp(&a->idx), max_rows);
+}
+
+static qr_status op_rmsnorm(struct qr_stream *s, const struct qr_rmsnorm_args *a)
+{
+    ENTER(s);
+    LAUNCH_TRY(s->dev, cuda_launch_rmsnorm(cst(s), vp(&a->out), vp(&a->x), vp(&a->w), a->wtype, a->n_tokens,
+                                           a->n_heads, a->n, a->ldx, a->ldout, a->eps));
+    return QR_OK;
+}
+
+static qr_status op_rope(struct qr_stream *s, const struct qr_rope_args *a)
+{
+    ENTER(s);
+    LAUNCH_TRY(s->dev, cuda_launch_rope(cst(s), vp(&a->x), vp(&a->pos), vp(&a->inv_freq), a->n_tokens, a->n_heads,
+                                        a->head_dim, a->ld, a->attn_factor));
+    return QR_OK;
+}
+
+static qr_status op_kv_store(struct qr_stream *s, const struct qr_kv_store_args *a)
+{
+    ENTER(s);
+    LAUNCH_TRY(s->dev, cuda_launch_kv_store(cst(s), vp(&a->k_cache), vp(&a->v_cache), vp(&a->k), vp(&a->v),
+                                            vp(&a->slots), a->kv_dtype, a->n_tokens, a->n_kv_heads, a->head_dim,
+                                            a->ld, a->block_size, a->num_blocks));
+    return QR_OK;
+}
+
+static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
+{
+    ENTER(s);
+    if (a->n_tokens <= 0 || a->n_seqs <= 0)
+        return QR_OK;
+    if (a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads != 0)
+        return qr_set_error(QR_E_INVALID_ARG, "cuda attn: %d heads are not a multiple of %d kv heads", a->n_heads,
+                            a->n_kv_heads);
+    if (a->head_dim != 64 && a->head_dim != 128)
+        return qr_set_error(QR_E_UNSUPPORTED, "cuda attn: head_dim %d (64 and 128 are supported)", a->head_dim);
+    if (!aligned16(vp(&a->k_cache)) || !aligned16(vp(&a->v_cache)))
+        return qr_set_error(QR_E_INVALID_ARG, "cuda attn: KV cache views must be 16-byte aligned");
+    struct qr_cuda_attn k = {
+        .out = vp(&a->out), .q = vp(&a->q), .k_cache = vp(&a->k_cache), .v_cache = vp(&a->v_cache),
+        .block_tables = vp(&a->block_tables), .seq_lens = vp(&a->seq_lens), .q_start = vp(&a->q_start),
+        .kv_dtype = a->kv_dtype, .n_tokens = a->n_tokens, .n_seqs = a->n_seqs, .n_heads = a->n_heads,
+        .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim, .block_size = a->block_size,
+        .max_blocks_per_seq = a->max_blocks_per_seq, .num_blocks = a->num_blocks, .ldq = a->ldq, .ldo = a->ldo,
+        .max_seq_len = a->max_seq_len, .max_q_len = a->max_q_len, .scale = a->scale,
+    };
+    if (a->block_size <= 0 || a->max_blocks_per_seq <= 0)
+        return qr_set_error(QR_E_INVALID_ARG, "cuda attn: block_size %d, max_blocks_per_seq %d", a->block_size,
+                            a->max_blocks_per_seq);
+    struct cuda_device *cd = cuda_dev(s->dev);
+    if (a->max_q_len <= 1) {
+        void *scr = NULL;
+        qr_status st = cuda_scratch(s, cuda_attn_decode_scratch(&k, cd->n_sm), &scr);
+        if (st != QR_OK)
+            return st;
+        LAUNCH_TRY(s->dev, cuda_launch_attn_decode(cst(s), &k, scr, cd->n_sm));
+        return QR_OK;
+    }
+    if (!cuda_attn_prefill_supported(a->head_dim, a->kv_dtype, cd->cc))
+        return qr_set_error(QR_E_UNSUPPORTED, "cuda attn: %s KV cache needs compute capability 8.0 (device has %d.%d)",
+                            qr_dtype_name(a->kv_dtype), cd->cc / 10, cd->cc % 10);
+    LAUNCH_TRY(s->dev, cuda_launch_attn_prefill(cst(s), &k));
+    return QR_OK;
+}
+
+static qr_status op_silu_mul(struct qr_stream *s, const struct qr_silu_mul_args *a)
+{
+    ENTER(s);
+    LAUNCH_TRY(s->dev, cuda_launch_silu_mul(cst(s), vp(&a->out), vp(&a->gu), a->n_tokens, a->n_ff, a->ldgu, a->ldout));
+    return QR_OK;
+}
+
+static qr_status op_add(struct qr_stream *s, const struct qr_add_args *a)
+{
+    ENTER(s);
+    LAUNCH_TRY(s->dev, cuda_launch_add(cst(s), vp(&a->y), vp(&a->x), a->n));
+    return QR_OK;
+}
+
+static qr_status op_argmax(struct qr_stream *s, const struct qr_argmax_args *a)
+{
+    ENTER(s);
+    LAUNCH_TRY(s->dev, cuda_launch_argmax(cst(s), vp(&a->out), vp(&a->x), a->n_rows, a->n));
+    return QR_OK;
+}
+
+const struct qr_ops cuda_ops = {
+    .embed = op_embed,
+    .matmul = op_matmul,
+    .rmsnorm = op_rmsnorm,
+    .qk_norm = op_rmsnorm,
+    .rope = op_rope,
+    .kv_store = op_kv_store,
+    .attn = op_attn,
+    .silu_mul = op_silu_mul,
+    .add = op_add,
+    .logits = op_logits,
+    .argmax = op_argmax,
+};

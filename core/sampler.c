@@ -1,0 +1,372 @@
+/* sampler.c - token sampling over one row of logits.
+ *
+ * Order (transformers' generate): repetition penalty (HF/CTRL, over prompt +
+ * output: positive logits divided, negative multiplied), presence/frequency
+ * penalties (OpenAI, over output), then greedy argmax, or temperature, top-k,
+ * top-p, min-p and a draw from the renormalised distribution.  The RNG is
+ * xoshiro256** seeded through splitmix64: the same seed gives the same tokens.
+ */
+#define _GNU_SOURCE
+#include "qrun/qr_sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct qr_sampler {
+    struct qr_sampler_params p;
+    int vocab;
+    uint64_t rng[4];
+    uint8_t *in_prompt;        /* (vocab) 1 if the token is in the prompt */
+    int32_t *prompt_uniq;      /* unique prompt ids */
+    int n_prompt_uniq;
+    uint8_t *in_gen;           /* (vocab) 1 if generated */
+    int32_t *gen;              /* generated ids in order */
+    int n_gen, cap_gen;
+    int32_t *gen_uniq;
+    int n_gen_uniq, cap_gen_uniq;
+    /* candidates (lazily allocated to the needed size) */
+    int32_t *cand_id;
+    int cap_cand;
+    float *raw;                /* (vocab) copy of the raw row, only when logprobs are asked for */
+};
+
+/* ---- RNG ---- */
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t r = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return r;
+}
+
+/* uniform in [0, 1) */
+static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+
+/* ---- params ---- */
+qr_status qr_sampler_params_check(const struct qr_sampler_params *p, int vocab)
+{
+    if (!p)
+        return qr_set_error(QR_E_INVALID_ARG, "sampler: no parameters");
+    if (vocab <= 0)
+        return qr_set_error(QR_E_INVALID_ARG, "sampler: vocab size %d must be positive", vocab);
+    if (!isfinite(p->temperature) || p->temperature < 0 || p->temperature > 100)
+        return qr_set_error(QR_E_INVALID_ARG, "temperature %g must be in [0, 100]", (double)p->temperature);
+    if (p->top_k < 0)
+        return qr_set_error(QR_E_INVALID_ARG, "top_k %d must be >= 0 (0 = off)", p->top_k);
+    if (!isfinite(p->top_p) || p->top_p <= 0 || p->top_p > 1)
+        return qr_set_error(QR_E_INVALID_ARG, "top_p %g must be in (0, 1]", (double)p->top_p);
+    if (!isfinite(p->min_p) || p->min_p < 0 || p->min_p > 1)
+        return qr_set_error(QR_E_INVALID_ARG, "min_p %g must be in [0, 1]", (double)p->min_p);
+    if (!isfinite(p->repetition_penalty) || p->repetition_penalty <= 0 || p->repetition_penalty > 100)
+        return qr_set_error(QR_E_INVALID_ARG, "repetition_penalty %g must be in (0, 100]",
+                            (double)p->repetition_penalty);
+    if (!isfinite(p->presence_penalty) || p->presence_penalty < -2 || p->presence_penalty > 2)
+        return qr_set_error(QR_E_INVALID_ARG, "presence_penalty %g must be in [-2, 2]", (double)p->presence_penalty);
+    if (!isfinite(p->frequency_penalty) || p->frequency_penalty < -2 || p->frequency_penalty > 2)
+        return qr_set_error(QR_E_INVALID_ARG, "frequency_penalty %g must be in [-2, 2]",
+                            (double)p->frequency_penalty);
+    return QR_OK;
+}
+
+qr_status qr_sampler_create(const struct qr_sampler_params *p, int vocab, struct qr_sampler **out)
+{
+    qr_status st = qr_sampler_params_check(p, vocab);
+    if (st != QR_OK)
+        return st;
+    struct qr_sampler *s = calloc(1, sizeof(*s));
+    if (!s)
+        return qr_set_error(QR_E_OOM_HOST, "sampler: out of memory");
+    s->p = *p;
+    s->vocab = vocab;
+    uint64_t x = p->seed;
+    for (int i = 0; i < 4; i++)
+        s->rng[i] = splitmix64(&x);
+    s->in_prompt = calloc((size_t)vocab, 1);
+    s->in_gen = calloc((size_t)vocab, 1);
+    if (!s->in_prompt || !s->in_gen) {
+        qr_sampler_free(s);
+        return qr_set_error(QR_E_OOM_HOST, "sampler: out of memory");
+    }
+    *out = s;
+    return QR_OK;
+}
+
+void qr_sampler_free(struct qr_sampler *s)
+{
+    if (!s)
+        return;
+    free(s->in_prompt);
+    free(s->prompt_uniq);
+    free(s->in_gen);
+    free(s->gen);
+    free(s->gen_uniq);
+    free(s->cand_id);
+    free(s->raw);
+    free(s);
+}
+
+void qr_sampler_set_prompt(struct qr_sampler *s, const int32_t *ids, int n)
+{
+    for (int i = 0; i < s->n_prompt_uniq; i++)
+        s->in_prompt[s->prompt_uniq[i]] = 0;
+    s->n_prompt_uniq = 0;
+    free(s->prompt_uniq);
+    s->prompt_uniq = NULL;
+    if (n <= 0 || !ids)
+        return;
+    s->prompt_uniq = malloc((size_t)n * sizeof(int32_t));
+    if (!s->prompt_uniq)
+        return; /* the penalty then ignores the prompt; logged */
+    for (int i = 0; i < n; i++) {
+        int32_t t = ids[i];
+        if (t < 0 || t >= s->vocab || s->in_prompt[t])
+            continue;
+        s->in_prompt[t] = 1;
+        s->prompt_uniq[s->n_prompt_uniq++] = t;
+    }
+}
+
+void qr_sampler_reset(struct qr_sampler *s)
+{
+    for (int i = 0; i < s->n_gen_uniq; i++)
+        s->in_gen[s->gen_uniq[i]] = 0;
+    s->n_gen_uniq = 0;
+    s->n_gen = 0;
+}
+
+static int grow(void **p, int *cap, int need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    int nc = *cap ? *cap : 64;
+    while (nc < need)
+        nc *= 2;
+    void *q = realloc(*p, (size_t)nc * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+static void record(struct qr_sampler *s, int32_t t)
+{
+    if (t < 0 || t >= s->vocab)
+        return;
+    if (grow((void **)&s->gen, &s->cap_gen, s->n_gen + 1, sizeof(int32_t)) == 0)
+        s->gen[s->n_gen++] = t;
+    if (!s->in_gen[t] && grow((void **)&s->gen_uniq, &s->cap_gen_uniq, s->n_gen_uniq + 1, sizeof(int32_t)) == 0) {
+        s->in_gen[t] = 1;
+        s->gen_uniq[s->n_gen_uniq++] = t;
+    }
+}
+
+static void apply_penalties(struct qr_sampler *s, float *x)
+{
+    float rp = s->p.repetition_penalty;
+    if (rp != 1.0f) {
+        for (int i = 0; i < s->n_prompt_uniq; i++) {
+            float *l = &x[s->prompt_uniq[i]];
+            *l = *l > 0 ? *l / rp : *l * rp;
+        }
+        for (int i = 0; i < s->n_gen_uniq; i++) {
+            int32_t t = s->gen_uniq[i];
+            if (s->in_prompt[t])
+                continue;
+            x[t] = x[t] > 0 ? x[t] / rp : x[t] * rp;
+        }
+    }
+    if (s->p.presence_penalty != 0)
+        for (int i = 0; i < s->n_gen_uniq; i++)
+            x[s->gen_uniq[i]] -= s->p.presence_penalty;
+    if (s->p.frequency_penalty != 0)
+        for (int i = 0; i < s->n_gen; i++)
+            x[s->gen[i]] -= s->p.frequency_penalty;
+}
+
+static int32_t argmax_row(const float *x, int n)
+{
+    int32_t best = 0;
+    float bv = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (x[i] > bv) {
+            bv = x[i];
+            best = i;
+        }
+    return best;
+}
+
+/* descending by value, ascending id on ties */
+static int cand_cmp(const void *a, const void *b, void *vals)
+{
+    const float *v = vals;
+    int32_t ia = *(const int32_t *)a, ib = *(const int32_t *)b;
+    if (v[ia] > v[ib])
+        return -1;
+    if (v[ia] < v[ib])
+        return 1;
+    return ia < ib ? -1 : ia > ib;
+}
+
+/* keep the k largest of x (ids into cand_id), sorted descending: a min-heap of size k */
+static void heap_sift(int32_t *h, int n, int i, const float *x)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        /* "smaller" = lower value, or equal value and higher id (worse) */
+        if (l < n && (x[h[l]] < x[h[m]] || (x[h[l]] == x[h[m]] && h[l] > h[m])))
+            m = l;
+        if (r < n && (x[h[r]] < x[h[m]] || (x[h[r]] == x[h[m]] && h[r] > h[m])))
+            m = r;
+        if (m == i)
+            return;
+        int32_t t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static int32_t sample_row(struct qr_sampler *s, float *x)
+{
+    int V = s->vocab;
+    float inv_t = 1.0f / s->p.temperature;
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++) {
+        float v = x[i];
+        v = isnan(v) ? -INFINITY : v * inv_t;
+        x[i] = v;
+        if (v > mx)
+            mx = v;
+    }
+    if (mx == -INFINITY)
+        return 0;
+    int k = s->p.top_k > 0 && s->p.top_k < V ? s->p.top_k : 0;
+    float top_p = s->p.top_p, min_p = s->p.min_p;
+    int n = 0;
+    if (k > 0) {
+        if (grow((void **)&s->cand_id, &s->cap_cand, k, sizeof(int32_t)))
+            return argmax_row(x, V);
+        int32_t *h = s->cand_id;
+        for (int i = 0; i < V; i++) {
+            if (n < k) {
+                h[n++] = i;
+                if (n == k)
+                    for (int j = k / 2 - 1; j >= 0; j--)
+                        heap_sift(h, k, j, x);
+            } else if (x[i] > x[h[0]]) {
+                h[0] = i;
+                heap_sift(h, k, 0, x);
+            }
+        }
+    } else if (top_p < 1.0f) {
+        /* tokens with p < (1 - top_p) / V carry less than 1 - top_p together,
+         * so the nucleus lies among the others: sort only those */
+        double z = 0;
+        for (int i = 0; i < V; i++)
+            z += exp((double)(x[i] - mx));
+        float cut = (float)(mx + log((1.0 - top_p) / V * z));
+        if (grow((void **)&s->cand_id, &s->cap_cand, V, sizeof(int32_t)))
+            return argmax_row(x, V);
+        for (int i = 0; i < V; i++)
+            if (x[i] >= cut)
+                s->cand_id[n++] = i;
+    }
+    if (n > 0) {
+        qsort_r(s->cand_id, (size_t)n, sizeof(int32_t), cand_cmp, x);
+        /* softmax over candidates, then top-p, then min-p */
+        double z = 0;
+        for (int i = 0; i < n; i++)
+            z += exp((double)(x[s->cand_id[i]] - mx));
+        if (top_p < 1.0f) {
+            double cum = 0;
+            int keep = n;
+            for (int i = 0; i < n; i++) {
+                cum += exp((double)(x[s->cand_id[i]] - mx)) / z;
+                if (cum >= top_p) {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            n = keep;
+        }
+        float top = x[s->cand_id[0]];
+        if (min_p > 0) {
+            float thr = top + logf(min_p);
+            int keep = 1;
+            while (keep < n && x[s->cand_id[keep]] >= thr)
+                keep++;
+            n = keep;
+        }
+        double tot = 0;
+        for (int i = 0; i < n; i++)
+            tot += exp((double)(x[s->cand_id[i]] - mx));
+        double u = rng_uniform(s->rng) * tot, cum = 0;
+        for (int i = 0; i < n; i++) {
+            cum += exp((double)(x[s->cand_id[i]] - mx));
+            if (u < cum)
+                return s->cand_id[i];
+        }
+        return s->cand_id[n - 1];
+    }
+    /* whole vocabulary (min-p alone is a threshold on the logit) */
+    float thr = min_p > 0 ? mx + logf(min_p) : -INFINITY;
+    double tot = 0;
+    for (int i = 0; i < V; i++)
+        if (x[i] >= thr)
+            tot += exp((double)(x[i] - mx));
+    double u = rng_uniform(s->rng) * tot, cum = 0;
+    int32_t last = 0;
+    for (int i = 0; i < V; i++) {
+        if (x[i] < thr || x[i] == -INFINITY)
+            continue;
+        cum += exp((double)(x[i] - mx));
+        last = i;
+        if (u < cum)
+            return i;
+    }
+    return last;
+}
+
+int32_t qr_sampler_sample(struct qr_sampler *s, float *logits, float *logprob)
+{
+    int V = s->vocab;
+    float raw_mx = -INFINITY;
+    double raw_z = 0;
+    if (logprob) {
+        *logprob = NAN;
+        if (!s->raw && !(s->raw = malloc((size_t)V * sizeof(float))))
+            logprob = NULL;
+    }
+    if (logprob) {
+        memcpy(s->raw, logits, (size_t)V * sizeof(float));
+        for (int i = 0; i < V; i++)
+            if (logits[i] > raw_mx)
+                raw_mx = logits[i];
+        for (int i = 0; i < V; i++)
+            if (!isnan(logits[i]))
+                raw_z += exp((double)(logits[i] - raw_mx));
+    }
+    apply_penalties(s, logits);
+    int32_t t = s->p.temperature == 0 ? argmax_row(logits, V) : sample_row(s, logits);
+    record(s, t);
+    if (logprob && raw_z > 0)
+        *logprob = (float)((double)(s->raw[t] - raw_mx) - log(raw_z));
+    return t;
+}

@@ -1,0 +1,655 @@
+/* attn.cu - paged causal attention (struct qr_attn_args semantics; reference
+ * cpu_attn in backends/cpu/cpu_ref_ops.c).
+ *
+ * Prompt / mixed batches: a FlashAttention-2 style kernel on tensor cores.
+ *   grid (query tiles of 64, heads, seqs), 4 warps, 16 query rows per warp.
+ *   Q (pre-scaled by scale*log2 e) lives in registers as mma A fragments;
+ *   K and V tiles of 32 keys are gathered through the block table into
+ *   shared memory ([key][d], padded rows) with cp.async, two tiles in flight
+ *   (F32 caches: converted to f16 through registers); fragments come from
+ *   ldmatrix (.trans for V).  Compute type: bf16, or f16 for F16/F32 caches.
+ *   S = Q K^T and O += P V use mma.sync m16n8k16 (two m16n8k8 on sm_75) with
+ *   f32 accumulators whose register layout is known, so the online softmax
+ *   rescales O in registers.
+ * Decode (max_q_len == 1): split-KV (flash-decoding).  grid (splits of 64
+ *   keys, kv heads x head batches, seqs); one block serves up to 8 query heads
+ *   of a GQA group, so each K/V row is read once for the group.  Each split
+ *   writes an unnormalised partial (acc, max, sum); a second kernel merges.
+ * Bad block ids mask their keys; bad q_start ranges skip the sequence;
+ * seq_lens are clamped to the block table's capacity. */
+#include "qr_cuda_common.cuh"
+
+#include <math.h>
+
+#define LOG2E 1.4426950408889634f
+
+/* ------------------------------------------------------------------------ */
+/* prompt kernel                                                            */
+/* ------------------------------------------------------------------------ */
+
+#define PF_BQ 64
+#define PF_WARPS 4
+
+template <typename T>
+__device__ __forceinline__ uint32_t pf_pack(float lo, float hi);
+template <>
+__device__ __forceinline__ uint32_t pf_pack<__nv_bfloat16>(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+template <>
+__device__ __forceinline__ uint32_t pf_pack<__half>(float lo, float hi)
+{
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+template <typename T>
+__device__ __forceinline__ T pf_cvt(float f);
+template <>
+__device__ __forceinline__ __nv_bfloat16 pf_cvt<__nv_bfloat16>(float f) { return __float2bfloat16_rn(f); }
+template <>
+__device__ __forceinline__ __half pf_cvt<__half>(float f) { return __float2half_rn(f); }
+
+/* d[4] += a[4] (16x16, row) * b[2] (16x8, col) */
+template <typename T>
+__device__ __forceinline__ void pf_mma(float *d, const uint32_t *a, const uint32_t *b);
+template <>
+__device__ __forceinline__ void pf_mma<__nv_bfloat16>(float *d, const uint32_t *a, const uint32_t *b)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    __trap();   /* the host never launches bf16 on sm_75 */
+#endif
+}
+template <>
+__device__ __forceinline__ void pf_mma<__half>(float *d, const uint32_t *a, const uint32_t *b)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(b[0]));
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[2]), "r"(a[3]), "r"(b[1]));
+#endif
+}
+
+/* 8 consecutive cache elements (16-byte aligned) -> f32 */
+template <int KVT>
+__device__ __forceinline__ void kv_load8(const void *base, int64_t elem, float *f)
+{
+    if (KVT == QK_F32) {
+        const float4 *p = (const float4 *)((const float *)base + elem);
+        float4 a = p[0], b = p[1];
+        f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+    } else {
+        uint4 v = *(const uint4 *)((const uint16_t *)base + elem);
+        const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            if (KVT == QK_BF16) {
+                f[2 * j] = __uint_as_float(u[j] << 16);
+                f[2 * j + 1] = __uint_as_float(u[j] & 0xffff0000u);
+            } else {
+                float2 t = __half22float2(*(const __half2 *)&u[j]);
+                f[2 * j] = t.x;
+                f[2 * j + 1] = t.y;
+            }
+        }
+    }
+}
+
+/* validated sequence range; false: skip the sequence */
+__device__ __forceinline__ bool attn_seq(const struct qr_cuda_attn &a, int s, int *qs, int *qlen, int *ctx)
+{
+    int b = a.q_start[s], e = a.q_start[s + 1];
+    if (b < 0 || e < b || e > a.n_tokens)
+        return false;
+    int64_t cap = (int64_t)a.max_blocks_per_seq * a.block_size;
+    int64_t c = a.seq_lens[s];
+    c = c < 0 ? 0 : c > cap ? cap : c;
+    *qs = b;
+    *qlen = e - b;
+    *ctx = (int)c;
+    return true;
+}
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+/* 16-byte async copy global -> shared; ok == false zero-fills without reading */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool ok)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(ok ? 16 : 0));
+#else
+    *(uint4 *)dst = ok ? *(const uint4 *)src : make_uint4(0, 0, 0, 0);
+#endif
+}
+__device__ __forceinline__ void cp_async_commit(void)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait(void)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+
+#define PF_BK 32   /* keys per tile; two tiles in flight (cp.async double buffering) */
+
+template <typename T, int KVT, int D>
+__global__ void __launch_bounds__(PF_WARPS * 32) k_attn_prefill(const struct qr_cuda_attn a)
+{
+    constexpr int KS = D + 8;   /* row stride (elements): conflict-free ldmatrix */
+    constexpr int CPR = D / 8;  /* 16-byte chunks per row */
+    __shared__ __align__(128) T Ks[2][PF_BK * KS];
+    __shared__ __align__(128) T Vs[2][PF_BK * KS];
+    __shared__ bool kok[2][PF_BK];
+
+    const int s = blockIdx.z, h = blockIdx.y;
+    int qs, qlen, ctx;
+    if (!attn_seq(a, s, &qs, &qlen, &ctx))
+        return;
+    const int q0 = blockIdx.x * PF_BQ;
+    if (q0 >= qlen)
+        return;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int kvh = h / (a.n_heads / a.n_kv_heads);
+    const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
+    const float qscale = a.scale * LOG2E;
+
+    /* rows of this lane: g and g + 8 of the warp's 16 */
+    const int row0 = q0 + warp * 16 + g, row1 = row0 + 8;
+    const int pos0 = row0 < qlen ? ctx - qlen + row0 : -1;
+    const int pos1 = row1 < qlen ? ctx - qlen + row1 : -1;
+    const int wrow_last = min(q0 + warp * 16 + 15, qlen - 1);
+    const int wpos_max = ctx - qlen + wrow_last;   /* the warp's last key */
+
+    uint32_t qa[D / 16][4];
+    {
+        const float *qr0 = a.q + (int64_t)(qs + row0) * a.ldq + (int64_t)h * D;
+        const float *qr1 = a.q + (int64_t)(qs + row1) * a.ldq + (int64_t)h * D;
+        bool v0 = row0 < qlen, v1 = row1 < qlen;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            int c = kk * 16 + 2 * t4;
+            float x00 = v0 ? qr0[c] * qscale : 0.f, x01 = v0 ? qr0[c + 1] * qscale : 0.f;
+            float x10 = v1 ? qr1[c] * qscale : 0.f, x11 = v1 ? qr1[c + 1] * qscale : 0.f;
+            float y00 = v0 ? qr0[c + 8] * qscale : 0.f, y01 = v0 ? qr0[c + 9] * qscale : 0.f;
+            float y10 = v1 ? qr1[c + 8] * qscale : 0.f, y11 = v1 ? qr1[c + 9] * qscale : 0.f;
+            qa[kk][0] = pf_pack<T>(x00, x01);
+            qa[kk][1] = pf_pack<T>(x10, x11);
+            qa[kk][2] = pf_pack<T>(y00, y01);
+            qa[kk][3] = pf_pack<T>(y10, y11);
+        }
+    }
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; i++)
+        o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+
+    const int tile_last = min(q0 + PF_BQ, qlen) - 1;
+    const int kend = min(ctx, ctx - qlen + tile_last + 1);   /* keys this block needs */
+    const int n_tiles = kend > 0 ? (kend + PF_BK - 1) / PF_BK : 0;
+
+    /* gather one tile of K and V through the block table into stage st */
+    auto load_tile = [&](int st, int k0) {
+        for (int c = threadIdx.x; c < PF_BK * CPR; c += PF_WARPS * 32) {
+            int r = c / CPR, d = (c % CPR) * 8, k = k0 + r;
+            int64_t off = 0;
+            bool ok = false;
+            if (k < kend) {
+                int64_t blk = table[k / a.block_size];
+                if (blk >= 0 && blk < a.num_blocks) {
+                    off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)D;
+                    ok = true;
+                }
+            }
+            if (d == 0)
+                kok[st][r] = ok;
+            T *kd = &Ks[st][r * KS + d], *vd = &Vs[st][r * KS + d];
+            if (KVT != QK_F32) {
+                const T *kc = (const T *)a.k_cache, *vc = (const T *)a.v_cache;
+                cp_async16(kd, ok ? kc + off + d : kc, ok);
+                cp_async16(vd, ok ? vc + off + d : vc, ok);
+            } else {
+                float kf[8], vf[8];
+                if (ok) {
+                    kv_load8<KVT>(a.k_cache, off + d, kf);
+                    kv_load8<KVT>(a.v_cache, off + d, vf);
+                } else {
+#pragma unroll
+                    for (int j = 0; j < 8; j++)
+                        kf[j] = vf[j] = 0.f;
+                }
+                uint4 kp, vp;
+                kp.x = pf_pack<T>(kf[0], kf[1]);
+                kp.y = pf_pack<T>(kf[2], kf[3]);
+                kp.z = pf_pack<T>(kf[4], kf[5]);
+                kp.w = pf_pack<T>(kf[6], kf[7]);
+                vp.x = pf_pack<T>(vf[0], vf[1]);
+                vp.y = pf_pack<T>(vf[2], vf[3]);
+                vp.z = pf_pack<T>(vf[4], vf[5]);
+                vp.w = pf_pack<T>(vf[6], vf[7]);
+                *(uint4 *)kd = kp;
+                *(uint4 *)vd = vp;
+            }
+        }
+        cp_async_commit();
+    };
+
+    if (n_tiles > 0)
+        load_tile(0, 0);
+    for (int it = 0; it < n_tiles; it++) {
+        const int st = it & 1, k0 = it * PF_BK;
+        if (it + 1 < n_tiles) {
+            load_tile(st ^ 1, k0 + PF_BK);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (k0 <= wpos_max) {
+            const T *Kt = Ks[st], *Vt = Vs[st];
+            float sc[PF_BK / 8][4];
+#pragma unroll
+            for (int j = 0; j < PF_BK / 8; j++) {
+                sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+                const T *kr = &Kt[(j * 8 + (lane & 7)) * KS + (lane >> 3) * 8];
+#pragma unroll
+                for (int kk = 0; kk < D / 16; kk += 2) {
+                    uint32_t b[4];
+                    ldsm_x4(b, kr + kk * 16);
+                    pf_mma<T>(sc[j], qa[kk], b);
+                    pf_mma<T>(sc[j], qa[kk + 1], b + 2);
+                }
+            }
+            float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < PF_BK / 8; j++) {
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    int kl = j * 8 + 2 * t4 + e, k = k0 + kl;
+                    bool kv = kok[st][kl];
+                    if (!kv || k > pos0)
+                        sc[j][e] = -INFINITY;
+                    if (!kv || k > pos1)
+                        sc[j][2 + e] = -INFINITY;
+                    mx0 = fmaxf(mx0, sc[j][e]);
+                    mx1 = fmaxf(mx1, sc[j][2 + e]);
+                }
+            }
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+            float al0 = mn0 == -INFINITY ? 1.f : exp2f(m0 - mn0);
+            float al1 = mn1 == -INFINITY ? 1.f : exp2f(m1 - mn1);
+            m0 = mn0;
+            m1 = mn1;
+            float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+            for (int j = 0; j < PF_BK / 8; j++) {
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    float p0 = mn0 == -INFINITY ? 0.f : exp2f(sc[j][e] - mn0);
+                    float p1 = mn1 == -INFINITY ? 0.f : exp2f(sc[j][2 + e] - mn1);
+                    sc[j][e] = p0;
+                    sc[j][2 + e] = p1;
+                    ps0 += p0;
+                    ps1 += p1;
+                }
+            }
+            l0 = l0 * al0 + ps0;
+            l1 = l1 * al1 + ps1;
+#pragma unroll
+            for (int i = 0; i < D / 8; i++) {
+                o[i][0] *= al0;
+                o[i][1] *= al0;
+                o[i][2] *= al1;
+                o[i][3] *= al1;
+            }
+#pragma unroll
+            for (int jj = 0; jj < PF_BK / 16; jj++) {
+                uint32_t pa[4];
+                pa[0] = pf_pack<T>(sc[2 * jj][0], sc[2 * jj][1]);
+                pa[1] = pf_pack<T>(sc[2 * jj][2], sc[2 * jj][3]);
+                pa[2] = pf_pack<T>(sc[2 * jj + 1][0], sc[2 * jj + 1][1]);
+                pa[3] = pf_pack<T>(sc[2 * jj + 1][2], sc[2 * jj + 1][3]);
+                const T *vr = &Vt[(jj * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * KS + (lane >> 4) * 8];
+#pragma unroll
+                for (int dt = 0; dt < D / 8; dt += 2) {
+                    uint32_t b[4];
+                    ldsm_x4_t(b, vr + dt * 8);
+                    pf_mma<T>(o[dt], pa, b);
+                    pf_mma<T>(o[dt + 1], pa, b + 2);
+                }
+            }
+        }
+        __syncthreads();   /* stage st is refilled by the next iteration's prefetch */
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    if (row0 < qlen) {
+        float *orow = a.out + (int64_t)(qs + row0) * a.ldo + (int64_t)h * D;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++) {   /* ldo may be odd: scalar stores */
+            orow[dt * 8 + 2 * t4] = o[dt][0] * i0;
+            orow[dt * 8 + 2 * t4 + 1] = o[dt][1] * i0;
+        }
+    }
+    if (row1 < qlen) {
+        float *orow = a.out + (int64_t)(qs + row1) * a.ldo + (int64_t)h * D;
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++) {
+            orow[dt * 8 + 2 * t4] = o[dt][2] * i1;
+            orow[dt * 8 + 2 * t4 + 1] = o[dt][3] * i1;
+        }
+    }
+}
+
+extern "C" int cuda_attn_prefill_supported(int head_dim, int kv_dtype, int cc)
+{
+    if (head_dim != 64 && head_dim != 128)
+        return 0;
+    if (kv_dtype == QK_BF16 && cc < 80)
+        return 0;
+    return kv_dtype == QK_BF16 || kv_dtype == QK_F16 || kv_dtype == QK_F32;
+}
+
+template <typename T, int KVT>
+static void prefill_go(qr_cuda_stream st, const struct qr_cuda_attn *a, dim3 grid)
+{
+    if (a->head_dim == 64)
+        k_attn_prefill<T, KVT, 64><<<grid, PF_WARPS * 32, 0, st>>>(*a);
+    else
+        k_attn_prefill<T, KVT, 128><<<grid, PF_WARPS * 32, 0, st>>>(*a);
+}
+
+extern "C" int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_attn *a)
+{
+    if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
+        return 0;
+    dim3 grid((unsigned)((a->max_q_len + PF_BQ - 1) / PF_BQ), (unsigned)a->n_heads, (unsigned)a->n_seqs);
+    if (a->kv_dtype == QK_BF16)
+        prefill_go<__nv_bfloat16, QK_BF16>(st, a, grid);
+    else if (a->kv_dtype == QK_F16)
+        prefill_go<__half, QK_F16>(st, a, grid);
+    else
+        prefill_go<__half, QK_F32>(st, a, grid);
+    return qk_launch_result();
+}
+
+/* ------------------------------------------------------------------------ */
+/* split-KV decode                                                          */
+/* ------------------------------------------------------------------------ */
+
+#define DC_THREADS 128
+#define DC_CHUNK 64    /* keys per split: two threads per key in the score phase */
+#define DC_HB 8        /* query heads per block */
+
+static inline int dc_splits(const struct qr_cuda_attn *a)
+{
+    int64_t cap = (int64_t)a->max_blocks_per_seq * a->block_size;
+    int64_t L = a->max_seq_len < cap ? a->max_seq_len : cap;
+    if (L < 1)
+        L = 1;
+    return (int)((L + DC_CHUNK - 1) / DC_CHUNK);
+}
+
+template <int KVT, int D>
+__device__ __forceinline__ float2 kv_load2(const void *base, int64_t elem)
+{
+    if (KVT == QK_F32)
+        return *(const float2 *)((const float *)base + elem);
+    uint32_t u = *(const uint32_t *)((const uint16_t *)base + elem);
+    if (KVT == QK_BF16)
+        return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
+    return __half22float2(*(const __half2 *)&u);
+}
+
+template <int KVT, int D>
+__global__ void __launch_bounds__(DC_THREADS)
+    k_attn_decode(const struct qr_cuda_attn a, int n_splits, float *part_o, float *part_ml)
+{
+    constexpr int NP = DC_THREADS / (D / 2);   /* key parts in the P V phase */
+    __shared__ __align__(16) float qsh[DC_HB][D];
+    __shared__ float p[DC_HB][DC_CHUNK];
+    __shared__ int64_t koff[DC_CHUNK];
+    __shared__ float red[NP][DC_HB][D];
+
+    const int sp = blockIdx.x, s = blockIdx.z;
+    const int G = a.n_heads / a.n_kv_heads;
+    const int hgroups = (G + DC_HB - 1) / DC_HB;
+    const int kvh = blockIdx.y / hgroups, hb = blockIdx.y % hgroups;
+    const int nh = min(DC_HB, G - hb * DC_HB);   /* heads in this block */
+    const int h0 = kvh * G + hb * DC_HB;
+    int qs, qlen, ctx;
+    if (!attn_seq(a, s, &qs, &qlen, &ctx) || qlen != 1)
+        return;
+    const int tid = threadIdx.x;
+    const int k_begin = sp * DC_CHUNK;
+    const int nk = max(0, min(DC_CHUNK, ctx - k_begin));   /* position ctx-1 sees keys 0..ctx-1 */
+    const int64_t pidx0 = ((int64_t)s * a.n_heads + h0) * n_splits + sp;
+
+    for (int i = tid; i < nh * D; i += DC_THREADS) {
+        int j = i / D, d = i % D;
+        qsh[j][d] = a.q[(int64_t)qs * a.ldq + (int64_t)(h0 + j) * D + d] * (a.scale * LOG2E);
+    }
+    const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
+    if (tid < DC_CHUNK) {
+        int64_t off = -1;
+        if (tid < nk) {
+            int k = k_begin + tid;
+            int64_t blk = table[k / a.block_size];
+            if (blk >= 0 && blk < a.num_blocks)
+                off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)D;
+        }
+        koff[tid] = off;
+    }
+    __syncthreads();
+    /* scores: two threads per key (half of head_dim each), all heads of the block */
+    {
+        const int kl = tid >> 1, half = tid & 1;
+        float acc[DC_HB];
+#pragma unroll
+        for (int j = 0; j < DC_HB; j++)
+            acc[j] = 0.f;
+        int64_t off = koff[kl];
+        if (off >= 0) {
+            float kf[D / 2];
+#pragma unroll
+            for (int d = 0; d < D / 2; d += 8)
+                kv_load8<KVT>(a.k_cache, off + half * (D / 2) + d, kf + d);
+#pragma unroll
+            for (int j = 0; j < DC_HB; j++) {
+                if (j < nh) {
+                    const float4 *q4 = (const float4 *)&qsh[j][half * (D / 2)];
+                    float sacc = 0.f;
+#pragma unroll
+                    for (int d = 0; d < D / 2; d += 4) {
+                        float4 qq = q4[d / 4];
+                        sacc += qq.x * kf[d] + qq.y * kf[d + 1] + qq.z * kf[d + 2] + qq.w * kf[d + 3];
+                    }
+                    acc[j] = sacc;
+                }
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < DC_HB; j++) {
+            float v = acc[j] + __shfl_xor_sync(0xffffffffu, acc[j], 1);
+            if (half == 0 && j < nh)
+                p[j][kl] = off >= 0 ? v : -INFINITY;
+        }
+    }
+    __syncthreads();
+    /* softmax pieces: warp w handles heads w, w+4 */
+    const int warp = tid >> 5, lane = tid & 31;
+    for (int j = warp; j < nh; j += DC_THREADS / 32) {
+        float mx = -INFINITY;
+        for (int k = lane; k < DC_CHUNK; k += 32)
+            mx = fmaxf(mx, p[j][k]);
+        mx = qk_warp_max(mx);
+        float sum = 0.f;
+        for (int k = lane; k < DC_CHUNK; k += 32) {
+            float e = mx == -INFINITY ? 0.f : exp2f(p[j][k] - mx);
+            p[j][k] = e;
+            sum += e;
+        }
+        sum = qk_warp_sum(sum);
+        if (lane == 0) {
+            part_ml[2 * (pidx0 + (int64_t)j * n_splits)] = mx;
+            part_ml[2 * (pidx0 + (int64_t)j * n_splits) + 1] = sum;
+        }
+    }
+    __syncthreads();
+    /* P V: thread = (d pair, key part); 8 V loads in flight per thread */
+    const int dp = tid % (D / 2), part = tid / (D / 2);
+    float acc[DC_HB][2];
+#pragma unroll
+    for (int j = 0; j < DC_HB; j++)
+        acc[j][0] = acc[j][1] = 0.f;
+    for (int k0 = part; k0 < nk; k0 += NP * 8) {
+        float2 v[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            int k = k0 + NP * u;
+            int64_t off = k < nk ? koff[k] : -1;
+            v[u] = off >= 0 ? kv_load2<KVT, D>(a.v_cache, off + 2 * dp) : make_float2(0.f, 0.f);
+        }
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            int k = k0 + NP * u;
+            if (k < nk) {
+#pragma unroll
+                for (int j = 0; j < DC_HB; j++) {
+                    if (j < nh) {
+                        float pk = p[j][k];
+                        acc[j][0] += pk * v[u].x;
+                        acc[j][1] += pk * v[u].y;
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < DC_HB; j++) {
+        red[part][j][2 * dp] = acc[j][0];
+        red[part][j][2 * dp + 1] = acc[j][1];
+    }
+    __syncthreads();
+    for (int i = tid; i < nh * D; i += DC_THREADS) {
+        int j = i / D, d = i % D;
+        float v = 0.f;
+#pragma unroll
+        for (int q = 0; q < NP; q++)
+            v += red[q][j][d];
+        part_o[(pidx0 + (int64_t)j * n_splits) * D + d] = v;
+    }
+}
+
+__global__ void k_attn_decode_merge(const struct qr_cuda_attn a, int n_splits, const float *part_o,
+                                    const float *part_ml)
+{
+    const int h = blockIdx.x, s = blockIdx.y, D = a.head_dim;
+    int qs, qlen, ctx;
+    if (!attn_seq(a, s, &qs, &qlen, &ctx) || qlen != 1)
+        return;
+    const int64_t base = ((int64_t)s * a.n_heads + h) * n_splits;
+    const int used = max(1, min(n_splits, (ctx + DC_CHUNK - 1) / DC_CHUNK));
+    float M = -INFINITY;
+    for (int i = 0; i < used; i++)
+        M = fmaxf(M, part_ml[2 * (base + i)]);
+    float sum = 0.f;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float v = 0.f;
+        sum = 0.f;
+        if (M != -INFINITY) {
+            for (int i = 0; i < used; i++) {
+                float mi = part_ml[2 * (base + i)];
+                if (mi == -INFINITY)
+                    continue;
+                float w = exp2f(mi - M);
+                sum += part_ml[2 * (base + i) + 1] * w;
+                v += part_o[(base + i) * D + d] * w;
+            }
+        }
+        a.out[(int64_t)qs * a.ldo + (int64_t)h * D + d] = sum > 0.f ? v / sum : 0.f;
+    }
+}
+
+extern "C" size_t cuda_attn_decode_scratch(const struct qr_cuda_attn *a, int n_sm)
+{
+    (void)n_sm;
+    size_t n = (size_t)a->n_seqs * (size_t)a->n_heads * (size_t)dc_splits(a);
+    return n * ((size_t)a->head_dim + 2) * sizeof(float);
+}
+
+template <int KVT>
+static void decode_go(qr_cuda_stream st, const struct qr_cuda_attn *a, dim3 grid, int ns, float *po, float *pml)
+{
+    if (a->head_dim == 64)
+        k_attn_decode<KVT, 64><<<grid, DC_THREADS, 0, st>>>(*a, ns, po, pml);
+    else
+        k_attn_decode<KVT, 128><<<grid, DC_THREADS, 0, st>>>(*a, ns, po, pml);
+}
+
+extern "C" int cuda_launch_attn_decode(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm)
+{
+    (void)n_sm;
+    if (a->n_seqs <= 0 || a->n_tokens <= 0)
+        return 0;
+    if (a->head_dim != 64 && a->head_dim != 128)
+        return (int)cudaErrorInvalidValue;
+    int ns = dc_splits(a);
+    int G = a->n_heads / a->n_kv_heads;
+    int hgroups = (G + DC_HB - 1) / DC_HB;
+    float *po = (float *)scratch;
+    float *pml = po + (size_t)a->n_seqs * a->n_heads * ns * a->head_dim;
+    dim3 grid((unsigned)ns, (unsigned)(a->n_kv_heads * hgroups), (unsigned)a->n_seqs);
+    if (a->kv_dtype == QK_BF16)
+        decode_go<QK_BF16>(st, a, grid, ns, po, pml);
+    else if (a->kv_dtype == QK_F16)
+        decode_go<QK_F16>(st, a, grid, ns, po, pml);
+    else
+        decode_go<QK_F32>(st, a, grid, ns, po, pml);
+    int rc = qk_launch_result();
+    if (rc)
+        return rc;
+    k_attn_decode_merge<<<dim3((unsigned)a->n_heads, (unsigned)a->n_seqs), a->head_dim, 0, st>>>(*a, ns, po, pml);
+    return qk_launch_result();
+}

@@ -1,0 +1,309 @@
+/* elementwise.cu - embed, rmsnorm / qk_norm, rope, kv_store, silu_mul, add,
+ * argmax, row conversion and bias add.  Semantics: backends/cpu/cpu_ref_ops.c. */
+#include "qr_cuda_common.cuh"
+
+#include <math.h>
+
+/* ---- embed ---- */
+
+__global__ void k_embed(float *out, const void *table, const int32_t *ids, int wtype, int n_tokens, int dim,
+                        int vocab)
+{
+    int t = blockIdx.y;
+    int64_t id = ids[t];
+    id = id < 0 ? 0 : id >= vocab ? vocab - 1 : id;
+    const char *row = (const char *)table;
+    size_t es = wtype == QK_F32 ? 4 : 2;
+    row += (size_t)id * (size_t)dim * es;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < dim; i += gridDim.x * blockDim.x)
+        out[(int64_t)t * dim + i] = qk_load(row, wtype, i);
+}
+
+extern "C" int cuda_launch_embed(qr_cuda_stream st, float *out, const void *table, const int32_t *ids, int wtype,
+                                 int n_tokens, int dim, int vocab)
+{
+    if (n_tokens <= 0 || dim <= 0)
+        return 0;
+    dim3 grid(qk_blocks(dim, 256) < 64 ? qk_blocks(dim, 256) : 64, (unsigned)n_tokens);
+    k_embed<<<grid, 256, 0, st>>>(out, table, ids, wtype, n_tokens, dim, vocab);
+    return qk_launch_result();
+}
+
+/* ---- rows -> bf16/f16 (GEMM input), optional row gather ---- */
+
+__global__ void k_convert_rows(void *dst, int dtype, const float *x, int M, int K, int ldx, const int32_t *rows,
+                               int64_t max_rows)
+{
+    int m = blockIdx.y;
+    int64_t r = m;
+    if (rows) {
+        r = rows[m];
+        r = r < 0 ? 0 : r >= max_rows ? max_rows - 1 : r;
+    }
+    const float *xr = x + r * ldx;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < K; i += gridDim.x * blockDim.x) {
+        float v = xr[i];
+        if (dtype == QK_BF16)
+            ((uint16_t *)dst)[(int64_t)m * K + i] = qk_f32_bf16(v);
+        else if (dtype == QK_F16)
+            ((uint16_t *)dst)[(int64_t)m * K + i] = qk_f32_f16(v);
+        else
+            ((float *)dst)[(int64_t)m * K + i] = v;
+    }
+}
+
+extern "C" int cuda_launch_convert_rows(qr_cuda_stream st, void *dst, int dtype, const float *x, int M, int K,
+                                        int ldx, const int32_t *rows, int64_t max_rows)
+{
+    if (M <= 0 || K <= 0)
+        return 0;
+    unsigned gx = qk_blocks(K, 256);
+    dim3 grid(gx < 32 ? gx : 32, (unsigned)M);
+    k_convert_rows<<<grid, 256, 0, st>>>(dst, dtype, x, M, K, ldx, rows, max_rows);
+    return qk_launch_result();
+}
+
+__global__ void k_bias_add(float *y, const void *bias, int btype, int M, int N, int ldy)
+{
+    int m = blockIdx.y;
+    for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += gridDim.x * blockDim.x)
+        y[(int64_t)m * ldy + n] += qk_load(bias, btype, n);
+}
+
+extern "C" int cuda_launch_bias_add(qr_cuda_stream st, float *y, const void *bias, int btype, int M, int N, int ldy)
+{
+    if (M <= 0 || N <= 0)
+        return 0;
+    unsigned gx = qk_blocks(N, 256);
+    dim3 grid(gx < 64 ? gx : 64, (unsigned)M);
+    k_bias_add<<<grid, 256, 0, st>>>(y, bias, btype, M, N, ldy);
+    return qk_launch_result();
+}
+
+/* ---- RMSNorm: one block per row (n_heads == 1) or one warp per (token, head) ---- */
+
+__global__ void k_rmsnorm_block(float *out, const float *x, const void *w, int wtype, int n, int ldx, int ldout,
+                                float eps)
+{
+    __shared__ float sh[32];
+    int t = blockIdx.x;
+    const float *xr = x + (int64_t)t * ldx;
+    float *o = out + (int64_t)t * ldout;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        ss += xr[i] * xr[i];
+    ss = qk_block_sum(ss, sh);
+    float inv = rsqrtf(ss / (float)n + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        o[i] = qk_load(w, wtype, i) * (xr[i] * inv);
+}
+
+__global__ void k_rmsnorm_warp(float *out, const float *x, const void *w, int wtype, int n_rows, int n_heads, int n,
+                               int ldx, int ldout, float eps)
+{
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= n_rows)
+        return;
+    int64_t t = row / n_heads, h = row % n_heads;
+    const float *xr = x + t * ldx + h * n;
+    float *o = out + t * ldout + h * n;
+    float ss = 0.0f;
+    for (int i = lane; i < n; i += 32)
+        ss += xr[i] * xr[i];
+    ss = qk_warp_sum(ss);
+    float inv = rsqrtf(ss / (float)n + eps);
+    for (int i = lane; i < n; i += 32)
+        o[i] = qk_load(w, wtype, i) * (xr[i] * inv);
+}
+
+extern "C" int cuda_launch_rmsnorm(qr_cuda_stream st, float *out, const float *x, const void *w, int wtype,
+                                   int n_tokens, int n_heads, int n, int ldx, int ldout, float eps)
+{
+    if (n_tokens <= 0 || n_heads <= 0 || n <= 0)
+        return 0;
+    if (n_heads == 1 && n > 512) {
+        k_rmsnorm_block<<<(unsigned)n_tokens, 256, 0, st>>>(out, x, w, wtype, n, ldx, ldout, eps);
+    } else {
+        int rows = n_tokens * n_heads;
+        k_rmsnorm_warp<<<qk_blocks(rows, 8), 256, 0, st>>>(out, x, w, wtype, rows, n_heads, n, ldx, ldout, eps);
+    }
+    return qk_launch_result();
+}
+
+/* ---- RoPE (NeoX), in place ---- */
+
+__global__ void k_rope(float *x, const int32_t *pos, const float *inv_freq, int n_tokens, int n_heads, int head_dim,
+                       int ld, float attn_factor)
+{
+    int half = head_dim / 2;
+    int t = blockIdx.y;
+    float p = (float)pos[t];
+    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < n_heads * half; e += gridDim.x * blockDim.x) {
+        int h = e / half, i = e % half;
+        float ang = p * inv_freq[i];
+        float sn, c;
+        sincosf(ang, &sn, &c);
+        c *= attn_factor;
+        sn *= attn_factor;
+        float *r = x + (int64_t)t * ld + (int64_t)h * head_dim;
+        float x0 = r[i], x1 = r[i + half];
+        r[i] = x0 * c - x1 * sn;
+        r[i + half] = x1 * c + x0 * sn;
+    }
+}
+
+extern "C" int cuda_launch_rope(qr_cuda_stream st, float *x, const int32_t *pos, const float *inv_freq, int n_tokens,
+                                int n_heads, int head_dim, int ld, float attn_factor)
+{
+    if (n_tokens <= 0 || n_heads <= 0 || head_dim < 2)
+        return 0;
+    unsigned gx = qk_blocks((int64_t)n_heads * (head_dim / 2), 256);
+    dim3 grid(gx < 16 ? gx : 16, (unsigned)n_tokens);
+    k_rope<<<grid, 256, 0, st>>>(x, pos, inv_freq, n_tokens, n_heads, head_dim, ld, attn_factor);
+    return qk_launch_result();
+}
+
+/* ---- paged KV write ---- */
+
+__global__ void k_kv_store(void *kc, void *vc, const float *k, const float *v, const int32_t *slots, int kv_dtype,
+                           int n_kv_heads, int head_dim, int ld, int block_size, int num_blocks)
+{
+    int t = blockIdx.y;
+    int64_t slot = slots[t];
+    if (slot < 0 || slot >= (int64_t)num_blocks * block_size)
+        return;
+    int64_t blk = slot / block_size, off = slot % block_size;
+    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < n_kv_heads * head_dim; e += gridDim.x * blockDim.x) {
+        int h = e / head_dim, i = e % head_dim;
+        int64_t dst = ((blk * n_kv_heads + h) * block_size + off) * head_dim + i;
+        float kv = k[(int64_t)t * ld + e], vv = v[(int64_t)t * ld + e];
+        (void)h;
+        if (kv_dtype == QK_BF16) {
+            ((uint16_t *)kc)[dst] = qk_f32_bf16(kv);
+            ((uint16_t *)vc)[dst] = qk_f32_bf16(vv);
+        } else if (kv_dtype == QK_F16) {
+            ((uint16_t *)kc)[dst] = qk_f32_f16(kv);
+            ((uint16_t *)vc)[dst] = qk_f32_f16(vv);
+        } else {
+            ((float *)kc)[dst] = kv;
+            ((float *)vc)[dst] = vv;
+        }
+    }
+}
+
+extern "C" int cuda_launch_kv_store(qr_cuda_stream st, void *k_cache, void *v_cache, const float *k, const float *v,
+                                    const int32_t *slots, int kv_dtype, int n_tokens, int n_kv_heads, int head_dim,
+                                    int ld, int block_size, int num_blocks)
+{
+    if (n_tokens <= 0 || n_kv_heads <= 0 || head_dim <= 0 || block_size <= 0)
+        return 0;
+    unsigned gx = qk_blocks((int64_t)n_kv_heads * head_dim, 256);
+    dim3 grid(gx < 16 ? gx : 16, (unsigned)n_tokens);
+    k_kv_store<<<grid, 256, 0, st>>>(k_cache, v_cache, k, v, slots, kv_dtype, n_kv_heads, head_dim, ld, block_size,
+                                     num_blocks);
+    return qk_launch_result();
+}
+
+/* ---- SwiGLU, add ---- */
+
+__global__ void k_silu_mul(float *out, const float *gu, int n_ff, int ldgu, int ldout)
+{
+    int t = blockIdx.y;
+    const float *g = gu + (int64_t)t * ldgu, *u = g + n_ff;
+    float *o = out + (int64_t)t * ldout;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n_ff; i += gridDim.x * blockDim.x) {
+        float gv = g[i];
+        o[i] = gv / (1.0f + expf(-gv)) * u[i];
+    }
+}
+
+extern "C" int cuda_launch_silu_mul(qr_cuda_stream st, float *out, const float *gu, int n_tokens, int n_ff, int ldgu,
+                                    int ldout)
+{
+    if (n_tokens <= 0 || n_ff <= 0)
+        return 0;
+    unsigned gx = qk_blocks(n_ff, 256);
+    dim3 grid(gx < 64 ? gx : 64, (unsigned)n_tokens);
+    k_silu_mul<<<grid, 256, 0, st>>>(out, gu, n_ff, ldgu, ldout);
+    return qk_launch_result();
+}
+
+__global__ void k_add(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] += x[i];
+}
+
+extern "C" int cuda_launch_add(qr_cuda_stream st, float *y, const float *x, int64_t n)
+{
+    if (n <= 0)
+        return 0;
+    unsigned g = qk_blocks(n, 256);
+    k_add<<<g < 4096 ? g : 4096, 256, 0, st>>>(y, x, n);
+    return qk_launch_result();
+}
+
+/* ---- argmax: lowest index on ties, NaN never wins, all-NaN row -> 0 ---- */
+
+__device__ __forceinline__ bool qk_better(float v, int i, float bv, int bi)
+{
+    if (isnan(v) || i < 0)
+        return false;
+    if (bi < 0)
+        return true;
+    return v > bv || (v == bv && i < bi);
+}
+
+__global__ void k_argmax(int32_t *out, const float *x, int n)
+{
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    const float *row = x + (int64_t)blockIdx.x * n;
+    float bv = 0.0f;
+    int bi = -1;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = row[i];
+        if (qk_better(v, i, bv, bi)) {
+            bv = v;
+            bi = i;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (qk_better(ov, oi, bv, bi)) {
+            bv = ov;
+            bi = oi;
+        }
+    }
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    if (lane == 0) {
+        sv[w] = bv;
+        si[w] = bi;
+    }
+    __syncthreads();
+    if (w == 0) {
+        int nw = blockDim.x >> 5;
+        bv = lane < nw ? sv[lane] : 0.0f;
+        bi = lane < nw ? si[lane] : -1;
+        for (int o = 16; o > 0; o >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+            int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (qk_better(ov, oi, bv, bi)) {
+                bv = ov;
+                bi = oi;
+            }
+        }
+        if (lane == 0)
+            out[blockIdx.x] = bi < 0 ? 0 : bi;
+    }
+}
+
+extern "C" int cuda_launch_argmax(qr_cuda_stream st, int32_t *out, const float *x, int n_rows, int n)
+{
+    if (n_rows <= 0 || n <= 0)
+        return 0;
+    k_argmax<<<(unsigned)n_rows, 1024, 0, st>>>(out, x, n);
+    return qk_launch_result();
+}

@@ -1,0 +1,156 @@
+/* gemv.cu - y[m] (+)= x[m] . W^T + bias for small M (decode), BF16/F16 weights.
+ *
+ * One warp per output row n, 8 rows per 256-thread block.  Each lane streams
+ * 16-byte chunks of the weight row (8 elements) with an evict-first load,
+ * eight chunks in flight before the FMAs, and reads the (few, L1-resident) x
+ * rows as float4.  The M accumulators are reduced with warp shuffles.  Rows
+ * of K not divisible by 8 or unaligned pointers take the scalar variant. */
+#include "qr_cuda_common.cuh"
+
+#define GEMV_WARPS 8
+#define GEMV_UNROLL 8
+
+template <int WT>
+__device__ __forceinline__ void gemv_unpack8(const uint4 v, float *f)
+{
+    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        if (WT == QK_BF16) {
+            f[2 * j] = __uint_as_float(u[j] << 16);
+            f[2 * j + 1] = __uint_as_float(u[j] & 0xffff0000u);
+        } else {
+            __half2 h = *(const __half2 *)&u[j];
+            float2 t = __half22float2(h);
+            f[2 * j] = t.x;
+            f[2 * j + 1] = t.y;
+        }
+    }
+}
+
+template <int WT, int MT, bool VEC>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+    k_gemv(float *__restrict__ y, const float *__restrict__ x, const uint16_t *__restrict__ w,
+           const void *__restrict__ bias, int btype, int M, int N, int K, int ldx, int ldy, int accumulate,
+           const int32_t *__restrict__ rows, int64_t max_rows)
+{
+    int n = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (n >= N)
+        return;
+    const float *xr[MT];
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        int64_t r = m < M ? m : 0;
+        if (rows) {
+            r = rows[m < M ? m : 0];
+            r = r < 0 ? 0 : r >= max_rows ? max_rows - 1 : r;
+        }
+        xr[m] = x + r * ldx;
+    }
+    float acc[MT];
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+        acc[m] = 0.0f;
+    const uint16_t *wr = w + (int64_t)n * K;
+    if (VEC) {
+        const uint4 *w4 = (const uint4 *)wr;
+        const int nk = K >> 3;
+        int i = lane;
+        for (; i + (GEMV_UNROLL - 1) * 32 < nk; i += GEMV_UNROLL * 32) {
+            uint4 wv[GEMV_UNROLL];
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++)
+                wv[u] = __ldcs(w4 + i + u * 32);
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) {
+                float wf[8];
+                gemv_unpack8<WT>(wv[u], wf);
+#pragma unroll
+                for (int m = 0; m < MT; m++) {
+                    if (m < M) {
+                        const float4 *x4 = (const float4 *)(xr[m]) + 2 * (i + u * 32);
+                        float4 a = __ldg(x4), b = __ldg(x4 + 1);
+                        acc[m] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b.x + wf[5] * b.y +
+                                  wf[6] * b.z + wf[7] * b.w;
+                    }
+                }
+            }
+        }
+        for (; i < nk; i += 32) {
+            float wf[8];
+            gemv_unpack8<WT>(__ldcs(w4 + i), wf);
+#pragma unroll
+            for (int m = 0; m < MT; m++) {
+                if (m < M) {
+                    const float4 *x4 = (const float4 *)(xr[m]) + 2 * i;
+                    float4 a = __ldg(x4), b = __ldg(x4 + 1);
+                    acc[m] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b.x + wf[5] * b.y +
+                              wf[6] * b.z + wf[7] * b.w;
+                }
+            }
+        }
+    } else {
+        for (int k = lane; k < K; k += 32) {
+            float wf = WT == QK_BF16 ? qk_bf16_f32(wr[k]) : qk_f16_f32(wr[k]);
+#pragma unroll
+            for (int m = 0; m < MT; m++)
+                if (m < M)
+                    acc[m] += wf * xr[m][k];
+        }
+    }
+    float b = bias ? qk_load(bias, btype, n) : 0.0f;
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        float v = qk_warp_sum(acc[m]);
+        if (lane == 0 && m < M) {
+            float *yp = y + (int64_t)m * ldy + n;
+            v += b;
+            *yp = accumulate ? *yp + v : v;
+        }
+    }
+}
+
+template <int WT, int MT>
+static void gemv_go(qr_cuda_stream st, bool vec, float *y, const float *x, const void *w, const void *bias, int btype,
+                    int M, int N, int K, int ldx, int ldy, int accumulate, const int32_t *rows, int64_t max_rows)
+{
+    unsigned grid = qk_blocks(N, GEMV_WARPS);
+    if (vec)
+        k_gemv<WT, MT, true><<<grid, GEMV_WARPS * 32, 0, st>>>(y, x, (const uint16_t *)w, bias, btype, M, N, K, ldx,
+                                                               ldy, accumulate, rows, max_rows);
+    else
+        k_gemv<WT, MT, false><<<grid, GEMV_WARPS * 32, 0, st>>>(y, x, (const uint16_t *)w, bias, btype, M, N, K, ldx,
+                                                                ldy, accumulate, rows, max_rows);
+}
+
+template <int WT>
+static void gemv_dispatch(qr_cuda_stream st, bool vec, float *y, const float *x, const void *w, const void *bias,
+                          int btype, int M, int N, int K, int ldx, int ldy, int accumulate, const int32_t *rows,
+                          int64_t max_rows)
+{
+    if (M <= 1)
+        gemv_go<WT, 1>(st, vec, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, rows, max_rows);
+    else if (M <= 2)
+        gemv_go<WT, 2>(st, vec, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, rows, max_rows);
+    else if (M <= 4)
+        gemv_go<WT, 4>(st, vec, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, rows, max_rows);
+    else
+        gemv_go<WT, 8>(st, vec, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, rows, max_rows);
+}
+
+extern "C" int cuda_launch_gemv(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias,
+                                int wtype, int btype, int M, int N, int K, int ldx, int ldy, int accumulate,
+                                const int32_t *rows, int64_t max_rows)
+{
+    if (M <= 0 || N <= 0)
+        return 0;
+    if (M > QR_CUDA_GEMV_MAX_M || (wtype != QK_BF16 && wtype != QK_F16))
+        return (int)cudaErrorInvalidValue;
+    bool vec = K % 8 == 0 && ldx % 4 == 0 && ((uintptr_t)w & 15) == 0 && ((uintptr_t)x & 15) == 0;
+    if (wtype == QK_BF16)
+        gemv_dispatch<QK_BF16>(st, vec, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, rows, max_rows);
+    else
+        gemv_dispatch<QK_F16>(st, vec, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, rows, max_rows);
+    return qk_launch_result();
+}

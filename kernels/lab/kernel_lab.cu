@@ -1,0 +1,325 @@
+/* kernel_lab.cu - standalone lab for the CUDA kernels: includes the
+ * production kernels, checks them against plain CPU loops on small shapes,
+ * then times them on Qwen3-4B shapes (GEMV GB/s vs the device copy
+ * bandwidth, prompt attention TFLOP/s, split-KV decode latency).
+ *
+ *   cuda_kernel_lab [--quick]
+ * Exit status 1 if a check fails.  Not part of ctest (needs a GPU). */
+#include "../attn.cu"
+#include "../elementwise.cu"
+#include "../gemv.cu"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vector>
+
+#include <cublas_v2.h>
+
+#define CK(x)                                                                                                      \
+    do {                                                                                                           \
+        cudaError_t e_ = (x);                                                                                      \
+        if (e_ != cudaSuccess) {                                                                                   \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));                    \
+            exit(2);                                                                                               \
+        }                                                                                                          \
+    } while (0)
+
+static int g_fail = 0;
+static uint64_t g_rng = 88172645463325252ull;
+static float frand(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((g_rng >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
+}
+static uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+static float from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+template <typename T>
+static T *dev_copy(const std::vector<T> &v)
+{
+    T *p;
+    CK(cudaMalloc(&p, v.size() * sizeof(T) + 16));
+    CK(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+    return p;
+}
+static void check(const char *what, double nmse, double lim)
+{
+    bool ok = nmse <= lim && !isnan(nmse);
+    printf("%-48s nmse %.3e  %s\n", what, nmse, ok ? "ok" : "FAIL");
+    if (!ok)
+        g_fail++;
+}
+
+/* ---- GEMV ---- */
+static void test_gemv(int M, int N, int K)
+{
+    std::vector<uint16_t> w((size_t)N * K);
+    std::vector<float> x((size_t)M * K), y((size_t)M * N);
+    for (auto &v : w)
+        v = to_bf16(frand());
+    for (auto &v : x)
+        v = frand();
+    uint16_t *dw = dev_copy(w);
+    float *dx = dev_copy(x), *dy = dev_copy(y);
+    CK((cudaError_t)cuda_launch_gemv(0, dy, dx, dw, NULL, QK_BF16, 0, M, N, K, K, N, 0, NULL, 0));
+    CK(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost));
+    double num = 0, den = 0;
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double r = 0;
+            for (int k = 0; k < K; k++)
+                r += (double)x[(size_t)m * K + k] * from_bf16(w[(size_t)n * K + k]);
+            num += (r - y[(size_t)m * N + n]) * (r - y[(size_t)m * N + n]);
+            den += r * r;
+        }
+    char buf[96];
+    snprintf(buf, sizeof buf, "gemv bf16 M=%d N=%d K=%d", M, N, K);
+    check(buf, num / den, 1e-10);
+    cudaFree(dw);
+    cudaFree(dx);
+    cudaFree(dy);
+}
+
+static double copy_bw(void)
+{
+    size_t n = 1ull << 30;
+    void *a, *b;
+    CK(cudaMalloc(&a, n));
+    CK(cudaMalloc(&b, n));
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    CK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
+    cudaEventRecord(e0);
+    for (int i = 0; i < 10; i++)
+        cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice);
+    cudaEventRecord(e1);
+    CK(cudaEventSynchronize(e1));
+    float ms;
+    cudaEventElapsedTime(&ms, e0, e1);
+    cudaFree(a);
+    cudaFree(b);
+    return 2.0 * n * 10 / (ms * 1e-3) / 1e9;
+}
+
+static void bench_gemv(int M, int N, int K, double cbw)
+{
+    const int copies = (int)(600e6 / ((double)N * K * 2)) + 2;   /* > L2 */
+    std::vector<uint16_t *> ws(copies);
+    for (auto &p : ws) {
+        CK(cudaMalloc(&p, (size_t)N * K * 2));
+        CK(cudaMemset(p, 0, (size_t)N * K * 2));
+    }
+    float *dx, *dy;
+    CK(cudaMalloc(&dx, (size_t)M * K * 4));
+    CK(cudaMemset(dx, 0, (size_t)M * K * 4));
+    CK(cudaMalloc(&dy, (size_t)M * N * 4));
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    int reps = 4 * copies;
+    for (int i = 0; i < copies; i++)
+        cuda_launch_gemv(0, dy, dx, ws[i], NULL, QK_BF16, 0, M, N, K, K, N, 0, NULL, 0);
+    cudaEventRecord(e0);
+    for (int i = 0; i < reps; i++)
+        cuda_launch_gemv(0, dy, dx, ws[i % copies], NULL, QK_BF16, 0, M, N, K, K, N, 0, NULL, 0);
+    cudaEventRecord(e1);
+    CK(cudaEventSynchronize(e1));
+    float ms;
+    cudaEventElapsedTime(&ms, e0, e1);
+    double t = ms * 1e-3 / reps, gbs = (double)N * K * 2 / t / 1e9;
+    printf("gemv bf16 M=%d N=%6d K=%5d  %8.2f us  %7.1f GB/s  (%.0f%% of copy)\n", M, N, K, t * 1e6, gbs,
+           100 * gbs / cbw);
+    if (M > 1) {   /* the cuBLAS alternative at this M (bf16 x, f32 out) */
+        static cublasHandle_t hb;
+        if (!hb)
+            cublasCreate(&hb);
+        const float al = 1.0f, be = 0.0f;
+        void *xb;
+        CK(cudaMalloc(&xb, (size_t)M * K * 2));
+        CK(cudaMemset(xb, 0, (size_t)M * K * 2));
+        for (int i = 0; i < copies; i++)
+            cublasGemmEx(hb, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &al, ws[i], CUDA_R_16BF, K, xb, CUDA_R_16BF, K, &be, dy,
+                         CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        cudaEventRecord(e0);
+        for (int i = 0; i < reps; i++)
+            cublasGemmEx(hb, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &al, ws[i % copies], CUDA_R_16BF, K, xb, CUDA_R_16BF, K,
+                         &be, dy, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        cudaEventRecord(e1);
+        CK(cudaEventSynchronize(e1));
+        cudaEventElapsedTime(&ms, e0, e1);
+        t = ms * 1e-3 / reps;
+        printf("  cublas   M=%d N=%6d K=%5d  %8.2f us  %7.1f GB/s\n", M, N, K, t * 1e6, (double)N * K * 2 / t / 1e9);
+        cudaFree(xb);
+    }
+    for (auto p : ws)
+        cudaFree(p);
+    cudaFree(dx);
+    cudaFree(dy);
+}
+
+/* ---- attention: one sequence, bf16 paged KV, shuffled blocks ---- */
+struct attn_case {
+    int ctx, qlen, H, KVH, D, bs;
+};
+
+static void run_attn(const attn_case &c, bool check_it, bool bench)
+{
+    int nb = (c.ctx + c.bs - 1) / c.bs;
+    std::vector<int> table(nb);
+    for (int i = 0; i < nb; i++)
+        table[i] = i;
+    for (int i = nb - 1; i > 0; i--) {
+        int j = (int)((frand() * 0.5f + 0.5f) * i);
+        j = j < 0 ? 0 : j > i ? i : j;
+        std::swap(table[i], table[j]);
+    }
+    size_t kvn = (size_t)nb * c.KVH * c.bs * c.D;
+    std::vector<uint16_t> kc(kvn), vc(kvn);
+    for (size_t i = 0; i < kvn; i++) {
+        kc[i] = to_bf16(frand());
+        vc[i] = to_bf16(frand());
+    }
+    int ld = c.H * c.D;
+    std::vector<float> q((size_t)c.qlen * ld), out((size_t)c.qlen * ld);
+    for (auto &v : q)
+        v = frand() * 2.0f;
+    std::vector<int> seq_lens = {c.ctx}, q_start = {0, c.qlen};
+    struct qr_cuda_attn a = {};
+    a.out = dev_copy(out);
+    a.q = dev_copy(q);
+    a.k_cache = dev_copy(kc);
+    a.v_cache = dev_copy(vc);
+    a.block_tables = dev_copy(table);
+    a.seq_lens = dev_copy(seq_lens);
+    a.q_start = dev_copy(q_start);
+    a.kv_dtype = QK_BF16;
+    a.n_tokens = c.qlen;
+    a.n_seqs = 1;
+    a.n_heads = c.H;
+    a.n_kv_heads = c.KVH;
+    a.head_dim = c.D;
+    a.block_size = c.bs;
+    a.max_blocks_per_seq = nb;
+    a.num_blocks = nb;
+    a.ldq = a.ldo = ld;
+    a.max_seq_len = c.ctx;
+    a.max_q_len = c.qlen;
+    a.scale = 1.0f / sqrtf((float)c.D);
+    void *scr = NULL;
+    CK(cudaMalloc(&scr, cuda_attn_decode_scratch(&a, 132) + 16));
+    auto launch = [&]() {
+        return c.qlen == 1 ? cuda_launch_attn_decode(0, &a, scr, 132) : cuda_launch_attn_prefill(0, &a);
+    };
+    CK((cudaError_t)launch());
+    CK(cudaMemcpy(out.data(), a.out, out.size() * 4, cudaMemcpyDeviceToHost));
+    char name[96];
+    snprintf(name, sizeof name, "attn %s ctx=%d q=%d H=%d/%d D=%d bs=%d", c.qlen == 1 ? "decode" : "prefill", c.ctx,
+             c.qlen, c.H, c.KVH, c.D, c.bs);
+    if (check_it) {
+        double num = 0, den = 0;
+        std::vector<double> sc(c.ctx);
+        int G = c.H / c.KVH;
+        for (int i = 0; i < c.qlen; i += (c.qlen > 64 ? 7 : 1))
+            for (int h = 0; h < c.H; h++) {
+                int pos = c.ctx - c.qlen + i, g = h / G;
+                double mx = -1e300;
+                for (int k = 0; k <= pos; k++) {
+                    size_t off = (((size_t)table[k / c.bs] * c.KVH + g) * c.bs + k % c.bs) * c.D;
+                    double s = 0;
+                    for (int d = 0; d < c.D; d++)
+                        s += (double)q[(size_t)i * ld + h * c.D + d] * from_bf16(kc[off + d]);
+                    sc[k] = s * a.scale;
+                    mx = sc[k] > mx ? sc[k] : mx;
+                }
+                double sum = 0;
+                for (int k = 0; k <= pos; k++)
+                    sum += (sc[k] = exp(sc[k] - mx));
+                for (int d = 0; d < c.D; d++) {
+                    double r = 0;
+                    for (int k = 0; k <= pos; k++) {
+                        size_t off = (((size_t)table[k / c.bs] * c.KVH + g) * c.bs + k % c.bs) * c.D;
+                        r += sc[k] * from_bf16(vc[off + d]);
+                    }
+                    r /= sum;
+                    double gv = out[(size_t)i * ld + h * c.D + d];
+                    num += (r - gv) * (r - gv);
+                    den += r * r;
+                }
+            }
+        check(name, num / den, 1e-4);
+    }
+    if (bench) {
+        cudaEvent_t e0, e1;
+        cudaEventCreate(&e0);
+        cudaEventCreate(&e1);
+        int reps = 20;
+        cudaEventRecord(e0);
+        for (int i = 0; i < reps; i++)
+            launch();
+        cudaEventRecord(e1);
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        cudaEventElapsedTime(&ms, e0, e1);
+        double t = ms * 1e-3 / reps;
+        double flop = 4.0 * c.D * c.H * ((double)c.qlen * (c.ctx - c.qlen) + (double)c.qlen * (c.qlen + 1) / 2);
+        double bytes = 2.0 * c.ctx * c.KVH * c.D * 2;
+        printf("%-48s %9.2f us  %7.1f TFLOP/s  %7.1f GB/s (KV)\n", name, t * 1e6, flop / t / 1e12, bytes / t / 1e9);
+    }
+    cudaFree(a.out);
+    cudaFree((void *)a.q);
+    cudaFree((void *)a.k_cache);
+    cudaFree((void *)a.v_cache);
+    cudaFree((void *)a.block_tables);
+    cudaFree((void *)a.seq_lens);
+    cudaFree((void *)a.q_start);
+    cudaFree(scr);
+}
+
+int main(int argc, char **argv)
+{
+    bool quick = argc > 1 && !strcmp(argv[1], "--quick");
+    cudaDeviceProp dp;
+    CK(cudaGetDeviceProperties(&dp, 0));
+    printf("device: %s (cc %d.%d, %d SMs)\n", dp.name, dp.major, dp.minor, dp.multiProcessorCount);
+    test_gemv(1, 777, 2560);
+    test_gemv(3, 129, 4104);
+    test_gemv(8, 300, 9728);
+    run_attn({300, 300, 32, 8, 128, 16}, true, false);
+    run_attn({333, 100, 16, 2, 128, 5}, true, false);
+    run_attn({77, 13, 8, 8, 64, 16}, true, false);
+    run_attn({1000, 1, 32, 8, 128, 16}, true, false);
+    run_attn({130, 1, 16, 2, 64, 5}, true, false);
+    if (!quick) {
+        double cbw = copy_bw();
+        printf("device copy bandwidth (D2D memcpy, read+write): %.1f GB/s\n", cbw);
+        int shapes[][2] = {{6144, 2560}, {2560, 4096}, {19456, 2560}, {2560, 9728}, {151936, 2560}};
+        for (auto &s : shapes)
+            bench_gemv(1, s[0], s[1], cbw);
+        bench_gemv(2, 19456, 2560, cbw);
+        bench_gemv(4, 19456, 2560, cbw);
+        bench_gemv(8, 19456, 2560, cbw);
+        run_attn({512, 512, 32, 8, 128, 16}, false, true);
+        run_attn({8192, 8192, 32, 8, 128, 16}, false, true);
+        run_attn({2048, 512, 32, 8, 128, 16}, true, true);
+        run_attn({512, 1, 32, 8, 128, 16}, false, true);
+        run_attn({8192, 1, 32, 8, 128, 16}, false, true);
+    }
+    printf("kernel_lab: %d check(s) failed\n", g_fail);
+    return g_fail ? 1 : 0;
+}

@@ -1,0 +1,73 @@
+/* qr_cuda_common.cuh - device helpers shared by the kernels: dtype loads and
+ * stores, warp/block reductions. */
+#ifndef QRUN_QR_CUDA_COMMON_CUH
+#define QRUN_QR_CUDA_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "qr_kernels.h"
+
+enum { QK_F32 = 0, QK_F16 = 1, QK_BF16 = 2 };
+
+__device__ __forceinline__ float qk_bf16_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
+__device__ __forceinline__ float qk_f16_f32(uint16_t h)
+{
+    __half x = __ushort_as_half(h);
+    return __half2float(x);
+}
+
+/* element i of a row of dtype t as f32 */
+__device__ __forceinline__ float qk_load(const void *p, int t, int64_t i)
+{
+    if (t == QK_BF16)
+        return qk_bf16_f32(((const uint16_t *)p)[i]);
+    if (t == QK_F16)
+        return qk_f16_f32(((const uint16_t *)p)[i]);
+    return ((const float *)p)[i];
+}
+
+/* f32 -> bf16 / f16 bits, round to nearest even (NaN stays NaN) */
+__device__ __forceinline__ uint16_t qk_f32_bf16(float f)
+{
+    __nv_bfloat16 b = __float2bfloat16_rn(f);
+    return *(uint16_t *)&b;
+}
+__device__ __forceinline__ uint16_t qk_f32_f16(float f) { return __half_as_ushort(__float2half_rn(f)); }
+
+__device__ __forceinline__ float qk_warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float qk_warp_max(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* sum over the block (blockDim.x a multiple of 32, <= 1024); every thread gets it */
+__device__ __forceinline__ float qk_block_sum(float v, float *sh /* >= 32 floats */)
+{
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = qk_warp_sum(v);
+    __syncthreads();
+    if (lane == 0)
+        sh[w] = v;
+    __syncthreads();
+    float r = lane < nw ? sh[lane] : 0.0f;
+    return qk_warp_sum(r);
+}
+
+static inline int qk_launch_result(void) { return (int)cudaGetLastError(); }
+
+static inline unsigned qk_blocks(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
+
+#endif

@@ -1,0 +1,83 @@
+/* qr_kernels.h - extern "C" launchers of the CUDA device code (the kernels/ .cu files),
+ * called by the host side of the CUDA backend (backends/cuda/).
+ *
+ * Every launcher enqueues on `stream` and returns a cudaError_t as int
+ * (0 = cudaSuccess; the launch error, never a synchronous wait).
+ * dtype codes are enum qr_dtype values (F32 = 0, F16 = 1, BF16 = 2).
+ * Pointers are device addresses; index inputs (ids, positions, slots, block
+ * tables) are read on the device and clamped/skipped there. */
+#ifndef QRUN_QR_KERNELS_H
+#define QRUN_QR_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct CUstream_st *qr_cuda_stream;
+
+/* largest M the GEMV path takes (decode and small batches) */
+#define QR_CUDA_GEMV_MAX_M 8
+
+int cuda_launch_embed(qr_cuda_stream st, float *out, const void *table, const int32_t *ids, int wtype, int n_tokens,
+                      int dim, int vocab);
+
+/* y[m] (+)= x[rows ? rows[m] : m] . W^T + bias  for M <= QR_CUDA_GEMV_MAX_M.
+ * rows (device, may be NULL) are clamped to [0, max_rows). */
+int cuda_launch_gemv(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias, int wtype,
+                     int btype, int M, int N, int K, int ldx, int ldy, int accumulate, const int32_t *rows,
+                     int64_t max_rows);
+
+/* dst[m, :K] = convert(x[rows ? clamp(rows[m]) : m, :K]) to dtype (contiguous, ld K) */
+int cuda_launch_convert_rows(qr_cuda_stream st, void *dst, int dtype, const float *x, int M, int K, int ldx,
+                             const int32_t *rows, int64_t max_rows);
+
+/* y[m, n] += bias[n] */
+int cuda_launch_bias_add(qr_cuda_stream st, float *y, const void *bias, int btype, int M, int N, int ldy);
+
+/* RMSNorm over rows of n (n_heads rows per token) */
+int cuda_launch_rmsnorm(qr_cuda_stream st, float *out, const float *x, const void *w, int wtype, int n_tokens,
+                        int n_heads, int n, int ldx, int ldout, float eps);
+
+int cuda_launch_rope(qr_cuda_stream st, float *x, const int32_t *pos, const float *inv_freq, int n_tokens,
+                     int n_heads, int head_dim, int ld, float attn_factor);
+
+int cuda_launch_kv_store(qr_cuda_stream st, void *k_cache, void *v_cache, const float *k, const float *v,
+                         const int32_t *slots, int kv_dtype, int n_tokens, int n_kv_heads, int head_dim, int ld,
+                         int block_size, int num_blocks);
+
+int cuda_launch_silu_mul(qr_cuda_stream st, float *out, const float *gu, int n_tokens, int n_ff, int ldgu,
+                         int ldout);
+
+int cuda_launch_add(qr_cuda_stream st, float *y, const float *x, int64_t n);
+
+int cuda_launch_argmax(qr_cuda_stream st, int32_t *out, const float *x, int n_rows, int n);
+
+/* paged attention (see struct qr_attn_args) */
+struct qr_cuda_attn {
+    float *out;
+    const float *q;
+    const void *k_cache, *v_cache;
+    const int32_t *block_tables, *seq_lens, *q_start;
+    int kv_dtype;
+    int n_tokens, n_seqs, n_heads, n_kv_heads, head_dim;
+    int block_size, max_blocks_per_seq, num_blocks;
+    int ldq, ldo;
+    int max_seq_len, max_q_len;
+    float scale;
+};
+
+/* FlashAttention-style prompt kernel (tensor cores; any query length).
+ * Needs head_dim 64 or 128 and sm_80+ for BF16 KV (sm_75: F16/F32 KV). */
+int cuda_attn_prefill_supported(int head_dim, int kv_dtype, int cc);
+int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_attn *a);
+
+/* split-KV decode (max_q_len == 1): bytes of scratch it needs, then launch */
+size_t cuda_attn_decode_scratch(const struct qr_cuda_attn *a, int n_sm);
+int cuda_launch_attn_decode(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

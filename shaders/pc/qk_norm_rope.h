@@ -1,0 +1,8 @@
+/* push constants of qk_norm_rope.comp: per-head RMSNorm of q and k heads
+ * followed by NeoX rotary, in place (fuses QK_NORM q, QK_NORM k, ROPE q, ROPE k) */
+#include "pc_common.h"
+QR_PC_BEGIN(qr_pc_qk_norm_rope)
+    int n_tokens, n_hq, n_hk, head_dim, ld;
+    int x_off, wq_off, wk_off, wqtype, wktype, pos_off, if_off;
+    float eps, attn_factor;
+QR_PC_END(qr_pc_qk_norm_rope)

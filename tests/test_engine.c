@@ -1,0 +1,500 @@
+/* test_engine.c - the serving engine on the CPU backend with a tiny random
+ * model (qrun-mkmodel --preset qwen3-tiny --vocab 4096, the real tokenizer).
+ *
+ * Batch invariance: greedy output is token-for-token identical whether a
+ * request runs alone or with 1, 7 or 63 others; with chunked prefill of 1, 16
+ * and 512 tokens; with prefix caching on or off (and on a second, cache-hit
+ * round); with preemption forced every few steps and with a pool so small that
+ * preemption happens by itself; with decode steps padded to bucket sizes.
+ * Also: seeded sampling is batch-invariant; cancellation (waiting and
+ * running, from another thread and from the callback); stop strings spanning
+ * tokens are never emitted; stop ids; logprobs; rejection of requests that
+ * can never fit; a dead device fails requests and marks the engine unhealthy.
+ * After every run the KV pool is back to all blocks free or cached-free. */
+#include "qrun/qrun.h"
+#include "qrun/qr_registry.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NREQ 64
+#define NOUT 6
+#define MAXP 64
+
+static char g_model[512];
+static int32_t g_prompt[NREQ][MAXP];
+static int g_plen[NREQ];
+static int32_t g_ref[NREQ][NOUT];
+
+struct res {
+    int32_t toks[256];
+    int n;
+    char text[8192];
+    size_t tlen;
+    enum qr_finish_reason fin;
+    int n_final;
+    float lp[256];
+    int32_t top0[256];
+    float top0_lp[256];
+    int n_top;
+    int cancel_after;            /* > 0: cancel from the callback after this many tokens */
+    struct qr_engine *e;
+    uint64_t id;
+    int n_prompt_ev, n_cached_ev;
+};
+
+static void on_event(const struct qr_token_event *ev, void *user)
+{
+    struct res *r = user;
+    if (ev->token >= 0 && r->n < 256) {
+        r->lp[r->n] = ev->logprob;
+        r->top0[r->n] = ev->n_top > 0 ? ev->top_ids[0] : -1;
+        r->top0_lp[r->n] = ev->n_top > 0 ? ev->top_logprobs[0] : 0;
+        r->n_top = ev->n_top;
+        r->toks[r->n++] = ev->token;
+    }
+    if (ev->text_len && r->tlen + ev->text_len < sizeof r->text) {
+        memcpy(r->text + r->tlen, ev->text, ev->text_len);
+        r->tlen += ev->text_len;
+        r->text[r->tlen] = 0;
+    }
+    if (ev->finish != QR_FINISH_NONE) {
+        r->fin = ev->finish;
+        r->n_final++;
+        r->n_prompt_ev = ev->n_prompt_tokens;
+        r->n_cached_ev = ev->n_cached_tokens;
+    }
+    if (r->cancel_after > 0 && r->n == r->cancel_after && ev->finish == QR_FINISH_NONE)
+        CHECK(qr_engine_cancel(r->e, r->id) == QR_OK);
+}
+
+static struct qr_engine *mk_engine(int budget, int max_seqs, bool prefix, int preempt_every, int num_blocks,
+                                   int bucketing)
+{
+    struct qr_engine_opts o;
+    qr_engine_opts_default(&o);
+    o.model_dir = g_model;
+    o.backend = "cpu";
+    o.config_path = qt_src_path("backends.ini");
+    o.n_threads = 2;
+    o.max_model_len = num_blocks > 0 ? 0 : 512;   /* a fixed pool caps the context length instead */
+    o.max_num_batched_tokens = budget;
+    o.max_num_seqs = max_seqs;
+    o.enable_prefix_caching = prefix;
+    o.debug_preempt_every = preempt_every;
+    o.num_blocks = num_blocks;
+    o.decode_bucketing = bucketing;
+    struct qr_engine *e = NULL;
+    qr_status st = qr_engine_create(&o, &e);
+    CHECKF(st == QR_OK, "engine create: %s", qr_last_error());
+    return e;
+}
+
+static void greedy_params(struct qr_engine *e, struct qr_request_params *p, int max_tokens)
+{
+    qr_request_params_default(qr_engine_model(e), p);
+    p->sampling.temperature = 0;
+    p->sampling.top_k = 0;
+    p->sampling.top_p = 1;
+    p->max_tokens = max_tokens;
+    p->ignore_eos = true;
+}
+
+/* pool back to all blocks free or cached-free, nothing waiting or running */
+static void check_idle(struct qr_engine *e, const char *what)
+{
+    struct qr_engine_stats s;
+    qr_engine_get_stats(e, &s);
+    CHECKF(s.kv_blocks_used == 0 && s.n_running == 0 && s.n_waiting == 0,
+           "%s: %d blocks used, %d running, %d waiting", what, s.kv_blocks_used, s.n_running, s.n_waiting);
+}
+
+/* runs the listed requests together (greedy, NOUT tokens) and compares with the reference */
+static void run_and_compare(struct qr_engine *e, const int *ids, int n, const char *what, bool set_ref)
+{
+    struct res *rs = calloc((size_t)n, sizeof *rs);
+    struct qr_request_params p;
+    greedy_params(e, &p, NOUT);
+    for (int i = 0; i < n; i++) {
+        qr_status st = qr_engine_add(e, g_prompt[ids[i]], g_plen[ids[i]], &p, on_event, &rs[i], NULL);
+        CHECKF(st == QR_OK, "%s: add: %s", what, qr_last_error());
+    }
+    CHECK(qr_engine_run_until_idle(e) == QR_OK);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (rs[i].n != NOUT || rs[i].fin != QR_FINISH_LENGTH || rs[i].n_final != 1) {
+            bad++;
+            continue;
+        }
+        if (set_ref)
+            memcpy(g_ref[ids[i]], rs[i].toks, sizeof g_ref[0]);
+        else if (memcmp(g_ref[ids[i]], rs[i].toks, sizeof g_ref[0]) != 0)
+            bad++;
+    }
+    CHECKF(bad == 0, "%s: %d of %d requests differ from the reference", what, bad, n);
+    check_idle(e, what);
+    free(rs);
+}
+
+static void make_prompts(void)
+{
+    uint64_t x = 12345;
+    for (int i = 0; i < NREQ; i++) {
+        g_plen[i] = 9 + (i * 13) % 50;
+        for (int j = 0; j < g_plen[i]; j++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            g_prompt[i][j] = 1 + (int32_t)((x >> 33) % 4000);
+        }
+        if (i % 2 == 0 && g_plen[i] > 40)   /* a shared 32-token prefix (two blocks) for half the long prompts */
+            for (int j = 0; j < 32; j++)
+                g_prompt[i][j] = 100 + j;
+    }
+}
+
+static void test_batch_invariance(void)
+{
+    int all[NREQ];
+    for (int i = 0; i < NREQ; i++)
+        all[i] = i;
+    /* reference: all 64 together, 512-token chunks, no prefix caching */
+    struct qr_engine *e = mk_engine(512, NREQ, false, 0, 0, -1);
+    if (!e)
+        return;
+    run_and_compare(e, all, NREQ, "64 together (reference)", true);
+    int one[1] = {5}, two[2] = {5, 40}, eight[8] = {5, 40, 2, 17, 63, 30, 8, 11};
+    run_and_compare(e, one, 1, "alone", false);
+    int one_b[1] = {40};
+    run_and_compare(e, one_b, 1, "alone (2)", false);
+    run_and_compare(e, two, 2, "with 1 other", false);
+    run_and_compare(e, eight, 8, "with 7 others", false);
+    qr_engine_destroy(e);
+
+    /* chunked prefill of 1 and 16 tokens */
+    e = mk_engine(1, 8, false, 0, 0, -1);
+    int four[4] = {5, 12, 40, 63};
+    if (e) {
+        run_and_compare(e, four, 4, "chunk 1", false);
+        qr_engine_destroy(e);
+    }
+    e = mk_engine(16, 16, false, 0, 0, -1);
+    if (e) {
+        run_and_compare(e, eight, 8, "chunk 16", false);
+        qr_engine_destroy(e);
+    }
+    /* prefix caching on: the second round hits the cache (shared prefixes and repeats) */
+    e = mk_engine(64, 16, true, 0, 0, -1);
+    int sixteen[16];
+    for (int i = 0; i < 16; i++)
+        sixteen[i] = i * 4 % NREQ;   /* even ids: several share the 32-token prefix */
+    if (e) {
+        run_and_compare(e, sixteen, 16, "prefix caching, round 1", false);
+        run_and_compare(e, sixteen, 16, "prefix caching, round 2", false);
+        struct qr_engine_stats s;
+        qr_engine_get_stats(e, &s);
+        CHECKF(s.prefix_hit_tokens_total > 0, "no prefix hits");
+        CHECK(s.kv_blocks_cached_free > 0);
+        qr_engine_destroy(e);
+    }
+    /* forced preemption every 3 steps (prefix on and off) */
+    for (int pc = 0; pc < 2; pc++) {
+        e = mk_engine(32, 16, pc == 1, 3, 0, -1);
+        if (!e)
+            continue;
+        run_and_compare(e, eight, 8, pc ? "forced preemption, prefix on" : "forced preemption", false);
+        struct qr_engine_stats s;
+        qr_engine_get_stats(e, &s);
+        CHECKF(s.n_preempted_total > 0, "no preemption happened");
+        qr_engine_destroy(e);
+    }
+    /* a pool of 12 blocks (192 tokens) for 8 requests: preemption by itself */
+    e = mk_engine(512, 16, true, 0, 12, -1);
+    if (e) {
+        run_and_compare(e, eight, 8, "tight pool", false);
+        struct qr_engine_stats s;
+        qr_engine_get_stats(e, &s);
+        CHECKF(s.n_preempted_total > 0, "tight pool: no preemption happened");
+        CHECK(s.kv_blocks_total == 12);
+        qr_engine_destroy(e);
+    }
+    /* decode steps padded to bucket sizes (what graph replay uses) */
+    e = mk_engine(512, 16, false, 0, 0, 1);
+    int five[5] = {1, 2, 3, 4, 9};
+    if (e) {
+        run_and_compare(e, five, 5, "bucketed decode", false);
+        qr_engine_destroy(e);
+    }
+}
+
+/* seeded sampling gives the same text alone and in a batch */
+static void test_seeded_sampling(void)
+{
+    struct qr_engine *e = mk_engine(512, 16, true, 0, 0, -1);
+    if (!e)
+        return;
+    struct qr_request_params p;
+    qr_request_params_default(qr_engine_model(e), &p);
+    p.sampling.temperature = 0.9f;
+    p.sampling.top_k = 50;
+    p.sampling.top_p = 0.95f;
+    p.sampling.seed = 7;
+    p.max_tokens = 8;
+    p.ignore_eos = true;
+    struct res alone, batch[4];
+    memset(&alone, 0, sizeof alone);
+    memset(batch, 0, sizeof batch);
+    CHECK(qr_engine_add(e, g_prompt[3], g_plen[3], &p, on_event, &alone, NULL) == QR_OK);
+    CHECK(qr_engine_run_until_idle(e) == QR_OK);
+    for (int i = 0; i < 4; i++) {
+        struct qr_request_params q = p;
+        q.sampling.seed = i == 2 ? 7 : 100 + (uint64_t)i;
+        int id = i == 2 ? 3 : 10 + i;
+        CHECK(qr_engine_add(e, g_prompt[id], g_plen[id], &q, on_event, &batch[i], NULL) == QR_OK);
+    }
+    CHECK(qr_engine_run_until_idle(e) == QR_OK);
+    CHECK(alone.n == 8 && batch[2].n == 8 && memcmp(alone.toks, batch[2].toks, sizeof(int32_t) * 8) == 0);
+    check_idle(e, "seeded sampling");
+    qr_engine_destroy(e);
+}
+
+static void test_cancel(void)
+{
+    struct qr_engine *e = mk_engine(64, 8, true, 0, 0, -1);
+    if (!e)
+        return;
+    CHECK(qr_engine_start(e) == QR_OK);
+    struct qr_request_params p;
+    greedy_params(e, &p, 400);
+    struct res r[4];
+    memset(r, 0, sizeof r);
+    uint64_t ids[4];
+    for (int i = 0; i < 4; i++) {
+        r[i].e = e;
+        if (i == 1)
+            r[i].cancel_after = 3;   /* cancelled from its own callback */
+        if (i == 3)
+            p.max_tokens = 5;
+        CHECK(qr_engine_add(e, g_prompt[i], g_plen[i], &p, on_event, &r[i], &ids[i]) == QR_OK);
+        r[i].id = ids[i];
+    }
+    /* cancel request 0 from this thread right away (waiting or just started), 2 after a while */
+    CHECK(qr_engine_cancel(e, ids[0]) == QR_OK);
+    for (int t = 0; t < 2000 && r[2].n < 4; t++)
+        usleep(1000);
+    CHECK(qr_engine_cancel(e, ids[2]) == QR_OK);
+    CHECK(qr_engine_run_until_idle(e) == QR_OK);
+    qr_engine_stop(e);
+    CHECK(r[0].fin == QR_FINISH_CANCELLED && r[0].n_final == 1);
+    CHECK(r[1].fin == QR_FINISH_CANCELLED && r[1].n >= 3 && r[1].n < 400 && r[1].n_final == 1);
+    CHECK(r[2].fin == QR_FINISH_CANCELLED && r[2].n >= 4 && r[2].n < 400 && r[2].n_final == 1);
+    CHECK(r[3].fin == QR_FINISH_LENGTH && r[3].n == 5);
+    CHECK(qr_engine_cancel(e, ids[3]) == QR_E_NOT_FOUND);   /* already finished */
+    check_idle(e, "cancel");
+    /* destroying with requests in flight ends them (cancelled) and frees everything */
+    struct res late;
+    memset(&late, 0, sizeof late);
+    CHECK(qr_engine_add(e, g_prompt[5], g_plen[5], &p, on_event, &late, NULL) == QR_OK);
+    qr_engine_destroy(e);
+    CHECK(late.fin == QR_FINISH_CANCELLED && late.n_final == 1);
+}
+
+static void test_stops_and_logprobs(void)
+{
+    struct qr_engine *e = mk_engine(512, 16, true, 0, 0, -1);
+    if (!e)
+        return;
+    const struct qr_tokenizer *tok = qr_engine_tokenizer(e);
+    struct qr_request_params p;
+    greedy_params(e, &p, 16);
+    int pid = 7;
+    struct res ref;
+    memset(&ref, 0, sizeof ref);
+    CHECK(qr_engine_add(e, g_prompt[pid], g_plen[pid], &p, on_event, &ref, NULL) == QR_OK);
+    CHECK(qr_engine_run_until_idle(e) == QR_OK);
+    CHECK(ref.n == 16 && ref.fin == QR_FINISH_LENGTH);
+    /* the streamed text equals a one-shot decode of the tokens */
+    char *full = NULL;
+    size_t full_len = 0;
+    CHECK(qr_tok_decode(tok, ref.toks, ref.n, true, &full, &full_len) == QR_OK);
+    CHECK(full && full_len == ref.tlen && memcmp(full, ref.text, full_len) == 0);
+    /* token boundaries (byte offsets of each token's end) */
+    size_t ends[16];
+    for (int i = 0; i < 16; i++) {
+        char *t = NULL;
+        size_t l = 0;
+        CHECK(qr_tok_decode(tok, ref.toks, i + 1, true, &t, &l) == QR_OK);
+        ends[i] = l;
+        free(t);
+    }
+    /* a stop string that starts inside token 4 and ends inside a later token */
+    int k = 3;
+    while (k < 14 && (ends[k + 1] - ends[k] < 2 || ends[k] - ends[k - 1] < 2))
+        k++;
+    size_t s0 = ends[k] - 1, s1 = ends[k] + 1;   /* last byte of token k, first of token k+1 */
+    char stop[16];
+    memcpy(stop, full + s0, s1 - s0 + 1 > 15 ? 15 : s1 - s0 + 1);
+    stop[s1 - s0 + 1 > 15 ? 15 : s1 - s0 + 1] = 0;
+    const char *first = strstr(full, stop);
+    CHECK(first != NULL);
+    if (first) {
+        struct qr_request_params q = p;
+        q.stop[0] = "\x01never";
+        q.stop[1] = stop;
+        q.n_stop = 2;
+        struct res r;
+        memset(&r, 0, sizeof r);
+        CHECK(qr_engine_add(e, g_prompt[pid], g_plen[pid], &q, on_event, &r, NULL) == QR_OK);
+        CHECK(qr_engine_run_until_idle(e) == QR_OK);
+        size_t want = (size_t)(first - full);
+        CHECKF(r.fin == QR_FINISH_STOP && r.tlen == want && memcmp(r.text, full, want) == 0,
+               "stop '%s': finish %s, %zu bytes, want %zu", stop, qr_finish_reason_str(r.fin), r.tlen, want);
+        CHECK(strstr(r.text, stop) == NULL);
+    }
+    /* a stop string whose prefix ends the output: held back, then released at length */
+    {
+        struct qr_request_params q = p;
+        char tail_stop[32];
+        size_t tl = full_len >= 2 ? 2 : full_len;
+        memcpy(tail_stop, full + full_len - tl, tl);
+        memcpy(tail_stop + tl, "\x02zz", 4);
+        q.stop[0] = tail_stop;
+        q.n_stop = 1;
+        struct res r;
+        memset(&r, 0, sizeof r);
+        CHECK(qr_engine_add(e, g_prompt[pid], g_plen[pid], &q, on_event, &r, NULL) == QR_OK);
+        CHECK(qr_engine_run_until_idle(e) == QR_OK);
+        CHECK(r.fin == QR_FINISH_LENGTH && r.tlen == full_len && memcmp(r.text, full, full_len) == 0);
+    }
+    /* a stop id: finish "stop" on that token, its text not emitted */
+    {
+        struct qr_request_params q = p;
+        q.stop_ids[0] = ref.toks[4];
+        q.n_stop_ids = 1;
+        int first_at = 0;
+        while (ref.toks[first_at] != ref.toks[4])
+            first_at++;
+        struct res r;
+        memset(&r, 0, sizeof r);
+        CHECK(qr_engine_add(e, g_prompt[pid], g_plen[pid], &q, on_event, &r, NULL) == QR_OK);
+        CHECK(qr_engine_run_until_idle(e) == QR_OK);
+        CHECK(r.fin == QR_FINISH_STOP && r.n == first_at + 1);
+        CHECK(r.tlen == (first_at ? ends[first_at - 1] : 0));
+    }
+    /* logprobs: top-5 of the raw distribution; greedy picks the top one */
+    {
+        struct qr_request_params q = p;
+        q.logprobs = 5;
+        q.max_tokens = 4;
+        struct res r;
+        memset(&r, 0, sizeof r);
+        CHECK(qr_engine_add(e, g_prompt[pid], g_plen[pid], &q, on_event, &r, NULL) == QR_OK);
+        CHECK(qr_engine_run_until_idle(e) == QR_OK);
+        CHECK(r.n == 4 && r.n_top == 5);
+        for (int i = 0; i < r.n; i++) {
+            CHECK(r.toks[i] == ref.toks[i]);
+            CHECK(r.top0[i] == r.toks[i]);
+            CHECKF(fabsf(r.lp[i] - r.top0_lp[i]) < 1e-4f && r.lp[i] <= 0, "logprob %g vs top %g", r.lp[i],
+                   r.top0_lp[i]);
+        }
+    }
+    free(full);
+    /* rejections: never-fitting, empty, out-of-vocabulary, bad logprobs */
+    {
+        struct qr_request_params q = p;
+        q.max_tokens = 512 - g_plen[0] + 1;
+        CHECK(qr_engine_add(e, g_prompt[0], g_plen[0], &q, on_event, NULL, NULL) == QR_E_INVALID_ARG);
+        CHECK(strstr(qr_last_error(), "maximum context length") != NULL);
+        CHECK(qr_engine_add(e, g_prompt[0], 0, &p, on_event, NULL, NULL) == QR_E_INVALID_ARG);
+        int32_t badid[2] = {1, 4096};
+        CHECK(qr_engine_add(e, badid, 2, &p, on_event, NULL, NULL) == QR_E_INVALID_ARG);
+        badid[1] = -1;
+        CHECK(qr_engine_add(e, badid, 2, &p, on_event, NULL, NULL) == QR_E_INVALID_ARG);
+        q = p;
+        q.logprobs = 21;
+        CHECK(qr_engine_add(e, g_prompt[0], g_plen[0], &q, on_event, NULL, NULL) == QR_E_INVALID_ARG);
+        q = p;
+        q.max_tokens = 0;
+        CHECK(qr_engine_add(e, g_prompt[0], g_plen[0], &q, on_event, NULL, NULL) == QR_E_INVALID_ARG);
+    }
+    check_idle(e, "stops");
+    qr_engine_destroy(e);
+}
+
+/* a pool that cannot hold prompt + max_tokens rejects at admission */
+static void test_never_fits(void)
+{
+    struct qr_engine *e = mk_engine(512, 4, false, 0, 4, -1);   /* 4 blocks = 64 tokens */
+    if (!e)
+        return;
+    struct qr_request_params p;
+    greedy_params(e, &p, 30);
+    CHECK(qr_engine_max_model_len(e) == 64);
+    CHECK(qr_engine_add(e, g_prompt[20], 40, &p, on_event, NULL, NULL) == QR_E_INVALID_ARG);
+    CHECK(strstr(qr_last_error(), "maximum context length is 64") != NULL);
+    struct res r;
+    memset(&r, 0, sizeof r);
+    p.max_tokens = 24;   /* 40 + 24 = 64 = the context length: fits exactly */
+    CHECK(qr_engine_add(e, g_prompt[20], 40, &p, on_event, &r, NULL) == QR_OK);
+    CHECK(qr_engine_run_until_idle(e) == QR_OK);
+    CHECK(r.n == 24 && r.fin == QR_FINISH_LENGTH);
+    check_idle(e, "never fits");
+    qr_engine_destroy(e);
+}
+
+/* a dead device: in-flight requests fail with "error", the engine turns unhealthy */
+static void test_dead_device(void)
+{
+    struct qr_engine *e = mk_engine(512, 4, false, 0, 0, -1);
+    if (!e)
+        return;
+    struct qr_request_params p;
+    greedy_params(e, &p, 50);
+    struct res r[2];
+    memset(r, 0, sizeof r);
+    CHECK(qr_engine_add(e, g_prompt[1], g_plen[1], &p, on_event, &r[0], NULL) == QR_OK);
+    CHECK(qr_engine_add(e, g_prompt[2], g_plen[2], &p, on_event, &r[1], NULL) == QR_OK);
+    int n = 0;
+    CHECK(qr_engine_step(e, &n) == QR_OK && n == 2);
+    qr_rt_device(qr_engine_runtime(e))->dead = true;
+    CHECK(qr_engine_step(e, &n) != QR_OK);
+    CHECK(n == 0);
+    CHECK(r[0].fin == QR_FINISH_ERROR && r[1].fin == QR_FINISH_ERROR && r[0].n_final == 1);
+    struct qr_engine_stats s;
+    qr_engine_get_stats(e, &s);
+    CHECK(!s.healthy && s.kv_blocks_used == 0);
+    CHECK(qr_engine_add(e, g_prompt[1], g_plen[1], &p, on_event, NULL, NULL) == QR_E_DEVICE_LOST);
+    qr_engine_destroy(e);
+}
+
+int main(void)
+{
+    const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(g_model, sizeof g_model, "%s/qrun_test_engine_%d", tmp, (int)getpid());
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' --preset qwen3-tiny --vocab 4096 --seed 3 --out '%s' >/dev/null",
+             qt_build_path("bin/qrun-mkmodel"), g_model);
+    int rc = system(cmd);
+    CHECKF(rc == 0, "cannot build the tiny model with %s", cmd);
+    if (rc != 0)
+        return qt_summary("test_engine");
+    qr_log_set_level(QR_LOG_WARN);
+    make_prompts();
+    double t0 = qr_time_s();
+    test_batch_invariance();
+    double t1 = qr_time_s();
+    test_seeded_sampling();
+    test_cancel();
+    double t2 = qr_time_s();
+    test_stops_and_logprobs();
+    test_never_fits();
+    test_dead_device();
+    fprintf(stderr, "times: invariance %.1f s, sampling+cancel %.1f s, rest %.1f s\n", t1 - t0, t2 - t1,
+            qr_time_s() - t2);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_model);
+    if (system(cmd) != 0)
+        fprintf(stderr, "warning: could not remove %s\n", g_model);
+    return qt_summary("test_engine");
+}

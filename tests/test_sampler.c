@@ -1,0 +1,286 @@
+/* test_sampler.c - qr_sampler: parameter checks, greedy, seeded sampling and
+ * its distribution, top-k / top-p / min-p truncation, repetition (HF: over the
+ * prompt and the output), presence and frequency (OpenAI: over the output)
+ * penalties, logprobs, reset. */
+#include "qrun/qr_sampler.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct qr_sampler_params defaults(void)
+{
+    return (struct qr_sampler_params){.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0,
+                                      .repetition_penalty = 1.0f, .seed = 42};
+}
+
+static void test_params(void)
+{
+    struct qr_sampler_params p = defaults();
+    CHECK(qr_sampler_params_check(&p, 10) == QR_OK);
+    CHECK(qr_sampler_params_check(&p, 0) == QR_E_INVALID_ARG);
+    p.temperature = NAN;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p.temperature = -0.5f;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p = defaults();
+    p.temperature = 0;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_OK);
+    p = defaults();
+    p.top_p = 0;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p.top_p = 1.5f;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p.top_p = INFINITY;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p = defaults();
+    p.top_k = -1;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p = defaults();
+    p.min_p = -0.1f;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p.min_p = 1.1f;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p = defaults();
+    p.repetition_penalty = 0;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p.repetition_penalty = NAN;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p = defaults();
+    p.presence_penalty = 2.5f;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p = defaults();
+    p.frequency_penalty = -3;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    p.frequency_penalty = NAN;
+    CHECK(qr_sampler_params_check(&p, 10) == QR_E_INVALID_ARG);
+    struct qr_sampler *s = NULL;
+    CHECK(qr_sampler_create(&p, 10, &s) == QR_E_INVALID_ARG && s == NULL);
+}
+
+static int32_t sample1(struct qr_sampler *s, const float *src, int n, float *lp)
+{
+    float buf[2048];
+    memcpy(buf, src, sizeof(float) * (size_t)n);
+    return qr_sampler_sample(s, buf, lp);
+}
+
+static void test_greedy(void)
+{
+    struct qr_sampler_params p = defaults();
+    p.temperature = 0;
+    struct qr_sampler *s;
+    CHECK(qr_sampler_create(&p, 5, &s) == QR_OK);
+    float x[5] = {0.1f, 3.0f, -1.0f, 3.0f, 2.9f};
+    float lp = 0;
+    CHECK(sample1(s, x, 5, &lp) == 1); /* lowest index on ties */
+    double z = 0;
+    for (int i = 0; i < 5; i++)
+        z += exp(x[i]);
+    CHECK(fabs(lp - (3.0 - log(z))) < 1e-5);
+    float y[5] = {NAN, -INFINITY, 1.0f, NAN, 0.5f};
+    CHECK(sample1(s, y, 5, NULL) == 2);
+    qr_sampler_free(s);
+}
+
+/* frequencies of n draws of a 4-token distribution */
+static void draw(const struct qr_sampler_params *p, const float *x, int n, double *freq)
+{
+    struct qr_sampler *s;
+    memset(freq, 0, sizeof(double) * 4);
+    if (qr_sampler_create(p, 4, &s) != QR_OK) {
+        CHECK(false);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        int32_t t = sample1(s, x, 4, NULL);
+        if (t >= 0 && t < 4)
+            freq[t] += 1.0 / n;
+        qr_sampler_reset(s);
+    }
+    qr_sampler_free(s);
+}
+
+static void test_distribution(void)
+{
+    float x[4] = {logf(0.1f), logf(0.2f), logf(0.3f), logf(0.4f)};
+    double f[4];
+    struct qr_sampler_params p = defaults();
+    const int N = 40000;
+    draw(&p, x, N, f);
+    CHECKF(fabs(f[0] - 0.1) < 0.01 && fabs(f[1] - 0.2) < 0.01 && fabs(f[2] - 0.3) < 0.01 && fabs(f[3] - 0.4) < 0.01,
+           "plain: %.3f %.3f %.3f %.3f", f[0], f[1], f[2], f[3]);
+    /* temperature 0.5 squares the probabilities: 1,4,9,16 over 30 */
+    p.temperature = 0.5f;
+    draw(&p, x, N, f);
+    CHECKF(fabs(f[0] - 1 / 30.0) < 0.01 && fabs(f[3] - 16 / 30.0) < 0.01, "temp 0.5: %.3f %.3f", f[0], f[3]);
+    /* top-k 2: tokens 2 and 3 in ratio 3:4 */
+    p = defaults();
+    p.top_k = 2;
+    draw(&p, x, N, f);
+    CHECKF(f[0] == 0 && f[1] == 0 && fabs(f[2] - 3 / 7.0) < 0.01, "top-k: %.3f %.3f %.3f", f[0], f[1], f[2]);
+    /* top-p 0.5: 0.4 + 0.3 reaches it -> {3, 2}; 0.35 -> {3} */
+    p = defaults();
+    p.top_p = 0.5f;
+    draw(&p, x, N, f);
+    CHECKF(f[0] == 0 && f[1] == 0 && fabs(f[3] - 4 / 7.0) < 0.01, "top-p 0.5: %.3f %.3f %.3f", f[0], f[1], f[3]);
+    p.top_p = 0.35f;
+    draw(&p, x, 1000, f);
+    CHECKF(f[3] > 0.9999, "top-p 0.35: %.3f", f[3]);
+    /* min-p 0.6: keeps p >= 0.24 -> {2, 3} */
+    p = defaults();
+    p.min_p = 0.6f;
+    draw(&p, x, N, f);
+    CHECKF(f[0] == 0 && f[1] == 0 && fabs(f[2] - 3 / 7.0) < 0.01, "min-p: %.3f %.3f %.3f", f[0], f[1], f[2]);
+    /* top-k 3 then top-p 0.6 over the renormalised 3 (0.2/0.9, 0.3/0.9, 0.4/0.9): {3, 2} */
+    p = defaults();
+    p.top_k = 3;
+    p.top_p = 0.6f;
+    draw(&p, x, N, f);
+    CHECKF(f[0] == 0 && f[1] == 0 && f[2] > 0.3, "top-k + top-p: %.3f %.3f %.3f", f[0], f[1], f[2]);
+}
+
+static void test_seed(void)
+{
+    enum { V = 1000, N = 64 };
+    float *x = malloc(sizeof(float) * V);
+    uint32_t r = 7;
+    for (int i = 0; i < V; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = (float)(r >> 8) / (float)(1u << 24) * 6.0f;
+    }
+    int32_t a[N], b[N], c[N];
+    struct qr_sampler_params p = defaults();
+    p.top_k = 50;
+    p.top_p = 0.9f;
+    for (int run = 0; run < 3; run++) {
+        p.seed = run == 2 ? 43 : 42;
+        struct qr_sampler *s;
+        CHECK(qr_sampler_create(&p, V, &s) == QR_OK);
+        int32_t *o = run == 0 ? a : run == 1 ? b : c;
+        for (int i = 0; i < N; i++)
+            o[i] = sample1(s, x, V, NULL);
+        qr_sampler_free(s);
+    }
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK(memcmp(a, c, sizeof a) != 0);
+    /* the nucleus over a large vocabulary (top-p alone): every draw lies in it */
+    p = defaults();
+    p.top_p = 0.3f;
+    struct qr_sampler *s;
+    CHECK(qr_sampler_create(&p, V, &s) == QR_OK);
+    /* brute force nucleus */
+    int *ord = malloc(sizeof(int) * V);
+    for (int i = 0; i < V; i++)
+        ord[i] = i;
+    for (int i = 0; i < V; i++)
+        for (int j = i + 1; j < V; j++)
+            if (x[ord[j]] > x[ord[i]]) {
+                int t = ord[i];
+                ord[i] = ord[j];
+                ord[j] = t;
+            }
+    double z = 0, cum = 0;
+    for (int i = 0; i < V; i++)
+        z += exp(x[i]);
+    char *in = calloc(V, 1);
+    for (int i = 0; i < V; i++) {
+        in[ord[i]] = 1;
+        cum += exp(x[ord[i]]) / z;
+        if (cum >= 0.3)
+            break;
+    }
+    int outside = 0, distinct = 0;
+    char *seen = calloc(V, 1);
+    for (int i = 0; i < 2000; i++) {
+        int32_t t = sample1(s, x, V, NULL);
+        if (t < 0 || t >= V || !in[t])
+            outside++;
+        else if (!seen[t]) {
+            seen[t] = 1;
+            distinct++;
+        }
+    }
+    CHECKF(outside == 0 && distinct > 1, "top-p over 1000: %d outside, %d distinct", outside, distinct);
+    qr_sampler_free(s);
+    free(seen);
+    free(in);
+    free(ord);
+    free(x);
+}
+
+static void test_penalties(void)
+{
+    struct qr_sampler_params p = defaults();
+    p.temperature = 0;
+    p.repetition_penalty = 2.0f;
+    struct qr_sampler *s;
+    CHECK(qr_sampler_create(&p, 4, &s) == QR_OK);
+    int32_t prompt[3] = {0, 1, 0};
+    qr_sampler_set_prompt(s, prompt, 3);
+    /* prompt tokens: positive logits halved, negative doubled (once, not per occurrence) */
+    float x[4] = {2.0f, -1.0f, 1.5f, -3.0f};
+    CHECK(qr_sampler_sample(s, x, NULL) == 2);
+    CHECK(x[0] == 1.0f && x[1] == -2.0f && x[2] == 1.5f && x[3] == -3.0f);
+    /* the output counts too: token 2 is now penalised */
+    float y[4] = {1.6f, -1.0f, 1.5f, 0.9f};
+    CHECK(qr_sampler_sample(s, y, NULL) == 3);
+    CHECK(y[2] == 0.75f);
+    qr_sampler_free(s);
+
+    /* frequency: each occurrence subtracts; presence: once per distinct token */
+    p = defaults();
+    p.temperature = 0;
+    p.frequency_penalty = 0.2f;
+    CHECK(qr_sampler_create(&p, 2, &s) == QR_OK);
+    const float base[2] = {1.0f, 0.7f};
+    int32_t seq[6];
+    for (int i = 0; i < 6; i++)
+        seq[i] = sample1(s, base, 2, NULL);
+    /* counts (c0, c1): 1.0-0.2c0 vs 0.7-0.2c1 -> 0 0 1 0 1 0 */
+    CHECKF(seq[0] == 0 && seq[1] == 0 && seq[2] == 1 && seq[3] == 0 && seq[4] == 1 && seq[5] == 0,
+           "frequency: %d %d %d %d %d %d", seq[0], seq[1], seq[2], seq[3], seq[4], seq[5]);
+    qr_sampler_reset(s);
+    CHECK(sample1(s, base, 2, NULL) == 0);
+    CHECK(sample1(s, base, 2, NULL) == 0); /* reset forgot the earlier counts */
+    qr_sampler_free(s);
+
+    p = defaults();
+    p.temperature = 0;
+    p.presence_penalty = 0.5f;
+    CHECK(qr_sampler_create(&p, 3, &s) == QR_OK);
+    int32_t pr[1] = {1};
+    qr_sampler_set_prompt(s, pr, 1); /* the prompt does not count for presence */
+    const float b3[3] = {1.0f, 0.8f, 0.3f};
+    CHECK(sample1(s, b3, 3, NULL) == 0);
+    CHECK(sample1(s, b3, 3, NULL) == 1);
+    CHECK(sample1(s, b3, 3, NULL) == 0); /* 0.5 vs 0.3 vs 0.3: presence does not grow */
+    qr_sampler_free(s);
+}
+
+static void test_logprob(void)
+{
+    struct qr_sampler_params p = defaults();
+    p.temperature = 0.7f;
+    p.repetition_penalty = 1.3f;
+    struct qr_sampler *s;
+    CHECK(qr_sampler_create(&p, 3, &s) == QR_OK);
+    const float x[3] = {0.5f, 1.5f, -0.5f};
+    float lp = 0;
+    int32_t t = sample1(s, x, 3, &lp);
+    double z = exp(0.5) + exp(1.5) + exp(-0.5);
+    CHECKF(t >= 0 && t < 3 && fabs(lp - (x[t] - log(z))) < 1e-5, "logprob %g of token %d", lp, t);
+    qr_sampler_free(s);
+}
+
+int main(void)
+{
+    test_params();
+    test_greedy();
+    test_distribution();
+    test_seed();
+    test_penalties();
+    test_logprob();
+    return qt_summary("test_sampler");
+}
