@@ -627,7 +627,8 @@ static bool on_token(struct qr_engine *e, struct eng_req *r, int32_t tok, float 
     }
     emit_n = fin != QR_FINISH_NONE ? r->pend_len : r->pend_len - stop_holdback(r, r->pend, r->pend_len);
     emit(e, r, tok, r->pend, emit_n, lp, top_ids, top_lp, n_top, fin, NULL);
-    memmove(r->pend, r->pend + emit_n, r->pend_len - emit_n);
+    if (r->pend_len > emit_n)
+        memmove(r->pend, r->pend + emit_n, r->pend_len - emit_n);
     r->pend_len -= emit_n;
     if (fin != QR_FINISH_NONE)
         r->done = true;
@@ -728,9 +729,11 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
     uint64_t cancels[64];
     if (n_cancel > 64)
         n_cancel = 64;
-    memcpy(cancels, e->cancels, (size_t)n_cancel * sizeof *cancels);
-    memmove(e->cancels, e->cancels + n_cancel, (size_t)(e->n_cancel - n_cancel) * sizeof *cancels);
-    e->n_cancel -= n_cancel;
+    if (n_cancel > 0) {
+        memcpy(cancels, e->cancels, (size_t)n_cancel * sizeof *cancels);
+        memmove(e->cancels, e->cancels + n_cancel, (size_t)(e->n_cancel - n_cancel) * sizeof *cancels);
+        e->n_cancel -= n_cancel;
+    }
     bool healthy = e->healthy;
     pthread_mutex_unlock(&e->mu);
 

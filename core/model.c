@@ -180,17 +180,19 @@ static qr_status read_index(const char *dir, const char *path, struct model_priv
     const cJSON *it;
     cJSON_ArrayForEach(it, wm) {
         if (!cJSON_IsString(it)) {
+            st = qr_set_error(QR_E_FORMAT, "%s: weight_map entry '%.200s' is not a file name", path,
+                              it->string ? it->string : "?");
             cJSON_Delete(root);
-            return qr_set_error(QR_E_FORMAT, "%s: weight_map entry '%.200s' is not a file name", path,
-                                it->string ? it->string : "?");
+            return st;
         }
         const char *fn = it->valuestring;
         if (!fn[0] || strchr(fn, '/') || fn[0] == '.' || !ends_with(fn, ".safetensors") || strlen(fn) > 255) {
+            st = qr_set_error(QR_E_FORMAT,
+                              "%s: weight_map maps '%.200s' to \"%.200s\", which is not a .safetensors file name in "
+                              "the model directory",
+                              path, it->string ? it->string : "?", fn);
             cJSON_Delete(root);
-            return qr_set_error(QR_E_FORMAT,
-                                "%s: weight_map maps '%.200s' to \"%.200s\", which is not a .safetensors file name in "
-                                "the model directory",
-                                path, it->string ? it->string : "?", fn);
+            return st;
         }
         if ((st = add_file(p, fn)) != QR_OK) {
             cJSON_Delete(root);

@@ -261,16 +261,18 @@ static void layout_buffers(struct qr_runtime *rt)
     size_t a = rt->props.alignment > 256 ? rt->props.alignment : 256;
     size_t T = (size_t)rt->o.max_batch_tokens, f = sizeof(float);
     const struct qr_model_config *c = &rt->cfg;
-    struct rt_scratch_layout *s = &rt->sl;
+    size_t *z = rt->sb_size;
+    z[0] = T * c->hidden_size * f;
+    z[1] = T * c->hidden_size * f;
+    z[2] = T * (size_t)rt->qkv_dim * f;
+    z[3] = T * (size_t)rt->q_dim * f;
+    z[4] = T * 2 * (size_t)c->intermediate_size * f;
+    z[5] = T * (size_t)c->intermediate_size * f;
+    z[6] = (size_t)rt->o.max_out * c->vocab_size * f;
     size_t p = 0;
-    s->x = p; p = align_up(p + T * c->hidden_size * f, a);
-    s->h = p; p = align_up(p + T * c->hidden_size * f, a);
-    s->qkv = p; p = align_up(p + T * (size_t)rt->qkv_dim * f, a);
-    s->att = p; p = align_up(p + T * (size_t)rt->q_dim * f, a);
-    s->gu = p; p = align_up(p + T * 2 * (size_t)c->intermediate_size * f, a);
-    s->act = p; p = align_up(p + T * (size_t)c->intermediate_size * f, a);
-    s->logits = p; p = align_up(p + (size_t)rt->o.max_out * c->vocab_size * f, a);
-    s->size = p;
+    for (int i = 0; i < RT_N_SCRATCH; i++)
+        p += align_up(z[i], a);
+    rt->scratch_bytes = p;
 
     rt->max_blocks_per_seq = (rt->o.max_model_len + rt->o.block_size - 1) / rt->o.block_size;
     struct rt_io_layout *io = &rt->il;
@@ -285,7 +287,6 @@ static void layout_buffers(struct qr_runtime *rt)
     io->out_idx = p; p = align_up(p + (size_t)rt->o.max_out * i4, a);
     io->argmax = p; p = align_up(p + (size_t)rt->o.max_out * i4, a);
     io->size = p;
-    rt->scratch_bytes = s->size;
     rt->io_bytes = io->size;
 }
 
@@ -449,8 +450,12 @@ qr_status qr_rt_create(const struct qr_model *m, struct qr_device *dev, const st
     free(inv);
     if (st != QR_OK)
         goto fail;
-    if ((st = qr_buf_alloc(dev, rt->sl.size, QR_BUF_SCRATCH, &rt->scratch)) != QR_OK ||
-        (st = qr_buf_alloc(dev, rt->il.size, QR_BUF_IO, &rt->io)) != QR_OK)
+    struct qr_buf **sbs[RT_N_SCRATCH] = {&rt->sb.x, &rt->sb.h, &rt->sb.qkv, &rt->sb.att, &rt->sb.gu, &rt->sb.act,
+                                         &rt->sb.logits};
+    for (int i = 0; i < RT_N_SCRATCH; i++)
+        if ((st = qr_buf_alloc(dev, rt->sb_size[i], QR_BUF_SCRATCH, sbs[i])) != QR_OK)
+            goto fail;
+    if ((st = qr_buf_alloc(dev, rt->il.size, QR_BUF_IO, &rt->io)) != QR_OK)
         goto fail;
     if ((st = qr_stream_memset0(rt->st, rt->io, 0, rt->il.size)) != QR_OK)
         goto fail;
@@ -513,8 +518,11 @@ void qr_rt_destroy(struct qr_runtime *rt)
     free_weight(&rt->lm_head);
     if (rt->rope)
         qr_buf_free(rt->rope);
-    if (rt->scratch)
-        qr_buf_free(rt->scratch);
+    struct qr_buf *sbs[RT_N_SCRATCH] = {rt->sb.x, rt->sb.h, rt->sb.qkv, rt->sb.att, rt->sb.gu, rt->sb.act,
+                                        rt->sb.logits};
+    for (int i = 0; i < RT_N_SCRATCH; i++)
+        if (sbs[i])
+            qr_buf_free(sbs[i]);
     if (rt->io)
         qr_buf_free(rt->io);
     if (rt->st)

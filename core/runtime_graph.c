@@ -154,9 +154,9 @@ static qr_status write_inputs(struct qr_runtime *rt, const struct qr_batch *b, i
 static int build(struct qr_runtime *rt, const struct qr_batch *b, int width, int max_len, int max_q, bool want_argmax)
 {
     const struct qr_model_config *c = &rt->cfg;
-    const struct rt_scratch_layout *sl = &rt->sl;
+    const struct rt_scratch *sb = &rt->sb;
     const struct rt_io_layout *io = &rt->il;
-    struct qr_buf *S = rt->scratch, *IO = rt->io;
+    struct qr_buf *IO = rt->io;
     int T = b->n_tokens, D = c->hidden_size, F = c->intermediate_size, hd = c->head_dim;
     int H = c->num_attention_heads, KV = c->num_key_value_heads;
     int qd = rt->q_dim, kvd = rt->kv_dim, ld = rt->qkv_dim;
@@ -166,18 +166,18 @@ static int build(struct qr_runtime *rt, const struct qr_batch *b, int width, int
     int n = 0;
 
     nd[n].op = QR_OP_EMBED;
-    nd[n++].a.embed = (struct qr_embed_args){.out = V(S, sl->x), .table = W(&rt->embed), .ids = V(IO, io->ids),
+    nd[n++].a.embed = (struct qr_embed_args){.out = V(sb->x, 0), .table = W(&rt->embed), .ids = V(IO, io->ids),
                                              .wtype = rt->embed.dtype, .n_tokens = T, .dim = D,
                                              .vocab = c->vocab_size};
     for (int l = 0; l < c->num_hidden_layers; l++) {
         const struct rt_layer *L = &rt->layers[l];
         nd[n].op = QR_OP_RMSNORM;
-        nd[n++].a.rmsnorm = (struct qr_rmsnorm_args){.out = V(S, sl->h), .x = V(S, sl->x), .w = W(&L->ln1),
+        nd[n++].a.rmsnorm = (struct qr_rmsnorm_args){.out = V(sb->h, 0), .x = V(sb->x, 0), .w = W(&L->ln1),
                                                      .wtype = L->ln1.dtype, .n_tokens = T, .n_heads = 1, .n = D,
                                                      .ldx = D, .ldout = D, .eps = eps};
         if (rt->concat) {
             nd[n].op = QR_OP_MATMUL;
-            nd[n++].a.matmul = (struct qr_matmul_args){.y = V(S, sl->qkv), .x = V(S, sl->h), .w = W(&L->qkv),
+            nd[n++].a.matmul = (struct qr_matmul_args){.y = V(sb->qkv, 0), .x = V(sb->h, 0), .w = W(&L->qkv),
                                                        .bias = W(&L->qkv_bias), .wtype = L->qkv.dtype,
                                                        .btype = L->qkv_bias.dtype, .M = T, .N = ld, .K = D,
                                                        .ldx = D, .ldy = ld};
@@ -186,39 +186,39 @@ static int build(struct qr_runtime *rt, const struct qr_batch *b, int width, int
             int offs[3] = {0, qd, qd + kvd}, Ns[3] = {qd, kvd, kvd};
             for (int i = 0; i < 3; i++) {
                 nd[n].op = QR_OP_MATMUL;
-                nd[n++].a.matmul = (struct qr_matmul_args){.y = V(S, sl->qkv + (size_t)offs[i] * f),
-                                                           .x = V(S, sl->h), .w = W(ws[i]), .bias = W(bs[i]),
+                nd[n++].a.matmul = (struct qr_matmul_args){.y = V(sb->qkv, (size_t)offs[i] * f),
+                                                           .x = V(sb->h, 0), .w = W(ws[i]), .bias = W(bs[i]),
                                                            .wtype = ws[i]->dtype, .btype = bs[i]->dtype, .M = T,
                                                            .N = Ns[i], .K = D, .ldx = D, .ldy = ld};
             }
         }
-        size_t q_off = sl->qkv, k_off = sl->qkv + (size_t)qd * f, v_off = sl->qkv + (size_t)(qd + kvd) * f;
+        size_t q_off = 0, k_off = (size_t)qd * f, v_off = (size_t)(qd + kvd) * f;
         if (L->q_norm.buf) {
             nd[n].op = QR_OP_QK_NORM;
-            nd[n++].a.rmsnorm = (struct qr_rmsnorm_args){.out = V(S, q_off), .x = V(S, q_off), .w = W(&L->q_norm),
+            nd[n++].a.rmsnorm = (struct qr_rmsnorm_args){.out = V(sb->qkv, q_off), .x = V(sb->qkv, q_off), .w = W(&L->q_norm),
                                                          .wtype = L->q_norm.dtype, .n_tokens = T, .n_heads = H,
                                                          .n = hd, .ldx = ld, .ldout = ld, .eps = eps};
             nd[n].op = QR_OP_QK_NORM;
-            nd[n++].a.rmsnorm = (struct qr_rmsnorm_args){.out = V(S, k_off), .x = V(S, k_off), .w = W(&L->k_norm),
+            nd[n++].a.rmsnorm = (struct qr_rmsnorm_args){.out = V(sb->qkv, k_off), .x = V(sb->qkv, k_off), .w = W(&L->k_norm),
                                                          .wtype = L->k_norm.dtype, .n_tokens = T, .n_heads = KV,
                                                          .n = hd, .ldx = ld, .ldout = ld, .eps = eps};
         }
         nd[n].op = QR_OP_ROPE;
-        nd[n++].a.rope = (struct qr_rope_args){.x = V(S, q_off), .pos = V(IO, io->pos), .inv_freq = V(rt->rope, 0),
+        nd[n++].a.rope = (struct qr_rope_args){.x = V(sb->qkv, q_off), .pos = V(IO, io->pos), .inv_freq = V(rt->rope, 0),
                                                .n_tokens = T, .n_heads = H, .head_dim = hd, .ld = ld,
                                                .attn_factor = rt->attn_factor};
         nd[n].op = QR_OP_ROPE;
-        nd[n++].a.rope = (struct qr_rope_args){.x = V(S, k_off), .pos = V(IO, io->pos), .inv_freq = V(rt->rope, 0),
+        nd[n++].a.rope = (struct qr_rope_args){.x = V(sb->qkv, k_off), .pos = V(IO, io->pos), .inv_freq = V(rt->rope, 0),
                                                .n_tokens = T, .n_heads = KV, .head_dim = hd, .ld = ld,
                                                .attn_factor = rt->attn_factor};
         nd[n].op = QR_OP_KV_STORE;
         nd[n++].a.kv_store = (struct qr_kv_store_args){.k_cache = V(L->k_cache, 0), .v_cache = V(L->v_cache, 0),
-                                                       .k = V(S, k_off), .v = V(S, v_off),
+                                                       .k = V(sb->qkv, k_off), .v = V(sb->qkv, v_off),
                                                        .slots = V(IO, io->slots), .kv_dtype = rt->o.kv_dtype,
                                                        .n_tokens = T, .n_kv_heads = KV, .head_dim = hd, .ld = ld,
                                                        .block_size = rt->block_size, .num_blocks = rt->num_blocks};
         nd[n].op = QR_OP_ATTN;
-        nd[n++].a.attn = (struct qr_attn_args){.out = V(S, sl->att), .q = V(S, q_off), .k_cache = V(L->k_cache, 0),
+        nd[n++].a.attn = (struct qr_attn_args){.out = V(sb->att, 0), .q = V(sb->qkv, q_off), .k_cache = V(L->k_cache, 0),
                                                .v_cache = V(L->v_cache, 0), .block_tables = V(IO, io->block_tables),
                                                .seq_lens = V(IO, io->seq_lens), .q_start = V(IO, io->q_start),
                                                .kv_dtype = rt->o.kv_dtype, .n_tokens = T, .n_seqs = b->n_seqs,
@@ -228,50 +228,50 @@ static int build(struct qr_runtime *rt, const struct qr_batch *b, int width, int
                                                .max_seq_len = max_len, .max_q_len = max_q,
                                                .scale = 1.0f / sqrtf((float)hd)};
         nd[n].op = QR_OP_MATMUL;
-        nd[n++].a.matmul = (struct qr_matmul_args){.y = V(S, sl->x), .x = V(S, sl->att), .w = W(&L->o),
+        nd[n++].a.matmul = (struct qr_matmul_args){.y = V(sb->x, 0), .x = V(sb->att, 0), .w = W(&L->o),
                                                    .wtype = L->o.dtype, .btype = L->o.dtype, .M = T, .N = D,
                                                    .K = qd, .ldx = qd, .ldy = D, .accumulate = 1};
         nd[n].op = QR_OP_RMSNORM;
-        nd[n++].a.rmsnorm = (struct qr_rmsnorm_args){.out = V(S, sl->h), .x = V(S, sl->x), .w = W(&L->ln2),
+        nd[n++].a.rmsnorm = (struct qr_rmsnorm_args){.out = V(sb->h, 0), .x = V(sb->x, 0), .w = W(&L->ln2),
                                                      .wtype = L->ln2.dtype, .n_tokens = T, .n_heads = 1, .n = D,
                                                      .ldx = D, .ldout = D, .eps = eps};
         if (rt->concat) {
             nd[n].op = QR_OP_MATMUL;
-            nd[n++].a.matmul = (struct qr_matmul_args){.y = V(S, sl->gu), .x = V(S, sl->h), .w = W(&L->gate_up),
+            nd[n++].a.matmul = (struct qr_matmul_args){.y = V(sb->gu, 0), .x = V(sb->h, 0), .w = W(&L->gate_up),
                                                        .wtype = L->gate_up.dtype, .btype = L->gate_up.dtype,
                                                        .M = T, .N = 2 * F, .K = D, .ldx = D, .ldy = 2 * F};
         } else {
             nd[n].op = QR_OP_MATMUL;
-            nd[n++].a.matmul = (struct qr_matmul_args){.y = V(S, sl->gu), .x = V(S, sl->h), .w = W(&L->gate),
+            nd[n++].a.matmul = (struct qr_matmul_args){.y = V(sb->gu, 0), .x = V(sb->h, 0), .w = W(&L->gate),
                                                        .wtype = L->gate.dtype, .btype = L->gate.dtype, .M = T,
                                                        .N = F, .K = D, .ldx = D, .ldy = 2 * F};
             nd[n].op = QR_OP_MATMUL;
-            nd[n++].a.matmul = (struct qr_matmul_args){.y = V(S, sl->gu + (size_t)F * f), .x = V(S, sl->h),
+            nd[n++].a.matmul = (struct qr_matmul_args){.y = V(sb->gu, (size_t)F * f), .x = V(sb->h, 0),
                                                        .w = W(&L->up), .wtype = L->up.dtype, .btype = L->up.dtype,
                                                        .M = T, .N = F, .K = D, .ldx = D, .ldy = 2 * F};
         }
         nd[n].op = QR_OP_SILU_MUL;
-        nd[n++].a.silu_mul = (struct qr_silu_mul_args){.out = V(S, sl->act), .gu = V(S, sl->gu), .n_tokens = T,
+        nd[n++].a.silu_mul = (struct qr_silu_mul_args){.out = V(sb->act, 0), .gu = V(sb->gu, 0), .n_tokens = T,
                                                        .n_ff = F, .ldgu = 2 * F, .ldout = F};
         nd[n].op = QR_OP_MATMUL;
-        nd[n++].a.matmul = (struct qr_matmul_args){.y = V(S, sl->x), .x = V(S, sl->act), .w = W(&L->down),
+        nd[n++].a.matmul = (struct qr_matmul_args){.y = V(sb->x, 0), .x = V(sb->act, 0), .w = W(&L->down),
                                                    .wtype = L->down.dtype, .btype = L->down.dtype, .M = T, .N = D,
                                                    .K = F, .ldx = F, .ldy = D, .accumulate = 1};
     }
     if (b->n_out > 0) {
         nd[n].op = QR_OP_RMSNORM;
-        nd[n++].a.rmsnorm = (struct qr_rmsnorm_args){.out = V(S, sl->h), .x = V(S, sl->x), .w = W(&rt->final_norm),
+        nd[n++].a.rmsnorm = (struct qr_rmsnorm_args){.out = V(sb->h, 0), .x = V(sb->x, 0), .w = W(&rt->final_norm),
                                                      .wtype = rt->final_norm.dtype, .n_tokens = T, .n_heads = 1,
                                                      .n = D, .ldx = D, .ldout = D, .eps = eps};
         struct qr_buf *lm = rt->lm_head.buf ? rt->lm_head.buf : rt->embed.buf;
         nd[n].op = QR_OP_LOGITS;
-        nd[n++].a.logits = (struct qr_logits_args){.out = V(S, sl->logits), .x = V(S, sl->h),
+        nd[n++].a.logits = (struct qr_logits_args){.out = V(sb->logits, 0), .x = V(sb->h, 0),
                                                    .idx = V(IO, io->out_idx), .w = V(lm, 0),
                                                    .wtype = rt->lm_head.dtype, .n_out = b->n_out, .dim = D,
                                                    .vocab = c->vocab_size, .ldx = D};
         if (want_argmax) {
             nd[n].op = QR_OP_ARGMAX;
-            nd[n++].a.argmax = (struct qr_argmax_args){.out = V(IO, io->argmax), .x = V(S, sl->logits),
+            nd[n++].a.argmax = (struct qr_argmax_args){.out = V(IO, io->argmax), .x = V(sb->logits, 0),
                                                        .n_rows = b->n_out, .n = c->vocab_size};
         }
     }
@@ -328,7 +328,7 @@ qr_status qr_rt_forward(struct qr_runtime *rt, const struct qr_batch *b, float *
             return qr_set_error(QR_E_OOM_HOST, "runtime: out of memory for logits");
         lg = rt->host_logits;
     }
-    if (lg && (st = qr_stream_read(rt->st, rt->scratch, rt->sl.logits, lg, (size_t)b->n_out * row)) != QR_OK)
+    if (lg && (st = qr_stream_read(rt->st, rt->sb.logits, 0, lg, (size_t)b->n_out * row)) != QR_OK)
         return st;
     if (argmax && !dev_argmax) {
         for (int r = 0; r < b->n_out; r++) {

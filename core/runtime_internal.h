@@ -31,10 +31,17 @@ struct rt_io_layout {
     size_t ids, pos, slots, q_start, seq_lens, block_tables, out_idx, argmax, size;
 };
 
-/* byte offsets of the activations in the scratch buffer */
-struct rt_scratch_layout {
-    size_t x, h, qkv, att, gu, act, logits, size;
+/* activations (f32), one buffer each so none meets the device's largest-buffer limit */
+struct rt_scratch {
+    struct qr_buf *x;        /* (T, dim) residual stream */
+    struct qr_buf *h;        /* (T, dim) normed */
+    struct qr_buf *qkv;      /* (T, q_dim + 2*kv_dim) */
+    struct qr_buf *att;      /* (T, q_dim) */
+    struct qr_buf *gu;       /* (T, 2*ffn) */
+    struct qr_buf *act;      /* (T, ffn) */
+    struct qr_buf *logits;   /* (max_out, vocab) */
 };
+#define RT_N_SCRATCH 7
 
 struct qr_runtime {
     const struct qr_model *m;
@@ -55,8 +62,9 @@ struct qr_runtime {
     size_t kv_bytes, weight_bytes, scratch_bytes, io_bytes;
     size_t mem_free_after;
 
-    struct qr_buf *scratch, *io;
-    struct rt_scratch_layout sl;
+    struct rt_scratch sb;
+    size_t sb_size[RT_N_SCRATCH];     /* bytes of each, in struct order */
+    struct qr_buf *io;
     struct rt_io_layout il;
     int32_t *bt_stage;                /* host staging for block tables (max_seqs x max_blocks_per_seq) */
     struct qr_node *nodes;

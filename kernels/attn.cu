@@ -4,7 +4,7 @@
  * Prompt / mixed batches: a FlashAttention-2 style kernel on tensor cores.
  *   grid (query tiles of 64, heads, seqs), 4 warps, 16 query rows per warp.
  *   Q (pre-scaled by scale*log2 e) lives in registers as mma A fragments;
- *   K and V tiles of 32 keys are gathered through the block table into
+ *   K and V tiles of 64 keys (32 where shared memory is short) are gathered through the block table into
  *   shared memory ([key][d], padded rows) with cp.async, two tiles in flight
  *   (F32 caches: converted to f16 through registers); fragments come from
  *   ldmatrix (.trans for V).  Compute type: bf16, or f16 for F16/F32 caches.
@@ -163,22 +163,27 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
                  : "r"(smem_u32(p)));
 }
 
-#define PF_BK 32   /* keys per tile; two tiles in flight (cp.async double buffering) */
 
-template <typename T, int KVT, int D>
+/* shared memory of one block: K and V, two stages, plus the key masks */
+template <typename T, int D, int PF_BK>
+constexpr size_t pf_smem_bytes() { return (size_t)4 * PF_BK * (D + 8) * sizeof(T) + 2 * PF_BK; }
+
+template <typename T, int KVT, int D, int PF_BK>
 __global__ void __launch_bounds__(PF_WARPS * 32) k_attn_prefill(const struct qr_cuda_attn a)
 {
     constexpr int KS = D + 8;   /* row stride (elements): conflict-free ldmatrix */
     constexpr int CPR = D / 8;  /* 16-byte chunks per row */
-    __shared__ __align__(128) T Ks[2][PF_BK * KS];
-    __shared__ __align__(128) T Vs[2][PF_BK * KS];
-    __shared__ bool kok[2][PF_BK];
+    extern __shared__ __align__(128) unsigned char pf_smem[];
+    T (*Ks)[PF_BK * KS] = (T (*)[PF_BK * KS])pf_smem;
+    T (*Vs)[PF_BK * KS] = (T (*)[PF_BK * KS])(pf_smem + 2 * PF_BK * KS * sizeof(T));
+    bool (*kok)[PF_BK] = (bool (*)[PF_BK])(pf_smem + 4 * PF_BK * KS * sizeof(T));
 
     const int s = blockIdx.z, h = blockIdx.y;
     int qs, qlen, ctx;
     if (!attn_seq(a, s, &qs, &qlen, &ctx))
         return;
-    const int q0 = blockIdx.x * PF_BQ;
+    /* the longest (last) query tiles first: better balance at the end of the grid */
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * PF_BQ;
     if (q0 >= qlen)
         return;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
@@ -333,12 +338,14 @@ __global__ void __launch_bounds__(PF_WARPS * 32) k_attn_prefill(const struct qr_
             }
             l0 = l0 * al0 + ps0;
             l1 = l1 * al1 + ps1;
+            if (__any_sync(0xffffffffu, al0 != 1.f || al1 != 1.f)) {   /* the max moved: rescale O */
 #pragma unroll
-            for (int i = 0; i < D / 8; i++) {
-                o[i][0] *= al0;
-                o[i][1] *= al0;
-                o[i][2] *= al1;
-                o[i][3] *= al1;
+                for (int i = 0; i < D / 8; i++) {
+                    o[i][0] *= al0;
+                    o[i][1] *= al0;
+                    o[i][2] *= al1;
+                    o[i][3] *= al1;
+                }
             }
 #pragma unroll
             for (int jj = 0; jj < PF_BK / 16; jj++) {
@@ -387,31 +394,49 @@ extern "C" int cuda_attn_prefill_supported(int head_dim, int kv_dtype, int cc)
     if (head_dim != 64 && head_dim != 128)
         return 0;
     if (kv_dtype == QK_BF16 && cc < 80)
-        return 0;
+        return 0;   /* the generic kernel serves these */
     return kv_dtype == QK_BF16 || kv_dtype == QK_F16 || kv_dtype == QK_F32;
 }
 
+/* 64-key tiles (70 KB of shared memory, opt-in) where the device allows, else 32 */
+template <typename T, int KVT, int D, int BK>
+static int prefill_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, dim3 grid)
+{
+    constexpr size_t smem = pf_smem_bytes<T, D, BK>();
+    static bool raised;   /* per instantiation; idempotent, so a race is harmless */
+    if (smem > 48 * 1024 && !raised) {
+        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill<T, KVT, D, BK>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess)
+            return (int)e;
+        raised = true;
+    }
+    k_attn_prefill<T, KVT, D, BK><<<grid, PF_WARPS * 32, smem, st>>>(*a);
+    return qk_launch_result();
+}
+
 template <typename T, int KVT>
-static void prefill_go(qr_cuda_stream st, const struct qr_cuda_attn *a, dim3 grid)
+static int prefill_go(qr_cuda_stream st, const struct qr_cuda_attn *a, dim3 grid, bool big)
 {
     if (a->head_dim == 64)
-        k_attn_prefill<T, KVT, 64><<<grid, PF_WARPS * 32, 0, st>>>(*a);
-    else
-        k_attn_prefill<T, KVT, 128><<<grid, PF_WARPS * 32, 0, st>>>(*a);
+        return big ? prefill_launch<T, KVT, 64, 64>(st, a, grid) : prefill_launch<T, KVT, 64, 32>(st, a, grid);
+    return big ? prefill_launch<T, KVT, 128, 64>(st, a, grid) : prefill_launch<T, KVT, 128, 32>(st, a, grid);
 }
 
 extern "C" int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
         return 0;
+    int dev = 0, optin = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    bool big = (size_t)optin >= pf_smem_bytes<__half, 128, 64>();
     dim3 grid((unsigned)((a->max_q_len + PF_BQ - 1) / PF_BQ), (unsigned)a->n_heads, (unsigned)a->n_seqs);
     if (a->kv_dtype == QK_BF16)
-        prefill_go<__nv_bfloat16, QK_BF16>(st, a, grid);
-    else if (a->kv_dtype == QK_F16)
-        prefill_go<__half, QK_F16>(st, a, grid);
-    else
-        prefill_go<__half, QK_F32>(st, a, grid);
-    return qk_launch_result();
+        return prefill_go<__nv_bfloat16, QK_BF16>(st, a, grid, big);
+    if (a->kv_dtype == QK_F16)
+        return prefill_go<__half, QK_F16>(st, a, grid, big);
+    return prefill_go<__half, QK_F32>(st, a, grid, big);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -610,6 +635,105 @@ __global__ void k_attn_decode_merge(const struct qr_cuda_attn a, int n_splits, c
         }
         a.out[(int64_t)qs * a.ldo + (int64_t)h * D + d] = sum > 0.f ? v / sum : 0.f;
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* generic path: any head_dim (<= 256), any query length                    */
+/* ------------------------------------------------------------------------ */
+
+#define GN_THREADS 128
+#define GN_MAXD 256
+
+/* one block per (token, head): keys in chunks of 128, one per thread, online softmax */
+__global__ void __launch_bounds__(GN_THREADS) k_attn_generic(const struct qr_cuda_attn a)
+{
+    __shared__ float qsh[GN_MAXD];
+    __shared__ float p[GN_THREADS];
+    __shared__ int64_t koff[GN_THREADS];
+    __shared__ float red[32];
+    const int t = blockIdx.x, h = blockIdx.y, D = a.head_dim, tid = threadIdx.x;
+    int s = -1;
+    for (int i = 0; i < a.n_seqs; i++) {   /* the first valid sequence that owns token t */
+        int b = a.q_start[i], e = a.q_start[i + 1];
+        if (b >= 0 && e >= b && e <= a.n_tokens && t >= b && t < e) {
+            s = i;
+            break;
+        }
+    }
+    if (s < 0)
+        return;
+    int qs, qlen, ctx;
+    attn_seq(a, s, &qs, &qlen, &ctx);
+    const int pos = ctx - qlen + (t - qs);
+    const int kvh = h / (a.n_heads / a.n_kv_heads);
+    const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
+    for (int d = tid; d < D; d += GN_THREADS)
+        qsh[d] = a.q[(int64_t)t * a.ldq + (int64_t)h * D + d] * (a.scale * LOG2E);
+    float acc0 = 0.f, acc1 = 0.f, m = -INFINITY, l = 0.f;
+    const size_t es = a.kv_dtype == QK_F32 ? 4 : 2;
+    (void)es;
+    for (int k0 = 0; k0 <= pos; k0 += GN_THREADS) {
+        __syncthreads();
+        int k = k0 + tid;
+        int64_t off = -1;
+        if (k <= pos) {
+            int64_t blk = table[k / a.block_size];
+            if (blk >= 0 && blk < a.num_blocks)
+                off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)D;
+        }
+        koff[tid] = off;
+        float sc = -INFINITY;
+        if (off >= 0) {
+            float d_ = 0.f;
+            for (int d = 0; d < D; d++)
+                d_ += qsh[d] * qk_load(a.k_cache, a.kv_dtype, off + d);
+            sc = d_;
+        }
+        /* chunk max */
+        float mx = qk_warp_max(sc);
+        if ((tid & 31) == 0)
+            red[tid >> 5] = mx;
+        __syncthreads();
+        mx = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+        float mn = fmaxf(m, mx);
+        float pk = mn == -INFINITY ? 0.f : exp2f(sc - mn);
+        p[tid] = pk;
+        float al = mn == -INFINITY ? 1.f : exp2f(m - mn);
+        __syncthreads();
+        float sum = 0.f;
+        for (int j = 0; j < GN_THREADS; j++)
+            sum += p[j];
+        l = l * al + sum;
+        acc0 *= al;
+        acc1 *= al;
+        m = mn;
+        int nk = min(GN_THREADS, pos + 1 - k0);
+        for (int j = 0; j < nk; j++) {
+            int64_t o = koff[j];
+            if (o < 0)
+                continue;
+            if (tid < D)
+                acc0 += p[j] * qk_load(a.v_cache, a.kv_dtype, o + tid);
+            if (tid + GN_THREADS < D)
+                acc1 += p[j] * qk_load(a.v_cache, a.kv_dtype, o + tid + GN_THREADS);
+        }
+    }
+    float inv = l > 0.f ? 1.f / l : 0.f;
+    float *orow = a.out + (int64_t)t * a.ldo + (int64_t)h * D;
+    if (tid < D)
+        orow[tid] = acc0 * inv;
+    if (tid + GN_THREADS < D)
+        orow[tid + GN_THREADS] = acc1 * inv;
+}
+
+extern "C" int cuda_launch_attn_generic(qr_cuda_stream st, const struct qr_cuda_attn *a)
+{
+    if (a->n_seqs <= 0 || a->n_tokens <= 0)
+        return 0;
+    if (a->head_dim <= 0 || a->head_dim > GN_MAXD)
+        return (int)cudaErrorInvalidValue;
+    k_attn_generic<<<dim3((unsigned)a->n_tokens, (unsigned)a->n_heads), GN_THREADS, 0, st>>>(*a);
+    return qk_launch_result();
 }
 
 extern "C" size_t cuda_attn_decode_scratch(const struct qr_cuda_attn *a, int n_sm)

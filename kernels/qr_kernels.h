@@ -19,6 +19,8 @@ typedef struct CUstream_st *qr_cuda_stream;
 
 /* largest M the GEMV path takes (decode and small batches) */
 #define QR_CUDA_GEMV_MAX_M 8
+/* M up to which matmul/logits take the GEMV kernels (cuBLAS is faster from M = 2 on H100) */
+#define QR_CUDA_GEMV_USE_M 1
 
 int cuda_launch_embed(qr_cuda_stream st, float *out, const void *table, const int32_t *ids, int wtype, int n_tokens,
                       int dim, int vocab);
@@ -72,6 +74,9 @@ struct qr_cuda_attn {
  * Needs head_dim 64 or 128 and sm_80+ for BF16 KV (sm_75: F16/F32 KV). */
 int cuda_attn_prefill_supported(int head_dim, int kv_dtype, int cc);
 int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_attn *a);
+
+/* plain kernel for any head_dim <= 256 (tiny test models): one block per (token, head) */
+int cuda_launch_attn_generic(qr_cuda_stream st, const struct qr_cuda_attn *a);
 
 /* split-KV decode (max_q_len == 1): bytes of scratch it needs, then launch */
 size_t cuda_attn_decode_scratch(const struct qr_cuda_attn *a, int n_sm);

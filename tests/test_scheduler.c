@@ -73,7 +73,7 @@ static int sim_step(struct sim *m)
             m->bad_write++;                /* decodes must come first */
         if (!is_decode)
             seen_prefill = true;
-        CHECK(it->start == r->n_computed && it->start + it->n_new <= r->n_tokens);
+        CHECK(it->n_new >= 1 && it->start == r->n_computed && it->start + it->n_new <= r->n_tokens);
         for (int p = it->start; p < it->start + it->n_new; p++) {
             int32_t slot = qr_kv_seq_slot(m->pool, &r->kv, p);
             int32_t blk = r->kv.blocks[p / qr_kv_pool_block_size(m->pool)];

@@ -486,9 +486,6 @@ static bool cuda_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtyp
         return true;
     if (wtype == QR_DTYPE_I32 || (unsigned)wtype >= QR_DTYPE_COUNT)
         return false;
-    /* the tensor-core prompt attention needs sm_80 for BF16 */
-    if (op == QR_OP_ATTN && wtype == QR_DTYPE_BF16 && cuda_dev(d)->cc < 80)
-        return false;
     return true;
 }
 

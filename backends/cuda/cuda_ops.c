@@ -2,7 +2,7 @@
  * launchers in the kernels/ .cu files or cuBLAS.
  *
  * matmul: F32 weights -> cublasSgemm (full f32).  BF16/F16 weights with
- * M <= QR_CUDA_GEMV_MAX_M -> the GEMV kernels (bias and accumulate fused);
+ * M <= QR_CUDA_GEMV_USE_M -> the GEMV kernels (bias and accumulate fused);
  * larger M -> x converted to the weight dtype in stream scratch, then
  * cublasGemmEx (f32 accumulate and output, beta = 1 for accumulate) and a
  * bias pass.  logits: the same, with the selected rows gathered.
@@ -68,7 +68,7 @@ static qr_status matmul_impl(struct qr_stream *s, float *y, const float *x, cons
     }
     struct cuda_device *cd = cuda_dev(s->dev);
     bool half = wtype == QR_DTYPE_BF16 || wtype == QR_DTYPE_F16;
-    if (half && (M <= QR_CUDA_GEMV_MAX_M || (wtype == QR_DTYPE_BF16 && cd->cc < 80))) {
+    if (half && (M <= QR_CUDA_GEMV_USE_M || (wtype == QR_DTYPE_BF16 && cd->cc < 80))) {
         /* decode GEMV (on sm_75 also BF16 GEMMs, 8 rows at a time) */
         for (int m0 = 0; m0 < M; m0 += QR_CUDA_GEMV_MAX_M) {
             int mb = M - m0 < QR_CUDA_GEMV_MAX_M ? M - m0 : QR_CUDA_GEMV_MAX_M;
@@ -152,10 +152,8 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
     if (a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads != 0)
         return qr_set_error(QR_E_INVALID_ARG, "cuda attn: %d heads are not a multiple of %d kv heads", a->n_heads,
                             a->n_kv_heads);
-    if (a->head_dim != 64 && a->head_dim != 128)
-        return qr_set_error(QR_E_UNSUPPORTED, "cuda attn: head_dim %d (64 and 128 are supported)", a->head_dim);
-    if (!aligned16(vp(&a->k_cache)) || !aligned16(vp(&a->v_cache)))
-        return qr_set_error(QR_E_INVALID_ARG, "cuda attn: KV cache views must be 16-byte aligned");
+    if (a->head_dim <= 0 || a->head_dim > 256 || (a->head_dim & 1))
+        return qr_set_error(QR_E_UNSUPPORTED, "cuda attn: head_dim %d (even, up to 256, is supported)", a->head_dim);
     struct qr_cuda_attn k = {
         .out = vp(&a->out), .q = vp(&a->q), .k_cache = vp(&a->k_cache), .v_cache = vp(&a->v_cache),
         .block_tables = vp(&a->block_tables), .seq_lens = vp(&a->seq_lens), .q_start = vp(&a->q_start),
@@ -168,6 +166,11 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
         return qr_set_error(QR_E_INVALID_ARG, "cuda attn: block_size %d, max_blocks_per_seq %d", a->block_size,
                             a->max_blocks_per_seq);
     struct cuda_device *cd = cuda_dev(s->dev);
+    if ((a->head_dim != 64 && a->head_dim != 128) || !aligned16(vp(&a->k_cache)) || !aligned16(vp(&a->v_cache))) {
+        /* tiny test models and unaligned views: the plain kernel */
+        LAUNCH_TRY(s->dev, cuda_launch_attn_generic(cst(s), &k));
+        return QR_OK;
+    }
     if (a->max_q_len <= 1) {
         void *scr = NULL;
         qr_status st = cuda_scratch(s, cuda_attn_decode_scratch(&k, cd->n_sm), &scr);
@@ -176,9 +179,11 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
         LAUNCH_TRY(s->dev, cuda_launch_attn_decode(cst(s), &k, scr, cd->n_sm));
         return QR_OK;
     }
-    if (!cuda_attn_prefill_supported(a->head_dim, a->kv_dtype, cd->cc))
-        return qr_set_error(QR_E_UNSUPPORTED, "cuda attn: %s KV cache needs compute capability 8.0 (device has %d.%d)",
-                            qr_dtype_name(a->kv_dtype), cd->cc / 10, cd->cc % 10);
+    if (!cuda_attn_prefill_supported(a->head_dim, a->kv_dtype, cd->cc)) {
+        /* BF16 KV on sm_75: no bf16 mma; the plain kernel */
+        LAUNCH_TRY(s->dev, cuda_launch_attn_generic(cst(s), &k));
+        return QR_OK;
+    }
     LAUNCH_TRY(s->dev, cuda_launch_attn_prefill(cst(s), &k));
     return QR_OK;
 }

@@ -45,6 +45,21 @@ static int parse_list(const char *flag, const char *s, long long *out, int max, 
     return 0;
 }
 
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
 struct run_result {
     int prompt, gen;
     double ttft_s, decode_tok_s, eff_gbs, bytes_per_tok;
@@ -316,11 +331,15 @@ int qr_cli_bench_latency(int argc, char **argv)
             fprintf(stderr, "qrun: cannot write %s\n", json_out);
             goto out;
         }
-        fprintf(f, "{\"device\": \"%s\", \"backend\": \"%s\", \"model\": \"%s\", \"kv_dtype\": \"%s\", "
-                   "\"weights_bytes\": %zu, \"kv_bytes\": %zu, \"copy_bw_gbs\": %.3f, \"peak_device_bytes\": %zu, "
-                   "\"runs\": [",
-                props.name, dev->reg ? dev->reg->name : "?", eo.model_dir, qr_dtype_name(ro.kv_dtype), mr.weights,
-                mr.kv, bw / 1e9, peak);
+        fprintf(f, "{\"device\": ");
+        json_str(f, props.name);
+        fprintf(f, ", \"backend\": ");
+        json_str(f, dev->reg ? dev->reg->name : "?");
+        fprintf(f, ", \"model\": ");
+        json_str(f, eo.model_dir);
+        fprintf(f, ", \"kv_dtype\": \"%s\", \"weights_bytes\": %zu, \"kv_bytes\": %zu, \"copy_bw_gbs\": %.3f, "
+                   "\"peak_device_bytes\": %zu, \"runs\": [",
+                qr_dtype_name(ro.kv_dtype), mr.weights, mr.kv, bw / 1e9, peak);
         for (int i = 0; i < n_res; i++)
             fprintf(f, "%s{\"prompt\": %d, \"gen\": %d, \"ttft_ms\": %.3f, \"decode_tok_s\": %.3f, "
                        "\"eff_gbs\": %.3f, \"bytes_per_token\": %.0f}",
