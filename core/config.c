@@ -11,8 +11,8 @@
  *    num_key_value_heads = heads, head_dim = hidden/heads (must divide),
  *    max_position_embeddings 32768, rope_theta 10000, rms_norm_eps 1e-6,
  *    tie_word_embeddings false, attention_bias false (qwen3; qwen2 always has
- *    q/k/v bias), torch_dtype (or "dtype") absent -> BF16 (qr_model_open then
- *    takes the embedding's dtype).
+ *    q/k/v bias), torch_dtype (or "dtype") absent -> BF16.  cfg.dtype only
+ *    describes the checkpoint: each tensor's own dtype is in qr_tensor_info.
  *  - rope_scaling null/absent/"default" -> none; "yarn" reads factor,
  *    original_max_position_embeddings, beta_fast (32), beta_slow (1); any other
  *    rope type is refused.  rope_parameters (newer transformers) is read too.

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,8 @@ struct model_priv {
     int *file_of;                /* tensor index -> file index */
     int *st_index;               /* tensor index -> index inside its file */
     unsigned char *used;
+    void **copies;               /* aligned copies of misaligned tensors */
+    int n_copies;
 };
 
 /* ---- helpers ---- */
@@ -360,6 +363,36 @@ static qr_status check_index(struct qr_model *m, const char *dir, const cJSON *r
     return QR_OK;
 }
 
+/* Tensors whose data is not aligned to their element size (a header length
+ * that is not a multiple of 8, odd offsets) are copied to aligned memory, so
+ * that zero-copy users (the CPU backend maps weights in place) read aligned
+ * elements.  Files written by the reference writer never need this. */
+static qr_status realign(struct qr_model *m)
+{
+    struct model_priv *p = m->priv;
+    size_t bytes = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        struct qr_tensor_info *t = &m->tensors[i];
+        size_t a = t->dtype < QR_DTYPE_COUNT ? qr_dtype_size(t->dtype) : 1;
+        if (!p->used[i] || t->nbytes == 0 || (uintptr_t)t->data % a == 0)
+            continue;
+        if (!p->copies && !(p->copies = calloc((size_t)m->n_tensors, sizeof *p->copies)))
+            return qr_set_error(QR_E_OOM_HOST, "out of memory");
+        void *c = aligned_alloc(64, (t->nbytes + 63) / 64 * 64);
+        if (!c)
+            return qr_set_error(QR_E_OOM_HOST, "%s: out of memory copying misaligned tensor '%s' (%zu bytes)", m->dir,
+                                t->name, t->nbytes);
+        memcpy(c, t->data, t->nbytes);
+        p->copies[p->n_copies++] = c;
+        t->data = c;
+        bytes += t->nbytes;
+    }
+    if (bytes)
+        qr_log(QR_LOG_WARN, "%s: %d tensors are not aligned in their file; copied %.1f MiB to aligned memory", m->dir,
+               p->n_copies, (double)bytes / 1048576.0);
+    return QR_OK;
+}
+
 /* ---- open / close ---- */
 
 void qr_model_close(struct qr_model *m)
@@ -379,6 +412,9 @@ void qr_model_close(struct qr_model *m)
         free(p->file_of);
         free(p->st_index);
         free(p->used);
+        for (int i = 0; i < p->n_copies; i++)
+            free(p->copies[i]);
+        free(p->copies);
         free(p);
     }
     free(m->tensors);
@@ -471,6 +507,8 @@ qr_status qr_model_open(const char *dir, struct qr_model **out)
         goto fail;
     struct check_ctx c = {.m = m, .dir = dir};
     if ((st = check_tensors(&c)) != QR_OK)
+        goto fail;
+    if ((st = realign(m)) != QR_OK)
         goto fail;
     cJSON_Delete(index);
     qr_log(QR_LOG_DEBUG, "%s: %d tensors in %d file(s), %zu weight bytes", dir, m->n_tensors, p->n_files,

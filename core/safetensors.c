@@ -5,6 +5,7 @@
  * Layout: u64 little-endian N, N bytes of JSON header (begins with '{', may be
  * right-padded with whitespace), then the byte buffer.  Rules enforced here:
  *   - the file holds the 8-byte size and the whole header; N <= 100,000,000;
+ *     the header is valid UTF-8;
  *   - the header is one JSON object; every key is unique; "__metadata__" maps
  *     strings to strings; every other key is a tensor object with a known
  *     "dtype", a "shape" of non-negative integers (rank <= 4) and
@@ -75,6 +76,44 @@ static bool json_u64(const cJSON *it, uint64_t *out)
         return false;
     *out = (uint64_t)d;
     return true;
+}
+
+/* strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF); returns the offset of the first bad byte or n */
+static size_t utf8_check(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            if (c == 0xe0)
+                lo = 0xa0;
+            else if (c == 0xed)
+                hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f;
+        } else {
+            return i;
+        }
+        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k < len; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return i;
+        i += len;
+    }
+    return n;
 }
 
 static void shape_str(const int64_t *shape, int n, char *buf, size_t cap)
@@ -210,6 +249,9 @@ qr_status qr_st_parse(const void *data, size_t size, const char *fname, struct q
     if (hn < 2 || p[8] != '{')
         return qr_set_error(QR_E_FORMAT, "%s: header does not begin with '{' (not a safetensors file?)", fn);
 
+    size_t bad = utf8_check(p + 8, (size_t)hn);
+    if (bad != (size_t)hn)
+        return qr_set_error(QR_E_FORMAT, "%s: header is not valid UTF-8 (byte %zu)", fn, bad);
     const char *hdr = (const char *)p + 8;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hn, &end, 0);

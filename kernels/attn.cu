@@ -20,6 +20,7 @@
 #include "qr_cuda_common.cuh"
 
 #include <math.h>
+#include <stdlib.h>
 
 #define LOG2E 1.4426950408889634f
 
@@ -168,8 +169,9 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
 template <typename T, int D, int PF_BK>
 constexpr size_t pf_smem_bytes() { return (size_t)4 * PF_BK * (D + 8) * sizeof(T) + 2 * PF_BK; }
 
-template <typename T, int KVT, int D, int PF_BK>
-__global__ void __launch_bounds__(PF_WARPS * 32) k_attn_prefill(const struct qr_cuda_attn a)
+/* HPB query heads of one GQA group per block (PF_WARPS warps each) share the K/V tiles */
+template <typename T, int KVT, int D, int PF_BK, int HPB>
+__global__ void __launch_bounds__(PF_WARPS * 32 * HPB) k_attn_prefill(const struct qr_cuda_attn a)
 {
     constexpr int KS = D + 8;   /* row stride (elements): conflict-free ldmatrix */
     constexpr int CPR = D / 8;  /* 16-byte chunks per row */
@@ -178,7 +180,8 @@ __global__ void __launch_bounds__(PF_WARPS * 32) k_attn_prefill(const struct qr_
     T (*Vs)[PF_BK * KS] = (T (*)[PF_BK * KS])(pf_smem + 2 * PF_BK * KS * sizeof(T));
     bool (*kok)[PF_BK] = (bool (*)[PF_BK])(pf_smem + 4 * PF_BK * KS * sizeof(T));
 
-    const int s = blockIdx.z, h = blockIdx.y;
+    const int warp = (threadIdx.x >> 5) % PF_WARPS, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int s = blockIdx.z, h = blockIdx.y * HPB + (threadIdx.x >> 5) / PF_WARPS;
     int qs, qlen, ctx;
     if (!attn_seq(a, s, &qs, &qlen, &ctx))
         return;
@@ -186,7 +189,6 @@ __global__ void __launch_bounds__(PF_WARPS * 32) k_attn_prefill(const struct qr_
     const int q0 = (gridDim.x - 1 - blockIdx.x) * PF_BQ;
     if (q0 >= qlen)
         return;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int kvh = h / (a.n_heads / a.n_kv_heads);
     const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
     const float qscale = a.scale * LOG2E;
@@ -229,7 +231,7 @@ __global__ void __launch_bounds__(PF_WARPS * 32) k_attn_prefill(const struct qr_
 
     /* gather one tile of K and V through the block table into stage st */
     auto load_tile = [&](int st, int k0) {
-        for (int c = threadIdx.x; c < PF_BK * CPR; c += PF_WARPS * 32) {
+        for (int c = threadIdx.x; c < PF_BK * CPR; c += PF_WARPS * 32 * HPB) {
             int r = c / CPR, d = (c % CPR) * 8, k = k0 + r;
             int64_t off = 0;
             bool ok = false;
@@ -399,44 +401,62 @@ extern "C" int cuda_attn_prefill_supported(int head_dim, int kv_dtype, int cc)
 }
 
 /* 64-key tiles (70 KB of shared memory, opt-in) where the device allows, else 32 */
-template <typename T, int KVT, int D, int BK>
-static int prefill_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, dim3 grid)
+template <typename T, int KVT, int D, int BK, int HPB>
+static int prefill_launch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     constexpr size_t smem = pf_smem_bytes<T, D, BK>();
     static bool raised;   /* per instantiation; idempotent, so a race is harmless */
     if (smem > 48 * 1024 && !raised) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill<T, KVT, D, BK>,
+        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill<T, KVT, D, BK, HPB>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess)
             return (int)e;
         raised = true;
     }
-    k_attn_prefill<T, KVT, D, BK><<<grid, PF_WARPS * 32, smem, st>>>(*a);
+    dim3 grid((unsigned)((a->max_q_len + PF_BQ - 1) / PF_BQ), (unsigned)(a->n_heads / HPB), (unsigned)a->n_seqs);
+    k_attn_prefill<T, KVT, D, BK, HPB><<<grid, PF_WARPS * 32 * HPB, smem, st>>>(*a);
     return qk_launch_result();
 }
 
-template <typename T, int KVT>
-static int prefill_go(qr_cuda_stream st, const struct qr_cuda_attn *a, dim3 grid, bool big)
+/* tuning knobs read once: QR_CUDA_ATTN_BK (32|64 keys per tile; default 32) and
+ * QR_CUDA_ATTN_HPB (1|2 query heads per block; default 2 where the GQA group
+ * size is even) */
+static int env_int(const char *name, int def)
 {
-    if (a->head_dim == 64)
-        return big ? prefill_launch<T, KVT, 64, 64>(st, a, grid) : prefill_launch<T, KVT, 64, 32>(st, a, grid);
-    return big ? prefill_launch<T, KVT, 128, 64>(st, a, grid) : prefill_launch<T, KVT, 128, 32>(st, a, grid);
+    const char *v = getenv(name);
+    return v && *v ? atoi(v) : def;
+}
+
+template <typename T, int KVT, int D>
+static int prefill_go_d(qr_cuda_stream st, const struct qr_cuda_attn *a, bool big, bool pair)
+{
+    if (big)
+        return pair ? prefill_launch<T, KVT, D, 64, 2>(st, a) : prefill_launch<T, KVT, D, 64, 1>(st, a);
+    return pair ? prefill_launch<T, KVT, D, 32, 2>(st, a) : prefill_launch<T, KVT, D, 32, 1>(st, a);
 }
 
 extern "C" int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
         return 0;
+    static int want_bk = -1, want_hpb = -1;
+    if (want_bk < 0) {
+        want_hpb = env_int("QR_CUDA_ATTN_HPB", 2);
+        want_bk = env_int("QR_CUDA_ATTN_BK", 32);
+    }
     int dev = 0, optin = 0;
     cudaGetDevice(&dev);
     cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    bool big = (size_t)optin >= pf_smem_bytes<__half, 128, 64>();
-    dim3 grid((unsigned)((a->max_q_len + PF_BQ - 1) / PF_BQ), (unsigned)a->n_heads, (unsigned)a->n_seqs);
+    bool big = want_bk == 64 && (size_t)optin >= pf_smem_bytes<__half, 128, 64>();
+    bool pair = want_hpb == 2 && (a->n_heads / a->n_kv_heads) % 2 == 0;
+    if (a->kv_dtype == QK_F32)   /* F32 caches (tests): one variant */
+        return a->head_dim == 64 ? prefill_launch<__half, QK_F32, 64, 32, 1>(st, a)
+                                 : prefill_launch<__half, QK_F32, 128, 32, 1>(st, a);
     if (a->kv_dtype == QK_BF16)
-        return prefill_go<__nv_bfloat16, QK_BF16>(st, a, grid, big);
-    if (a->kv_dtype == QK_F16)
-        return prefill_go<__half, QK_F16>(st, a, grid, big);
-    return prefill_go<__half, QK_F32>(st, a, grid, big);
+        return a->head_dim == 64 ? prefill_go_d<__nv_bfloat16, QK_BF16, 64>(st, a, big, pair)
+                                 : prefill_go_d<__nv_bfloat16, QK_BF16, 128>(st, a, big, pair);
+    return a->head_dim == 64 ? prefill_go_d<__half, QK_F16, 64>(st, a, big, pair)
+                             : prefill_go_d<__half, QK_F16, 128>(st, a, big, pair);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -475,7 +495,15 @@ __global__ void __launch_bounds__(DC_THREADS)
     __shared__ __align__(16) float qsh[DC_HB][D];
     __shared__ float p[DC_HB][DC_CHUNK];
     __shared__ int64_t koff[DC_CHUNK];
-    __shared__ float red[NP][DC_HB][D];
+    /* 16-bit caches: the chunk's K and V rows are staged in shared memory with
+     * cp.async right at the start (one memory round trip for all of them) */
+    constexpr bool STAGE = KVT != QK_F32;
+    constexpr int KSTR = D + 8;   /* padded row (elements) */
+    __shared__ __align__(16) uint16_t kvs[STAGE ? 2 : 1][STAGE ? DC_CHUNK * KSTR : 8];
+    /* the P V partial sums: over the staged K/V once they are consumed */
+    static_assert(!STAGE || sizeof(float) * NP * DC_HB * D <= sizeof(kvs), "red does not fit");
+    __shared__ float red_own[STAGE ? 1 : NP][DC_HB][D];
+    float (*red)[DC_HB][D] = STAGE ? (float (*)[DC_HB][D])&kvs[0][0] : red_own;
 
     const int sp = blockIdx.x, s = blockIdx.z;
     const int G = a.n_heads / a.n_kv_heads;
@@ -507,6 +535,20 @@ __global__ void __launch_bounds__(DC_THREADS)
         koff[tid] = off;
     }
     __syncthreads();
+    if (STAGE) {
+        const uint16_t *kc = (const uint16_t *)a.k_cache, *vc = (const uint16_t *)a.v_cache;
+        for (int c = tid; c < DC_CHUNK * (D / 8); c += DC_THREADS) {
+            int r = c / (D / 8), d = (c % (D / 8)) * 8;
+            int64_t off = koff[r];
+            cp_async16(&kvs[0][r * KSTR + d], off >= 0 ? kc + off + d : kc, off >= 0);
+            cp_async16(&kvs[STAGE ? 1 : 0][r * KSTR + d], off >= 0 ? vc + off + d : vc, off >= 0);
+        }
+        cp_async_commit();
+        cp_async_wait<0>();
+        __syncthreads();
+    }
+    const void *kbase = STAGE ? (const void *)kvs[0] : a.k_cache;
+    const void *vbase = STAGE ? (const void *)kvs[STAGE ? 1 : 0] : a.v_cache;
     /* scores: two threads per key (half of head_dim each), all heads of the block */
     {
         const int kl = tid >> 1, half = tid & 1;
@@ -516,10 +558,11 @@ __global__ void __launch_bounds__(DC_THREADS)
             acc[j] = 0.f;
         int64_t off = koff[kl];
         if (off >= 0) {
+            const int64_t ko = STAGE ? (int64_t)kl * KSTR : off;
             float kf[D / 2];
 #pragma unroll
             for (int d = 0; d < D / 2; d += 8)
-                kv_load8<KVT>(a.k_cache, off + half * (D / 2) + d, kf + d);
+                kv_load8<KVT>(kbase, ko + half * (D / 2) + d, kf + d);
 #pragma unroll
             for (int j = 0; j < DC_HB; j++) {
                 if (j < nh) {
@@ -574,7 +617,9 @@ __global__ void __launch_bounds__(DC_THREADS)
         for (int u = 0; u < 8; u++) {
             int k = k0 + NP * u;
             int64_t off = k < nk ? koff[k] : -1;
-            v[u] = off >= 0 ? kv_load2<KVT, D>(a.v_cache, off + 2 * dp) : make_float2(0.f, 0.f);
+            if (STAGE && off >= 0)
+                off = (int64_t)k * KSTR;
+            v[u] = off >= 0 ? kv_load2<KVT, D>(vbase, off + 2 * dp) : make_float2(0.f, 0.f);
         }
 #pragma unroll
         for (int u = 0; u < 8; u++) {
@@ -591,6 +636,8 @@ __global__ void __launch_bounds__(DC_THREADS)
             }
         }
     }
+    if (STAGE)
+        __syncthreads();   /* everyone is done reading the staged K/V */
 #pragma unroll
     for (int j = 0; j < DC_HB; j++) {
         red[part][j][2 * dp] = acc[j][0];

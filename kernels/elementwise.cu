@@ -24,8 +24,11 @@ extern "C" int cuda_launch_embed(qr_cuda_stream st, float *out, const void *tabl
 {
     if (n_tokens <= 0 || dim <= 0)
         return 0;
-    dim3 grid(qk_blocks(dim, 256) < 64 ? qk_blocks(dim, 256) : 64, (unsigned)n_tokens);
-    k_embed<<<grid, 256, 0, st>>>(out, table, ids, wtype, n_tokens, dim, vocab);
+    for (int t0 = 0; t0 < n_tokens; t0 += QK_MAX_GRID_Y) {   /* grid.y is limited to 65535 */
+        int nt = n_tokens - t0 < QK_MAX_GRID_Y ? n_tokens - t0 : QK_MAX_GRID_Y;
+        dim3 grid(qk_blocks(dim, 256) < 64 ? qk_blocks(dim, 256) : 64, (unsigned)nt);
+        k_embed<<<grid, 256, 0, st>>>(out + (int64_t)t0 * dim, table, ids + t0, wtype, nt, dim, vocab);
+    }
     return qk_launch_result();
 }
 
@@ -58,8 +61,14 @@ extern "C" int cuda_launch_convert_rows(qr_cuda_stream st, void *dst, int dtype,
     if (M <= 0 || K <= 0)
         return 0;
     unsigned gx = qk_blocks(K, 256);
-    dim3 grid(gx < 32 ? gx : 32, (unsigned)M);
-    k_convert_rows<<<grid, 256, 0, st>>>(dst, dtype, x, M, K, ldx, rows, max_rows);
+    size_t es = dtype == QK_F32 ? 4 : 2;
+    for (int m0 = 0; m0 < M; m0 += QK_MAX_GRID_Y) {
+        int nm = M - m0 < QK_MAX_GRID_Y ? M - m0 : QK_MAX_GRID_Y;
+        dim3 grid(gx < 32 ? gx : 32, (unsigned)nm);
+        k_convert_rows<<<grid, 256, 0, st>>>((char *)dst + (size_t)m0 * K * es, dtype,
+                                             rows ? x : x + (int64_t)m0 * ldx, nm, K, ldx, rows ? rows + m0 : NULL,
+                                             max_rows);
+    }
     return qk_launch_result();
 }
 
@@ -75,8 +84,11 @@ extern "C" int cuda_launch_bias_add(qr_cuda_stream st, float *y, const void *bia
     if (M <= 0 || N <= 0)
         return 0;
     unsigned gx = qk_blocks(N, 256);
-    dim3 grid(gx < 64 ? gx : 64, (unsigned)M);
-    k_bias_add<<<grid, 256, 0, st>>>(y, bias, btype, M, N, ldy);
+    for (int m0 = 0; m0 < M; m0 += QK_MAX_GRID_Y) {
+        int nm = M - m0 < QK_MAX_GRID_Y ? M - m0 : QK_MAX_GRID_Y;
+        dim3 grid(gx < 64 ? gx : 64, (unsigned)nm);
+        k_bias_add<<<grid, 256, 0, st>>>(y + (int64_t)m0 * ldy, bias, btype, nm, N, ldy);
+    }
     return qk_launch_result();
 }
 
@@ -159,8 +171,12 @@ extern "C" int cuda_launch_rope(qr_cuda_stream st, float *x, const int32_t *pos,
     if (n_tokens <= 0 || n_heads <= 0 || head_dim < 2)
         return 0;
     unsigned gx = qk_blocks((int64_t)n_heads * (head_dim / 2), 256);
-    dim3 grid(gx < 16 ? gx : 16, (unsigned)n_tokens);
-    k_rope<<<grid, 256, 0, st>>>(x, pos, inv_freq, n_tokens, n_heads, head_dim, ld, attn_factor);
+    for (int t0 = 0; t0 < n_tokens; t0 += QK_MAX_GRID_Y) {
+        int nt = n_tokens - t0 < QK_MAX_GRID_Y ? n_tokens - t0 : QK_MAX_GRID_Y;
+        dim3 grid(gx < 16 ? gx : 16, (unsigned)nt);
+        k_rope<<<grid, 256, 0, st>>>(x + (int64_t)t0 * ld, pos + t0, inv_freq, nt, n_heads, head_dim, ld,
+                                     attn_factor);
+    }
     return qk_launch_result();
 }
 
@@ -199,9 +215,12 @@ extern "C" int cuda_launch_kv_store(qr_cuda_stream st, void *k_cache, void *v_ca
     if (n_tokens <= 0 || n_kv_heads <= 0 || head_dim <= 0 || block_size <= 0)
         return 0;
     unsigned gx = qk_blocks((int64_t)n_kv_heads * head_dim, 256);
-    dim3 grid(gx < 16 ? gx : 16, (unsigned)n_tokens);
-    k_kv_store<<<grid, 256, 0, st>>>(k_cache, v_cache, k, v, slots, kv_dtype, n_kv_heads, head_dim, ld, block_size,
-                                     num_blocks);
+    for (int t0 = 0; t0 < n_tokens; t0 += QK_MAX_GRID_Y) {
+        int nt = n_tokens - t0 < QK_MAX_GRID_Y ? n_tokens - t0 : QK_MAX_GRID_Y;
+        dim3 grid(gx < 16 ? gx : 16, (unsigned)nt);
+        k_kv_store<<<grid, 256, 0, st>>>(k_cache, v_cache, k + (int64_t)t0 * ld, v + (int64_t)t0 * ld, slots + t0,
+                                         kv_dtype, n_kv_heads, head_dim, ld, block_size, num_blocks);
+    }
     return qk_launch_result();
 }
 
@@ -224,8 +243,11 @@ extern "C" int cuda_launch_silu_mul(qr_cuda_stream st, float *out, const float *
     if (n_tokens <= 0 || n_ff <= 0)
         return 0;
     unsigned gx = qk_blocks(n_ff, 256);
-    dim3 grid(gx < 64 ? gx : 64, (unsigned)n_tokens);
-    k_silu_mul<<<grid, 256, 0, st>>>(out, gu, n_ff, ldgu, ldout);
+    for (int t0 = 0; t0 < n_tokens; t0 += QK_MAX_GRID_Y) {
+        int nt = n_tokens - t0 < QK_MAX_GRID_Y ? n_tokens - t0 : QK_MAX_GRID_Y;
+        dim3 grid(gx < 64 ? gx : 64, (unsigned)nt);
+        k_silu_mul<<<grid, 256, 0, st>>>(out + (int64_t)t0 * ldout, gu + (int64_t)t0 * ldgu, n_ff, ldgu, ldout);
+    }
     return qk_launch_result();
 }
 

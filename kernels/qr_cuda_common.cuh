@@ -12,6 +12,9 @@
 
 enum { QK_F32 = 0, QK_F16 = 1, QK_BF16 = 2 };
 
+/* launchers with one block row per token split larger counts into several launches */
+#define QK_MAX_GRID_Y 65535
+
 __device__ __forceinline__ float qk_bf16_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
 __device__ __forceinline__ float qk_f16_f32(uint16_t h)
 {

@@ -204,8 +204,10 @@ static void test_qwen2_shards_dtypes(void)
             all_same &= b && a->nbytes == b->nbytes && memcmp(a->data, b->data, a->nbytes) == 0;
             all_close &= x && y && same_values(x, a, false);
             if (x && y)
-                for (size_t k = 0; k < numel(x); k++)
+                for (size_t k = 0; k < numel(x); k++) {
                     all_close &= qr_f32_to_bf16(val(x, k)) == ((const uint16_t *)y->data)[k];
+                    all_close &= qr_f32_to_f16(val(x, k)) == ((const uint16_t *)a->data)[k];
+                }
         }
         CHECK(all_same);
         CHECK(all_close);
@@ -219,11 +221,14 @@ static void test_qwen2_shards_dtypes(void)
     qr_model_close(sd);
     /* qwen3 explicit head_dim, untied, f32, custom rope */
     CHECK(mkmodel("q3u", "--arch qwen3 --hidden 32 --heads 2 --kv-heads 1 --head-dim 32 --ffn 48 --vocab 300 "
-                         "--layers 1 --tied 0 --dtype f32 --rope-theta 5e6 --max-pos 4096 --no-tokenizer") == 0);
+                         "--layers 1 --tied 0 --dtype f32 --rope-theta 5e6 --max-pos 4096 --yarn-factor 4 "
+                         "--yarn-orig 1024 --no-tokenizer") == 0);
     struct qr_model *m = open_m("q3u");
     if (m) {
         CHECK(m->cfg.head_dim == 32 && m->cfg.num_attention_heads * m->cfg.head_dim == 64);
         CHECK(m->cfg.rope_theta == 5e6 && m->cfg.max_position_embeddings == 4096 && !m->cfg.tie_word_embeddings);
+        CHECK(m->cfg.rope_yarn_factor == 4.0 && m->cfg.rope_yarn_orig_max_pos == 1024 &&
+              m->cfg.rope_yarn_beta_fast == 32.0 && m->cfg.rope_yarn_beta_slow == 1.0);
         CHECK(m->lm_head != m->embed_tokens && m->layers[0].q_proj->shape[0] == 64 &&
               m->layers[0].o_proj->shape[1] == 64 && m->layers[0].q_norm->shape[0] == 32);
     }

@@ -14,7 +14,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void quiet(enum qr_log_level lvl, const char *msg, void *user) { (void)lvl, (void)msg, (void)user; }
+static char g_warn[1024];   /* the last warning logged */
+
+static void quiet(enum qr_log_level lvl, const char *msg, void *user)
+{
+    (void)user;
+    if (lvl == QR_LOG_WARN)
+        snprintf(g_warn, sizeof g_warn, "%s", msg);
+}
 
 static bool has(const char *needle) { return strstr(qr_last_error(), needle) != NULL; }
 
@@ -70,12 +77,13 @@ static void test_parse_ok(void)
                       "\"b\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[4,28]},"
                       "\"a\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]},"
                       "\"s\":{\"dtype\":\"F16\",\"shape\":[],\"data_offsets\":[28,30]},"
-                      "\"e\":{\"dtype\":\"I8\",\"shape\":[0,5],\"data_offsets\":[30,30]}}   ";
+                      "\"e\":{\"dtype\":\"I8\",\"shape\":[0,5],\"data_offsets\":[30,30]},"
+                      "\"\xc3\xa9\xe4\xb8\x96\xf0\x9f\x98\x80\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[30,30]}}   ";
     size_t n;
     unsigned char *b = mk(hdr, 30, 0, &n);
     struct qr_st_file *f = NULL;
     CHECK(qr_st_parse(b, n, "ok.safetensors", &f) == QR_OK);
-    CHECK(qr_st_count(f) == 4);
+    CHECK(qr_st_count(f) == 5);
     int seen = 0;
     for (int i = 0; i < qr_st_count(f); i++) {
         const struct qr_tensor_info *t = qr_st_tensor(f, i);
@@ -97,7 +105,7 @@ static void test_parse_ok(void)
         }
     }
     CHECK(seen == 4);
-    CHECK(qr_st_tensor(f, 4) == NULL && qr_st_tensor(f, -1) == NULL);
+    CHECK(qr_st_tensor(f, 5) == NULL && qr_st_tensor(f, -1) == NULL);
     qr_st_free(f);
     free(b);
     /* empty header object with no data is a valid (empty) file */
@@ -120,6 +128,8 @@ static void test_parse_bad(void)
     BAD("{\"a\":", 0, 0, 0, "not valid JSON");
     BAD("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}} xx", 8, 0, 0, "after the JSON");
     BAD("{\"a\":3}", 0, 0, 0, "not a JSON object");
+    BAD("{\"\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0, 0, "not valid UTF-8 (byte 2)");
+    BAD("{\"\xed\xa0\x80\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0, 0, "UTF-8");
     BAD("{\"a\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0, 0, "\"dtype\"");
     BAD("{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8, 0, 0, "\"shape\"");
     BAD("{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, 0, 0, "data_offsets");
@@ -421,7 +431,9 @@ static void test_model_checks(void)
 {
     struct qr_model *m = NULL;
     td_qwen3();
+    g_warn[0] = 0;
     CHECK(open_case("", &m) == QR_OK);
+    CHECKF(strstr(g_warn, "not aligned") != NULL, "no realign warning: '%s'", g_warn);
     if (m) {
         CHECK(m->n_tensors == 13 && m->lm_head == m->embed_tokens && m->layers[0].q_norm && !m->layers[0].q_bias);
         CHECK(m->layers[0].v_proj->dtype == QR_DTYPE_F16 && m->norm->dtype == QR_DTYPE_F32);
@@ -429,6 +441,10 @@ static void test_model_checks(void)
         CHECK(qr_model_tensor(m, "model.layers.0.mlp.up_proj.weight") == m->layers[0].up_proj);
         CHECK(qr_model_tensor(m, "nope") == NULL);
         CHECK(((const unsigned char *)m->layers[0].up_proj->data)[0] == 0x3f);
+        /* the hand-written header is not padded: misaligned tensors are copied to aligned memory */
+        CHECK((uintptr_t)m->layers[0].gate_proj->data % 4 == 0 && (uintptr_t)m->norm->data % 4 == 0);
+        CHECK((uintptr_t)m->embed_tokens->data % 2 == 0 && (uintptr_t)m->layers[0].v_proj->data % 2 == 0);
+        CHECK(((const unsigned char *)m->layers[0].gate_proj->data)[127] == 0x3f);
         size_t want = 32 * 8 * 2 + 8 * 4 + 8 * 4 + 64 * 2 + 32 * 2 + 32 * 2 + 64 * 2 + 4 * 2 + 4 * 2 + 8 * 2 +
                       128 * 4 + 128 * 2 + 128 * 2;
         CHECKF(m->weight_bytes == want, "weight_bytes %zu, want %zu", m->weight_bytes, want);

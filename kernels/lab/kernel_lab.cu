@@ -178,7 +178,18 @@ struct attn_case {
     int ctx, qlen, H, KVH, D, bs;
 };
 
-static void run_attn(const attn_case &c, bool check_it, bool bench)
+typedef int (*prefill_fn)(qr_cuda_stream, const struct qr_cuda_attn *);
+static const struct {
+    const char *name;
+    prefill_fn fn;
+} k_variants[] = {
+    {"BK32 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 1>},
+    {"BK32 HPB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2>},
+    {"BK64 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 1>},
+    {"BK64 HPB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 2>},
+};
+
+static void run_attn(const attn_case &c, bool check_it, bool bench, int variant = -1)
 {
     int nb = (c.ctx + c.bs - 1) / c.bs;
     std::vector<int> table(nb);
@@ -224,13 +235,15 @@ static void run_attn(const attn_case &c, bool check_it, bool bench)
     void *scr = NULL;
     CK(cudaMalloc(&scr, cuda_attn_decode_scratch(&a, 132) + 16));
     auto launch = [&]() {
-        return c.qlen == 1 ? cuda_launch_attn_decode(0, &a, scr, 132) : cuda_launch_attn_prefill(0, &a);
+        if (c.qlen == 1)
+            return cuda_launch_attn_decode(0, &a, scr, 132);
+        return variant >= 0 ? k_variants[variant].fn(0, &a) : cuda_launch_attn_prefill(0, &a);
     };
     CK((cudaError_t)launch());
     CK(cudaMemcpy(out.data(), a.out, out.size() * 4, cudaMemcpyDeviceToHost));
     char name[96];
-    snprintf(name, sizeof name, "attn %s ctx=%d q=%d H=%d/%d D=%d bs=%d", c.qlen == 1 ? "decode" : "prefill", c.ctx,
-             c.qlen, c.H, c.KVH, c.D, c.bs);
+    snprintf(name, sizeof name, "attn %s ctx=%d q=%d H=%d/%d D=%d bs=%d %s", c.qlen == 1 ? "decode" : "prefill",
+             c.ctx, c.qlen, c.H, c.KVH, c.D, c.bs, variant >= 0 ? k_variants[variant].name : "");
     if (check_it) {
         double num = 0, den = 0;
         std::vector<double> sc(c.ctx);
@@ -314,8 +327,11 @@ int main(int argc, char **argv)
         bench_gemv(2, 19456, 2560, cbw);
         bench_gemv(4, 19456, 2560, cbw);
         bench_gemv(8, 19456, 2560, cbw);
-        run_attn({512, 512, 32, 8, 128, 16}, false, true);
-        run_attn({8192, 8192, 32, 8, 128, 16}, false, true);
+        for (int v = 0; v < 4; v++) {
+            run_attn({300, 300, 32, 8, 128, 16}, true, false, v);
+            run_attn({512, 512, 32, 8, 128, 16}, false, true, v);
+            run_attn({8192, 8192, 32, 8, 128, 16}, false, true, v);
+        }
         run_attn({2048, 512, 32, 8, 128, 16}, true, true);
         run_attn({512, 1, 32, 8, 128, 16}, false, true);
         run_attn({8192, 1, 32, 8, 128, 16}, false, true);

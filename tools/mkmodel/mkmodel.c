@@ -7,7 +7,7 @@
  *     [--layers N] [--heads N] [--kv-heads N] [--head-dim N] [--ffn N]
  *     [--vocab N] [--max-pos N] [--rope-theta F] [--tied 0|1]
  *     [--dtype bf16|f16|f32] [--seed S] [--shards N] [--tokenizer-dir DIR]
- *     [--no-tokenizer]
+ *     [--no-tokenizer] [--yarn-factor F [--yarn-orig N]]
  *
  * Weights (each tensor from its own xoshiro256+ stream seeded by the seed and
  * the tensor name, so values do not depend on sharding or tensor order):
@@ -44,6 +44,8 @@ struct spec {
     int hidden, layers, heads, kv_heads, head_dim, ffn, vocab, max_pos, tied;
     double theta;
     enum dt dtype;
+    double yarn_factor;          /* 0: rope_scaling null */
+    int yarn_orig;               /* original_max_position_embeddings */
 };
 
 struct preset {
@@ -53,13 +55,13 @@ struct preset {
 
 static const struct preset k_presets[] = {
     /* Qwen3-4B-Instruct-2507: REFERENCE.md 1.1 */
-    {"qwen3-4b-instruct-2507", {1, 2560, 36, 32, 8, 128, 9728, 151936, 262144, 1, 5000000.0, DT_BF16}},
-    {"qwen3-0.6b", {1, 1024, 28, 16, 8, 128, 3072, 151936, 40960, 1, 1000000.0, DT_BF16}},
+    {"qwen3-4b-instruct-2507", {1, 2560, 36, 32, 8, 128, 9728, 151936, 262144, 1, 5000000.0, DT_BF16, 0, 0}},
+    {"qwen3-0.6b", {1, 1024, 28, 16, 8, 128, 3072, 151936, 40960, 1, 1000000.0, DT_BF16, 0, 0}},
     /* demo/test model: real vocab, explicit head_dim (4*64 != 128 as in 0.6B), GQA 2:1; 39 MB */
-    {"qwen3-tiny", {1, 128, 4, 4, 2, 64, 384, 151936, 40960, 1, 1000000.0, DT_BF16}},
+    {"qwen3-tiny", {1, 128, 4, 4, 2, 64, 384, 151936, 40960, 1, 1000000.0, DT_BF16, 0, 0}},
     /* untied lm_head, qkv bias, head_dim = hidden/heads; 78 MB */
-    {"qwen2-tiny", {0, 128, 4, 2, 1, 64, 384, 151936, 32768, 0, 1000000.0, DT_BF16}},
-    {"qwen2.5-7b", {0, 3584, 28, 28, 4, 128, 18944, 152064, 32768, 0, 1000000.0, DT_BF16}},
+    {"qwen2-tiny", {0, 128, 4, 2, 1, 64, 384, 151936, 32768, 0, 1000000.0, DT_BF16, 0, 0}},
+    {"qwen2.5-7b", {0, 3584, 28, 28, 4, 128, 18944, 152064, 32768, 0, 1000000.0, DT_BF16, 0, 0}},
 };
 
 /* ---- PRNG: xoshiro256+ seeded through splitmix64 ---- */
@@ -424,7 +426,10 @@ static int write_configs(const char *dir, const struct spec *s)
         eos2 = bos;
     }
     char cfg[4096];
-    char hd[64] = "";
+    char hd[64] = "", rs[160] = "null";
+    if (s->yarn_factor > 0)
+        snprintf(rs, sizeof rs, "{\"rope_type\": \"yarn\", \"factor\": %.4g, \"original_max_position_embeddings\": %d}",
+                 s->yarn_factor, s->yarn_orig > 0 ? s->yarn_orig : s->max_pos);
     if (s->qwen3 || s->head_dim * s->heads != s->hidden)
         snprintf(hd, sizeof hd, "  \"head_dim\": %d,\n", s->head_dim);
     snprintf(cfg, sizeof cfg,
@@ -446,7 +451,7 @@ static int write_configs(const char *dir, const struct spec *s)
              "  \"num_hidden_layers\": %d,\n"
              "  \"num_key_value_heads\": %d,\n"
              "  \"rms_norm_eps\": 1e-06,\n"
-             "  \"rope_scaling\": null,\n"
+             "  \"rope_scaling\": %s,\n"
              "  \"rope_theta\": %.1f,\n"
              "  \"sliding_window\": null,\n"
              "  \"tie_word_embeddings\": %s,\n"
@@ -458,7 +463,7 @@ static int write_configs(const char *dir, const struct spec *s)
              "}\n",
              s->qwen3 ? "Qwen3ForCausalLM" : "Qwen2ForCausalLM", s->qwen3 ? "  \"attention_bias\": false,\n" : "",
              bos, eos, hd, s->hidden, s->ffn, s->max_pos, s->layers, s->qwen3 ? "qwen3" : "qwen2", s->heads,
-             s->layers, s->kv_heads, s->theta, s->tied ? "true" : "false", k_dt_torch[s->dtype], s->vocab);
+             s->layers, s->kv_heads, rs, s->theta, s->tied ? "true" : "false", k_dt_torch[s->dtype], s->vocab);
     char gen[512];
     /* Qwen3-4B-Instruct-2507's generation_config.json (REFERENCE.md 3.2) */
     snprintf(gen, sizeof gen,
@@ -474,7 +479,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: qrun-mkmodel --out DIR [--preset NAME] [--arch qwen2|qwen3] [--hidden N] [--layers N]\n"
                "         [--heads N] [--kv-heads N] [--head-dim N] [--ffn N] [--vocab N] [--max-pos N]\n"
                "         [--rope-theta F] [--tied 0|1] [--dtype bf16|f16|f32] [--seed S] [--shards N]\n"
-               "         [--tokenizer-dir DIR] [--no-tokenizer]\n"
+               "         [--tokenizer-dir DIR] [--no-tokenizer] [--yarn-factor F [--yarn-orig N]]\n"
                "presets:");
     for (size_t i = 0; i < sizeof k_presets / sizeof k_presets[0]; i++)
         fprintf(f, " %s", k_presets[i].name);
@@ -564,7 +569,14 @@ int main(int argc, char **argv)
             s.theta = strtod(v, &end);
             if (*end || end == v || !(s.theta > 1.0))
                 rc = (fprintf(stderr, "qrun-mkmodel: --rope-theta wants a number > 1\n"), -1);
-        } else if (strcmp(a, "--hidden") == 0)
+        } else if (strcmp(a, "--yarn-factor") == 0) {
+            char *end;
+            s.yarn_factor = strtod(v, &end);
+            if (*end || end == v || !(s.yarn_factor > 1.0))
+                rc = (fprintf(stderr, "qrun-mkmodel: --yarn-factor wants a number > 1\n"), -1);
+        } else if (strcmp(a, "--yarn-orig") == 0)
+            rc = parse_int(a, v, 1, 1 << 30, &s.yarn_orig);
+        else if (strcmp(a, "--hidden") == 0)
             rc = parse_int(a, v, 2, 65536, &s.hidden);
         else if (strcmp(a, "--layers") == 0)
             rc = parse_int(a, v, 1, 1024, &s.layers);

@@ -141,6 +141,15 @@ static void srv_on_token(const struct qr_token_event *ev, void *user)
             memcpy(e->text, ev->text, e->text_len);
         e->text[e->text_len] = 0;
     }
+    if (ev->finish != QR_FINISH_NONE) {
+        /* metrics here, so that requests whose client left are counted too */
+        double ttft = ev->t_first_token > 0 && ev->t_arrival > 0 ? ev->t_first_token - ev->t_arrival : -1;
+        double tpot = ev->n_gen_tokens > 1 && ev->t_first_token > 0 ?
+                      (ev->t_now - ev->t_first_token) / (ev->n_gen_tokens - 1) : -1;
+        double e2e = ev->t_arrival > 0 ? ev->t_now - ev->t_arrival : -1;
+        srv_metrics_request_done(&j->srv->metrics, ev->finish, c->index % j->req.n == 0 ? ev->n_prompt_tokens : 0,
+                                 ev->n_gen_tokens, ttft, tpot, e2e);
+    }
     pthread_mutex_lock(&j->mu);
     if (e) {
         if (j->tail) j->tail->next = e;
@@ -538,11 +547,6 @@ static void job_apply(struct srv_job *j, struct gen_event *e)
         if (e->error && !c->error)
             c->error = strdup(e->error);
         j->n_finished++;
-        double ttft = e->t_first > 0 && e->t_arrival > 0 ? e->t_first - e->t_arrival : -1;
-        double tpot = e->n_gen > 1 && e->t_first > 0 ? (e->t_now - e->t_first) / (e->n_gen - 1) : -1;
-        double e2e = e->t_arrival > 0 ? e->t_now - e->t_arrival : -1;
-        srv_metrics_request_done(&j->srv->metrics, e->finish, c->prompt_idx >= 0 && c->index % j->req.n == 0 ?
-                                 e->n_prompt : 0, e->n_gen, ttft, tpot, e2e);
         if (stream)
             stream_finish(j, c);
     }

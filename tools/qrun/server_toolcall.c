@@ -79,6 +79,14 @@ static size_t partial_suffix(const char *s, size_t n, const char *tag)
     return best;
 }
 
+static bool all_space(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\n' && s[i] != '\r' && s[i] != '\t')
+            return false;
+    return true;
+}
+
 static void process(struct srv_toolparse *tp, struct srv_buf *content, int *n_new, bool final)
 {
     for (;;) {
@@ -90,16 +98,20 @@ static void process(struct srv_toolparse *tp, struct srv_buf *content, int *n_ne
             char *o = memmem(h, n, OPEN, sizeof OPEN - 1);
             if (o) {
                 size_t pre = (size_t)(o - h);
-                /* the newline the template puts before a call is not content */
-                size_t emit = pre;
-                if (emit > 0 && h[emit - 1] == '\n' && tp->n_calls > 0)
-                    emit--;
-                srv_buf_put(content, h, emit);
+                /* whitespace between two calls is not content */
+                if (!(tp->n_calls > 0 && all_space(h, pre)))
+                    srv_buf_put(content, h, pre);
                 srv_buf_consume(&tp->hold, pre + sizeof OPEN - 1);
                 tp->inside = true;
                 continue;
             }
             size_t keep = final ? 0 : partial_suffix(h, n, OPEN);
+            if (tp->n_calls > 0 && all_space(h, n - keep)) {
+                /* after a call: hold whitespace until we know whether another call follows */
+                if (final)
+                    srv_buf_consume(&tp->hold, n);
+                return;
+            }
             srv_buf_put(content, h, n - keep);
             srv_buf_consume(&tp->hold, n - keep);
             return;
