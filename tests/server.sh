@@ -25,6 +25,9 @@ if ! "$QRUN" serve --help >/dev/null 2>&1; then
     echo "SKIP: this qrun has no server (libmicrohttpd missing)"; echo "0 passed, 0 failed"; exit 0
 fi
 
+H="node $SRC/tests/server/http.mjs"
+code() { $H "$@" 2>/dev/null | tail -n 1; }
+
 tmp=$(mktemp -d)
 PIDS=""
 cleanup() {
@@ -45,7 +48,7 @@ start_server() {
     PORT=""
     for _ in $(seq 1 300); do
         PORT=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" 2>/dev/null | grep -o '[0-9]*$')
-        if [ -n "$PORT" ] && curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health" | grep -q 200; then
+        if [ -n "$PORT" ] && [ "$(code GET "http://127.0.0.1:$PORT/health")" = 200 ]; then
             return 0
         fi
         kill -0 "$SPID" 2>/dev/null || break
@@ -63,9 +66,10 @@ fi
 U="http://127.0.0.1:$PORT"
 
 # /health while ready, the page, the metrics
-check "/health 200" '[ "$(curl -s -o /dev/null -w "%{http_code}" $U/health)" = 200 ]'
-check "/ serves the chat page" 'curl -s $U/ | grep -q "qrun chat"'
-check "/metrics is Prometheus text" 'curl -s $U/metrics | grep -q "^# TYPE qrun_time_to_first_token_seconds histogram"'
+check "/health 200" '[ "$(code GET $U/health)" = 200 ]'
+check "/ serves the chat page" '[ "$(code GET $U/ - $tmp/index.html)" = 200 ] && grep -q "qrun chat" $tmp/index.html'
+check "/metrics is Prometheus text" '[ "$(code GET $U/metrics - $tmp/metrics.txt)" = 200 ] &&
+    grep -q "^# TYPE qrun_time_to_first_token_seconds histogram" $tmp/metrics.txt'
 
 # the openai client suite
 QR_PORT=$PORT QR_KEY=$KEY QR_MODEL="$tmp/model" QRUN="$QRUN" QR_SERVER_PID=$SPID \
@@ -107,14 +111,14 @@ check "idle server exits 0 on SIGTERM (rc $rc)" '[ $rc -eq 0 ]'
 # SIGTERM while a request runs: the listener closes, the request completes, exit 0
 if start_server "$tmp/server2.log" --shutdown-timeout 60; then
     U="http://127.0.0.1:$PORT"
-    curl -s -o "$tmp/drain.json" -w '%{http_code}' "$U/v1/completions" \
-        -d '{"prompt":"drain me","max_tokens":300,"ignore_eos":true,"temperature":0}' >"$tmp/drain.code" &
+    code POST "$U/v1/completions" '{"prompt":"drain me","max_tokens":300,"ignore_eos":true,"temperature":0}' \
+        "$tmp/drain.json" >"$tmp/drain.code" &
     cpid=$!
     PIDS="$PIDS $cpid"
     sleep 0.3
     kill -TERM "$SPID"
     sleep 0.2
-    check "no new connections after SIGTERM" '! curl -s -m 2 -o /dev/null "$U/health"'
+    check "no new connections after SIGTERM" '[ "$(code GET $U/health)" = 0 ]'
     wait "$cpid"
     check "in-flight request completed during drain ($(cat $tmp/drain.code))" \
         '[ "$(cat $tmp/drain.code)" = 200 ] && grep -q "\"completion_tokens\":300" "$tmp/drain.json"'
@@ -127,8 +131,8 @@ fi
 # SIGTERM with a short --shutdown-timeout: the stream gets an error event, then [DONE]-less end; exit 0
 if start_server "$tmp/server3.log" --shutdown-timeout 0.3; then
     U="http://127.0.0.1:$PORT"
-    curl -sN "$U/v1/completions" -d '{"prompt":"long","max_tokens":480,"ignore_eos":true,"stream":true}' \
-        >"$tmp/abort.sse" &
+    code POST "$U/v1/completions" '{"prompt":"long","max_tokens":480,"ignore_eos":true,"stream":true}' \
+        "$tmp/abort.sse" >/dev/null &
     cpid=$!
     PIDS="$PIDS $cpid"
     sleep 0.3
@@ -143,6 +147,27 @@ if start_server "$tmp/server3.log" --shutdown-timeout 0.3; then
 else
     bad "third server start"
 fi
+
+# while the model loads: /health and /v1 answer 503; SIGTERM during the load exits 0 at once
+"$QRUN" serve --backend cpu --model "$tmp/model" --host 127.0.0.1 --port 0 --max-model-len 512 >"$tmp/server4.log" 2>&1 &
+SPID=$!
+PIDS="$PIDS $SPID"
+PORT=""
+for _ in $(seq 1 100); do
+    PORT=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$tmp/server4.log" 2>/dev/null | grep -o '[0-9]*$')
+    [ -n "$PORT" ] && break
+    sleep 0.02
+done
+h=$(code GET "http://127.0.0.1:$PORT/health" - "$tmp/h4.json")
+if grep -q "ready in" "$tmp/server4.log" && [ "$h" = 200 ]; then
+    echo "SKIP: the model loaded before /health could be asked (no loading window to observe)"
+else
+    check "/health 503 while loading (got $h)" '[ "$h" = 503 ] && grep -q "loading model" "$tmp/h4.json"'
+    kill -TERM "$SPID"
+    wait "$SPID"; rc=$?
+    check "SIGTERM during load exits 0 (rc $rc)" '[ $rc -eq 0 ]'
+fi
+kill -9 "$SPID" 2>/dev/null
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -407,8 +407,29 @@ static void test_metrics(void)
     srv_metrics_destroy(&m);
 }
 
+static void test_health(void)
+{
+    struct qr_engine_stats st;
+    memset(&st, 0, sizeof st);
+    st.healthy = true;
+    st.last_step_time = 100.0;
+    CHECK(srv_health_reason(SRV_READY, &st, 0, 1000.0, 60) == NULL);               /* idle: fine however old */
+    CHECK(srv_health_reason(SRV_LOADING, NULL, 0, 1.0, 60) != NULL);
+    CHECK(srv_health_reason(SRV_FAILED, NULL, 0, 1.0, 60) != NULL);
+    CHECK(srv_health_reason(SRV_DRAINING, &st, 0, 1.0, 60) != NULL);
+    CHECK(srv_health_reason(SRV_READY, NULL, 0, 1.0, 60) != NULL);
+    st.n_running = 2;
+    CHECK(srv_health_reason(SRV_READY, &st, 0, 150.0, 60) == NULL);                /* stepping recently */
+    CHECK(srv_health_reason(SRV_READY, &st, 0, 161.0, 60) != NULL);                /* stuck */
+    CHECK(srv_health_reason(SRV_READY, &st, 150.0, 161.0, 60) == NULL);            /* work just arrived */
+    st.n_running = 0;
+    st.healthy = false;
+    CHECK(strstr(srv_health_reason(SRV_READY, &st, 0, 100.0, 60), "device"));      /* device dead */
+}
+
 int main(void)
 {
+    test_health();
     test_utf8();
     test_error_json();
     test_chat_ok();

@@ -133,6 +133,9 @@ void srv_tp_feed(struct srv_toolparse *tp, const char *s, size_t n, struct srv_b
 void srv_tp_finish(struct srv_toolparse *tp, struct srv_buf *content, int *n_new);
 void srv_tp_free(struct srv_toolparse *tp);
 
+/* server states (struct srv.state) */
+enum { SRV_LOADING = 0, SRV_READY, SRV_FAILED, SRV_DRAINING, SRV_STOPPING };
+
 /* ---- server_metrics.c ---- */
 #define SRV_HIST_MAX 24
 struct srv_hist {
@@ -156,6 +159,10 @@ void srv_metrics_http(struct srv_metrics *m, int status);
 void srv_metrics_request_done(struct srv_metrics *m, enum qr_finish_reason r, int n_prompt, int n_gen,
                               double ttft, double tpot, double e2e);
 void srv_hist_observe(struct srv_hist *h, double v);
+/* why /health must say 503 (NULL: healthy).  state: SRV_*; st NULL when no engine;
+ * last_add: qr_time_s() of the latest qr_engine_add */
+const char *srv_health_reason(int state, const struct qr_engine_stats *st, double last_add, double now,
+                              double stall_s);
 /* Prometheus text; stats may be NULL (engine not loaded) */
 void srv_metrics_render(struct srv_metrics *m, const struct qr_engine_stats *st, const char *model_name,
                         int active_requests, int connections, struct srv_buf *out);
@@ -198,7 +205,6 @@ struct srv {
     long long created;              /* unix time at start */
     atomic_ullong next_id;
 };
-enum { SRV_LOADING = 0, SRV_READY, SRV_FAILED, SRV_DRAINING, SRV_STOPPING };
 
 int srv_start_http(struct srv *s);       /* 0 or -1 with a message on stderr */
 void srv_quiesce(struct srv *s);         /* stop accepting new connections */

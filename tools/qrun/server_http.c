@@ -133,37 +133,15 @@ bool srv_conn_gone(struct MHD_Connection *conn)
 
 /* ---- simple routes ---- */
 
-static bool engine_stuck(struct srv *s, const struct qr_engine_stats *st, const char **why)
-{
-    if (!st->healthy) {
-        *why = "engine device failed";
-        return true;
-    }
-    if (st->n_waiting + st->n_running > 0) {
-        double last = st->last_step_time;
-        double add = atomic_load(&s->last_add_time);
-        if (add > last)
-            last = add;
-        if (qr_time_s() - last > s->cfg.stall_s) {
-            *why = "engine stalled: requests pending but no step finished recently";
-            return true;
-        }
-    }
-    return false;
-}
-
 static int handle_health(struct srv *s, struct MHD_Connection *conn)
 {
     int st = atomic_load(&s->state);
-    const char *why = NULL;
-    if (st == SRV_LOADING) why = "loading model";
-    else if (st == SRV_FAILED) why = "model failed to load";
-    else if (st == SRV_DRAINING || st == SRV_STOPPING) why = "shutting down";
-    else {
-        struct qr_engine_stats es;
+    struct qr_engine_stats es;
+    bool have = (st == SRV_READY || st == SRV_DRAINING) && s->engine;
+    if (have)
         qr_engine_get_stats(s->engine, &es);
-        engine_stuck(s, &es, &why);
-    }
+    const char *why = srv_health_reason(st, have ? &es : NULL, atomic_load(&s->last_add_time), qr_time_s(),
+                                        s->cfg.stall_s);
     if (why) {
         char b[256];
         snprintf(b, sizeof b, "{\"status\":\"unavailable\",\"error\":{\"message\":\"%s\",\"type\":"

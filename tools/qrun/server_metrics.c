@@ -148,3 +148,24 @@ void srv_metrics_render(struct srv_metrics *m, const struct qr_engine_stats *st,
                    lbl, st->n_preempted_total, lbl, (unsigned long long)st->steps, lbl,
                    (unsigned long long)st->prefix_hit_tokens_total, st->healthy ? 1 : 0);
 }
+
+const char *srv_health_reason(int state, const struct qr_engine_stats *st, double last_add, double now,
+                              double stall_s)
+{
+    if (state == SRV_LOADING)
+        return "loading model";
+    if (state == SRV_FAILED)
+        return "model failed to load";
+    if (state == SRV_DRAINING || state == SRV_STOPPING)
+        return "shutting down";
+    if (!st)
+        return "engine not available";
+    if (!st->healthy)
+        return "engine device failed";
+    if (st->n_waiting + st->n_running > 0) {
+        double last = st->last_step_time > last_add ? st->last_step_time : last_add;
+        if (now - last > stall_s)
+            return "engine stalled: requests pending but no step finished recently";
+    }
+    return NULL;
+}
