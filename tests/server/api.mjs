@@ -216,6 +216,25 @@ check(cst === cmp.choices[0].text, "streamed completion == non-streamed", { cst 
   check(r.usage.prompt_tokens === withT.body.count, "tool prompt tokens", r.usage);
   const c = r.choices[0];
   check(["stop", "length", "tool_calls"].includes(c.finish_reason), "tool request finish_reason", c);
+  // the engine's direct output for the same rendered prompt (tools included): the CLI on the raw text
+  const rendered = (await raw("/detokenize", { method: "POST", body: JSON.stringify({ tokens: withT.body.tokens }) }))
+    .body.prompt;
+  check(rendered.includes("<tools>") && rendered.includes("get_weather"), "rendered prompt has the tools", rendered);
+  const cliT = cli(rendered, ["-n", "16", "--temp", "0", "--raw"]);
+  if ((c.message.tool_calls || []).length === 0)
+    check(sameAsCli(c.message.content, cliT), "tools chat == qrun CLI on the rendered prompt",
+          { server: c.message.content, cli: cliT });
+  // a named tool_choice opens the call in the prompt; the model's continuation is parsed (or returned as content)
+  const prefix = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": ";
+  const cliN = cli(rendered + prefix, ["-n", "8", "--temp", "0", "--raw"]);
+  const nr = await client.chat.completions.create({ model: modelId, messages: tm, tools, max_tokens: 8,
+    temperature: 0, tool_choice: { type: "function", function: { name: "get_weather" } } });
+  const nm = nr.choices[0].message;
+  if (nm.tool_calls && nm.tool_calls.length)
+    check(nm.tool_calls[0].function.name === "get_weather", "forced call parsed", nm);
+  else
+    check(sameAsCli(nm.content.slice(prefix.length), cliN) && nm.content.startsWith(prefix),
+          "forced call: unterminated call returned as content == CLI continuation", { server: nm.content, cli: cliN });
   let st = "", calls = [];
   for await (const ch of await client.chat.completions.create({ model: modelId, messages: tm, tools, max_tokens: 16,
                                                                  temperature: 0, stream: true })) {
