@@ -13,11 +13,16 @@ SUDO=""
 PKGS="build-essential cmake ninja-build pkg-config git
   libiniparser-dev libcjson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev
   libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-tools
-  clang libclang-rt-14-dev nodejs npm chromium"
+  clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Node.js may come from elsewhere (e.g. NodeSource, which bundles npm and
+# conflicts with Debian's npm package): only install what is missing.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ]; then
   echo "[install-deps] apt-get install:$missing"
   $SUDO apt-get update -q
