@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +120,7 @@ static cJSON *report_obj(const struct qr_report *r)
             cJSON_AddNullToObject(x, "bandwidth_fraction");
         add_num(x, "bytes_per_token", s->bytes_per_token);
         add_num(x, "peak_vram_bytes", s->peak_vram_bytes);
+        add_num(x, "vram_needed_bytes", s->vram_needed_bytes);
         cJSON_AddStringToObject(x, "note", s->note);
     }
     cJSON *sw = cJSON_AddObjectToObject(o, "sweep");
@@ -337,6 +339,9 @@ static qr_status parse_one(const cJSON *o, struct qr_report *r, int idx)
             s->eff_gbs = jnum(&c, x, "effective_gbs", "single[]");
             s->bytes_per_token = jnum(&c, x, "bytes_per_token", "single[]");
             s->peak_vram_bytes = jnum(&c, x, "peak_vram_bytes", "single[]");
+            /* added after the first reports: optional when reading */
+            if (cJSON_GetObjectItemCaseSensitive(x, "vram_needed_bytes"))
+                s->vram_needed_bytes = jnum(&c, x, "vram_needed_bytes", "single[]");
             jstr(&c, x, "note", "single[]", s->note, sizeof s->note);
         }
     const cJSON *sw = jobj(&c, o, "sweep", "", false);

@@ -27,6 +27,7 @@ struct qr_report_single {
     double eff_gbs;                 /* (weights + KV read per decode token) * decode_tok_s */
     double bytes_per_token;         /* the numerator above */
     double peak_vram_bytes;         /* device memory in use at the peak of the run (0: unknown) */
+    double vram_needed_bytes;       /* weights + activations + overhead + the KV blocks this request uses */
     char note[96];
 };
 
