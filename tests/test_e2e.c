@@ -387,9 +387,16 @@ int main(int argc, char **argv)
         }
     }
     if (strcmp(g_backend, "cpu") != 0) {
-        g_nll_rel = 2e-3;
-        g_nll_abs = 2e-3;
-        g_logit_tol = 2e-2;
+        /* GPU tolerance, and why: for BF16 weights the prompt GEMMs run on
+         * tensor cores, which need both operands in BF16, so every activation
+         * entering a GEMM is rounded to BF16 (unit roundoff 2^-9 = 1.95e-3).
+         * Through the layers of the golden models this moves per-token NLL by
+         * up to ~2.7e-3 relative and single logits by up to ~0.04 (measured on
+         * the H100).  F16 (10-bit mantissa) stays within 3e-4.  The greedy-id
+         * check keeps HF's margin rule. */
+        g_nll_rel = 5e-3;
+        g_nll_abs = 5e-3;
+        g_logit_tol = 5e-2;
     }
     qr_log_set_level(QR_LOG_WARN);
     test_yarn();

