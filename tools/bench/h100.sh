@@ -12,7 +12,7 @@ mkdir -p "$OUT"
 # runtime libraries the GPU machine lacks travel inside the build dir
 export LD_LIBRARY_PATH="$PWD/$B/bin:$PWD/$B/deps:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export QRUN_COMMIT=${QRUN_COMMIT:-unknown}
-Q="$B/bin/qrun"
+Q="timeout ${STAGE_TIMEOUT:-300} $B/bin/qrun"
 log() { echo "=== $* ($(date +%T))"; }
 for stage in "$@"; do
   case $stage in
@@ -24,6 +24,15 @@ for stage in "$@"; do
     ;;
   vkloader)
     for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+    icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    [ -f $icd ] && export VK_DRIVER_FILES=$icd
+    ;;
+  tests)
+    for b in cuda vulkan; do
+      log "parity + e2e on $b"
+      timeout 120 $B/bin/test_backend_ops -b $b 2>&1 | grep -E "FAIL|passed" | tail -8
+      timeout 120 $B/bin/test_e2e -b $b 2>&1 | grep -E "FAIL|passed|worst" | tail -8
+    done
     ;;
   latency)
     log "bench latency cuda"
