@@ -303,7 +303,10 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
         goto fail;
     enum qr_dtype kvt = o->kv_dtype;
     if (kvt != QR_DTYPE_F32 && kvt != QR_DTYPE_F16 && kvt != QR_DTYPE_BF16)
-        kvt = (props.caps & QR_CAP_HOST_MEMORY) ? QR_DTYPE_F32 : QR_DTYPE_BF16;
+        kvt = (props.caps & QR_CAP_HOST_MEMORY) ? QR_DTYPE_F32
+              : (qr_dev_supports(e->dev, QR_OP_ATTN, QR_DTYPE_BF16) && qr_dev_supports(e->dev, QR_OP_KV_STORE, QR_DTYPE_BF16))
+                  ? QR_DTYPE_BF16
+                  : QR_DTYPE_F16;   /* no BF16 (Turing): F16 KV */
     e->max_seqs = o->max_num_seqs;
     e->max_step_tokens = o->max_num_batched_tokens;
     e->bucketing = o->decode_bucketing > 0 || (o->decode_bucketing == 0 && (props.caps & QR_CAP_GRAPH_REPLAY));

@@ -87,6 +87,17 @@ static qr_status pick_dtype(struct qr_runtime *rt, enum qr_op op, enum qr_dtype 
         *out = t;
         return QR_OK;
     }
+    /* BF16 on a device without BF16 (Turing): F16 halves the memory of F32
+     * and holds BF16 checkpoints' weights (|w| < 65504) at more mantissa bits */
+    if (t == QR_DTYPE_BF16 && qr_dev_supports(rt->dev, op, QR_DTYPE_F16)) {
+        if (!rt->warned_bf16_to_f16) {
+            qr_log(QR_LOG_WARN, "runtime: %s has no BF16 support: converting BF16 weights to F16 at load",
+                   rt->props.name);
+            rt->warned_bf16_to_f16 = true;
+        }
+        *out = QR_DTYPE_F16;
+        return QR_OK;
+    }
     /* f32 keeps every value; otherwise a 16-bit type the device has */
     if (qr_dev_supports(rt->dev, op, QR_DTYPE_F32)) {
         *out = QR_DTYPE_F32;

@@ -47,6 +47,7 @@ struct qr_runtime {
     const struct qr_model *m;
     struct qr_model_config cfg;
     struct qr_device *dev;
+    bool warned_bf16_to_f16;   /* the BF16 -> F16 load warning was logged */
     struct qr_stream *st;
     struct qr_device_props props;
     struct qr_runtime_opts o;         /* resolved */

@@ -393,6 +393,8 @@ static bool cpu_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype
         return false;
     if (wtype == QR_DTYPE_COUNT)
         return true;
+    if (wtype == QR_DTYPE_BF16 && ((struct cpu_device *)d)->no_bf16)
+        return false;
     return (unsigned)wtype < QR_DTYPE_COUNT && k_supports[op][wtype];
 }
 
@@ -457,6 +459,8 @@ static qr_status cpu_device_open(int idx, const struct qr_backend_opts *opts, st
     struct cpu_device *cd = calloc(1, sizeof *cd);
     if (!cd)
         return qr_set_error(QR_E_OOM_HOST, "cpu: out of memory");
+    const char *nb = opts && opts->get ? opts->get(opts, "no_bf16") : NULL;
+    cd->no_bf16 = nb && (!strcmp(nb, "1") || !strcmp(nb, "true"));
     qr_status st = pool_init(&cd->pool, nt);
     if (st != QR_OK) {
         pool_destroy(&cd->pool);

@@ -33,6 +33,7 @@ struct cpu_device {
     struct qr_device dev;          /* first: (struct qr_device *) == (struct cpu_device *) */
     struct cpu_pool pool;
     int index;
+    bool no_bf16;   /* ini `no_bf16 = 1`: act like a device without BF16 (tests the runtime's F16 conversion) */
     /* per-thread scratch of the ops (grown on demand, kept between ops so a
      * decode step does not mmap/munmap megabytes per matmul) */
     pthread_mutex_t scratch_mu;

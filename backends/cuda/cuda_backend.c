@@ -486,6 +486,10 @@ static bool cuda_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtyp
         return true;
     if (wtype == QR_DTYPE_I32 || (unsigned)wtype >= QR_DTYPE_COUNT)
         return false;
+    /* no native BF16 before sm_80: the runtime then converts BF16 weights to
+     * F16 at load and the engine picks an F16 KV cache */
+    if (wtype == QR_DTYPE_BF16 && cuda_dev(d)->cc < 80)
+        return false;
     return true;
 }
 
@@ -572,8 +576,8 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         qr_log(QR_LOG_WARN, "cuda: %s has compute capability %d.%d; qrun's kernels target 7.5 and newer", dp.name,
                dp.major, dp.minor);
     if (cd->cc < 80)
-        qr_log(QR_LOG_WARN, "cuda: %s has no native BF16: load BF16 checkpoints as F16 (props.caps lacks "
-                            "QR_CAP_BF16); BF16 GEMMs run through the GEMV kernels",
+        qr_log(QR_LOG_WARN, "cuda: %s has no native BF16: BF16 checkpoints are converted to F16 at load and the KV "
+                            "cache is F16",
                dp.name);
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)", idx, dp.name, dp.major, dp.minor,
            dp.multiProcessorCount);
