@@ -40,6 +40,10 @@ void qr_cli_progress(size_t done, size_t total, void *label);
 int qr_cli_parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out);
 int qr_cli_parse_float(const char *flag, const char *s, double lo, double hi, double *out);
 
+/* device-to-device copy bandwidth over two n-byte buffers, in bytes read +
+ * written per second; 0 when it cannot be measured (too little memory). */
+double qr_cli_copy_bandwidth(struct qr_device *dev, size_t n);
+
 /* whole file (or "-" for stdin); NUL-terminated; NULL with a message on error */
 char *qr_cli_read_file(const char *path, size_t *len);
 

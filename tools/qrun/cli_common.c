@@ -220,3 +220,40 @@ char *qr_cli_read_file(const char *path, size_t *len)
         *len = n;
     return buf;
 }
+
+double qr_cli_copy_bandwidth(struct qr_device *dev, size_t n)
+{
+    struct qr_device_props p;
+    if (qr_dev_props(dev, &p) != QR_OK)
+        return 0;
+    if (p.max_alloc && n > p.max_alloc)
+        n = p.max_alloc / 2;
+    if (!(p.caps & QR_CAP_HOST_MEMORY) && p.mem_free < 3 * n)
+        return 0;
+    struct qr_buf *a = NULL, *b = NULL;
+    struct qr_stream *s = NULL;
+    double bw = 0;
+    if (qr_buf_alloc(dev, n, QR_BUF_SCRATCH, &a) != QR_OK || qr_buf_alloc(dev, n, QR_BUF_SCRATCH, &b) != QR_OK ||
+        qr_stream_create(dev, &s) != QR_OK)
+        goto out;
+    if (qr_stream_memset0(s, a, 0, n) != QR_OK || qr_stream_copy(s, b, 0, a, 0, n) != QR_OK ||
+        qr_stream_sync(s) != QR_OK)
+        goto out;
+    int reps = 6;
+    double t0 = qr_time_s();
+    for (int i = 0; i < reps; i++)
+        if (qr_stream_copy(s, i % 2 ? a : b, 0, i % 2 ? b : a, 0, n) != QR_OK)
+            goto out;
+    if (qr_stream_sync(s) != QR_OK)
+        goto out;
+    double dt = qr_time_s() - t0;
+    bw = dt > 0 ? 2.0 * (double)n * reps / dt : 0;
+out:
+    if (s)
+        qr_stream_destroy(s);
+    if (a)
+        qr_buf_free(a);
+    if (b)
+        qr_buf_free(b);
+    return bw;
+}
