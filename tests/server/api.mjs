@@ -313,6 +313,18 @@ for (const [what, path, body, want] of bads) {
   // a body over --max-body-bytes (1 MiB in the test)
   const big = await raw("/v1/completions", { method: "POST", body: cmpl({ prompt: "a".repeat(2 << 20) }) });
   check(big.status === 413 && big.body.error, "huge body -> 413", big.status);
+  // the error must reach the client every time, not a reset while it is still writing the body
+  let resets = 0, wrong = 0;
+  for (let i = 0; i < 20; i++) {
+    try {
+      const r = await raw("/v1/completions", { method: "POST", body: cmpl({ prompt: "b".repeat(3 << 20) }) });
+      if (r.status !== 413) wrong++;
+      const k = await fetch(BASE + "/v1/completions", { method: "POST", body: "x".repeat(512 << 10),
+        headers: { Authorization: "Bearer wrong-" + KEY } });
+      if (k.status !== 401) wrong++;
+    } catch (err) { resets++; }
+  }
+  check(resets === 0 && wrong === 0, "20x oversized / unauthorized bodies answered, never reset", { resets, wrong });
   // auth
   const noKey = await fetch(BASE + "/v1/models");
   check(noKey.status === 401 && (await noKey.json()).error.type === "authentication_error", "missing key -> 401");

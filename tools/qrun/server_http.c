@@ -24,7 +24,15 @@ struct conn_ctx {
     struct srv_buf body;
     bool too_big;
     bool answered;          /* a response was queued before the body ended */
+    bool deferred;          /* an error is decided; answer it once the body is drained */
+    struct srv_error err;   /* that error */
+    unsigned long long deferred_bytes;
 };
+
+/* A POST rejected before its body arrives is still drained (discarded) before the error goes out, up to this
+ * many bytes: answering and closing while the client is still writing makes it see EPIPE/ECONNRESET instead of
+ * the error. Bigger declared bodies are refused at once and the connection is closed. */
+#define QR_SRV_DRAIN_MAX (64ull << 20)
 
 /* ---- response helpers ---- */
 
@@ -432,6 +440,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
         }
         if (early) {
+            const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+            const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+            char *end = NULL;
+            unsigned long long v = cl ? strtoull(cl, &end, 10) : 0;
+            bool drain = (cl && *cl && !*end && v > 0 && v <= QR_SRV_DRAIN_MAX) || (!cl && te);
+            if (drain) {
+                cc->deferred = true;
+                cc->err = e;
+                return MHD_YES;
+            }
             cc->answered = true;
             return (enum MHD_Result)srv_send_error(s, conn, &e);
         }
@@ -452,6 +470,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (cc->answered) {
         *upload_size = 0;   /* discard the rest */
         return MHD_YES;
+    }
+    if (cc->deferred) {
+        if (*upload_size) {
+            cc->deferred_bytes += *upload_size;
+            *upload_size = 0;
+            if (cc->deferred_bytes <= QR_SRV_DRAIN_MAX)
+                return MHD_YES;
+        }
+        cc->answered = true;
+        return (enum MHD_Result)srv_send_error(s, conn, &cc->err);
     }
     if (*upload_size) {
         if (cc->too_big || cc->body.len + *upload_size > s->cfg.max_body) {
