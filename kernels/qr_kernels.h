@@ -9,6 +9,7 @@
 #ifndef QRUN_QR_KERNELS_H
 #define QRUN_QR_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -81,6 +82,30 @@ int cuda_launch_attn_generic(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* split-KV decode (max_q_len == 1): bytes of scratch it needs, then launch */
 size_t cuda_attn_decode_scratch(const struct qr_cuda_attn *a, int n_sm);
 int cuda_launch_attn_decode(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm);
+
+/* ---- the experimental path (backends.ini [backend.cuda] experimental = 1; see cuda_graph_fuse.c) ---- */
+
+/* split-KV decode sized to the device (attn_decode2.cu): BF16/F16 KV, head_dim 64 or 128 */
+int cuda_attn_decode2_supported(int head_dim, int kv_dtype);
+size_t cuda_attn_decode2_scratch(const struct qr_cuda_attn *a, int n_sm);
+int cuda_launch_attn_decode2(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm);
+
+/* [q/k RMSNorm,] RoPE and the paged KV write of a fused qkv row, one kernel (qkv_post.cu).
+ * wq/wk NULL: no norm.  q heads at qkv, k heads at + n_q*hd, v heads at + (n_q+n_kv)*hd; rows ld apart. */
+int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd,
+                         const void *wq, int wqt, const void *wk, int wkt, float eps, const int32_t *pos,
+                         const float *inv_freq, float attn_factor, void *k_cache, void *v_cache,
+                         const int32_t *slots, int kv_dtype, int block_size, int num_blocks);
+
+/* decode GEMV with its input transformed on the fly (gemv_fused.cu):
+ * xmode 1: x rows are [gate | up] (K each), input = silu(gate) * up;
+ * xmode 2: input = nw * (x * inv_rms(x)) (RMSNorm over K with eps).
+ * side (may be NULL) receives the transformed rows (ld_side).  _ok: whether the shapes/alignment qualify. */
+int cuda_gemv_fused_ok(int wtype, int M, int K, int ldx, const void *x, const void *w, int xmode, int nwt,
+                       const void *nw, int ld_side, const void *side);
+int cuda_launch_gemv_fused(qr_cuda_stream st, int xmode, float *y, const float *x, const void *w, const void *bias,
+                           int wtype, int btype, int M, int N, int K, int ldx, int ldy, int accumulate,
+                           const void *nw, int nwt, float eps, float *side, int ld_side);
 
 #ifdef __cplusplus
 }

@@ -140,6 +140,13 @@ static const struct tcase k_cases[] = {
     {QR_OP_ATTN, F16, .heads = 12, .kv_heads = 4, .head_dim = 64, .block_size = 16, .seqs = "16:16,17:1,15:15"},
     {QR_OP_ATTN, BF16, .flags = F_BADIDX, .heads = 8, .kv_heads = 2, .head_dim = 64, .block_size = 16,
      .seqs = "90:1,40:40"},
+    /* long decodes: several chunks per split, splits of different lengths per sequence */
+    {QR_OP_ATTN, BF16, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16, .seqs = "9000:1"},
+    {QR_OP_ATTN, F16, .heads = 16, .kv_heads = 2, .head_dim = 64, .block_size = 16,
+     .seqs = "5000:1,3:1,2047:1,64:1,65:1"},
+    {QR_OP_ATTN, BF16, .flags = F_BADIDX, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16,
+     .seqs = "3000:1,700:1"},
+    {QR_OP_ATTN, BF16, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16, .seqs = "700:1*40"},
     {QR_OP_ATTN, BF16, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16, .seqs = "1024:1*32",
      .perf = true},
     {QR_OP_ATTN, BF16, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16, .seqs = "2048:512",

@@ -411,7 +411,17 @@ static qr_status run_node(struct qr_stream *s, const struct qr_node *n)
 
 static qr_status run_nodes(struct qr_stream *s, const struct qr_graph *g)
 {
+    bool fuse = cuda_dev(s->dev)->experimental;
     for (int i = 0; i < g->n_nodes; i++) {
+        if (fuse) {
+            int r = cuda_fuse_at(s, &g->nodes[i], g->n_nodes - i);
+            if (r < 0)
+                return (qr_status)r;
+            if (r > 0) {
+                i += r - 1;
+                continue;
+            }
+        }
         qr_status st = run_node(s, &g->nodes[i]);
         if (st != QR_OK)
             return st;
@@ -579,8 +589,15 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         qr_log(QR_LOG_WARN, "cuda: %s has no native BF16: BF16 checkpoints are converted to F16 at load and the KV "
                             "cache is F16",
                dp.name);
-    qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)", idx, dp.name, dp.major, dp.minor,
-           dp.multiProcessorCount);
+    {
+        /* kernels written but not yet validated on hardware: opt in only */
+        const char *ex = getenv("QRUN_CUDA_EXPERIMENTAL");
+        if (!ex && opts && opts->get)
+            ex = opts->get(opts, "experimental");
+        cd->experimental = ex && (!strcmp(ex, "1") || !strcmp(ex, "true") || !strcmp(ex, "yes"));
+    }
+    qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s", idx, dp.name, dp.major, dp.minor,
+           dp.multiProcessorCount, cd->experimental ? "; experimental kernels on (fusions, decode attention v2)" : "");
     *out = &cd->dev;
     return QR_OK;
 }

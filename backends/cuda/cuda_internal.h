@@ -13,6 +13,7 @@ struct cuda_device {
     int index;
     int cc;                 /* compute capability, e.g. 90 */
     int n_sm;
+    bool experimental;      /* kernels not yet validated on hardware: fusions, decode attention v2 */
     char name[128];
 };
 
@@ -66,5 +67,8 @@ qr_status cuda_enter(struct qr_device *d);
 qr_status cuda_scratch(struct qr_stream *s, size_t n, void **out);
 
 extern const struct qr_ops cuda_ops;
+
+/* experimental graph fusions at nodes nd[0..n): the nodes consumed (0: none), or a negative qr_status */
+int cuda_fuse_at(struct qr_stream *s, const struct qr_node *nd, int n);
 
 #endif

@@ -171,6 +171,14 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
         LAUNCH_TRY(s->dev, cuda_launch_attn_generic(cst(s), &k));
         return QR_OK;
     }
+    if (a->max_q_len <= 1 && cd->experimental && cuda_attn_decode2_supported(a->head_dim, (int)a->kv_dtype)) {
+        void *scr = NULL;
+        qr_status st = cuda_scratch(s, cuda_attn_decode2_scratch(&k, cd->n_sm), &scr);
+        if (st != QR_OK)
+            return st;
+        LAUNCH_TRY(s->dev, cuda_launch_attn_decode2(cst(s), &k, scr, cd->n_sm));
+        return QR_OK;
+    }
     if (a->max_q_len <= 1) {
         void *scr = NULL;
         qr_status st = cuda_scratch(s, cuda_attn_decode_scratch(&k, cd->n_sm), &scr);

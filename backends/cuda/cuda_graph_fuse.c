@@ -1,0 +1,127 @@
+/* cuda_graph_fuse.c - node patterns of a step graph that the CUDA backend
+ * runs as one kernel (the "experimental" path: backends.ini
+ * [backend.cuda] experimental = 1, or QRUN_CUDA_EXPERIMENTAL=1).
+ *
+ *   [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE   -> k_qkv_post
+ *   RMSNORM, MATMUL reading its output (decode GEMV)   -> k_gemv_fx (norm)
+ *   SILU_MUL, MATMUL reading its output (decode GEMV)  -> k_gemv_fx (SwiGLU)
+ *
+ * Each pattern is checked field by field against the layout the fused kernel
+ * assumes; anything else runs node by node.  The fused kernels also write
+ * the intermediate buffers the graph names, so the graph's meaning is kept. */
+#include "cuda_internal.h"
+
+#include <string.h>
+
+static inline void *vp(const struct qr_view *v) { return v->buf ? (char *)v->buf->ptr + v->off : NULL; }
+static inline qr_cuda_stream cst(struct qr_stream *s) { return (qr_cuda_stream)cuda_st(s)->cs; }
+static bool same(const struct qr_view *a, const struct qr_view *b) { return a->buf == b->buf && a->off == b->off; }
+static bool at(const struct qr_view *a, const struct qr_view *base, size_t bytes)
+{
+    return a->buf == base->buf && a->off == base->off + bytes;
+}
+static bool half_dtype(enum qr_dtype t) { return t == QR_DTYPE_BF16 || t == QR_DTYPE_F16; }
+
+/* [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE; returns the nodes consumed (0: no match) or a negative qr_status */
+static int fuse_qkv_post(struct qr_stream *s, const struct qr_node *nd, int n)
+{
+    int i = 0;
+    const struct qr_rmsnorm_args *nq = NULL, *nk = NULL;
+    if (n >= 5 && nd[0].op == QR_OP_QK_NORM && nd[1].op == QR_OP_QK_NORM) {
+        nq = &nd[0].a.rmsnorm;
+        nk = &nd[1].a.rmsnorm;
+        i = 2;
+    }
+    if (n < i + 3 || nd[i].op != QR_OP_ROPE || nd[i + 1].op != QR_OP_ROPE || nd[i + 2].op != QR_OP_KV_STORE)
+        return 0;
+    const struct qr_rope_args *rq = &nd[i].a.rope, *rk = &nd[i + 1].a.rope;
+    const struct qr_kv_store_args *kv = &nd[i + 2].a.kv_store;
+    int hd = rq->head_dim, T = rq->n_tokens, ld = rq->ld, Hq = rq->n_heads, Hk = rk->n_heads;
+    size_t f = sizeof(float);
+    if (hd < 2 || hd % 2 || T < 1 || Hq < 1 || Hk < 1 || rk->head_dim != hd || rk->n_tokens != T || rk->ld != ld)
+        return 0;
+    if (!at(&rk->x, &rq->x, (size_t)Hq * hd * f) || !same(&rq->pos, &rk->pos) ||
+        !same(&rq->inv_freq, &rk->inv_freq) || rq->attn_factor != rk->attn_factor)
+        return 0;
+    if (!same(&kv->k, &rk->x) || !at(&kv->v, &rk->x, (size_t)Hk * hd * f) || kv->ld != ld ||
+        kv->n_tokens != T || kv->n_kv_heads != Hk || kv->head_dim != hd || kv->block_size < 1)
+        return 0;
+    if (nq) {
+        if (!same(&nq->x, &rq->x) || !same(&nq->out, &nq->x) || !same(&nk->x, &rk->x) || !same(&nk->out, &nk->x))
+            return 0;
+        if (nq->n != hd || nk->n != hd || nq->n_heads != Hq || nk->n_heads != Hk || nq->n_tokens != T ||
+            nk->n_tokens != T || nq->ldx != ld || nq->ldout != ld || nk->ldx != ld || nk->ldout != ld ||
+            nq->eps != nk->eps)
+            return 0;
+    }
+    /* the row must hold the q, k and v heads: checked by the unfused ops' own bounds in the core */
+    LAUNCH_TRY(s->dev, cuda_launch_qkv_post(cst(s), vp(&rq->x), ld, T, Hq, Hk, hd, nq ? vp(&nq->w) : NULL,
+                                            nq ? (int)nq->wtype : 0, nk ? vp(&nk->w) : NULL, nk ? (int)nk->wtype : 0,
+                                            nq ? nq->eps : 0.0f, vp(&rq->pos), vp(&rq->inv_freq), rq->attn_factor,
+                                            vp(&kv->k_cache), vp(&kv->v_cache), vp(&kv->slots), (int)kv->kv_dtype,
+                                            kv->block_size, kv->num_blocks));
+    return i + 3;
+}
+
+/* the decode GEMV the matmul op would take for this node (M small, half weights) */
+static bool gemv_path(struct qr_stream *s, const struct qr_matmul_args *m)
+{
+    struct cuda_device *cd = cuda_dev(s->dev);
+    if (!half_dtype(m->wtype) || m->M < 1 || m->M > QR_CUDA_GEMV_USE_M)
+        return false;
+    return m->wtype != QR_DTYPE_BF16 || cd->cc >= 80;
+}
+
+/* RMSNORM (one head per token) + the MATMUL that reads its output */
+static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
+{
+    if (n < 2 || nd[0].op != QR_OP_RMSNORM || nd[1].op != QR_OP_MATMUL)
+        return 0;
+    const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
+    const struct qr_matmul_args *m = &nd[1].a.matmul;
+    if (r->n_heads != 1 || r->n_tokens != m->M || r->n != m->K || !same(&m->x, &r->out) || m->ldx != r->ldout ||
+        !gemv_path(s, m) || r->out.buf == r->x.buf || m->y.buf == r->out.buf)
+        return 0;
+    if (!cuda_gemv_fused_ok((int)m->wtype, m->M, m->K, r->ldx, vp(&r->x), vp(&m->w), 2, (int)r->wtype, vp(&r->w),
+                            r->ldout, vp(&r->out)))
+        return 0;
+    LAUNCH_TRY(s->dev, cuda_launch_gemv_fused(cst(s), 2, vp(&m->y), vp(&r->x), vp(&m->w),
+                                              m->bias.buf ? vp(&m->bias) : NULL, (int)m->wtype, (int)m->btype, m->M,
+                                              m->N, m->K, r->ldx, m->ldy, m->accumulate, vp(&r->w), (int)r->wtype,
+                                              r->eps, vp(&r->out), r->ldout));
+    return 2;
+}
+
+/* SILU_MUL + the MATMUL that reads its output (down_proj) */
+static int fuse_silu_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
+{
+    if (n < 2 || nd[0].op != QR_OP_SILU_MUL || nd[1].op != QR_OP_MATMUL)
+        return 0;
+    const struct qr_silu_mul_args *a = &nd[0].a.silu_mul;
+    const struct qr_matmul_args *m = &nd[1].a.matmul;
+    if (a->n_tokens != m->M || a->n_ff != m->K || !same(&m->x, &a->out) || m->ldx != a->ldout ||
+        a->ldgu < 2 * a->n_ff || !gemv_path(s, m) || a->out.buf == a->gu.buf || m->y.buf == a->out.buf ||
+        m->y.buf == a->gu.buf)
+        return 0;
+    if (!cuda_gemv_fused_ok((int)m->wtype, m->M, m->K, a->ldgu, vp(&a->gu), vp(&m->w), 1, 0, NULL, a->ldout,
+                            vp(&a->out)))
+        return 0;
+    LAUNCH_TRY(s->dev, cuda_launch_gemv_fused(cst(s), 1, vp(&m->y), vp(&a->gu), vp(&m->w),
+                                              m->bias.buf ? vp(&m->bias) : NULL, (int)m->wtype, (int)m->btype, m->M,
+                                              m->N, m->K, a->ldgu, m->ldy, m->accumulate, NULL, 0, 0.0f,
+                                              vp(&a->out), a->ldout));
+    return 2;
+}
+
+int cuda_fuse_at(struct qr_stream *s, const struct qr_node *nd, int n)
+{
+    int r;
+    switch (nd[0].op) {
+    case QR_OP_QK_NORM:
+    case QR_OP_ROPE: r = fuse_qkv_post(s, nd, n); break;
+    case QR_OP_RMSNORM: r = fuse_norm_gemv(s, nd, n); break;
+    case QR_OP_SILU_MUL: r = fuse_silu_gemv(s, nd, n); break;
+    default: r = 0; break;
+    }
+    return r;
+}

@@ -1,0 +1,249 @@
+/* gemv_fused.cu - decode GEMVs with the op before them folded in
+ * (the "experimental" CUDA path; see backends/cuda/cuda_graph_fuse.c).
+ *
+ *   XM_SILU: y = (silu(g) * u) . W^T   where the input row is [g | u]
+ *            (SILU_MUL + the down_proj MATMUL);
+ *   XM_NORM: y = (w_n * (x * inv_rms(x))) . W^T
+ *            (RMSNORM + the MATMUL that reads it).
+ * The transformed input is computed with the same expressions as the
+ * unfused kernels (k_silu_mul; k_rmsnorm_block with the same 256-thread
+ * reduction), so the results match the unfused pair bit for bit.  Block 0
+ * also stores the transformed rows, so later readers of the intermediate
+ * buffer (the runtime's graph contract) still find it.
+ * Layout as gemv.cu: one warp per output row, 8 rows per 256-thread block,
+ * 16-byte evict-first weight loads, 8 in flight per lane.  Only the
+ * vectorised case (K % 8 == 0, 16-byte aligned rows) is handled; the host
+ * falls back to the unfused ops otherwise. */
+#include "qr_cuda_common.cuh"
+
+#define FX_WARPS 8
+#define FX_THREADS (FX_WARPS * 32)
+#define FX_UNROLL 8
+#define FX_MAXM 8
+
+enum { XM_SILU = 1, XM_NORM = 2 };
+
+template <int WT>
+__device__ __forceinline__ void fx_unpack8(const uint4 v, float *f)
+{
+    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        if (WT == QK_BF16) {
+            f[2 * j] = __uint_as_float(u[j] << 16);
+            f[2 * j + 1] = __uint_as_float(u[j] & 0xffff0000u);
+        } else {
+            float2 t = __half22float2(*(const __half2 *)&u[j]);
+            f[2 * j] = t.x;
+            f[2 * j + 1] = t.y;
+        }
+    }
+}
+
+__device__ __forceinline__ float fx_silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+/* the 8 transformed inputs of chunk c (elements 8c .. 8c+7) of one row */
+template <int XM, int NWT>
+__device__ __forceinline__ void fx_x8(const float *xr, int c, int K, const uint16_t *nw, float inv, float *o)
+{
+    const float4 *x4 = (const float4 *)xr + 2 * c;
+    float4 a = __ldg(x4), b = __ldg(x4 + 1);
+    float x[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+    if (XM == XM_SILU) {
+        const float4 *u4 = (const float4 *)(xr + K) + 2 * c;
+        float4 ua = __ldg(u4), ub = __ldg(u4 + 1);
+        float u[8] = {ua.x, ua.y, ua.z, ua.w, ub.x, ub.y, ub.z, ub.w};
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            o[i] = fx_silu_mul(x[i], u[i]);
+    } else {
+        float g[8];
+        fx_unpack8<NWT>(__ldg((const uint4 *)nw + c), g);
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            o[i] = g[i] * (x[i] * inv);
+    }
+}
+
+template <int WT, int MT, int XM, int NWT>
+__global__ void __launch_bounds__(FX_THREADS)
+    k_gemv_fx(float *__restrict__ y, const float *__restrict__ x, const uint16_t *__restrict__ w,
+              const void *__restrict__ bias, int btype, int M, int N, int K, int ldx, int ldy, int accumulate,
+              const uint16_t *__restrict__ nw, float eps, float *__restrict__ side, int ld_side)
+{
+    __shared__ float sh[32];
+    __shared__ float inv_sh[FX_MAXM];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int n = blockIdx.x * FX_WARPS + warp;
+    const int nk = K >> 3;
+    const uint4 *w4 = (const uint4 *)(w + (int64_t)(n < N ? n : 0) * K);
+    /* the first batch of weight loads goes out before the prologue (norm reduction, side store) */
+    int i = lane;
+    bool full = n < N && i + (FX_UNROLL - 1) * 32 < nk;
+    uint4 wv[FX_UNROLL];
+    if (full) {
+#pragma unroll
+        for (int u = 0; u < FX_UNROLL; u++)
+            wv[u] = __ldcs(w4 + i + u * 32);
+    }
+    float inv[MT];
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+        inv[m] = 1.0f;
+    if (XM == XM_NORM) {
+        /* inv_rms per row, exactly as k_rmsnorm_block computes it (256 threads, the same order) */
+        for (int m = 0; m < M && m < MT; m++) {
+            const float *xr = x + (int64_t)m * ldx;
+            float ss = 0.0f;
+            for (int k = threadIdx.x; k < K; k += FX_THREADS)
+                ss += xr[k] * xr[k];
+            ss = qk_block_sum(ss, sh);
+            if (threadIdx.x == 0)
+                inv_sh[m] = rsqrtf(ss / (float)K + eps);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int m = 0; m < MT; m++)
+            inv[m] = m < M ? inv_sh[m] : 1.0f;
+    }
+    if (blockIdx.x == 0 && side) {
+        /* the intermediate rows for any later reader */
+        for (int m = 0; m < M && m < MT; m++) {
+            const float *xr = x + (int64_t)m * ldx;
+            for (int c = threadIdx.x; c < nk; c += FX_THREADS) {
+                float o[8];
+                fx_x8<XM, NWT>(xr, c, K, nw, inv[m], o);
+                float4 *s4 = (float4 *)(side + (int64_t)m * ld_side) + 2 * c;
+                s4[0] = make_float4(o[0], o[1], o[2], o[3]);
+                s4[1] = make_float4(o[4], o[5], o[6], o[7]);
+            }
+        }
+    }
+    if (n >= N)
+        return;
+    float acc[MT];
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+        acc[m] = 0.0f;
+    /* software pipelined: the next batch is in flight while this one is consumed */
+    while (full) {
+        uint4 cur[FX_UNROLL];
+#pragma unroll
+        for (int u = 0; u < FX_UNROLL; u++)
+            cur[u] = wv[u];
+        const int in = i + FX_UNROLL * 32;
+        const bool fn = in + (FX_UNROLL - 1) * 32 < nk;
+        if (fn) {
+#pragma unroll
+            for (int u = 0; u < FX_UNROLL; u++)
+                wv[u] = __ldcs(w4 + in + u * 32);
+        }
+#pragma unroll
+        for (int u = 0; u < FX_UNROLL; u++) {
+            float wf[8];
+            fx_unpack8<WT>(cur[u], wf);
+#pragma unroll
+            for (int m = 0; m < MT; m++) {
+                if (m < M) {
+                    float xv[8];
+                    fx_x8<XM, NWT>(x + (int64_t)m * ldx, i + u * 32, K, nw, inv[m], xv);
+                    acc[m] += wf[0] * xv[0] + wf[1] * xv[1] + wf[2] * xv[2] + wf[3] * xv[3] + wf[4] * xv[4] +
+                              wf[5] * xv[5] + wf[6] * xv[6] + wf[7] * xv[7];
+                }
+            }
+        }
+        i = in;
+        full = fn;
+    }
+    for (; i < nk; i += 32) {
+        float wf[8];
+        fx_unpack8<WT>(__ldcs(w4 + i), wf);
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            if (m < M) {
+                float xv[8];
+                fx_x8<XM, NWT>(x + (int64_t)m * ldx, i, K, nw, inv[m], xv);
+                acc[m] += wf[0] * xv[0] + wf[1] * xv[1] + wf[2] * xv[2] + wf[3] * xv[3] + wf[4] * xv[4] +
+                          wf[5] * xv[5] + wf[6] * xv[6] + wf[7] * xv[7];
+            }
+        }
+    }
+    float b = bias ? qk_load(bias, btype, n) : 0.0f;
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        float v = qk_warp_sum(acc[m]);
+        if (lane == 0 && m < M) {
+            float *yp = y + (int64_t)m * ldy + n;
+            v += b;
+            *yp = accumulate ? *yp + v : v;
+        }
+    }
+}
+
+template <int WT, int XM, int NWT>
+static void fx_go(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias, int btype, int M,
+                  int N, int K, int ldx, int ldy, int accumulate, const void *nw, float eps, float *side, int ld_side)
+{
+    unsigned grid = qk_blocks(N, FX_WARPS);
+    const uint16_t *wp = (const uint16_t *)w, *np = (const uint16_t *)nw;
+#define FX_L(MT)                                                                                                   \
+    k_gemv_fx<WT, MT, XM, NWT><<<grid, FX_THREADS, 0, st>>>(y, x, wp, bias, btype, M, N, K, ldx, ldy, accumulate, \
+                                                            np, eps, side, ld_side)
+    if (M <= 1)
+        FX_L(1);
+    else if (M <= 2)
+        FX_L(2);
+    else if (M <= 4)
+        FX_L(4);
+    else
+        FX_L(8);
+#undef FX_L
+}
+
+/* xmode 1 = SwiGLU input (x rows hold [gate | up], each K long), 2 = RMSNorm input (norm weight nw of dtype nwt).
+ * side (may be NULL): where block 0 stores the transformed rows (ld_side). */
+extern "C" int cuda_gemv_fused_ok(int wtype, int M, int K, int ldx, const void *x, const void *w, int xmode, int nwt,
+                                  const void *nw, int ld_side, const void *side)
+{
+    bool ok = (wtype == QK_BF16 || wtype == QK_F16) && M >= 1 && M <= FX_MAXM && K > 0 && K % 8 == 0 &&
+              ldx % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)w & 15) == 0 &&
+              (!side || (ld_side % 4 == 0 && ((uintptr_t)side & 15) == 0));
+    if (xmode == XM_NORM)
+        ok = ok && (nwt == QK_BF16 || nwt == QK_F16) && ((uintptr_t)nw & 15) == 0;
+    else
+        ok = ok && xmode == XM_SILU;
+    return ok;
+}
+
+extern "C" int cuda_launch_gemv_fused(qr_cuda_stream st, int xmode, float *y, const float *x, const void *w,
+                                      const void *bias, int wtype, int btype, int M, int N, int K, int ldx, int ldy,
+                                      int accumulate, const void *nw, int nwt, float eps, float *side, int ld_side)
+{
+    if (M <= 0 || N <= 0)
+        return 0;
+    if (!cuda_gemv_fused_ok(wtype, M, K, ldx, x, w, xmode, nwt, nw, ld_side, side))
+        return (int)cudaErrorInvalidValue;
+    if (xmode == XM_SILU) {
+        if (wtype == QK_BF16)
+            fx_go<QK_BF16, XM_SILU, QK_BF16>(st, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, nw, eps, side,
+                                            ld_side);
+        else
+            fx_go<QK_F16, XM_SILU, QK_BF16>(st, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, nw, eps, side,
+                                           ld_side);
+    } else if (wtype == QK_BF16) {
+        if (nwt == QK_BF16)
+            fx_go<QK_BF16, XM_NORM, QK_BF16>(st, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, nw, eps, side,
+                                            ld_side);
+        else
+            fx_go<QK_BF16, XM_NORM, QK_F16>(st, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, nw, eps, side,
+                                           ld_side);
+    } else {
+        if (nwt == QK_BF16)
+            fx_go<QK_F16, XM_NORM, QK_BF16>(st, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, nw, eps, side,
+                                           ld_side);
+        else
+            fx_go<QK_F16, XM_NORM, QK_F16>(st, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, nw, eps, side,
+                                          ld_side);
+    }
+    return qk_launch_result();
+}

@@ -1,0 +1,106 @@
+/* qkv_post.cu - everything between the qkv projection and attention in one
+ * kernel (the "experimental" CUDA path; see backends/cuda/cuda_graph_fuse.c):
+ *   [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE
+ * One warp per (token, head) over the q, k and v heads of the fused qkv row
+ * (q at 0, k at n_q * head_dim, v after the k heads, ld apart per token).
+ * q/k heads: optional per-head RMSNorm, then NeoX RoPE, written back in
+ * place; k heads also go to the paged K cache, v heads to the V cache.
+ * The arithmetic repeats k_rmsnorm_warp, k_rope and k_kv_store expression
+ * for expression, so the results match the unfused ops bit for bit.  Slots
+ * outside the pool skip the cache write, as k_kv_store does. */
+#include "qr_cuda_common.cuh"
+
+#define QP_WARPS 8
+
+__device__ __forceinline__ void qp_put(void *cache, int kv_dtype, int64_t i, float v)
+{
+    if (kv_dtype == QK_BF16)
+        ((uint16_t *)cache)[i] = qk_f32_bf16(v);
+    else if (kv_dtype == QK_F16)
+        ((uint16_t *)cache)[i] = qk_f32_f16(v);
+    else
+        ((float *)cache)[i] = v;
+}
+
+template <bool NORM>
+__global__ void __launch_bounds__(QP_WARPS * 32)
+    k_qkv_post(float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk,
+               int wkt, float eps, const int32_t *pos, const float *inv_freq, float attn_factor, void *kc, void *vc,
+               const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
+{
+    const int heads = n_q + 2 * n_kv;
+    const int64_t row = (int64_t)blockIdx.x * QP_WARPS + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= (int64_t)n_tokens * heads)
+        return;
+    const int64_t t = row / heads;
+    const int h = (int)(row % heads);
+    float *r = qkv + t * ld + (int64_t)h * hd;
+    const int64_t slot = slots ? slots[t] : -1;
+    const bool store = slot >= 0 && slot < (int64_t)num_blocks * block_size;
+    const int64_t blk = store ? slot / block_size : 0, off = store ? slot % block_size : 0;
+    if (h >= n_q + n_kv) {
+        if (store) {
+            const int vh = h - n_q - n_kv;
+            const int64_t dst = ((blk * n_kv + vh) * block_size + off) * hd;
+            for (int i = lane; i < hd; i += 32)
+                qp_put(vc, kv_dtype, dst + i, r[i]);
+        }
+        return;
+    }
+    const bool is_k = h >= n_q;
+    float inv = 1.0f;
+    const void *nw = is_k ? wk : wq;
+    const int nwt = is_k ? wkt : wqt;
+    if (NORM) {
+        float ss = 0.0f;
+        for (int i = lane; i < hd; i += 32)
+            ss += r[i] * r[i];
+        ss = qk_warp_sum(ss);
+        inv = rsqrtf(ss / (float)hd + eps);
+    }
+    const int half = hd / 2;
+    const float p = (float)pos[t];
+    const int64_t dst = is_k ? ((blk * n_kv + (h - n_q)) * block_size + off) * hd : 0;
+    for (int i = lane; i < half; i += 32) {
+        float x0 = r[i], x1 = r[i + half];
+        if (NORM) {
+            x0 = qk_load(nw, nwt, i) * (x0 * inv);
+            x1 = qk_load(nw, nwt, i + half) * (x1 * inv);
+        }
+        float ang = p * inv_freq[i];
+        float sn, c;
+        sincosf(ang, &sn, &c);
+        c *= attn_factor;
+        sn *= attn_factor;
+        float y0 = x0 * c - x1 * sn, y1 = x1 * c + x0 * sn;
+        r[i] = y0;
+        r[i + half] = y1;
+        if (is_k && store) {
+            qp_put(kc, kv_dtype, dst + i, y0);
+            qp_put(kc, kv_dtype, dst + i + half, y1);
+        }
+    }
+}
+
+extern "C" int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd,
+                                    const void *wq, int wqt, const void *wk, int wkt, float eps, const int32_t *pos,
+                                    const float *inv_freq, float attn_factor, void *k_cache, void *v_cache,
+                                    const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
+{
+    if (n_tokens <= 0)
+        return 0;
+    if (hd < 2 || (hd & 1) || n_q <= 0 || n_kv <= 0 || block_size <= 0)
+        return (int)cudaErrorInvalidValue;
+    int64_t rows = (int64_t)n_tokens * (n_q + 2 * n_kv);
+    unsigned grid = qk_blocks(rows, QP_WARPS);
+    if (wq && wk)
+        k_qkv_post<true><<<grid, QP_WARPS * 32, 0, st>>>(qkv, ld, n_tokens, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, pos,
+                                                         inv_freq, attn_factor, k_cache, v_cache, slots, kv_dtype,
+                                                         block_size, num_blocks);
+    else
+        k_qkv_post<false><<<grid, QP_WARPS * 32, 0, st>>>(qkv, ld, n_tokens, n_q, n_kv, hd, NULL, 0, NULL, 0, eps,
+                                                          pos, inv_freq, attn_factor, k_cache, v_cache, slots,
+                                                          kv_dtype, block_size, num_blocks);
+    return qk_launch_result();
+}
