@@ -107,6 +107,8 @@ template <int KVT, int D>
 __global__ void __launch_bounds__(D2_THREADS)
     k_attn_decode2(const struct qr_cuda_attn a, int n_splits, float *part_o, float *part_ml)
 {
+    qk_pdl_wait();
+    qk_pdl_trigger();
     constexpr int NP = D2_THREADS / (D / 2);   /* key parts in the P V phase */
     constexpr int KSTR = D + 8;                /* padded staged row (elements) */
     __shared__ __align__(16) float qsh[D2_HB][D];
@@ -296,6 +298,8 @@ __global__ void __launch_bounds__(D2_THREADS)
 __global__ void __launch_bounds__(D2_THREADS)
     k_attn_decode2_merge(const struct qr_cuda_attn a, int n_splits, const float *part_o, const float *part_ml)
 {
+    qk_pdl_wait();
+    qk_pdl_trigger();
     __shared__ float w[D2_MAX_SPLITS];
     __shared__ float red[32];
     const int h = blockIdx.x, s = blockIdx.y, D = a.head_dim, tid = threadIdx.x;
@@ -375,9 +379,9 @@ template <int KVT>
 static void decode2_go(qr_cuda_stream st, const struct qr_cuda_attn *a, dim3 grid, int ns, float *po, float *pml)
 {
     if (a->head_dim == 64)
-        k_attn_decode2<KVT, 64><<<grid, D2_THREADS, 0, st>>>(*a, ns, po, pml);
+        qk_launch(k_attn_decode2<KVT, 64>, grid, dim3(D2_THREADS), 0, st, *a, ns, po, pml);
     else
-        k_attn_decode2<KVT, 128><<<grid, D2_THREADS, 0, st>>>(*a, ns, po, pml);
+        qk_launch(k_attn_decode2<KVT, 128>, grid, dim3(D2_THREADS), 0, st, *a, ns, po, pml);
 }
 
 extern "C" int cuda_launch_attn_decode2(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm)
@@ -399,6 +403,6 @@ extern "C" int cuda_launch_attn_decode2(qr_cuda_stream st, const struct qr_cuda_
     int rc = qk_launch_result();
     if (rc || ns == 1)
         return rc;
-    k_attn_decode2_merge<<<dim3((unsigned)a->n_heads, (unsigned)a->n_seqs), D2_THREADS, 0, st>>>(*a, ns, po, pml);
+    qk_launch(k_attn_decode2_merge, dim3((unsigned)a->n_heads, (unsigned)a->n_seqs), dim3(D2_THREADS), 0, st, *a, ns, po, pml);
     return qk_launch_result();
 }

@@ -9,6 +9,8 @@
 __global__ void k_embed(float *out, const void *table, const int32_t *ids, int wtype, int n_tokens, int dim,
                         int vocab)
 {
+    qk_pdl_wait();
+    qk_pdl_trigger();
     int t = blockIdx.y;
     int64_t id = ids[t];
     id = id < 0 ? 0 : id >= vocab ? vocab - 1 : id;
@@ -27,7 +29,7 @@ extern "C" int cuda_launch_embed(qr_cuda_stream st, float *out, const void *tabl
     for (int t0 = 0; t0 < n_tokens; t0 += QK_MAX_GRID_Y) {   /* grid.y is limited to 65535 */
         int nt = n_tokens - t0 < QK_MAX_GRID_Y ? n_tokens - t0 : QK_MAX_GRID_Y;
         dim3 grid(qk_blocks(dim, 256) < 64 ? qk_blocks(dim, 256) : 64, (unsigned)nt);
-        k_embed<<<grid, 256, 0, st>>>(out + (int64_t)t0 * dim, table, ids + t0, wtype, nt, dim, vocab);
+        qk_launch(k_embed, grid, dim3(256), 0, st, out + (int64_t)t0 * dim, table, ids + t0, wtype, nt, dim, vocab);
     }
     return qk_launch_result();
 }
@@ -97,6 +99,8 @@ extern "C" int cuda_launch_bias_add(qr_cuda_stream st, float *y, const void *bia
 __global__ void k_rmsnorm_block(float *out, const float *x, const void *w, int wtype, int n, int ldx, int ldout,
                                 float eps)
 {
+    qk_pdl_wait();
+    qk_pdl_trigger();
     __shared__ float sh[32];
     int t = blockIdx.x;
     const float *xr = x + (int64_t)t * ldx;
@@ -113,6 +117,8 @@ __global__ void k_rmsnorm_block(float *out, const float *x, const void *w, int w
 __global__ void k_rmsnorm_warp(float *out, const float *x, const void *w, int wtype, int n_rows, int n_heads, int n,
                                int ldx, int ldout, float eps)
 {
+    qk_pdl_wait();
+    qk_pdl_trigger();
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (row >= n_rows)
@@ -135,10 +141,10 @@ extern "C" int cuda_launch_rmsnorm(qr_cuda_stream st, float *out, const float *x
     if (n_tokens <= 0 || n_heads <= 0 || n <= 0)
         return 0;
     if (n_heads == 1 && n > 512) {
-        k_rmsnorm_block<<<(unsigned)n_tokens, 256, 0, st>>>(out, x, w, wtype, n, ldx, ldout, eps);
+        qk_launch(k_rmsnorm_block, dim3((unsigned)n_tokens), dim3(256), 0, st, out, x, w, wtype, n, ldx, ldout, eps);
     } else {
         int rows = n_tokens * n_heads;
-        k_rmsnorm_warp<<<qk_blocks(rows, 8), 256, 0, st>>>(out, x, w, wtype, rows, n_heads, n, ldx, ldout, eps);
+        qk_launch(k_rmsnorm_warp, dim3(qk_blocks(rows, 8)), dim3(256), 0, st, out, x, w, wtype, rows, n_heads, n, ldx, ldout, eps);
     }
     return qk_launch_result();
 }
@@ -279,6 +285,8 @@ __device__ __forceinline__ bool qk_better(float v, int i, float bv, int bi)
 
 __global__ void k_argmax(int32_t *out, const float *x, int n)
 {
+    qk_pdl_wait();
+    qk_pdl_trigger();
     __shared__ float sv[32];
     __shared__ int si[32];
     const float *row = x + (int64_t)blockIdx.x * n;
@@ -326,6 +334,6 @@ extern "C" int cuda_launch_argmax(qr_cuda_stream st, int32_t *out, const float *
 {
     if (n_rows <= 0 || n <= 0)
         return 0;
-    k_argmax<<<(unsigned)n_rows, 1024, 0, st>>>(out, x, n);
+    qk_launch(k_argmax, dim3((unsigned)n_rows), dim3(1024), 0, st, out, x, n);
     return qk_launch_result();
 }

@@ -7,6 +7,10 @@
  * of K not divisible by 8 or unaligned pointers take the scalar variant. */
 #include "qr_cuda_common.cuh"
 
+int qk_pdl_on = 0;
+
+extern "C" void cuda_kernels_set_pdl(int on) { qk_pdl_on = on != 0; }
+
 #define GEMV_WARPS 8
 #define GEMV_UNROLL 8
 
@@ -34,6 +38,8 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
            const void *__restrict__ bias, int btype, int M, int N, int K, int ldx, int ldy, int accumulate,
            const int32_t *__restrict__ rows, int64_t max_rows)
 {
+    qk_pdl_wait();
+    qk_pdl_trigger();
     int n = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (n >= N)
@@ -119,10 +125,10 @@ static void gemv_go(qr_cuda_stream st, bool vec, float *y, const float *x, const
 {
     unsigned grid = qk_blocks(N, GEMV_WARPS);
     if (vec)
-        k_gemv<WT, MT, true><<<grid, GEMV_WARPS * 32, 0, st>>>(y, x, (const uint16_t *)w, bias, btype, M, N, K, ldx,
+        qk_launch(k_gemv<WT, MT, true>, dim3(grid), dim3(GEMV_WARPS * 32), 0, st, y, x, (const uint16_t *)w, bias, btype, M, N, K, ldx,
                                                                ldy, accumulate, rows, max_rows);
     else
-        k_gemv<WT, MT, false><<<grid, GEMV_WARPS * 32, 0, st>>>(y, x, (const uint16_t *)w, bias, btype, M, N, K, ldx,
+        qk_launch(k_gemv<WT, MT, false>, dim3(grid), dim3(GEMV_WARPS * 32), 0, st, y, x, (const uint16_t *)w, bias, btype, M, N, K, ldx,
                                                                 ldy, accumulate, rows, max_rows);
 }
 

@@ -86,6 +86,9 @@ __global__ void __launch_bounds__(FX_THREADS)
         for (int u = 0; u < FX_UNROLL; u++)
             wv[u] = __ldcs(w4 + i + u * 32);
     }
+    /* weights are constant: they may stream before the kernel ahead has finished (PDL) */
+    qk_pdl_wait();
+    qk_pdl_trigger();
     float inv[MT];
 #pragma unroll
     for (int m = 0; m < MT; m++)
@@ -187,7 +190,7 @@ static void fx_go(qr_cuda_stream st, float *y, const float *x, const void *w, co
     unsigned grid = qk_blocks(N, FX_WARPS);
     const uint16_t *wp = (const uint16_t *)w, *np = (const uint16_t *)nw;
 #define FX_L(MT)                                                                                                   \
-    k_gemv_fx<WT, MT, XM, NWT><<<grid, FX_THREADS, 0, st>>>(y, x, wp, bias, btype, M, N, K, ldx, ldy, accumulate, \
+    qk_launch(k_gemv_fx<WT, MT, XM, NWT>, dim3(grid), dim3(FX_THREADS), 0, st, y, x, wp, bias, btype, M, N, K, ldx, ldy, accumulate, \
                                                             np, eps, side, ld_side)
     if (M <= 1)
         FX_L(1);

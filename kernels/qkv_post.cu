@@ -28,6 +28,8 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
                int wkt, float eps, const int32_t *pos, const float *inv_freq, float attn_factor, void *kc, void *vc,
                const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
 {
+    qk_pdl_wait();
+    qk_pdl_trigger();
     const int heads = n_q + 2 * n_kv;
     const int64_t row = (int64_t)blockIdx.x * QP_WARPS + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
@@ -95,11 +97,11 @@ extern "C" int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n
     int64_t rows = (int64_t)n_tokens * (n_q + 2 * n_kv);
     unsigned grid = qk_blocks(rows, QP_WARPS);
     if (wq && wk)
-        k_qkv_post<true><<<grid, QP_WARPS * 32, 0, st>>>(qkv, ld, n_tokens, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, pos,
+        qk_launch(k_qkv_post<true>, dim3(grid), dim3(QP_WARPS * 32), 0, st, qkv, ld, n_tokens, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, pos,
                                                          inv_freq, attn_factor, k_cache, v_cache, slots, kv_dtype,
                                                          block_size, num_blocks);
     else
-        k_qkv_post<false><<<grid, QP_WARPS * 32, 0, st>>>(qkv, ld, n_tokens, n_q, n_kv, hd, NULL, 0, NULL, 0, eps,
+        qk_launch(k_qkv_post<false>, dim3(grid), dim3(QP_WARPS * 32), 0, st, qkv, ld, n_tokens, n_q, n_kv, hd, nullptr, 0, nullptr, 0, eps,
                                                           pos, inv_freq, attn_factor, k_cache, v_cache, slots,
                                                           kv_dtype, block_size, num_blocks);
     return qk_launch_result();

@@ -71,6 +71,49 @@ __device__ __forceinline__ float qk_block_sum(float v, float *sh /* >= 32 floats
 
 static inline int qk_launch_result(void) { return (int)cudaGetLastError(); }
 
+/* ---- programmatic dependent launch (sm_90+, the experimental path) ----
+ * A kernel launched with qk_launch() while PDL is on may start before the
+ * kernel ahead of it in the stream has finished.  Such a kernel calls
+ * qk_pdl_wait() before it reads anything an earlier kernel writes (it may
+ * read weights before), and qk_pdl_trigger() to let the next one start.
+ * Both are no-ops when the kernel was launched normally. */
+__device__ __forceinline__ void qk_pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void qk_pdl_trigger(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+/* process-wide switch, set by the backend (cuda_kernels_set_pdl in qr_kernels.h) */
+extern int qk_pdl_on;
+
+template <typename... KArgs, typename... Args>
+static inline void qk_launch(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+                             Args... args)
+{
+    if (!qk_pdl_on) {
+        kern<<<grid, block, smem, st>>>(args...);
+        return;
+    }
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    (void)cudaLaunchKernelEx(&cfg, kern, ((KArgs)args)...);   /* errors: cudaGetLastError() in the launcher */
+}
+
 static inline unsigned qk_blocks(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
 
 #endif

@@ -85,6 +85,9 @@ int cuda_launch_attn_decode(qr_cuda_stream st, const struct qr_cuda_attn *a, voi
 
 /* ---- the experimental path (backends.ini [backend.cuda] experimental = 1; see cuda_graph_fuse.c) ---- */
 
+/* programmatic dependent launch for the decode kernels (sm_90+; process-wide) */
+void cuda_kernels_set_pdl(int on);
+
 /* split-KV decode sized to the device (attn_decode2.cu): BF16/F16 KV, head_dim 64 or 128 */
 int cuda_attn_decode2_supported(int head_dim, int kv_dtype);
 size_t cuda_attn_decode2_scratch(const struct qr_cuda_attn *a, int n_sm);
