@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks on the GPU machine (run from the repo root there, with a build
 # dir made here for sm_90 and carried along).  Usage:
-#   tools/bench/h100.sh BUILD_DIR STAGE...     stages: setup latency vulkan throughput long serve report
+#   tools/bench/h100.sh BUILD_DIR STAGE...     stages: setup vkloader tests experimental latency vulkan
+#                                               throughput long serve report report_vulkan
 # Writes logs and JSON under ${OUT:-/tmp/qrun-bench}.  The model is random
 # weights in the real Qwen3-4B-Instruct-2507 shapes, made on that machine.
 set -u
@@ -33,6 +34,20 @@ for stage in "$@"; do
       timeout 120 $B/bin/test_backend_ops -b $b 2>&1 | grep -E "FAIL|passed" | tail -8
       timeout 120 $B/bin/test_e2e -b $b 2>&1 | grep -E "FAIL|passed|worst" | tail -8
     done
+    ;;
+  experimental)
+    # the opt-in CUDA kernels (fusions, decode attention v2, PDL): correctness first, then A/B
+    export QRUN_CUDA_EXPERIMENTAL=1
+    log "experimental: parity + e2e on cuda"
+    timeout 120 $B/bin/test_backend_ops -b cuda 2>&1 | grep -E "FAIL|passed" | tail -8
+    timeout 120 $B/bin/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed|worst" | tail -8
+    log "experimental: bench latency cuda (512, 8192, 32768 prompts; 8192/512 long run)"
+    $Q bench latency --backend cuda --model $M --prompt-lens 512,8192,32768 \
+        --json-out "$OUT/latency_cuda_exp.json" 2>&1 | tee "$OUT/latency_cuda_exp.log" | tail -25
+    log "experimental: bench throughput 256 x 1024/1024"
+    $Q bench throughput --backend cuda --model $M --num-prompts 256 --input-len 1024 --output-len 1024 \
+        --json-out "$OUT/tput_exp_256.json" 2>&1 | tail -6
+    unset QRUN_CUDA_EXPERIMENTAL
     ;;
   latency)
     log "bench latency cuda"
