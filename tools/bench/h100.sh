@@ -2,7 +2,7 @@
 # Benchmarks on the GPU machine (run from the repo root there, with a build
 # dir made here for sm_90 and carried along).  Usage:
 #   tools/bench/h100.sh BUILD_DIR STAGE...     stages: setup vkloader tests experimental latency vulkan
-#                                               throughput long serve report report_vulkan
+#                                               vkprofile throughput long serve report report_vulkan
 # Writes logs and JSON under ${OUT:-/tmp/qrun-bench}.  The model is random
 # weights in the real Qwen3-4B-Instruct-2507 shapes, made on that machine.
 set -u
@@ -47,7 +47,15 @@ for stage in "$@"; do
     log "experimental: bench throughput 256 x 1024/1024"
     $Q bench throughput --backend cuda --model $M --num-prompts 256 --input-len 1024 --output-len 1024 \
         --json-out "$OUT/tput_exp_256.json" 2>&1 | tail -6
+    log "experimental: prompt attention with 64-key tiles (QR_CUDA_ATTN_BK=64), TTFT(8192)"
+    QR_CUDA_ATTN_BK=64 $Q bench latency --backend cuda --model $M --prompt-lens 8192 --gen 16 --long-run 0 2>&1 | tail -6
     unset QRUN_CUDA_EXPERIMENTAL
+    ;;
+  vkprofile)
+    # GPU time per shader (timestamps around every dispatch; graphs are not cached while profiling)
+    log "vulkan per-shader profile, 512 and 8192 prompts"
+    QR_VK_PROFILE=1 $Q bench latency --backend vulkan --model $M --prompt-lens 512,8192 --gen 32 --long-run 0 \
+        2>&1 | tee "$OUT/vkprofile.log" | grep -A40 "vulkan profile" | tail -45
     ;;
   latency)
     log "bench latency cuda"
