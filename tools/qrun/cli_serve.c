@@ -28,6 +28,7 @@ static void usage(FILE *f)
             "  --cors-origin O[,O...]     allow these origins (or '*') cross-origin; default none\n"
             "  --max-body-bytes N         largest request body (default 8 MiB)\n"
             "  --max-header-bytes N       largest request line + headers (default 64 KiB)\n"
+            "  --max-header-count N       most header fields per request (default 256)\n"
             "  --max-connections N        simultaneous connections (default 512)\n"
             "  --timeout S                idle connection timeout in seconds (default 120)\n"
             "  --shutdown-timeout S       on SIGTERM, drain in-flight requests up to S seconds (default 30)\n"
@@ -139,6 +140,9 @@ int qr_cli_serve(int argc, char **argv)
         } else if (!strcmp(a, "--max-header-bytes")) {
             if (qr_cli_parse_int(a, v, 1024, 1 << 24, &n)) return 2;
             cfg.max_header = (size_t)n;
+        } else if (!strcmp(a, "--max-header-count")) {
+            if (qr_cli_parse_int(a, v, 8, 65536, &n)) return 2;
+            cfg.max_header_count = (int)n;
         } else if (!strcmp(a, "--max-connections")) {
             if (qr_cli_parse_int(a, v, 1, 65536, &n)) return 2;
             cfg.max_connections = (int)n;

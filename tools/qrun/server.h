@@ -168,6 +168,7 @@ void srv_metrics_render(struct srv_metrics *m, const struct qr_engine_stats *st,
                         int active_requests, int connections, struct srv_buf *out);
 
 /* ---- the server object (server_http.c, server_gen.c) ---- */
+#define SRV_DEFAULT_MAX_HEADER_COUNT 256
 struct srv_config {
     const char *host;
     int port;
@@ -176,6 +177,7 @@ struct srv_config {
     const char *cors_origins;       /* NULL: no CORS headers; "*" or a comma list */
     size_t max_body;                /* bytes */
     size_t max_header;              /* bytes of request line + headers */
+    int max_header_count;           /* request header fields; 0: SRV_DEFAULT_MAX_HEADER_COUNT */
     int max_connections;
     int timeout_s;                  /* idle connection timeout */
     double stall_s;                 /* /health: engine busy without a step for this long -> 503 */

@@ -382,10 +382,88 @@ static int dispatch_post(struct srv *s, struct MHD_Connection *conn, enum route 
     return srv_send_error(s, conn, &e);
 }
 
+/* ---- header limits ----
+ * libmicrohttpd keeps the whole request head (the bytes, plus a ~56-byte record per field) in one per-connection
+ * memory pool and, when that overflows, answers its own HTML 431 before on_request ever runs. So the pool is made
+ * larger than our limits (see mhd_pool_size) and on_request enforces the limits itself on its first call, with an
+ * OpenAI-shaped JSON 431, then closes the connection. Only a head too big even for the pool gets MHD's page. */
+
+static size_t header_count_limit(const struct srv_config *c)
+{
+    return c->max_header_count > 0 ? (size_t)c->max_header_count : SRV_DEFAULT_MAX_HEADER_COUNT;
+}
+
+/* Bytes of MHD's per-connection pool: room for a head of 4x --max-header-bytes (at least the limit plus the field
+ * records at the count limit plus 32 KiB for the reply), and never under 128 KiB. Defaults: 64 KiB -> 256 KiB per
+ * connection, x 512 connections = 128 MiB at most (mmap'd: pages count once touched). */
+static size_t mhd_pool_size(const struct srv_config *c)
+{
+    const size_t cap = (size_t)1 << 30;
+    size_t h = c->max_header < cap ? c->max_header : cap;
+    size_t need = h + header_count_limit(c) * 64 + ((size_t)32 << 10);
+    size_t p = 4 * h > need ? 4 * h : need;
+    return p < ((size_t)128 << 10) ? ((size_t)128 << 10) : p;
+}
+
+struct head_tally {
+    size_t bytes;
+    size_t fields;
+};
+
+static enum MHD_Result tally_value(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                   const char *value, size_t value_size)
+{
+    struct head_tally *t = cls;
+    (void)key;
+    if (kind == MHD_HEADER_KIND) {
+        t->bytes += key_size + 2 + value_size + 2;      /* "Key: value\r\n" */
+        t->fields++;
+    } else {
+        t->bytes += key_size + (value ? 1 + value_size : 0) + 1;   /* "key=value&" of the query string */
+    }
+    return MHD_YES;
+}
+
+/* true (and *e filled) when the request line + headers are over --max-header-bytes or the field-count limit */
+static bool head_too_large(const struct srv *s, struct MHD_Connection *conn, const char *method, const char *url,
+                           const char *version, struct srv_error *e)
+{
+    struct head_tally t = {strlen(method) + 1 + strlen(url) + 1 + strlen(version) + 2 + 2, 0};
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, tally_value, &t);
+    size_t max_fields = header_count_limit(&s->cfg);
+    if (t.bytes <= s->cfg.max_header && t.fields <= max_fields)
+        return false;
+    srv_err(e, 431, NULL,
+            "request headers too large: %zu bytes in %zu header fields (limit %zu bytes and %zu fields)", t.bytes,
+            t.fields, s->cfg.max_header, max_fields);
+    e->type = "invalid_request_error";
+    snprintf(e->code, sizeof e->code, "request_header_too_large");
+    return true;
+}
+
+/* the error, then the connection is closed (the client may still be sending) */
+static int send_error_close(struct srv *s, struct MHD_Connection *conn, const struct srv_error *e)
+{
+    char *j = srv_error_json(e);
+    const char *txt = j ? j : "{\"error\":{\"message\":\"error\"}}";
+    if (s->cfg.verbose)
+        fprintf(stderr, "qrun serve: %d %s\n", e->http, e->message);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(txt), (void *)txt, MHD_RESPMEM_MUST_COPY);
+    free(j);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Connection", "close");
+    srv_add_common_headers(s, conn, r);
+    int ret = MHD_queue_response(conn, (unsigned)e->http, r);
+    MHD_destroy_response(r);
+    srv_metrics_http(&s->metrics, e->http);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
-    (void)version;
     struct srv *s = cls;
     struct conn_ctx *cc = *con_cls;
     struct srv_error e;
@@ -396,6 +474,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!cc)
             return MHD_NO;
         *con_cls = cc;
+        if (head_too_large(s, conn, method, url, version, &e)) {
+            cc->answered = true;
+            return (enum MHD_Result)send_error_close(s, conn, &e);
+        }
         if (!strcmp(method, "OPTIONS")) {
             /* CORS preflight */
             struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -552,7 +634,7 @@ int srv_start_http(struct srv *s)
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    size_t mem = s->cfg.max_header < 16384 ? 16384 : s->cfg.max_header;
+    size_t mem = mhd_pool_size(&s->cfg);
     s->mhd = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
                               MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
