@@ -170,8 +170,8 @@ template <typename T, int D, int PF_BK>
 constexpr size_t pf_smem_bytes() { return (size_t)4 * PF_BK * (D + 8) * sizeof(T) + 2 * PF_BK; }
 
 /* HPB query heads of one GQA group per block (PF_WARPS warps each) share the K/V tiles */
-template <typename T, int KVT, int D, int PF_BK, int HPB>
-__global__ void __launch_bounds__(PF_WARPS * 32 * HPB) k_attn_prefill(const struct qr_cuda_attn a)
+template <typename T, int KVT, int D, int PF_BK, int HPB, int MINB = 1>
+__global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(const struct qr_cuda_attn a)
 {
     constexpr int KS = D + 8;   /* row stride (elements): conflict-free ldmatrix */
     constexpr int CPR = D / 8;  /* 16-byte chunks per row */
@@ -401,26 +401,27 @@ extern "C" int cuda_attn_prefill_supported(int head_dim, int kv_dtype, int cc)
 }
 
 /* 64-key tiles (70 KB of shared memory, opt-in) where the device allows, else 32 */
-template <typename T, int KVT, int D, int BK, int HPB>
+template <typename T, int KVT, int D, int BK, int HPB, int MINB = 1>
 static int prefill_launch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     constexpr size_t smem = pf_smem_bytes<T, D, BK>();
     static bool raised;   /* per instantiation; idempotent, so a race is harmless */
     if (smem > 48 * 1024 && !raised) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill<T, KVT, D, BK, HPB>,
+        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill<T, KVT, D, BK, HPB, MINB>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess)
             return (int)e;
         raised = true;
     }
     dim3 grid((unsigned)((a->max_q_len + PF_BQ - 1) / PF_BQ), (unsigned)(a->n_heads / HPB), (unsigned)a->n_seqs);
-    k_attn_prefill<T, KVT, D, BK, HPB><<<grid, PF_WARPS * 32 * HPB, smem, st>>>(*a);
+    k_attn_prefill<T, KVT, D, BK, HPB, MINB><<<grid, PF_WARPS * 32 * HPB, smem, st>>>(*a);
     return qk_launch_result();
 }
 
-/* tuning knobs read once: QR_CUDA_ATTN_BK (32|64 keys per tile; default 32) and
+/* tuning knobs read once: QR_CUDA_ATTN_BK (32|64 keys per tile; default 32),
  * QR_CUDA_ATTN_HPB (1|2 query heads per block; default 2 where the GQA group
- * size is even) */
+ * size is even) and QR_CUDA_ATTN_MINB (2: head_dim 128 compiled for two
+ * blocks per SM with HPB 2, i.e. at most 128 registers; 32-key tiles) */
 static int env_int(const char *name, int def)
 {
     const char *v = getenv(name);
@@ -428,8 +429,12 @@ static int env_int(const char *name, int def)
 }
 
 template <typename T, int KVT, int D>
-static int prefill_go_d(qr_cuda_stream st, const struct qr_cuda_attn *a, bool big, bool pair)
+static int prefill_go_d(qr_cuda_stream st, const struct qr_cuda_attn *a, bool big, bool pair, bool two)
 {
+    if constexpr (D == 128) {   /* 128 registers for two blocks of 8 warps per SM (QR_CUDA_ATTN_MINB=2; spills a little) */
+        if (two && pair)
+            return prefill_launch<T, KVT, D, 32, 2, 2>(st, a);
+    }
     if (big)
         return pair ? prefill_launch<T, KVT, D, 64, 2>(st, a) : prefill_launch<T, KVT, D, 64, 1>(st, a);
     return pair ? prefill_launch<T, KVT, D, 32, 2>(st, a) : prefill_launch<T, KVT, D, 32, 1>(st, a);
@@ -439,11 +444,13 @@ extern "C" int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
         return 0;
-    static int want_bk = -1, want_hpb = -1;
+    static int want_bk = -1, want_hpb = -1, want_minb = -1;
     if (want_bk < 0) {
         want_hpb = env_int("QR_CUDA_ATTN_HPB", 2);
+        want_minb = env_int("QR_CUDA_ATTN_MINB", 1);
         want_bk = env_int("QR_CUDA_ATTN_BK", 32);
     }
+    bool two = want_minb == 2;
     int dev = 0, optin = 0;
     cudaGetDevice(&dev);
     cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
@@ -453,10 +460,10 @@ extern "C" int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_
         return a->head_dim == 64 ? prefill_launch<__half, QK_F32, 64, 32, 1>(st, a)
                                  : prefill_launch<__half, QK_F32, 128, 32, 1>(st, a);
     if (a->kv_dtype == QK_BF16)
-        return a->head_dim == 64 ? prefill_go_d<__nv_bfloat16, QK_BF16, 64>(st, a, big, pair)
-                                 : prefill_go_d<__nv_bfloat16, QK_BF16, 128>(st, a, big, pair);
-    return a->head_dim == 64 ? prefill_go_d<__half, QK_F16, 64>(st, a, big, pair)
-                             : prefill_go_d<__half, QK_F16, 128>(st, a, big, pair);
+        return a->head_dim == 64 ? prefill_go_d<__nv_bfloat16, QK_BF16, 64>(st, a, big, pair, two)
+                                 : prefill_go_d<__nv_bfloat16, QK_BF16, 128>(st, a, big, pair, two);
+    return a->head_dim == 64 ? prefill_go_d<__half, QK_F16, 64>(st, a, big, pair, two)
+                             : prefill_go_d<__half, QK_F16, 128>(st, a, big, pair, two);
 }
 
 /* ------------------------------------------------------------------------ */

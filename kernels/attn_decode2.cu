@@ -353,8 +353,12 @@ static int d2_splits(const struct qr_cuda_attn *a, int n_sm)
     if (L < 1)
         L = 1;
     int64_t by_len = (L + D2_CHUNK - 1) / D2_CHUNK;
+    if (a->n_heads <= 0 || a->n_kv_heads <= 0 || a->n_seqs <= 0)
+        return 1;
     int G = a->n_heads / a->n_kv_heads;
     int64_t per_split = (int64_t)a->n_kv_heads * ((G + D2_HB - 1) / D2_HB) * a->n_seqs;
+    if (per_split <= 0)
+        return 1;
     int64_t want = ((int64_t)(n_sm > 0 ? n_sm : 1) * D2_BLOCKS_PER_SM + per_split - 1) / per_split;
     int64_t ns = want < by_len ? want : by_len;
     if (ns > D2_MAX_SPLITS)
@@ -386,9 +390,9 @@ static void decode2_go(qr_cuda_stream st, const struct qr_cuda_attn *a, dim3 gri
 
 extern "C" int cuda_launch_attn_decode2(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm)
 {
-    if (a->n_seqs <= 0 || a->n_tokens <= 0)
+    if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->n_heads <= 0)
         return 0;
-    if (!cuda_attn_decode2_supported(a->head_dim, a->kv_dtype) || a->n_kv_heads <= 0)
+    if (!cuda_attn_decode2_supported(a->head_dim, a->kv_dtype) || a->n_kv_heads <= 0 || a->n_heads < a->n_kv_heads)
         return (int)cudaErrorInvalidValue;
     int ns = d2_splits(a, n_sm);
     int G = a->n_heads / a->n_kv_heads;

@@ -9,8 +9,6 @@
 
 int qk_pdl_on = 0;
 
-extern "C" void cuda_kernels_set_pdl(int on) { qk_pdl_on = on != 0; }
-
 #define GEMV_WARPS 8
 #define GEMV_UNROLL 8
 
@@ -161,4 +159,24 @@ extern "C" int cuda_launch_gemv(qr_cuda_stream st, float *y, const float *x, con
     else
         gemv_dispatch<QK_F16>(st, vec, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, rows, max_rows);
     return qk_launch_result();
+}
+
+/* PDL needs the griddepcontrol instructions in the code that actually runs: the kernels' PTX must be sm_90+ */
+extern "C" int cuda_kernels_ptx_version(void)
+{
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, k_gemv<QK_BF16, 1, true>) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return fa.ptxVersion;
+}
+
+/* process-wide: on only while every device opened so far asked for it */
+extern "C" void cuda_kernels_set_pdl(int on)
+{
+    static int opened, wanting;
+    opened++;
+    wanting += on != 0;
+    qk_pdl_on = opened == wanting;
 }

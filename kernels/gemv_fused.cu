@@ -1,6 +1,8 @@
 /* gemv_fused.cu - decode GEMVs with the op before them folded in
  * (the "experimental" CUDA path; see backends/cuda/cuda_graph_fuse.c).
  *
+ *   XM_PLAIN: y = x . W^T (the plain decode matmul, with the first weight
+ *            loads issued before the PDL wait);
  *   XM_SILU: y = (silu(g) * u) . W^T   where the input row is [g | u]
  *            (SILU_MUL + the down_proj MATMUL);
  *   XM_NORM: y = (w_n * (x * inv_rms(x))) . W^T
@@ -21,7 +23,7 @@
 #define FX_UNROLL 8
 #define FX_MAXM 8
 
-enum { XM_SILU = 1, XM_NORM = 2 };
+enum { XM_PLAIN = 0, XM_SILU = 1, XM_NORM = 2 };
 
 template <int WT>
 __device__ __forceinline__ void fx_unpack8(const uint4 v, float *f)
@@ -49,7 +51,11 @@ __device__ __forceinline__ void fx_x8(const float *xr, int c, int K, const uint1
     const float4 *x4 = (const float4 *)xr + 2 * c;
     float4 a = __ldg(x4), b = __ldg(x4 + 1);
     float x[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-    if (XM == XM_SILU) {
+    if (XM == XM_PLAIN) {
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            o[i] = x[i];
+    } else if (XM == XM_SILU) {
         const float4 *u4 = (const float4 *)(xr + K) + 2 * c;
         float4 ua = __ldg(u4), ub = __ldg(u4 + 1);
         float u[8] = {ua.x, ua.y, ua.z, ua.w, ub.x, ub.y, ub.z, ub.w};
@@ -214,7 +220,7 @@ extern "C" int cuda_gemv_fused_ok(int wtype, int M, int K, int ldx, const void *
     if (xmode == XM_NORM)
         ok = ok && (nwt == QK_BF16 || nwt == QK_F16) && ((uintptr_t)nw & 15) == 0;
     else
-        ok = ok && xmode == XM_SILU;
+        ok = ok && (xmode == XM_SILU || (xmode == XM_PLAIN && !side));
     return ok;
 }
 
@@ -226,7 +232,14 @@ extern "C" int cuda_launch_gemv_fused(qr_cuda_stream st, int xmode, float *y, co
         return 0;
     if (!cuda_gemv_fused_ok(wtype, M, K, ldx, x, w, xmode, nwt, nw, ld_side, side))
         return (int)cudaErrorInvalidValue;
-    if (xmode == XM_SILU) {
+    if (xmode == XM_PLAIN) {
+        if (wtype == QK_BF16)
+            fx_go<QK_BF16, XM_PLAIN, QK_BF16>(st, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, nw, eps, NULL,
+                                             0);
+        else
+            fx_go<QK_F16, XM_PLAIN, QK_BF16>(st, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, nw, eps, NULL,
+                                            0);
+    } else if (xmode == XM_SILU) {
         if (wtype == QK_BF16)
             fx_go<QK_BF16, XM_SILU, QK_BF16>(st, y, x, w, bias, btype, M, N, K, ldx, ldy, accumulate, nw, eps, side,
                                             ld_side);

@@ -85,8 +85,11 @@ int cuda_launch_attn_decode(qr_cuda_stream st, const struct qr_cuda_attn *a, voi
 
 /* ---- the experimental path (backends.ini [backend.cuda] experimental = 1; see cuda_graph_fuse.c) ---- */
 
-/* programmatic dependent launch for the decode kernels (sm_90+; process-wide) */
+/* programmatic dependent launch for the decode kernels (sm_90+): called once per opened device with its wish;
+ * PDL is on only while every opened device wished it (the switch is process-wide) */
 void cuda_kernels_set_pdl(int on);
+/* the PTX version the kernels run from on the current device (e.g. 90), 0 if unknown */
+int cuda_kernels_ptx_version(void);
 
 /* split-KV decode sized to the device (attn_decode2.cu): BF16/F16 KV, head_dim 64 or 128 */
 int cuda_attn_decode2_supported(int head_dim, int kv_dtype);
@@ -101,7 +104,7 @@ int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n_tokens, in
                          const int32_t *slots, int kv_dtype, int block_size, int num_blocks);
 
 /* decode GEMV with its input transformed on the fly (gemv_fused.cu):
- * xmode 1: x rows are [gate | up] (K each), input = silu(gate) * up;
+ * xmode 0: plain (side must be NULL); xmode 1: x rows are [gate | up] (K each), input = silu(gate) * up;
  * xmode 2: input = nw * (x * inv_rms(x)) (RMSNorm over K with eps).
  * side (may be NULL) receives the transformed rows (ld_side).  _ok: whether the shapes/alignment qualify. */
 int cuda_gemv_fused_ok(int wtype, int M, int K, int ldx, const void *x, const void *w, int xmode, int nwt,

@@ -595,8 +595,9 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         if (!ex && opts && opts->get)
             ex = opts->get(opts, "experimental");
         cd->experimental = ex && (!strcmp(ex, "1") || !strcmp(ex, "true") || !strcmp(ex, "yes"));
-        /* programmatic dependent launch of the decode kernels: Hopper and newer */
-        cuda_kernels_set_pdl(cd->experimental && cd->cc >= 90);
+        /* programmatic dependent launch of the decode kernels: Hopper and newer, and only if the kernels that
+         * run were compiled for sm_90+ (a build without arch 90 runs sm_80 PTX, which has no griddepcontrol.wait) */
+        cuda_kernels_set_pdl(cd->experimental && cd->cc >= 90 && cuda_kernels_ptx_version() >= 90);
     }
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s", idx, dp.name, dp.major, dp.minor,
            dp.multiProcessorCount, cd->experimental ? "; experimental kernels on (fusions, decode attention v2, PDL on sm_90+)" : "");

@@ -79,8 +79,10 @@ static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
         return 0;
     const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
     const struct qr_matmul_args *m = &nd[1].a.matmul;
-    if (r->n_heads != 1 || r->n_tokens != m->M || r->n != m->K || !same(&m->x, &r->out) || m->ldx != r->ldout ||
-        !gemv_path(s, m) || r->out.buf == r->x.buf || m->y.buf == r->out.buf)
+    /* n > 512: the unfused rmsnorm then takes k_rmsnorm_block, whose reduction order the fused kernel repeats */
+    if (r->n_heads != 1 || r->n_tokens != m->M || r->n != m->K || r->n <= 512 || !same(&m->x, &r->out) ||
+        m->ldx != r->ldout || !gemv_path(s, m) || r->out.buf == r->x.buf || m->y.buf == r->out.buf ||
+        m->y.buf == r->x.buf)
         return 0;
     if (!cuda_gemv_fused_ok((int)m->wtype, m->M, m->K, r->ldx, vp(&r->x), vp(&m->w), 2, (int)r->wtype, vp(&r->w),
                             r->ldout, vp(&r->out)))

@@ -68,6 +68,13 @@ static qr_status matmul_impl(struct qr_stream *s, float *y, const float *x, cons
     }
     struct cuda_device *cd = cuda_dev(s->dev);
     bool half = wtype == QR_DTYPE_BF16 || wtype == QR_DTYPE_F16;
+    if (half && cd->experimental && !rows && M <= QR_CUDA_GEMV_USE_M &&
+        cuda_gemv_fused_ok((int)wtype, M, K, ldx, x, w, 0, 0, NULL, 0, NULL)) {
+        /* the experimental decode GEMV: weights start streaming before the PDL wait */
+        LAUNCH_TRY(s->dev, cuda_launch_gemv_fused(cst(s), 0, y, x, w, bias, wtype, btype, M, N, K, ldx, ldy, accumulate,
+                                                  NULL, 0, 0.0f, NULL, 0));
+        return QR_OK;
+    }
     if (half && (M <= QR_CUDA_GEMV_USE_M || (wtype == QR_DTYPE_BF16 && cd->cc < 80))) {
         /* decode GEMV (on sm_75 also BF16 GEMMs, 8 rows at a time) */
         for (int m0 = 0; m0 < M; m0 += QR_CUDA_GEMV_MAX_M) {
