@@ -47,8 +47,10 @@ for stage in "$@"; do
     log "experimental: bench throughput 256 x 1024/1024"
     $Q bench throughput --backend cuda --model $M --num-prompts 256 --input-len 1024 --output-len 1024 \
         --json-out "$OUT/tput_exp_256.json" 2>&1 | tail -6
-    log "experimental: prompt attention with 64-key tiles (QR_CUDA_ATTN_BK=64), TTFT(8192)"
-    QR_CUDA_ATTN_BK=64 $Q bench latency --backend cuda --model $M --prompt-lens 8192 --gen 16 --long-run 0 2>&1 | tail -6
+    for knobs in QR_CUDA_ATTN_BK=64 QR_CUDA_ATTN_HPB=1 "QR_CUDA_ATTN_HPB=1 QR_CUDA_ATTN_BK=64" QR_CUDA_ATTN_MINB=2; do
+      log "experimental: prompt attention knobs $knobs, TTFT(8192)"
+      env $knobs $Q bench latency --backend cuda --model $M --prompt-lens 8192 --gen 16 --long-run 0 2>&1 | tail -4
+    done
     unset QRUN_CUDA_EXPERIMENTAL
     ;;
   vkprofile)
