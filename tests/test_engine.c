@@ -78,7 +78,9 @@ static struct qr_engine *mk_engine(int budget, int max_seqs, bool prefix, int pr
     struct qr_engine_opts o;
     qr_engine_opts_default(&o);
     o.model_dir = g_model;
-    o.backend = "cpu";
+    /* QRUN_TEST_BACKEND=cuda|vulkan runs the same checks on a GPU backend (the device sessions do) */
+    const char *be = getenv("QRUN_TEST_BACKEND");
+    o.backend = be && *be ? be : "cpu";
     o.config_path = qt_src_path("backends.ini");
     o.n_threads = 2;
     o.max_model_len = num_blocks > 0 ? 0 : 512;   /* a fixed pool caps the context length instead */
