@@ -381,6 +381,55 @@ static qr_status size_pool(struct qr_runtime *rt, bool len_explicit)
 
 /* ---- create / destroy ---- */
 
+/* A prompt step of up to 64 tokens and one decode step through the real graph, on KV blocks 0.. of the still
+ * empty pool (nothing reads them before a sequence writes its own).  GPU backends build pipelines, load library
+ * kernels and pick algorithms on first use; this moves that cost from the first request to start-up. */
+static qr_status rt_warmup(struct qr_runtime *rt)
+{
+    int bs = rt->block_size;
+    int T = 64;
+    if (T > rt->o.max_batch_tokens)
+        T = rt->o.max_batch_tokens;
+    if (T > rt->max_model_len - 1)
+        T = rt->max_model_len - 1;
+    if ((int64_t)T + 1 > (int64_t)rt->num_blocks * bs)
+        T = rt->num_blocks * bs - 1;
+    if (T < 1)
+        return QR_OK;
+    int nb = (T + 1 + bs - 1) / bs;
+    if (nb > rt->max_blocks_per_seq)
+        return QR_OK;
+    int32_t *buf = calloc((size_t)3 * (size_t)T + (size_t)nb + 8, sizeof(int32_t));
+    if (!buf)
+        return qr_set_error(QR_E_OOM_HOST, "runtime: out of memory");
+    int32_t *tok = buf, *pos = tok + T, *slot = pos + T, *bt = slot + T;
+    for (int i = 0; i < T; i++) {
+        tok[i] = 0;
+        pos[i] = i;
+        slot[i] = i;
+    }
+    for (int i = 0; i < nb; i++)
+        bt[i] = i;
+    int32_t qs[2] = {0, T}, len[1] = {T}, out_idx[1] = {T - 1}, am[1];
+    struct qr_batch b = {.n_tokens = T, .tokens = tok, .positions = pos, .slots = slot, .n_seqs = 1, .q_start = qs,
+                         .seq_lens = len, .block_tables = bt, .max_blocks_per_seq = nb, .n_out = 1,
+                         .out_idx = out_idx};
+    double t0 = qr_time_s();
+    qr_status st = qr_rt_forward(rt, &b, NULL, am);
+    if (st == QR_OK) {
+        int32_t dtok[1] = {0}, dpos[1] = {T}, dslot[1] = {T}, dqs[2] = {0, 1}, dlen[1] = {T + 1}, didx[1] = {0};
+        struct qr_batch d = {.n_tokens = 1, .tokens = dtok, .positions = dpos, .slots = dslot, .n_seqs = 1,
+                             .q_start = dqs, .seq_lens = dlen, .block_tables = bt, .max_blocks_per_seq = nb,
+                             .n_out = 1, .out_idx = didx};
+        st = qr_rt_forward(rt, &d, NULL, am);
+    }
+    free(buf);
+    if (st == QR_OK)
+        qr_log(QR_LOG_INFO, "runtime: warm-up (a %d-token prompt step and a decode step) in %.2f s", T,
+               qr_time_s() - t0);
+    return st;
+}
+
 qr_status qr_rt_create(const struct qr_model *m, struct qr_device *dev, const struct qr_runtime_opts *o,
                        qr_progress_fn cb, void *cb_user, struct qr_runtime **out)
 {
@@ -486,6 +535,13 @@ qr_status qr_rt_create(const struct qr_model *m, struct qr_device *dev, const st
     rt->max_model_len = rt->o.max_model_len;
     if ((st = qr_rt_graph_init(rt)) != QR_OK)
         goto fail;
+    {
+        const char *nw = getenv("QRUN_NO_WARMUP");
+        bool warm = o->warmup > 0 ||
+                    (o->warmup == 0 && !(rt->props.caps & QR_CAP_HOST_MEMORY) && !(nw && *nw && strcmp(nw, "0")));
+        if (warm && (st = rt_warmup(rt)) != QR_OK)
+            goto fail;
+    }
     struct qr_device_props p2;
     if (qr_dev_props(dev, &p2) == QR_OK)
         rt->mem_free_after = p2.mem_free;

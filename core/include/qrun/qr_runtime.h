@@ -23,6 +23,9 @@ struct qr_runtime_opts {
     int concat_weights;            /* 0: auto (fuse q/k/v and gate/up unless the device wraps host
                                     * memory, where separate matmuls keep the weights zero-copy);
                                     * 1: always fuse; -1: never */
+    int warmup;                    /* 0: auto (one small prompt step and one decode step at create on device
+                                    * backends, so shader/pipeline compilation and library start-up are not paid
+                                    * by the first request; $QRUN_NO_WARMUP=1 turns it off); 1: always; -1: never */
 };
 
 struct qr_mem_report {
