@@ -34,6 +34,7 @@ for stage in "$@"; do
       timeout 120 $B/bin/test_backend_ops -b $b 2>&1 | grep -E "FAIL|passed" | tail -8
       timeout 120 $B/bin/test_e2e -b $b 2>&1 | grep -E "FAIL|passed|worst" | tail -8
       QRUN_TEST_BACKEND=$b timeout 180 $B/bin/test_engine 2>&1 | grep -E "FAIL|passed|times" | tail -8
+      timeout 60 $B/bin/test_graph_fusion -b $b 2>&1 | grep -E "FAIL|passed" | tail -8
     done
     ;;
   experimental)
@@ -43,6 +44,7 @@ for stage in "$@"; do
     timeout 120 $B/bin/test_backend_ops -b cuda 2>&1 | grep -E "FAIL|passed" | tail -8
     timeout 120 $B/bin/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed|worst" | tail -8
     QRUN_TEST_BACKEND=cuda timeout 180 $B/bin/test_engine 2>&1 | grep -E "FAIL|passed|times" | tail -8
+    timeout 60 $B/bin/test_graph_fusion -b cuda 2>&1 | grep -E "FAIL|passed" | tail -8
     log "experimental: bench latency cuda (512, 8192, 32768 prompts; 8192/512 long run)"
     $Q bench latency --backend cuda --model $M --prompt-lens 512,8192,32768 \
         --json-out "$OUT/latency_cuda_exp.json" 2>&1 | tee "$OUT/latency_cuda_exp.log" | tail -25

@@ -1,0 +1,421 @@
+/* test_graph_fusion.c - the node patterns that GPU backends run as one kernel,
+ * checked as whole graphs against the CPU reference running the same nodes
+ * one by one:
+ *   [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE   (q/k norm + RoPE + KV write)
+ *   RMSNORM, MATMUL reading it                         (norm folded into the GEMV)
+ *   SILU_MUL, MATMUL reading it                        (SwiGLU folded into the GEMV)
+ * in the Qwen3-4B widths (K = 2560, head_dim 128, GQA 4), at decode (1 token)
+ * and small-batch sizes.  Each graph goes through qr_graph_run with a cache
+ * key three times (a backend may run it eagerly, record it, then replay it),
+ * inputs re-uploaded each time; every output buffer is compared, including
+ * the intermediate ones a fused kernel must still write (h, act, q/k/v rows).
+ *
+ * Usage: test_graph_fusion [-b BACKEND] [--config INI]
+ * On a GPU machine run it with QRUN_CUDA_EXPERIMENTAL=1 to test the CUDA
+ * fusions; Vulkan's run by default (lavapipe in CI). */
+#include "qrun/qr_registry.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXB 16   /* buffers per problem */
+#define MAXN 8    /* nodes per problem */
+
+struct dev {
+    const char *name;
+    struct qr_device *d;
+    struct qr_stream *s;
+};
+
+/* one problem: host images of its buffers, the node list (views use buffer indices) */
+struct prob {
+    const char *what;
+    int nb;
+    size_t size[MAXB];
+    uint8_t *init[MAXB];          /* initial contents */
+    bool out[MAXB];               /* compared after the run */
+    enum qr_dtype dt[MAXB];       /* element type for the comparison (F32 or BF16) */
+    const char *bname[MAXB];
+    double nmse[MAXB];            /* tolerance per output */
+    int n;
+    struct qr_node node[MAXN];
+    int vb[MAXN][8];              /* buffer index of each view slot of a node (-1: none) */
+    uint64_t key;
+};
+
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+static float frand(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((g_rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+static uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static float from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static int add_buf(struct prob *P, const char *name, size_t size, enum qr_dtype dt, bool out, double nmse)
+{
+    int i = P->nb++;
+    P->bname[i] = name;
+    P->size[i] = size;
+    P->init[i] = calloc(1, size);
+    P->dt[i] = dt;
+    P->out[i] = out;
+    P->nmse[i] = nmse;
+    return i;
+}
+static void fill_f32(struct prob *P, int b, float scale)
+{
+    float *p = (float *)P->init[b];
+    for (size_t i = 0; i < P->size[b] / 4; i++)
+        p[i] = frand() * scale;
+}
+static void fill_bf16(struct prob *P, int b, float base, float scale)
+{
+    uint16_t *p = (uint16_t *)P->init[b];
+    for (size_t i = 0; i < P->size[b] / 2; i++)
+        p[i] = to_bf16(base + frand() * scale);
+}
+
+/* the view slots of each op, in a fixed order, so that buffers can be bound per device */
+static struct qr_view **slots_of(struct qr_node *n, int *count)
+{
+    static struct qr_view *v[8];
+    int k = 0;
+    switch (n->op) {
+    case QR_OP_RMSNORM:
+    case QR_OP_QK_NORM:
+        v[k++] = &n->a.rmsnorm.out, v[k++] = &n->a.rmsnorm.x, v[k++] = &n->a.rmsnorm.w;
+        break;
+    case QR_OP_ROPE: v[k++] = &n->a.rope.x, v[k++] = &n->a.rope.pos, v[k++] = &n->a.rope.inv_freq; break;
+    case QR_OP_KV_STORE:
+        v[k++] = &n->a.kv_store.k_cache, v[k++] = &n->a.kv_store.v_cache, v[k++] = &n->a.kv_store.k;
+        v[k++] = &n->a.kv_store.v, v[k++] = &n->a.kv_store.slots;
+        break;
+    case QR_OP_MATMUL:
+        v[k++] = &n->a.matmul.y, v[k++] = &n->a.matmul.x, v[k++] = &n->a.matmul.w, v[k++] = &n->a.matmul.bias;
+        break;
+    case QR_OP_SILU_MUL: v[k++] = &n->a.silu_mul.out, v[k++] = &n->a.silu_mul.gu; break;
+    default: break;
+    }
+    *count = k;
+    return v;
+}
+
+/* node i's view slot s -> buffer b at byte offset off */
+static void bind(struct prob *P, int i, int s, int b, size_t off)
+{
+    int c = 0;
+    struct qr_view **v = slots_of(&P->node[i], &c);
+    if (s < c) {
+        P->vb[i][s] = b;
+        v[s]->off = off;
+    }
+}
+
+static void new_node(struct prob *P, enum qr_op op)
+{
+    int i = P->n++;
+    memset(&P->node[i], 0, sizeof P->node[i]);
+    P->node[i].op = op;
+    for (int s = 0; s < 8; s++)
+        P->vb[i][s] = -1;
+}
+
+/* runs P on D; fills res[b] with the output buffers; graph = through qr_graph_run 3x, else node by node */
+static int run(struct dev *D, struct prob *P, bool graph, uint8_t **res)
+{
+    struct qr_buf *buf[MAXB] = {0};
+    int rc = 0;
+    for (int b = 0; b < P->nb && !rc; b++)
+        if (qr_buf_alloc(D->d, P->size[b], QR_BUF_SCRATCH, &buf[b]) != QR_OK)
+            rc = 1;
+    struct qr_node nodes[MAXN];
+    memcpy(nodes, P->node, sizeof nodes);
+    for (int i = 0; i < P->n && !rc; i++) {
+        int c = 0;
+        struct qr_view **v = slots_of(&nodes[i], &c);
+        for (int s = 0; s < c; s++)
+            v[s]->buf = P->vb[i][s] >= 0 ? buf[P->vb[i][s]] : NULL;
+    }
+    for (int rep = 0; rep < (graph ? 3 : 1) && !rc; rep++) {
+        for (int b = 0; b < P->nb && !rc; b++)
+            if (qr_stream_write(D->s, buf[b], 0, P->init[b], P->size[b]) != QR_OK)
+                rc = 1;
+        if (rc)
+            break;
+        if (graph) {
+            struct qr_graph g = {.nodes = nodes, .n_nodes = P->n, .key = P->key};
+            if (qr_graph_run(D->s, &g) != QR_OK)
+                rc = 1;
+        } else {
+            for (int i = 0; i < P->n && !rc; i++)
+                if (qr_node_run(D->s, &nodes[i]) != QR_OK)
+                    rc = 1;
+        }
+        if (!rc && qr_stream_sync(D->s) != QR_OK)
+            rc = 1;
+    }
+    for (int b = 0; b < P->nb && !rc; b++) {
+        res[b] = NULL;
+        if (!P->out[b])
+            continue;
+        res[b] = malloc(P->size[b]);
+        if (!res[b] || qr_stream_read(D->s, buf[b], 0, res[b], P->size[b]) != QR_OK)
+            rc = 1;
+    }
+    if (rc)
+        fprintf(stderr, "[%s] %s: %s\n", D->name, P->what, qr_last_error());
+    if (qr_stream_sync(D->s) != QR_OK)
+        rc = 1;
+    for (int b = 0; b < P->nb; b++)
+        qr_buf_free(buf[b]);
+    return rc;
+}
+
+static double elem(const uint8_t *p, enum qr_dtype dt, size_t i)
+{
+    if (dt == QR_DTYPE_BF16) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        return from_bf16(h);
+    }
+    float f;
+    memcpy(&f, p + 4 * i, 4);
+    return f;
+}
+
+static void compare(struct dev *D, struct prob *P, uint8_t **ref, uint8_t **got)
+{
+    for (int b = 0; b < P->nb; b++) {
+        if (!P->out[b])
+            continue;
+        size_t n = P->size[b] / (P->dt[b] == QR_DTYPE_BF16 ? 2 : 4);
+        double se = 0, sr = 0, worst = 0;
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            double r = elem(ref[b], P->dt[b], i), g = elem(got[b], P->dt[b], i);
+            if (!isfinite(g) && isfinite(r))
+                bad++;
+            double d = g - r;
+            se += d * d;
+            sr += r * r;
+            if (fabs(d) > worst)
+                worst = fabs(d);
+        }
+        double nmse = sr > 0 ? se / sr : se;
+        CHECKF(bad == 0 && nmse <= P->nmse[b], "[%s] %s: %s nmse %.2e (limit %.0e), max |diff| %.3g, %zu non-finite",
+               D->name, P->what, P->bname[b], nmse, P->nmse[b], worst, bad);
+        printf("[%-6s] %-44s %-8s nmse %.2e  max|d| %.3g\n", D->name, P->what, P->bname[b], nmse, worst);
+    }
+}
+
+/* ---- the problems ---- */
+
+static void prob_free(struct prob *P)
+{
+    for (int b = 0; b < P->nb; b++)
+        free(P->init[b]);
+    memset(P, 0, sizeof *P);
+}
+
+/* [q/k norm,] rope q, rope k, kv_store on a fused qkv row: Hq 8, Hk 2, head_dim 128 */
+static void mk_qkv_post(struct prob *P, int T, bool norm, uint64_t key)
+{
+    static char what[96];
+    snprintf(what, sizeof what, "%sRoPE+KV write, %d token%s", norm ? "q/k norm+" : "", T, T > 1 ? "s" : "");
+    memset(P, 0, sizeof *P);
+    P->what = what;
+    P->key = key;
+    const int Hq = 8, Hk = 2, hd = 128, ld = (Hq + 2 * Hk) * hd + 8, bs = 16, nblk = 4;
+    const float eps = 1e-6f;
+    int qkv = add_buf(P, "qkv", (size_t)T * ld * 4, QR_DTYPE_F32, true, 1e-10);
+    fill_f32(P, qkv, 3.0f);
+    int qn = add_buf(P, "q_norm", (size_t)hd * 2, QR_DTYPE_BF16, false, 0);
+    fill_bf16(P, qn, 1.0f, 0.5f);
+    int kn = add_buf(P, "k_norm", (size_t)hd * 2, QR_DTYPE_BF16, false, 0);
+    fill_bf16(P, kn, 1.0f, 0.5f);
+    int pos = add_buf(P, "pos", (size_t)T * 4, QR_DTYPE_F32, false, 0);
+    int slot = add_buf(P, "slots", (size_t)T * 4, QR_DTYPE_F32, false, 0);
+    for (int t = 0; t < T; t++) {
+        ((int32_t *)P->init[pos])[t] = 17 + 1000 * t;                   /* large angles too */
+        ((int32_t *)P->init[slot])[t] = t == 2 ? -1 : (5 + 9 * t) % (bs * nblk);   /* token 2 is not stored */
+    }
+    int invf = add_buf(P, "inv_freq", (size_t)hd / 2 * 4, QR_DTYPE_F32, false, 0);
+    for (int i = 0; i < hd / 2; i++)
+        ((float *)P->init[invf])[i] = (float)pow(1000000.0, -2.0 * i / hd);
+    size_t csz = (size_t)nblk * Hk * bs * hd * 2;
+    int kc = add_buf(P, "k_cache", csz, QR_DTYPE_BF16, true, 1e-6);
+    int vc = add_buf(P, "v_cache", csz, QR_DTYPE_BF16, true, 1e-6);
+    size_t kof = (size_t)Hq * hd * 4, vof = (size_t)(Hq + Hk) * hd * 4;
+    if (norm) {
+        new_node(P, QR_OP_QK_NORM);
+        P->node[P->n - 1].a.rmsnorm = (struct qr_rmsnorm_args){.wtype = QR_DTYPE_BF16, .n_tokens = T, .n_heads = Hq,
+                                                               .n = hd, .ldx = ld, .ldout = ld, .eps = eps};
+        bind(P, P->n - 1, 0, qkv, 0), bind(P, P->n - 1, 1, qkv, 0), bind(P, P->n - 1, 2, qn, 0);
+        new_node(P, QR_OP_QK_NORM);
+        P->node[P->n - 1].a.rmsnorm = (struct qr_rmsnorm_args){.wtype = QR_DTYPE_BF16, .n_tokens = T, .n_heads = Hk,
+                                                               .n = hd, .ldx = ld, .ldout = ld, .eps = eps};
+        bind(P, P->n - 1, 0, qkv, kof), bind(P, P->n - 1, 1, qkv, kof), bind(P, P->n - 1, 2, kn, 0);
+    }
+    new_node(P, QR_OP_ROPE);
+    P->node[P->n - 1].a.rope = (struct qr_rope_args){.n_tokens = T, .n_heads = Hq, .head_dim = hd, .ld = ld,
+                                                     .attn_factor = 1.0f};
+    bind(P, P->n - 1, 0, qkv, 0), bind(P, P->n - 1, 1, pos, 0), bind(P, P->n - 1, 2, invf, 0);
+    new_node(P, QR_OP_ROPE);
+    P->node[P->n - 1].a.rope = (struct qr_rope_args){.n_tokens = T, .n_heads = Hk, .head_dim = hd, .ld = ld,
+                                                     .attn_factor = 1.0f};
+    bind(P, P->n - 1, 0, qkv, kof), bind(P, P->n - 1, 1, pos, 0), bind(P, P->n - 1, 2, invf, 0);
+    new_node(P, QR_OP_KV_STORE);
+    P->node[P->n - 1].a.kv_store = (struct qr_kv_store_args){.kv_dtype = QR_DTYPE_BF16, .n_tokens = T, .n_kv_heads = Hk,
+                                                             .head_dim = hd, .ld = ld, .block_size = bs,
+                                                             .num_blocks = nblk};
+    bind(P, P->n - 1, 0, kc, 0), bind(P, P->n - 1, 1, vc, 0), bind(P, P->n - 1, 2, qkv, kof);
+    bind(P, P->n - 1, 3, qkv, vof), bind(P, P->n - 1, 4, slot, 0);
+}
+
+/* rmsnorm (K 2560) then y += h . W^T (N 384), or silu_mul (F 1024) then y += act . W^T */
+static void mk_norm_or_silu_matmul(struct prob *P, int T, bool silu, uint64_t key)
+{
+    static char what[2][96];
+    snprintf(what[silu], sizeof what[silu], "%s+matmul, %d token%s", silu ? "SwiGLU" : "RMSNorm", T,
+             T > 1 ? "s" : "");
+    memset(P, 0, sizeof *P);
+    P->what = what[silu];
+    P->key = key;
+    const int K = silu ? 1024 : 2560, N = 384;
+    int in, mid, wn = -1;
+    if (silu) {
+        in = add_buf(P, "gu", (size_t)T * 2 * K * 4, QR_DTYPE_F32, false, 0);
+        fill_f32(P, in, 4.0f);
+        mid = add_buf(P, "act", (size_t)T * K * 4, QR_DTYPE_F32, true, 1e-10);
+    } else {
+        in = add_buf(P, "x", (size_t)T * K * 4, QR_DTYPE_F32, false, 0);
+        fill_f32(P, in, 2.0f);
+        wn = add_buf(P, "norm_w", (size_t)K * 2, QR_DTYPE_BF16, false, 0);
+        fill_bf16(P, wn, 1.0f, 0.3f);
+        mid = add_buf(P, "h", (size_t)T * K * 4, QR_DTYPE_F32, true, 1e-10);
+    }
+    fill_f32(P, mid, 100.0f);   /* garbage: must be overwritten */
+    int w = add_buf(P, "W", (size_t)N * K * 2, QR_DTYPE_BF16, false, 0);
+    fill_bf16(P, w, 0.0f, 0.05f);
+    /* bf16 GEMMs (cuBLAS converts x to bf16 for M > 1): 1e-5 as in test_backend_ops' matmul parity */
+    int y = add_buf(P, "y", (size_t)T * N * 4, QR_DTYPE_F32, true, 1e-5);
+    fill_f32(P, y, 1.0f);       /* accumulate = 1: the residual */
+    if (silu) {
+        new_node(P, QR_OP_SILU_MUL);
+        P->node[0].a.silu_mul = (struct qr_silu_mul_args){.n_tokens = T, .n_ff = K, .ldgu = 2 * K, .ldout = K};
+        bind(P, 0, 0, mid, 0), bind(P, 0, 1, in, 0);
+    } else {
+        new_node(P, QR_OP_RMSNORM);
+        P->node[0].a.rmsnorm = (struct qr_rmsnorm_args){.wtype = QR_DTYPE_BF16, .n_tokens = T, .n_heads = 1, .n = K,
+                                                        .ldx = K, .ldout = K, .eps = 1e-6f};
+        bind(P, 0, 0, mid, 0), bind(P, 0, 1, in, 0), bind(P, 0, 2, wn, 0);
+    }
+    new_node(P, QR_OP_MATMUL);
+    P->node[1].a.matmul = (struct qr_matmul_args){.wtype = QR_DTYPE_BF16, .btype = QR_DTYPE_BF16, .M = T, .N = N,
+                                                  .K = K, .ldx = K, .ldy = N, .accumulate = 1};
+    bind(P, 1, 0, y, 0), bind(P, 1, 1, mid, 0), bind(P, 1, 2, w, 0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *only = NULL, *config = qt_src_path("backends.ini");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-b") && i + 1 < argc)
+            only = argv[++i];
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            config = argv[++i];
+        else {
+            fprintf(stderr, "usage: test_graph_fusion [-b BACKEND] [--config INI]\n");
+            return 2;
+        }
+    }
+    qr_log_set_level(QR_LOG_WARN);
+    struct qr_config_ini *ini = NULL;
+    if (qr_ini_load(config, &ini) != QR_OK) {
+        fprintf(stderr, "config: %s\n", qr_last_error());
+        return 1;
+    }
+    struct dev devs[8];
+    memset(devs, 0, sizeof devs);
+    int n_dev = 0;
+    struct qr_backend_opts ov = {.device_index = -1, .n_threads = 2};
+    devs[0].name = "cpu";
+    CHECKF(qr_backend_open(ini, "cpu", &ov, &devs[0].d) == QR_OK && qr_stream_create(devs[0].d, &devs[0].s) == QR_OK,
+           "CPU reference: %s", qr_last_error());
+    if (!devs[0].s)
+        return qt_summary("test_graph_fusion");
+    n_dev = 1;
+    struct qr_backend_info infos[16];
+    int n_info = 0;
+    if (qr_backends_list(ini, infos, 16, &n_info) != QR_OK)
+        n_info = 0;
+    static char names[8][32];
+    for (int i = 0; i < n_info && n_dev < 8; i++) {
+        if (!strcmp(infos[i].name, "cpu") || (only && strcmp(only, infos[i].name)))
+            continue;
+        if (!infos[i].loaded || infos[i].n_devices == 0) {
+            printf("backend %-7s not tested: %s\n", infos[i].name, infos[i].why);
+            continue;
+        }
+        memcpy(names[n_dev], infos[i].name, sizeof names[n_dev]);
+        names[n_dev][31] = 0;
+        devs[n_dev].name = names[n_dev];
+        if (qr_backend_open(ini, infos[i].name, NULL, &devs[n_dev].d) != QR_OK ||
+            qr_stream_create(devs[n_dev].d, &devs[n_dev].s) != QR_OK) {
+            CHECKF(false, "open %s: %s", infos[i].name, qr_last_error());
+            continue;
+        }
+        n_dev++;
+    }
+    /* problems: (kind, tokens) */
+    struct {
+        int kind, T;
+    } cases[] = {{0, 1}, {0, 7}, {1, 1}, {1, 7}, {2, 1}, {2, 3}, {3, 1}, {3, 3}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct prob P;
+        uint64_t key = 0xF0510000ull + 16 * c + 1;
+        if (cases[c].kind <= 1)
+            mk_qkv_post(&P, cases[c].T, cases[c].kind == 0, key);
+        else
+            mk_norm_or_silu_matmul(&P, cases[c].T, cases[c].kind == 3, key);
+        uint8_t *ref[MAXB] = {0};
+        int rc = run(&devs[0], &P, false, ref);
+        CHECKF(rc == 0, "CPU reference run of %s", P.what);
+        for (int d = 0; d < n_dev && rc == 0; d++) {
+            uint8_t *got[MAXB] = {0};
+            int r2 = run(&devs[d], &P, true, got);
+            CHECKF(r2 == 0, "[%s] %s: run failed", devs[d].name, P.what);
+            if (r2 == 0)
+                compare(&devs[d], &P, ref, got);
+            for (int b = 0; b < P.nb; b++)
+                free(got[b]);
+        }
+        for (int b = 0; b < P.nb; b++)
+            free(ref[b]);
+        prob_free(&P);
+    }
+    for (int d = n_dev - 1; d >= 0; d--) {
+        qr_stream_destroy(devs[d].s);
+        qr_device_close(devs[d].d);
+    }
+    qr_ini_free(ini);
+    return qt_summary("test_graph_fusion");
+}
