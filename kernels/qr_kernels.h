@@ -113,6 +113,13 @@ int cuda_launch_gemv_fused(qr_cuda_stream st, int xmode, float *y, const float *
                            int wtype, int btype, int M, int N, int K, int ldx, int ldy, int accumulate,
                            const void *nw, int nwt, float eps, float *side, int ld_side);
 
+/* prompt-sized RMSNorm / SwiGLU that also write the GEMM's 16-bit input (prefill_fused.cu): out (f32, ldout) and
+ * outh (ht = BF16 or F16, contiguous rows).  rmsnorm_cvt needs n > 512 (the unfused op's block reduction). */
+int cuda_launch_rmsnorm_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const float *x, const void *w,
+                            int wtype, int n_tokens, int n, int ldx, int ldout, float eps);
+int cuda_launch_silu_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const float *gu, int n_tokens, int n_ff,
+                         int ldgu, int ldout);
+
 #ifdef __cplusplus
 }
 #endif

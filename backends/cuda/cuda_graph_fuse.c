@@ -5,6 +5,8 @@
  *   [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE   -> k_qkv_post
  *   RMSNORM, MATMUL reading its output (decode GEMV)   -> k_gemv_fx (norm)
  *   SILU_MUL, MATMUL reading its output (decode GEMV)  -> k_gemv_fx (SwiGLU)
+ *   the same two pairs at prompt sizes                 -> k_rmsnorm_cvt / k_silu_cvt writing the
+ *                                                         cuBLAS input directly, then cuBLAS
  *
  * Each pattern is checked field by field against the layout the fused kernel
  * assumes; anything else runs node by node.  The fused kernels also write
@@ -72,6 +74,37 @@ static bool gemv_path(struct qr_stream *s, const struct qr_matmul_args *m)
     return m->wtype != QR_DTYPE_BF16 || cd->cc >= 80;
 }
 
+/* the cuBLAS path the matmul op would take for this node (prompt sizes, half weights) */
+static bool gemm_path(struct qr_stream *s, const struct qr_matmul_args *m)
+{
+    struct cuda_device *cd = cuda_dev(s->dev);
+    if (!half_dtype(m->wtype) || m->M <= QR_CUDA_GEMV_USE_M)
+        return false;
+    return m->wtype != QR_DTYPE_BF16 || cd->cc >= 80;
+}
+
+/* prompt sizes: the norm / SwiGLU pass also writes the GEMM's converted input; then cuBLAS */
+static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd)
+{
+    const struct qr_matmul_args *m = &nd[1].a.matmul;
+    void *xh = NULL;
+    qr_status st = cuda_scratch(s, (size_t)m->M * (size_t)m->K * 2, &xh);
+    if (st != QR_OK)
+        return (int)st;
+    if (nd[0].op == QR_OP_RMSNORM) {
+        const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
+        LAUNCH_TRY(s->dev, cuda_launch_rmsnorm_cvt(cst(s), vp(&r->out), xh, (int)m->wtype, vp(&r->x), vp(&r->w),
+                                                   (int)r->wtype, r->n_tokens, r->n, r->ldx, r->ldout, r->eps));
+    } else {
+        const struct qr_silu_mul_args *a = &nd[0].a.silu_mul;
+        LAUNCH_TRY(s->dev, cuda_launch_silu_cvt(cst(s), vp(&a->out), xh, (int)m->wtype, vp(&a->gu), a->n_tokens,
+                                                a->n_ff, a->ldgu, a->ldout));
+    }
+    st = cuda_gemm_prepared(s, vp(&m->y), xh, vp(&m->w), m->wtype, m->bias.buf ? vp(&m->bias) : NULL, m->btype, m->M,
+                            m->N, m->K, m->ldy, m->accumulate);
+    return st == QR_OK ? 2 : (int)st;
+}
+
 /* RMSNORM (one head per token) + the MATMUL that reads its output */
 static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
 {
@@ -79,10 +112,13 @@ static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
         return 0;
     const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
     const struct qr_matmul_args *m = &nd[1].a.matmul;
-    /* n > 512: the unfused rmsnorm then takes k_rmsnorm_block, whose reduction order the fused kernel repeats */
+    /* n > 512: the unfused rmsnorm then takes k_rmsnorm_block, whose reduction order the fused kernels repeat */
     if (r->n_heads != 1 || r->n_tokens != m->M || r->n != m->K || r->n <= 512 || !same(&m->x, &r->out) ||
-        m->ldx != r->ldout || !gemv_path(s, m) || r->out.buf == r->x.buf || m->y.buf == r->out.buf ||
-        m->y.buf == r->x.buf)
+        m->ldx != r->ldout || r->out.buf == r->x.buf || m->y.buf == r->out.buf || m->y.buf == r->x.buf)
+        return 0;
+    if (gemm_path(s, m))
+        return fuse_to_gemm(s, nd);
+    if (!gemv_path(s, m))
         return 0;
     if (!cuda_gemv_fused_ok((int)m->wtype, m->M, m->K, r->ldx, vp(&r->x), vp(&m->w), 2, (int)r->wtype, vp(&r->w),
                             r->ldout, vp(&r->out)))
@@ -102,8 +138,11 @@ static int fuse_silu_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
     const struct qr_silu_mul_args *a = &nd[0].a.silu_mul;
     const struct qr_matmul_args *m = &nd[1].a.matmul;
     if (a->n_tokens != m->M || a->n_ff != m->K || !same(&m->x, &a->out) || m->ldx != a->ldout ||
-        a->ldgu < 2 * a->n_ff || !gemv_path(s, m) || a->out.buf == a->gu.buf || m->y.buf == a->out.buf ||
-        m->y.buf == a->gu.buf)
+        a->ldgu < 2 * a->n_ff || a->out.buf == a->gu.buf || m->y.buf == a->out.buf || m->y.buf == a->gu.buf)
+        return 0;
+    if (gemm_path(s, m))
+        return fuse_to_gemm(s, nd);
+    if (!gemv_path(s, m))
         return 0;
     if (!cuda_gemv_fused_ok((int)m->wtype, m->M, m->K, a->ldgu, vp(&a->gu), vp(&m->w), 1, 0, NULL, a->ldout,
                             vp(&a->out)))

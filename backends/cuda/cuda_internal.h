@@ -68,6 +68,10 @@ qr_status cuda_scratch(struct qr_stream *s, size_t n, void **out);
 
 extern const struct qr_ops cuda_ops;
 
+/* cuBLAS on an input already converted to the weight dtype (contiguous rows of K), then the bias pass */
+qr_status cuda_gemm_prepared(struct qr_stream *s, float *y, const void *xh, const void *w, enum qr_dtype wtype,
+                             const void *bias, enum qr_dtype btype, int M, int N, int K, int ldy, int accumulate);
+
 /* experimental graph fusions at nodes nd[0..n): the nodes consumed (0: none), or a negative qr_status */
 int cuda_fuse_at(struct qr_stream *s, const struct qr_node *nd, int n);
 

@@ -105,6 +105,18 @@ static qr_status matmul_impl(struct qr_stream *s, float *y, const float *x, cons
     return QR_OK;
 }
 
+/* cuBLAS on an input already converted to the weight dtype (contiguous rows of K), then the bias pass */
+qr_status cuda_gemm_prepared(struct qr_stream *s, float *y, const void *xh, const void *w, enum qr_dtype wtype,
+                             const void *bias, enum qr_dtype btype, int M, int N, int K, int ldy, int accumulate)
+{
+    qr_status st = gemm(s, y, xh, K, w, wtype, M, N, K, ldy, accumulate);
+    if (st != QR_OK)
+        return st;
+    if (bias)
+        LAUNCH_TRY(s->dev, cuda_launch_bias_add(cst(s), y, bias, btype, M, N, ldy));
+    return QR_OK;
+}
+
 static qr_status op_matmul(struct qr_stream *s, const struct qr_matmul_args *a)
 {
     ENTER(s);
