@@ -3,11 +3,16 @@
  * then times them on Qwen3-4B shapes (GEMV GB/s vs the device copy
  * bandwidth, prompt attention TFLOP/s, split-KV decode latency).
  *
+ * The experimental kernels are measured beside the defaults: decode attention
+ * v2 (attn_decode2.cu) and the prefetching GEMV (gemv_fused.cu, plain mode).
+ *
  *   cuda_kernel_lab [--quick]
  * Exit status 1 if a check fails.  Not part of ctest (needs a GPU). */
 #include "../attn.cu"
+#include "../attn_decode2.cu"
 #include "../elementwise.cu"
 #include "../gemv.cu"
+#include "../gemv_fused.cu"
 
 #include <math.h>
 #include <stdio.h>
@@ -117,7 +122,7 @@ static double copy_bw(void)
     return 2.0 * n * 10 / (ms * 1e-3) / 1e9;
 }
 
-static void bench_gemv(int M, int N, int K, double cbw)
+static void bench_gemv(int M, int N, int K, double cbw, bool fused = false)
 {
     const int copies = (int)(600e6 / ((double)N * K * 2)) + 2;   /* > L2 */
     std::vector<uint16_t *> ws(copies);
@@ -133,17 +138,24 @@ static void bench_gemv(int M, int N, int K, double cbw)
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
     int reps = 4 * copies;
+    auto go = [&](int i) {
+        if (fused)
+            cuda_launch_gemv_fused(0, 0, dy, dx, ws[i], NULL, QK_BF16, 0, M, N, K, K, N, 0, NULL, 0, 0.0f, NULL, 0);
+        else
+            cuda_launch_gemv(0, dy, dx, ws[i], NULL, QK_BF16, 0, M, N, K, K, N, 0, NULL, 0);
+    };
     for (int i = 0; i < copies; i++)
-        cuda_launch_gemv(0, dy, dx, ws[i], NULL, QK_BF16, 0, M, N, K, K, N, 0, NULL, 0);
+        go(i);
     cudaEventRecord(e0);
     for (int i = 0; i < reps; i++)
-        cuda_launch_gemv(0, dy, dx, ws[i % copies], NULL, QK_BF16, 0, M, N, K, K, N, 0, NULL, 0);
+        go(i % copies);
     cudaEventRecord(e1);
     CK(cudaEventSynchronize(e1));
     float ms;
     cudaEventElapsedTime(&ms, e0, e1);
     double t = ms * 1e-3 / reps, gbs = (double)N * K * 2 / t / 1e9;
-    printf("gemv bf16 M=%d N=%6d K=%5d  %8.2f us  %7.1f GB/s  (%.0f%% of copy)\n", M, N, K, t * 1e6, gbs,
+    printf("gemv%s bf16 M=%d N=%6d K=%5d  %8.2f us  %7.1f GB/s  (%.0f%% of copy)\n", fused ? "(fx)" : "", M, N, K,
+           t * 1e6, gbs,
            100 * gbs / cbw);
     if (M > 1) {   /* the cuBLAS alternative at this M (bf16 x, f32 out) */
         static cublasHandle_t hb;
@@ -187,9 +199,11 @@ static const struct {
     {"BK32 HPB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2>},
     {"BK64 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 1>},
     {"BK64 HPB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 2>},
+    {"BK32 HPB2 MINB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2, 2>},
 };
+#define N_VARIANTS ((int)(sizeof k_variants / sizeof k_variants[0]))
 
-static void run_attn(const attn_case &c, bool check_it, bool bench, int variant = -1)
+static void run_attn(const attn_case &c, bool check_it, bool bench, int variant = -1, bool v2 = false)
 {
     int nb = (c.ctx + c.bs - 1) / c.bs;
     std::vector<int> table(nb);
@@ -233,17 +247,20 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
     a.max_q_len = c.qlen;
     a.scale = 1.0f / sqrtf((float)c.D);
     void *scr = NULL;
-    CK(cudaMalloc(&scr, cuda_attn_decode_scratch(&a, 132) + 16));
+    int n_sm = 132;
+    CK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0));
+    size_t s1 = cuda_attn_decode_scratch(&a, n_sm), s2 = cuda_attn_decode2_scratch(&a, n_sm);
+    CK(cudaMalloc(&scr, (s1 > s2 ? s1 : s2) + 16));
     auto launch = [&]() {
         if (c.qlen == 1)
-            return cuda_launch_attn_decode(0, &a, scr, 132);
+            return v2 ? cuda_launch_attn_decode2(0, &a, scr, n_sm) : cuda_launch_attn_decode(0, &a, scr, n_sm);
         return variant >= 0 ? k_variants[variant].fn(0, &a) : cuda_launch_attn_prefill(0, &a);
     };
     CK((cudaError_t)launch());
     CK(cudaMemcpy(out.data(), a.out, out.size() * 4, cudaMemcpyDeviceToHost));
     char name[96];
     snprintf(name, sizeof name, "attn %s ctx=%d q=%d H=%d/%d D=%d bs=%d %s", c.qlen == 1 ? "decode" : "prefill",
-             c.ctx, c.qlen, c.H, c.KVH, c.D, c.bs, variant >= 0 ? k_variants[variant].name : "");
+             c.ctx, c.qlen, c.H, c.KVH, c.D, c.bs, variant >= 0 ? k_variants[variant].name : v2 ? "v2" : "");
     if (check_it) {
         double num = 0, den = 0;
         std::vector<double> sc(c.ctx);
@@ -318,23 +335,31 @@ int main(int argc, char **argv)
     run_attn({77, 13, 8, 8, 64, 16}, true, false);
     run_attn({1000, 1, 32, 8, 128, 16}, true, false);
     run_attn({130, 1, 16, 2, 64, 5}, true, false);
+    run_attn({1000, 1, 32, 8, 128, 16}, true, false, -1, true);
+    run_attn({9000, 1, 32, 8, 128, 16}, true, false, -1, true);
+    run_attn({130, 1, 16, 2, 64, 5}, true, false, -1, true);
+    run_attn({0, 1, 32, 8, 128, 16}, false, false, -1, true);   /* empty context: must not fault */
     if (!quick) {
         double cbw = copy_bw();
         printf("device copy bandwidth (D2D memcpy, read+write): %.1f GB/s\n", cbw);
         int shapes[][2] = {{6144, 2560}, {2560, 4096}, {19456, 2560}, {2560, 9728}, {151936, 2560}};
-        for (auto &s : shapes)
+        for (auto &s : shapes) {
             bench_gemv(1, s[0], s[1], cbw);
+            bench_gemv(1, s[0], s[1], cbw, true);
+        }
         bench_gemv(2, 19456, 2560, cbw);
         bench_gemv(4, 19456, 2560, cbw);
         bench_gemv(8, 19456, 2560, cbw);
-        for (int v = 0; v < 4; v++) {
+        for (int v = 0; v < N_VARIANTS; v++) {
             run_attn({300, 300, 32, 8, 128, 16}, true, false, v);
             run_attn({512, 512, 32, 8, 128, 16}, false, true, v);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, v);
         }
         run_attn({2048, 512, 32, 8, 128, 16}, true, true);
-        run_attn({512, 1, 32, 8, 128, 16}, false, true);
-        run_attn({8192, 1, 32, 8, 128, 16}, false, true);
+        for (int ctx : {512, 8192, 32768, 131072}) {
+            run_attn({ctx, 1, 32, 8, 128, 16}, false, true);
+            run_attn({ctx, 1, 32, 8, 128, 16}, false, true, -1, true);
+        }
     }
     printf("kernel_lab: %d check(s) failed\n", g_fail);
     return g_fail ? 1 : 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks on the GPU machine (run from the repo root there, with a build
 # dir made here for sm_90 and carried along).  Usage:
-#   tools/bench/h100.sh BUILD_DIR STAGE...     stages: setup vkloader tests experimental latency vulkan
+#   tools/bench/h100.sh BUILD_DIR STAGE...     stages: setup vkloader tests lab experimental latency vulkan
 #                                               vkprofile throughput long serve report report_vulkan
 # Writes logs and JSON under ${OUT:-/tmp/qrun-bench}.  The model is random
 # weights in the real Qwen3-4B-Instruct-2507 shapes, made on that machine.
@@ -36,6 +36,12 @@ for stage in "$@"; do
       QRUN_TEST_BACKEND=$b timeout 180 $B/bin/test_engine 2>&1 | grep -E "FAIL|passed|times" | tail -8
       timeout 60 $B/bin/test_graph_fusion -b $b 2>&1 | grep -E "FAIL|passed" | tail -8
     done
+    ;;
+  lab)
+    # kernel-level numbers (build it first: ninja -C build-h100 cuda_kernel_lab): GEMV default vs prefetching,
+    # decode attention v1 vs v2 at 512..128K, prompt-attention variants incl. MINB2; checks against CPU loops
+    log "kernel lab"
+    timeout 300 $B/bin/cuda_kernel_lab 2>&1 | tee "$OUT/kernel_lab.log" | tail -60
     ;;
   experimental)
     # the opt-in CUDA kernels (fusions, decode attention v2, PDL): correctness first, then A/B
