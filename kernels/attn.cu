@@ -420,8 +420,9 @@ static int prefill_launch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 
 /* tuning knobs read once: QR_CUDA_ATTN_BK (32|64 keys per tile; default 32),
  * QR_CUDA_ATTN_HPB (1|2 query heads per block; default 2 where the GQA group
- * size is even) and QR_CUDA_ATTN_MINB (2: head_dim 128 compiled for two
- * blocks per SM with HPB 2, i.e. at most 128 registers; 32-key tiles) */
+ * size is even) and QR_CUDA_ATTN_MINB (2, the default: head_dim 128 with HPB 2
+ * compiled for two blocks per SM, i.e. at most 128 registers, 32-key tiles;
+ * TTFT(8192) on the H100 251.6 ms vs 271.3 ms at 1: docs/PERF.md) */
 static int env_int(const char *name, int def)
 {
     const char *v = getenv(name);
@@ -447,7 +448,7 @@ extern "C" int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_
     static int want_bk = -1, want_hpb = -1, want_minb = -1;
     if (want_bk < 0) {
         want_hpb = env_int("QR_CUDA_ATTN_HPB", 2);
-        want_minb = env_int("QR_CUDA_ATTN_MINB", 1);
+        want_minb = env_int("QR_CUDA_ATTN_MINB", 2);
         want_bk = env_int("QR_CUDA_ATTN_BK", 32);
     }
     bool two = want_minb == 2;

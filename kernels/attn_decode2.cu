@@ -1,5 +1,5 @@
 /* attn_decode2.cu - split-KV decode attention sized to the device
- * (the "experimental" CUDA path; see backends/cuda/cuda_ops.c).
+ * (the fused CUDA path, on by default; see backends/cuda/cuda_ops.c).
  *
  * attn.cu's decode kernel gives every 64 keys their own block and partial,
  * so a 128K context makes 2048 partials per head that one block per head then

@@ -1,5 +1,5 @@
 /* gemv_fused.cu - decode GEMVs with the op before them folded in
- * (the "experimental" CUDA path; see backends/cuda/cuda_graph_fuse.c).
+ * (the fused CUDA path, on by default; see backends/cuda/cuda_graph_fuse.c).
  *
  *   XM_PLAIN: y = x . W^T (the plain decode matmul, with the first weight
  *            loads issued before the PDL wait);
@@ -7,21 +7,24 @@
  *            (SILU_MUL + the down_proj MATMUL);
  *   XM_NORM: y = (w_n * (x * inv_rms(x))) . W^T
  *            (RMSNORM + the MATMUL that reads it).
- * The transformed input is computed with the same expressions as the
- * unfused kernels (k_silu_mul; k_rmsnorm_block with the same 256-thread
- * reduction), so the results match the unfused pair bit for bit.  Block 0
- * also stores the transformed rows, so later readers of the intermediate
- * buffer (the runtime's graph contract) still find it.
- * Layout as gemv.cu: one warp per output row, 8 rows per 256-thread block,
- * 16-byte evict-first weight loads, 8 in flight per lane.  Only the
- * vectorised case (K % 8 == 0, 16-byte aligned rows) is handled; the host
- * falls back to the unfused ops otherwise. */
+ * The transformed input is computed once per block into shared memory,
+ * with the same expressions as the unfused kernels (k_silu_mul;
+ * k_rmsnorm_block through qk_block_sumsq), so the results match the unfused
+ * pair bit for bit.  Block 0 also stores the transformed rows, so later
+ * readers of the intermediate buffer (the runtime's graph contract) still
+ * find them.  Layout as gemv.cu's k_gemv_p: one warp per output row, 8 rows
+ * per 256-thread block, rounds of 8 predicated 16-byte evict-first weight
+ * loads per lane, the first round issued before the PDL wait.  Only the
+ * vectorised case (K % 8 == 0, 16-byte aligned rows, M * K floats within 48
+ * KiB of shared memory) is handled; the host falls back to the unfused ops
+ * otherwise. */
 #include "qr_cuda_common.cuh"
 
 #define FX_WARPS 8
 #define FX_THREADS (FX_WARPS * 32)
 #define FX_UNROLL 8
 #define FX_MAXM 8
+#define FX_MAX_SMEM (48 * 1024)
 
 enum { XM_PLAIN = 0, XM_SILU = 1, XM_NORM = 2 };
 
@@ -77,56 +80,43 @@ __global__ void __launch_bounds__(FX_THREADS)
               const void *__restrict__ bias, int btype, int M, int N, int K, int ldx, int ldy, int accumulate,
               const uint16_t *__restrict__ nw, float eps, float *__restrict__ side, int ld_side)
 {
+    extern __shared__ float4 fx_smem[];   /* XM != XM_PLAIN: the M transformed input rows, K floats each */
+    float *xs = (float *)fx_smem;
     __shared__ float sh[32];
-    __shared__ float inv_sh[FX_MAXM];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n = blockIdx.x * FX_WARPS + warp;
     const int nk = K >> 3;
     const uint4 *w4 = (const uint4 *)(w + (int64_t)(n < N ? n : 0) * K);
-    /* the first batch of weight loads goes out before the prologue (norm reduction, side store) */
-    int i = lane;
-    bool full = n < N && i + (FX_UNROLL - 1) * 32 < nk;
+    /* the first round of weight loads (all predicated, so a short last round is one batch, not a serial tail)
+     * goes out before the PDL wait: weights are constant and may stream while the kernel ahead finishes */
     uint4 wv[FX_UNROLL];
-    if (full) {
 #pragma unroll
-        for (int u = 0; u < FX_UNROLL; u++)
-            wv[u] = __ldcs(w4 + i + u * 32);
-    }
-    /* weights are constant: they may stream before the kernel ahead has finished (PDL) */
+    for (int u = 0; u < FX_UNROLL; u++)
+        wv[u] = n < N && lane + u * 32 < nk ? __ldcs(w4 + lane + u * 32) : make_uint4(0, 0, 0, 0);
     qk_pdl_wait();
     qk_pdl_trigger();
-    float inv[MT];
-#pragma unroll
-    for (int m = 0; m < MT; m++)
-        inv[m] = 1.0f;
-    if (XM == XM_NORM) {
-        /* inv_rms per row, exactly as k_rmsnorm_block computes it (256 threads, the same order) */
+    if (XM != XM_PLAIN) {
+        /* the transformed rows, once per block into shared memory (the SwiGLU's expf and the norm's reduction
+         * are not repeated per output row); block 0 also stores them for any later reader of the intermediate */
         for (int m = 0; m < M && m < MT; m++) {
             const float *xr = x + (int64_t)m * ldx;
-            float ss = 0.0f;
-            for (int k = threadIdx.x; k < K; k += FX_THREADS)
-                ss += xr[k] * xr[k];
-            ss = qk_block_sum(ss, sh);
-            if (threadIdx.x == 0)
-                inv_sh[m] = rsqrtf(ss / (float)K + eps);
-        }
-        __syncthreads();
-#pragma unroll
-        for (int m = 0; m < MT; m++)
-            inv[m] = m < M ? inv_sh[m] : 1.0f;
-    }
-    if (blockIdx.x == 0 && side) {
-        /* the intermediate rows for any later reader */
-        for (int m = 0; m < M && m < MT; m++) {
-            const float *xr = x + (int64_t)m * ldx;
+            float inv = 1.0f;
+            if (XM == XM_NORM)
+                inv = rsqrtf(qk_block_sumsq(xr, K, sh) / (float)K + eps);
             for (int c = threadIdx.x; c < nk; c += FX_THREADS) {
                 float o[8];
-                fx_x8<XM, NWT>(xr, c, K, nw, inv[m], o);
-                float4 *s4 = (float4 *)(side + (int64_t)m * ld_side) + 2 * c;
-                s4[0] = make_float4(o[0], o[1], o[2], o[3]);
-                s4[1] = make_float4(o[4], o[5], o[6], o[7]);
+                fx_x8<XM, NWT>(xr, c, K, nw, inv, o);
+                float4 *d4 = (float4 *)(xs + (int64_t)m * K) + 2 * c;
+                d4[0] = make_float4(o[0], o[1], o[2], o[3]);
+                d4[1] = make_float4(o[4], o[5], o[6], o[7]);
+                if (blockIdx.x == 0 && side) {
+                    float4 *s4 = (float4 *)(side + (int64_t)m * ld_side) + 2 * c;
+                    s4[0] = d4[0];
+                    s4[1] = d4[1];
+                }
             }
         }
+        __syncthreads();
     }
     if (n >= N)
         return;
@@ -134,48 +124,38 @@ __global__ void __launch_bounds__(FX_THREADS)
 #pragma unroll
     for (int m = 0; m < MT; m++)
         acc[m] = 0.0f;
-    /* software pipelined: the next batch is in flight while this one is consumed */
-    while (full) {
-        uint4 cur[FX_UNROLL];
-#pragma unroll
-        for (int u = 0; u < FX_UNROLL; u++)
-            cur[u] = wv[u];
-        const int in = i + FX_UNROLL * 32;
-        const bool fn = in + (FX_UNROLL - 1) * 32 < nk;
-        if (fn) {
-#pragma unroll
-            for (int u = 0; u < FX_UNROLL; u++)
-                wv[u] = __ldcs(w4 + in + u * 32);
-        }
+    for (int base = lane;;) {
 #pragma unroll
         for (int u = 0; u < FX_UNROLL; u++) {
-            float wf[8];
-            fx_unpack8<WT>(cur[u], wf);
+            const int c = base + u * 32;
+            if (c < nk) {
+                float wf[8];
+                fx_unpack8<WT>(wv[u], wf);
 #pragma unroll
-            for (int m = 0; m < MT; m++) {
-                if (m < M) {
-                    float xv[8];
-                    fx_x8<XM, NWT>(x + (int64_t)m * ldx, i + u * 32, K, nw, inv[m], xv);
-                    acc[m] += wf[0] * xv[0] + wf[1] * xv[1] + wf[2] * xv[2] + wf[3] * xv[3] + wf[4] * xv[4] +
-                              wf[5] * xv[5] + wf[6] * xv[6] + wf[7] * xv[7];
+                for (int m = 0; m < MT; m++) {
+                    if (m < M) {
+                        float4 a, b;
+                        if (XM == XM_PLAIN) {
+                            const float4 *x4 = (const float4 *)(x + (int64_t)m * ldx) + 2 * c;
+                            a = __ldg(x4);
+                            b = __ldg(x4 + 1);
+                        } else {
+                            const float4 *x4 = (const float4 *)(xs + (int64_t)m * K) + 2 * c;
+                            a = x4[0];
+                            b = x4[1];
+                        }
+                        acc[m] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b.x +
+                                  wf[5] * b.y + wf[6] * b.z + wf[7] * b.w;
+                    }
                 }
             }
         }
-        i = in;
-        full = fn;
-    }
-    for (; i < nk; i += 32) {
-        float wf[8];
-        fx_unpack8<WT>(__ldcs(w4 + i), wf);
+        base += FX_UNROLL * 32;
+        if (base >= nk)
+            break;
 #pragma unroll
-        for (int m = 0; m < MT; m++) {
-            if (m < M) {
-                float xv[8];
-                fx_x8<XM, NWT>(x + (int64_t)m * ldx, i, K, nw, inv[m], xv);
-                acc[m] += wf[0] * xv[0] + wf[1] * xv[1] + wf[2] * xv[2] + wf[3] * xv[3] + wf[4] * xv[4] +
-                          wf[5] * xv[5] + wf[6] * xv[6] + wf[7] * xv[7];
-            }
-        }
+        for (int u = 0; u < FX_UNROLL; u++)
+            wv[u] = base + u * 32 < nk ? __ldcs(w4 + base + u * 32) : make_uint4(0, 0, 0, 0);
     }
     float b = bias ? qk_load(bias, btype, n) : 0.0f;
 #pragma unroll
@@ -195,8 +175,9 @@ static void fx_go(qr_cuda_stream st, float *y, const float *x, const void *w, co
 {
     unsigned grid = qk_blocks(N, FX_WARPS);
     const uint16_t *wp = (const uint16_t *)w, *np = (const uint16_t *)nw;
+    const size_t smem = XM == XM_PLAIN ? 0 : (size_t)M * (size_t)K * sizeof(float);
 #define FX_L(MT)                                                                                                   \
-    qk_launch(k_gemv_fx<WT, MT, XM, NWT>, dim3(grid), dim3(FX_THREADS), 0, st, y, x, wp, bias, btype, M, N, K, ldx, ldy, accumulate, \
+    qk_launch(k_gemv_fx<WT, MT, XM, NWT>, dim3(grid), dim3(FX_THREADS), smem, st, y, x, wp, bias, btype, M, N, K, ldx, ldy, accumulate, \
                                                             np, eps, side, ld_side)
     if (M <= 1)
         FX_L(1);
@@ -217,6 +198,8 @@ extern "C" int cuda_gemv_fused_ok(int wtype, int M, int K, int ldx, const void *
     bool ok = (wtype == QK_BF16 || wtype == QK_F16) && M >= 1 && M <= FX_MAXM && K > 0 && K % 8 == 0 &&
               ldx % 4 == 0 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)w & 15) == 0 &&
               (!side || (ld_side % 4 == 0 && ((uintptr_t)side & 15) == 0));
+    if (xmode != XM_PLAIN)   /* the transformed rows live in shared memory (no opt-in above 48 KiB) */
+        ok = ok && (size_t)M * (size_t)K * sizeof(float) <= FX_MAX_SMEM;
     if (xmode == XM_NORM)
         ok = ok && (nwt == QK_BF16 || nwt == QK_F16) && ((uintptr_t)nw & 15) == 0;
     else

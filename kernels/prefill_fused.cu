@@ -1,5 +1,5 @@
 /* prefill_fused.cu - the op before a prompt-sized matmul, writing the GEMM's
- * 16-bit input directly (the "experimental" CUDA path; see
+ * 16-bit input directly (the fused CUDA path, on by default; see
  * backends/cuda/cuda_graph_fuse.c).  Unfused, RMSNORM / SILU_MUL write an
  * f32 intermediate that the matmul then reads back once more to convert it
  * for cuBLAS; here one pass writes both the f32 intermediate (the graph's
@@ -20,10 +20,7 @@ __global__ void k_rmsnorm_cvt(float *out, uint16_t *outh, int ht, const float *x
     const float *xr = x + (int64_t)t * ldx;
     float *o = out + (int64_t)t * ldout;
     uint16_t *oh = outh + (int64_t)t * n;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x)
-        ss += xr[i] * xr[i];
-    ss = qk_block_sum(ss, sh);
+    float ss = qk_block_sumsq(xr, n, sh);
     float inv = rsqrtf(ss / (float)n + eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         float v = qk_load(w, wtype, i) * (xr[i] * inv);

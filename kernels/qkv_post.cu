@@ -1,5 +1,5 @@
 /* qkv_post.cu - everything between the qkv projection and attention in one
- * kernel (the "experimental" CUDA path; see backends/cuda/cuda_graph_fuse.c):
+ * kernel (the fused CUDA path, on by default; see backends/cuda/cuda_graph_fuse.c):
  *   [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE
  * One warp per (token, head) over the q, k and v heads of the fused qkv row
  * (q at 0, k at n_q * head_dim, v after the k heads, ld apart per token).

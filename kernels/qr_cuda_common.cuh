@@ -69,6 +69,26 @@ __device__ __forceinline__ float qk_block_sum(float v, float *sh /* >= 32 floats
     return qk_warp_sum(r);
 }
 
+/* sum of x[i]^2 over i < n by the whole block; float4 chunks c = threadIdx.x + j * blockDim.x where x is
+ * 16-byte aligned and n % 4 == 0 (all loads of a thread issued together), else element-strided.  Every RMSNorm
+ * kernel (plain, fused into the GEMV, writing the cuBLAS input) uses this, so they agree bit for bit. */
+__device__ __forceinline__ float qk_block_sumsq(const float *__restrict__ x, int n, float *sh /* >= 32 floats */)
+{
+    float ss = 0.0f;
+    if ((n & 3) == 0 && ((uintptr_t)x & 15) == 0) {
+        const float4 *x4 = (const float4 *)x;
+#pragma unroll 4
+        for (int c = threadIdx.x; c < (n >> 2); c += blockDim.x) {
+            float4 v = x4[c];
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int i = threadIdx.x; i < n; i += blockDim.x)
+            ss += x[i] * x[i];
+    }
+    return qk_block_sum(ss, sh);
+}
+
 static inline int qk_launch_result(void) { return (int)cudaGetLastError(); }
 
 /* ---- programmatic dependent launch (sm_90+, the experimental path) ----

@@ -56,6 +56,7 @@ int cuda_launch_silu_mul(qr_cuda_stream st, float *out, const float *gu, int n_t
 int cuda_launch_add(qr_cuda_stream st, float *y, const float *x, int64_t n);
 
 int cuda_launch_argmax(qr_cuda_stream st, int32_t *out, const float *x, int n_rows, int n);
+int cuda_launch_spin(qr_cuda_stream st, unsigned long long ns);
 
 /* paged attention (see struct qr_attn_args) */
 struct qr_cuda_attn {
@@ -83,7 +84,7 @@ int cuda_launch_attn_generic(qr_cuda_stream st, const struct qr_cuda_attn *a);
 size_t cuda_attn_decode_scratch(const struct qr_cuda_attn *a, int n_sm);
 int cuda_launch_attn_decode(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm);
 
-/* ---- the experimental path (backends.ini [backend.cuda] experimental = 1; see cuda_graph_fuse.c) ---- */
+/* ---- the fused path (backends.ini [backend.cuda] fused_kernels, default on; see cuda_graph_fuse.c) ---- */
 
 /* programmatic dependent launch for the decode kernels (sm_90+): called once per opened device with its wish;
  * PDL is on only while every opened device wished it (the switch is process-wide) */

@@ -257,7 +257,39 @@ static void test_seeded_sampling(void)
         CHECK(qr_engine_add(e, g_prompt[id], g_plen[id], &q, on_event, &batch[i], NULL) == QR_OK);
     }
     CHECK(qr_engine_run_until_idle(e) == QR_OK);
-    CHECK(alone.n == 8 && batch[2].n == 8 && memcmp(alone.toks, batch[2].toks, sizeof(int32_t) * 8) == 0);
+    CHECK(alone.n == 8 && batch[2].n == 8);
+    /* The CPU reference computes every row the same way whatever the batch, so a seeded request samples the same
+     * tokens alone and in a batch, bit for bit.  GPU backends do not promise that: at one row the decode matmuls
+     * run as GEMV kernels on F32 activations, at several rows through cuBLAS on BF16-rounded activations, so the
+     * logits differ by ~1e-3 relative and a draw that lands that close to a CDF boundary picks the neighbour.
+     * There the rule is determinism: the same requests in the same batch sample the same tokens, run after run. */
+    const char *be = getenv("QRUN_TEST_BACKEND");
+    bool cpu = !be || !*be || strcmp(be, "cpu") == 0;
+    if (cpu) {
+        CHECKF(memcmp(alone.toks, batch[2].toks, sizeof(int32_t) * 8) == 0,
+               "seeded request alone vs in a batch: first tokens %d/%d", alone.toks[0], batch[2].toks[0]);
+    } else {
+        struct res again, batch2[4];
+        memset(&again, 0, sizeof again);
+        memset(batch2, 0, sizeof batch2);
+        CHECK(qr_engine_add(e, g_prompt[3], g_plen[3], &p, on_event, &again, NULL) == QR_OK);
+        CHECK(qr_engine_run_until_idle(e) == QR_OK);
+        CHECK(again.n == 8 && memcmp(alone.toks, again.toks, sizeof(int32_t) * 8) == 0);
+        for (int i = 0; i < 4; i++) {
+            struct qr_request_params q = p;
+            q.sampling.seed = i == 2 ? 7 : 100 + (uint64_t)i;
+            int id = i == 2 ? 3 : 10 + i;
+            CHECK(qr_engine_add(e, g_prompt[id], g_plen[id], &q, on_event, &batch2[i], NULL) == QR_OK);
+        }
+        CHECK(qr_engine_run_until_idle(e) == QR_OK);
+        for (int i = 0; i < 4; i++)
+            CHECKF(batch2[i].n == 8 && memcmp(batch[i].toks, batch2[i].toks, sizeof(int32_t) * 8) == 0,
+                   "seeded batch run twice: request %d differs", i);
+        int same = 0;
+        while (same < 8 && alone.toks[same] == batch[2].toks[same])
+            same++;
+        printf("  seeded sampling on %s: alone and in a batch agree on the first %d of 8 tokens\n", be, same);
+    }
     check_idle(e, "seeded sampling");
     qr_engine_destroy(e);
 }

@@ -11,8 +11,8 @@
  * the intermediate ones a fused kernel must still write (h, act, q/k/v rows).
  *
  * Usage: test_graph_fusion [-b BACKEND] [--config INI]
- * On a GPU machine run it with QRUN_CUDA_EXPERIMENTAL=1 to test the CUDA
- * fusions; Vulkan's run by default (lavapipe in CI). */
+ * With -b cuda it tests the CUDA fusions (on by default; QRUN_CUDA_FUSED=0
+ * runs the unfused kernels); Vulkan's run in CI on lavapipe. */
 #include "qrun/qr_registry.h"
 #include "testutil.h"
 

@@ -293,6 +293,8 @@ static void cuda_stream_destroy(struct qr_stream *s)
     if (cuda_dev(s->dev)->index != 0)
         cudaSetDevice(cuda_dev(s->dev)->index);
     stream_release(cuda_st(s));
+    if (cuda_prof_enabled())
+        cuda_prof_report();
 }
 
 qr_status cuda_scratch(struct qr_stream *s, size_t n, void **out)
@@ -390,7 +392,7 @@ static qr_status cuda_sync(struct qr_stream *s)
 
 /* ---- graphs ---- */
 
-static qr_status run_node(struct qr_stream *s, const struct qr_node *n)
+qr_status cuda_run_node(struct qr_stream *s, const struct qr_node *n)
 {
     const struct qr_ops *o = &cuda_ops;
     switch (n->op) {
@@ -411,7 +413,7 @@ static qr_status run_node(struct qr_stream *s, const struct qr_node *n)
 
 static qr_status run_nodes(struct qr_stream *s, const struct qr_graph *g)
 {
-    bool fuse = cuda_dev(s->dev)->experimental;
+    bool fuse = cuda_dev(s->dev)->fused;
     for (int i = 0; i < g->n_nodes; i++) {
         if (fuse) {
             int r = cuda_fuse_at(s, &g->nodes[i], g->n_nodes - i);
@@ -422,7 +424,7 @@ static qr_status run_nodes(struct qr_stream *s, const struct qr_graph *g)
                 continue;
             }
         }
-        qr_status st = run_node(s, &g->nodes[i]);
+        qr_status st = cuda_run_node(s, &g->nodes[i]);
         if (st != QR_OK)
             return st;
     }
@@ -434,6 +436,8 @@ static qr_status cuda_graph_exec(struct qr_stream *s, const struct qr_graph *g)
     qr_status st = cuda_enter(s->dev);
     if (st != QR_OK)
         return st;
+    if (cuda_prof_enabled())
+        return cuda_prof_run(s, g, cuda_dev(s->dev)->fused);
     if (g->key == 0)
         return run_nodes(s, g);
     struct cuda_stream *cs = cuda_st(s);
@@ -590,17 +594,18 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
                             "cache is F16",
                dp.name);
     {
-        /* kernels written but not yet validated on hardware: opt in only */
-        const char *ex = getenv("QRUN_CUDA_EXPERIMENTAL");
-        if (!ex && opts && opts->get)
-            ex = opts->get(opts, "experimental");
-        cd->experimental = ex && (!strcmp(ex, "1") || !strcmp(ex, "true") || !strcmp(ex, "yes"));
+        /* the fused path (graph fusions, decode attention v2, PDL): on unless backends.ini says fused_kernels = 0 or
+         * $QRUN_CUDA_FUSED=0; validated on the H100 (parity, e2e, engine tests; docs/PERF.md) */
+        const char *fv = getenv("QRUN_CUDA_FUSED");
+        if (!(fv && *fv) && opts && opts->get)
+            fv = opts->get(opts, "fused_kernels");
+        cd->fused = !(fv && *fv && (!strcmp(fv, "0") || !strcmp(fv, "false") || !strcmp(fv, "no")));
         /* programmatic dependent launch of the decode kernels: Hopper and newer, and only if the kernels that
          * run were compiled for sm_90+ (a build without arch 90 runs sm_80 PTX, which has no griddepcontrol.wait) */
-        cuda_kernels_set_pdl(cd->experimental && cd->cc >= 90 && cuda_kernels_ptx_version() >= 90);
+        cuda_kernels_set_pdl(cd->fused && cd->cc >= 90 && cuda_kernels_ptx_version() >= 90);
     }
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s", idx, dp.name, dp.major, dp.minor,
-           dp.multiProcessorCount, cd->experimental ? "; experimental kernels on (fusions, decode attention v2, PDL on sm_90+)" : "");
+           dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)");
     *out = &cd->dev;
     return QR_OK;
 }

@@ -1,6 +1,6 @@
 /* cuda_graph_fuse.c - node patterns of a step graph that the CUDA backend
- * runs as one kernel (the "experimental" path: backends.ini
- * [backend.cuda] experimental = 1, or QRUN_CUDA_EXPERIMENTAL=1).
+ * runs as one kernel (the fused path, on by default: backends.ini
+ * [backend.cuda] fused_kernels = 0 or QRUN_CUDA_FUSED=0 turns it off).
  *
  *   [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE   -> k_qkv_post
  *   RMSNORM, MATMUL reading its output (decode GEMV)   -> k_gemv_fx (norm)

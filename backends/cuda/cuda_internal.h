@@ -13,7 +13,7 @@ struct cuda_device {
     int index;
     int cc;                 /* compute capability, e.g. 90 */
     int n_sm;
-    bool experimental;      /* kernels not yet validated on hardware: fusions, decode attention v2 */
+    bool fused;             /* fused decode kernels, decode attention v2, PDL (backends.ini fused_kernels, default on) */
     char name[128];
 };
 
@@ -72,7 +72,16 @@ extern const struct qr_ops cuda_ops;
 qr_status cuda_gemm_prepared(struct qr_stream *s, float *y, const void *xh, const void *w, enum qr_dtype wtype,
                              const void *bias, enum qr_dtype btype, int M, int N, int K, int ldy, int accumulate);
 
-/* experimental graph fusions at nodes nd[0..n): the nodes consumed (0: none), or a negative qr_status */
+/* graph fusions at nodes nd[0..n): the nodes consumed (0: none), or a negative qr_status */
 int cuda_fuse_at(struct qr_stream *s, const struct qr_node *nd, int n);
+
+/* one node through the op table (no fusion) */
+qr_status cuda_run_node(struct qr_stream *s, const struct qr_node *n);
+
+/* QR_CUDA_PROFILE=1: steps run eagerly with an event between nodes; totals per node kind
+ * printed (stderr) when a stream is destroyed */
+bool cuda_prof_enabled(void);
+qr_status cuda_prof_run(struct qr_stream *s, const struct qr_graph *g, bool fuse);
+void cuda_prof_report(void);
 
 #endif

@@ -68,9 +68,9 @@ static qr_status matmul_impl(struct qr_stream *s, float *y, const float *x, cons
     }
     struct cuda_device *cd = cuda_dev(s->dev);
     bool half = wtype == QR_DTYPE_BF16 || wtype == QR_DTYPE_F16;
-    if (half && cd->experimental && !rows && M <= QR_CUDA_GEMV_USE_M &&
+    if (half && cd->fused && !rows && M <= QR_CUDA_GEMV_USE_M &&
         cuda_gemv_fused_ok((int)wtype, M, K, ldx, x, w, 0, 0, NULL, 0, NULL)) {
-        /* the experimental decode GEMV: weights start streaming before the PDL wait */
+        /* the fused-path decode GEMV: weights start streaming before the PDL wait */
         LAUNCH_TRY(s->dev, cuda_launch_gemv_fused(cst(s), 0, y, x, w, bias, wtype, btype, M, N, K, ldx, ldy, accumulate,
                                                   NULL, 0, 0.0f, NULL, 0));
         return QR_OK;
@@ -190,7 +190,7 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
         LAUNCH_TRY(s->dev, cuda_launch_attn_generic(cst(s), &k));
         return QR_OK;
     }
-    if (a->max_q_len <= 1 && cd->experimental && cuda_attn_decode2_supported(a->head_dim, (int)a->kv_dtype)) {
+    if (a->max_q_len <= 1 && cd->fused && cuda_attn_decode2_supported(a->head_dim, (int)a->kv_dtype)) {
         void *scr = NULL;
         qr_status st = cuda_scratch(s, cuda_attn_decode2_scratch(&k, cd->n_sm), &scr);
         if (st != QR_OK)

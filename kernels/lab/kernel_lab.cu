@@ -3,8 +3,8 @@
  * then times them on Qwen3-4B shapes (GEMV GB/s vs the device copy
  * bandwidth, prompt attention TFLOP/s, split-KV decode latency).
  *
- * The experimental kernels are measured beside the defaults: decode attention
- * v2 (attn_decode2.cu) and the prefetching GEMV (gemv_fused.cu, plain mode).
+ * The fused-path kernels are measured beside the plain ones: decode attention
+ * v2 (attn_decode2.cu) vs v1, and the prefetching GEMV (gemv_fused.cu) vs gemv.cu.
  *
  *   cuda_kernel_lab [--quick]
  * Exit status 1 if a check fails.  Not part of ctest (needs a GPU). */
@@ -154,8 +154,9 @@ static void bench_gemv(int M, int N, int K, double cbw, bool fused = false)
     float ms;
     cudaEventElapsedTime(&ms, e0, e1);
     double t = ms * 1e-3 / reps, gbs = (double)N * K * 2 / t / 1e9;
-    printf("gemv%s bf16 M=%d N=%6d K=%5d  %8.2f us  %7.1f GB/s  (%.0f%% of copy)\n", fused ? "(fx)" : "", M, N, K,
-           t * 1e6, gbs,
+    printf("gemv%s bf16 M=%d N=%6d K=%5d  %8.2f us  %7.1f GB/s  (%.0f%% of copy)\n",
+           fused ? "(fx)" : qk_gemv_variant ? (const char *[]){"", "(p8)", "(p16)", "(p8r2)", "(p4r4)"}[qk_gemv_variant] : "",
+           M, N, K, t * 1e6, gbs,
            100 * gbs / cbw);
     if (M > 1) {   /* the cuBLAS alternative at this M (bf16 x, f32 out) */
         static cublasHandle_t hb;
@@ -327,9 +328,14 @@ int main(int argc, char **argv)
     cudaDeviceProp dp;
     CK(cudaGetDeviceProperties(&dp, 0));
     printf("device: %s (cc %d.%d, %d SMs)\n", dp.name, dp.major, dp.minor, dp.multiProcessorCount);
-    test_gemv(1, 777, 2560);
-    test_gemv(3, 129, 4104);
-    test_gemv(8, 300, 9728);
+    for (int v = 0; v <= 4; v++) {   /* every GEMV variant against the CPU loop */
+        qk_gemv_variant = v;
+        test_gemv(1, 777, 2560);
+        test_gemv(3, 129, 4104);
+        test_gemv(8, 300, 9728);
+        test_gemv(2, 5, 9728);
+    }
+    qk_gemv_variant = 0;
     run_attn({300, 300, 32, 8, 128, 16}, true, false);
     run_attn({333, 100, 16, 2, 128, 5}, true, false);
     run_attn({77, 13, 8, 8, 64, 16}, true, false);
@@ -344,12 +350,19 @@ int main(int argc, char **argv)
         printf("device copy bandwidth (D2D memcpy, read+write): %.1f GB/s\n", cbw);
         int shapes[][2] = {{6144, 2560}, {2560, 4096}, {19456, 2560}, {2560, 9728}, {151936, 2560}};
         for (auto &s : shapes) {
-            bench_gemv(1, s[0], s[1], cbw);
+            for (int v = 0; v <= 4; v++) {
+                qk_gemv_variant = v;
+                bench_gemv(1, s[0], s[1], cbw);
+            }
+            qk_gemv_variant = 0;
             bench_gemv(1, s[0], s[1], cbw, true);
         }
-        bench_gemv(2, 19456, 2560, cbw);
-        bench_gemv(4, 19456, 2560, cbw);
-        bench_gemv(8, 19456, 2560, cbw);
+        for (int m : {2, 4, 8})
+            for (int v = 0; v <= 4; v++) {
+                qk_gemv_variant = v;
+                bench_gemv(m, 19456, 2560, cbw);
+            }
+        qk_gemv_variant = 0;
         for (int v = 0; v < N_VARIANTS; v++) {
             run_attn({300, 300, 32, 8, 128, 16}, true, false, v);
             run_attn({512, 512, 32, 8, 128, 16}, false, true, v);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks on the GPU machine (run from the repo root there, with a build
 # dir made here for sm_90 and carried along).  Usage:
-#   tools/bench/h100.sh BUILD_DIR STAGE...     stages: setup vkloader tests lab experimental latency vulkan
+#   tools/bench/h100.sh BUILD_DIR STAGE...     stages: setup vkloader tests lab unfused latency vulkan
 #                                               vkprofile throughput long serve report report_vulkan
 # Writes logs and JSON under ${OUT:-/tmp/qrun-bench}.  The model is random
 # weights in the real Qwen3-4B-Instruct-2507 shapes, made on that machine.
@@ -13,6 +13,7 @@ mkdir -p "$OUT"
 # runtime libraries the GPU machine lacks travel inside the build dir
 export LD_LIBRARY_PATH="$PWD/$B/bin:$PWD/$B/deps:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export QRUN_COMMIT=${QRUN_COMMIT:-unknown}
+export QR_BUILD_DIR=$B   # tests find qrun-mkmodel and plugins here
 Q="timeout ${STAGE_TIMEOUT:-300} $B/bin/qrun"
 log() { echo "=== $* ($(date +%T))"; }
 for stage in "$@"; do
@@ -43,25 +44,17 @@ for stage in "$@"; do
     log "kernel lab"
     timeout 300 $B/bin/cuda_kernel_lab 2>&1 | tee "$OUT/kernel_lab.log" | tail -60
     ;;
-  experimental)
-    # the opt-in CUDA kernels (fusions, decode attention v2, PDL): correctness first, then A/B
-    export QRUN_CUDA_EXPERIMENTAL=1
-    log "experimental: parity + e2e on cuda"
+  unfused)
+    # the plain one-kernel-per-op CUDA path (fused_kernels = 0): correctness, then the A/B against the default
+    export QRUN_CUDA_FUSED=0
+    log "unfused: parity + e2e + engine on cuda"
     timeout 120 $B/bin/test_backend_ops -b cuda 2>&1 | grep -E "FAIL|passed" | tail -8
     timeout 120 $B/bin/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed|worst" | tail -8
     QRUN_TEST_BACKEND=cuda timeout 180 $B/bin/test_engine 2>&1 | grep -E "FAIL|passed|times" | tail -8
     timeout 60 $B/bin/test_graph_fusion -b cuda 2>&1 | grep -E "FAIL|passed" | tail -8
-    log "experimental: bench latency cuda (512, 8192, 32768 prompts; 8192/512 long run)"
-    $Q bench latency --backend cuda --model $M --prompt-lens 512,8192,32768 \
-        --json-out "$OUT/latency_cuda_exp.json" 2>&1 | tee "$OUT/latency_cuda_exp.log" | tail -25
-    log "experimental: bench throughput 256 x 1024/1024"
-    $Q bench throughput --backend cuda --model $M --num-prompts 256 --input-len 1024 --output-len 1024 \
-        --json-out "$OUT/tput_exp_256.json" 2>&1 | tail -6
-    for knobs in QR_CUDA_ATTN_BK=64 QR_CUDA_ATTN_HPB=1 "QR_CUDA_ATTN_HPB=1 QR_CUDA_ATTN_BK=64" QR_CUDA_ATTN_MINB=2; do
-      log "experimental: prompt attention knobs $knobs, TTFT(8192)"
-      env $knobs $Q bench latency --backend cuda --model $M --prompt-lens 8192 --gen 16 --long-run 0 2>&1 | tail -4
-    done
-    unset QRUN_CUDA_EXPERIMENTAL
+    log "unfused: bench latency cuda (512, 8192)"
+    $Q bench latency --backend cuda --model $M --prompt-lens 512,8192 --gen 128 --long-run 0 2>&1 | tail -6
+    unset QRUN_CUDA_FUSED
     ;;
   vkprofile)
     # GPU time per shader (timestamps around every dispatch; graphs are not cached while profiling)
