@@ -114,6 +114,14 @@ int cuda_launch_gemv_fused(qr_cuda_stream st, int xmode, float *y, const float *
                            int wtype, int btype, int M, int N, int K, int ldx, int ldy, int accumulate,
                            const void *nw, int nwt, float eps, float *side, int ld_side);
 
+/* one-token GEMV with the RMSNorm ahead folded in (gemv_norm.cu): y = (W . (nw * x)) * inv_rms(x) + b; side
+ * receives the RMSNorm output row.  act != NULL: W is gate_up (N = 2 * ff rows) and act[i] = silu(y[i]) * y[ff + i]
+ * is written too (the SwiGLU). */
+int cuda_gemv_norm_ok(int wtype, int nwt, int K, const void *x, const void *w, const void *nw, const void *side);
+int cuda_launch_gemv_norm(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias, int wtype,
+                          int btype, int N, int K, int accumulate, const void *nw, int nwt, float eps, float *side,
+                          float *act, int ff);
+
 /* prompt-sized RMSNorm / SwiGLU that also write the GEMM's 16-bit input (prefill_fused.cu): out (f32, ldout) and
  * outh (ht = BF16 or F16, contiguous rows).  rmsnorm_cvt needs n > 512 (the unfused op's block reduction). */
 int cuda_launch_rmsnorm_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const float *x, const void *w,

@@ -1,141 +1,242 @@
 #version 450
-// Paged attention for decode batches (every sequence has one query token).
-// Workgroup = (token, group of hs query heads sharing one KV head, split).
-// Each subgroup walks its own keys: the lanes hold strided slices of head_dim
-// (DPL = 128 / subgroup size dims each, a specialization constant), so one
-// key row is read coalesced, the q.k dot is a subgroupAdd, and the online
-// softmax runs in registers.  The subgroups are merged in shared memory; with
-// n_split > 1 the partials go to attn_combine.comp (same layout as attn.comp).
+// Paged attention for decode batches (every sequence has one query token),
+// 16-bit (BF16/F16) KV, head_dim a multiple of 8 and <= 128.
+// Workgroup = (token, HS query heads sharing one KV head, split of the keys):
+// every K/V row is read once for all HS heads of the GQA group.  Keys are
+// visited in tiles of TK; all K and V loads of a tile (16-byte words) are
+// issued before any math:
+//   q.k : LPK = min(16, SG) lanes per key, each holding DPT = 128/LPK dims of
+//         q in registers; the dot is reduced with LPK-wide xor shuffles
+//   softmax: tile max per head through shared memory (one barrier), online
+//         rescaling, p to shared memory (second barrier)
+//   p.V : 16 lanes x 8 dims per key, VKG = 8 key groups, acc in registers
+// At the end the key groups are summed in shared memory.  With n_split > 1
+// the (max, sum, unnormalised acc) partials go to attn_combine.comp (the
+// layout attn.comp uses); otherwise the output is written directly.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_EXT_control_flow_attributes : require
 #include "pc/attn.h"
 #include "include/common.glsl"
 layout(local_size_x = 128) in;
 layout(constant_id = 0) const uint SG = 32;   // subgroup size, set at pipeline creation
-const uint DPL = 128u / SG;                   // dims per lane (head_dim <= 128)
-#define HSMAX 8
-#define NWMAX 32
-#define KB 4
+#ifndef HS
+#define HS 4                                  // query heads per workgroup (variant)
+#endif
+#if HS >= 8
+#define TK 32u                                // keys per tile (fewer registers for 8 heads)
+#else
+#define TK 64u
+#endif
+const uint NSG = 128u / SG;                   // subgroups per workgroup
+const uint LPK = SG < 16u ? SG : 16u;         // lanes per key, q.k pass
+const uint DPT = 128u / LPK;                  // dims per lane, q.k pass
+const uint CPL = DPT / 8u;                    // 16-byte words per lane per key
+const uint KPW = 128u / LPK;                  // keys per workgroup pass
+const uint KU = TK / KPW;                     // q.k passes per tile
+#define VKG 8u                                // key groups, p.V pass (16 lanes x 8 dims)
+#define VKU (TK / VKG)                        // keys per thread per tile, p.V pass
+#define NEG_INF (-1.0 / 0.0)
+
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
 layout(std430, binding = 1) readonly buffer Q { float q[]; };
-layout(std430, binding = 2) readonly buffer KC { uint kc[]; };
-layout(std430, binding = 3) readonly buffer VC { uint vc[]; };
+layout(std430, binding = 2) readonly buffer KC { uvec4 kc[]; };
+layout(std430, binding = 3) readonly buffer VC { uvec4 vc[]; };
 layout(std430, binding = 4) readonly buffer BT { int bt[]; };
 layout(std430, binding = 5) readonly buffer SL { int sl[]; };
 layout(std430, binding = 6) readonly buffer QS { int qs[]; };
 layout(std430, binding = 7) writeonly buffer PT { float part[]; };
 
-shared float sh_m[NWMAX][HSMAX];
-shared float sh_acc[HSMAX][128];
-shared float sh_l[HSMAX];
-shared int s_seq;
+shared float sh_m[NSG][HS];        // per-subgroup tile max
+shared float sh_l[NSG][HS];        // per-subgroup softmax sums
+shared float sh_p[TK][HS];         // probabilities of the tile
+shared float sh_red[VKG / 2][HS][128];
 
-float kv_load(uint e, bool isv) {
-    return isv ? QR_LOAD_ANY(vc, e, pc.kvtype) : QR_LOAD_ANY(kc, e, pc.kvtype);
+void unpack8(uvec4 u, out vec4 a, out vec4 b) {
+    if (pc.kvtype == QR_PC_BF16) {
+        a = vec4(qr_bf16_lo(u.x), qr_bf16_hi(u.x), qr_bf16_lo(u.y), qr_bf16_hi(u.y));
+        b = vec4(qr_bf16_lo(u.z), qr_bf16_hi(u.z), qr_bf16_lo(u.w), qr_bf16_hi(u.w));
+    } else {
+        a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
+        b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+    }
 }
 
 void main() {
-    uint tid = gl_LocalInvocationID.x, lane = gl_SubgroupInvocationID, w = gl_SubgroupID, nw = gl_NumSubgroups;
-    int hd = pc.head_dim;
+    uint tid = gl_LocalInvocationID.x, lane = gl_SubgroupInvocationID, w = gl_SubgroupID;
+    uint hd = uint(pc.head_dim);
     int t = int(gl_WorkGroupID.x);
     int G = pc.n_heads / pc.n_kv_heads;
-    int n_hsub = (G + pc.hs - 1) / pc.hs;
+    int n_hsub = (G + HS - 1) / HS;
     int kvh = int(gl_WorkGroupID.y) / n_hsub;
-    int hbase = kvh * G + (int(gl_WorkGroupID.y) % n_hsub) * pc.hs;
-    int hcount = min(pc.hs, kvh * G + G - hbase);
-    if (tid == 0u) {
-        s_seq = -1;
+    int hbase = kvh * G + (int(gl_WorkGroupID.y) % n_hsub) * HS;
+    int hcount = min(HS, kvh * G + G - hbase);
+    // the sequence of token t (usually sequence t); every thread finds it, no barrier
+    int seq = -1;
+    if (t < pc.n_seqs && qs[pc.qs_off + t] == t && qs[pc.qs_off + t + 1] == t + 1) seq = t;
+    else
         for (int s = 0; s < pc.n_seqs; s++)
-            if (qs[pc.qs_off + s] == t && qs[pc.qs_off + s + 1] == t + 1) { s_seq = s; break; }
-    }
-    for (uint e = tid; e < uint(HSMAX * 128); e += 128u) sh_acc[e / 128u][e % 128u] = 0.0;
-    barrier();
-    int seq = s_seq;
+            if (qs[pc.qs_off + s] == t && qs[pc.qs_off + s + 1] == t + 1) { seq = s; break; }
     if (seq < 0) return;
     int L = sl[pc.sl_off + seq];
     int k_lo = 0, k_hi = L;
     if (pc.n_split > 1) {
-        int chunk = (L + pc.n_split - 1) / pc.n_split;
-        k_lo = int(gl_WorkGroupID.z) * chunk;
+        int chunk = ((L + pc.n_split - 1) / pc.n_split + int(TK) - 1) / int(TK) * int(TK);
+        k_lo = min(L, int(gl_WorkGroupID.z) * chunk);
         k_hi = min(L, k_lo + chunk);
     }
-    float qv[HSMAX][DPL], acc[HSMAX][DPL], m[HSMAX], l[HSMAX];
-    for (int h = 0; h < HSMAX; h++) {
-        m[h] = -1.0 / 0.0; l[h] = 0.0;
-        for (uint i = 0u; i < DPL; i++) {
-            uint d = lane + SG * i;
-            acc[h][i] = 0.0;
-            qv[h][i] = (h < hcount && d < uint(hd)) ? q[pc.q_off + t * pc.ldq + (hbase + h) * hd + int(d)] * pc.scale : 0.0;
+    int bt_row = pc.bt_off + seq * pc.mbps;
+
+    // q.k mapping: lane kpart (dims kpart*DPT ..), key slot within a pass
+    uint kpart = lane % LPK;
+    uint kslot = w * (SG / LPK) + lane / LPK;
+    uint d0 = kpart * DPT;
+    vec4 qa[HS][CPL], qb[HS][CPL];
+    [[unroll]] for (int h = 0; h < HS; h++)
+        [[unroll]] for (uint c = 0u; c < CPL; c++) {
+            uint dd = d0 + 8u * c;
+            bool ok = h < hcount && dd < hd;
+            uint qb0 = uint(pc.q_off + t * pc.ldq + (hbase + h) * int(hd)) + dd;
+            qa[h][c] = ok ? vec4(q[qb0], q[qb0 + 1u], q[qb0 + 2u], q[qb0 + 3u]) * pc.scale : vec4(0.0);
+            qb[h][c] = ok ? vec4(q[qb0 + 4u], q[qb0 + 5u], q[qb0 + 6u], q[qb0 + 7u]) * pc.scale : vec4(0.0);
         }
+    // p.V mapping: 8 dims (vp*8 ..) of keys vkg, vkg + VKG, ...
+    uint vp = tid % 16u, vkg = tid / 16u;
+    bool vdim = vp * 8u < hd;
+
+    float m[HS], lsum[HS];
+    vec4 acca[HS], accb[HS];
+    [[unroll]] for (int h = 0; h < HS; h++) {
+        m[h] = NEG_INF; lsum[h] = 0.0; acca[h] = vec4(0.0); accb[h] = vec4(0.0);
     }
-    // each subgroup takes KB consecutive keys at a time: all their loads are
-    // issued before the math (memory-level parallelism)
-    for (int jb = k_lo + int(w) * KB; jb < k_hi; jb += int(nw) * KB) {
-        float kd[KB][DPL], vd[KB][DPL];
-        for (int u = 0; u < KB; u++) {
-            int j = jb + u;
-            bool jin = j < k_hi;
+    uint kvrow = uint(pc.n_kv_heads * pc.block_size) * hd;   // elements per block
+    for (int j0 = k_lo; j0 < k_hi; j0 += int(TK)) {
+        // 1. every K and V word of the tile in flight
+        uvec4 kr[KU][CPL];
+        [[unroll]] for (uint i = 0u; i < KU; i++) {
+            int j = j0 + int(i * KPW + kslot);
+            bool ok = j < k_hi;
             uint base = 0u;
-            if (jin) {
-                int blk = clamp(bt[pc.bt_off + seq * pc.mbps + j / pc.block_size], 0, pc.num_blocks - 1);
-                base = uint((blk * pc.n_kv_heads + kvh) * pc.block_size + j % pc.block_size) * uint(hd);
+            if (ok) {
+                int blk = clamp(bt[bt_row + j / pc.block_size], 0, pc.num_blocks - 1);
+                base = uint(blk) * kvrow + uint(kvh * pc.block_size + j % pc.block_size) * hd;
             }
-            for (uint i = 0u; i < DPL; i++) {
-                uint d = lane + SG * i;
-                bool in_ = jin && d < uint(hd);
-                kd[u][i] = in_ ? QR_LOAD_ANY(kc, uint(pc.kc_off) + base + d, pc.kvtype) : 0.0;
-                vd[u][i] = in_ ? QR_LOAD_ANY(vc, uint(pc.vc_off) + base + d, pc.kvtype) : 0.0;
+            [[unroll]] for (uint c = 0u; c < CPL; c++) {
+                uint dd = d0 + 8u * c;
+                kr[i][c] = ok && dd < hd ? kc[(uint(pc.kc_off) + base + dd) >> 3] : uvec4(0u);
             }
         }
-        for (int u = 0; u < KB; u++) {
-            if (jb + u >= k_hi) break;
-            for (int h = 0; h < HSMAX; h++) {
-                if (h >= hcount) break;
-                float s = 0.0;
-                for (uint i = 0u; i < DPL; i++) s += qv[h][i] * kd[u][i];
-                s = subgroupAdd(s);
-                float mn = max(m[h], s);
-                float alpha = exp(m[h] - mn), p = exp(s - mn);
-                l[h] = l[h] * alpha + p;
-                m[h] = mn;
-                for (uint i = 0u; i < DPL; i++) acc[h][i] = acc[h][i] * alpha + p * vd[u][i];
+        uvec4 vr[VKU];
+        [[unroll]] for (uint i = 0u; i < VKU; i++) {
+            int j = j0 + int(i * VKG + vkg);
+            bool ok = j < k_hi && vdim;
+            uint base = 0u;
+            if (ok) {
+                int blk = clamp(bt[bt_row + j / pc.block_size], 0, pc.num_blocks - 1);
+                base = uint(blk) * kvrow + uint(kvh * pc.block_size + j % pc.block_size) * hd;
+            }
+            vr[i] = ok ? vc[(uint(pc.vc_off) + base + vp * 8u) >> 3] : uvec4(0u);
+        }
+        // 2. scores, reduced over the LPK lanes of each key
+        float s[KU][HS];
+        float mx[HS];
+        [[unroll]] for (int h = 0; h < HS; h++) mx[h] = NEG_INF;
+        [[unroll]] for (uint i = 0u; i < KU; i++) {
+            bool ok = j0 + int(i * KPW + kslot) < k_hi;
+            vec4 ka[CPL], kb[CPL];
+            [[unroll]] for (uint c = 0u; c < CPL; c++) unpack8(kr[i][c], ka[c], kb[c]);
+            [[unroll]] for (int h = 0; h < HS; h++) {
+                float v = 0.0;
+                [[unroll]] for (uint c = 0u; c < CPL; c++) v += dot(qa[h][c], ka[c]) + dot(qb[h][c], kb[c]);
+                [[unroll]] for (uint off = LPK / 2u; off > 0u; off >>= 1) v += subgroupShuffleXor(v, off);
+                s[i][h] = ok ? v : NEG_INF;
+                mx[h] = max(mx[h], s[i][h]);
             }
         }
-    }
-    // merge the subgroups: global max, then one subgroup at a time adds its scaled part
-    if (lane == 0u) for (int h = 0; h < HSMAX; h++) sh_m[w][h] = m[h];
-    barrier();
-    float f[HSMAX];
-    for (int h = 0; h < HSMAX; h++) {
-        float M = -1.0 / 0.0;
-        for (uint k = 0u; k < nw; k++) M = max(M, sh_m[k][h]);
-        f[h] = m[h] == -1.0 / 0.0 ? 0.0 : exp(m[h] - M);
-        sh_m[w][h] = M;   // every subgroup writes the same M
-    }
-    if (tid < uint(HSMAX)) sh_l[tid] = 0.0;
-    barrier();
-    for (uint k = 0u; k < nw; k++) {
-        if (k == w) {
-            for (int h = 0; h < HSMAX; h++) {
-                if (h >= hcount) break;
-                for (uint i = 0u; i < DPL; i++) {
-                    uint d = lane + SG * i;
-                    if (d < uint(hd)) sh_acc[h][d] += f[h] * acc[h][i];
-                }
-                if (lane == 0u) sh_l[h] += f[h] * l[h];
-            }
+        [[unroll]] for (int h = 0; h < HS; h++) {
+            float sm = subgroupMax(mx[h]);
+            if (lane == 0u) sh_m[w][h] = sm;
         }
         barrier();
+        // 3. online softmax: the new max is the same in every thread
+        float alpha[HS];
+        [[unroll]] for (int h = 0; h < HS; h++) {
+            float mt = NEG_INF;
+            for (uint k = 0u; k < NSG; k++) mt = max(mt, sh_m[k][h]);
+            float mn = max(m[h], mt);
+            alpha[h] = m[h] == NEG_INF ? 0.0 : exp(m[h] - mn);
+            m[h] = mn;
+        }
+        [[unroll]] for (int h = 0; h < HS; h++) {
+            float ps = 0.0;
+            [[unroll]] for (uint i = 0u; i < KU; i++) {
+                float p = s[i][h] == NEG_INF ? 0.0 : exp(s[i][h] - m[h]);
+                if (kpart == 0u) {
+                    sh_p[i * KPW + kslot][h] = p;
+                    ps += p;
+                }
+            }
+            lsum[h] = lsum[h] * alpha[h] + subgroupAdd(ps);
+        }
+        barrier();
+        // 4. acc = acc * alpha + p . V
+        [[unroll]] for (int h = 0; h < HS; h++) {
+            acca[h] *= alpha[h];
+            accb[h] *= alpha[h];
+        }
+        [[unroll]] for (uint i = 0u; i < VKU; i++) {
+            vec4 va, vb;
+            unpack8(vr[i], va, vb);
+            uint jt = i * VKG + vkg;
+            [[unroll]] for (int h = 0; h < HS; h++) {
+                float p = sh_p[jt][h];
+                acca[h] += p * va;
+                accb[h] += p * vb;
+            }
+        }
     }
-    for (uint e = tid; e < uint(hcount * hd); e += 128u) {
-        int h = int(e) / hd, d = int(e) % hd;
-        float M = sh_m[0][h], lsum = sh_l[h], a = sh_acc[h][d];
+    // sums over the subgroups, accumulators over the key groups (tree in shared memory)
+    if (lane == 0u) {
+        [[unroll]] for (int h = 0; h < HS; h++) sh_l[w][h] = lsum[h];
+    }
+    [[unroll]] for (uint half_ = VKG / 2u; half_ > 0u; half_ >>= 1) {
+        barrier();
+        if (vkg >= half_ && vkg < 2u * half_) {
+            [[unroll]] for (int h = 0; h < HS; h++)
+                [[unroll]] for (uint e = 0u; e < 4u; e++) {
+                    sh_red[vkg - half_][h][vp * 8u + e] = acca[h][e];
+                    sh_red[vkg - half_][h][vp * 8u + 4u + e] = accb[h][e];
+                }
+        }
+        barrier();
+        if (vkg < half_) {
+            [[unroll]] for (int h = 0; h < HS; h++)
+                [[unroll]] for (uint e = 0u; e < 4u; e++) {
+                    acca[h][e] += sh_red[vkg][h][vp * 8u + e];
+                    accb[h][e] += sh_red[vkg][h][vp * 8u + 4u + e];
+                }
+        }
+    }
+    if (vkg != 0u || !vdim) return;
+    [[unroll]] for (int h = 0; h < HS; h++) {
+        if (h >= hcount) break;
+        float l = 0.0;
+        for (uint k = 0u; k < NSG; k++) l += sh_l[k][h];
         if (pc.n_split > 1) {
-            uint pb = uint((t * pc.n_heads + hbase + h) * pc.n_split + int(gl_WorkGroupID.z)) * uint(hd + 2);
-            if (d == 0) { part[pb] = M; part[pb + 1u] = lsum; }
-            part[pb + 2u + uint(d)] = a;
+            uint pb = uint((t * pc.n_heads + hbase + h) * pc.n_split + int(gl_WorkGroupID.z)) * (hd + 2u);
+            if (vp == 0u) { part[pb] = m[h]; part[pb + 1u] = l; }
+            [[unroll]] for (uint e = 0u; e < 4u; e++) {
+                part[pb + 2u + vp * 8u + e] = acca[h][e];
+                part[pb + 6u + vp * 8u + e] = accb[h][e];
+            }
         } else {
-            o[pc.o_off + t * pc.ldo + (hbase + h) * hd + d] = lsum > 0.0 ? a / lsum : 0.0;
+            float inv = l > 0.0 ? 1.0 / l : 0.0;
+            uint ob = uint(pc.o_off + t * pc.ldo + (hbase + h) * int(hd)) + vp * 8u;
+            [[unroll]] for (uint e = 0u; e < 4u; e++) {
+                o[ob + e] = acca[h][e] * inv;
+                o[ob + 4u + e] = accb[h][e] * inv;
+            }
         }
     }
 }

@@ -97,6 +97,13 @@ static const struct tcase k_cases[] = {
     {QR_OP_MATMUL, BF16, 33, 65, 4099},
     {QR_OP_MATMUL, BF16, 130, 96, 200, 1, F_ACCUM},
     {QR_OP_MATMUL, BF16, 2, 512, 2560, 0, F_BIAS},
+    /* GEMV variants (x rows per workgroup 1/2/4/8): M = 3, 6, 8, 12; vector rounds with a predicated tail */
+    {QR_OP_MATMUL, BF16, 3, 67, 264},
+    {QR_OP_MATMUL, F16, 6, 31, 2056, 0, F_ACCUM},
+    {QR_OP_MATMUL, BF16, 8, 40, 4104, 4, F_BIAS},
+    {QR_OP_MATMUL, F32, 12, 45, 1028},
+    {QR_OP_MATMUL, BF16, 1, 129, 9736, 0, F_ACCUM},
+    {QR_OP_MATMUL, BF16, 16, 23, 136, 0, F_NANINF},
     {QR_OP_MATMUL, BF16, 1, 9728, 2560, 0, 0, .perf = true},
     {QR_OP_MATMUL, BF16, 1, 2560, 9728, 0, F_ACCUM, .perf = true},
     {QR_OP_MATMUL, BF16, 1, 6144, 2560, 0, 0, .perf = true},
@@ -112,6 +119,7 @@ static const struct tcase k_cases[] = {
     {QR_OP_RMSNORM, F32, 3, 0, 67, 5},
     {QR_OP_RMSNORM, F16, 1, 0, 1000},
     {QR_OP_RMSNORM, BF16, 4, 0, 300, 0, F_INPLACE},
+    {QR_OP_RMSNORM, BF16, 2, 0, 5000, 0, F_INPLACE},   /* longer than the register-cached part */
     {QR_OP_RMSNORM, BF16, 512, 0, 2560, 0, 0, .perf = true},
     /* qk_norm: per head */
     {QR_OP_QK_NORM, BF16, 5, 0, 0, 0, F_INPLACE, 32, 0, 128},
@@ -140,6 +148,12 @@ static const struct tcase k_cases[] = {
     {QR_OP_ATTN, F16, .heads = 12, .kv_heads = 4, .head_dim = 64, .block_size = 16, .seqs = "16:16,17:1,15:15"},
     {QR_OP_ATTN, BF16, .flags = F_BADIDX, .heads = 8, .kv_heads = 2, .head_dim = 64, .block_size = 16,
      .seqs = "90:1,40:40"},
+    /* decodes on each attn_dec variant: GQA 1, 2, 6 (8 heads per workgroup, 6 used), 7; head_dim 72 */
+    {QR_OP_ATTN, BF16, .heads = 8, .kv_heads = 8, .head_dim = 64, .block_size = 16, .seqs = "300:1,17:1"},
+    {QR_OP_ATTN, F16, .heads = 6, .kv_heads = 3, .head_dim = 128, .block_size = 16, .seqs = "129:1,1000:1"},
+    {QR_OP_ATTN, BF16, .heads = 12, .kv_heads = 2, .head_dim = 128, .block_size = 16, .seqs = "500:1,64:1"},
+    {QR_OP_ATTN, BF16, .heads = 28, .kv_heads = 4, .head_dim = 128, .block_size = 16, .seqs = "2000:1,1:1"},
+    {QR_OP_ATTN, BF16, .heads = 4, .kv_heads = 2, .head_dim = 72, .block_size = 7, .seqs = "333:1"},
     /* long decodes: several chunks per split, splits of different lengths per sequence */
     {QR_OP_ATTN, BF16, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16, .seqs = "9000:1"},
     {QR_OP_ATTN, F16, .heads = 16, .kv_heads = 2, .head_dim = 64, .block_size = 16,
@@ -162,6 +176,7 @@ static const struct tcase k_cases[] = {
     {QR_OP_ARGMAX, F32, 1, 151936},
     {QR_OP_ARGMAX, F32, 3, 1001},
     {QR_OP_ARGMAX, F32, 5, 7, 0, 0, F_TIES},
+    {QR_OP_ARGMAX, F32, 4, 10007, 0, 0, F_TIES},   /* ties across the chunks of the two-pass reduction */
     {QR_OP_ARGMAX, F32, 64, 151936, .perf = true},
 };
 #pragma GCC diagnostic pop

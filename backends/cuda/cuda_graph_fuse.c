@@ -120,6 +120,19 @@ static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
         return fuse_to_gemm(s, nd);
     if (!gemv_path(s, m))
         return 0;
+    if (m->M == 1 && cuda_gemv_norm_ok((int)m->wtype, (int)r->wtype, m->K, vp(&r->x), vp(&m->w), vp(&r->w),
+                                       vp(&r->out))) {
+        /* one token: the norm's scale applied after the sum (gemv_norm.cu); with the SwiGLU that reads a
+         * gate_up output, that too (its epilogue writes the activation the down projection reads) */
+        const struct qr_silu_mul_args *g = n >= 3 && nd[2].op == QR_OP_SILU_MUL ? &nd[2].a.silu_mul : NULL;
+        bool glu = g && g->n_tokens == 1 && same(&g->gu, &m->y) && 2 * g->n_ff == m->N && !m->accumulate &&
+                   g->out.buf != g->gu.buf && g->out.buf != r->x.buf && g->out.buf != r->out.buf;
+        LAUNCH_TRY(s->dev, cuda_launch_gemv_norm(cst(s), vp(&m->y), vp(&r->x), vp(&m->w),
+                                                 m->bias.buf ? vp(&m->bias) : NULL, (int)m->wtype, (int)m->btype,
+                                                 m->N, m->K, m->accumulate, vp(&r->w), (int)r->wtype, r->eps,
+                                                 vp(&r->out), glu ? vp(&g->out) : NULL, glu ? g->n_ff : 0));
+        return glu ? 3 : 2;
+    }
     if (!cuda_gemv_fused_ok((int)m->wtype, m->M, m->K, r->ldx, vp(&r->x), vp(&m->w), 2, (int)r->wtype, vp(&r->w),
                             r->ldout, vp(&r->out)))
         return 0;

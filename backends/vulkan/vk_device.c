@@ -320,6 +320,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     if (d->align < 16) d->align = 16;
     d->subgroup_size = in.sg.subgroupSize;
     d->subgroup_arith = (in.sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) != 0;
+    d->subgroup_shuffle = (in.sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) != 0;
     d->has_fp16 = in.fp16;
     d->has_16bit_storage = in.s16;
     d->has_coopmat_nv = in.coop_nv;

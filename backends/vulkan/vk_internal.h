@@ -48,6 +48,7 @@ struct vk_dev {
     size_t align;              /* minStorageBufferOffsetAlignment */
     uint32_t subgroup_size;
     bool subgroup_arith;
+    bool subgroup_shuffle;     /* attn_dec's q.k reduction */
     bool has_fp16, has_16bit_storage, has_coopmat_nv, has_coopmat_khr, has_budget;
     bool use_coopmat;
     double mem_fraction;

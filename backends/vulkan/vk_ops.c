@@ -32,7 +32,7 @@ _Static_assert(sizeof(struct qr_pc_attn) == 22 * 4, "pc attn");
 _Static_assert(sizeof(struct qr_pc_attn_combine) == 6 * 4, "pc attn_combine");
 _Static_assert(sizeof(struct qr_pc_silu_mul) == 6 * 4, "pc silu_mul");
 _Static_assert(sizeof(struct qr_pc_add) == 3 * 4, "pc add");
-_Static_assert(sizeof(struct qr_pc_argmax) == 4 * 4, "pc argmax");
+_Static_assert(sizeof(struct qr_pc_argmax) == 6 * 4, "pc argmax");
 _Static_assert(sizeof(struct qr_pc_qk_norm_rope) == 14 * 4, "pc qk_norm_rope");
 _Static_assert(sizeof(struct qr_pc_attn) <= 128, "push constants must fit in 128 bytes");
 
@@ -146,8 +146,13 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     else if (j->flags & QR_MM_SILU) return qr_set_error(QR_E_INTERNAL, "vulkan: fused SwiGLU needs the GEMV path");
     else if (cm >= 0 && j->M >= 64) kind = 2;
     else kind = 1;
-    int pipe = kind == 0 ? pipe_named("matmul_gemv_%s", sfx) : kind == 1 ? pipe_named("matmul_gemm_%s", sfx) : cm;
-    int tile_n = kind == 0 ? (int)(128 / d->subgroup_size) : kind == 1 ? 64 : 128, tile_m = kind == 0 ? 8 : kind == 1 ? 64 : 128;
+    /* GEMV: the variant with the smallest MR (x rows per workgroup) >= M */
+    int mr = j->M <= 1 ? 1 : j->M <= 2 ? 2 : j->M <= 4 ? 4 : 8;
+    char gemv[32];
+    snprintf(gemv, sizeof gemv, "matmul_gemv%d_%%s", mr);
+    int pipe = kind == 0 ? pipe_named(gemv, sfx) : kind == 1 ? pipe_named("matmul_gemm_%s", sfx) : cm;
+    if (pipe < 0) return qr_set_error(QR_E_INTERNAL, "vulkan: matmul: no pipeline for %s weights", sfx);
+    int tile_n = kind == 0 ? (int)(128 / d->subgroup_size) : kind == 1 ? 64 : 128, tile_m = kind == 0 ? mr : kind == 1 ? 64 : 128;
     unsigned vec_k = j->wtype == QR_DTYPE_F32 ? 4 : 8;
     bool vec = j->K % (int)vec_k == 0 && j->w.off % 16 == 0 && j->x.off % 16 == 0 && j->ldx % 4 == 0;
     if (kind == 2) vec = vec && j->K % 32 == 0;
@@ -283,6 +288,19 @@ static qr_status vk_kv_store(struct qr_stream *qs, const struct qr_kv_store_args
                        cdiv((int64_t)a->n_kv_heads * a->head_dim / 2, 64), (uint32_t)a->n_tokens, 1);
 }
 
+/* scratch for partial results (split-KV attention, argmax), shared by the
+ * nodes of one recording: nodes run in order, so one buffer serves all */
+static qr_status rec_scratch(struct vk_stream *s, size_t size, struct qr_buf **out) {
+    if (s->cur->part && s->cur->part_size >= size) {
+        *out = s->cur->part;
+        return QR_OK;
+    }
+    TRY(vk_rec_tmp_alloc(s, size, out));
+    s->cur->part = *out;
+    s->cur->part_size = size;
+    return QR_OK;
+}
+
 /* ---- attention ---- */
 static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     struct vk_stream *s = vk_stream_of(qs);
@@ -298,33 +316,11 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     size_t ksz = qr_dtype_size(a->kv_dtype);
     size_t cache = (size_t)a->num_blocks * a->n_kv_heads * a->block_size * a->head_dim * ksz;
     int G = a->n_heads / a->n_kv_heads;
-    /* decode batches (one query per sequence) use attn_dec when the subgroup
-     * size divides 128; prompts and mixed batches the tiled attn */
-    bool dec = a->max_q_len <= 1 && d->subgroup_size >= 4 && d->subgroup_size <= 128 &&
-               128 % d->subgroup_size == 0 && getenv("QR_VK_NO_ATTN_DEC") == NULL;
-    /* prompts on cooperative-matrix devices: attn_cm (64-row tiles, head_dim 128) */
-    int pipe_cm = d->use_coopmat && !dec && a->head_dim == 128 && d->subgroup_size == 32 &&
-                  getenv("QR_VK_NO_ATTN_CM") == NULL ? vk_pipe_find("attn_cm") : -1;
-    int rows = pipe_cm >= 0 ? 64 : ATTN_ROWS;
-    int hs = dec ? (G < 8 ? G : 8) : (G < rows ? G : rows);
-    int n_hsub = (G + hs - 1) / hs;
-    int qt = a->max_q_len <= 1 ? 1 : rows / hs;
-    int n_split = 1;
-    int wgs = a->n_tokens * a->n_kv_heads * n_hsub;
-    if (dec) {
-        int want = (a->max_seq_len + 63) / 64, cap = 1024 / (wgs > 0 ? wgs : 1);
-        n_split = want < cap ? want : cap;
-        if (n_split > 128) n_split = 128;
-        if (n_split < 1) n_split = 1;
-    } else if (pipe_cm < 0 && a->max_q_len <= 1 && a->max_seq_len > 256 && wgs < 512) {
-        n_split = (a->max_seq_len + 255) / 256;
-        if (n_split > 32) n_split = 32;
-    }
     struct vk_binding b[8];
     struct qr_pc_attn pc = {.n_tokens = a->n_tokens, .n_seqs = a->n_seqs, .n_heads = a->n_heads,
                             .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim, .block_size = a->block_size,
                             .mbps = a->max_blocks_per_seq, .num_blocks = a->num_blocks, .ldq = a->ldq, .ldo = a->ldo,
-                            .qt = qt, .hs = hs, .n_split = n_split, .kvtype = a->kv_dtype, .scale = a->scale};
+                            .kvtype = a->kv_dtype, .scale = a->scale};
     size_t hrow = (size_t)a->n_heads * a->head_dim;
     TRY(bind_at(d, &a->out, 0, 4, ((size_t)(a->n_tokens - 1) * a->ldo + hrow) * 4, &b[0], &pc.o_off, "attn out"));
     TRY(bind_at(d, &a->q, 0, 4, ((size_t)(a->n_tokens - 1) * a->ldq + hrow) * 4, &b[1], &pc.q_off, "attn q"));
@@ -333,23 +329,55 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     TRY(bind_at(d, &a->block_tables, 0, 4, (size_t)a->n_seqs * a->max_blocks_per_seq * 4, &b[4], &pc.bt_off, "block_tables"));
     TRY(bind_at(d, &a->seq_lens, 0, 4, (size_t)a->n_seqs * 4, &b[5], &pc.sl_off, "seq_lens"));
     TRY(bind_at(d, &a->q_start, 0, 4, (size_t)(a->n_seqs + 1) * 4, &b[6], &pc.qs_off, "q_start"));
+    /* decode batches (one query per sequence) with a 16-bit KV cache whose
+     * rows are 16-byte words: attn_dec_h<HS> (HS query heads of one KV head
+     * per workgroup, HS = 1/2/4/8); prompts, mixed batches and F32 KV: the
+     * tiled attn */
+    int hs_dec = G > 4 ? 8 : G > 2 ? 4 : G;
+    char dec_name[32];
+    snprintf(dec_name, sizeof dec_name, "attn_dec_h%d", hs_dec);
+    size_t dec_smem = (size_t)4 * hs_dec * (4 * 128 + 64 + 2 * 32);
+    int pipe_dec = a->max_q_len <= 1 && a->kv_dtype != QR_DTYPE_F32 && a->head_dim % 8 == 0 &&
+                   pc.kc_off % 8 == 0 && pc.vc_off % 8 == 0 && d->subgroup_shuffle && d->subgroup_size >= 4 &&
+                   d->subgroup_size <= 128 && 128 % d->subgroup_size == 0 &&
+                   dec_smem <= d->props.limits.maxComputeSharedMemorySize && getenv("QR_VK_NO_ATTN_DEC") == NULL
+                       ? vk_pipe_find(dec_name)
+                       : -1;
+    bool dec = pipe_dec >= 0;
+    /* prompts on cooperative-matrix devices: attn_cm (64-row tiles, head_dim 128) */
+    int pipe_cm = d->use_coopmat && !dec && a->head_dim == 128 && d->subgroup_size == 32 &&
+                  getenv("QR_VK_NO_ATTN_CM") == NULL ? vk_pipe_find("attn_cm") : -1;
+    int rows = pipe_cm >= 0 ? 64 : ATTN_ROWS;
+    int hs = dec ? hs_dec : (G < rows ? G : rows);
+    int n_hsub = (G + hs - 1) / hs;
+    int qt = a->max_q_len <= 1 ? 1 : rows / hs;
+    int n_split = 1;
+    int wgs = a->n_tokens * a->n_kv_heads * n_hsub;
+    if (dec) {
+        /* about 384 workgroups in all, at least one 64-key tile each; the
+         * shader rounds each split up to whole tiles */
+        int want = (a->max_seq_len + 63) / 64, cap = 384 / (wgs > 0 ? wgs : 1);
+        n_split = want < cap ? want : cap;
+        if (n_split > 128) n_split = 128;
+        if (n_split < 1) n_split = 1;
+    } else if (pipe_cm < 0 && a->max_q_len <= 1 && a->max_seq_len > 256 && wgs < 512) {
+        n_split = (a->max_seq_len + 255) / 256;
+        if (n_split > 32) n_split = 32;
+    }
+    pc.qt = qt;
+    pc.hs = hs;
+    pc.n_split = n_split;
     struct qr_buf *part = NULL;
     b[7] = (struct vk_binding){0};
     if (n_split > 1) {
         size_t psz = (size_t)a->n_tokens * a->n_heads * n_split * (a->head_dim + 2) * 4;
-        if (s->cur->part && s->cur->part_size >= psz) {   /* nodes run in order: one buffer serves all */
-            part = s->cur->part;
-        } else {
-            TRY(vk_rec_tmp_alloc(s, psz, &part));
-            s->cur->part = part;
-            s->cur->part_size = psz;
-        }
+        TRY(rec_scratch(s, psz, &part));
         struct qr_view pv = {.buf = part, .off = 0};
         int dummy;
         TRY(bind_at(d, &pv, 0, 4, psz, &b[7], &dummy, "attn partials"));
     }
     uint32_t gx = dec ? (uint32_t)a->n_tokens : cdiv(a->n_tokens, qt) + (uint32_t)a->n_seqs;
-    TRY(vk_dispatch(s, dec ? vk_pipe_find("attn_dec") : pipe_cm >= 0 ? pipe_cm : vk_pipe_find("attn"), 8, b, &pc,
+    TRY(vk_dispatch(s, dec ? pipe_dec : pipe_cm >= 0 ? pipe_cm : vk_pipe_find("attn"), 8, b, &pc,
                     sizeof pc, gx,
                     (uint32_t)(a->n_kv_heads * n_hsub), (uint32_t)n_split));
     if (n_split > 1) {
@@ -393,11 +421,24 @@ static qr_status vk_argmax(struct qr_stream *qs, const struct qr_argmax_args *a)
     struct vk_dev *d = s->d;
     if (a->n_rows <= 0) return QR_OK;
     if (a->n <= 0) return qr_set_error(QR_E_INVALID_ARG, "vulkan: argmax: empty rows");
-    struct vk_binding b[2];
-    struct qr_pc_argmax pc = {.n_rows = a->n_rows, .n = a->n};
+    struct vk_binding b[3];
+    int n_chunk = (int)cdiv(a->n, QR_ARGMAX_CHUNK);
+    struct qr_pc_argmax pc = {.n_rows = a->n_rows, .n = a->n, .n_chunk = n_chunk, .mode = n_chunk > 1 ? 1 : 0};
     TRY(bind_at(d, &a->out, 0, 4, (size_t)a->n_rows * 4, &b[0], &pc.out_off, "argmax out"));
     TRY(bind_at(d, &a->x, 0, 4, (size_t)a->n_rows * a->n * 4, &b[1], &pc.x_off, "argmax x"));
-    return vk_dispatch(s, vk_pipe_find("argmax"), 2, b, &pc, sizeof pc, (uint32_t)a->n_rows, 1, 1);
+    b[2] = (struct vk_binding){0};
+    int pipe = vk_pipe_find("argmax");
+    if (n_chunk == 1) return vk_dispatch(s, pipe, 3, b, &pc, sizeof pc, 1, (uint32_t)a->n_rows, 1);
+    /* long rows: (value, index) per chunk, then one workgroup per row */
+    struct qr_buf *part;
+    size_t psz = (size_t)a->n_rows * n_chunk * 8;
+    TRY(rec_scratch(s, psz, &part));
+    struct qr_view pv = {.buf = part, .off = 0};
+    int poff;
+    TRY(bind_at(d, &pv, 0, 8, psz, &b[2], &poff, "argmax partials"));
+    TRY(vk_dispatch(s, pipe, 3, b, &pc, sizeof pc, (uint32_t)n_chunk, (uint32_t)a->n_rows, 1));
+    pc.mode = 2;
+    return vk_dispatch(s, pipe, 3, b, &pc, sizeof pc, 1, (uint32_t)a->n_rows, 1);
 }
 
 static bool overlap(const struct qr_view *a, size_t na, const struct qr_view *b, size_t nb) {

@@ -3,7 +3,7 @@
 #define QR_VK_SHADERS_H
 #include <stddef.h>
 struct qr_spv_entry {
-    const char *name;               /* variant name, e.g. "matmul_gemv_bf16" */
+    const char *name;               /* variant name, e.g. "matmul_gemv1_bf16" */
     const unsigned char *code;
     const size_t *size;
 };

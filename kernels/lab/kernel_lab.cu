@@ -10,6 +10,7 @@
  * Exit status 1 if a check fails.  Not part of ctest (needs a GPU). */
 #include "../attn.cu"
 #include "../attn_decode2.cu"
+#include "../gemv_norm.cu"
 #include "../elementwise.cu"
 #include "../gemv.cu"
 #include "../gemv_fused.cu"
@@ -71,6 +72,94 @@ static void check(const char *what, double nmse, double lim)
 }
 
 /* ---- GEMV ---- */
+/* gemv_norm.cu vs CPU loops: y = W . rmsnorm(x), the side row, and with glu the SwiGLU of the gate_up rows;
+ * bench: time per call on rotating weight copies (> L2) */
+static void test_gemv_norm(int N, int K, bool glu, bool bench, double cbw)
+{
+    std::vector<uint16_t> w((size_t)N * K), g(K);
+    std::vector<float> x(K), y(N), side(K), act(N / 2 + 1);
+    for (auto &v : w)
+        v = to_bf16(frand());
+    for (auto &v : g)
+        v = to_bf16(frand() + 1.5f);
+    for (auto &v : x)
+        v = frand() * 3.0f;
+    uint16_t *dw = dev_copy(w), *dg = dev_copy(g);
+    float *dx = dev_copy(x), *dy = dev_copy(y), *ds = dev_copy(side), *da = dev_copy(act);
+    const float eps = 1e-6f;
+    const int ff = glu ? N / 2 : 0;
+    CK((cudaError_t)cuda_launch_gemv_norm(0, dy, dx, dw, NULL, QK_BF16, 0, N, K, 0, dg, QK_BF16, eps, ds,
+                                          glu ? da : NULL, ff));
+    CK(cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(side.data(), ds, side.size() * 4, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(act.data(), da, act.size() * 4, cudaMemcpyDeviceToHost));
+    double ss = 0;
+    for (int k = 0; k < K; k++)
+        ss += (double)x[k] * x[k];
+    double inv = 1.0 / sqrt(ss / K + eps);
+    std::vector<double> xn(K), yr(N);
+    double num = 0, den = 0, snum = 0, sden = 0, anum = 0, aden = 0;
+    for (int k = 0; k < K; k++) {
+        xn[k] = from_bf16(g[k]) * (x[k] * inv);
+        snum += (xn[k] - side[k]) * (xn[k] - side[k]);
+        sden += xn[k] * xn[k];
+    }
+    for (int n = 0; n < N; n++) {
+        double r = 0;
+        for (int k = 0; k < K; k++)
+            r += xn[k] * from_bf16(w[(size_t)n * K + k]);
+        yr[n] = r;
+        num += (r - y[n]) * (r - y[n]);
+        den += r * r;
+    }
+    for (int i = 0; i < ff; i++) {
+        double a = yr[i] / (1.0 + exp(-yr[i])) * yr[ff + i];
+        anum += (a - act[i]) * (a - act[i]);
+        aden += a * a;
+    }
+    char buf[96];
+    snprintf(buf, sizeof buf, "gemv_norm%s N=%d K=%d y", glu ? "+glu" : "", N, K);
+    check(buf, num / den, 1e-10);
+    snprintf(buf, sizeof buf, "gemv_norm%s N=%d K=%d side", glu ? "+glu" : "", N, K);
+    check(buf, snum / sden, 1e-12);
+    if (glu) {
+        snprintf(buf, sizeof buf, "gemv_norm+glu N=%d K=%d act", N, K);
+        check(buf, anum / aden, 1e-10);
+    }
+    if (bench) {
+        const int copies = (int)(600e6 / ((double)N * K * 2)) + 2, reps = 4 * copies;
+        std::vector<uint16_t *> ws(copies);
+        for (auto &p : ws) {
+            CK(cudaMalloc(&p, (size_t)N * K * 2));
+            CK(cudaMemset(p, 0, (size_t)N * K * 2));
+        }
+        cudaEvent_t e0, e1;
+        cudaEventCreate(&e0);
+        cudaEventCreate(&e1);
+        for (int i = 0; i < copies + reps; i++) {
+            if (i == copies)
+                cudaEventRecord(e0);
+            cuda_launch_gemv_norm(0, dy, dx, ws[i % copies], NULL, QK_BF16, 0, N, K, 0, dg, QK_BF16, eps, ds,
+                                  glu ? da : NULL, ff);
+        }
+        cudaEventRecord(e1);
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        cudaEventElapsedTime(&ms, e0, e1);
+        double t = ms * 1e-3 / reps, gbs = (double)N * K * 2 / t / 1e9;
+        printf("gemv_norm%s bf16 M=1 N=%6d K=%5d  %8.2f us  %7.1f GB/s  (%.0f%% of copy)\n", glu ? "+glu" : "", N, K,
+               t * 1e6, gbs, 100 * gbs / cbw);
+        for (auto p : ws)
+            cudaFree(p);
+    }
+    cudaFree(dw);
+    cudaFree(dg);
+    cudaFree(dx);
+    cudaFree(dy);
+    cudaFree(ds);
+    cudaFree(da);
+}
+
 static void test_gemv(int M, int N, int K)
 {
     std::vector<uint16_t> w((size_t)N * K);
@@ -325,6 +414,15 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
 int main(int argc, char **argv)
 {
     bool quick = argc > 1 && !strcmp(argv[1], "--quick");
+    if (argc > 1 && !strcmp(argv[1], "--gemv-ncu")) {   /* a few launches of each decode GEMV kind, for ncu */
+        qk_gemv_variant = 1;
+        test_gemv(1, 6144, 2560);
+        qk_gemv_variant = 0;
+        test_gemv(1, 6144, 2560);
+        test_gemv_norm(6144, 2560, false, false, 1);
+        test_gemv_norm(19456, 2560, true, false, 1);
+        return g_fail ? 1 : 0;
+    }
     cudaDeviceProp dp;
     CK(cudaGetDeviceProperties(&dp, 0));
     printf("device: %s (cc %d.%d, %d SMs)\n", dp.name, dp.major, dp.minor, dp.multiProcessorCount);
@@ -336,6 +434,9 @@ int main(int argc, char **argv)
         test_gemv(2, 5, 9728);
     }
     qk_gemv_variant = 0;
+    test_gemv_norm(777, 2560, false, false, 1);
+    test_gemv_norm(2 * 389, 4104, true, false, 1);
+    test_gemv_norm(2 * 1000, 2560, true, false, 1);
     run_attn({300, 300, 32, 8, 128, 16}, true, false);
     run_attn({333, 100, 16, 2, 128, 5}, true, false);
     run_attn({77, 13, 8, 8, 64, 16}, true, false);
@@ -348,6 +449,9 @@ int main(int argc, char **argv)
     if (!quick) {
         double cbw = copy_bw();
         printf("device copy bandwidth (D2D memcpy, read+write): %.1f GB/s\n", cbw);
+        test_gemv_norm(6144, 2560, false, true, cbw);
+        test_gemv_norm(19456, 2560, false, true, cbw);
+        test_gemv_norm(19456, 2560, true, true, cbw);
         int shapes[][2] = {{6144, 2560}, {2560, 4096}, {19456, 2560}, {2560, 9728}, {151936, 2560}};
         for (auto &s : shapes) {
             for (int v = 0; v <= 4; v++) {

@@ -11,8 +11,8 @@ float w_scalar(uint e) { return QR_LOAD_ANY(ws, e, W_TYPE); }
 void w_vec(uint e, out vec4 a) { a = uintBitsToFloat(wv[e >> 2]); }
 #else
 #define W_VEC_ELEMS 8u
-void w_vec8(uint e, out vec4 a, out vec4 b) {
-    uvec4 u = wv[e >> 3];
+// the 8 weights of one 16-byte word
+void w_unpack8(uvec4 u, out vec4 a, out vec4 b) {
 #if W_TYPE == QR_PC_BF16
     a = vec4(qr_bf16_lo(u.x), qr_bf16_hi(u.x), qr_bf16_lo(u.y), qr_bf16_hi(u.y));
     b = vec4(qr_bf16_lo(u.z), qr_bf16_hi(u.z), qr_bf16_lo(u.w), qr_bf16_hi(u.w));
@@ -21,4 +21,6 @@ void w_vec8(uint e, out vec4 a, out vec4 b) {
     b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
 #endif
 }
+// 8 weights from element e (multiple of 8)
+void w_vec8(uint e, out vec4 a, out vec4 b) { w_unpack8(wv[e >> 3], a, b); }
 #endif

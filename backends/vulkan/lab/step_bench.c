@@ -9,7 +9,10 @@
  * logits, argmax) recorded once with a key and replayed; the time per step
  * includes writing the token id and reading the argmax back.
  * Prefill: one prompt of --prompt tokens as one graph (TTFT of the forward).
- * Prints "decode: X ms/step, Y tok/s" and "prefill(N): Z ms". */
+ * Prints "decode: X ms/step, Y tok/s" and "prefill(N): Z ms".
+ * --ops: also each decode op alone (M = 1): a graph of one node per layer,
+ * each on that layer's own weights (so nothing is served from L2), replayed
+ * --reps times; prints us per node and the weight/KV bandwidth. */
 #include "qrun/qr_registry.h"
 
 #include <math.h>
@@ -49,16 +52,108 @@ static struct qr_view VO(struct qr_buf *b, size_t off) { return (struct qr_view)
 
 struct layer { struct qr_buf *qkv, *o, *gu, *down, *n1, *n2, *qn, *kn, *kc, *vc; };
 
+/* time the graph g (replayed reps times after one warm-up); returns the best us per node */
+static double time_graph(struct qr_graph *g, int reps) {
+    double best = 1e30;
+    for (int rep = -1; rep < reps; rep++) {
+        double a = qr_time_s();
+        CK(qr_graph_run(st, g));
+        CK(qr_stream_sync(st));
+        double dt = qr_time_s() - a;
+        if (rep >= 0 && dt < best) best = dt;
+    }
+    return 1e6 * best / g->n_nodes;
+}
+
+/* decode ops alone, M = 1, one node per layer on that layer's buffers */
+static void op_bench(struct qr_node *nodes, struct layer *L, int n_layers, int ctx, int reps, struct qr_buf *emb,
+                     struct qr_buf *qkv, struct qr_buf *n, struct qr_buf *att, struct qr_buf *h, struct qr_buf *gu,
+                     struct qr_buf *act, struct qr_buf *logits, struct qr_buf *am, struct qr_buf *lidx,
+                     struct qr_buf *bt, struct qr_buf *sl, struct qr_buf *qs, int nblk) {
+    int32_t q2[2] = {0, 1}, zero = 0;
+    CK(qr_stream_write(st, sl, 0, &ctx, 4));
+    CK(qr_stream_write(st, qs, 0, q2, 8));
+    CK(qr_stream_write(st, lidx, 0, &zero, 4));
+    const char *names[] = {"gemv qkv 6144x2560", "gemv o 2560x4096", "gemv gate_up 19456x2560", "gemv down 2560x9728",
+                           "gemv down+swiglu", "logits 151936x2560", "attn decode", "rmsnorm 2560", "argmax 151936"};
+    for (int kind = 0; kind < 9; kind++) {
+        int k = 0;
+        double bytes = 0;   /* per node: weights (or K+V) read */
+        for (int l = 0; l < (kind == 5 || kind == 8 ? 8 : n_layers); l++) {
+            struct qr_node *x = &nodes[k];
+            switch (kind) {
+            case 0: case 1: case 2: case 3: {
+                static const int NN[4] = {QKV, DIM, 2 * FF, DIM}, KK[4] = {DIM, NH * HD, DIM, FF};
+                struct qr_buf *w = kind == 0 ? L[l].qkv : kind == 1 ? L[l].o : kind == 2 ? L[l].gu : L[l].down;
+                struct qr_buf *xi = kind == 1 ? att : kind == 3 ? act : n, *y = kind == 0 ? qkv : kind == 2 ? gu : h;
+                x->op = QR_OP_MATMUL;
+                x->a.matmul = (struct qr_matmul_args){.y = V(y), .x = V(xi), .w = V(w), .wtype = QR_DTYPE_BF16, .M = 1,
+                                                      .N = NN[kind], .K = KK[kind], .ldx = KK[kind], .ldy = NN[kind],
+                                                      .accumulate = kind == 1 || kind == 3};
+                bytes = 2.0 * NN[kind] * KK[kind];
+                k++;
+                break;
+            }
+            case 4:   /* silu_mul + down: fused into one GEMV where the backend does */
+                x->op = QR_OP_SILU_MUL;
+                x->a.silu_mul = (struct qr_silu_mul_args){V(act), V(gu), 1, FF, 2 * FF, FF};
+                x[1].op = QR_OP_MATMUL;
+                x[1].a.matmul = (struct qr_matmul_args){.y = V(h), .x = V(act), .w = V(L[l].down), .wtype = QR_DTYPE_BF16,
+                                                        .M = 1, .N = DIM, .K = FF, .ldx = FF, .ldy = DIM, .accumulate = 1};
+                bytes = 2.0 * DIM * FF;
+                k += 2;
+                break;
+            case 5:
+                x->op = QR_OP_LOGITS;
+                x->a.logits = (struct qr_logits_args){V(logits), V(n), V(lidx), V(emb), QR_DTYPE_BF16, 1, DIM, VOCAB, DIM};
+                bytes = 2.0 * VOCAB * DIM;
+                k++;
+                break;
+            case 6:
+                x->op = QR_OP_ATTN;
+                x->a.attn = (struct qr_attn_args){.out = V(att), .q = V(qkv), .k_cache = V(L[l].kc), .v_cache = V(L[l].vc),
+                                                  .block_tables = V(bt), .seq_lens = V(sl), .q_start = V(qs),
+                                                  .kv_dtype = QR_DTYPE_BF16, .n_tokens = 1, .n_seqs = 1, .n_heads = NH,
+                                                  .n_kv_heads = NKV, .head_dim = HD, .block_size = BS,
+                                                  .max_blocks_per_seq = nblk, .num_blocks = nblk, .ldq = QKV,
+                                                  .ldo = NH * HD, .max_seq_len = ctx, .max_q_len = 1,
+                                                  .scale = 1.0f / sqrtf(HD)};
+                bytes = 2.0 * 2 * ctx * NKV * HD;
+                k++;
+                break;
+            case 7:
+                x->op = QR_OP_RMSNORM;
+                x->a.rmsnorm = (struct qr_rmsnorm_args){V(n), V(h), V(L[l].n1), QR_DTYPE_BF16, 1, 1, DIM, DIM, DIM, 1e-6f};
+                bytes = 4.0 * DIM;
+                k++;
+                break;
+            default:
+                x->op = QR_OP_ARGMAX;
+                x->a.argmax = (struct qr_argmax_args){V(am), V(logits), 1, VOCAB};
+                bytes = 4.0 * VOCAB;
+                k++;
+                break;
+            }
+        }
+        struct qr_graph g = {nodes, k, 0x0b5000 + (uint64_t)kind};
+        double us = time_graph(&g, reps) * (kind == 4 ? 2 : 1);   /* per op (two nodes make one op for kind 4) */
+        printf("op %-24s %9.2f us  %7.1f GB/s  (%d per graph, host-timed, incl. submit)\n", names[kind], us,
+               bytes / (us * 1e3), kind == 4 ? k / 2 : k);
+        fflush(stdout);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *be = "vulkan";
-    int n_layers = 36, ctx = 1024, prompt = 8192, reps = 50;
+    int n_layers = 36, ctx = 1024, prompt = 8192, reps = 50, ops = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-b") && i + 1 < argc) be = argv[++i];
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) n_layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) ctx = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) prompt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: %s [-b BACKEND] [--layers N] [--ctx N] [--prompt N] [--reps N]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--ops")) ops = 1;
+        else { fprintf(stderr, "usage: %s [-b BACKEND] [--layers N] [--ctx N] [--prompt N] [--reps N] [--ops]\n", argv[0]); return 2; }
     }
     qr_log_set_level(QR_LOG_WARN);
     struct qr_config_ini *ini = NULL;
@@ -196,6 +291,7 @@ int main(int argc, char **argv) {
                    1e3 * sum / n_rep, tok);
         fflush(stdout);
     }
+    if (ops) op_bench(nodes, L, n_layers, ctx, reps, emb, qkv, n, att, h, gu, act, logits, am, lidx, bt, sl, qs, nblk);
     qr_stream_destroy(st);
     qr_device_close(dev);
     return 0;
