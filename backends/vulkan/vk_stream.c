@@ -210,8 +210,12 @@ static qr_status run_node(struct qr_stream *qs, const struct qr_node *n) {
 
 /* the nodes of a graph, with the fusions of vk_ops.c applied */
 static qr_status run_nodes(struct qr_stream *qs, const struct qr_node *nodes, int n) {
-    static int no_fuse = -1;
+    static int no_fuse = -1, swiglu = -1;
     if (no_fuse < 0) no_fuse = getenv("QR_VK_NO_FUSE") != NULL;
+    /* SwiGLU folded into the down_proj GEMV recomputes the activation for every output row: on the H100 it took
+     * 60 us against 35 us for the plain GEMV plus ~6 us for silu_mul (qr-step-bench --ops), so it is opt-in
+     * (QR_VK_FUSE_SWIGLU=1; ctest runs test_graph_fusion both ways) */
+    if (swiglu < 0) swiglu = getenv("QR_VK_FUSE_SWIGLU") && atoi(getenv("QR_VK_FUSE_SWIGLU")) == 1;
     for (int i = 0; i < n; i++) {
         if (!no_fuse && i + 3 < n && nodes[i].op == QR_OP_QK_NORM) {
             int r = vk_fuse_qk_norm_rope(qs, &nodes[i]);
@@ -236,7 +240,7 @@ static qr_status run_nodes(struct qr_stream *qs, const struct qr_node *nodes, in
                 continue;
             }
         }
-        if (!no_fuse && i + 1 < n && nodes[i].op == QR_OP_SILU_MUL && nodes[i + 1].op == QR_OP_MATMUL) {
+        if (!no_fuse && swiglu && i + 1 < n && nodes[i].op == QR_OP_SILU_MUL && nodes[i + 1].op == QR_OP_MATMUL) {
             int r = vk_fuse_silu_matmul(qs, &nodes[i].a.silu_mul, &nodes[i + 1].a.matmul);
             if (r < 0) return (qr_status)r;
             if (r == 1) {
