@@ -12,24 +12,6 @@ int qk_pdl_on = 0;
 #define GEMV_WARPS 8
 #define GEMV_UNROLL 8
 
-template <int WT>
-__device__ __forceinline__ void gemv_unpack8(const uint4 v, float *f)
-{
-    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        if (WT == QK_BF16) {
-            f[2 * j] = __uint_as_float(u[j] << 16);
-            f[2 * j + 1] = __uint_as_float(u[j] & 0xffff0000u);
-        } else {
-            __half2 h = *(const __half2 *)&u[j];
-            float2 t = __half22float2(h);
-            f[2 * j] = t.x;
-            f[2 * j + 1] = t.y;
-        }
-    }
-}
-
 template <int WT, int MT, bool VEC>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_gemv(float *__restrict__ y, const float *__restrict__ x, const uint16_t *__restrict__ w,
@@ -71,7 +53,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 float wf[8];
-                gemv_unpack8<WT>(wv[u], wf);
+                qk_unpack8<WT>(wv[u], wf);
 #pragma unroll
                 for (int m = 0; m < MT; m++) {
                     if (m < M) {
@@ -85,7 +67,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
         }
         for (; i < nk; i += 32) {
             float wf[8];
-            gemv_unpack8<WT>(__ldcs(w4 + i), wf);
+            qk_unpack8<WT>(__ldcs(w4 + i), wf);
 #pragma unroll
             for (int m = 0; m < MT; m++) {
                 if (m < M) {
@@ -173,7 +155,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
 #pragma unroll
                         for (int r = 0; r < R; r++) {
                             float wf[8];
-                            gemv_unpack8<WT>(wv[r][u], wf);
+                            qk_unpack8<WT>(wv[r][u], wf);
                             acc[r][m] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b.x +
                                          wf[5] * b.y + wf[6] * b.z + wf[7] * b.w;
                         }

@@ -28,23 +28,6 @@
 
 enum { XM_PLAIN = 0, XM_SILU = 1, XM_NORM = 2 };
 
-template <int WT>
-__device__ __forceinline__ void fx_unpack8(const uint4 v, float *f)
-{
-    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        if (WT == QK_BF16) {
-            f[2 * j] = __uint_as_float(u[j] << 16);
-            f[2 * j + 1] = __uint_as_float(u[j] & 0xffff0000u);
-        } else {
-            float2 t = __half22float2(*(const __half2 *)&u[j]);
-            f[2 * j] = t.x;
-            f[2 * j + 1] = t.y;
-        }
-    }
-}
-
 __device__ __forceinline__ float fx_silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
 /* the 8 transformed inputs of chunk c (elements 8c .. 8c+7) of one row */
@@ -67,7 +50,7 @@ __device__ __forceinline__ void fx_x8(const float *xr, int c, int K, const uint1
             o[i] = fx_silu_mul(x[i], u[i]);
     } else {
         float g[8];
-        fx_unpack8<NWT>(__ldg((const uint4 *)nw + c), g);
+        qk_unpack8<NWT>(__ldg((const uint4 *)nw + c), g);
 #pragma unroll
         for (int i = 0; i < 8; i++)
             o[i] = g[i] * (x[i] * inv);
@@ -130,7 +113,7 @@ __global__ void __launch_bounds__(FX_THREADS)
             const int c = base + u * 32;
             if (c < nk) {
                 float wf[8];
-                fx_unpack8<WT>(wv[u], wf);
+                qk_unpack8<WT>(wv[u], wf);
 #pragma unroll
                 for (int m = 0; m < MT; m++) {
                     if (m < M) {

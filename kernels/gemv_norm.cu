@@ -25,23 +25,6 @@
 #define NX_U_ONE 4   /* loads per lane per round, one row */
 #define NX_U_GLU 4   /* per row of the GLU pair */
 
-template <int T>
-__device__ __forceinline__ void nx_unpack8(const uint4 v, float *f)
-{
-    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        if (T == QK_BF16) {
-            f[2 * j] = __uint_as_float(u[j] << 16);
-            f[2 * j + 1] = __uint_as_float(u[j] & 0xffff0000u);
-        } else {
-            float2 t = __half22float2(*(const __half2 *)&u[j]);
-            f[2 * j] = t.x;
-            f[2 * j + 1] = t.y;
-        }
-    }
-}
-
 __device__ __forceinline__ float nx_dot8(const float *wf, const float *v)
 {
     return wf[0] * v[0] + wf[1] * v[1] + wf[2] * v[2] + wf[3] * v[3] + wf[4] * v[4] + wf[5] * v[5] + wf[6] * v[6] +
@@ -91,7 +74,7 @@ __global__ void __launch_bounds__(NX_WARPS * 32, GLU ? 4 : 6)
                 const float4 a = __ldg(x4 + 2 * c), b = __ldg(x4 + 2 * c + 1);
                 const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
                 float g[8], xg[8];
-                nx_unpack8<NWT>(__ldg(g4 + c), g);
+                qk_unpack8<NWT>(__ldg(g4 + c), g);
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     ss += xv[e] * xv[e];
@@ -100,7 +83,7 @@ __global__ void __launch_bounds__(NX_WARPS * 32, GLU ? 4 : 6)
 #pragma unroll
                 for (int i = 0; i < R; i++) {
                     float wf[8];
-                    nx_unpack8<WT>(wv[i][u], wf);
+                    qk_unpack8<WT>(wv[i][u], wf);
                     acc[i] += nx_dot8(wf, xg);
                 }
             }
@@ -136,7 +119,7 @@ __global__ void __launch_bounds__(NX_WARPS * 32, GLU ? 4 : 6)
         for (int c = threadIdx.x; c < nk; c += NX_WARPS * 32) {
             const float4 a = __ldg(x4 + 2 * c), b = __ldg(x4 + 2 * c + 1);
             float g[8];
-            nx_unpack8<NWT>(__ldg(g4 + c), g);
+            qk_unpack8<NWT>(__ldg(g4 + c), g);
             float4 *s4 = (float4 *)side + 2 * c;
             s4[0] = make_float4(g[0] * (a.x * inv), g[1] * (a.y * inv), g[2] * (a.z * inv), g[3] * (a.w * inv));
             s4[1] = make_float4(g[4] * (b.x * inv), g[5] * (b.y * inv), g[6] * (b.z * inv), g[7] * (b.w * inv));

@@ -134,6 +134,24 @@ static inline void qk_launch(void (*kern)(KArgs...), dim3 grid, dim3 block, size
     (void)cudaLaunchKernelEx(&cfg, kern, ((KArgs)args)...);   /* errors: cudaGetLastError() in the launcher */
 }
 
+/* 8 consecutive 16-bit values (one 16-byte load) -> f32; T = QK_BF16 or QK_F16 */
+template <int T>
+__device__ __forceinline__ void qk_unpack8(const uint4 v, float *f)
+{
+    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        if (T == QK_BF16) {
+            f[2 * j] = __uint_as_float(u[j] << 16);
+            f[2 * j + 1] = __uint_as_float(u[j] & 0xffff0000u);
+        } else {
+            float2 t = __half22float2(*(const __half2 *)&u[j]);
+            f[2 * j] = t.x;
+            f[2 * j + 1] = t.y;
+        }
+    }
+}
+
 static inline unsigned qk_blocks(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
 
 #endif
