@@ -17,7 +17,7 @@
  *   writes an unnormalised partial (acc, max, sum); a second kernel merges.
  * Bad block ids mask their keys; bad q_start ranges skip the sequence;
  * seq_lens are clamped to the block table's capacity. */
-#include "qr_cuda_common.cuh"
+#include "qr_mma.cuh"
 
 #include <math.h>
 #include <stdlib.h>
@@ -30,61 +30,6 @@
 
 #define PF_BQ 64
 #define PF_WARPS 4
-
-template <typename T>
-__device__ __forceinline__ uint32_t pf_pack(float lo, float hi);
-template <>
-__device__ __forceinline__ uint32_t pf_pack<__nv_bfloat16>(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *(uint32_t *)&v;
-}
-template <>
-__device__ __forceinline__ uint32_t pf_pack<__half>(float lo, float hi)
-{
-    __half2 v = __floats2half2_rn(lo, hi);
-    return *(uint32_t *)&v;
-}
-
-template <typename T>
-__device__ __forceinline__ T pf_cvt(float f);
-template <>
-__device__ __forceinline__ __nv_bfloat16 pf_cvt<__nv_bfloat16>(float f) { return __float2bfloat16_rn(f); }
-template <>
-__device__ __forceinline__ __half pf_cvt<__half>(float f) { return __float2half_rn(f); }
-
-/* d[4] += a[4] (16x16, row) * b[2] (16x8, col) */
-template <typename T>
-__device__ __forceinline__ void pf_mma(float *d, const uint32_t *a, const uint32_t *b);
-template <>
-__device__ __forceinline__ void pf_mma<__nv_bfloat16>(float *d, const uint32_t *a, const uint32_t *b)
-{
-#if __CUDA_ARCH__ >= 800
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#else
-    __trap();   /* the host never launches bf16 on sm_75 */
-#endif
-}
-template <>
-__device__ __forceinline__ void pf_mma<__half>(float *d, const uint32_t *a, const uint32_t *b)
-{
-#if __CUDA_ARCH__ >= 800
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#else
-    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(b[0]));
-    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[2]), "r"(a[3]), "r"(b[1]));
-#endif
-}
 
 /* 8 consecutive cache elements (16-byte aligned) -> f32 */
 template <int KVT>
@@ -126,45 +71,6 @@ __device__ __forceinline__ bool attn_seq(const struct qr_cuda_attn &a, int s, in
     return true;
 }
 
-__device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-/* 16-byte async copy global -> shared; ok == false zero-fills without reading */
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool ok)
-{
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(ok ? 16 : 0));
-#else
-    *(uint4 *)dst = ok ? *(const uint4 *)src : make_uint4(0, 0, 0, 0);
-#endif
-}
-__device__ __forceinline__ void cp_async_commit(void)
-{
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.commit_group;\n" ::);
-#endif
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait(void)
-{
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-#endif
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
-}
-
-
 /* shared memory of one block: K and V, two stages, plus the key masks */
 template <typename T, int D, int PF_BK>
 constexpr size_t pf_smem_bytes() { return (size_t)4 * PF_BK * (D + 8) * sizeof(T) + 2 * PF_BK; }
@@ -183,7 +89,7 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
     const int warp = (threadIdx.x >> 5) % PF_WARPS, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int s = blockIdx.z, h = blockIdx.y * HPB + (threadIdx.x >> 5) / PF_WARPS;
     int qs, qlen, ctx;
-    if (!attn_seq(a, s, &qs, &qlen, &ctx))
+    if (!attn_seq(a, s, &qs, &qlen, &ctx) || (a.skip_single && qlen == 1))
         return;
     /* the longest (last) query tiles first: better balance at the end of the grid */
     const int q0 = (gridDim.x - 1 - blockIdx.x) * PF_BQ;

@@ -17,16 +17,13 @@
  * over the splits in parallel.  Same masking rules as attn.cu: bad block ids
  * mask their keys, bad q_start ranges skip the sequence, lengths are clamped
  * to the block table. */
-#include "qr_cuda_common.cuh"
+#include "attn_split.cuh"
 
 #include <math.h>
 
 #define D2_THREADS 128
-#define D2_CHUNK 64      /* keys per chunk: two threads per key in the score phase */
 #define D2_HB 8          /* query heads per block */
-#define D2_MAX_SPLITS 256
 #define D2_BLOCKS_PER_SM 4
-#define D2_LOG2E 1.4426950408889634f
 
 /* 16-byte async copy global -> shared; ok == false zero-fills without reading */
 __device__ __forceinline__ void d2_cp_async16(void *dst, const void *src, bool ok)
@@ -72,35 +69,6 @@ __device__ __forceinline__ float2 d2_load2(const uint16_t *p)
     if (KVT == QK_BF16)
         return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
     return __half22float2(*(const __half2 *)&u);
-}
-
-/* validated sequence range; false: skip the sequence (same rules as attn.cu) */
-__device__ __forceinline__ bool d2_seq(const struct qr_cuda_attn &a, int s, int *qs, int *qlen, int *ctx)
-{
-    int b = a.q_start[s], e = a.q_start[s + 1];
-    if (b < 0 || e < b || e > a.n_tokens)
-        return false;
-    int64_t cap = (int64_t)a.max_blocks_per_seq * a.block_size;
-    int64_t c = a.seq_lens[s];
-    c = c < 0 ? 0 : c > cap ? cap : c;
-    *qs = b;
-    *qlen = e - b;
-    *ctx = (int)c;
-    return true;
-}
-
-/* keys per split for a sequence of ctx keys (a multiple of the chunk), and the splits that hold keys */
-__device__ __forceinline__ int d2_keys_per_split(int ctx, int n_splits)
-{
-    int per = (ctx + n_splits - 1) / n_splits;
-    return ((per + D2_CHUNK - 1) / D2_CHUNK) * D2_CHUNK;
-}
-__device__ __forceinline__ int d2_used_splits(int ctx, int n_splits)
-{
-    if (ctx <= 0)
-        return 1;
-    int kps = d2_keys_per_split(ctx, n_splits);
-    return (ctx + kps - 1) / kps;
 }
 
 template <int KVT, int D>
@@ -408,5 +376,15 @@ extern "C" int cuda_launch_attn_decode2(qr_cuda_stream st, const struct qr_cuda_
     if (rc || ns == 1)
         return rc;
     qk_launch(k_attn_decode2_merge, dim3((unsigned)a->n_heads, (unsigned)a->n_seqs), dim3(D2_THREADS), 0, st, *a, ns, po, pml);
+    return qk_launch_result();
+}
+
+extern "C" int cuda_launch_attn_decode2_merge(qr_cuda_stream st, const struct qr_cuda_attn *a, int n_splits,
+                                              const float *part_o, const float *part_ml)
+{
+    if (n_splits <= 1 || n_splits > D2_MAX_SPLITS)
+        return n_splits == 1 ? 0 : (int)cudaErrorInvalidValue;
+    qk_launch(k_attn_decode2_merge, dim3((unsigned)a->n_heads, (unsigned)a->n_seqs), dim3(D2_THREADS), 0, st, *a,
+              n_splits, part_o, part_ml);
     return qk_launch_result();
 }

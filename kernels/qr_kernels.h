@@ -70,6 +70,7 @@ struct qr_cuda_attn {
     int ldq, ldo;
     int max_seq_len, max_q_len;
     float scale;
+    int skip_single;   /* prompt kernel: leave sequences with one query token to the decode kernel */
 };
 
 /* FlashAttention-style prompt kernel (tensor cores; any query length).
@@ -96,6 +97,15 @@ int cuda_kernels_ptx_version(void);
 int cuda_attn_decode2_supported(int head_dim, int kv_dtype);
 size_t cuda_attn_decode2_scratch(const struct qr_cuda_attn *a, int n_sm);
 int cuda_launch_attn_decode2(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm);
+/* its merge of split partials (n_splits > 1; partial layout in attn_split.cuh) */
+int cuda_launch_attn_decode2_merge(qr_cuda_stream st, const struct qr_cuda_attn *a, int n_splits,
+                                   const float *part_o, const float *part_ml);
+
+/* decode attention on tensor cores (attn_decode_tc.cu): BF16 (sm_80+) / F16 KV, head_dim 64 or 128, GQA groups
+ * of <= 16 heads; only sequences with one query token (the rest are left alone) */
+int cuda_attn_decode_tc_supported(int head_dim, int kv_dtype, int n_heads, int n_kv_heads, int cc);
+size_t cuda_attn_decode_tc_scratch(const struct qr_cuda_attn *a, int n_sm);
+int cuda_launch_attn_decode_tc(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm);
 
 /* [q/k RMSNorm,] RoPE and the paged KV write of a fused qkv row, one kernel (qkv_post.cu).
  * wq/wk NULL: no norm.  q heads at qkv, k heads at + n_q*hd, v heads at + (n_q+n_kv)*hd; rows ld apart. */

@@ -6,10 +6,14 @@
  * larger M -> x converted to the weight dtype in stream scratch, then
  * cublasGemmEx (f32 accumulate and output, beta = 1 for accumulate) and a
  * bias pass.  logits: the same, with the selected rows gathered.
- * attn: max_q_len == 1 -> split-KV decode, else the tensor-core prompt
- * kernel (which also serves mixed batches). */
+ * attn: max_q_len == 1 -> split-KV decode (fused path: on tensor cores,
+ * attn_decode_tc.cu), else the tensor-core prompt kernel; in a mixed batch on
+ * the fused path the prompt kernel skips the one-token sequences and the
+ * decode kernel takes them. */
 #include "cuda_internal.h"
 
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 static inline void *vp(const struct qr_view *v) { return v->buf ? (char *)v->buf->ptr + v->off : NULL; }
@@ -163,6 +167,17 @@ static qr_status op_kv_store(struct qr_stream *s, const struct qr_kv_store_args 
     return QR_OK;
 }
 
+/* QR_CUDA_DECODE_TC=0: decode attention on the CUDA cores (attn_decode2.cu) instead of the tensor cores */
+static bool decode_tc_wanted(void)
+{
+    static int want = -1;
+    if (want < 0) {
+        const char *v = getenv("QR_CUDA_DECODE_TC");
+        want = !(v && v[0] == '0');
+    }
+    return want != 0;
+}
+
 static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
 {
     ENTER(s);
@@ -190,6 +205,16 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
         LAUNCH_TRY(s->dev, cuda_launch_attn_generic(cst(s), &k));
         return QR_OK;
     }
+    const bool tc = cd->fused && decode_tc_wanted() &&
+                    cuda_attn_decode_tc_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads, cd->cc);
+    if (a->max_q_len <= 1 && tc) {
+        void *scr = NULL;
+        qr_status st = cuda_scratch(s, cuda_attn_decode_tc_scratch(&k, cd->n_sm), &scr);
+        if (st != QR_OK)
+            return st;
+        LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(cst(s), &k, scr, cd->n_sm));
+        return QR_OK;
+    }
     if (a->max_q_len <= 1 && cd->fused && cuda_attn_decode2_supported(a->head_dim, (int)a->kv_dtype)) {
         void *scr = NULL;
         qr_status st = cuda_scratch(s, cuda_attn_decode2_scratch(&k, cd->n_sm), &scr);
@@ -211,7 +236,18 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
         LAUNCH_TRY(s->dev, cuda_launch_attn_generic(cst(s), &k));
         return QR_OK;
     }
+    /* a mixed batch (several sequences): the one-token ones go to the decode kernel, which reads each K/V row
+     * once per GQA group; the prompt kernel would read it once per pair of heads */
+    const bool split_mixed = tc && a->n_seqs > 1;
+    k.skip_single = split_mixed;
     LAUNCH_TRY(s->dev, cuda_launch_attn_prefill(cst(s), &k));
+    if (split_mixed) {
+        void *scr = NULL;
+        qr_status st = cuda_scratch(s, cuda_attn_decode_tc_scratch(&k, cd->n_sm), &scr);
+        if (st != QR_OK)
+            return st;
+        LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(cst(s), &k, scr, cd->n_sm));
+    }
     return QR_OK;
 }
 

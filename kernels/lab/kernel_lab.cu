@@ -4,12 +4,15 @@
  * bandwidth, prompt attention TFLOP/s, split-KV decode latency).
  *
  * The fused-path kernels are measured beside the plain ones: decode attention
- * v2 (attn_decode2.cu) vs v1, and the prefetching GEMV (gemv_fused.cu) vs gemv.cu.
+ * v2 (attn_decode2.cu) and tc (attn_decode_tc.cu, tensor cores) vs v1, and the
+ * prefetching GEMV (gemv_fused.cu) vs gemv.cu.  Decode attention is also timed
+ * over batches of sequences (KV GB/s: what offline throughput is bound by).
  *
- *   cuda_kernel_lab [--quick]
+ *   cuda_kernel_lab [--quick | --attn]   (--attn: the checks, then attention timings only)
  * Exit status 1 if a check fails.  Not part of ctest (needs a GPU). */
 #include "../attn.cu"
 #include "../attn_decode2.cu"
+#include "../attn_decode_tc.cu"
 #include "../gemv_norm.cu"
 #include "../elementwise.cu"
 #include "../gemv.cu"
@@ -275,9 +278,9 @@ static void bench_gemv(int M, int N, int K, double cbw, bool fused = false)
     cudaFree(dy);
 }
 
-/* ---- attention: one sequence, bf16 paged KV, shuffled blocks ---- */
+/* ---- attention: nseq sequences of the same shape, bf16 paged KV, shuffled blocks ---- */
 struct attn_case {
-    int ctx, qlen, H, KVH, D, bs;
+    int ctx, qlen, H, KVH, D, bs, nseq = 1;
 };
 
 typedef int (*prefill_fn)(qr_cuda_stream, const struct qr_cuda_attn *);
@@ -293,28 +296,34 @@ static const struct {
 };
 #define N_VARIANTS ((int)(sizeof k_variants / sizeof k_variants[0]))
 
-static void run_attn(const attn_case &c, bool check_it, bool bench, int variant = -1, bool v2 = false)
+enum { DEC_V1 = 0, DEC_V2 = 1, DEC_TC = 2 };
+static const char *const k_dec_names[] = {"v1", "v2", "tc"};
+
+static void run_attn(const attn_case &c, bool check_it, bool bench, int variant = -1, int dec = DEC_V1)
 {
-    int nb = (c.ctx + c.bs - 1) / c.bs;
-    std::vector<int> table(nb);
-    for (int i = 0; i < nb; i++)
+    const int S = c.nseq;
+    int nb = (c.ctx + c.bs - 1) / c.bs, nbt = nb * S;
+    std::vector<int> table(nbt > 0 ? nbt : 1);
+    for (int i = 0; i < nbt; i++)
         table[i] = i;
-    for (int i = nb - 1; i > 0; i--) {
+    for (int i = nbt - 1; i > 0; i--) {
         int j = (int)((frand() * 0.5f + 0.5f) * i);
         j = j < 0 ? 0 : j > i ? i : j;
         std::swap(table[i], table[j]);
     }
-    size_t kvn = (size_t)nb * c.KVH * c.bs * c.D;
+    size_t kvn = (size_t)(nbt > 0 ? nbt : 1) * c.KVH * c.bs * c.D;
     std::vector<uint16_t> kc(kvn), vc(kvn);
     for (size_t i = 0; i < kvn; i++) {
         kc[i] = to_bf16(frand());
         vc[i] = to_bf16(frand());
     }
     int ld = c.H * c.D;
-    std::vector<float> q((size_t)c.qlen * ld), out((size_t)c.qlen * ld);
+    std::vector<float> q((size_t)S * c.qlen * ld), out((size_t)S * c.qlen * ld);
     for (auto &v : q)
         v = frand() * 2.0f;
-    std::vector<int> seq_lens = {c.ctx}, q_start = {0, c.qlen};
+    std::vector<int> seq_lens(S, c.ctx), q_start(S + 1);
+    for (int i = 0; i <= S; i++)
+        q_start[i] = i * c.qlen;
     struct qr_cuda_attn a = {};
     a.out = dev_copy(out);
     a.q = dev_copy(q);
@@ -324,14 +333,14 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
     a.seq_lens = dev_copy(seq_lens);
     a.q_start = dev_copy(q_start);
     a.kv_dtype = QK_BF16;
-    a.n_tokens = c.qlen;
-    a.n_seqs = 1;
+    a.n_tokens = S * c.qlen;
+    a.n_seqs = S;
     a.n_heads = c.H;
     a.n_kv_heads = c.KVH;
     a.head_dim = c.D;
     a.block_size = c.bs;
-    a.max_blocks_per_seq = nb;
-    a.num_blocks = nb;
+    a.max_blocks_per_seq = nb > 0 ? nb : 1;
+    a.num_blocks = nbt > 0 ? nbt : 1;
     a.ldq = a.ldo = ld;
     a.max_seq_len = c.ctx;
     a.max_q_len = c.qlen;
@@ -339,50 +348,59 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
     void *scr = NULL;
     int n_sm = 132;
     CK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0));
-    size_t s1 = cuda_attn_decode_scratch(&a, n_sm), s2 = cuda_attn_decode2_scratch(&a, n_sm);
-    CK(cudaMalloc(&scr, (s1 > s2 ? s1 : s2) + 16));
+    size_t s1 = cuda_attn_decode_scratch(&a, n_sm), s2 = cuda_attn_decode2_scratch(&a, n_sm),
+           s3 = cuda_attn_decode_tc_scratch(&a, n_sm);
+    s1 = s1 > s2 ? s1 : s2;
+    s1 = s1 > s3 ? s1 : s3;
+    CK(cudaMalloc(&scr, s1 + 16));
     auto launch = [&]() {
         if (c.qlen == 1)
-            return v2 ? cuda_launch_attn_decode2(0, &a, scr, n_sm) : cuda_launch_attn_decode(0, &a, scr, n_sm);
+            return dec == DEC_TC   ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm)
+                   : dec == DEC_V2 ? cuda_launch_attn_decode2(0, &a, scr, n_sm)
+                                   : cuda_launch_attn_decode(0, &a, scr, n_sm);
         return variant >= 0 ? k_variants[variant].fn(0, &a) : cuda_launch_attn_prefill(0, &a);
     };
     CK((cudaError_t)launch());
     CK(cudaMemcpy(out.data(), a.out, out.size() * 4, cudaMemcpyDeviceToHost));
-    char name[96];
-    snprintf(name, sizeof name, "attn %s ctx=%d q=%d H=%d/%d D=%d bs=%d %s", c.qlen == 1 ? "decode" : "prefill",
-             c.ctx, c.qlen, c.H, c.KVH, c.D, c.bs, variant >= 0 ? k_variants[variant].name : v2 ? "v2" : "");
+    char name[112];
+    snprintf(name, sizeof name, "attn %s ctx=%d q=%d H=%d/%d D=%d bs=%d seqs=%d %s",
+             c.qlen == 1 ? "decode" : "prefill", c.ctx, c.qlen, c.H, c.KVH, c.D, c.bs, S,
+             variant >= 0 ? k_variants[variant].name : c.qlen == 1 ? k_dec_names[dec] : "");
     if (check_it) {
         double num = 0, den = 0;
-        std::vector<double> sc(c.ctx);
+        std::vector<double> sc(c.ctx > 0 ? c.ctx : 1);
         int G = c.H / c.KVH;
-        for (int i = 0; i < c.qlen; i += (c.qlen > 64 ? 7 : 1))
-            for (int h = 0; h < c.H; h++) {
-                int pos = c.ctx - c.qlen + i, g = h / G;
-                double mx = -1e300;
-                for (int k = 0; k <= pos; k++) {
-                    size_t off = (((size_t)table[k / c.bs] * c.KVH + g) * c.bs + k % c.bs) * c.D;
-                    double s = 0;
-                    for (int d = 0; d < c.D; d++)
-                        s += (double)q[(size_t)i * ld + h * c.D + d] * from_bf16(kc[off + d]);
-                    sc[k] = s * a.scale;
-                    mx = sc[k] > mx ? sc[k] : mx;
-                }
-                double sum = 0;
-                for (int k = 0; k <= pos; k++)
-                    sum += (sc[k] = exp(sc[k] - mx));
-                for (int d = 0; d < c.D; d++) {
-                    double r = 0;
+        for (int sq = 0; sq < S; sq += (S > 3 ? S - 1 : 1))   /* the first and the last sequence */
+            for (int i = 0; i < c.qlen; i += (c.qlen > 64 ? 7 : 1))
+                for (int h = 0; h < c.H; h++) {
+                    int pos = c.ctx - c.qlen + i, g = h / G;
+                    const int *tb = &table[(size_t)sq * nb];
+                    const float *qr = &q[((size_t)sq * c.qlen + i) * ld + h * c.D];
+                    double mx = -1e300;
                     for (int k = 0; k <= pos; k++) {
-                        size_t off = (((size_t)table[k / c.bs] * c.KVH + g) * c.bs + k % c.bs) * c.D;
-                        r += sc[k] * from_bf16(vc[off + d]);
+                        size_t off = (((size_t)tb[k / c.bs] * c.KVH + g) * c.bs + k % c.bs) * c.D;
+                        double s = 0;
+                        for (int d = 0; d < c.D; d++)
+                            s += (double)qr[d] * from_bf16(kc[off + d]);
+                        sc[k] = s * a.scale;
+                        mx = sc[k] > mx ? sc[k] : mx;
                     }
-                    r /= sum;
-                    double gv = out[(size_t)i * ld + h * c.D + d];
-                    num += (r - gv) * (r - gv);
-                    den += r * r;
+                    double sum = 0;
+                    for (int k = 0; k <= pos; k++)
+                        sum += (sc[k] = exp(sc[k] - mx));
+                    for (int d = 0; d < c.D; d++) {
+                        double r = 0;
+                        for (int k = 0; k <= pos; k++) {
+                            size_t off = (((size_t)tb[k / c.bs] * c.KVH + g) * c.bs + k % c.bs) * c.D;
+                            r += sc[k] * from_bf16(vc[off + d]);
+                        }
+                        r /= sum;
+                        double gv = out[((size_t)sq * c.qlen + i) * ld + h * c.D + d];
+                        num += (r - gv) * (r - gv);
+                        den += r * r;
+                    }
                 }
-            }
-        check(name, num / den, 1e-4);
+        check(name, den > 0 ? num / den : num, 1e-4);
     }
     if (bench) {
         cudaEvent_t e0, e1;
@@ -397,9 +415,9 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
         float ms;
         cudaEventElapsedTime(&ms, e0, e1);
         double t = ms * 1e-3 / reps;
-        double flop = 4.0 * c.D * c.H * ((double)c.qlen * (c.ctx - c.qlen) + (double)c.qlen * (c.qlen + 1) / 2);
-        double bytes = 2.0 * c.ctx * c.KVH * c.D * 2;
-        printf("%-48s %9.2f us  %7.1f TFLOP/s  %7.1f GB/s (KV)\n", name, t * 1e6, flop / t / 1e12, bytes / t / 1e9);
+        double flop = 4.0 * S * c.D * c.H * ((double)c.qlen * (c.ctx - c.qlen) + (double)c.qlen * (c.qlen + 1) / 2);
+        double bytes = 2.0 * S * c.ctx * c.KVH * c.D * 2;
+        printf("%-60s %9.2f us  %7.1f TFLOP/s  %7.1f GB/s (KV)\n", name, t * 1e6, flop / t / 1e12, bytes / t / 1e9);
     }
     cudaFree(a.out);
     cudaFree((void *)a.q);
@@ -414,6 +432,7 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
 int main(int argc, char **argv)
 {
     bool quick = argc > 1 && !strcmp(argv[1], "--quick");
+    bool attn_only = argc > 1 && !strcmp(argv[1], "--attn");
     if (argc > 1 && !strcmp(argv[1], "--gemv-ncu")) {   /* a few launches of each decode GEMV kind, for ncu */
         qk_gemv_variant = 1;
         test_gemv(1, 6144, 2560);
@@ -442,11 +461,30 @@ int main(int argc, char **argv)
     run_attn({77, 13, 8, 8, 64, 16}, true, false);
     run_attn({1000, 1, 32, 8, 128, 16}, true, false);
     run_attn({130, 1, 16, 2, 64, 5}, true, false);
-    run_attn({1000, 1, 32, 8, 128, 16}, true, false, -1, true);
-    run_attn({9000, 1, 32, 8, 128, 16}, true, false, -1, true);
-    run_attn({130, 1, 16, 2, 64, 5}, true, false, -1, true);
-    run_attn({0, 1, 32, 8, 128, 16}, false, false, -1, true);   /* empty context: must not fault */
-    if (!quick) {
+    for (int dec : {DEC_V2, DEC_TC}) {
+        run_attn({1000, 1, 32, 8, 128, 16}, true, false, -1, dec);
+        run_attn({9000, 1, 32, 8, 128, 16}, true, false, -1, dec);
+        run_attn({130, 1, 16, 2, 64, 5}, true, false, -1, dec);
+        run_attn({0, 1, 32, 8, 128, 16}, false, false, -1, dec);   /* empty context: must not fault */
+    }
+    /* tc: GQA 1 / 7 / 16, head_dim 64, odd block sizes, several sequences (direct and split writes) */
+    run_attn({333, 1, 8, 8, 128, 7}, true, false, -1, DEC_TC);
+    run_attn({1, 1, 28, 4, 128, 16}, true, false, -1, DEC_TC);
+    run_attn({2049, 1, 28, 4, 128, 16}, true, false, -1, DEC_TC);
+    run_attn({517, 1, 32, 2, 64, 16}, true, false, -1, DEC_TC);
+    run_attn({700, 1, 32, 8, 128, 16, 40}, true, false, -1, DEC_TC);
+    run_attn({95, 1, 32, 8, 128, 16, 300}, true, false, -1, DEC_TC);
+    if (attn_only) {   /* decode attention timings (single sequence and batched) and the 8192 prompt */
+        for (int ctx : {512, 8192, 32768, 131072})
+            for (int dec : {DEC_V2, DEC_TC})
+                run_attn({ctx, 1, 32, 8, 128, 16}, false, true, -1, dec);
+        for (int dec : {DEC_V2, DEC_TC}) {
+            run_attn({1536, 1, 32, 8, 128, 16, 128}, false, true, -1, dec);
+            run_attn({1024, 1, 32, 8, 128, 16, 256}, false, true, -1, dec);
+        }
+        run_attn({8192, 8192, 32, 8, 128, 16}, false, true);
+    }
+    if (!quick && !attn_only) {
         double cbw = copy_bw();
         printf("device copy bandwidth (D2D memcpy, read+write): %.1f GB/s\n", cbw);
         test_gemv_norm(6144, 2560, false, true, cbw);
@@ -473,9 +511,12 @@ int main(int argc, char **argv)
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, v);
         }
         run_attn({2048, 512, 32, 8, 128, 16}, true, true);
-        for (int ctx : {512, 8192, 32768, 131072}) {
-            run_attn({ctx, 1, 32, 8, 128, 16}, false, true);
-            run_attn({ctx, 1, 32, 8, 128, 16}, false, true, -1, true);
+        for (int ctx : {512, 8192, 32768, 131072})
+            for (int dec : {DEC_V1, DEC_V2, DEC_TC})
+                run_attn({ctx, 1, 32, 8, 128, 16}, false, true, -1, dec);
+        for (int dec : {DEC_V2, DEC_TC}) {   /* batched decode: the offline-throughput shape */
+            run_attn({1536, 1, 32, 8, 128, 16, 128}, false, true, -1, dec);
+            run_attn({1024, 1, 32, 8, 128, 16, 256}, false, true, -1, dec);
         }
     }
     printf("kernel_lab: %d check(s) failed\n", g_fail);
