@@ -78,6 +78,12 @@ struct qr_cuda_attn {
 int cuda_attn_prefill_supported(int head_dim, int kv_dtype, int cc);
 int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_attn *a);
 
+/* Hopper prompt attention on wgmma (attn_prefill_wg.cu): head_dim 128, BF16/F16 KV, even GQA groups; only where
+ * cuda_attn_prefill_wg_available() (a cc 9.0 device running this build's sm_90a code; asked once, synchronously) */
+int cuda_attn_prefill_wg_available(void);
+int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_heads, int n_kv_heads);
+int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
+
 /* plain kernel for any head_dim <= 256 (tiny test models): one block per (token, head) */
 int cuda_launch_attn_generic(qr_cuda_stream st, const struct qr_cuda_attn *a);
 

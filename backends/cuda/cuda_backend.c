@@ -603,9 +603,14 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         /* programmatic dependent launch of the decode kernels: Hopper and newer, and only if the kernels that
          * run were compiled for sm_90+ (a build without arch 90 runs sm_80 PTX, which has no griddepcontrol.wait) */
         cuda_kernels_set_pdl(cd->fused && cd->cc >= 90 && cuda_kernels_ptx_version() >= 90);
+        /* the wgmma prompt attention: needs the sm_90a build of the kernels on a cc 9.0 device; QR_CUDA_ATTN_WG=0
+         * keeps the mma.sync kernel (attn.cu) */
+        const char *wv = getenv("QR_CUDA_ATTN_WG");
+        cd->wg_attn = !(wv && wv[0] == '0') && cd->cc == 90 && cuda_attn_prefill_wg_available();
     }
-    qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s", idx, dp.name, dp.major, dp.minor,
-           dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)");
+    qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s%s", idx, dp.name, dp.major, dp.minor,
+           dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)",
+           cd->wg_attn ? "; prompt attention on wgmma" : "");
     *out = &cd->dev;
     return QR_OK;
 }

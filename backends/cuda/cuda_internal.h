@@ -14,6 +14,7 @@ struct cuda_device {
     int cc;                 /* compute capability, e.g. 90 */
     int n_sm;
     bool fused;             /* fused decode kernels, decode attention v2, PDL (backends.ini fused_kernels, default on) */
+    bool wg_attn;           /* Hopper prompt attention on wgmma (attn_prefill_wg.cu): sm_90a code present, not disabled */
     char name[128];
 };
 

@@ -240,7 +240,10 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
      * once per GQA group; the prompt kernel would read it once per pair of heads */
     const bool split_mixed = tc && a->n_seqs > 1;
     k.skip_single = split_mixed;
-    LAUNCH_TRY(s->dev, cuda_launch_attn_prefill(cst(s), &k));
+    if (cd->wg_attn && cuda_attn_prefill_wg_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads))
+        LAUNCH_TRY(s->dev, cuda_launch_attn_prefill_wg(cst(s), &k));
+    else
+        LAUNCH_TRY(s->dev, cuda_launch_attn_prefill(cst(s), &k));
     if (split_mixed) {
         void *scr = NULL;
         qr_status st = cuda_scratch(s, cuda_attn_decode_tc_scratch(&k, cd->n_sm), &scr);

@@ -13,6 +13,7 @@
 #include "../attn.cu"
 #include "../attn_decode2.cu"
 #include "../attn_decode_tc.cu"
+#include "../attn_prefill_wg.cu"
 #include "../gemv_norm.cu"
 #include "../elementwise.cu"
 #include "../gemv.cu"
@@ -293,7 +294,9 @@ static const struct {
     {"BK64 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 1>},
     {"BK64 HPB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 2>},
     {"BK32 HPB2 MINB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2, 2>},
+    {"wgmma", cuda_launch_attn_prefill_wg},   /* sm_90a only (attn_prefill_wg.cu) */
 };
+#define VARIANT_WG (N_VARIANTS - 1)
 #define N_VARIANTS ((int)(sizeof k_variants / sizeof k_variants[0]))
 
 enum { DEC_V1 = 0, DEC_V2 = 1, DEC_TC = 2 };
@@ -467,6 +470,15 @@ int main(int argc, char **argv)
         run_attn({130, 1, 16, 2, 64, 5}, true, false, -1, dec);
         run_attn({0, 1, 32, 8, 128, 16}, false, false, -1, dec);   /* empty context: must not fault */
     }
+    if (cuda_attn_prefill_wg_available()) {   /* wgmma prompt kernel: odd lengths, chunk after a context, GQA 2 */
+        run_attn({300, 300, 32, 8, 128, 16}, true, false, VARIANT_WG);
+        run_attn({333, 100, 16, 2, 128, 5}, true, false, VARIANT_WG);
+        run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, VARIANT_WG);
+        run_attn({64, 64, 32, 8, 128, 16}, true, false, VARIANT_WG);
+        run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG);
+    } else {
+        printf("wgmma prompt kernel: not available on this device/build\n");
+    }
     /* tc: GQA 1 / 7 / 16, head_dim 64, odd block sizes, several sequences (direct and split writes) */
     run_attn({333, 1, 8, 8, 128, 7}, true, false, -1, DEC_TC);
     run_attn({1, 1, 28, 4, 128, 16}, true, false, -1, DEC_TC);
@@ -483,6 +495,12 @@ int main(int argc, char **argv)
             run_attn({1024, 1, 32, 8, 128, 16, 256}, false, true, -1, dec);
         }
         run_attn({8192, 8192, 32, 8, 128, 16}, false, true);
+        if (cuda_attn_prefill_wg_available()) {
+            run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG);
+            run_attn({512, 512, 32, 8, 128, 16}, false, true, VARIANT_WG);
+            run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG);
+            run_attn({32768, 4096, 32, 8, 128, 16}, false, true, 4);
+        }
     }
     if (!quick && !attn_only) {
         double cbw = copy_bw();
@@ -506,6 +524,8 @@ int main(int argc, char **argv)
             }
         qk_gemv_variant = 0;
         for (int v = 0; v < N_VARIANTS; v++) {
+            if (v == VARIANT_WG && !cuda_attn_prefill_wg_available())
+                continue;
             run_attn({300, 300, 32, 8, 128, 16}, true, false, v);
             run_attn({512, 512, 32, 8, 128, 16}, false, true, v);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, v);

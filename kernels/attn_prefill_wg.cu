@@ -1,0 +1,352 @@
+/* attn_prefill_wg.cu - the prompt attention kernel for Hopper (sm_90a): the
+ * attn.cu prompt kernel's algorithm (causal, GQA, paged through the block
+ * table, online softmax in registers) with the matrix products on wgmma.
+ *
+ * attn.cu's kernel reads every K/V fragment from shared memory per warp with
+ * ldmatrix and runs mma.sync; on the H100 it reached ~150 TFLOP/s, about half
+ * of TTFT(8192).  Here one warpgroup (4 warps) owns 64 query rows of one head
+ * and the tensor cores read K and V straight from shared memory:
+ *   grid (query tiles of 64, heads / WG_HPB, seqs); WG_HPB warpgroups per
+ *   block, the heads of one GQA group, share each K/V tile;
+ *   K and V tiles of 64 keys are gathered through the block table with
+ *   cp.async into WG_ST stages, in the canonical 128-byte-swizzled layout
+ *   ([64-element column block][key][128 bytes], 16-byte chunk c of row r at
+ *   chunk c ^ (r & 7)), which is both the K-major layout of K for S = Q K^T
+ *   and the MN-major (transposed) layout of V for O += P V;
+ *   Q (pre-scaled by scale * log2 e) and P are A operands in registers
+ *   (the m16n8k16 fragment layout); S and O accumulate in f32 registers.
+ * Masks: causal, keys past the context and bad block ids (their K/V rows are
+ * zero-filled and their scores -inf), applied only on tiles that need them.
+ * Sequences with one query token are skipped when skip_single is set.
+ * Compiled into code only for sm_90a (__CUDA_ARCH_FEAT_SM90_ALL); the host
+ * asks cuda_attn_prefill_wg_available() first. */
+#include "attn_split.cuh"
+#include "qr_mma.cuh"
+#include "qr_wgmma.cuh"
+
+#include <math.h>
+
+#define WG_BQ 64     /* query rows per warpgroup */
+#define WG_BK 64     /* keys per tile */
+#define WG_ST 3      /* K/V stages */
+#define WG_HPB 2     /* query heads (warpgroups) per block */
+#define WG_D 128     /* head_dim */
+#define WG_LOG2E 1.4426950408889634f
+
+#define WG_TILE_BYTES (WG_BK * WG_D * 2)   /* one K (or V) tile: 16 KB */
+#define WG_SMEM (WG_ST * 2 * WG_TILE_BYTES + 1024 + 64)
+
+/* byte offset of 16-byte chunk ch (0..15) of key row r in a swizzled tile */
+__device__ __forceinline__ uint32_t wg_sw(int r, int ch)
+{
+    return (uint32_t)((ch >> 3) * (WG_BK * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4));
+}
+
+template <typename T>
+__device__ __forceinline__ void wg_s_mma(float *d, const uint32_t *a, uint64_t desc, int acc);
+template <typename T>
+__device__ __forceinline__ void wg_o_mma(float *d, const uint32_t *a, uint64_t desc);
+#ifdef QR_HAVE_WGMMA
+template <>
+__device__ __forceinline__ void wg_s_mma<__nv_bfloat16>(float *d, const uint32_t *a, uint64_t desc, int acc)
+{
+    wg_mma_n64_bf<0>(d, a, desc, acc);
+}
+template <>
+__device__ __forceinline__ void wg_s_mma<__half>(float *d, const uint32_t *a, uint64_t desc, int acc)
+{
+    wg_mma_n64_h<0>(d, a, desc, acc);
+}
+template <>
+__device__ __forceinline__ void wg_o_mma<__nv_bfloat16>(float *d, const uint32_t *a, uint64_t desc)
+{
+    wg_mma_n128_bf<1>(d, a, desc, 1);
+}
+template <>
+__device__ __forceinline__ void wg_o_mma<__half>(float *d, const uint32_t *a, uint64_t desc)
+{
+    wg_mma_n128_h<1>(d, a, desc, 1);
+}
+#endif
+
+template <typename T>
+__global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struct qr_cuda_attn a)
+{
+#ifdef QR_HAVE_WGMMA
+    extern __shared__ __align__(1024) unsigned char wg_smem_raw[];
+    /* tiles must sit on 1024-byte boundaries (the swizzle pattern repeats every 8 rows of 128 bytes) */
+    const uint32_t raw = smem_u32(wg_smem_raw);
+    const uint32_t base = (raw + 1023u) & ~1023u;
+    unsigned char *sbase = wg_smem_raw + (base - raw);
+    uint32_t *kmask = (uint32_t *)(sbase + WG_ST * 2 * WG_TILE_BYTES);   /* [WG_ST][2]: key-valid bits */
+
+    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int s = blockIdx.z, h = blockIdx.y * WG_HPB + wg;
+    int qs, qlen, ctx;
+    if (!d2_seq(a, s, &qs, &qlen, &ctx) || (a.skip_single && qlen == 1))
+        return;
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * WG_BQ;   /* longest tiles first */
+    if (q0 >= qlen)
+        return;
+    const int kvh = h / (a.n_heads / a.n_kv_heads);
+    const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
+
+    const int row0 = q0 + warp * 16 + g, row1 = row0 + 8;
+    const int pos0 = row0 < qlen ? ctx - qlen + row0 : -1;
+    const int pos1 = row1 < qlen ? ctx - qlen + row1 : -1;
+    const int last_row = min(q0 + WG_BQ, qlen) - 1;
+    const int pos_min = ctx - qlen + q0, pos_max = ctx - qlen + last_row;   /* the block's rows (every head) */
+
+    uint32_t qa[WG_D / 16][4];
+    {
+        const float qscale = a.scale * WG_LOG2E;
+        const float *qr0 = a.q + (int64_t)(qs + row0) * a.ldq + (int64_t)h * WG_D;
+        const float *qr1 = a.q + (int64_t)(qs + row1) * a.ldq + (int64_t)h * WG_D;
+        const bool v0 = row0 < qlen, v1 = row1 < qlen;
+#pragma unroll
+        for (int kk = 0; kk < WG_D / 16; kk++) {
+            int c = kk * 16 + 2 * t4;
+            float x00 = v0 ? qr0[c] * qscale : 0.f, x01 = v0 ? qr0[c + 1] * qscale : 0.f;
+            float x10 = v1 ? qr1[c] * qscale : 0.f, x11 = v1 ? qr1[c + 1] * qscale : 0.f;
+            float y00 = v0 ? qr0[c + 8] * qscale : 0.f, y01 = v0 ? qr0[c + 9] * qscale : 0.f;
+            float y10 = v1 ? qr1[c + 8] * qscale : 0.f, y11 = v1 ? qr1[c + 9] * qscale : 0.f;
+            qa[kk][0] = pf_pack<T>(x00, x01);
+            qa[kk][1] = pf_pack<T>(x10, x11);
+            qa[kk][2] = pf_pack<T>(y00, y01);
+            qa[kk][3] = pf_pack<T>(y10, y11);
+        }
+    }
+
+    const int kend = min(ctx, pos_max + 1);
+    const int n_tiles = kend > 0 ? (kend + WG_BK - 1) / WG_BK : 0;
+    const T *kc = (const T *)a.k_cache, *vc = (const T *)a.v_cache;
+
+    auto load_tile = [&](int st, int k0) {
+        unsigned char *kt = sbase + st * 2 * WG_TILE_BYTES, *vt = kt + WG_TILE_BYTES;
+        for (int c = tid; c < WG_BK * (WG_D / 8); c += WG_HPB * 128) {
+            const int r = c >> 4, ch = c & 15, k = k0 + r;
+            int64_t off = 0;
+            bool ok = false;
+            if (k < kend) {
+                int64_t blk = table[k / a.block_size];
+                if (blk >= 0 && blk < a.num_blocks) {
+                    off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)WG_D + ch * 8;
+                    ok = true;
+                }
+            }
+            const uint32_t so = wg_sw(r, ch);
+            cp_async16(kt + so, ok ? kc + off : kc, ok);
+            cp_async16(vt + so, ok ? vc + off : vc, ok);
+        }
+        if (tid < WG_BK) {   /* warps 0 and 1: one key each */
+            const int k = k0 + tid;
+            bool ok = false;
+            if (k < kend) {
+                int64_t blk = table[k / a.block_size];
+                ok = blk >= 0 && blk < a.num_blocks;
+            }
+            const uint32_t m = __ballot_sync(0xffffffffu, ok);
+            if (lane == 0)
+                kmask[st * 2 + (tid >> 5)] = m;
+        }
+    };
+
+#pragma unroll
+    for (int p = 0; p < WG_ST - 1; p++) {
+        if (p < n_tiles)
+            load_tile(p, p * WG_BK);
+        cp_async_commit();
+    }
+
+    float o[WG_D / 2];   /* m64n128 accumulator: 16 column groups x 4 */
+#pragma unroll
+    for (int i = 0; i < WG_D / 2; i++)
+        o[i] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+
+    for (int it = 0; it < n_tiles; it++) {
+        const int nx = it + WG_ST - 1;
+        if (nx < n_tiles)
+            load_tile(nx % WG_ST, nx * WG_BK);
+        cp_async_commit();
+        cp_async_wait<WG_ST - 1>();
+        wg_fence_proxy_async();
+        __syncthreads();
+        const int st = it % WG_ST, k0 = it * WG_BK;
+        const uint32_t kt = base + st * 2 * WG_TILE_BYTES, vt = kt + WG_TILE_BYTES;
+
+        float sc[WG_BK / 2];   /* m64n64 accumulator: 8 column groups x 4 */
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < WG_D / 16; kk++) {
+            /* K-major B: 64-element column block kk / 4, 32 bytes per k16 step inside the 128-byte rows */
+            const uint64_t desc = wg_desc(kt + (kk >> 2) * (WG_BK * 128) + (kk & 3) * 32, 16, 1024);
+            wg_s_mma<T>(sc, qa[kk], desc, kk > 0);
+        }
+        wg_commit();
+        wg_wait<0>();
+        wg_fence_regs<WG_BK / 2>(sc);
+
+        const uint32_t km0 = kmask[st * 2], km1 = kmask[st * 2 + 1];
+        if (k0 + WG_BK - 1 > pos_min || (km0 & km1) != 0xffffffffu) {
+#pragma unroll
+            for (int j = 0; j < WG_BK / 8; j++) {
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kl = j * 8 + 2 * t4 + e, k = k0 + kl;
+                    const bool kv = ((kl < 32 ? km0 >> kl : km1 >> (kl - 32)) & 1u) != 0;
+                    if (!kv || k > pos0)
+                        sc[4 * j + e] = -INFINITY;
+                    if (!kv || k > pos1)
+                        sc[4 * j + 2 + e] = -INFINITY;
+                }
+            }
+        }
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < WG_BK / 8; j++) {
+            mx0 = fmaxf(mx0, fmaxf(sc[4 * j], sc[4 * j + 1]));
+            mx1 = fmaxf(mx1, fmaxf(sc[4 * j + 2], sc[4 * j + 3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float al0 = mn0 == -INFINITY ? 1.f : exp2f(m0 - mn0);
+        const float al1 = mn1 == -INFINITY ? 1.f : exp2f(m1 - mn1);
+        m0 = mn0;
+        m1 = mn1;
+        const float b0 = mn0 == -INFINITY ? 0.f : mn0, b1 = mn1 == -INFINITY ? 0.f : mn1;
+        float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+        for (int j = 0; j < WG_BK / 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const float p0 = exp2f(sc[4 * j + e] - b0), p1 = exp2f(sc[4 * j + 2 + e] - b1);
+                sc[4 * j + e] = p0;
+                sc[4 * j + 2 + e] = p1;
+                ps0 += p0;
+                ps1 += p1;
+            }
+        }
+        l0 = l0 * al0 + ps0;
+        l1 = l1 * al1 + ps1;
+#pragma unroll
+        for (int i = 0; i < WG_D / 8; i++) {
+            o[4 * i] *= al0;
+            o[4 * i + 1] *= al0;
+            o[4 * i + 2] *= al1;
+            o[4 * i + 3] *= al1;
+        }
+        uint32_t pa[WG_BK / 16][4];
+#pragma unroll
+        for (int jj = 0; jj < WG_BK / 16; jj++) {
+            pa[jj][0] = pf_pack<T>(sc[8 * jj], sc[8 * jj + 1]);
+            pa[jj][1] = pf_pack<T>(sc[8 * jj + 2], sc[8 * jj + 3]);
+            pa[jj][2] = pf_pack<T>(sc[8 * jj + 4], sc[8 * jj + 5]);
+            pa[jj][3] = pf_pack<T>(sc[8 * jj + 6], sc[8 * jj + 7]);
+        }
+        wg_fence_regs<WG_D / 2>(o);
+        wg_fence();
+#pragma unroll
+        for (int jj = 0; jj < WG_BK / 16; jj++) {
+            /* MN-major (transposed) B: 16 keys from row 16 jj; 64-element column blocks WG_BK * 128 bytes apart */
+            const uint64_t desc = wg_desc(vt + jj * 16 * 128, WG_BK * 128, 1024);
+            wg_o_mma<T>(o, pa[jj], desc);
+        }
+        wg_commit();
+        wg_wait<0>();
+        wg_fence_regs<WG_D / 2>(o);
+        __syncthreads();   /* stage st is refilled WG_ST - 1 tiles from now */
+    }
+    cp_async_wait<0>();
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    if (row0 < qlen) {
+        float *orow = a.out + (int64_t)(qs + row0) * a.ldo + (int64_t)h * WG_D;
+#pragma unroll
+        for (int i = 0; i < WG_D / 8; i++) {   /* ldo may be odd: scalar stores */
+            orow[i * 8 + 2 * t4] = o[4 * i] * i0;
+            orow[i * 8 + 2 * t4 + 1] = o[4 * i + 1] * i0;
+        }
+    }
+    if (row1 < qlen) {
+        float *orow = a.out + (int64_t)(qs + row1) * a.ldo + (int64_t)h * WG_D;
+#pragma unroll
+        for (int i = 0; i < WG_D / 8; i++) {
+            orow[i * 8 + 2 * t4] = o[4 * i + 2] * i1;
+            orow[i * 8 + 2 * t4 + 1] = o[4 * i + 3] * i1;
+        }
+    }
+#else
+    __trap();   /* the host launches this only where the sm_90a code exists */
+#endif
+}
+
+#ifdef QR_HAVE_WGMMA
+#define WG_PROBE_VALUE 1
+#else
+#define WG_PROBE_VALUE 0
+#endif
+__global__ void k_attn_prefill_wg_probe(int *out) { *out = WG_PROBE_VALUE; }
+
+/* 1 if the device runs sm_90a code of this file (an H100/H200 and a build with arch 90a), else 0; asked once */
+extern "C" int cuda_attn_prefill_wg_available(void)
+{
+    static int avail = -1;
+    if (avail >= 0)
+        return avail;
+    int dev = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) || major != 9 || minor != 0) {
+        (void)cudaGetLastError();
+        return avail = 0;
+    }
+    int *d = NULL, h = 0;
+    if (cudaMalloc(&d, sizeof(int)) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return avail = 0;
+    }
+    k_attn_prefill_wg_probe<<<1, 1>>>(d);
+    if (cudaGetLastError() != cudaSuccess || cudaMemcpy(&h, d, sizeof(int), cudaMemcpyDeviceToHost) != cudaSuccess)
+        h = 0;
+    cudaFree(d);
+    (void)cudaGetLastError();
+    return avail = h == 1;
+}
+
+extern "C" int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_heads, int n_kv_heads)
+{
+    return head_dim == WG_D && (kv_dtype == QK_BF16 || kv_dtype == QK_F16) && n_kv_heads > 0 &&
+           n_heads % n_kv_heads == 0 && (n_heads / n_kv_heads) % WG_HPB == 0;
+}
+
+extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
+{
+    if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
+        return 0;
+    if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
+        return (int)cudaErrorInvalidValue;
+    static bool raised_bf, raised_h;   /* idempotent, so a race is harmless */
+    bool bf = a->kv_dtype == QK_BF16;
+    bool *raised = bf ? &raised_bf : &raised_h;
+    if (!*raised) {
+        cudaError_t e = bf ? cudaFuncSetAttribute(k_attn_prefill_wg<__nv_bfloat16>,
+                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM)
+                           : cudaFuncSetAttribute(k_attn_prefill_wg<__half>,
+                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM);
+        if (e != cudaSuccess)
+            return (int)e;
+        *raised = true;
+    }
+    dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / WG_HPB), (unsigned)a->n_seqs);
+    if (bf)
+        k_attn_prefill_wg<__nv_bfloat16><<<grid, WG_HPB * 128, WG_SMEM, st>>>(*a);
+    else
+        k_attn_prefill_wg<__half><<<grid, WG_HPB * 128, WG_SMEM, st>>>(*a);
+    return qk_launch_result();
+}
