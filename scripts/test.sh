@@ -5,7 +5,7 @@
 # against HF references, CLI, server, web page), then the bounded fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export QR_CUDA_ARCHS=${QR_CUDA_ARCHS:-80}
+export QR_CUDA_ARCHS=${QR_CUDA_ARCHS:-90a}
 scripts/build.sh -DQR_CUDA_ARCHS="$QR_CUDA_ARCHS"
 if [ ! -f models/demo/config.json ]; then
   build/bin/qrun-mkmodel --preset qwen3-tiny --seed 1 --out models/demo
