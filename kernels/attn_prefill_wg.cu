@@ -25,16 +25,16 @@
 #include "qr_wgmma.cuh"
 
 #include <math.h>
+#include <stdlib.h>
 
 #define WG_BQ 64     /* query rows per warpgroup */
 #define WG_BK 64     /* keys per tile */
-#define WG_ST 3      /* K/V stages */
 #define WG_HPB 2     /* query heads (warpgroups) per block */
 #define WG_D 128     /* head_dim */
 #define WG_LOG2E 1.4426950408889634f
 
 #define WG_TILE_BYTES (WG_BK * WG_D * 2)   /* one K (or V) tile: 16 KB */
-#define WG_SMEM (WG_ST * 2 * WG_TILE_BYTES + 1024 + 64)
+#define WG_SMEM(st) ((st) * 2 * WG_TILE_BYTES + 1024 + 64)   /* stages, alignment slack, key masks */
 
 /* byte offset of 16-byte chunk ch (0..15) of key row r in a swizzled tile */
 __device__ __forceinline__ uint32_t wg_sw(int r, int ch)
@@ -69,7 +69,8 @@ __device__ __forceinline__ void wg_o_mma<__half>(float *d, const uint32_t *a, ui
 }
 #endif
 
-template <typename T>
+/* ST K/V stages; OVL: the software-pipelined schedule (else one tile at a time) */
+template <typename T, int ST, bool OVL>
 __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struct qr_cuda_attn a)
 {
 #ifdef QR_HAVE_WGMMA
@@ -78,7 +79,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
     const uint32_t raw = smem_u32(wg_smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
     unsigned char *sbase = wg_smem_raw + (base - raw);
-    uint32_t *kmask = (uint32_t *)(sbase + WG_ST * 2 * WG_TILE_BYTES);   /* [WG_ST][2]: key-valid bits */
+    uint32_t *kmask = (uint32_t *)(sbase + ST * 2 * WG_TILE_BYTES);   /* [ST][2]: key-valid bits */
 
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int s = blockIdx.z, h = blockIdx.y * WG_HPB + wg;
@@ -151,31 +152,15 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
         }
     };
 
-#pragma unroll
-    for (int p = 0; p < WG_ST - 1; p++) {
-        if (p < n_tiles)
-            load_tile(p, p * WG_BK);
-        cp_async_commit();
-    }
-
     float o[WG_D / 2];   /* m64n128 accumulator: 16 column groups x 4 */
 #pragma unroll
     for (int i = 0; i < WG_D / 2; i++)
         o[i] = 0.f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 
-    for (int it = 0; it < n_tiles; it++) {
-        const int nx = it + WG_ST - 1;
-        if (nx < n_tiles)
-            load_tile(nx % WG_ST, nx * WG_BK);
-        cp_async_commit();
-        cp_async_wait<WG_ST - 1>();
-        wg_fence_proxy_async();
-        __syncthreads();
-        const int st = it % WG_ST, k0 = it * WG_BK;
-        const uint32_t kt = base + st * 2 * WG_TILE_BYTES, vt = kt + WG_TILE_BYTES;
-
-        float sc[WG_BK / 2];   /* m64n64 accumulator: 8 column groups x 4 */
+    /* S = Q K^T of the tile in stage st (asynchronous; the caller commits) */
+    auto issue_s = [&](float (&sc)[WG_BK / 2], int st) {
+        const uint32_t kt = base + st * 2 * WG_TILE_BYTES;
         wg_fence();
 #pragma unroll
         for (int kk = 0; kk < WG_D / 16; kk++) {
@@ -183,10 +168,9 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
             const uint64_t desc = wg_desc(kt + (kk >> 2) * (WG_BK * 128) + (kk & 3) * 32, 16, 1024);
             wg_s_mma<T>(sc, qa[kk], desc, kk > 0);
         }
-        wg_commit();
-        wg_wait<0>();
-        wg_fence_regs<WG_BK / 2>(sc);
-
+    };
+    /* masks, online softmax: sc becomes P; m, l move; returns the rescale factors of O's rows */
+    auto softmax = [&](float (&sc)[WG_BK / 2], int st, int k0, float &al0, float &al1) {
         const uint32_t km0 = kmask[st * 2], km1 = kmask[st * 2 + 1];
         if (k0 + WG_BK - 1 > pos_min || (km0 & km1) != 0xffffffffu) {
 #pragma unroll
@@ -213,8 +197,8 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
         const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        const float al0 = mn0 == -INFINITY ? 1.f : exp2f(m0 - mn0);
-        const float al1 = mn1 == -INFINITY ? 1.f : exp2f(m1 - mn1);
+        al0 = mn0 == -INFINITY ? 1.f : exp2f(m0 - mn0);
+        al1 = mn1 == -INFINITY ? 1.f : exp2f(m1 - mn1);
         m0 = mn0;
         m1 = mn1;
         const float b0 = mn0 == -INFINITY ? 0.f : mn0, b1 = mn1 == -INFINITY ? 0.f : mn1;
@@ -232,6 +216,9 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
         }
         l0 = l0 * al0 + ps0;
         l1 = l1 * al1 + ps1;
+    };
+    /* O = O * alpha + P V with V in stage st (asynchronous; the caller commits) */
+    auto issue_pv = [&](float (&sc)[WG_BK / 2], int st, float al0, float al1) {
 #pragma unroll
         for (int i = 0; i < WG_D / 8; i++) {
             o[4 * i] *= al0;
@@ -247,6 +234,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
             pa[jj][2] = pf_pack<T>(sc[8 * jj + 4], sc[8 * jj + 5]);
             pa[jj][3] = pf_pack<T>(sc[8 * jj + 6], sc[8 * jj + 7]);
         }
+        const uint32_t vt = base + st * 2 * WG_TILE_BYTES + WG_TILE_BYTES;
         wg_fence_regs<WG_D / 2>(o);
         wg_fence();
 #pragma unroll
@@ -255,10 +243,119 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
             const uint64_t desc = wg_desc(vt + jj * 16 * 128, WG_BK * 128, 1024);
             wg_o_mma<T>(o, pa[jj], desc);
         }
-        wg_commit();
+    };
+
+    float sa[WG_BK / 2];   /* S of the current tile, then its P */
+    if constexpr (!OVL) {
+        /* one tile at a time: S, wait, softmax, P V, wait */
+#pragma unroll
+        for (int p = 0; p < ST - 1; p++) {
+            if (p < n_tiles)
+                load_tile(p, p * WG_BK);
+            cp_async_commit();
+        }
+        for (int it = 0; it < n_tiles; it++) {
+            const int nx = it + ST - 1;
+            if (nx < n_tiles)
+                load_tile(nx % ST, nx * WG_BK);
+            cp_async_commit();
+            cp_async_wait<ST - 1>();
+            wg_fence_proxy_async();
+            __syncthreads();
+            const int st = it % ST;
+            issue_s(sa, st);
+            wg_commit();
+            wg_wait<0>();
+            wg_fence_regs<WG_BK / 2>(sa);
+            float al0, al1;
+            softmax(sa, st, it * WG_BK, al0, al1);
+            issue_pv(sa, st, al0, al1);
+            wg_commit();
+            wg_wait<0>();
+            wg_fence_regs<WG_D / 2>(o);
+            __syncthreads();   /* stage st is refilled ST - 1 tiles from now */
+        }
+    } else {
+        /* software pipelined (FA3's intra-warpgroup overlap): iteration j issues S_j and then P V_{j-1} (P_{j-1} is
+         * carried in registers as the A operand), waits for S_j only, runs tile j's softmax while P V_{j-1} is on
+         * the tensor cores, then waits for it, rescales O and packs P_j.  Nothing is in flight across the loop's
+         * back edge, so ptxas keeps the MMAs asynchronous.  Tile t sits in stage t % ST; iteration j loads tile
+         * j + ST - 2 into the stage of tile j - 2, which every warpgroup is done with at the barrier. */
+        static_assert(ST >= 4, "the pipelined schedule needs 4 stages or more");
+#pragma unroll
+        for (int p = 0; p < ST - 1; p++) {
+            if (p < n_tiles)
+                load_tile(p, p * WG_BK);
+            cp_async_commit();
+        }
+        uint32_t pa[WG_BK / 16][4];
+        auto pack_p = [&](const float (&sc)[WG_BK / 2]) {
+#pragma unroll
+            for (int jj = 0; jj < WG_BK / 16; jj++) {
+                pa[jj][0] = pf_pack<T>(sc[8 * jj], sc[8 * jj + 1]);
+                pa[jj][1] = pf_pack<T>(sc[8 * jj + 2], sc[8 * jj + 3]);
+                pa[jj][2] = pf_pack<T>(sc[8 * jj + 4], sc[8 * jj + 5]);
+                pa[jj][3] = pf_pack<T>(sc[8 * jj + 6], sc[8 * jj + 7]);
+            }
+        };
+        auto issue_pv_p = [&](int st) {   /* O += P V, P from pa */
+            const uint32_t vt = base + st * 2 * WG_TILE_BYTES + WG_TILE_BYTES;
+            wg_fence_regs<WG_D / 2>(o);
+            wg_fence();
+#pragma unroll
+            for (int jj = 0; jj < WG_BK / 16; jj++) {
+                const uint64_t desc = wg_desc(vt + jj * 16 * 128, WG_BK * 128, 1024);
+                wg_o_mma<T>(o, pa[jj], desc);
+            }
+        };
+        auto rescale_o = [&](float al0, float al1) {
+#pragma unroll
+            for (int i = 0; i < WG_D / 8; i++) {
+                o[4 * i] *= al0;
+                o[4 * i + 1] *= al0;
+                o[4 * i + 2] *= al1;
+                o[4 * i + 3] *= al1;
+            }
+        };
+        if (n_tiles > 0) {
+            cp_async_wait<ST - 2>();   /* tile 0 */
+            wg_fence_proxy_async();
+            __syncthreads();
+            issue_s(sa, 0);
+            wg_commit();
+            wg_wait<0>();
+            wg_fence_regs<WG_BK / 2>(sa);
+            float al0, al1;
+            softmax(sa, 0, 0, al0, al1);
+            pack_p(sa);
+        }
+        for (int j = 1; j < n_tiles; j++) {
+            cp_async_wait<ST - 3>();   /* tile j (committed so far: tiles 0 .. j + ST - 3) */
+            wg_fence_proxy_async();
+            __syncthreads();
+            const int t = j + ST - 2;
+            if (t < n_tiles)
+                load_tile(t % ST, t * WG_BK);
+            cp_async_commit();
+            issue_s(sa, j % ST);
+            wg_commit();
+            issue_pv_p((j - 1) % ST);
+            wg_commit();
+            wg_wait<1>();   /* S_j */
+            wg_fence_regs<WG_BK / 2>(sa);
+            float al0, al1;
+            softmax(sa, j % ST, j * WG_BK, al0, al1);
+            wg_wait<0>();   /* P V_{j-1} */
+            wg_fence_regs<WG_D / 2>(o);
+            rescale_o(al0, al1);
+            pack_p(sa);
+        }
+        if (n_tiles > 0) {
+            issue_pv_p((n_tiles - 1) % ST);
+            wg_commit();
+        }
         wg_wait<0>();
         wg_fence_regs<WG_D / 2>(o);
-        __syncthreads();   /* stage st is refilled WG_ST - 1 tiles from now */
     }
     cp_async_wait<0>();
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -325,28 +422,44 @@ extern "C" int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_
            n_heads % n_kv_heads == 0 && (n_heads / n_kv_heads) % WG_HPB == 0;
 }
 
-extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
+template <typename T, int ST, bool OVL>
+static int wg_launch(qr_cuda_stream st, const struct qr_cuda_attn *a)
+{
+    static bool raised;   /* per instantiation; idempotent, so a race is harmless */
+    if (!raised) {
+        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill_wg<T, ST, OVL>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             WG_SMEM(ST));
+        if (e != cudaSuccess)
+            return (int)e;
+        raised = true;
+    }
+    dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / WG_HPB), (unsigned)a->n_seqs);
+    k_attn_prefill_wg<T, ST, OVL><<<grid, WG_HPB * 128, WG_SMEM(ST), st>>>(*a);
+    return qk_launch_result();
+}
+
+/* the one-tile-at-a-time schedule (3 stages), for A/B runs: QR_CUDA_ATTN_WG_OVL=0 or the kernel lab */
+extern "C" int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
         return 0;
     if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
         return (int)cudaErrorInvalidValue;
-    static bool raised_bf, raised_h;   /* idempotent, so a race is harmless */
-    bool bf = a->kv_dtype == QK_BF16;
-    bool *raised = bf ? &raised_bf : &raised_h;
-    if (!*raised) {
-        cudaError_t e = bf ? cudaFuncSetAttribute(k_attn_prefill_wg<__nv_bfloat16>,
-                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM)
-                           : cudaFuncSetAttribute(k_attn_prefill_wg<__half>,
-                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM);
-        if (e != cudaSuccess)
-            return (int)e;
-        *raised = true;
+    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 3, false>(st, a) : wg_launch<__half, 3, false>(st, a);
+}
+
+extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
+{
+    static int ovl = -1;
+    if (ovl < 0) {
+        const char *v = getenv("QR_CUDA_ATTN_WG_OVL");
+        ovl = !(v && v[0] == '0');
     }
-    dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / WG_HPB), (unsigned)a->n_seqs);
-    if (bf)
-        k_attn_prefill_wg<__nv_bfloat16><<<grid, WG_HPB * 128, WG_SMEM, st>>>(*a);
-    else
-        k_attn_prefill_wg<__half><<<grid, WG_HPB * 128, WG_SMEM, st>>>(*a);
-    return qk_launch_result();
+    if (!ovl)
+        return cuda_launch_attn_prefill_wg_serial(st, a);
+    if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
+        return 0;
+    if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
+        return (int)cudaErrorInvalidValue;
+    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 5, true>(st, a) : wg_launch<__half, 5, true>(st, a);
 }

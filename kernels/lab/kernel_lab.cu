@@ -294,9 +294,11 @@ static const struct {
     {"BK64 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 1>},
     {"BK64 HPB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 2>},
     {"BK32 HPB2 MINB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2, 2>},
-    {"wgmma", cuda_launch_attn_prefill_wg},   /* sm_90a only (attn_prefill_wg.cu) */
+    {"wgmma serial", cuda_launch_attn_prefill_wg_serial},   /* sm_90a only (attn_prefill_wg.cu) */
+    {"wgmma", cuda_launch_attn_prefill_wg},
 };
 #define VARIANT_WG (N_VARIANTS - 1)
+#define VARIANT_WG_SERIAL (N_VARIANTS - 2)
 #define N_VARIANTS ((int)(sizeof k_variants / sizeof k_variants[0]))
 
 enum { DEC_V1 = 0, DEC_V2 = 1, DEC_TC = 2 };
@@ -476,6 +478,8 @@ int main(int argc, char **argv)
         run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, VARIANT_WG);
         run_attn({64, 64, 32, 8, 128, 16}, true, false, VARIANT_WG);
         run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG);
+        run_attn({333, 100, 16, 2, 128, 5}, true, false, VARIANT_WG_SERIAL);
+        run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG_SERIAL);
     } else {
         printf("wgmma prompt kernel: not available on this device/build\n");
     }
@@ -497,6 +501,7 @@ int main(int argc, char **argv)
         run_attn({8192, 8192, 32, 8, 128, 16}, false, true);
         if (cuda_attn_prefill_wg_available()) {
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG);
+            run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_SERIAL);
             run_attn({512, 512, 32, 8, 128, 16}, false, true, VARIANT_WG);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, 4);
@@ -524,7 +529,7 @@ int main(int argc, char **argv)
             }
         qk_gemv_variant = 0;
         for (int v = 0; v < N_VARIANTS; v++) {
-            if (v == VARIANT_WG && !cuda_attn_prefill_wg_available())
+            if ((v == VARIANT_WG || v == VARIANT_WG_SERIAL) && !cuda_attn_prefill_wg_available())
                 continue;
             run_attn({300, 300, 32, 8, 128, 16}, true, false, v);
             run_attn({512, 512, 32, 8, 128, 16}, false, true, v);
