@@ -2,7 +2,7 @@
 export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
 B=build-h100/bin; M=/tmp/q4b
 tools/bench/h100.sh build-h100 setup >/dev/null 2>&1 &
-timeout 120 $B/cuda_kernel_lab --attn > $OUT/lab.txt 2>&1; echo "lab rc=$?"; grep -E "FAIL|failed" $OUT/lab.txt | head; grep -E "prefill.* us " $OUT/lab.txt
+QR_CUDA_ATTN_WG_OVL=1 timeout 120 $B/cuda_kernel_lab --attn > $OUT/lab.txt 2>&1; echo "lab rc=$?"; grep -E "FAIL|failed" $OUT/lab.txt | head; grep -E "prefill.* us " $OUT/lab.txt
 wait
 for ovl in 1 0; do
   echo "== QR_CUDA_ATTN_WG_OVL=$ovl"
