@@ -17,6 +17,7 @@
  *   writes an unnormalised partial (acc, max, sum); a second kernel merges.
  * Bad block ids mask their keys; bad q_start ranges skip the sequence;
  * seq_lens are clamped to the block table's capacity. */
+#include "attn_split.cuh"
 #include "qr_mma.cuh"
 
 #include <math.h>
@@ -56,20 +57,6 @@ __device__ __forceinline__ void kv_load8(const void *base, int64_t elem, float *
     }
 }
 
-/* validated sequence range; false: skip the sequence */
-__device__ __forceinline__ bool attn_seq(const struct qr_cuda_attn &a, int s, int *qs, int *qlen, int *ctx)
-{
-    int b = a.q_start[s], e = a.q_start[s + 1];
-    if (b < 0 || e < b || e > a.n_tokens)
-        return false;
-    int64_t cap = (int64_t)a.max_blocks_per_seq * a.block_size;
-    int64_t c = a.seq_lens[s];
-    c = c < 0 ? 0 : c > cap ? cap : c;
-    *qs = b;
-    *qlen = e - b;
-    *ctx = (int)c;
-    return true;
-}
 
 /* shared memory of one block: K and V, two stages, plus the key masks */
 template <typename T, int D, int PF_BK>
@@ -111,18 +98,7 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
         const float *qr0 = a.q + (int64_t)(qs + row0) * a.ldq + (int64_t)h * D;
         const float *qr1 = a.q + (int64_t)(qs + row1) * a.ldq + (int64_t)h * D;
         bool v0 = row0 < qlen, v1 = row1 < qlen;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            int c = kk * 16 + 2 * t4;
-            float x00 = v0 ? qr0[c] * qscale : 0.f, x01 = v0 ? qr0[c + 1] * qscale : 0.f;
-            float x10 = v1 ? qr1[c] * qscale : 0.f, x11 = v1 ? qr1[c + 1] * qscale : 0.f;
-            float y00 = v0 ? qr0[c + 8] * qscale : 0.f, y01 = v0 ? qr0[c + 9] * qscale : 0.f;
-            float y10 = v1 ? qr1[c + 8] * qscale : 0.f, y11 = v1 ? qr1[c + 9] * qscale : 0.f;
-            qa[kk][0] = pf_pack<T>(x00, x01);
-            qa[kk][1] = pf_pack<T>(x10, x11);
-            qa[kk][2] = pf_pack<T>(y00, y01);
-            qa[kk][3] = pf_pack<T>(y10, y11);
-        }
+        pf_load_q<T, D>(qa, qr0, qr1, v0, v1, qscale, t4);
     }
 
     float o[D / 8][4];
@@ -207,7 +183,6 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
                     pf_mma<T>(sc[j], qa[kk + 1], b + 2);
                 }
             }
-            float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
             for (int j = 0; j < PF_BK / 8; j++) {
 #pragma unroll
@@ -218,34 +193,10 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
                         sc[j][e] = -INFINITY;
                     if (!kv || k > pos1)
                         sc[j][2 + e] = -INFINITY;
-                    mx0 = fmaxf(mx0, sc[j][e]);
-                    mx1 = fmaxf(mx1, sc[j][2 + e]);
                 }
             }
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-            float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-            float al0 = mn0 == -INFINITY ? 1.f : exp2f(m0 - mn0);
-            float al1 = mn1 == -INFINITY ? 1.f : exp2f(m1 - mn1);
-            m0 = mn0;
-            m1 = mn1;
-            float ps0 = 0.f, ps1 = 0.f;
-#pragma unroll
-            for (int j = 0; j < PF_BK / 8; j++) {
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    float p0 = mn0 == -INFINITY ? 0.f : exp2f(sc[j][e] - mn0);
-                    float p1 = mn1 == -INFINITY ? 0.f : exp2f(sc[j][2 + e] - mn1);
-                    sc[j][e] = p0;
-                    sc[j][2 + e] = p1;
-                    ps0 += p0;
-                    ps1 += p1;
-                }
-            }
-            l0 = l0 * al0 + ps0;
-            l1 = l1 * al1 + ps1;
+            float al0, al1;
+            pf_softmax<PF_BK / 8>(sc, m0, m1, l0, l1, al0, al1);
             if (__any_sync(0xffffffffu, al0 != 1.f || al1 != 1.f)) {   /* the max moved: rescale O */
 #pragma unroll
                 for (int i = 0; i < D / 8; i++) {

@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(D2_THREADS)
     const int nh = min(D2_HB, G - hb * D2_HB);
     const int h0 = kvh * G + hb * D2_HB;
     int qs, qlen, ctx;
-    if (!d2_seq(a, s, &qs, &qlen, &ctx) || qlen != 1)
+    if (!attn_seq(a, s, &qs, &qlen, &ctx) || qlen != 1)
         return;
     const int used = d2_used_splits(ctx, n_splits);
     if (sp >= used)
@@ -272,7 +272,7 @@ __global__ void __launch_bounds__(D2_THREADS)
     __shared__ float red[32];
     const int h = blockIdx.x, s = blockIdx.y, D = a.head_dim, tid = threadIdx.x;
     int qs, qlen, ctx;
-    if (!d2_seq(a, s, &qs, &qlen, &ctx) || qlen != 1)
+    if (!attn_seq(a, s, &qs, &qlen, &ctx) || qlen != 1)
         return;
     const int used = d2_used_splits(ctx, n_splits);
     const int64_t base = ((int64_t)s * a.n_heads + h) * n_splits;

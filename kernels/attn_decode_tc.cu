@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(W * 32, 1)
     const int sp = blockIdx.x, kvh = blockIdx.y, s = blockIdx.z;
     const int G = a.n_heads / a.n_kv_heads;
     int qs, qlen, ctx;
-    if (!d2_seq(a, s, &qs, &qlen, &ctx) || qlen != 1)
+    if (!attn_seq(a, s, &qs, &qlen, &ctx) || qlen != 1)
         return;
     const int used = d2_used_splits(ctx, n_splits);
     if (sp >= used)
@@ -80,18 +80,7 @@ __global__ void __launch_bounds__(W * 32, 1)
         const bool v0 = g < G, v1 = g + 8 < G;
         const float *q0 = a.q + (int64_t)qs * a.ldq + (int64_t)(h0 + g) * D;
         const float *q1 = q0 + 8 * D;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            int c = kk * 16 + 2 * t4;
-            float x00 = v0 ? q0[c] * qscale : 0.f, x01 = v0 ? q0[c + 1] * qscale : 0.f;
-            float x10 = v1 ? q1[c] * qscale : 0.f, x11 = v1 ? q1[c + 1] * qscale : 0.f;
-            float y00 = v0 ? q0[c + 8] * qscale : 0.f, y01 = v0 ? q0[c + 9] * qscale : 0.f;
-            float y10 = v1 ? q1[c + 8] * qscale : 0.f, y11 = v1 ? q1[c + 9] * qscale : 0.f;
-            qa[kk][0] = pf_pack<T>(x00, x01);
-            qa[kk][1] = pf_pack<T>(x10, x11);
-            qa[kk][2] = pf_pack<T>(y00, y01);
-            qa[kk][3] = pf_pack<T>(y10, y11);
-        }
+        pf_load_q<T, D>(qa, q0, q1, v0, v1, qscale, t4);
     }
 
     /* tile -> stage st: lane l resolves key k0 + l through the block table; rows are gathered by shuffles */
@@ -154,41 +143,16 @@ __global__ void __launch_bounds__(W * 32, 1)
                 pf_mma<T>(sc[n8], qa[kk + 1], b + 2);
             }
         }
-        float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
         for (int n8 = 0; n8 < DT_BK / 8; n8++) {
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 if (!((km >> (n8 * 8 + 2 * t4 + e)) & 1u))
                     sc[n8][e] = sc[n8][2 + e] = -INFINITY;
-                mx0 = fmaxf(mx0, sc[n8][e]);
-                mx1 = fmaxf(mx1, sc[n8][2 + e]);
             }
         }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        const float al0 = mn0 == -INFINITY ? 1.f : exp2f(m0 - mn0);
-        const float al1 = mn1 == -INFINITY ? 1.f : exp2f(m1 - mn1);
-        m0 = mn0;
-        m1 = mn1;
-        float ps0 = 0.f, ps1 = 0.f;
-#pragma unroll
-        for (int n8 = 0; n8 < DT_BK / 8; n8++) {
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                float p0 = mn0 == -INFINITY ? 0.f : exp2f(sc[n8][e] - mn0);
-                float p1 = mn1 == -INFINITY ? 0.f : exp2f(sc[n8][2 + e] - mn1);
-                sc[n8][e] = p0;
-                sc[n8][2 + e] = p1;
-                ps0 += p0;
-                ps1 += p1;
-            }
-        }
-        l0 = l0 * al0 + ps0;
-        l1 = l1 * al1 + ps1;
+        float al0, al1;
+        pf_softmax<DT_BK / 8>(sc, m0, m1, l0, l1, al0, al1);
 #pragma unroll
         for (int i = 0; i < D / 8; i++) {
             o[i][0] *= al0;

@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int s = blockIdx.z, h = blockIdx.y * WG_HPB + wg;
     int qs, qlen, ctx;
-    if (!d2_seq(a, s, &qs, &qlen, &ctx) || (a.skip_single && qlen == 1))
+    if (!attn_seq(a, s, &qs, &qlen, &ctx) || (a.skip_single && qlen == 1))
         return;
     const int q0 = (gridDim.x - 1 - blockIdx.x) * WG_BQ;   /* longest tiles first */
     if (q0 >= qlen)
@@ -104,18 +104,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
         const float *qr0 = a.q + (int64_t)(qs + row0) * a.ldq + (int64_t)h * WG_D;
         const float *qr1 = a.q + (int64_t)(qs + row1) * a.ldq + (int64_t)h * WG_D;
         const bool v0 = row0 < qlen, v1 = row1 < qlen;
-#pragma unroll
-        for (int kk = 0; kk < WG_D / 16; kk++) {
-            int c = kk * 16 + 2 * t4;
-            float x00 = v0 ? qr0[c] * qscale : 0.f, x01 = v0 ? qr0[c + 1] * qscale : 0.f;
-            float x10 = v1 ? qr1[c] * qscale : 0.f, x11 = v1 ? qr1[c + 1] * qscale : 0.f;
-            float y00 = v0 ? qr0[c + 8] * qscale : 0.f, y01 = v0 ? qr0[c + 9] * qscale : 0.f;
-            float y10 = v1 ? qr1[c + 8] * qscale : 0.f, y11 = v1 ? qr1[c + 9] * qscale : 0.f;
-            qa[kk][0] = pf_pack<T>(x00, x01);
-            qa[kk][1] = pf_pack<T>(x10, x11);
-            qa[kk][2] = pf_pack<T>(y00, y01);
-            qa[kk][3] = pf_pack<T>(y10, y11);
-        }
+        pf_load_q<T, WG_D>(qa, qr0, qr1, v0, v1, qscale, t4);
     }
 
     const int kend = min(ctx, pos_max + 1);
@@ -159,18 +148,18 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 
     /* S = Q K^T of the tile in stage st (asynchronous; the caller commits) */
-    auto issue_s = [&](float (&sc)[WG_BK / 2], int st) {
+    auto issue_s = [&](float (&sc)[WG_BK / 8][4], int st) {
         const uint32_t kt = base + st * 2 * WG_TILE_BYTES;
         wg_fence();
 #pragma unroll
         for (int kk = 0; kk < WG_D / 16; kk++) {
             /* K-major B: 64-element column block kk / 4, 32 bytes per k16 step inside the 128-byte rows */
             const uint64_t desc = wg_desc(kt + (kk >> 2) * (WG_BK * 128) + (kk & 3) * 32, 16, 1024);
-            wg_s_mma<T>(sc, qa[kk], desc, kk > 0);
+            wg_s_mma<T>(&sc[0][0], qa[kk], desc, kk > 0);
         }
     };
     /* masks, online softmax: sc becomes P; m, l move; returns the rescale factors of O's rows */
-    auto softmax = [&](float (&sc)[WG_BK / 2], int st, int k0, float &al0, float &al1) {
+    auto softmax = [&](float (&sc)[WG_BK / 8][4], int st, int k0, float &al0, float &al1) {
         const uint32_t km0 = kmask[st * 2], km1 = kmask[st * 2 + 1];
         if (k0 + WG_BK - 1 > pos_min || (km0 & km1) != 0xffffffffu) {
 #pragma unroll
@@ -180,60 +169,26 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
                     const int kl = j * 8 + 2 * t4 + e, k = k0 + kl;
                     const bool kv = ((kl < 32 ? km0 >> kl : km1 >> (kl - 32)) & 1u) != 0;
                     if (!kv || k > pos0)
-                        sc[4 * j + e] = -INFINITY;
+                        sc[j][e] = -INFINITY;
                     if (!kv || k > pos1)
-                        sc[4 * j + 2 + e] = -INFINITY;
+                        sc[j][2 + e] = -INFINITY;
                 }
             }
         }
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < WG_BK / 8; j++) {
-            mx0 = fmaxf(mx0, fmaxf(sc[4 * j], sc[4 * j + 1]));
-            mx1 = fmaxf(mx1, fmaxf(sc[4 * j + 2], sc[4 * j + 3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        al0 = mn0 == -INFINITY ? 1.f : exp2f(m0 - mn0);
-        al1 = mn1 == -INFINITY ? 1.f : exp2f(m1 - mn1);
-        m0 = mn0;
-        m1 = mn1;
-        const float b0 = mn0 == -INFINITY ? 0.f : mn0, b1 = mn1 == -INFINITY ? 0.f : mn1;
-        float ps0 = 0.f, ps1 = 0.f;
-#pragma unroll
-        for (int j = 0; j < WG_BK / 8; j++) {
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const float p0 = exp2f(sc[4 * j + e] - b0), p1 = exp2f(sc[4 * j + 2 + e] - b1);
-                sc[4 * j + e] = p0;
-                sc[4 * j + 2 + e] = p1;
-                ps0 += p0;
-                ps1 += p1;
-            }
-        }
-        l0 = l0 * al0 + ps0;
-        l1 = l1 * al1 + ps1;
+        pf_softmax<WG_BK / 8>(sc, m0, m1, l0, l1, al0, al1);
     };
-    /* O = O * alpha + P V with V in stage st (asynchronous; the caller commits) */
-    auto issue_pv = [&](float (&sc)[WG_BK / 2], int st, float al0, float al1) {
-#pragma unroll
-        for (int i = 0; i < WG_D / 8; i++) {
-            o[4 * i] *= al0;
-            o[4 * i + 1] *= al0;
-            o[4 * i + 2] *= al1;
-            o[4 * i + 3] *= al1;
-        }
-        uint32_t pa[WG_BK / 16][4];
+    uint32_t pa[WG_BK / 16][4];   /* P of a tile: the A operand of P V */
+    auto pack_p = [&](const float (&sc)[WG_BK / 8][4]) {
 #pragma unroll
         for (int jj = 0; jj < WG_BK / 16; jj++) {
-            pa[jj][0] = pf_pack<T>(sc[8 * jj], sc[8 * jj + 1]);
-            pa[jj][1] = pf_pack<T>(sc[8 * jj + 2], sc[8 * jj + 3]);
-            pa[jj][2] = pf_pack<T>(sc[8 * jj + 4], sc[8 * jj + 5]);
-            pa[jj][3] = pf_pack<T>(sc[8 * jj + 6], sc[8 * jj + 7]);
+            pa[jj][0] = pf_pack<T>(sc[2 * jj][0], sc[2 * jj][1]);
+            pa[jj][1] = pf_pack<T>(sc[2 * jj][2], sc[2 * jj][3]);
+            pa[jj][2] = pf_pack<T>(sc[2 * jj + 1][0], sc[2 * jj + 1][1]);
+            pa[jj][3] = pf_pack<T>(sc[2 * jj + 1][2], sc[2 * jj + 1][3]);
         }
+    };
+    /* O += P V with V in stage st and P in pa (asynchronous; the caller commits) */
+    auto issue_pv = [&](int st) {
         const uint32_t vt = base + st * 2 * WG_TILE_BYTES + WG_TILE_BYTES;
         wg_fence_regs<WG_D / 2>(o);
         wg_fence();
@@ -244,8 +199,16 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
             wg_o_mma<T>(o, pa[jj], desc);
         }
     };
-
-    float sa[WG_BK / 2];   /* S of the current tile, then its P */
+    auto rescale_o = [&](float al0, float al1) {
+#pragma unroll
+        for (int i = 0; i < WG_D / 8; i++) {
+            o[4 * i] *= al0;
+            o[4 * i + 1] *= al0;
+            o[4 * i + 2] *= al1;
+            o[4 * i + 3] *= al1;
+        }
+    };
+    float sa[WG_BK / 8][4];   /* S of the current tile, then its P (8 column groups x 4) */
     if constexpr (!OVL) {
         /* one tile at a time: S, wait, softmax, P V, wait */
 #pragma unroll
@@ -266,10 +229,12 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
             issue_s(sa, st);
             wg_commit();
             wg_wait<0>();
-            wg_fence_regs<WG_BK / 2>(sa);
+            wg_fence_regs<WG_BK / 2>(&sa[0][0]);
             float al0, al1;
             softmax(sa, st, it * WG_BK, al0, al1);
-            issue_pv(sa, st, al0, al1);
+            rescale_o(al0, al1);
+            pack_p(sa);
+            issue_pv(st);
             wg_commit();
             wg_wait<0>();
             wg_fence_regs<WG_D / 2>(o);
@@ -288,35 +253,6 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
                 load_tile(p, p * WG_BK);
             cp_async_commit();
         }
-        uint32_t pa[WG_BK / 16][4];
-        auto pack_p = [&](const float (&sc)[WG_BK / 2]) {
-#pragma unroll
-            for (int jj = 0; jj < WG_BK / 16; jj++) {
-                pa[jj][0] = pf_pack<T>(sc[8 * jj], sc[8 * jj + 1]);
-                pa[jj][1] = pf_pack<T>(sc[8 * jj + 2], sc[8 * jj + 3]);
-                pa[jj][2] = pf_pack<T>(sc[8 * jj + 4], sc[8 * jj + 5]);
-                pa[jj][3] = pf_pack<T>(sc[8 * jj + 6], sc[8 * jj + 7]);
-            }
-        };
-        auto issue_pv_p = [&](int st) {   /* O += P V, P from pa */
-            const uint32_t vt = base + st * 2 * WG_TILE_BYTES + WG_TILE_BYTES;
-            wg_fence_regs<WG_D / 2>(o);
-            wg_fence();
-#pragma unroll
-            for (int jj = 0; jj < WG_BK / 16; jj++) {
-                const uint64_t desc = wg_desc(vt + jj * 16 * 128, WG_BK * 128, 1024);
-                wg_o_mma<T>(o, pa[jj], desc);
-            }
-        };
-        auto rescale_o = [&](float al0, float al1) {
-#pragma unroll
-            for (int i = 0; i < WG_D / 8; i++) {
-                o[4 * i] *= al0;
-                o[4 * i + 1] *= al0;
-                o[4 * i + 2] *= al1;
-                o[4 * i + 3] *= al1;
-            }
-        };
         if (n_tiles > 0) {
             cp_async_wait<ST - 2>();   /* tile 0 */
             wg_fence_proxy_async();
@@ -324,7 +260,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
             issue_s(sa, 0);
             wg_commit();
             wg_wait<0>();
-            wg_fence_regs<WG_BK / 2>(sa);
+            wg_fence_regs<WG_BK / 2>(&sa[0][0]);
             float al0, al1;
             softmax(sa, 0, 0, al0, al1);
             pack_p(sa);
@@ -339,10 +275,10 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
             cp_async_commit();
             issue_s(sa, j % ST);
             wg_commit();
-            issue_pv_p((j - 1) % ST);
+            issue_pv((j - 1) % ST);
             wg_commit();
             wg_wait<1>();   /* S_j */
-            wg_fence_regs<WG_BK / 2>(sa);
+            wg_fence_regs<WG_BK / 2>(&sa[0][0]);
             float al0, al1;
             softmax(sa, j % ST, j * WG_BK, al0, al1);
             wg_wait<0>();   /* P V_{j-1} */
@@ -351,7 +287,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
             pack_p(sa);
         }
         if (n_tiles > 0) {
-            issue_pv_p((n_tiles - 1) % ST);
+            issue_pv((n_tiles - 1) % ST);
             wg_commit();
         }
         wg_wait<0>();

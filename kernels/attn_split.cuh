@@ -12,8 +12,9 @@
 #define D2_MAX_SPLITS 256
 #define D2_LOG2E 1.4426950408889634f
 
-/* validated sequence range; false: skip the sequence (same rules as attn.cu) */
-__device__ __forceinline__ bool d2_seq(const struct qr_cuda_attn &a, int s, int *qs, int *qlen, int *ctx)
+/* validated sequence range of sequence s (every attention kernel): false skips the sequence; the context length is
+ * clamped to the block table's capacity */
+__device__ __forceinline__ bool attn_seq(const struct qr_cuda_attn &a, int s, int *qs, int *qlen, int *ctx)
 {
     int b = a.q_start[s], e = a.q_start[s + 1];
     if (b < 0 || e < b || e > a.n_tokens)

@@ -6,6 +6,8 @@
 
 #include "qr_cuda_common.cuh"
 
+#include <math.h>
+
 template <typename T>
 __device__ __forceinline__ uint32_t pf_pack(float lo, float hi);
 template <>
@@ -97,6 +99,65 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(smem_u32(p)));
+}
+
+/* the m16n8k16 A fragments of 16 query rows (rows g and g + 8 of the lane; q0 / q1 their f32 rows, v0 / v1 whether
+ * they exist, else zeros), each value times qscale, over head_dim D: qa[kk] covers columns kk*16 .. kk*16+15 */
+template <typename T, int D>
+__device__ __forceinline__ void pf_load_q(uint32_t (&qa)[D / 16][4], const float *q0, const float *q1, bool v0,
+                                          bool v1, float qscale, int t4)
+{
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        int c = kk * 16 + 2 * t4;
+        float x00 = v0 ? q0[c] * qscale : 0.f, x01 = v0 ? q0[c + 1] * qscale : 0.f;
+        float x10 = v1 ? q1[c] * qscale : 0.f, x11 = v1 ? q1[c + 1] * qscale : 0.f;
+        float y00 = v0 ? q0[c + 8] * qscale : 0.f, y01 = v0 ? q0[c + 9] * qscale : 0.f;
+        float y10 = v1 ? q1[c + 8] * qscale : 0.f, y11 = v1 ? q1[c + 9] * qscale : 0.f;
+        qa[kk][0] = pf_pack<T>(x00, x01);
+        qa[kk][1] = pf_pack<T>(x10, x11);
+        qa[kk][2] = pf_pack<T>(y00, y01);
+        qa[kk][3] = pf_pack<T>(y10, y11);
+    }
+}
+
+/* one online-softmax step over score fragments sc[NT][4] (rows g: elements 0, 1; g + 8: 2, 3; masked ones -inf,
+ * in log2 units): the running maxima m0 / m1 and per-lane partial sums l0 / l1 move, sc becomes exp2(s - max), and
+ * al0 / al1 are the factors by which the rows' accumulated output must be rescaled */
+template <int NT>
+__device__ __forceinline__ void pf_softmax(float (&sc)[NT][4], float &m0, float &m1, float &l0, float &l1, float &al0,
+                                           float &al1)
+{
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+        mx0 = fmaxf(mx0, fmaxf(sc[j][0], sc[j][1]));
+        mx1 = fmaxf(mx1, fmaxf(sc[j][2], sc[j][3]));
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    al0 = mn0 == -INFINITY ? 1.f : exp2f(m0 - mn0);
+    al1 = mn1 == -INFINITY ? 1.f : exp2f(m1 - mn1);
+    m0 = mn0;
+    m1 = mn1;
+    const float b0 = mn0 == -INFINITY ? 0.f : mn0, b1 = mn1 == -INFINITY ? 0.f : mn1;   /* all masked: p = 0 */
+    float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const float p0 = exp2f(sc[j][e] - b0), p1 = exp2f(sc[j][2 + e] - b1);
+            sc[j][e] = p0;
+            sc[j][2 + e] = p1;
+            ps0 += p0;
+            ps1 += p1;
+        }
+    }
+    l0 = l0 * al0 + ps0;
+    l1 = l1 * al1 + ps1;
 }
 
 #endif

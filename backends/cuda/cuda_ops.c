@@ -178,6 +178,17 @@ static bool decode_tc_wanted(void)
     return want != 0;
 }
 
+/* decode attention on tensor cores for the one-token sequences of k (its partials in stream scratch) */
+static qr_status decode_tc(struct qr_stream *s, const struct qr_cuda_attn *k, int n_sm)
+{
+    void *scr = NULL;
+    qr_status st = cuda_scratch(s, cuda_attn_decode_tc_scratch(k, n_sm), &scr);
+    if (st != QR_OK)
+        return st;
+    LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(cst(s), k, scr, n_sm));
+    return QR_OK;
+}
+
 static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
 {
     ENTER(s);
@@ -207,14 +218,8 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
     }
     const bool tc = cd->fused && decode_tc_wanted() &&
                     cuda_attn_decode_tc_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads, cd->cc);
-    if (a->max_q_len <= 1 && tc) {
-        void *scr = NULL;
-        qr_status st = cuda_scratch(s, cuda_attn_decode_tc_scratch(&k, cd->n_sm), &scr);
-        if (st != QR_OK)
-            return st;
-        LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(cst(s), &k, scr, cd->n_sm));
-        return QR_OK;
-    }
+    if (a->max_q_len <= 1 && tc)
+        return decode_tc(s, &k, cd->n_sm);
     if (a->max_q_len <= 1 && cd->fused && cuda_attn_decode2_supported(a->head_dim, (int)a->kv_dtype)) {
         void *scr = NULL;
         qr_status st = cuda_scratch(s, cuda_attn_decode2_scratch(&k, cd->n_sm), &scr);
@@ -244,14 +249,7 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
         LAUNCH_TRY(s->dev, cuda_launch_attn_prefill_wg(cst(s), &k));
     else
         LAUNCH_TRY(s->dev, cuda_launch_attn_prefill(cst(s), &k));
-    if (split_mixed) {
-        void *scr = NULL;
-        qr_status st = cuda_scratch(s, cuda_attn_decode_tc_scratch(&k, cd->n_sm), &scr);
-        if (st != QR_OK)
-            return st;
-        LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(cst(s), &k, scr, cd->n_sm));
-    }
-    return QR_OK;
+    return split_mixed ? decode_tc(s, &k, cd->n_sm) : QR_OK;
 }
 
 static qr_status op_silu_mul(struct qr_stream *s, const struct qr_silu_mul_args *a)
