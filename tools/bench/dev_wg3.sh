@@ -10,3 +10,5 @@ for ovl in 1 0; do
   QR_CUDA_ATTN_WG_OVL=$ovl timeout 100 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
   QR_CUDA_ATTN_WG_OVL=$ovl timeout 100 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512,8192 --gen 64 --long-run 0 2>&1 | grep -A3 "^prompt"
 done
+QRUN_TEST_BACKEND=cuda timeout 150 $B/test_engine 2>&1 | grep -E "FAIL|passed|seeded" | tail -4
+timeout 60 $B/test_graph_fusion -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
