@@ -14,7 +14,10 @@
  *   chunk c ^ (r & 7)), which is both the K-major layout of K for S = Q K^T
  *   and the MN-major (transposed) layout of V for O += P V;
  *   Q (pre-scaled by scale * log2 e) and P are A operands in registers
- *   (the m16n8k16 fragment layout); S and O accumulate in f32 registers.
+ *   (the m16n8k16 fragment layout); S and O accumulate in f32 registers;
+ *   by default the tiles are software-pipelined as in FA3 (S_j and P V_{j-1}
+ *   in flight together, tile j's softmax under P V_{j-1}; 5 stages), with
+ *   QR_CUDA_ATTN_WG_OVL=0 one tile at a time (3 stages).
  * Masks: causal, keys past the context and bad block ids (their K/V rows are
  * zero-filled and their scores -inf), applied only on tiles that need them.
  * Sequences with one query token are skipped when skip_single is set.
@@ -374,7 +377,7 @@ static int wg_launch(qr_cuda_stream st, const struct qr_cuda_attn *a)
     return qk_launch_result();
 }
 
-/* the one-tile-at-a-time schedule (3 stages): the default; QR_CUDA_ATTN_WG_OVL=1 selects the pipelined one */
+/* the one-tile-at-a-time schedule (3 stages), for A/B runs: QR_CUDA_ATTN_WG_OVL=0 or the kernel lab */
 extern "C" int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
@@ -389,7 +392,7 @@ extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cu
     static int ovl = -1;
     if (ovl < 0) {
         const char *v = getenv("QR_CUDA_ATTN_WG_OVL");
-        ovl = v && v[0] == '1';   /* opt-in until measured on the H100 */
+        ovl = !(v && v[0] == '0');   /* measured on the H100: TTFT(8192) 202.5 vs 213.9 ms (docs/PERF.md) */
     }
     if (!ovl)
         return cuda_launch_attn_prefill_wg_serial(st, a);
