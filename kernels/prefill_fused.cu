@@ -4,7 +4,9 @@
  * f32 intermediate that the matmul then reads back once more to convert it
  * for cuBLAS; here one pass writes both the f32 intermediate (the graph's
  * buffer, for any later reader) and the converted rows.  Same expressions
- * and reduction order as k_rmsnorm_block, k_silu_mul and k_convert_rows. */
+ * and reduction order as k_rmsnorm_block, k_silu_mul and k_convert_rows.
+ * out == NULL: the f32 intermediate is not written (no later node reads it,
+ * see QR_BUF_TRANSIENT in qr_backend.h). */
 #include "qr_cuda_common.cuh"
 
 #include <math.h>
@@ -18,13 +20,14 @@ __global__ void k_rmsnorm_cvt(float *out, uint16_t *outh, int ht, const float *x
     __shared__ float sh[32];
     int t = blockIdx.x;
     const float *xr = x + (int64_t)t * ldx;
-    float *o = out + (int64_t)t * ldout;
+    float *o = out ? out + (int64_t)t * ldout : NULL;
     uint16_t *oh = outh + (int64_t)t * n;
     float ss = qk_block_sumsq(xr, n, sh);
     float inv = rsqrtf(ss / (float)n + eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         float v = qk_load(w, wtype, i) * (xr[i] * inv);
-        o[i] = v;
+        if (o)
+            o[i] = v;
         oh[i] = pc_cvt(v, ht);
     }
 }
@@ -33,12 +36,13 @@ __global__ void k_silu_cvt(float *out, uint16_t *outh, int ht, const float *gu, 
 {
     int t = blockIdx.y;
     const float *g = gu + (int64_t)t * ldgu, *u = g + n_ff;
-    float *o = out + (int64_t)t * ldout;
+    float *o = out ? out + (int64_t)t * ldout : NULL;
     uint16_t *oh = outh + (int64_t)t * n_ff;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n_ff; i += gridDim.x * blockDim.x) {
         float gv = g[i];
         float v = gv / (1.0f + expf(-gv)) * u[i];
-        o[i] = v;
+        if (o)
+            o[i] = v;
         oh[i] = pc_cvt(v, ht);
     }
 }
@@ -65,7 +69,7 @@ extern "C" int cuda_launch_silu_cvt(qr_cuda_stream st, float *out, void *outh, i
     for (int t0 = 0; t0 < n_tokens; t0 += QK_MAX_GRID_Y) {
         int nt = n_tokens - t0 < QK_MAX_GRID_Y ? n_tokens - t0 : QK_MAX_GRID_Y;
         dim3 grid(gx < 64 ? gx : 64, (unsigned)nt);
-        k_silu_cvt<<<grid, 256, 0, st>>>(out + (int64_t)t0 * ldout, (uint16_t *)outh + (int64_t)t0 * n_ff, ht,
+        k_silu_cvt<<<grid, 256, 0, st>>>(out ? out + (int64_t)t0 * ldout : NULL, (uint16_t *)outh + (int64_t)t0 * n_ff, ht,
                                          gu + (int64_t)t0 * ldgu, n_ff, ldgu, ldout);
     }
     return qk_launch_result();

@@ -71,6 +71,10 @@ struct qr_cuda_attn {
     int max_seq_len, max_q_len;
     float scale;
     int skip_single;   /* prompt kernel: leave sequences with one query token to the decode kernel */
+    /* prompt kernels only: out may be NULL (no f32 output) and out_h, where set, receives the output in 16 bits
+     * (out_h_type QK_BF16 / QK_F16, rows of n_heads * head_dim: the o_proj GEMM's converted input) */
+    void *out_h;
+    int out_h_type;
 };
 
 /* FlashAttention-style prompt kernel (tensor cores; any query length).
@@ -141,7 +145,8 @@ int cuda_launch_gemv_norm(qr_cuda_stream st, float *y, const float *x, const voi
                           float *act, int ff);
 
 /* prompt-sized RMSNorm / SwiGLU that also write the GEMM's 16-bit input (prefill_fused.cu): out (f32, ldout) and
- * outh (ht = BF16 or F16, contiguous rows).  rmsnorm_cvt needs n > 512 (the unfused op's block reduction). */
+ * outh (ht = BF16 or F16, contiguous rows); out NULL: outh only.  rmsnorm_cvt needs n > 512 (the unfused op's
+ * block reduction). */
 int cuda_launch_rmsnorm_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const float *x, const void *w,
                             int wtype, int n_tokens, int n, int ldx, int ldout, float eps);
 int cuda_launch_silu_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const float *gu, int n_tokens, int n_ff,

@@ -103,6 +103,22 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
 
 /* the m16n8k16 A fragments of 16 query rows (rows g and g + 8 of the lane; q0 / q1 their f32 rows, v0 / v1 whether
  * they exist, else zeros), each value times qscale, over head_dim D: qa[kk] covers columns kk*16 .. kk*16+15 */
+/* one pair of output columns (c, c + 1) of a prompt kernel's row: f32 into of unless it is NULL, and the
+ * 16-bit copy (QK_BF16 / QK_F16, rows of n_heads * head_dim: the o_proj GEMM's input) into oh unless NULL.
+ * The conversion is k_convert_rows' own, so the GEMM sees the same bits either way. */
+__device__ __forceinline__ void pf_store2(float *of, uint16_t *oh, int ht, int c, float v0, float v1)
+{
+    if (of) {   /* the f32 row stride may be odd: scalar stores */
+        of[c] = v0;
+        of[c + 1] = v1;
+    }
+    if (oh) {
+        uint32_t lo = ht == QK_BF16 ? qk_f32_bf16(v0) : qk_f32_f16(v0);
+        uint32_t hi = ht == QK_BF16 ? qk_f32_bf16(v1) : qk_f32_f16(v1);
+        *(uint32_t *)(oh + c) = lo | hi << 16;   /* c is even and the row length is even */
+    }
+}
+
 template <typename T, int D>
 __device__ __forceinline__ void pf_load_q(uint32_t (&qa)[D / 16][4], const float *q0, const float *q1, bool v0,
                                           bool v1, float qscale, int t4)

@@ -4,8 +4,12 @@
  *   [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE   (q/k norm + RoPE + KV write)
  *   RMSNORM, MATMUL reading it                         (norm folded into the GEMV)
  *   SILU_MUL, MATMUL reading it                        (SwiGLU folded into the GEMV)
- * in the Qwen3-4B widths (K = 2560, head_dim 128, GQA 4), at decode (1 token)
- * and small-batch sizes.  Each graph goes through qr_graph_run with a cache
+ *   ATTN, MATMUL reading it (o_proj)                   (prompt sizes: attention writes the GEMM input)
+ * in the Qwen3-4B widths (K = 2560, head_dim 128, GQA 4), at decode (1 token),
+ * small-batch and prompt sizes.  Where the intermediate lies in a
+ * QR_BUF_TRANSIENT buffer and nothing after the MATMUL reads it, a backend
+ * may leave it unwritten: then only the MATMUL's output is compared; with a
+ * later reader (a second MATMUL) that reader's output shows it was written.  Each graph goes through qr_graph_run with a cache
  * key three times (a backend may run it eagerly, record it, then replay it),
  * inputs re-uploaded each time; every output buffer is compared, including
  * the intermediate ones a fused kernel must still write (h, act, q/k/v rows).
@@ -40,6 +44,7 @@ struct prob {
     enum qr_dtype dt[MAXB];       /* element type for the comparison (F32 or BF16) */
     const char *bname[MAXB];
     double nmse[MAXB];            /* tolerance per output */
+    bool transient[MAXB];         /* allocated QR_BUF_SCRATCH | QR_BUF_TRANSIENT */
     int n;
     struct qr_node node[MAXN];
     int vb[MAXN][8];              /* buffer index of each view slot of a node (-1: none) */
@@ -112,6 +117,10 @@ static struct qr_view **slots_of(struct qr_node *n, int *count)
         v[k++] = &n->a.matmul.y, v[k++] = &n->a.matmul.x, v[k++] = &n->a.matmul.w, v[k++] = &n->a.matmul.bias;
         break;
     case QR_OP_SILU_MUL: v[k++] = &n->a.silu_mul.out, v[k++] = &n->a.silu_mul.gu; break;
+    case QR_OP_ATTN:
+        v[k++] = &n->a.attn.out, v[k++] = &n->a.attn.q, v[k++] = &n->a.attn.k_cache, v[k++] = &n->a.attn.v_cache;
+        v[k++] = &n->a.attn.block_tables, v[k++] = &n->a.attn.seq_lens, v[k++] = &n->a.attn.q_start;
+        break;
     default: break;
     }
     *count = k;
@@ -144,7 +153,8 @@ static int run(struct dev *D, struct prob *P, bool graph, uint8_t **res)
     struct qr_buf *buf[MAXB] = {0};
     int rc = 0;
     for (int b = 0; b < P->nb && !rc; b++)
-        if (qr_buf_alloc(D->d, P->size[b], QR_BUF_SCRATCH, &buf[b]) != QR_OK)
+        if (qr_buf_alloc(D->d, P->size[b], QR_BUF_SCRATCH | (P->transient[b] ? QR_BUF_TRANSIENT : 0), &buf[b]) !=
+            QR_OK)
             rc = 1;
     struct qr_node nodes[MAXN];
     memcpy(nodes, P->node, sizeof nodes);
@@ -290,14 +300,16 @@ static void mk_qkv_post(struct prob *P, int T, bool norm, uint64_t key)
     bind(P, P->n - 1, 3, qkv, vof), bind(P, P->n - 1, 4, slot, 0);
 }
 
-/* rmsnorm (K 2560) then y += h . W^T (N 384), or silu_mul (F 1024) then y += act . W^T */
-static void mk_norm_or_silu_matmul(struct prob *P, int T, bool silu, uint64_t key)
+/* rmsnorm (K 2560) then y += h . W^T (N 384), or silu_mul (F 1024) then y += act . W^T; transient: h / act in a
+ * QR_BUF_TRANSIENT buffer (then compared only through reader2: a second matmul y2 = mid . W^T after the first) */
+static void mk_norm_or_silu_matmul(struct prob *P, int T, bool silu, bool transient, bool reader2, uint64_t key)
 {
-    static char what[2][96];
-    snprintf(what[silu], sizeof what[silu], "%s+matmul, %d token%s", silu ? "SwiGLU" : "RMSNorm", T,
-             T > 1 ? "s" : "");
+    static char what[2][2][2][96];
+    char (*wh)[96] = &what[silu][transient][reader2];
+    snprintf(*wh, sizeof *wh, "%s+matmul%s%s, %d token%s", silu ? "SwiGLU" : "RMSNorm", transient ? " (transient)" : "",
+             reader2 ? " +reader" : "", T, T > 1 ? "s" : "");
     memset(P, 0, sizeof *P);
-    P->what = what[silu];
+    P->what = *wh;
     P->key = key;
     const int K = silu ? 1024 : 2560, N = 384;
     int in, mid, wn = -1;
@@ -312,6 +324,8 @@ static void mk_norm_or_silu_matmul(struct prob *P, int T, bool silu, uint64_t ke
         fill_bf16(P, wn, 1.0f, 0.3f);
         mid = add_buf(P, "h", (size_t)T * K * 4, QR_DTYPE_F32, true, 1e-10);
     }
+    P->transient[mid] = transient;
+    P->out[mid] = !transient;   /* a transient intermediate's contents after the graph are unspecified */
     fill_f32(P, mid, 100.0f);   /* garbage: must be overwritten */
     int w = add_buf(P, "W", (size_t)N * K * 2, QR_DTYPE_BF16, false, 0);
     fill_bf16(P, w, 0.0f, 0.05f);
@@ -332,6 +346,73 @@ static void mk_norm_or_silu_matmul(struct prob *P, int T, bool silu, uint64_t ke
     P->node[1].a.matmul = (struct qr_matmul_args){.wtype = QR_DTYPE_BF16, .btype = QR_DTYPE_BF16, .M = T, .N = N,
                                                   .K = K, .ldx = K, .ldy = N, .accumulate = 1};
     bind(P, 1, 0, y, 0), bind(P, 1, 1, mid, 0), bind(P, 1, 2, w, 0);
+    if (reader2) {
+        int y2 = add_buf(P, "y2", (size_t)T * N * 4, QR_DTYPE_F32, true, 1e-5);
+        fill_f32(P, y2, 100.0f);
+        new_node(P, QR_OP_MATMUL);
+        P->node[2].a.matmul = P->node[1].a.matmul;
+        P->node[2].a.matmul.accumulate = 0;
+        bind(P, 2, 0, y2, 0), bind(P, 2, 1, mid, 0), bind(P, 2, 2, w, 0);
+    }
+}
+
+/* attention over a paged cache (Hq 8, Hk 2, head_dim 128, block 16) then y += att . Wo^T (N 256): one sequence
+ * with a T-token prompt chunk after ctx0 cached tokens, plus (mixed) a second sequence decoding one token */
+static void mk_attn_matmul(struct prob *P, int T, int ctx0, bool mixed, bool transient, uint64_t key)
+{
+    static char what[2][2][96];
+    char (*wh)[96] = &what[mixed][transient];
+    snprintf(*wh, sizeof *wh, "attn+o_proj%s%s, %d tokens after %d", mixed ? " +decode seq" : "",
+             transient ? " (transient)" : "", T, ctx0);
+    memset(P, 0, sizeof *P);
+    P->what = *wh;
+    P->key = key;
+    const int Hq = 8, Hk = 2, hd = 128, bs = 16, N = 256, K = Hq * hd, ld = (Hq + 2 * Hk) * hd;
+    const int S = mixed ? 2 : 1, Tt = T + (mixed ? 1 : 0), ctx1 = 37;
+    int ctx[2] = {ctx0 + T, ctx1}, nbs[2], mb = 0, nblk = 0;
+    for (int i = 0; i < S; i++) {
+        nbs[i] = (ctx[i] + bs - 1) / bs;
+        mb = nbs[i] > mb ? nbs[i] : mb;
+        nblk += nbs[i];
+    }
+    nblk += 3;
+    int q = add_buf(P, "q", (size_t)Tt * ld * 4, QR_DTYPE_F32, false, 0);
+    fill_f32(P, q, 1.5f);
+    size_t csz = (size_t)nblk * Hk * bs * hd * 2;
+    int kc = add_buf(P, "k_cache", csz, QR_DTYPE_BF16, false, 0);
+    fill_bf16(P, kc, 0.0f, 1.0f);
+    int vc = add_buf(P, "v_cache", csz, QR_DTYPE_BF16, false, 0);
+    fill_bf16(P, vc, 0.0f, 1.0f);
+    int bt = add_buf(P, "block_tables", (size_t)S * mb * 4, QR_DTYPE_F32, false, 0);
+    int sl = add_buf(P, "seq_lens", (size_t)S * 4, QR_DTYPE_F32, false, 0);
+    int qs = add_buf(P, "q_start", (size_t)(S + 1) * 4, QR_DTYPE_F32, false, 0);
+    int32_t *btp = (int32_t *)P->init[bt], *slp = (int32_t *)P->init[sl], *qsp = (int32_t *)P->init[qs];
+    for (int i = 0, next = 0; i < S; i++) {
+        for (int j = 0; j < mb; j++)   /* blocks handed out from the top: the table is not the identity */
+            btp[i * mb + j] = j < nbs[i] ? nblk - 1 - next++ : -1;
+        slp[i] = ctx[i];
+    }
+    qsp[0] = 0, qsp[1] = T, qsp[S] = Tt;
+    /* bf16 P in the GPU kernels' P V: 1e-4 as in test_backend_ops' attention parity */
+    int att = add_buf(P, "att", (size_t)Tt * K * 4, QR_DTYPE_F32, !transient, 1e-4);
+    P->transient[att] = transient;
+    fill_f32(P, att, 100.0f);
+    int w = add_buf(P, "Wo", (size_t)N * K * 2, QR_DTYPE_BF16, false, 0);
+    fill_bf16(P, w, 0.0f, 0.05f);
+    int y = add_buf(P, "y", (size_t)Tt * N * 4, QR_DTYPE_F32, true, 1e-4);
+    fill_f32(P, y, 1.0f);
+    new_node(P, QR_OP_ATTN);
+    P->node[0].a.attn = (struct qr_attn_args){.kv_dtype = QR_DTYPE_BF16, .n_tokens = Tt, .n_seqs = S, .n_heads = Hq,
+                                              .n_kv_heads = Hk, .head_dim = hd, .block_size = bs,
+                                              .max_blocks_per_seq = mb, .num_blocks = nblk, .ldq = ld, .ldo = K,
+                                              .max_seq_len = ctx[0] > ctx[1] ? ctx[0] : ctx[1], .max_q_len = T,
+                                              .scale = 0.08838834764f};
+    bind(P, 0, 0, att, 0), bind(P, 0, 1, q, 0), bind(P, 0, 2, kc, 0), bind(P, 0, 3, vc, 0);
+    bind(P, 0, 4, bt, 0), bind(P, 0, 5, sl, 0), bind(P, 0, 6, qs, 0);
+    new_node(P, QR_OP_MATMUL);
+    P->node[1].a.matmul = (struct qr_matmul_args){.wtype = QR_DTYPE_BF16, .btype = QR_DTYPE_BF16, .M = Tt, .N = N,
+                                                  .K = K, .ldx = K, .ldy = N, .accumulate = 1};
+    bind(P, 1, 0, y, 0), bind(P, 1, 1, att, 0), bind(P, 1, 2, w, 0);
 }
 
 int main(int argc, char **argv)
@@ -386,16 +467,22 @@ int main(int argc, char **argv)
         n_dev++;
     }
     /* problems: (kind, tokens) */
+    /* kinds: 0/1 qkv post with/without q/k norm; 2/3 norm/SwiGLU + matmul; 4/5 the same, transient; 6/7 transient
+     * with a second reader; 8 attn + o_proj; 9 the same, transient; 10 transient, with a decoding sequence */
     struct {
         int kind, T;
-    } cases[] = {{0, 1}, {0, 7}, {1, 1}, {1, 7}, {2, 1}, {2, 3}, {3, 1}, {3, 3}};
+    } cases[] = {{0, 1},  {0, 7},  {1, 1},  {1, 7},  {2, 1},  {2, 3},  {3, 1},  {3, 3},  {2, 40},
+                 {3, 40}, {4, 40}, {5, 40}, {4, 1}, {6, 40}, {7, 40}, {8, 40}, {9, 40}, {9, 3}, {10, 40}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct prob P;
         uint64_t key = 0xF0510000ull + 16 * c + 1;
-        if (cases[c].kind <= 1)
-            mk_qkv_post(&P, cases[c].T, cases[c].kind == 0, key);
+        int kind = cases[c].kind;
+        if (kind <= 1)
+            mk_qkv_post(&P, cases[c].T, kind == 0, key);
+        else if (kind <= 7)
+            mk_norm_or_silu_matmul(&P, cases[c].T, kind & 1, kind >= 4, kind >= 6, key);
         else
-            mk_norm_or_silu_matmul(&P, cases[c].T, cases[c].kind == 3, key);
+            mk_attn_matmul(&P, cases[c].T, 70, kind == 10, kind >= 9, key);
         uint8_t *ref[MAXB] = {0};
         int rc = run(&devs[0], &P, false, ref);
         CHECKF(rc == 0, "CPU reference run of %s", P.what);

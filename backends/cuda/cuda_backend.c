@@ -170,7 +170,6 @@ static qr_status cuda_device_describe(int idx, struct qr_device_props *p)
 
 static qr_status cuda_buf_alloc(struct qr_device *d, size_t size, unsigned usage, struct qr_buf **out)
 {
-    (void)usage;
     qr_status st = cuda_enter(d);
     if (st != QR_OK)
         return st;
@@ -201,7 +200,7 @@ static qr_status cuda_buf_alloc(struct qr_device *d, size_t size, unsigned usage
     b->dev = d;
     b->size = size;
     b->ptr = p;
-    b->ctx = NULL;
+    b->ctx = (void *)(uintptr_t)usage;   /* cuda_buf_usage(): the fusions look for QR_BUF_TRANSIENT */
     *out = b;
     return QR_OK;
 }

@@ -7,12 +7,19 @@
  *   SILU_MUL, MATMUL reading its output (decode GEMV)  -> k_gemv_fx (SwiGLU)
  *   the same two pairs at prompt sizes                 -> k_rmsnorm_cvt / k_silu_cvt writing the
  *                                                         cuBLAS input directly, then cuBLAS
+ *   ATTN (prompt kernel alone), MATMUL reading its output at prompt sizes
+ *                                                      -> the attention kernel writes the cuBLAS
+ *                                                         input directly, then cuBLAS
  *
  * Each pattern is checked field by field against the layout the fused kernel
  * assumes; anything else runs node by node.  The fused kernels also write
- * the intermediate buffers the graph names, so the graph's meaning is kept. */
+ * the intermediate buffers the graph names, so the graph's meaning is kept,
+ * except at prompt sizes where the intermediate lies in a QR_BUF_TRANSIENT
+ * buffer and no later node of the graph reads it before it is written again
+ * (dead_after): then the f32 intermediate is skipped. */
 #include "cuda_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static inline void *vp(const struct qr_view *v) { return v->buf ? (char *)v->buf->ptr + v->off : NULL; }
@@ -65,6 +72,95 @@ static int fuse_qkv_post(struct qr_stream *s, const struct qr_node *nd, int n)
     return i + 3;
 }
 
+/* the views a node reads (r) and writes (w); returns how many, at most 8 */
+static int node_views(const struct qr_node *n, const struct qr_view **v, bool *w)
+{
+    int k = 0;
+#define R(x) (v[k] = &(x), w[k++] = false)
+#define W(x) (v[k] = &(x), w[k++] = true)
+    switch (n->op) {
+    case QR_OP_EMBED: W(n->a.embed.out), R(n->a.embed.table), R(n->a.embed.ids); break;
+    case QR_OP_MATMUL:
+        R(n->a.matmul.x), R(n->a.matmul.w), R(n->a.matmul.bias);
+        if (n->a.matmul.accumulate)
+            R(n->a.matmul.y);
+        W(n->a.matmul.y);
+        break;
+    case QR_OP_RMSNORM:
+    case QR_OP_QK_NORM: R(n->a.rmsnorm.x), R(n->a.rmsnorm.w), W(n->a.rmsnorm.out); break;
+    case QR_OP_ROPE: R(n->a.rope.x), R(n->a.rope.pos), R(n->a.rope.inv_freq), W(n->a.rope.x); break;
+    case QR_OP_KV_STORE:
+        R(n->a.kv_store.k), R(n->a.kv_store.v), R(n->a.kv_store.slots), W(n->a.kv_store.k_cache),
+            W(n->a.kv_store.v_cache);
+        break;
+    case QR_OP_ATTN:
+        R(n->a.attn.q), R(n->a.attn.k_cache), R(n->a.attn.v_cache), R(n->a.attn.block_tables),
+            R(n->a.attn.seq_lens), R(n->a.attn.q_start), W(n->a.attn.out);
+        break;
+    case QR_OP_SILU_MUL: R(n->a.silu_mul.gu), W(n->a.silu_mul.out); break;
+    case QR_OP_ADD: R(n->a.add.y), R(n->a.add.x), W(n->a.add.y); break;
+    case QR_OP_LOGITS: R(n->a.logits.x), R(n->a.logits.idx), R(n->a.logits.w), W(n->a.logits.out); break;
+    case QR_OP_ARGMAX: R(n->a.argmax.x), W(n->a.argmax.out); break;
+    default: v[k] = NULL, w[k++] = false; break;   /* unknown op: counted as a read of nothing known */
+    }
+#undef R
+#undef W
+    return k;
+}
+
+/* does node n write at least what producer p wrote (same op, same output view, same shape)? */
+static bool overwrites(const struct qr_node *n, const struct qr_node *p)
+{
+    if (n->op != p->op)
+        return false;
+    switch (p->op) {
+    case QR_OP_RMSNORM: {
+        const struct qr_rmsnorm_args *a = &n->a.rmsnorm, *b = &p->a.rmsnorm;
+        return same(&a->out, &b->out) && a->n_tokens >= b->n_tokens && a->n_heads == b->n_heads && a->n == b->n &&
+               a->ldout == b->ldout;
+    }
+    case QR_OP_SILU_MUL: {
+        const struct qr_silu_mul_args *a = &n->a.silu_mul, *b = &p->a.silu_mul;
+        return same(&a->out, &b->out) && a->n_tokens >= b->n_tokens && a->n_ff == b->n_ff && a->ldout == b->ldout;
+    }
+    case QR_OP_ATTN: {
+        const struct qr_attn_args *a = &n->a.attn, *b = &p->a.attn;
+        return same(&a->out, &b->out) && a->n_tokens >= b->n_tokens && a->n_heads == b->n_heads &&
+               a->head_dim == b->head_dim && a->ldo == b->ldo;
+    }
+    default: return false;
+    }
+}
+
+/* may producer p's output (view out) go unwritten?  Only in a QR_BUF_TRANSIENT buffer, and only where no node of
+ * nd[0..n) (the rest of the graph after its reader) reads that buffer before a node overwrites p's output whole */
+static bool keep_intermediates(void)   /* QR_CUDA_KEEP_INTERMEDIATES=1: write them all (A/B runs, debugging) */
+{
+    static int keep = -1;
+    if (keep < 0) {
+        const char *e = getenv("QR_CUDA_KEEP_INTERMEDIATES");
+        keep = e && *e && strcmp(e, "0") != 0;
+    }
+    return keep != 0;
+}
+
+static bool dead_after(const struct qr_node *p, const struct qr_view *out, const struct qr_node *nd, int n)
+{
+    if (!out->buf || !((uintptr_t)out->buf->ctx & QR_BUF_TRANSIENT) || keep_intermediates())
+        return false;
+    for (int i = 0; i < n; i++) {
+        const struct qr_view *v[8];
+        bool w[8];
+        int k = node_views(&nd[i], v, w);
+        for (int j = 0; j < k; j++)
+            if (!v[j] || (!w[j] && v[j]->buf == out->buf))
+                return false;
+        if (overwrites(&nd[i], p))
+            return true;
+    }
+    return true;
+}
+
 /* the decode GEMV the matmul op would take for this node (M small, half weights) */
 static bool gemv_path(struct qr_stream *s, const struct qr_matmul_args *m)
 {
@@ -83,8 +179,9 @@ static bool gemm_path(struct qr_stream *s, const struct qr_matmul_args *m)
     return m->wtype != QR_DTYPE_BF16 || cd->cc >= 80;
 }
 
-/* prompt sizes: the norm / SwiGLU pass also writes the GEMM's converted input; then cuBLAS */
-static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd)
+/* prompt sizes: the norm / SwiGLU / attention pass also writes the GEMM's converted input (only that, where its
+ * f32 output is dead after the GEMM); then cuBLAS */
+static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
 {
     const struct qr_matmul_args *m = &nd[1].a.matmul;
     void *xh = NULL;
@@ -93,12 +190,19 @@ static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd)
         return (int)st;
     if (nd[0].op == QR_OP_RMSNORM) {
         const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
-        LAUNCH_TRY(s->dev, cuda_launch_rmsnorm_cvt(cst(s), vp(&r->out), xh, (int)m->wtype, vp(&r->x), vp(&r->w),
+        float *out = dead_after(&nd[0], &r->out, nd + 2, n - 2) ? NULL : vp(&r->out);
+        LAUNCH_TRY(s->dev, cuda_launch_rmsnorm_cvt(cst(s), out, xh, (int)m->wtype, vp(&r->x), vp(&r->w),
                                                    (int)r->wtype, r->n_tokens, r->n, r->ldx, r->ldout, r->eps));
-    } else {
+    } else if (nd[0].op == QR_OP_SILU_MUL) {
         const struct qr_silu_mul_args *a = &nd[0].a.silu_mul;
-        LAUNCH_TRY(s->dev, cuda_launch_silu_cvt(cst(s), vp(&a->out), xh, (int)m->wtype, vp(&a->gu), a->n_tokens,
-                                                a->n_ff, a->ldgu, a->ldout));
+        float *out = dead_after(&nd[0], &a->out, nd + 2, n - 2) ? NULL : vp(&a->out);
+        LAUNCH_TRY(s->dev, cuda_launch_silu_cvt(cst(s), out, xh, (int)m->wtype, vp(&a->gu), a->n_tokens, a->n_ff,
+                                                a->ldgu, a->ldout));
+    } else {
+        const struct qr_attn_args *a = &nd[0].a.attn;
+        st = cuda_attn_prompt_half(s, a, !dead_after(&nd[0], &a->out, nd + 2, n - 2), xh, m->wtype);
+        if (st != QR_OK)
+            return (int)st;
     }
     st = cuda_gemm_prepared(s, vp(&m->y), xh, vp(&m->w), m->wtype, m->bias.buf ? vp(&m->bias) : NULL, m->btype, m->M,
                             m->N, m->K, m->ldy, m->accumulate);
@@ -117,7 +221,7 @@ static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
         m->ldx != r->ldout || r->out.buf == r->x.buf || m->y.buf == r->out.buf || m->y.buf == r->x.buf)
         return 0;
     if (gemm_path(s, m))
-        return fuse_to_gemm(s, nd);
+        return fuse_to_gemm(s, nd, n);
     if (!gemv_path(s, m))
         return 0;
     if (m->M == 1 && cuda_gemv_norm_ok((int)m->wtype, (int)r->wtype, m->K, vp(&r->x), vp(&m->w), vp(&r->w),
@@ -154,7 +258,7 @@ static int fuse_silu_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
         a->ldgu < 2 * a->n_ff || a->out.buf == a->gu.buf || m->y.buf == a->out.buf || m->y.buf == a->gu.buf)
         return 0;
     if (gemm_path(s, m))
-        return fuse_to_gemm(s, nd);
+        return fuse_to_gemm(s, nd, n);
     if (!gemv_path(s, m))
         return 0;
     if (!cuda_gemv_fused_ok((int)m->wtype, m->M, m->K, a->ldgu, vp(&a->gu), vp(&m->w), 1, 0, NULL, a->ldout,
@@ -167,6 +271,19 @@ static int fuse_silu_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
     return 2;
 }
 
+/* ATTN (the prompt kernel alone) + the prompt-sized MATMUL that reads its output (o_proj) */
+static int fuse_attn_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
+{
+    if (n < 2 || nd[0].op != QR_OP_ATTN || nd[1].op != QR_OP_MATMUL)
+        return 0;
+    const struct qr_attn_args *a = &nd[0].a.attn;
+    const struct qr_matmul_args *m = &nd[1].a.matmul;
+    if (keep_intermediates() || !gemm_path(s, m) || m->M != a->n_tokens || m->K != a->n_heads * a->head_dim || !same(&m->x, &a->out) ||
+        m->ldx != a->ldo || m->y.buf == a->out.buf || !cuda_attn_prompt_only(s, a))
+        return 0;
+    return fuse_to_gemm(s, nd, n);
+}
+
 int cuda_fuse_at(struct qr_stream *s, const struct qr_node *nd, int n)
 {
     int r;
@@ -175,6 +292,7 @@ int cuda_fuse_at(struct qr_stream *s, const struct qr_node *nd, int n)
     case QR_OP_ROPE: r = fuse_qkv_post(s, nd, n); break;
     case QR_OP_RMSNORM: r = fuse_norm_gemv(s, nd, n); break;
     case QR_OP_SILU_MUL: r = fuse_silu_gemv(s, nd, n); break;
+    case QR_OP_ATTN: r = fuse_attn_gemm(s, nd, n); break;
     default: r = 0; break;
     }
     return r;

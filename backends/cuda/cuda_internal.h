@@ -73,6 +73,13 @@ extern const struct qr_ops cuda_ops;
 qr_status cuda_gemm_prepared(struct qr_stream *s, float *y, const void *xh, const void *w, enum qr_dtype wtype,
                              const void *bias, enum qr_dtype btype, int M, int N, int K, int ldy, int accumulate);
 
+/* prompt attention whose output goes straight to the o_proj GEMM's 16-bit input (out_h, rows of
+ * n_heads * head_dim), and to a->out as well where f32_out; only where cuda_attn_prompt_only() (the prompt
+ * kernel serves every sequence: no decode split, head_dim 64/128, aligned KV) */
+bool cuda_attn_prompt_only(struct qr_stream *s, const struct qr_attn_args *a);
+qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *a, bool f32_out, void *out_h,
+                                enum qr_dtype ht);
+
 /* graph fusions at nodes nd[0..n): the nodes consumed (0: none), or a negative qr_status */
 int cuda_fuse_at(struct qr_stream *s, const struct qr_node *nd, int n);
 

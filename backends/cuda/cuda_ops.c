@@ -189,6 +189,35 @@ static qr_status decode_tc(struct qr_stream *s, const struct qr_cuda_attn *k, in
     return QR_OK;
 }
 
+static struct qr_cuda_attn attn_kargs(const struct qr_attn_args *a)
+{
+    return (struct qr_cuda_attn){
+        .out = vp(&a->out), .q = vp(&a->q), .k_cache = vp(&a->k_cache), .v_cache = vp(&a->v_cache),
+        .block_tables = vp(&a->block_tables), .seq_lens = vp(&a->seq_lens), .q_start = vp(&a->q_start),
+        .kv_dtype = a->kv_dtype, .n_tokens = a->n_tokens, .n_seqs = a->n_seqs, .n_heads = a->n_heads,
+        .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim, .block_size = a->block_size,
+        .max_blocks_per_seq = a->max_blocks_per_seq, .num_blocks = a->num_blocks, .ldq = a->ldq, .ldo = a->ldo,
+        .max_seq_len = a->max_seq_len, .max_q_len = a->max_q_len, .scale = a->scale,
+    };
+}
+
+static bool attn_tc(const struct cuda_device *cd, const struct qr_attn_args *a)
+{
+    return cd->fused && decode_tc_wanted() &&
+           cuda_attn_decode_tc_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads, cd->cc);
+}
+
+/* the tensor-core prompt kernel on its own (wgmma where the device has it, else mma.sync) */
+static qr_status attn_prompt(struct qr_stream *s, const struct qr_attn_args *a, struct qr_cuda_attn *k)
+{
+    struct cuda_device *cd = cuda_dev(s->dev);
+    if (cd->wg_attn && cuda_attn_prefill_wg_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads))
+        LAUNCH_TRY(s->dev, cuda_launch_attn_prefill_wg(cst(s), k));
+    else
+        LAUNCH_TRY(s->dev, cuda_launch_attn_prefill(cst(s), k));
+    return QR_OK;
+}
+
 static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
 {
     ENTER(s);
@@ -199,14 +228,7 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
                             a->n_kv_heads);
     if (a->head_dim <= 0 || a->head_dim > 256 || (a->head_dim & 1))
         return qr_set_error(QR_E_UNSUPPORTED, "cuda attn: head_dim %d (even, up to 256, is supported)", a->head_dim);
-    struct qr_cuda_attn k = {
-        .out = vp(&a->out), .q = vp(&a->q), .k_cache = vp(&a->k_cache), .v_cache = vp(&a->v_cache),
-        .block_tables = vp(&a->block_tables), .seq_lens = vp(&a->seq_lens), .q_start = vp(&a->q_start),
-        .kv_dtype = a->kv_dtype, .n_tokens = a->n_tokens, .n_seqs = a->n_seqs, .n_heads = a->n_heads,
-        .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim, .block_size = a->block_size,
-        .max_blocks_per_seq = a->max_blocks_per_seq, .num_blocks = a->num_blocks, .ldq = a->ldq, .ldo = a->ldo,
-        .max_seq_len = a->max_seq_len, .max_q_len = a->max_q_len, .scale = a->scale,
-    };
+    struct qr_cuda_attn k = attn_kargs(a);
     if (a->block_size <= 0 || a->max_blocks_per_seq <= 0)
         return qr_set_error(QR_E_INVALID_ARG, "cuda attn: block_size %d, max_blocks_per_seq %d", a->block_size,
                             a->max_blocks_per_seq);
@@ -216,8 +238,7 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
         LAUNCH_TRY(s->dev, cuda_launch_attn_generic(cst(s), &k));
         return QR_OK;
     }
-    const bool tc = cd->fused && decode_tc_wanted() &&
-                    cuda_attn_decode_tc_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads, cd->cc);
+    const bool tc = attn_tc(cd, a);
     if (a->max_q_len <= 1 && tc)
         return decode_tc(s, &k, cd->n_sm);
     if (a->max_q_len <= 1 && cd->fused && cuda_attn_decode2_supported(a->head_dim, (int)a->kv_dtype)) {
@@ -245,11 +266,36 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
      * once per GQA group; the prompt kernel would read it once per pair of heads */
     const bool split_mixed = tc && a->n_seqs > 1;
     k.skip_single = split_mixed;
-    if (cd->wg_attn && cuda_attn_prefill_wg_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads))
-        LAUNCH_TRY(s->dev, cuda_launch_attn_prefill_wg(cst(s), &k));
-    else
-        LAUNCH_TRY(s->dev, cuda_launch_attn_prefill(cst(s), &k));
+    qr_status st = attn_prompt(s, a, &k);
+    if (st != QR_OK)
+        return st;
     return split_mixed ? decode_tc(s, &k, cd->n_sm) : QR_OK;
+}
+
+bool cuda_attn_prompt_only(struct qr_stream *s, const struct qr_attn_args *a)
+{
+    struct cuda_device *cd = cuda_dev(s->dev);
+    if (a->n_tokens <= 0 || a->n_seqs <= 0 || a->max_q_len <= 1 || a->n_kv_heads <= 0 ||
+        a->n_heads % a->n_kv_heads != 0 || (a->head_dim != 64 && a->head_dim != 128) || a->block_size <= 0 ||
+        a->max_blocks_per_seq <= 0 || !aligned16(vp(&a->k_cache)) || !aligned16(vp(&a->v_cache)))
+        return false;
+    if (!cuda_attn_prefill_supported(a->head_dim, a->kv_dtype, cd->cc))
+        return false;
+    return a->n_seqs == 1 || !attn_tc(cd, a);
+}
+
+qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *a, bool f32_out, void *out_h,
+                                enum qr_dtype ht)
+{
+    ENTER(s);
+    if (!cuda_attn_prompt_only(s, a) || (ht != QR_DTYPE_BF16 && ht != QR_DTYPE_F16))
+        return qr_set_error(QR_E_INTERNAL, "cuda attn: the 16-bit output needs the prompt kernel alone");
+    struct qr_cuda_attn k = attn_kargs(a);
+    if (!f32_out)
+        k.out = NULL;
+    k.out_h = out_h;
+    k.out_h_type = (int)ht;
+    return attn_prompt(s, a, &k);
 }
 
 static qr_status op_silu_mul(struct qr_stream *s, const struct qr_silu_mul_args *a)

@@ -41,6 +41,10 @@ enum qr_buf_usage {
     QR_BUF_KV = 1u << 1,
     QR_BUF_SCRATCH = 1u << 2,
     QR_BUF_IO = 1u << 3,       /* small per-step inputs / outputs */
+    /* with SCRATCH: what a graph's node writes here is read only by later nodes of the same graph, never by
+     * the host; where no later node reads a value before it is overwritten, a backend that fuses the writer
+     * into its reader may leave that value unwritten (the contents after a graph are then unspecified) */
+    QR_BUF_TRANSIENT = 1u << 4,
 };
 
 struct qr_buf {
