@@ -17,7 +17,9 @@
  *   (the m16n8k16 fragment layout); S and O accumulate in f32 registers;
  *   by default the tiles are software-pipelined as in FA3 (S_j and P V_{j-1}
  *   in flight together, tile j's softmax under P V_{j-1}; 5 stages), with
- *   QR_CUDA_ATTN_WG_OVL=0 one tile at a time (3 stages).
+ *   QR_CUDA_ATTN_WG_OVL=0 one tile at a time (3 stages); the next tile's
+ *   gather is issued after S_j and P V_{j-1}, under them, and its block ids
+ *   were read one tile earlier, so no warp waits on a block-table read.
  * Masks: causal, keys past the context and bad block ids (their K/V rows are
  * zero-filled and their scores -inf), applied only on tiles that need them.
  * Sequences with one query token are skipped when skip_single is set.
@@ -114,35 +116,49 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
     const int n_tiles = kend > 0 ? (kend + WG_BK - 1) / WG_BK : 0;
     const T *kc = (const T *)a.k_cache, *vc = (const T *)a.v_cache;
 
+    /* key k -> (block-table column, row in the block): shifts where the block size is a power of two */
+    const int bs = a.block_size, bs_sh = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;
+    auto kv_col = [&](int k) { return bs_sh >= 0 ? k >> bs_sh : k / bs; };
+    /* the block ids of the next tile's rows are read one tile ahead (nid; mid for the key-mask threads), so no
+     * gather waits on a block-table read */
+    constexpr int LOADS = WG_BK * (WG_D / 8) / (WG_HPB * 128);   /* 16-byte chunks per thread per tile (K; V too) */
+    constexpr int ROW_STEP = WG_HPB * 128 / (WG_D / 8);          /* rows between a thread's chunks */
+    int nid[LOADS], mid = -1;
+    auto fetch_ids = [&](int k0) {
+#pragma unroll
+        for (int i = 0; i < LOADS; i++) {
+            const int k = k0 + (tid >> 4) + i * ROW_STEP;
+            nid[i] = k < kend ? table[kv_col(k)] : -1;
+        }
+        if (tid < WG_BK) {
+            const int k = k0 + tid;
+            mid = k < kend ? table[kv_col(k)] : -1;
+        }
+    };
+    /* gathers the tile of keys k0.. (whose ids fetch_ids(k0) read) into stage st, then reads the next tile's ids */
     auto load_tile = [&](int st, int k0) {
         unsigned char *kt = sbase + st * 2 * WG_TILE_BYTES, *vt = kt + WG_TILE_BYTES;
-        for (int c = tid; c < WG_BK * (WG_D / 8); c += WG_HPB * 128) {
-            const int r = c >> 4, ch = c & 15, k = k0 + r;
-            int64_t off = 0;
-            bool ok = false;
-            if (k < kend) {
-                int64_t blk = table[k / a.block_size];
-                if (blk >= 0 && blk < a.num_blocks) {
-                    off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)WG_D + ch * 8;
-                    ok = true;
-                }
-            }
+#pragma unroll
+        for (int i = 0; i < LOADS; i++) {
+            const int r = (tid >> 4) + i * ROW_STEP, ch = tid & 15, k = k0 + r;
+            const int64_t blk = nid[i];
+            const bool ok = k < kend && blk >= 0 && blk < a.num_blocks;
+            const int64_t off = ok ? ((blk * a.n_kv_heads + kvh) * bs + (k - kv_col(k) * bs)) * (int64_t)WG_D + ch * 8
+                                   : 0;
             const uint32_t so = wg_sw(r, ch);
-            cp_async16(kt + so, ok ? kc + off : kc, ok);
-            cp_async16(vt + so, ok ? vc + off : vc, ok);
+            cp_async16(kt + so, kc + off, ok);
+            cp_async16(vt + so, vc + off, ok);
         }
         if (tid < WG_BK) {   /* warps 0 and 1: one key each */
             const int k = k0 + tid;
-            bool ok = false;
-            if (k < kend) {
-                int64_t blk = table[k / a.block_size];
-                ok = blk >= 0 && blk < a.num_blocks;
-            }
+            const bool ok = k < kend && mid >= 0 && mid < a.num_blocks;
             const uint32_t m = __ballot_sync(0xffffffffu, ok);
             if (lane == 0)
                 kmask[st * 2 + (tid >> 5)] = m;
         }
+        fetch_ids(k0 + WG_BK);
     };
+    fetch_ids(0);
 
     float o[WG_D / 2];   /* m64n128 accumulator: 16 column groups x 4 */
 #pragma unroll
@@ -272,14 +288,15 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
             cp_async_wait<ST - 3>();   /* tile j (committed so far: tiles 0 .. j + ST - 3) */
             wg_fence_proxy_async();
             __syncthreads();
-            const int t = j + ST - 2;
-            if (t < n_tiles)
-                load_tile(t % ST, t * WG_BK);
-            cp_async_commit();
             issue_s(sa, j % ST);
             wg_commit();
             issue_pv((j - 1) % ST);
             wg_commit();
+            /* the next gather (block-table reads, cp.async) is issued while both products run */
+            const int t = j + ST - 2;
+            if (t < n_tiles)
+                load_tile(t % ST, t * WG_BK);
+            cp_async_commit();
             wg_wait<1>();   /* S_j */
             wg_fence_regs<WG_BK / 2>(&sa[0][0]);
             float al0, al1;
