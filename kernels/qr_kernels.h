@@ -151,6 +151,9 @@ int cuda_launch_rmsnorm_cvt(qr_cuda_stream st, float *out, void *outh, int ht, c
                             int wtype, int n_tokens, int n, int ldx, int ldout, float eps);
 int cuda_launch_silu_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const float *gu, int n_tokens, int n_ff,
                          int ldgu, int ldout);
+/* the same SwiGLU reading a 16-bit (ht) gate_up output, rows of ldgu elements */
+int cuda_launch_silu16_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const void *gh, int n_tokens, int n_ff,
+                           int ldgu, int ldout);
 
 #ifdef __cplusplus
 }

@@ -356,6 +356,50 @@ static void mk_norm_or_silu_matmul(struct prob *P, int T, bool silu, bool transi
     }
 }
 
+/* the MLP at prompt sizes: rmsnorm (K 1024), gu = h . Wgu^T (2 F, F 512), act = SwiGLU(gu), y += act . Wd^T (N 1024);
+ * transient: h, gu and act in QR_BUF_TRANSIENT buffers (only y compared) */
+static void mk_mlp(struct prob *P, int T, bool transient, uint64_t key)
+{
+    static char what[2][96];
+    snprintf(what[transient], sizeof what[transient], "RMSNorm+gate_up+SwiGLU+down%s, %d tokens",
+             transient ? " (transient)" : "", T);
+    memset(P, 0, sizeof *P);
+    P->what = what[transient];
+    P->key = key;
+    const int K = 1024, F = 512;
+    int x = add_buf(P, "x", (size_t)T * K * 4, QR_DTYPE_F32, false, 0);
+    fill_f32(P, x, 2.0f);
+    int wn = add_buf(P, "norm_w", (size_t)K * 2, QR_DTYPE_BF16, false, 0);
+    fill_bf16(P, wn, 1.0f, 0.3f);
+    int h = add_buf(P, "h", (size_t)T * K * 4, QR_DTYPE_F32, !transient, 1e-10);
+    int gu = add_buf(P, "gu", (size_t)T * 2 * F * 4, QR_DTYPE_F32, !transient, 1e-5);
+    int act = add_buf(P, "act", (size_t)T * F * 4, QR_DTYPE_F32, !transient, 1e-5);
+    P->transient[h] = P->transient[gu] = P->transient[act] = transient;
+    fill_f32(P, h, 100.0f), fill_f32(P, gu, 100.0f), fill_f32(P, act, 100.0f);
+    int wgu = add_buf(P, "Wgu", (size_t)2 * F * K * 2, QR_DTYPE_BF16, false, 0);
+    fill_bf16(P, wgu, 0.0f, 0.08f);
+    int wd = add_buf(P, "Wd", (size_t)K * F * 2, QR_DTYPE_BF16, false, 0);
+    fill_bf16(P, wd, 0.0f, 0.08f);
+    /* a 16-bit gate_up output (QR_CUDA_GU16 on CUDA) rounds gate and up once more: 1e-4 */
+    int y = add_buf(P, "y", (size_t)T * K * 4, QR_DTYPE_F32, true, 1e-4);
+    fill_f32(P, y, 1.0f);
+    new_node(P, QR_OP_RMSNORM);
+    P->node[0].a.rmsnorm = (struct qr_rmsnorm_args){.wtype = QR_DTYPE_BF16, .n_tokens = T, .n_heads = 1, .n = K,
+                                                    .ldx = K, .ldout = K, .eps = 1e-6f};
+    bind(P, 0, 0, h, 0), bind(P, 0, 1, x, 0), bind(P, 0, 2, wn, 0);
+    new_node(P, QR_OP_MATMUL);
+    P->node[1].a.matmul = (struct qr_matmul_args){.wtype = QR_DTYPE_BF16, .btype = QR_DTYPE_BF16, .M = T, .N = 2 * F,
+                                                  .K = K, .ldx = K, .ldy = 2 * F};
+    bind(P, 1, 0, gu, 0), bind(P, 1, 1, h, 0), bind(P, 1, 2, wgu, 0);
+    new_node(P, QR_OP_SILU_MUL);
+    P->node[2].a.silu_mul = (struct qr_silu_mul_args){.n_tokens = T, .n_ff = F, .ldgu = 2 * F, .ldout = F};
+    bind(P, 2, 0, act, 0), bind(P, 2, 1, gu, 0);
+    new_node(P, QR_OP_MATMUL);
+    P->node[3].a.matmul = (struct qr_matmul_args){.wtype = QR_DTYPE_BF16, .btype = QR_DTYPE_BF16, .M = T, .N = K,
+                                                  .K = F, .ldx = F, .ldy = K, .accumulate = 1};
+    bind(P, 3, 0, y, 0), bind(P, 3, 1, act, 0), bind(P, 3, 2, wd, 0);
+}
+
 /* attention over a paged cache (Hq 8, Hk 2, head_dim 128, block 16) then y += att . Wo^T (N 256): one sequence
  * with a T-token prompt chunk after ctx0 cached tokens, plus (mixed) a second sequence decoding one token */
 static void mk_attn_matmul(struct prob *P, int T, int ctx0, bool mixed, bool transient, uint64_t key)
@@ -468,11 +512,13 @@ int main(int argc, char **argv)
     }
     /* problems: (kind, tokens) */
     /* kinds: 0/1 qkv post with/without q/k norm; 2/3 norm/SwiGLU + matmul; 4/5 the same, transient; 6/7 transient
-     * with a second reader; 8 attn + o_proj; 9 the same, transient; 10 transient, with a decoding sequence */
+     * with a second reader; 8 attn + o_proj; 9 the same, transient; 10 transient, with a decoding sequence;
+     * 11/12 the MLP (norm, gate_up, SwiGLU, down), transient or not */
     struct {
         int kind, T;
     } cases[] = {{0, 1},  {0, 7},  {1, 1},  {1, 7},  {2, 1},  {2, 3},  {3, 1},  {3, 3},  {2, 40},
-                 {3, 40}, {4, 40}, {5, 40}, {4, 1}, {6, 40}, {7, 40}, {8, 40}, {9, 40}, {9, 3}, {10, 40}};
+                 {3, 40}, {4, 40}, {5, 40}, {4, 1}, {6, 40}, {7, 40}, {8, 40}, {9, 40}, {9, 3}, {10, 40},
+                 {11, 40}, {12, 40}, {11, 2}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct prob P;
         uint64_t key = 0xF0510000ull + 16 * c + 1;
@@ -481,8 +527,10 @@ int main(int argc, char **argv)
             mk_qkv_post(&P, cases[c].T, kind == 0, key);
         else if (kind <= 7)
             mk_norm_or_silu_matmul(&P, cases[c].T, kind & 1, kind >= 4, kind >= 6, key);
-        else
+        else if (kind <= 10)
             mk_attn_matmul(&P, cases[c].T, 70, kind == 10, kind >= 9, key);
+        else
+            mk_mlp(&P, cases[c].T, kind == 12, key);
         uint8_t *ref[MAXB] = {0};
         int rc = run(&devs[0], &P, false, ref);
         CHECKF(rc == 0, "CPU reference run of %s", P.what);

@@ -7,6 +7,8 @@
  *   SILU_MUL, MATMUL reading its output (decode GEMV)  -> k_gemv_fx (SwiGLU)
  *   the same two pairs at prompt sizes                 -> k_rmsnorm_cvt / k_silu_cvt writing the
  *                                                         cuBLAS input directly, then cuBLAS
+ *   RMSNORM, MATMUL gate_up, SILU_MUL, MATMUL down at prompt sizes, gu dead after (QR_CUDA_GU16=1)
+ *                                                      -> gate_up written in 16 bits into gu's memory
  *   ATTN (prompt kernel alone), MATMUL reading its output at prompt sizes
  *                                                      -> the attention kernel writes the cuBLAS
  *                                                         input directly, then cuBLAS
@@ -123,6 +125,10 @@ static bool overwrites(const struct qr_node *n, const struct qr_node *p)
         const struct qr_silu_mul_args *a = &n->a.silu_mul, *b = &p->a.silu_mul;
         return same(&a->out, &b->out) && a->n_tokens >= b->n_tokens && a->n_ff == b->n_ff && a->ldout == b->ldout;
     }
+    case QR_OP_MATMUL: {
+        const struct qr_matmul_args *a = &n->a.matmul, *b = &p->a.matmul;
+        return same(&a->y, &b->y) && !a->accumulate && a->M >= b->M && a->N == b->N && a->ldy == b->ldy;
+    }
     case QR_OP_ATTN: {
         const struct qr_attn_args *a = &n->a.attn, *b = &p->a.attn;
         return same(&a->out, &b->out) && a->n_tokens >= b->n_tokens && a->n_heads == b->n_heads &&
@@ -209,6 +215,53 @@ static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
     return st == QR_OK ? 2 : (int)st;
 }
 
+static bool gu16_wanted(void)   /* QR_CUDA_GU16=1: the gate_up GEMM writes 16 bits (fuse_mlp_prompt) */
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("QR_CUDA_GU16");
+        on = e && *e && strcmp(e, "0") != 0;
+    }
+    return on != 0;
+}
+
+/* prompt sizes, the MLP: RMSNORM, MATMUL gate_up (-> gu), SILU_MUL (gu -> act), MATMUL down (act ->, accumulate),
+ * where gu is dead after the SwiGLU: cuBLAS writes gate_up in the weights' 16-bit type into gu's own memory
+ * (half its f32 traffic, as the 16-bit activations of HF transformers), the SwiGLU reads that and writes the down
+ * GEMM's input.  The rounding of gate and up to 16 bits is the one numeric change; QR_CUDA_GU16 selects it. */
+static int fuse_mlp_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
+{
+    if (n < 4 || !gu16_wanted() || nd[1].op != QR_OP_MATMUL || nd[2].op != QR_OP_SILU_MUL ||
+        nd[3].op != QR_OP_MATMUL)
+        return 0;
+    const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
+    const struct qr_matmul_args *gu = &nd[1].a.matmul, *dn = &nd[3].a.matmul;
+    const struct qr_silu_mul_args *a = &nd[2].a.silu_mul;
+    const int M = gu->M, F = a->n_ff;
+    if (!gemm_path(s, gu) || !gemm_path(s, dn) || gu->accumulate || gu->bias.buf || dn->wtype != gu->wtype ||
+        gu->N != 2 * F || gu->ldy != gu->N || !same(&a->gu, &gu->y) || a->ldgu != gu->ldy || a->n_tokens != M ||
+        dn->M != M || dn->K != F || !same(&dn->x, &a->out) || dn->ldx != a->ldout || dn->y.buf == gu->y.buf ||
+        dn->y.buf == a->out.buf || a->out.buf == gu->y.buf || !dead_after(&nd[1], &gu->y, nd + 3, n - 3))
+        return 0;
+    size_t kmax = (size_t)(gu->K > F ? gu->K : F);
+    void *xh = NULL;   /* the norm's 16-bit rows (M x K), then the SwiGLU's (M x F): the first is dead by then */
+    qr_status st = cuda_scratch(s, (size_t)M * kmax * 2, &xh);
+    if (st != QR_OK)
+        return (int)st;
+    void *guh = vp(&gu->y);
+    float *hout = dead_after(&nd[0], &r->out, nd + 2, n - 2) ? NULL : vp(&r->out);
+    LAUNCH_TRY(s->dev, cuda_launch_rmsnorm_cvt(cst(s), hout, xh, (int)gu->wtype, vp(&r->x), vp(&r->w), (int)r->wtype,
+                                               r->n_tokens, r->n, r->ldx, r->ldout, r->eps));
+    st = cuda_gemm_prepared16(s, guh, xh, vp(&gu->w), gu->wtype, M, gu->N, gu->K, gu->N);
+    if (st != QR_OK)
+        return (int)st;
+    float *aout = dead_after(&nd[2], &a->out, nd + 4, n - 4) ? NULL : vp(&a->out);
+    LAUNCH_TRY(s->dev, cuda_launch_silu16_cvt(cst(s), aout, xh, (int)gu->wtype, guh, M, F, gu->N, a->ldout));
+    st = cuda_gemm_prepared(s, vp(&dn->y), xh, vp(&dn->w), dn->wtype, dn->bias.buf ? vp(&dn->bias) : NULL, dn->btype,
+                            M, dn->N, F, dn->ldy, dn->accumulate);
+    return st == QR_OK ? 4 : (int)st;
+}
+
 /* RMSNORM (one head per token) + the MATMUL that reads its output */
 static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
 {
@@ -220,8 +273,10 @@ static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
     if (r->n_heads != 1 || r->n_tokens != m->M || r->n != m->K || r->n <= 512 || !same(&m->x, &r->out) ||
         m->ldx != r->ldout || r->out.buf == r->x.buf || m->y.buf == r->out.buf || m->y.buf == r->x.buf)
         return 0;
-    if (gemm_path(s, m))
-        return fuse_to_gemm(s, nd, n);
+    if (gemm_path(s, m)) {
+        int r4 = fuse_mlp_prompt(s, nd, n);
+        return r4 != 0 ? r4 : fuse_to_gemm(s, nd, n);
+    }
     if (!gemv_path(s, m))
         return 0;
     if (m->M == 1 && cuda_gemv_norm_ok((int)m->wtype, (int)r->wtype, m->K, vp(&r->x), vp(&m->w), vp(&r->w),

@@ -73,6 +73,10 @@ extern const struct qr_ops cuda_ops;
 qr_status cuda_gemm_prepared(struct qr_stream *s, float *y, const void *xh, const void *w, enum qr_dtype wtype,
                              const void *bias, enum qr_dtype btype, int M, int N, int K, int ldy, int accumulate);
 
+/* cuBLAS with the output in the weight dtype (BF16/F16; ldy in elements): no bias, no accumulate */
+qr_status cuda_gemm_prepared16(struct qr_stream *s, void *yh, const void *xh, const void *w, enum qr_dtype wtype, int M,
+                               int N, int K, int ldy);
+
 /* prompt attention whose output goes straight to the o_proj GEMM's 16-bit input (out_h, rows of
  * n_heads * head_dim), and to a->out as well where f32_out; only where cuda_attn_prompt_only() (the prompt
  * kernel serves every sequence: no decode split, head_dim 64/128, aligned KV) */

@@ -121,6 +121,20 @@ qr_status cuda_gemm_prepared(struct qr_stream *s, float *y, const void *xh, cons
     return QR_OK;
 }
 
+/* the same, with the output in the weight dtype (16 bits, row stride ldy elements), no bias, no accumulate */
+qr_status cuda_gemm_prepared16(struct qr_stream *s, void *yh, const void *xh, const void *w, enum qr_dtype wtype, int M,
+                               int N, int K, int ldy)
+{
+    struct cuda_stream *cs = cuda_st(s);
+    const float alpha = 1.0f, beta = 0.0f;
+    if (wtype != QR_DTYPE_BF16 && wtype != QR_DTYPE_F16)
+        return qr_set_error(QR_E_INTERNAL, "cuda gemm16: weight dtype %d", (int)wtype);
+    CUBLAS_TRY(s->dev, cublasGemmEx(cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, cu_dtype(wtype), K, xh,
+                                    cu_dtype(wtype), K, &beta, yh, cu_dtype(wtype), ldy, CUBLAS_COMPUTE_32F,
+                                    CUBLAS_GEMM_DEFAULT));
+    return QR_OK;
+}
+
 static qr_status op_matmul(struct qr_stream *s, const struct qr_matmul_args *a)
 {
     ENTER(s);

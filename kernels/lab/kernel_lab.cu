@@ -8,7 +8,8 @@
  * prefetching GEMV (gemv_fused.cu) vs gemv.cu.  Decode attention is also timed
  * over batches of sequences (KV GB/s: what offline throughput is bound by).
  *
- *   cuda_kernel_lab [--quick | --attn]   (--attn: the checks, then attention timings only)
+ *   cuda_kernel_lab [--quick | --attn | --gemm]   (--attn: the checks, then attention timings only;
+ *                                                  --gemm: cuBLAS prompt GEMM timings)
  * Exit status 1 if a check fails.  Not part of ctest (needs a GPU). */
 #include "../attn.cu"
 #include "../attn_decode2.cu"
@@ -434,10 +435,65 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
     cudaFree(scr);
 }
 
+/* the prompt GEMMs of Qwen3-4B (cuBLAS, bf16 weights and inputs, f32 accumulate) with f32 or bf16 output:
+ * TFLOP/s, the output's share of the traffic */
+static void bench_prompt_gemms(int M)
+{
+    static cublasHandle_t hb;
+    if (!hb) {
+        cublasCreate(&hb);
+        void *ws = NULL;
+        CK(cudaMalloc(&ws, 32u << 20));
+        cublasSetWorkspace(hb, ws, 32u << 20);
+    }
+    const int shapes[][2] = {{6144, 2560}, {2560, 4096}, {19456, 2560}, {2560, 9728}};
+    const char *names[] = {"qkv", "o", "gate_up", "down"};
+    for (int i = 0; i < 4; i++) {
+        const int N = shapes[i][0], K = shapes[i][1];
+        void *w = NULL, *x = NULL, *y = NULL;
+        CK(cudaMalloc(&w, (size_t)N * K * 2));
+        CK(cudaMalloc(&x, (size_t)M * K * 2));
+        CK(cudaMalloc(&y, (size_t)M * N * 4));
+        CK(cudaMemset(w, 0x3c, (size_t)N * K * 2));   /* small finite bf16 values */
+        CK(cudaMemset(x, 0x3c, (size_t)M * K * 2));
+        for (int out16 = 0; out16 <= 1; out16++) {
+            const float al = 1.f, be = 0.f;
+            cudaEvent_t e0, e1;
+            cudaEventCreate(&e0);
+            cudaEventCreate(&e1);
+            cublasStatus_t bs = CUBLAS_STATUS_SUCCESS;
+            for (int r = 0; r < 23; r++) {
+                if (r == 3)
+                    cudaEventRecord(e0);
+                bs = cublasGemmEx(hb, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &al, w, CUDA_R_16BF, K, x, CUDA_R_16BF, K, &be,
+                                  y, out16 ? CUDA_R_16BF : CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+            }
+            cudaEventRecord(e1);
+            CK(cudaEventSynchronize(e1));
+            float ms = 0;
+            cudaEventElapsedTime(&ms, e0, e1);
+            const double t = ms / 20 * 1e-3;
+            printf("  gemm %-7s M=%5d N=%5d K=%5d out %s: %8.1f us  %6.1f TFLOP/s%s\n", names[i], M, N, K,
+                   out16 ? "bf16" : "f32 ", t * 1e6, 2.0 * M * N * K / t / 1e12,
+                   bs == CUBLAS_STATUS_SUCCESS ? "" : "  (cuBLAS error)");
+            cudaEventDestroy(e0);
+            cudaEventDestroy(e1);
+        }
+        cudaFree(w);
+        cudaFree(x);
+        cudaFree(y);
+    }
+}
+
 int main(int argc, char **argv)
 {
     bool quick = argc > 1 && !strcmp(argv[1], "--quick");
     bool attn_only = argc > 1 && !strcmp(argv[1], "--attn");
+    if (argc > 1 && !strcmp(argv[1], "--gemm")) {   /* the prompt GEMMs at 8192 and 512 rows */
+        bench_prompt_gemms(8192);
+        bench_prompt_gemms(512);
+        return 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "--gemv-ncu")) {   /* a few launches of each decode GEMV kind, for ncu */
         qk_gemv_variant = 1;
         test_gemv(1, 6144, 2560);
