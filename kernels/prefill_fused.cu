@@ -32,40 +32,29 @@ __global__ void k_rmsnorm_cvt(float *out, uint16_t *outh, int ht, const float *x
     }
 }
 
-__global__ void k_silu_cvt(float *out, uint16_t *outh, int ht, const float *gu, int n_ff, int ldgu, int ldout)
+/* SwiGLU; gu holds f32 (GT = float) or the 16-bit type ht (GT = uint16_t: a 16-bit gate_up output) */
+__device__ __forceinline__ float pc_in(float v, int) { return v; }
+__device__ __forceinline__ float pc_in(uint16_t v, int ht) { return ht == QK_BF16 ? qk_bf16_f32(v) : qk_f16_f32(v); }
+
+template <typename GT>
+__global__ void k_silu_cvt(float *out, uint16_t *outh, int ht, const GT *gu, int n_ff, int ldgu, int ldout)
 {
     int t = blockIdx.y;
-    const float *g = gu + (int64_t)t * ldgu, *u = g + n_ff;
+    const GT *g = gu + (int64_t)t * ldgu, *u = g + n_ff;
     float *o = out ? out + (int64_t)t * ldout : NULL;
     uint16_t *oh = outh + (int64_t)t * n_ff;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n_ff; i += gridDim.x * blockDim.x) {
-        float gv = g[i];
-        float v = gv / (1.0f + expf(-gv)) * u[i];
+        float gv = pc_in(g[i], ht);
+        float v = gv / (1.0f + expf(-gv)) * pc_in(u[i], ht);
         if (o)
             o[i] = v;
         oh[i] = pc_cvt(v, ht);
     }
 }
 
-/* SwiGLU reading a 16-bit gate_up output (gh: gate at [0, n_ff), up at [n_ff, 2 n_ff) of each row of ldgu) */
-__global__ void k_silu16_cvt(float *out, uint16_t *outh, int ht, const uint16_t *gh, int n_ff, int ldgu, int ldout)
-{
-    int t = blockIdx.y;
-    const uint16_t *g = gh + (int64_t)t * ldgu, *u = g + n_ff;
-    float *o = out ? out + (int64_t)t * ldout : NULL;
-    uint16_t *oh = outh + (int64_t)t * n_ff;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n_ff; i += gridDim.x * blockDim.x) {
-        float gv = ht == QK_BF16 ? qk_bf16_f32(g[i]) : qk_f16_f32(g[i]);
-        float uv = ht == QK_BF16 ? qk_bf16_f32(u[i]) : qk_f16_f32(u[i]);
-        float v = gv / (1.0f + expf(-gv)) * uv;
-        if (o)
-            o[i] = v;
-        oh[i] = pc_cvt(v, ht);
-    }
-}
-
-extern "C" int cuda_launch_silu16_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const void *gh, int n_tokens,
-                                      int n_ff, int ldgu, int ldout)
+template <typename GT>
+static int silu_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const GT *gu, int n_tokens, int n_ff, int ldgu,
+                    int ldout)
 {
     if (n_tokens <= 0 || n_ff <= 0)
         return 0;
@@ -75,10 +64,23 @@ extern "C" int cuda_launch_silu16_cvt(qr_cuda_stream st, float *out, void *outh,
     for (int t0 = 0; t0 < n_tokens; t0 += QK_MAX_GRID_Y) {
         int nt = n_tokens - t0 < QK_MAX_GRID_Y ? n_tokens - t0 : QK_MAX_GRID_Y;
         dim3 grid(gx < 64 ? gx : 64, (unsigned)nt);
-        k_silu16_cvt<<<grid, 256, 0, st>>>(out ? out + (int64_t)t0 * ldout : NULL, (uint16_t *)outh + (int64_t)t0 * n_ff,
-                                           ht, (const uint16_t *)gh + (int64_t)t0 * ldgu, n_ff, ldgu, ldout);
+        k_silu_cvt<GT><<<grid, 256, 0, st>>>(out ? out + (int64_t)t0 * ldout : NULL,
+                                             (uint16_t *)outh + (int64_t)t0 * n_ff, ht, gu + (int64_t)t0 * ldgu, n_ff,
+                                             ldgu, ldout);
     }
     return qk_launch_result();
+}
+
+extern "C" int cuda_launch_silu_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const float *gu, int n_tokens,
+                                    int n_ff, int ldgu, int ldout)
+{
+    return silu_cvt(st, out, outh, ht, gu, n_tokens, n_ff, ldgu, ldout);
+}
+
+extern "C" int cuda_launch_silu16_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const void *gh, int n_tokens,
+                                      int n_ff, int ldgu, int ldout)
+{
+    return silu_cvt(st, out, outh, ht, (const uint16_t *)gh, n_tokens, n_ff, ldgu, ldout);
 }
 
 extern "C" int cuda_launch_rmsnorm_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const float *x,
@@ -89,22 +91,5 @@ extern "C" int cuda_launch_rmsnorm_cvt(qr_cuda_stream st, float *out, void *outh
     if (n <= 512 || (ht != QK_BF16 && ht != QK_F16))
         return (int)cudaErrorInvalidValue;   /* the unfused op takes the warp kernel there */
     k_rmsnorm_cvt<<<(unsigned)n_tokens, 256, 0, st>>>(out, (uint16_t *)outh, ht, x, w, wtype, n, ldx, ldout, eps);
-    return qk_launch_result();
-}
-
-extern "C" int cuda_launch_silu_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const float *gu, int n_tokens,
-                                    int n_ff, int ldgu, int ldout)
-{
-    if (n_tokens <= 0 || n_ff <= 0)
-        return 0;
-    if (ht != QK_BF16 && ht != QK_F16)
-        return (int)cudaErrorInvalidValue;
-    unsigned gx = qk_blocks(n_ff, 256);
-    for (int t0 = 0; t0 < n_tokens; t0 += QK_MAX_GRID_Y) {
-        int nt = n_tokens - t0 < QK_MAX_GRID_Y ? n_tokens - t0 : QK_MAX_GRID_Y;
-        dim3 grid(gx < 64 ? gx : 64, (unsigned)nt);
-        k_silu_cvt<<<grid, 256, 0, st>>>(out ? out + (int64_t)t0 * ldout : NULL, (uint16_t *)outh + (int64_t)t0 * n_ff, ht,
-                                         gu + (int64_t)t0 * ldgu, n_ff, ldgu, ldout);
-    }
     return qk_launch_result();
 }
