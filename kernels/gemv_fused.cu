@@ -13,15 +13,17 @@
  * pair bit for bit.  Block 0 also stores the transformed rows, so later
  * readers of the intermediate buffer (the runtime's graph contract) still
  * find them.  Layout as gemv.cu's k_gemv_p: one warp per output row, 8 rows
- * per 256-thread block, rounds of 8 predicated 16-byte evict-first weight
+ * per 256-thread block (4 per 128 for the plain one-token GEMV of few rows,
+ * see fx_plain_warps), rounds of 8 predicated 16-byte evict-first weight
  * loads per lane, the first round issued before the PDL wait.  Only the
  * vectorised case (K % 8 == 0, 16-byte aligned rows, M * K floats within 48
  * KiB of shared memory) is handled; the host falls back to the unfused ops
  * otherwise. */
 #include "qr_cuda_common.cuh"
 
+#include <stdlib.h>
+
 #define FX_WARPS 8
-#define FX_THREADS (FX_WARPS * 32)
 #define FX_UNROLL 8
 #define FX_MAXM 8
 #define FX_MAX_SMEM (48 * 1024)
@@ -57,8 +59,8 @@ __device__ __forceinline__ void fx_x8(const float *xr, int c, int K, const uint1
     }
 }
 
-template <int WT, int MT, int XM, int NWT>
-__global__ void __launch_bounds__(FX_THREADS)
+template <int WT, int MT, int XM, int NWT, int NW>
+__global__ void __launch_bounds__(NW * 32)
     k_gemv_fx(float *__restrict__ y, const float *__restrict__ x, const uint16_t *__restrict__ w,
               const void *__restrict__ bias, int btype, int M, int N, int K, int ldx, int ldy, int accumulate,
               const uint16_t *__restrict__ nw, float eps, float *__restrict__ side, int ld_side)
@@ -67,7 +69,7 @@ __global__ void __launch_bounds__(FX_THREADS)
     float *xs = (float *)fx_smem;
     __shared__ float sh[32];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int n = blockIdx.x * FX_WARPS + warp;
+    const int n = blockIdx.x * NW + warp;
     const int nk = K >> 3;
     const uint4 *w4 = (const uint4 *)(w + (int64_t)(n < N ? n : 0) * K);
     /* the first round of weight loads (all predicated, so a short last round is one batch, not a serial tail)
@@ -86,7 +88,7 @@ __global__ void __launch_bounds__(FX_THREADS)
             float inv = 1.0f;
             if (XM == XM_NORM)
                 inv = rsqrtf(qk_block_sumsq(xr, K, sh) / (float)K + eps);
-            for (int c = threadIdx.x; c < nk; c += FX_THREADS) {
+            for (int c = threadIdx.x; c < nk; c += NW * 32) {
                 float o[8];
                 fx_x8<XM, NWT>(xr, c, K, nw, inv, o);
                 float4 *d4 = (float4 *)(xs + (int64_t)m * K) + 2 * c;
@@ -152,24 +154,48 @@ __global__ void __launch_bounds__(FX_THREADS)
     }
 }
 
+/* warps (output rows) per block of the plain one-token GEMV: where N / 8 blocks would leave the SMs unevenly loaded
+ * (N = 2560: 320 blocks, 2 or 3 per SM), 4-warp blocks (640: 4 or 5).  QR_CUDA_GEMV_NW=8 / 4 / 2 forces one. */
+static int fx_plain_warps(int N)
+{
+    static int forced = -1, n_sm = 0;
+    if (forced < 0) {
+        const char *e = getenv("QR_CUDA_GEMV_NW");
+        int v = e ? atoi(e) : 0;
+        forced = v == 2 || v == 4 || v == 8 ? v : 0;
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev))
+            n_sm = 0;
+        (void)cudaGetLastError();
+    }
+    if (forced)
+        return forced;
+    return n_sm > 0 && qk_blocks(N, FX_WARPS) < 4u * (unsigned)n_sm ? 4 : FX_WARPS;
+}
+
 template <int WT, int XM, int NWT>
 static void fx_go(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias, int btype, int M,
                   int N, int K, int ldx, int ldy, int accumulate, const void *nw, float eps, float *side, int ld_side)
 {
-    unsigned grid = qk_blocks(N, FX_WARPS);
     const uint16_t *wp = (const uint16_t *)w, *np = (const uint16_t *)nw;
     const size_t smem = XM == XM_PLAIN ? 0 : (size_t)M * (size_t)K * sizeof(float);
-#define FX_L(MT)                                                                                                   \
-    qk_launch(k_gemv_fx<WT, MT, XM, NWT>, dim3(grid), dim3(FX_THREADS), smem, st, y, x, wp, bias, btype, M, N, K, ldx, ldy, accumulate, \
-                                                            np, eps, side, ld_side)
-    if (M <= 1)
-        FX_L(1);
-    else if (M <= 2)
-        FX_L(2);
+#define FX_L(MT, NW)                                                                                               \
+    qk_launch(k_gemv_fx<WT, MT, XM, NWT, NW>, dim3(qk_blocks(N, NW)), dim3(NW * 32), smem, st, y, x, wp, bias, btype, \
+              M, N, K, ldx, ldy, accumulate, np, eps, side, ld_side)
+    const int nw1 = XM == XM_PLAIN && M == 1 ? fx_plain_warps(N) : FX_WARPS;
+    if (M <= 1) {
+        if (nw1 == 2)
+            FX_L(1, 2);
+        else if (nw1 == 4)
+            FX_L(1, 4);
+        else
+            FX_L(1, FX_WARPS);
+    } else if (M <= 2)
+        FX_L(2, FX_WARPS);
     else if (M <= 4)
-        FX_L(4);
+        FX_L(4, FX_WARPS);
     else
-        FX_L(8);
+        FX_L(8, FX_WARPS);
 #undef FX_L
 }
 

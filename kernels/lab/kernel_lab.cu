@@ -489,6 +489,13 @@ int main(int argc, char **argv)
 {
     bool quick = argc > 1 && !strcmp(argv[1], "--quick");
     bool attn_only = argc > 1 && !strcmp(argv[1], "--attn");
+    if (argc > 1 && !strcmp(argv[1], "--gemv")) {   /* the plain one-token GEMVs of the fused path (QR_CUDA_GEMV_NW) */
+        double cbw = copy_bw();
+        bench_gemv(1, 2560, 4096, cbw, true);
+        bench_gemv(1, 2560, 9728, cbw, true);
+        bench_gemv(1, 151936, 2560, cbw, true);
+        return 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "--gemm")) {   /* the prompt GEMMs at 8192 and 512 rows */
         bench_prompt_gemms(8192);
         bench_prompt_gemms(512);

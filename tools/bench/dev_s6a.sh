@@ -9,10 +9,11 @@ timeout 100 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
 QR_CUDA_GU16=1 timeout 100 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed|worst" | tail -4
 echo "== lab"; timeout 100 $B/cuda_kernel_lab --attn > $OUT/lab.txt 2>&1; echo "lab rc=$?"; grep -E "FAIL|failed" $OUT/lab.txt | head; grep -E "prefill.* us |decode.* us " $OUT/lab.txt
 timeout 60 $B/cuda_kernel_lab --gemm
+for nw in 8 4 2; do echo "gemv NW=$nw"; QR_CUDA_GEMV_NW=$nw timeout 60 $B/cuda_kernel_lab --gemv | grep gemv; done
 wait
 QR_CUDA_PROFILE=1 timeout 120 $B/qrun bench latency --backend cuda --model $M --prompt-lens 8192 --gen 8 --long-run 0 > $OUT/prof8k.txt 2>&1
 grep -A40 "cuda profile" $OUT/prof8k.txt | grep -v "^T1 " | head -40
-for cfg in "QR_CUDA_KEEP_INTERMEDIATES=1" "QR_CUDA_KEEP_INTERMEDIATES=0" "QR_CUDA_GU16=1"; do
+for cfg in "QR_CUDA_KEEP_INTERMEDIATES=1 QR_CUDA_GEMV_NW=8" "QR_CUDA_KEEP_INTERMEDIATES=0" "QR_CUDA_GU16=1"; do
   echo "== $cfg"
   env $cfg timeout 100 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512,8192 --gen 64 --long-run 0 2>&1 | grep -E -A3 "^prompt|peak"
 done
