@@ -9,8 +9,22 @@ timeout 100 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
 QR_CUDA_GU16=1 timeout 100 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed|worst" | tail -4
 echo "== lab"; timeout 100 $B/cuda_kernel_lab --attn > $OUT/lab.txt 2>&1; echo "lab rc=$?"; grep -E "FAIL|failed" $OUT/lab.txt | head; grep -E "prefill.* us |decode.* us " $OUT/lab.txt
 timeout 60 $B/cuda_kernel_lab --gemm
-for nw in 8 4 2; do echo "gemv NW=$nw"; QR_CUDA_GEMV_NW=$nw timeout 60 $B/cuda_kernel_lab --gemv | grep gemv; done
+for nw in 8 4; do echo "gemv NW=$nw"; QR_CUDA_GEMV_NW=$nw timeout 60 $B/cuda_kernel_lab --gemv | grep gemv; done
 wait
+# the full-size prompt path: per-token NLL with intermediates kept / skipped (must be identical) / 16-bit gate_up
+cat docs/PERF.md README.md docs/*.md > /tmp/ppl.txt
+i=0
+for cfg in "QR_CUDA_KEEP_INTERMEDIATES=1 QR_CUDA_GEMV_NW=8" "QR_CUDA_KEEP_INTERMEDIATES=0" "QR_CUDA_GU16=1"; do
+  i=$((i+1)); env $cfg timeout 60 $B/qrun ppl --backend cuda --model $M --json --ctx 4096 --batch 4096 /tmp/ppl.txt > /tmp/ppl_$i.json 2>/tmp/ppl_$i.err || tail -2 /tmp/ppl_$i.err
+done
+python3 - <<'PY'
+import json, glob
+f = sorted(glob.glob('/tmp/ppl_*.json')); d = {x: json.load(open(x)) for x in f}
+base = d['/tmp/ppl_1.json']
+for x in f:
+    n = d[x]['nll']; m = max(abs(a - b) for a, b in zip(n, base['nll']))
+    print(x, 'tokens', len(n), 'ppl', d[x]['ppl'], 'max |nll - kept|', m, 'identical' if n == base['nll'] else '')
+PY
 QR_CUDA_PROFILE=1 timeout 120 $B/qrun bench latency --backend cuda --model $M --prompt-lens 8192 --gen 8 --long-run 0 > $OUT/prof8k.txt 2>&1
 grep -A40 "cuda profile" $OUT/prof8k.txt | grep -v "^T1 " | head -40
 for cfg in "QR_CUDA_KEEP_INTERMEDIATES=1 QR_CUDA_GEMV_NW=8" "QR_CUDA_KEEP_INTERMEDIATES=0" "QR_CUDA_GU16=1"; do
