@@ -7,7 +7,7 @@
  *   SILU_MUL, MATMUL reading its output (decode GEMV)  -> k_gemv_fx (SwiGLU)
  *   the same two pairs at prompt sizes                 -> k_rmsnorm_cvt / k_silu_cvt writing the
  *                                                         cuBLAS input directly, then cuBLAS
- *   RMSNORM, MATMUL gate_up, SILU_MUL, MATMUL down at prompt sizes, gu dead after (QR_CUDA_GU16=1)
+ *   RMSNORM, MATMUL gate_up, SILU_MUL, MATMUL down at prompt sizes, gu dead after (QR_CUDA_GU16=0: off)
  *                                                      -> gate_up written in 16 bits into gu's memory
  *   ATTN (prompt kernel alone), MATMUL reading its output at prompt sizes
  *                                                      -> the attention kernel writes the cuBLAS
@@ -215,12 +215,14 @@ static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
     return st == QR_OK ? 2 : (int)st;
 }
 
-static bool gu16_wanted(void)   /* QR_CUDA_GU16=1: the gate_up GEMM writes 16 bits (fuse_mlp_prompt) */
+/* the gate_up GEMM writes 16 bits (fuse_mlp_prompt); QR_CUDA_GU16=0 keeps its f32 output.  Measured on the H100
+ * (docs/PERF.md, sixth session): TTFT(8192) 185.6 -> 181.8 ms, TTFT(512) 20.3 -> 18.6 ms */
+static bool gu16_wanted(void)
 {
     static int on = -1;
     if (on < 0) {
         const char *e = getenv("QR_CUDA_GU16");
-        on = e && *e && strcmp(e, "0") != 0;
+        on = !(e && e[0] == '0');
     }
     return on != 0;
 }
@@ -228,7 +230,7 @@ static bool gu16_wanted(void)   /* QR_CUDA_GU16=1: the gate_up GEMM writes 16 bi
 /* prompt sizes, the MLP: RMSNORM, MATMUL gate_up (-> gu), SILU_MUL (gu -> act), MATMUL down (act ->, accumulate),
  * where gu is dead after the SwiGLU: cuBLAS writes gate_up in the weights' 16-bit type into gu's own memory
  * (half its f32 traffic, as the 16-bit activations of HF transformers), the SwiGLU reads that and writes the down
- * GEMM's input.  The rounding of gate and up to 16 bits is the one numeric change; QR_CUDA_GU16 selects it. */
+ * GEMM's input.  The rounding of gate and up to 16 bits is the one numeric change (on by default). */
 static int fuse_mlp_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
 {
     if (n < 4 || !gu16_wanted() || nd[1].op != QR_OP_MATMUL || nd[2].op != QR_OP_SILU_MUL ||
