@@ -21,7 +21,6 @@
  * (dead_after): then the f32 intermediate is skipped. */
 #include "cuda_internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 static inline void *vp(const struct qr_view *v) { return v->buf ? (char *)v->buf->ptr + v->off : NULL; }
@@ -138,17 +137,16 @@ static bool overwrites(const struct qr_node *n, const struct qr_node *p)
     }
 }
 
-/* may producer p's output (view out) go unwritten?  Only in a QR_BUF_TRANSIENT buffer, and only where no node of
- * nd[0..n) (the rest of the graph after its reader) reads that buffer before a node overwrites p's output whole */
 static bool keep_intermediates(void)   /* QR_CUDA_KEEP_INTERMEDIATES=1: write them all (A/B runs, debugging) */
 {
     static int keep = -1;
-    if (keep < 0) {
-        const char *e = getenv("QR_CUDA_KEEP_INTERMEDIATES");
-        keep = e && *e && strcmp(e, "0") != 0;
-    }
+    if (keep < 0)
+        keep = cuda_env_switch("QR_CUDA_KEEP_INTERMEDIATES", false);
     return keep != 0;
 }
+
+/* may producer p's output (view out) go unwritten?  Only in a QR_BUF_TRANSIENT buffer, and only where no node of
+ * nd[0..n) (the rest of the graph after its reader) reads that buffer before a node overwrites p's output whole */
 
 static bool dead_after(const struct qr_node *p, const struct qr_view *out, const struct qr_node *nd, int n)
 {
@@ -220,10 +218,8 @@ static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
 static bool gu16_wanted(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("QR_CUDA_GU16");
-        on = !(e && e[0] == '0');
-    }
+    if (on < 0)
+        on = cuda_env_switch("QR_CUDA_GU16", true);
     return on != 0;
 }
 

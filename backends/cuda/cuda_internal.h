@@ -84,6 +84,9 @@ bool cuda_attn_prompt_only(struct qr_stream *s, const struct qr_attn_args *a);
 qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *a, bool f32_out, void *out_h,
                                 enum qr_dtype ht);
 
+/* an A/B switch from the environment: dflt where NAME is unset or empty, off for "0", on for anything else */
+bool cuda_env_switch(const char *name, bool dflt);
+
 /* graph fusions at nodes nd[0..n): the nodes consumed (0: none), or a negative qr_status */
 int cuda_fuse_at(struct qr_stream *s, const struct qr_node *nd, int n);
 

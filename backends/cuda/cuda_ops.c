@@ -185,10 +185,8 @@ static qr_status op_kv_store(struct qr_stream *s, const struct qr_kv_store_args 
 static bool decode_tc_wanted(void)
 {
     static int want = -1;
-    if (want < 0) {
-        const char *v = getenv("QR_CUDA_DECODE_TC");
-        want = !(v && v[0] == '0');
-    }
+    if (want < 0)
+        want = cuda_env_switch("QR_CUDA_DECODE_TC", true);
     return want != 0;
 }
 

@@ -28,13 +28,19 @@ static double g_step_ms[2];   /* decode-sized (<= 64 tokens), prompt-sized */
 static long g_steps[2];
 static pthread_mutex_t g_prof_mu = PTHREAD_MUTEX_INITIALIZER;
 
+bool cuda_env_switch(const char *name, bool dflt)
+{
+    const char *e = getenv(name);
+    if (!e || !*e)
+        return dflt;
+    return strcmp(e, "0") != 0;
+}
+
 bool cuda_prof_enabled(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("QR_CUDA_PROFILE");
-        on = e && *e && strcmp(e, "0") != 0;
-    }
+    if (on < 0)
+        on = cuda_env_switch("QR_CUDA_PROFILE", false);
     return on;
 }
 
