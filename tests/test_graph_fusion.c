@@ -5,12 +5,13 @@
  *   RMSNORM, MATMUL reading it                         (norm folded into the GEMV)
  *   SILU_MUL, MATMUL reading it                        (SwiGLU folded into the GEMV)
  *   ATTN, MATMUL reading it (o_proj)                   (prompt sizes: attention writes the GEMM input)
+ *   RMSNORM, MATMUL gate_up, SILU_MUL, MATMUL down      (prompt sizes: 16-bit gate_up output)
  * in the Qwen3-4B widths (K = 2560, head_dim 128, GQA 4), at decode (1 token),
  * small-batch and prompt sizes.  Where the intermediate lies in a
  * QR_BUF_TRANSIENT buffer and nothing after the MATMUL reads it, a backend
  * may leave it unwritten: then only the MATMUL's output is compared; with a
- * later reader (a second MATMUL) that reader's output shows it was written.  Each graph goes through qr_graph_run with a cache
- * key three times (a backend may run it eagerly, record it, then replay it),
+ * later reader (a second MATMUL) that reader's output shows it was written.
+ * Each graph goes through qr_graph_run with a cache key three times (a backend may run it eagerly, record it, then replay it),
  * inputs re-uploaded each time; every output buffer is compared, including
  * the intermediate ones a fused kernel must still write (h, act, q/k/v rows).
  *

@@ -147,7 +147,6 @@ static bool keep_intermediates(void)   /* QR_CUDA_KEEP_INTERMEDIATES=1: write th
 
 /* may producer p's output (view out) go unwritten?  Only in a QR_BUF_TRANSIENT buffer, and only where no node of
  * nd[0..n) (the rest of the graph after its reader) reads that buffer before a node overwrites p's output whole */
-
 static bool dead_after(const struct qr_node *p, const struct qr_view *out, const struct qr_node *nd, int n)
 {
     if (!out->buf || !((uintptr_t)out->buf->ctx & QR_BUF_TRANSIENT) || keep_intermediates())
@@ -331,8 +330,8 @@ static int fuse_attn_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
         return 0;
     const struct qr_attn_args *a = &nd[0].a.attn;
     const struct qr_matmul_args *m = &nd[1].a.matmul;
-    if (keep_intermediates() || !gemm_path(s, m) || m->M != a->n_tokens || m->K != a->n_heads * a->head_dim || !same(&m->x, &a->out) ||
-        m->ldx != a->ldo || m->y.buf == a->out.buf || !cuda_attn_prompt_only(s, a))
+    if (keep_intermediates() || !gemm_path(s, m) || m->M != a->n_tokens || m->K != a->n_heads * a->head_dim ||
+        !same(&m->x, &a->out) || m->ldx != a->ldo || m->y.buf == a->out.buf || !cuda_attn_prompt_only(s, a))
         return 0;
     return fuse_to_gemm(s, nd, n);
 }
