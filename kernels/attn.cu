@@ -225,26 +225,7 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
         }
         __syncthreads();   /* stage st is refilled by the next iteration's prefetch */
     }
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
-    const int ldh = a.n_heads * D;
-    if (row0 < qlen) {
-        float *of = a.out ? a.out + (int64_t)(qs + row0) * a.ldo + (int64_t)h * D : NULL;
-        uint16_t *oh = a.out_h ? (uint16_t *)a.out_h + (int64_t)(qs + row0) * ldh + (int64_t)h * D : NULL;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; dt++)
-            pf_store2(of, oh, a.out_h_type, dt * 8 + 2 * t4, o[dt][0] * i0, o[dt][1] * i0);
-    }
-    if (row1 < qlen) {
-        float *of = a.out ? a.out + (int64_t)(qs + row1) * a.ldo + (int64_t)h * D : NULL;
-        uint16_t *oh = a.out_h ? (uint16_t *)a.out_h + (int64_t)(qs + row1) * ldh + (int64_t)h * D : NULL;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; dt++)
-            pf_store2(of, oh, a.out_h_type, dt * 8 + 2 * t4, o[dt][2] * i1, o[dt][3] * i1);
-    }
+    pf_store_rows<D>(a, &o[0][0], l0, l1, row0, row1, qs, qlen, h, t4);
 }
 
 extern "C" int cuda_attn_prefill_supported(int head_dim, int kv_dtype, int cc)

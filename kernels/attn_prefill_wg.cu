@@ -314,26 +314,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
         wg_fence_regs<WG_D / 2>(o);
     }
     cp_async_wait<0>();
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
-    const int ldh = a.n_heads * WG_D;
-    if (row0 < qlen) {
-        float *of = a.out ? a.out + (int64_t)(qs + row0) * a.ldo + (int64_t)h * WG_D : NULL;
-        uint16_t *oh = a.out_h ? (uint16_t *)a.out_h + (int64_t)(qs + row0) * ldh + (int64_t)h * WG_D : NULL;
-#pragma unroll
-        for (int i = 0; i < WG_D / 8; i++)
-            pf_store2(of, oh, a.out_h_type, i * 8 + 2 * t4, o[4 * i] * i0, o[4 * i + 1] * i0);
-    }
-    if (row1 < qlen) {
-        float *of = a.out ? a.out + (int64_t)(qs + row1) * a.ldo + (int64_t)h * WG_D : NULL;
-        uint16_t *oh = a.out_h ? (uint16_t *)a.out_h + (int64_t)(qs + row1) * ldh + (int64_t)h * WG_D : NULL;
-#pragma unroll
-        for (int i = 0; i < WG_D / 8; i++)
-            pf_store2(of, oh, a.out_h_type, i * 8 + 2 * t4, o[4 * i + 2] * i1, o[4 * i + 3] * i1);
-    }
+    pf_store_rows<WG_D>(a, o, l0, l1, row0, row1, qs, qlen, h, t4);
 #else
     __trap();   /* the host launches this only where the sm_90a code exists */
 #endif

@@ -5,6 +5,7 @@
 #define QRUN_QR_MMA_CUH
 
 #include "qr_cuda_common.cuh"
+#include "qr_kernels.h"
 
 #include <math.h>
 
@@ -116,6 +117,35 @@ __device__ __forceinline__ void pf_store2(float *of, uint16_t *oh, int ht, int c
         uint32_t lo = ht == QK_BF16 ? qk_f32_bf16(v0) : qk_f32_f16(v0);
         uint32_t hi = ht == QK_BF16 ? qk_f32_bf16(v1) : qk_f32_f16(v1);
         *(uint32_t *)(oh + c) = lo | hi << 16;   /* c is even and the row length is even */
+    }
+}
+
+/* a prompt kernel's epilogue for its two rows (row0, row1 of the m16 fragment; sequence s's tokens start at qs):
+ * the row sums l0 / l1 gathered over the quad, O (D / 8 column groups x 4, fragment order) divided by them and
+ * stored through pf_store2 (f32 into a.out, and the 16-bit copy into a.out_h, where set) */
+template <int D>
+__device__ __forceinline__ void pf_store_rows(const struct qr_cuda_attn &a, const float *o, float l0, float l1,
+                                              int row0, int row1, int qs, int qlen, int h, int t4)
+{
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    const int ldh = a.n_heads * D;
+    if (row0 < qlen) {
+        float *of = a.out ? a.out + (int64_t)(qs + row0) * a.ldo + (int64_t)h * D : NULL;
+        uint16_t *oh = a.out_h ? (uint16_t *)a.out_h + (int64_t)(qs + row0) * ldh + (int64_t)h * D : NULL;
+#pragma unroll
+        for (int i = 0; i < D / 8; i++)
+            pf_store2(of, oh, a.out_h_type, i * 8 + 2 * t4, o[4 * i] * i0, o[4 * i + 1] * i0);
+    }
+    if (row1 < qlen) {
+        float *of = a.out ? a.out + (int64_t)(qs + row1) * a.ldo + (int64_t)h * D : NULL;
+        uint16_t *oh = a.out_h ? (uint16_t *)a.out_h + (int64_t)(qs + row1) * ldh + (int64_t)h * D : NULL;
+#pragma unroll
+        for (int i = 0; i < D / 8; i++)
+            pf_store2(of, oh, a.out_h_type, i * 8 + 2 * t4, o[4 * i + 2] * i1, o[4 * i + 3] * i1);
     }
 }
 
