@@ -606,6 +606,10 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
          * keeps the mma.sync kernel (attn.cu) */
         const char *wv = getenv("QR_CUDA_ATTN_WG");
         cd->wg_attn = !(wv && wv[0] == '0') && cd->cc == 90 && cuda_attn_prefill_wg_available();
+        cd->decode_tc = cuda_env_switch("QR_CUDA_DECODE_TC", true);
+        /* measured on the H100 (docs/PERF.md, sixth session): TTFT(8192) 185.6 -> 181.8 ms, TTFT(512) 20.3 -> 18.6 */
+        cd->gu16 = cuda_env_switch("QR_CUDA_GU16", true);
+        cd->keep_intermediates = cuda_env_switch("QR_CUDA_KEEP_INTERMEDIATES", false);
     }
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s%s", idx, dp.name, dp.major, dp.minor,
            dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)",

@@ -137,19 +137,13 @@ static bool overwrites(const struct qr_node *n, const struct qr_node *p)
     }
 }
 
-static bool keep_intermediates(void)   /* QR_CUDA_KEEP_INTERMEDIATES=1: write them all (A/B runs, debugging) */
-{
-    static int keep = -1;
-    if (keep < 0)
-        keep = cuda_env_switch("QR_CUDA_KEEP_INTERMEDIATES", false);
-    return keep != 0;
-}
-
 /* may producer p's output (view out) go unwritten?  Only in a QR_BUF_TRANSIENT buffer, and only where no node of
- * nd[0..n) (the rest of the graph after its reader) reads that buffer before a node overwrites p's output whole */
-static bool dead_after(const struct qr_node *p, const struct qr_view *out, const struct qr_node *nd, int n)
+ * nd[0..n) (the rest of the graph after its reader) reads that buffer before a node overwrites p's output whole;
+ * never with QR_CUDA_KEEP_INTERMEDIATES=1 */
+static bool dead_after(struct qr_stream *s, const struct qr_node *p, const struct qr_view *out,
+                       const struct qr_node *nd, int n)
 {
-    if (!out->buf || !((uintptr_t)out->buf->ctx & QR_BUF_TRANSIENT) || keep_intermediates())
+    if (!out->buf || !((uintptr_t)out->buf->ctx & QR_BUF_TRANSIENT) || cuda_dev(s->dev)->keep_intermediates)
         return false;
     for (int i = 0; i < n; i++) {
         const struct qr_view *v[8];
@@ -193,17 +187,17 @@ static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
         return (int)st;
     if (nd[0].op == QR_OP_RMSNORM) {
         const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
-        float *out = dead_after(&nd[0], &r->out, nd + 2, n - 2) ? NULL : vp(&r->out);
+        float *out = dead_after(s, &nd[0], &r->out, nd + 2, n - 2) ? NULL : vp(&r->out);
         LAUNCH_TRY(s->dev, cuda_launch_rmsnorm_cvt(cst(s), out, xh, (int)m->wtype, vp(&r->x), vp(&r->w),
                                                    (int)r->wtype, r->n_tokens, r->n, r->ldx, r->ldout, r->eps));
     } else if (nd[0].op == QR_OP_SILU_MUL) {
         const struct qr_silu_mul_args *a = &nd[0].a.silu_mul;
-        float *out = dead_after(&nd[0], &a->out, nd + 2, n - 2) ? NULL : vp(&a->out);
+        float *out = dead_after(s, &nd[0], &a->out, nd + 2, n - 2) ? NULL : vp(&a->out);
         LAUNCH_TRY(s->dev, cuda_launch_silu_cvt(cst(s), out, xh, (int)m->wtype, vp(&a->gu), a->n_tokens, a->n_ff,
                                                 a->ldgu, a->ldout));
     } else {
         const struct qr_attn_args *a = &nd[0].a.attn;
-        st = cuda_attn_prompt_half(s, a, !dead_after(&nd[0], &a->out, nd + 2, n - 2), xh, m->wtype);
+        st = cuda_attn_prompt_half(s, a, !dead_after(s, &nd[0], &a->out, nd + 2, n - 2), xh, m->wtype);
         if (st != QR_OK)
             return (int)st;
     }
@@ -212,23 +206,14 @@ static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
     return st == QR_OK ? 2 : (int)st;
 }
 
-/* the gate_up GEMM writes 16 bits (fuse_mlp_prompt); QR_CUDA_GU16=0 keeps its f32 output.  Measured on the H100
- * (docs/PERF.md, sixth session): TTFT(8192) 185.6 -> 181.8 ms, TTFT(512) 20.3 -> 18.6 ms */
-static bool gu16_wanted(void)
-{
-    static int on = -1;
-    if (on < 0)
-        on = cuda_env_switch("QR_CUDA_GU16", true);
-    return on != 0;
-}
-
 /* prompt sizes, the MLP: RMSNORM, MATMUL gate_up (-> gu), SILU_MUL (gu -> act), MATMUL down (act ->, accumulate),
  * where gu is dead after the SwiGLU: cuBLAS writes gate_up in the weights' 16-bit type into gu's own memory
  * (half its f32 traffic, as the 16-bit activations of HF transformers), the SwiGLU reads that and writes the down
- * GEMM's input.  The rounding of gate and up to 16 bits is the one numeric change (on by default). */
+ * GEMM's input.  The rounding of gate and up to 16 bits is the one numeric change (on by default;
+ * QR_CUDA_GU16=0 keeps f32). */
 static int fuse_mlp_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
 {
-    if (n < 4 || !gu16_wanted() || nd[1].op != QR_OP_MATMUL || nd[2].op != QR_OP_SILU_MUL ||
+    if (n < 4 || !cuda_dev(s->dev)->gu16 || nd[1].op != QR_OP_MATMUL || nd[2].op != QR_OP_SILU_MUL ||
         nd[3].op != QR_OP_MATMUL)
         return 0;
     const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
@@ -238,7 +223,7 @@ static int fuse_mlp_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
     if (!gemm_path(s, gu) || !gemm_path(s, dn) || gu->accumulate || gu->bias.buf || dn->wtype != gu->wtype ||
         gu->N != 2 * F || gu->ldy != gu->N || !same(&a->gu, &gu->y) || a->ldgu != gu->ldy || a->n_tokens != M ||
         dn->M != M || dn->K != F || !same(&dn->x, &a->out) || dn->ldx != a->ldout || dn->y.buf == gu->y.buf ||
-        dn->y.buf == a->out.buf || a->out.buf == gu->y.buf || !dead_after(&nd[1], &gu->y, nd + 3, n - 3))
+        dn->y.buf == a->out.buf || a->out.buf == gu->y.buf || !dead_after(s, &nd[1], &gu->y, nd + 3, n - 3))
         return 0;
     size_t kmax = (size_t)(gu->K > F ? gu->K : F);
     void *xh = NULL;   /* the norm's 16-bit rows (M x K), then the SwiGLU's (M x F): the first is dead by then */
@@ -246,13 +231,13 @@ static int fuse_mlp_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
     if (st != QR_OK)
         return (int)st;
     void *guh = vp(&gu->y);
-    float *hout = dead_after(&nd[0], &r->out, nd + 2, n - 2) ? NULL : vp(&r->out);
+    float *hout = dead_after(s, &nd[0], &r->out, nd + 2, n - 2) ? NULL : vp(&r->out);
     LAUNCH_TRY(s->dev, cuda_launch_rmsnorm_cvt(cst(s), hout, xh, (int)gu->wtype, vp(&r->x), vp(&r->w), (int)r->wtype,
                                                r->n_tokens, r->n, r->ldx, r->ldout, r->eps));
     st = cuda_gemm_prepared16(s, guh, xh, vp(&gu->w), gu->wtype, M, gu->N, gu->K, gu->N);
     if (st != QR_OK)
         return (int)st;
-    float *aout = dead_after(&nd[2], &a->out, nd + 4, n - 4) ? NULL : vp(&a->out);
+    float *aout = dead_after(s, &nd[2], &a->out, nd + 4, n - 4) ? NULL : vp(&a->out);
     LAUNCH_TRY(s->dev, cuda_launch_silu16_cvt(cst(s), aout, xh, (int)gu->wtype, guh, M, F, gu->N, a->ldout));
     st = cuda_gemm_prepared(s, vp(&dn->y), xh, vp(&dn->w), dn->wtype, dn->bias.buf ? vp(&dn->bias) : NULL, dn->btype,
                             M, dn->N, F, dn->ldy, dn->accumulate);
@@ -330,8 +315,9 @@ static int fuse_attn_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
         return 0;
     const struct qr_attn_args *a = &nd[0].a.attn;
     const struct qr_matmul_args *m = &nd[1].a.matmul;
-    if (keep_intermediates() || !gemm_path(s, m) || m->M != a->n_tokens || m->K != a->n_heads * a->head_dim ||
-        !same(&m->x, &a->out) || m->ldx != a->ldo || m->y.buf == a->out.buf || !cuda_attn_prompt_only(s, a))
+    if (cuda_dev(s->dev)->keep_intermediates || !gemm_path(s, m) || m->M != a->n_tokens ||
+        m->K != a->n_heads * a->head_dim || !same(&m->x, &a->out) || m->ldx != a->ldo || m->y.buf == a->out.buf ||
+        !cuda_attn_prompt_only(s, a))
         return 0;
     return fuse_to_gemm(s, nd, n);
 }

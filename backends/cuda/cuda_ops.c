@@ -181,15 +181,6 @@ static qr_status op_kv_store(struct qr_stream *s, const struct qr_kv_store_args 
     return QR_OK;
 }
 
-/* QR_CUDA_DECODE_TC=0: decode attention on the CUDA cores (attn_decode2.cu) instead of the tensor cores */
-static bool decode_tc_wanted(void)
-{
-    static int want = -1;
-    if (want < 0)
-        want = cuda_env_switch("QR_CUDA_DECODE_TC", true);
-    return want != 0;
-}
-
 /* decode attention on tensor cores for the one-token sequences of k (its partials in stream scratch) */
 static qr_status decode_tc(struct qr_stream *s, const struct qr_cuda_attn *k, int n_sm)
 {
@@ -215,7 +206,7 @@ static struct qr_cuda_attn attn_kargs(const struct qr_attn_args *a)
 
 static bool attn_tc(const struct cuda_device *cd, const struct qr_attn_args *a)
 {
-    return cd->fused && decode_tc_wanted() &&
+    return cd->fused && cd->decode_tc &&
            cuda_attn_decode_tc_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads, cd->cc);
 }
 
