@@ -148,12 +148,13 @@ int cuda_launch_gemv_norm(qr_cuda_stream st, float *y, const float *x, const voi
  * outh (ht = BF16 or F16, contiguous rows); out NULL: outh only.  rmsnorm_cvt needs n > 512 (the unfused op's
  * block reduction). */
 int cuda_launch_rmsnorm_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const float *x, const void *w,
-                            int wtype, int n_tokens, int n, int ldx, int ldout, float eps);
+                            int wtype, int n_tokens, int n, int ldx, int ldout, float eps, int vec);
 int cuda_launch_silu_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const float *gu, int n_tokens, int n_ff,
-                         int ldgu, int ldout);
-/* the same SwiGLU reading a 16-bit (ht) gate_up output, rows of ldgu elements */
+                         int ldgu, int ldout, int vec);
+/* the same SwiGLU reading a 16-bit (ht) gate_up output, rows of ldgu elements.  vec != 0: 16-byte loads and stores
+ * (4 elements per thread for the norm, 8 for the SwiGLU) where sizes and alignment allow; the same bits either way */
 int cuda_launch_silu16_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const void *gh, int n_tokens, int n_ff,
-                           int ldgu, int ldout);
+                           int ldgu, int ldout, int vec);
 
 #ifdef __cplusplus
 }

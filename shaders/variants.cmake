@@ -3,7 +3,8 @@
 # The variant name becomes qr_spv_<name>[] in the plugin.  A feature other
 # than "-" (coopmat_nv, coopmat_khr) is compiled only when the configure-time
 # probe says glslc can build it.  W_TYPE: 0 = F32, 1 = F16, 2 = BF16 weights.
-# matmul_gemv<MR>: MR rows of x per workgroup (the dispatch picks the smallest MR >= M).
+# matmul_gemv<MR>: MR rows of x per workgroup (the dispatch picks the smallest MR >= M); matmul_gemvf<MR>: the same
+# with the RMSNorm / SwiGLU neighbours folded in (11 bindings).
 set(QR_SHADER_VARIANTS
   "embed_f32|embed.comp|W_TYPE=0|-"
   "embed_f16|embed.comp|W_TYPE=1|-"
@@ -20,6 +21,18 @@ set(QR_SHADER_VARIANTS
   "matmul_gemv8_f32|matmul_gemv.comp|W_TYPE=0,MR=8|-"
   "matmul_gemv8_f16|matmul_gemv.comp|W_TYPE=1,MR=8|-"
   "matmul_gemv8_bf16|matmul_gemv.comp|W_TYPE=2,MR=8|-"
+  "matmul_gemvf1_f32|matmul_gemv_fused.comp|W_TYPE=0,MR=1|-"
+  "matmul_gemvf1_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1|-"
+  "matmul_gemvf1_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=1|-"
+  "matmul_gemvf2_f32|matmul_gemv_fused.comp|W_TYPE=0,MR=2|-"
+  "matmul_gemvf2_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=2|-"
+  "matmul_gemvf2_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=2|-"
+  "matmul_gemvf4_f32|matmul_gemv_fused.comp|W_TYPE=0,MR=4|-"
+  "matmul_gemvf4_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=4|-"
+  "matmul_gemvf4_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=4|-"
+  "matmul_gemvf8_f32|matmul_gemv_fused.comp|W_TYPE=0,MR=8|-"
+  "matmul_gemvf8_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=8|-"
+  "matmul_gemvf8_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=8|-"
   "matmul_gemm_f32|matmul_gemm.comp|W_TYPE=0|-"
   "matmul_gemm_f16|matmul_gemm.comp|W_TYPE=1|-"
   "matmul_gemm_bf16|matmul_gemm.comp|W_TYPE=2|-"
@@ -29,6 +42,7 @@ set(QR_SHADER_VARIANTS
   "rmsnorm|rmsnorm.comp||-"
   "rope|rope.comp||-"
   "qk_norm_rope|qk_norm_rope.comp||-"
+  "qk_norm_rope_kv|qk_norm_rope.comp|KV_STORE=1|-"
   "kv_store|kv_store.comp||-"
   "attn|attn.comp||-"
   "attn_dec_h1|attn_dec.comp|HS=1|-"

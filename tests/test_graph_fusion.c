@@ -5,7 +5,8 @@
  *   RMSNORM, MATMUL reading it                         (norm folded into the GEMV)
  *   SILU_MUL, MATMUL reading it                        (SwiGLU folded into the GEMV)
  *   ATTN, MATMUL reading it (o_proj)                   (prompt sizes: attention writes the GEMM input)
- *   RMSNORM, MATMUL gate_up, SILU_MUL, MATMUL down      (prompt sizes: 16-bit gate_up output)
+ *   RMSNORM, MATMUL gate_up, SILU_MUL, MATMUL down      (prompt sizes: 16-bit gate_up output; decode sizes:
+ *                                                        norm + gate_up + SwiGLU in one GEMV)
  * in the Qwen3-4B widths (K = 2560, head_dim 128, GQA 4), at decode (1 token),
  * small-batch and prompt sizes.  Where the intermediate lies in a
  * QR_BUF_TRANSIENT buffer and nothing after the MATMUL reads it, a backend
@@ -357,7 +358,7 @@ static void mk_norm_or_silu_matmul(struct prob *P, int T, bool silu, bool transi
     }
 }
 
-/* the MLP at prompt sizes: rmsnorm (K 1024), gu = h . Wgu^T (2 F, F 512), act = SwiGLU(gu), y += act . Wd^T (N 1024);
+/* the MLP (prompt or decode sizes): rmsnorm (K 1024), gu = h . Wgu^T (2 F, F 512), act = SwiGLU(gu), y += act . Wd^T (N 1024);
  * transient: h, gu and act in QR_BUF_TRANSIENT buffers (only y compared) */
 static void mk_mlp(struct prob *P, int T, bool transient, uint64_t key)
 {
@@ -519,7 +520,7 @@ int main(int argc, char **argv)
         int kind, T;
     } cases[] = {{0, 1},  {0, 7},  {1, 1},  {1, 7},  {2, 1},  {2, 3},  {3, 1},  {3, 3},  {2, 40},
                  {3, 40}, {4, 40}, {5, 40}, {4, 1}, {6, 40}, {7, 40}, {8, 40}, {9, 40}, {9, 3}, {10, 40},
-                 {11, 40}, {12, 40}, {11, 2}};
+                 {11, 40}, {12, 40}, {11, 2}, {11, 1}, {11, 3}, {12, 1}, {12, 8}, {6, 1}, {7, 1}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct prob P;
         uint64_t key = 0xF0510000ull + 16 * c + 1;

@@ -610,6 +610,9 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         /* measured on the H100 (docs/PERF.md, sixth session): TTFT(8192) 185.6 -> 181.8 ms, TTFT(512) 20.3 -> 18.6 */
         cd->gu16 = cuda_env_switch("QR_CUDA_GU16", true);
         cd->keep_intermediates = cuda_env_switch("QR_CUDA_KEEP_INTERMEDIATES", false);
+        /* 16-byte loads/stores in the prompt RMSNorm and SwiGLU passes that write the GEMM input (same bits);
+         * written without a GPU in the seventh session, QR_CUDA_PREFILL_VEC=0 is the A/B */
+        cd->prefill_vec = cuda_env_switch("QR_CUDA_PREFILL_VEC", true);
     }
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s%s", idx, dp.name, dp.major, dp.minor,
            dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)",

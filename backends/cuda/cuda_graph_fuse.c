@@ -189,12 +189,13 @@ static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
         const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
         float *out = dead_after(s, &nd[0], &r->out, nd + 2, n - 2) ? NULL : vp(&r->out);
         LAUNCH_TRY(s->dev, cuda_launch_rmsnorm_cvt(cst(s), out, xh, (int)m->wtype, vp(&r->x), vp(&r->w),
-                                                   (int)r->wtype, r->n_tokens, r->n, r->ldx, r->ldout, r->eps));
+                                                   (int)r->wtype, r->n_tokens, r->n, r->ldx, r->ldout, r->eps,
+                                                   cuda_dev(s->dev)->prefill_vec));
     } else if (nd[0].op == QR_OP_SILU_MUL) {
         const struct qr_silu_mul_args *a = &nd[0].a.silu_mul;
         float *out = dead_after(s, &nd[0], &a->out, nd + 2, n - 2) ? NULL : vp(&a->out);
         LAUNCH_TRY(s->dev, cuda_launch_silu_cvt(cst(s), out, xh, (int)m->wtype, vp(&a->gu), a->n_tokens, a->n_ff,
-                                                a->ldgu, a->ldout));
+                                                a->ldgu, a->ldout, cuda_dev(s->dev)->prefill_vec));
     } else {
         const struct qr_attn_args *a = &nd[0].a.attn;
         st = cuda_attn_prompt_half(s, a, !dead_after(s, &nd[0], &a->out, nd + 2, n - 2), xh, m->wtype);
@@ -233,12 +234,14 @@ static int fuse_mlp_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
     void *guh = vp(&gu->y);
     float *hout = dead_after(s, &nd[0], &r->out, nd + 2, n - 2) ? NULL : vp(&r->out);
     LAUNCH_TRY(s->dev, cuda_launch_rmsnorm_cvt(cst(s), hout, xh, (int)gu->wtype, vp(&r->x), vp(&r->w), (int)r->wtype,
-                                               r->n_tokens, r->n, r->ldx, r->ldout, r->eps));
+                                               r->n_tokens, r->n, r->ldx, r->ldout, r->eps,
+                                               cuda_dev(s->dev)->prefill_vec));
     st = cuda_gemm_prepared16(s, guh, xh, vp(&gu->w), gu->wtype, M, gu->N, gu->K, gu->N);
     if (st != QR_OK)
         return (int)st;
     float *aout = dead_after(s, &nd[2], &a->out, nd + 4, n - 4) ? NULL : vp(&a->out);
-    LAUNCH_TRY(s->dev, cuda_launch_silu16_cvt(cst(s), aout, xh, (int)gu->wtype, guh, M, F, gu->N, a->ldout));
+    LAUNCH_TRY(s->dev, cuda_launch_silu16_cvt(cst(s), aout, xh, (int)gu->wtype, guh, M, F, gu->N, a->ldout,
+                                                cuda_dev(s->dev)->prefill_vec));
     st = cuda_gemm_prepared(s, vp(&dn->y), xh, vp(&dn->w), dn->wtype, dn->bias.buf ? vp(&dn->bias) : NULL, dn->btype,
                             M, dn->N, F, dn->ldy, dn->accumulate);
     return st == QR_OK ? 4 : (int)st;

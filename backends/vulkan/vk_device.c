@@ -272,6 +272,13 @@ static void vk_close(struct qr_device *qd) {
 }
 
 static qr_status vk_stream_create_fn(struct qr_device *qd, struct qr_stream **out);
+
+/* an on/off environment switch: unset -> dflt; "0", "false", "off" -> off; anything else -> on */
+static bool env_switch(const char *name, bool dflt) {
+    const char *v = getenv(name);
+    if (!v || !*v) return dflt;
+    return !(strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "off") == 0);
+}
 static void vk_stream_destroy_fn(struct qr_stream *s);
 
 static int pick_device(VkPhysicalDevice *pd, int n, int idx, const struct qr_backend_opts *opts) {
@@ -392,6 +399,10 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     vkGetDeviceQueue(d->dev, d->qfam, 0, &d->queue);
     if ((st = vk_pipelines_init(d)) != QR_OK) goto fail;
     d->use_coopmat = want_coop && vk_pipe_find("matmul_cm_bf16") >= 0;
+    /* A/B switches of the decode fusions, read once here (QR_VK_NO_FUSE turns every fusion off) */
+    d->fuse_gemv = env_switch("QR_VK_FUSE_GEMV", true) && d->max_bind >= 11 && d->subgroup_arith &&
+                   vk_pipe_find("matmul_gemvf1_bf16") >= 0;
+    d->fuse_kv = env_switch("QR_VK_FUSE_KV", true) && vk_pipe_find("qk_norm_rope_kv") >= 0;
     void *dmap;
     if ((st = vk_mem_alloc(d, &d->dummy, &d->dummy_mem, &dmap, 256, false, false)) != QR_OK) goto fail;
     {

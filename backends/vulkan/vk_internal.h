@@ -19,7 +19,7 @@
 #define VK_TRY(dev, stmt) do { VkResult vk_r_ = (stmt); \
     if (vk_r_ != VK_SUCCESS) return vk_fail((dev), vk_r_, #stmt, __func__, __FILE__, __LINE__); } while (0)
 
-#define VK_MAX_BINDINGS 8
+#define VK_MAX_BINDINGS 12
 
 struct vk_dev;
 
@@ -51,6 +51,9 @@ struct vk_dev {
     bool subgroup_shuffle;     /* attn_dec's q.k reduction */
     bool has_fp16, has_16bit_storage, has_coopmat_nv, has_coopmat_khr, has_budget;
     bool use_coopmat;
+    int max_bind;              /* storage buffers a dispatch may bind: min(VK_MAX_BINDINGS, the device's per-stage limit) */
+    bool fuse_gemv;            /* decode GEMVs with the RMSNorm / SwiGLU folded in (QR_VK_FUSE_GEMV=0: off) */
+    bool fuse_kv;              /* the KV write folded into q/k norm + RoPE (QR_VK_FUSE_KV=0: off) */
     double mem_fraction;
     size_t allocated;          /* bytes allocated by qrun */
     VkDescriptorSetLayout dsl[VK_MAX_BINDINGS + 1];
@@ -168,7 +171,9 @@ qr_status vk_rec_tmp_alloc(struct vk_stream *s, size_t size, struct qr_buf **out
 /* vk_ops.c */
 extern const struct qr_ops vk_ops;
 bool vk_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype);
-int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n);   /* 4 nodes */
+/* node fusions (vk_ops.c): each returns the nodes it consumed, 0 if the pattern does not qualify, or a negative status */
+int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n, int n_nodes);   /* 4 nodes, or 5 with KV_STORE */
+int vk_fuse_norm_matmul(struct qr_stream *qs, const struct qr_node *n, int n_nodes);    /* 2, or 3 with SILU_MUL */
 int vk_fuse_silu_matmul(struct qr_stream *qs, const struct qr_silu_mul_args *a, const struct qr_matmul_args *m);
 
 static inline struct vk_dev *vk_dev_of(struct qr_device *d) { return (struct vk_dev *)d->ctx; }

@@ -24,7 +24,7 @@
 #include "pc/qk_norm_rope.h"
 
 _Static_assert(sizeof(struct qr_pc_embed) == 8 * 4, "pc embed");
-_Static_assert(sizeof(struct qr_pc_matmul) == 15 * 4, "pc matmul");
+_Static_assert(sizeof(struct qr_pc_matmul) == 21 * 4, "pc matmul");
 _Static_assert(sizeof(struct qr_pc_rmsnorm) == 10 * 4, "pc rmsnorm");
 _Static_assert(sizeof(struct qr_pc_rope) == 8 * 4, "pc rope");
 _Static_assert(sizeof(struct qr_pc_kv_store) == 12 * 4, "pc kv_store");
@@ -33,8 +33,8 @@ _Static_assert(sizeof(struct qr_pc_attn_combine) == 6 * 4, "pc attn_combine");
 _Static_assert(sizeof(struct qr_pc_silu_mul) == 6 * 4, "pc silu_mul");
 _Static_assert(sizeof(struct qr_pc_add) == 3 * 4, "pc add");
 _Static_assert(sizeof(struct qr_pc_argmax) == 6 * 4, "pc argmax");
-_Static_assert(sizeof(struct qr_pc_qk_norm_rope) == 14 * 4, "pc qk_norm_rope");
-_Static_assert(sizeof(struct qr_pc_attn) <= 128, "push constants must fit in 128 bytes");
+_Static_assert(sizeof(struct qr_pc_qk_norm_rope) == 20 * 4, "pc qk_norm_rope");
+_Static_assert(sizeof(struct qr_pc_attn) <= 128 && sizeof(struct qr_pc_matmul) <= 128, "push constants must fit in 128 bytes");
 
 #define ATTN_HDMAX 128
 #define ATTN_ROWS 16
@@ -129,6 +129,12 @@ struct mm_job {
     struct qr_view y, x, w, bias, idx, act;
     enum qr_dtype wtype, btype;
     int M, N, K, ldx, ldy, flags, ld_act;
+    /* matmul_gemvf (QR_MM_NORM / QR_MM_GLU): the norm weight and output; the up rows of gate_up (w2: N more rows
+     * after w's N, output columns N.. of y) */
+    struct qr_view g, h, w2;
+    enum qr_dtype gtype;
+    int ld_h;
+    float eps;
 };
 
 static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
@@ -140,22 +146,26 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
         return qr_set_error(QR_E_INVALID_ARG, "vulkan: matmul: ld smaller than the row");
     const char *sfx = dt_suffix(j->wtype);
     size_t wsz = qr_dtype_size(j->wtype), rowb = (size_t)j->K * wsz;
+    bool fused = (j->flags & (QR_MM_NORM | QR_MM_GLU)) != 0, glu = (j->flags & QR_MM_GLU) != 0;
     int kind;   /* 0 gemv, 1 gemm, 2 coopmat */
     int cm = d->use_coopmat ? pipe_named("matmul_cm_%s", sfx) : -1;
     if (j->M <= 16) kind = 0;
-    else if (j->flags & QR_MM_SILU) return qr_set_error(QR_E_INTERNAL, "vulkan: fused SwiGLU needs the GEMV path");
+    else if (j->flags & (QR_MM_SILU | QR_MM_NORM | QR_MM_GLU))
+        return qr_set_error(QR_E_INTERNAL, "vulkan: a fused GEMV needs M <= 16");
     else if (cm >= 0 && j->M >= 64) kind = 2;
     else kind = 1;
     /* GEMV: the variant with the smallest MR (x rows per workgroup) >= M */
     int mr = j->M <= 1 ? 1 : j->M <= 2 ? 2 : j->M <= 4 ? 4 : 8;
     char gemv[32];
-    snprintf(gemv, sizeof gemv, "matmul_gemv%d_%%s", mr);
+    snprintf(gemv, sizeof gemv, fused ? "matmul_gemvf%d_%%s" : "matmul_gemv%d_%%s", mr);
     int pipe = kind == 0 ? pipe_named(gemv, sfx) : kind == 1 ? pipe_named("matmul_gemm_%s", sfx) : cm;
     if (pipe < 0) return qr_set_error(QR_E_INTERNAL, "vulkan: matmul: no pipeline for %s weights", sfx);
     int tile_n = kind == 0 ? (int)(128 / d->subgroup_size) : kind == 1 ? 64 : 128, tile_m = kind == 0 ? mr : kind == 1 ? 64 : 128;
     unsigned vec_k = j->wtype == QR_DTYPE_F32 ? 4 : 8;
     bool vec = j->K % (int)vec_k == 0 && j->w.off % 16 == 0 && j->x.off % 16 == 0 && j->ldx % 4 == 0;
     if (kind == 2) vec = vec && j->K % 32 == 0;
+    if (fused && !vec) return qr_set_error(QR_E_INTERNAL, "vulkan: a fused GEMV needs 16-byte aligned rows");
+    int n_bind = fused ? 11 : 8;
     /* rows of W per dispatch: one binding and the grid limit */
     int64_t nmax = (int64_t)((d->max_range - d->align) / (rowb ? rowb : 1));
     int64_t gmax = (int64_t)d->props.limits.maxComputeWorkGroupCount[0] * tile_n;
@@ -173,10 +183,11 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     if (mmax <= 0) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: matmul: one row exceeds a binding");
     for (int64_t m0 = 0; m0 < j->M; m0 += mmax) {
         int mc = (int)(j->M - m0 < mmax ? j->M - m0 : mmax);
-        struct vk_binding b[8];
+        struct vk_binding b[11] = {{0}};
         struct qr_pc_matmul pc = {.M = mc, .K = j->K, .ldx = j->ldx, .ldy = j->ldy, .btype = j->btype,
-                                  .flags = j->flags | (vec ? QR_MM_VEC : 0)};
-        TRY(bind_at(d, &j->y, (size_t)m0 * j->ldy * 4, 4, ((size_t)(mc - 1) * j->ldy + j->N) * 4, &b[0], &pc.y_off, "matmul y"));
+                                  .flags = j->flags | (vec ? QR_MM_VEC : 0), .gtype = j->gtype, .eps = j->eps};
+        size_t ycols = (size_t)j->N * (glu ? 2 : 1);
+        TRY(bind_at(d, &j->y, (size_t)m0 * j->ldy * 4, 4, ((size_t)(mc - 1) * j->ldy + ycols) * 4, &b[0], &pc.y_off, "matmul y"));
         if (j->flags & QR_MM_IDX) {
             TRY(bind_at(d, &j->x, 0, 4, 0, &b[1], &pc.x_off, "matmul x"));
             TRY(bind_at(d, &j->idx, (size_t)m0 * 4, 4, (size_t)mc * 4, &b[6], &pc.idx_off, "logits idx"));
@@ -187,15 +198,25 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
         }
         b[2] = b[1];
         b[7] = (struct vk_binding){0};
-        if (j->flags & QR_MM_SILU) {
+        if (j->flags & (QR_MM_SILU | QR_MM_GLU)) {
             pc.ld_act = j->ld_act;
-            TRY(bind_at(d, &j->act, (size_t)m0 * j->ld_act * 4, 4, ((size_t)(mc - 1) * j->ld_act + j->K) * 4, &b[7],
+            int acols = glu ? j->N : j->K;
+            TRY(bind_at(d, &j->act, (size_t)m0 * j->ld_act * 4, 4, ((size_t)(mc - 1) * j->ld_act + acols) * 4, &b[7],
                         &pc.act_off, "swiglu act"));
+        }
+        if (j->flags & QR_MM_NORM) {
+            size_t gsz = qr_dtype_size(j->gtype);
+            pc.ld_h = j->ld_h;
+            TRY(bind_at(d, &j->g, 0, gsz, (size_t)j->K * gsz, &b[8], &pc.g_off, "norm weight"));
+            TRY(bind_at(d, &j->h, (size_t)m0 * j->ld_h * 4, 4, ((size_t)(mc - 1) * j->ld_h + j->K) * 4, &b[9],
+                        &pc.h_off, "norm out"));
+            if (pc.g_off % (int)(16 / gsz))
+                return qr_set_error(QR_E_INTERNAL, "vulkan: fused norm weight not 16-byte aligned");
         }
         if (j->bias.buf) {
             if (!is_float_dtype(j->btype)) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: matmul: bias dtype");
             size_t bsz = qr_dtype_size(j->btype);
-            TRY(bind_at(d, &j->bias, 0, bsz, (size_t)j->N * bsz, &b[5], &pc.b_off, "matmul bias"));
+            TRY(bind_at(d, &j->bias, 0, bsz, ycols * bsz, &b[5], &pc.b_off, "matmul bias"));
             pc.flags |= QR_MM_BIAS;
         } else {
             b[5] = (struct vk_binding){0};
@@ -206,7 +227,11 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
             pc.n0 = (int)n0;
             TRY(bind_at(d, &j->w, (size_t)n0 * rowb, wsz, (size_t)nc * rowb, &b[3], &pc.w_off, "matmul w"));
             b[4] = b[3];
-            TRY(vk_dispatch(s, pipe, 8, b, &pc, sizeof pc, cdiv(nc, tile_n), cdiv(mc, tile_m), 1));
+            if (glu)
+                TRY(bind_at(d, &j->w2, (size_t)n0 * rowb, wsz, (size_t)nc * rowb, &b[10], &pc.w2_off, "matmul w2"));
+            if (fused && (pc.w_off % (int)vec_k || pc.w2_off % (int)vec_k))
+                return qr_set_error(QR_E_INTERNAL, "vulkan: fused GEMV weights not 16-byte aligned");
+            TRY(vk_dispatch(s, pipe, n_bind, b, &pc, sizeof pc, cdiv(nc, tile_n), cdiv(mc, tile_m), 1));
         }
     }
     return QR_OK;
@@ -467,9 +492,52 @@ int vk_fuse_silu_matmul(struct qr_stream *qs, const struct qr_silu_mul_args *a, 
 
 static bool same_view(const struct qr_view *a, const struct qr_view *b) { return a->buf == b->buf && a->off == b->off; }
 
+/* RMSNORM (one head per token) + the decode-sized MATMUL that reads its output, and (gate_up) the SILU_MUL that reads
+ * the MATMUL's output: one matmul_gemvf dispatch that still writes h, gu and act for any later reader.  Returns the
+ * nodes consumed (2 or 3), 0 if the pattern does not qualify, or a negative status. */
+int vk_fuse_norm_matmul(struct qr_stream *qs, const struct qr_node *nd, int n) {
+    struct vk_stream *s = vk_stream_of(qs);
+    struct vk_dev *d = s->d;
+    if (!d->fuse_gemv || n < 2 || nd[0].op != QR_OP_RMSNORM || nd[1].op != QR_OP_MATMUL) return 0;
+    const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
+    const struct qr_matmul_args *m = &nd[1].a.matmul;
+    int T = r->n_tokens, K = r->n;
+    if (r->n_heads != 1 || T < 1 || T > 16 || m->M != T || m->K != K || !same_view(&m->x, &r->out) ||
+        m->ldx != r->ldout || !is_float_dtype(r->wtype) || !is_float_dtype(m->wtype) || m->N < 1)
+        return 0;
+    unsigned vk = m->wtype == QR_DTYPE_F32 ? 4 : 8;
+    if (K % (int)vk || r->x.off % 16 || r->ldx % 4 || m->w.off % 16 || r->w.off % 16 || r->out.off % 4)
+        return 0;
+    /* x, h and y must not overlap: the fused kernel reads x while it writes y and h */
+    size_t nx = ((size_t)(T - 1) * r->ldx + (size_t)K) * 4, nh = ((size_t)(T - 1) * r->ldout + (size_t)K) * 4;
+    size_t ny = ((size_t)(T - 1) * m->ldy + (size_t)m->N) * 4;
+    if (overlap(&r->x, nx, &r->out, nh) || overlap(&r->x, nx, &m->y, ny) || overlap(&r->out, nh, &m->y, ny)) return 0;
+    struct mm_job j = {.y = m->y, .x = r->x, .w = m->w, .bias = m->bias, .wtype = m->wtype, .btype = m->btype,
+                       .M = T, .N = m->N, .K = K, .ldx = r->ldx, .ldy = m->ldy,
+                       .flags = QR_MM_NORM | (m->accumulate ? QR_MM_ACC : 0), .g = r->w, .gtype = r->wtype,
+                       .h = r->out, .ld_h = r->ldout, .eps = r->eps};
+    int used = 2;
+    const struct qr_silu_mul_args *g = n >= 3 && nd[2].op == QR_OP_SILU_MUL ? &nd[2].a.silu_mul : NULL;
+    if (g && g->n_tokens == T && same_view(&g->gu, &m->y) && g->ldgu == m->ldy && 2 * g->n_ff == m->N &&
+        !m->accumulate && g->ldout >= g->n_ff) {
+        size_t na = ((size_t)(T - 1) * g->ldout + (size_t)g->n_ff) * 4;
+        if (!overlap(&g->out, na, &m->y, ny) && !overlap(&g->out, na, &r->x, nx) && !overlap(&g->out, na, &r->out, nh)) {
+            size_t half = (size_t)g->n_ff * (size_t)K * qr_dtype_size(m->wtype);
+            j.N = g->n_ff;
+            j.w2 = (struct qr_view){.buf = m->w.buf, .off = m->w.off + half};
+            j.act = g->out;
+            j.ld_act = g->ldout;
+            j.flags |= QR_MM_GLU;
+            used = 3;
+        }
+    }
+    qr_status st = mm_run(s, &j);
+    return st == QR_OK ? used : (int)st;
+}
+
 /* QK_NORM q, QK_NORM k, ROPE q, ROPE k (in place, k heads right after the q
  * heads, as the runtime lays out the fused qkv rows) -> one dispatch. */
-int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n) {
+int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n, int n_nodes) {
     const struct qr_rmsnorm_args *nq = &n[0].a.rmsnorm, *nk = &n[1].a.rmsnorm;
     const struct qr_rope_args *rq = &n[2].a.rope, *rk = &n[3].a.rope;
     if (n[0].op != QR_OP_QK_NORM || n[1].op != QR_OP_QK_NORM || n[2].op != QR_OP_ROPE || n[3].op != QR_OP_ROPE)
@@ -490,7 +558,14 @@ int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n) {
     struct vk_stream *s = vk_stream_of(qs);
     struct vk_dev *d = s->d;
     int heads = nq->n_heads + nk->n_heads;
-    struct vk_binding b[5];
+    /* the KV_STORE after it, writing these k rows and the v rows right after them */
+    const struct qr_kv_store_args *kv = n_nodes >= 5 && n[4].op == QR_OP_KV_STORE ? &n[4].a.kv_store : NULL;
+    if (kv && !(d->fuse_kv && same_view(&kv->k, &nk->x) && kv->v.buf == nq->x.buf &&
+                kv->v.off == nk->x.off + (size_t)nk->n_heads * hd * 4 && kv->ld == nq->ldx && kv->n_tokens == T &&
+                kv->n_kv_heads == nk->n_heads && kv->head_dim == hd && is_float_dtype(kv->kv_dtype) &&
+                kv->block_size > 0 && kv->num_blocks > 0 && kv->k_cache.off % 4 == 0 && kv->v_cache.off % 4 == 0))
+        kv = NULL;
+    struct vk_binding b[8];
     struct qr_pc_qk_norm_rope pc = {.n_tokens = T, .n_hq = nq->n_heads, .n_hk = nk->n_heads, .head_dim = hd,
                                     .ld = nq->ldx, .wqtype = nq->wtype, .wktype = nk->wtype, .eps = nq->eps,
                                     .attn_factor = rq->attn_factor};
@@ -502,8 +577,25 @@ int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n) {
         (st = bind_at(d, &rq->pos, 0, 4, (size_t)T * 4, &b[3], &pc.pos_off, "rope pos")) ||
         (st = bind_at(d, &rq->inv_freq, 0, 4, (size_t)hd / 2 * 4, &b[4], &pc.if_off, "rope inv_freq")))
         return (int)st;
-    st = vk_dispatch(s, vk_pipe_find("qk_norm_rope"), 5, b, &pc, sizeof pc, (uint32_t)heads, (uint32_t)T, 1);
-    return st == QR_OK ? 1 : (int)st;
+    if (!kv) {
+        st = vk_dispatch(s, vk_pipe_find("qk_norm_rope"), 5, b, &pc, sizeof pc, (uint32_t)heads, (uint32_t)T, 1);
+        return st == QR_OK ? 4 : (int)st;
+    }
+    size_t ksz = qr_dtype_size(kv->kv_dtype);
+    size_t cache = (size_t)kv->num_blocks * kv->n_kv_heads * kv->block_size * kv->head_dim * ksz;
+    pc.block_size = kv->block_size;
+    pc.num_blocks = kv->num_blocks;
+    pc.kvtype = kv->kv_dtype;
+    /* the q/k binding grows by the v heads */
+    if ((st = bind_at(d, &nq->x, 0, 4, ((size_t)(T - 1) * nq->ldx + (size_t)(heads + nk->n_heads) * hd) * 4, &b[0],
+                      &pc.x_off, "q/k/v")) ||
+        (st = bind_at(d, &kv->k_cache, 0, ksz, cache, &b[5], &pc.kc_off, "k_cache")) ||
+        (st = bind_at(d, &kv->v_cache, 0, ksz, cache, &b[6], &pc.vc_off, "v_cache")) ||
+        (st = bind_at(d, &kv->slots, 0, 4, (size_t)T * 4, &b[7], &pc.slots_off, "slots")))
+        return (int)st;
+    st = vk_dispatch(s, vk_pipe_find("qk_norm_rope_kv"), 8, b, &pc, sizeof pc, (uint32_t)(heads + nk->n_heads),
+                     (uint32_t)T, 1);
+    return st == QR_OK ? 5 : (int)st;
 }
 
 bool vk_supports(struct qr_device *qd, enum qr_op op, enum qr_dtype wtype) {

@@ -13,7 +13,13 @@ int vk_pipe_find(const char *name) {
 }
 
 qr_status vk_pipelines_init(struct vk_dev *d) {
-    for (int nb = 1; nb <= VK_MAX_BINDINGS; nb++) {
+    uint32_t lim = d->props.limits.maxPerStageDescriptorStorageBuffers;
+    if (lim > d->props.limits.maxDescriptorSetStorageBuffers) lim = d->props.limits.maxDescriptorSetStorageBuffers;
+    d->max_bind = lim < VK_MAX_BINDINGS ? (int)lim : VK_MAX_BINDINGS;
+    if (d->max_bind < 8)
+        return qr_set_error(QR_E_UNSUPPORTED, "vulkan: the device binds %u storage buffers per shader; qrun needs 8",
+                            lim);
+    for (int nb = 1; nb <= d->max_bind; nb++) {
         VkDescriptorSetLayoutBinding b[VK_MAX_BINDINGS];
         for (int i = 0; i < nb; i++)
             b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i,
@@ -158,7 +164,7 @@ qr_status vk_dispatch(struct vk_stream *s, int pipe, int n_bind, const struct vk
                       uint32_t pc_size, uint32_t gx, uint32_t gy, uint32_t gz) {
     struct vk_dev *d = s->d;
     if (gx == 0 || gy == 0 || gz == 0) return QR_OK;
-    if (n_bind < 1 || n_bind > VK_MAX_BINDINGS || pc_size > 128)
+    if (n_bind < 1 || n_bind > d->max_bind || pc_size > 128)
         return qr_set_error(QR_E_INTERNAL, "vulkan: bad dispatch (%d bindings, %u pc bytes)", n_bind, pc_size);
     const uint32_t *lim = d->props.limits.maxComputeWorkGroupCount;
     if (gx > lim[0] || gy > lim[1] || gz > lim[2])

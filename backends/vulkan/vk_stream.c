@@ -218,10 +218,18 @@ static qr_status run_nodes(struct qr_stream *qs, const struct qr_node *nodes, in
     if (swiglu < 0) swiglu = getenv("QR_VK_FUSE_SWIGLU") && atoi(getenv("QR_VK_FUSE_SWIGLU")) == 1;
     for (int i = 0; i < n; i++) {
         if (!no_fuse && i + 3 < n && nodes[i].op == QR_OP_QK_NORM) {
-            int r = vk_fuse_qk_norm_rope(qs, &nodes[i]);
+            int r = vk_fuse_qk_norm_rope(qs, &nodes[i], n - i);
             if (r < 0) return (qr_status)r;
-            if (r == 1) {
-                i += 3;
+            if (r > 0) {
+                i += r - 1;
+                continue;
+            }
+        }
+        if (!no_fuse && i + 1 < n && nodes[i].op == QR_OP_RMSNORM) {
+            int r = vk_fuse_norm_matmul(qs, &nodes[i], n - i);
+            if (r < 0) return (qr_status)r;
+            if (r > 0) {
+                i += r - 1;
                 continue;
             }
         }

@@ -8,8 +8,9 @@
  * prefetching GEMV (gemv_fused.cu) vs gemv.cu.  Decode attention is also timed
  * over batches of sequences (KV GB/s: what offline throughput is bound by).
  *
- *   cuda_kernel_lab [--quick | --attn | --gemm]   (--attn: the checks, then attention timings only;
- *                                                  --gemm: cuBLAS prompt GEMM timings)
+ *   cuda_kernel_lab [--quick | --attn | --gemm | --prefill]   (--attn: the checks, then attention timings only;
+ *                                                  --gemm: cuBLAS prompt GEMM timings; --prefill: the prompt
+ *                                                  RMSNorm / SwiGLU passes, 16-byte vs scalar, same bits?)
  * Exit status 1 if a check fails.  Not part of ctest (needs a GPU). */
 #include "../attn.cu"
 #include "../attn_decode2.cu"
@@ -19,6 +20,7 @@
 #include "../elementwise.cu"
 #include "../gemv.cu"
 #include "../gemv_fused.cu"
+#include "../prefill_fused.cu"
 
 #include <math.h>
 #include <stdio.h>
@@ -485,8 +487,91 @@ static void bench_prompt_gemms(int M)
     }
 }
 
+/* the prompt RMSNorm and SwiGLU passes that write the GEMM's bf16 input (prefill_fused.cu): the 16-byte kernels must
+ * give the scalar ones' bits (f32 output too); then both are timed (GB/s of the bytes each must move) */
+static void bench_prefill_pass(int T, int n, bool silu)
+{
+    size_t nin = silu ? (size_t)T * 2 * n : (size_t)T * n;
+    std::vector<float> hx(nin);
+    std::vector<uint16_t> hg(nin), hw(n);
+    for (size_t i = 0; i < nin; i++) {
+        hx[i] = frand() * 3.0f;
+        hg[i] = to_bf16(frand() * 6.0f);
+    }
+    for (int i = 0; i < n; i++)
+        hw[i] = to_bf16(1.0f + 0.3f * frand());
+    float *x, *o[2];
+    uint16_t *g, *w, *oh[2];
+    CK(cudaMalloc(&x, nin * 4));
+    CK(cudaMalloc(&g, nin * 2));
+    CK(cudaMalloc(&w, (size_t)n * 2));
+    for (int v = 0; v < 2; v++) {
+        CK(cudaMalloc(&o[v], (size_t)T * n * 4));
+        CK(cudaMalloc(&oh[v], (size_t)T * n * 2));
+        CK(cudaMemset(o[v], 0, (size_t)T * n * 4));
+        CK(cudaMemset(oh[v], 0, (size_t)T * n * 2));
+    }
+    CK(cudaMemcpy(x, hx.data(), nin * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(g, hg.data(), nin * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(w, hw.data(), (size_t)n * 2, cudaMemcpyHostToDevice));
+    auto run = [&](int v, bool with_f32) {
+        float *of = with_f32 ? o[v] : NULL;
+        return silu ? cuda_launch_silu16_cvt(0, of, oh[v], QK_BF16, g, T, n, 2 * n, n, v)
+                    : cuda_launch_rmsnorm_cvt(0, of, oh[v], QK_BF16, x, w, QK_BF16, T, n, n, n, 1e-6f, v);
+    };
+    for (int v = 0; v < 2; v++)
+        CK((cudaError_t)run(v, true));
+    CK(cudaDeviceSynchronize());
+    std::vector<float> f0((size_t)T * n), f1((size_t)T * n);
+    std::vector<uint16_t> h0((size_t)T * n), h1((size_t)T * n);
+    CK(cudaMemcpy(f0.data(), o[0], f0.size() * 4, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(f1.data(), o[1], f1.size() * 4, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(h0.data(), oh[0], h0.size() * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(h1.data(), oh[1], h1.size() * 2, cudaMemcpyDeviceToHost));
+    bool same = !memcmp(f0.data(), f1.data(), f0.size() * 4) && !memcmp(h0.data(), h1.data(), h0.size() * 2);
+    bool nonzero = false;
+    for (size_t i = 0; i < h0.size() && !nonzero; i++)
+        nonzero = h0[i] != 0;
+    if (!same || !nonzero)
+        g_fail++;
+    printf("%-8s T %5d n %5d: 16-byte vs scalar kernel bits %s%s\n", silu ? "SwiGLU" : "RMSNorm", T, n,
+           same ? "identical" : "DIFFER (FAIL)", nonzero ? "" : ", output all zero (FAIL)");
+    /* bytes a pass must move: input (f32 x or bf16 gate+up), bf16 output (no f32 output: the transient case) */
+    double bytes = silu ? (double)T * n * (4 + 2) : (double)T * n * (4 + 2);
+    for (int v = 0; v < 2; v++) {
+        cudaEvent_t e0, e1;
+        CK(cudaEventCreate(&e0));
+        CK(cudaEventCreate(&e1));
+        for (int i = 0; i < 3; i++)
+            run(v, false);
+        CK(cudaEventRecord(e0));
+        const int reps = 20;
+        for (int i = 0; i < reps; i++)
+            run(v, false);
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        double us = ms * 1000.0 / reps;
+        printf("  %-7s %9.1f us  %7.1f GB/s\n", v ? "16-byte" : "scalar", us, bytes / (us * 1e3));
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+    }
+    cudaFree(x), cudaFree(g), cudaFree(w);
+    for (int v = 0; v < 2; v++)
+        cudaFree(o[v]), cudaFree(oh[v]);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--prefill")) {
+        bench_prefill_pass(37, 2568, false);   /* odd token count, n % 8 == 0 */
+        bench_prefill_pass(37, 1000, true);
+        bench_prefill_pass(8192, 2560, false);
+        bench_prefill_pass(8192, 9728, true);
+        bench_prefill_pass(512, 9728, true);
+        return g_fail ? 1 : 0;
+    }
     bool quick = argc > 1 && !strcmp(argv[1], "--quick");
     bool attn_only = argc > 1 && !strcmp(argv[1], "--attn");
     if (argc > 1 && !strcmp(argv[1], "--gemv")) {   /* the plain one-token GEMVs of the fused path (QR_CUDA_GEMV_NW) */
