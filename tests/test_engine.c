@@ -231,6 +231,40 @@ static void test_batch_invariance(void)
     }
 }
 
+/* the rows of a step are sampled on the engine's thread pool: 1 thread or 4, the same tokens and logprobs */
+static void test_sampler_threads(void)
+{
+    struct res r[2][8];
+    memset(r, 0, sizeof r);
+    for (int v = 0; v < 2; v++) {
+        setenv("QRUN_SAMPLER_THREADS", v ? "4" : "1", 1);
+        struct qr_engine *e = mk_engine(512, 16, false, 0, 0, -1);
+        unsetenv("QRUN_SAMPLER_THREADS");
+        if (!e)
+            return;
+        struct qr_request_params p;
+        qr_request_params_default(qr_engine_model(e), &p);
+        p.max_tokens = 12;
+        p.ignore_eos = true;
+        p.logprobs = 2;
+        for (int i = 0; i < 8; i++) {
+            struct qr_request_params q = p;
+            q.sampling.temperature = i % 3 == 0 ? 1.0f : 0.8f;
+            q.sampling.top_p = i % 3 == 1 ? 0.9f : 1.0f;
+            q.sampling.top_k = i % 3 == 2 ? 40 : 0;
+            q.sampling.seed = 1000 + (uint64_t)i;
+            CHECK(qr_engine_add(e, g_prompt[i], g_plen[i], &q, on_event, &r[v][i], NULL) == QR_OK);
+        }
+        CHECK(qr_engine_run_until_idle(e) == QR_OK);
+        qr_engine_destroy(e);
+    }
+    for (int i = 0; i < 8; i++)
+        CHECKF(r[0][i].n == 12 && r[1][i].n == 12 && !memcmp(r[0][i].toks, r[1][i].toks, sizeof r[0][i].toks) &&
+                   !memcmp(r[0][i].lp, r[1][i].lp, sizeof r[0][i].lp) &&
+                   !memcmp(r[0][i].top0, r[1][i].top0, sizeof r[0][i].top0),
+               "request %d: 1 vs 4 sampler threads give different tokens or logprobs", i);
+}
+
 /* seeded sampling gives the same text alone and in a batch */
 static void test_seeded_sampling(void)
 {
@@ -520,6 +554,7 @@ int main(void)
     test_batch_invariance();
     double t1 = qr_time_s();
     test_seeded_sampling();
+    test_sampler_threads();
     test_cancel();
     double t2 = qr_time_s();
     test_stops_and_logprobs();

@@ -17,163 +17,6 @@
 #define CPU_ALIGN 64
 #define CPU_MMAP_MIN (256u << 10)   /* buffers from this size up come zeroed from mmap */
 
-/* ---- thread pool ---- */
-
-static void pool_work(struct cpu_pool *p, int tid)
-{
-    for (;;) {
-        int64_t b = atomic_fetch_add(&p->next, p->chunk);
-        if (b >= p->n)
-            break;
-        int64_t e = b + p->chunk < p->n ? b + p->chunk : p->n;
-        p->fn(p->ctx, b, e, tid);
-    }
-}
-
-struct worker_arg {
-    struct cpu_pool *p;
-    int tid;
-};
-
-/* Between jobs, workers (and the caller waiting for them) spin for a short
- * while before sleeping: a forward pass is hundreds of small ops in a row and
- * a condition-variable wake-up costs tens of microseconds each. */
-#define CPU_SPIN_S 100e-6
-
-static bool spin_until_changed(const atomic_uint_fast64_t *v, uint64_t seen)
-{
-    double t0 = qr_time_s();
-    for (int i = 1;; i++) {
-        if (atomic_load_explicit(v, memory_order_acquire) != seen)
-            return true;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-        if ((i & 255) == 0 && qr_time_s() - t0 > CPU_SPIN_S)
-            return false;
-    }
-}
-
-static void *pool_main(void *arg)
-{
-    struct worker_arg wa = *(struct worker_arg *)arg;
-    free(arg);
-    struct cpu_pool *p = wa.p;
-    uint64_t seen = 0;
-    for (;;) {
-        if (!spin_until_changed(&p->gen, seen)) {
-            pthread_mutex_lock(&p->mu);
-            while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit))
-                pthread_cond_wait(&p->cv_start, &p->mu);
-            pthread_mutex_unlock(&p->mu);
-        }
-        if (atomic_load(&p->quit))
-            return NULL;
-        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-        pool_work(p, wa.tid);
-        if (atomic_fetch_sub(&p->n_busy, 1) == 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->cv_done);
-            pthread_mutex_unlock(&p->mu);
-        }
-    }
-}
-
-void cpu_pool_run(struct cpu_pool *p, cpu_task_fn fn, void *ctx, int64_t n, int64_t min_chunk)
-{
-    if (n <= 0)
-        return;
-    if (min_chunk < 1)
-        min_chunk = 1;
-    pthread_mutex_lock(&p->run_mu);
-    int nt = p->n_threads;
-    if (nt <= 1 || n <= min_chunk) {
-        fn(ctx, 0, n, 0);
-        pthread_mutex_unlock(&p->run_mu);
-        return;
-    }
-    /* about 4 chunks per thread for balance, never below min_chunk */
-    int64_t chunk = (n + 4 * (int64_t)nt - 1) / (4 * (int64_t)nt);
-    if (chunk < min_chunk)
-        chunk = min_chunk;
-    p->fn = fn;
-    p->ctx = ctx;
-    p->n = n;
-    p->chunk = chunk;
-    atomic_store(&p->next, 0);
-    atomic_store(&p->n_busy, nt - 1);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-    pthread_cond_broadcast(&p->cv_start);
-    pthread_mutex_unlock(&p->mu);
-    pool_work(p, 0);
-    double t0 = qr_time_s();
-    for (int i = 1; atomic_load_explicit(&p->n_busy, memory_order_acquire) > 0; i++) {
-        if ((i & 255) == 0 && qr_time_s() - t0 > CPU_SPIN_S) {
-            pthread_mutex_lock(&p->mu);
-            while (atomic_load(&p->n_busy) > 0)
-                pthread_cond_wait(&p->cv_done, &p->mu);
-            pthread_mutex_unlock(&p->mu);
-            break;
-        }
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    }
-    pthread_mutex_unlock(&p->run_mu);
-}
-
-static void pool_destroy(struct cpu_pool *p)
-{
-    if (p->threads) {
-        pthread_mutex_lock(&p->mu);
-        atomic_store(&p->quit, true);
-        pthread_cond_broadcast(&p->cv_start);
-        pthread_mutex_unlock(&p->mu);
-        for (int i = 0; i < p->n_threads - 1; i++)
-            pthread_join(p->threads[i], NULL);
-        free(p->threads);
-        p->threads = NULL;
-    }
-    pthread_mutex_destroy(&p->mu);
-    pthread_mutex_destroy(&p->run_mu);
-    pthread_cond_destroy(&p->cv_start);
-    pthread_cond_destroy(&p->cv_done);
-}
-
-static qr_status pool_init(struct cpu_pool *p, int n_threads)
-{
-    memset(p, 0, sizeof *p);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_mutex_init(&p->run_mu, NULL);
-    pthread_cond_init(&p->cv_start, NULL);
-    pthread_cond_init(&p->cv_done, NULL);
-    p->n_threads = 1;
-    if (n_threads <= 1)
-        return QR_OK;
-    p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
-    if (!p->threads)
-        return qr_set_error(QR_E_OOM_HOST, "cpu: out of memory for the thread pool");
-    for (int i = 0; i < n_threads - 1; i++) {
-        struct worker_arg *wa = malloc(sizeof *wa);
-        int rc = wa ? 0 : ENOMEM;
-        if (wa) {
-            wa->p = p;
-            wa->tid = i + 1;
-            rc = pthread_create(&p->threads[i], NULL, pool_main, wa);
-            if (rc)
-                free(wa);
-        }
-        if (rc) {
-            p->n_threads = i + 1;   /* the i workers started so far, plus the caller */
-            qr_log(QR_LOG_WARN, "cpu: could only start %d of %d threads (%s)", i + 1, n_threads, strerror(rc));
-            return QR_OK;
-        }
-        p->n_threads = i + 2;
-    }
-    return QR_OK;
-}
-
 /* ---- op scratch ---- */
 
 float *cpu_scratch_acquire(struct qr_stream *s, size_t n)
@@ -400,7 +243,7 @@ static bool cpu_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype
 
 static qr_status cpu_get_props(struct qr_device *d, struct qr_device_props *p)
 {
-    fill_props(p, ((struct cpu_device *)d)->pool.n_threads);
+    fill_props(p, qr_pool_threads(((struct cpu_device *)d)->pool));
     return QR_OK;
 }
 
@@ -409,7 +252,7 @@ static void cpu_close(struct qr_device *d)
     if (!d)
         return;
     struct cpu_device *cd = (struct cpu_device *)d;
-    pool_destroy(&cd->pool);
+    qr_pool_destroy(cd->pool);
     pthread_mutex_destroy(&cd->scratch_mu);
     free(cd->scratch);
     free(cd);
@@ -461,9 +304,9 @@ static qr_status cpu_device_open(int idx, const struct qr_backend_opts *opts, st
         return qr_set_error(QR_E_OOM_HOST, "cpu: out of memory");
     const char *nb = opts && opts->get ? opts->get(opts, "no_bf16") : NULL;
     cd->no_bf16 = nb && (!strcmp(nb, "1") || !strcmp(nb, "true"));
-    qr_status st = pool_init(&cd->pool, nt);
+    qr_status st = qr_pool_create(nt, "cpu", &cd->pool);
     if (st != QR_OK) {
-        pool_destroy(&cd->pool);
+        qr_pool_destroy(cd->pool);
         free(cd);
         return st;
     }
@@ -475,7 +318,7 @@ static qr_status cpu_device_open(int idx, const struct qr_backend_opts *opts, st
     cd->dev.reg = &k_cpu_reg;
     cd->dev.ctx = cd;
     *out = &cd->dev;
-    qr_log(QR_LOG_DEBUG, "cpu: device open with %d threads", cd->pool.n_threads);
+    qr_log(QR_LOG_DEBUG, "cpu: device open with %d threads", qr_pool_threads(cd->pool));
     return QR_OK;
 }
 

@@ -133,7 +133,7 @@ static void embed_task(void *ctx, int64_t b, int64_t e, int tid)
 static qr_status cpu_embed(struct qr_stream *s, const struct qr_embed_args *a)
 {
     struct embed_job j = {a};
-    cpu_pool_run(cpu_pool_of(s), embed_task, &j, a->n_tokens, 1);
+    qr_pool_run(cpu_pool_of(s), embed_task, &j, a->n_tokens, 1);
     return QR_OK;
 }
 
@@ -197,11 +197,11 @@ static void matmul_task(void *ctx, int64_t b, int64_t e, int tid)
 
 static qr_status run_matmul(struct qr_stream *s, struct matmul_job *j, int N)
 {
-    struct cpu_pool *p = cpu_pool_of(s);
-    j->scratch = cpu_scratch_acquire(s, (size_t)p->n_threads * MM_ROWS * (size_t)j->K);
+    struct qr_pool *p = cpu_pool_of(s);
+    j->scratch = cpu_scratch_acquire(s, (size_t)qr_pool_threads(p) * MM_ROWS * (size_t)j->K);
     if (!j->scratch)
         return qr_set_error(QR_E_OOM_HOST, "cpu matmul: out of memory");
-    cpu_pool_run(p, matmul_task, j, N, MM_ROWS);
+    qr_pool_run(p, matmul_task, j, N, MM_ROWS);
     cpu_scratch_release(s);
     return QR_OK;
 }
@@ -272,7 +272,7 @@ static qr_status cpu_rmsnorm(struct qr_stream *s, const struct qr_rmsnorm_args *
 {
     struct norm_job j = {a};
     int64_t min_chunk = 1 + 4096 / a->n;
-    cpu_pool_run(cpu_pool_of(s), norm_task, &j, (int64_t)a->n_tokens * a->n_heads, min_chunk);
+    qr_pool_run(cpu_pool_of(s), norm_task, &j, (int64_t)a->n_tokens * a->n_heads, min_chunk);
     return QR_OK;
 }
 
@@ -322,7 +322,7 @@ static void rope_task(void *ctx, int64_t b, int64_t e, int tid)
 static qr_status cpu_rope(struct qr_stream *s, const struct qr_rope_args *a)
 {
     struct rope_job j = {a};
-    cpu_pool_run(cpu_pool_of(s), rope_task, &j, a->n_tokens, 1);
+    qr_pool_run(cpu_pool_of(s), rope_task, &j, a->n_tokens, 1);
     return QR_OK;
 }
 
@@ -356,7 +356,7 @@ static void kv_task(void *ctx, int64_t b, int64_t e, int tid)
 static qr_status cpu_kv_store(struct qr_stream *s, const struct qr_kv_store_args *a)
 {
     struct kv_job j = {a};
-    cpu_pool_run(cpu_pool_of(s), kv_task, &j, a->n_tokens, 8);
+    qr_pool_run(cpu_pool_of(s), kv_task, &j, a->n_tokens, 8);
     return QR_OK;
 }
 
@@ -435,12 +435,12 @@ static void attn_task(void *ctx, int64_t b, int64_t e, int tid)
 
 static qr_status cpu_attn(struct qr_stream *s, const struct qr_attn_args *a)
 {
-    struct cpu_pool *p = cpu_pool_of(s);
+    struct qr_pool *p = cpu_pool_of(s);
     struct attn_job j = {.a = a, .cap = (int64_t)a->max_blocks_per_seq * a->block_size};
     int32_t *tok_seq = malloc((size_t)a->n_tokens * sizeof *tok_seq);
     if (!tok_seq)
         return qr_set_error(QR_E_OOM_HOST, "cpu attn: out of memory");
-    j.scratch = cpu_scratch_acquire(s, (size_t)p->n_threads * (size_t)(j.cap + 2 * a->head_dim));
+    j.scratch = cpu_scratch_acquire(s, (size_t)qr_pool_threads(p) * (size_t)(j.cap + 2 * a->head_dim));
     if (!j.scratch) {
         free(tok_seq);
         return qr_set_error(QR_E_OOM_HOST, "cpu attn: out of memory");
@@ -457,7 +457,7 @@ static qr_status cpu_attn(struct qr_stream *s, const struct qr_attn_args *a)
                 tok_seq[t] = sq;
     }
     j.tok_seq = tok_seq;
-    cpu_pool_run(p, attn_task, &j, (int64_t)a->n_tokens * a->n_heads, 1);
+    qr_pool_run(p, attn_task, &j, (int64_t)a->n_tokens * a->n_heads, 1);
     cpu_scratch_release(s);
     free(tok_seq);
     return QR_OK;
@@ -485,7 +485,7 @@ static void silu_task(void *ctx, int64_t b, int64_t e, int tid)
 static qr_status cpu_silu_mul(struct qr_stream *s, const struct qr_silu_mul_args *a)
 {
     struct silu_job j = {a};
-    cpu_pool_run(cpu_pool_of(s), silu_task, &j, a->n_tokens, 1);
+    qr_pool_run(cpu_pool_of(s), silu_task, &j, a->n_tokens, 1);
     return QR_OK;
 }
 
@@ -506,7 +506,7 @@ static void add_task(void *ctx, int64_t b, int64_t e, int tid)
 static qr_status cpu_add(struct qr_stream *s, const struct qr_add_args *a)
 {
     struct add_job j = {vp(&a->y), vp(&a->x)};
-    cpu_pool_run(cpu_pool_of(s), add_task, &j, a->n, 16384);
+    qr_pool_run(cpu_pool_of(s), add_task, &j, a->n, 16384);
     return QR_OK;
 }
 
@@ -534,7 +534,7 @@ static void argmax_task(void *ctx, int64_t b, int64_t e, int tid)
 static qr_status cpu_argmax(struct qr_stream *s, const struct qr_argmax_args *a)
 {
     struct argmax_job j = {a};
-    cpu_pool_run(cpu_pool_of(s), argmax_task, &j, a->n_rows, 1);
+    qr_pool_run(cpu_pool_of(s), argmax_task, &j, a->n_rows, 1);
     return QR_OK;
 }
 
