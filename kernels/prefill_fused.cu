@@ -62,23 +62,7 @@ __global__ void k_rmsnorm_cvt(float *out, uint16_t *outh, int ht, const float *x
 __device__ __forceinline__ float pc_in(float v, int) { return v; }
 __device__ __forceinline__ float pc_in(uint16_t v, int ht) { return ht == QK_BF16 ? qk_bf16_f32(v) : qk_f16_f32(v); }
 
-template <typename GT>
-__global__ void k_silu_cvt(float *out, uint16_t *outh, int ht, const GT *gu, int n_ff, int ldgu, int ldout)
-{
-    int t = blockIdx.y;
-    const GT *g = gu + (int64_t)t * ldgu, *u = g + n_ff;
-    float *o = out ? out + (int64_t)t * ldout : NULL;
-    uint16_t *oh = outh + (int64_t)t * n_ff;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n_ff; i += gridDim.x * blockDim.x) {
-        float gv = pc_in(g[i], ht);
-        float v = gv / (1.0f + expf(-gv)) * pc_in(u[i], ht);
-        if (o)
-            o[i] = v;
-        oh[i] = pc_cvt(v, ht);
-    }
-}
-
-/* the same, 8 elements per thread: 16-byte loads of gate and up (two per operand for f32), one 16-byte store of the
+/* 8 elements per thread (VEC): 16-byte loads of gate and up (two per operand for f32), one 16-byte store of the
  * converted activation (two float4 for the f32 one); n_ff, ldgu % 8 == 0, ldout % 4 == 0, 16-byte aligned rows */
 __device__ __forceinline__ void pc_in8(const float *p, int, float *f)
 {
@@ -93,29 +77,39 @@ __device__ __forceinline__ void pc_in8(const uint16_t *p, int ht, float *f)
         qk_unpack8<QK_F16>(*(const uint4 *)p, f);
 }
 
-template <typename GT>
-__global__ void k_silu_cvt8(float *out, uint16_t *outh, int ht, const GT *gu, int n_ff, int ldgu, int ldout)
+template <typename GT, bool VEC>
+__global__ void k_silu_cvt(float *out, uint16_t *outh, int ht, const GT *gu, int n_ff, int ldgu, int ldout)
 {
     int t = blockIdx.y;
     const GT *g = gu + (int64_t)t * ldgu, *u = g + n_ff;
     float *o = out ? out + (int64_t)t * ldout : NULL;
     uint16_t *oh = outh + (int64_t)t * n_ff;
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < (n_ff >> 3); c += gridDim.x * blockDim.x) {
-        float gv[8], uv[8], v[8];
-        pc_in8(g + 8 * c, ht, gv);
-        pc_in8(u + 8 * c, ht, uv);
+    if constexpr (VEC) {
+        for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < (n_ff >> 3); c += gridDim.x * blockDim.x) {
+            float gv[8], uv[8], v[8];
+            pc_in8(g + 8 * c, ht, gv);
+            pc_in8(u + 8 * c, ht, uv);
 #pragma unroll
-        for (int j = 0; j < 8; j++)
-            v[j] = gv[j] / (1.0f + expf(-gv[j])) * uv[j];
-        if (o) {
-            ((float4 *)(o + 8 * c))[0] = make_float4(v[0], v[1], v[2], v[3]);
-            ((float4 *)(o + 8 * c))[1] = make_float4(v[4], v[5], v[6], v[7]);
+            for (int j = 0; j < 8; j++)
+                v[j] = gv[j] / (1.0f + expf(-gv[j])) * uv[j];
+            if (o) {
+                ((float4 *)(o + 8 * c))[0] = make_float4(v[0], v[1], v[2], v[3]);
+                ((float4 *)(o + 8 * c))[1] = make_float4(v[4], v[5], v[6], v[7]);
+            }
+            uint32_t hw[4];
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                hw[j] = (uint32_t)pc_cvt(v[2 * j], ht) | ((uint32_t)pc_cvt(v[2 * j + 1], ht) << 16);
+            *(uint4 *)(oh + 8 * c) = make_uint4(hw[0], hw[1], hw[2], hw[3]);
         }
-        uint32_t hw[4];
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-            hw[j] = (uint32_t)pc_cvt(v[2 * j], ht) | ((uint32_t)pc_cvt(v[2 * j + 1], ht) << 16);
-        *(uint4 *)(oh + 8 * c) = make_uint4(hw[0], hw[1], hw[2], hw[3]);
+    } else {
+        for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n_ff; i += gridDim.x * blockDim.x) {
+            float gv = pc_in(g[i], ht);
+            float v = gv / (1.0f + expf(-gv)) * pc_in(u[i], ht);
+            if (o)
+                o[i] = v;
+            oh[i] = pc_cvt(v, ht);
+        }
     }
 }
 
@@ -133,7 +127,7 @@ static int silu_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const GT 
         unsigned gx = qk_blocks(n_ff / 8, 128);
         for (int t0 = 0; t0 < n_tokens; t0 += QK_MAX_GRID_Y) {
             int nt = n_tokens - t0 < QK_MAX_GRID_Y ? n_tokens - t0 : QK_MAX_GRID_Y;
-            k_silu_cvt8<GT><<<dim3(gx, (unsigned)nt), 128, 0, st>>>(
+            k_silu_cvt<GT, true><<<dim3(gx, (unsigned)nt), 128, 0, st>>>(
                 out ? out + (int64_t)t0 * ldout : NULL, (uint16_t *)outh + (int64_t)t0 * n_ff, ht,
                 gu + (int64_t)t0 * ldgu, n_ff, ldgu, ldout);
         }
@@ -143,7 +137,7 @@ static int silu_cvt(qr_cuda_stream st, float *out, void *outh, int ht, const GT 
     for (int t0 = 0; t0 < n_tokens; t0 += QK_MAX_GRID_Y) {
         int nt = n_tokens - t0 < QK_MAX_GRID_Y ? n_tokens - t0 : QK_MAX_GRID_Y;
         dim3 grid(gx < 64 ? gx : 64, (unsigned)nt);
-        k_silu_cvt<GT><<<grid, 256, 0, st>>>(out ? out + (int64_t)t0 * ldout : NULL,
+        k_silu_cvt<GT, false><<<grid, 256, 0, st>>>(out ? out + (int64_t)t0 * ldout : NULL,
                                              (uint16_t *)outh + (int64_t)t0 * n_ff, ht, gu + (int64_t)t0 * ldgu, n_ff,
                                              ldgu, ldout);
     }
