@@ -3,6 +3,7 @@
 // (q heads then k heads, contiguous), RMSNorm over head_dim with q_norm or
 // k_norm (Qwen3RMSNorm), then the NeoX rotary embedding (same math as
 // rmsnorm.comp followed by rope.comp), in place.  head_dim/2 threads per head.
+// pc.norm == 0: RoPE only (Qwen2's q/k rows, no norm weights bound).
 // KV_STORE: the paged KV write too (kv_store.comp's packing): the grid has
 // n_hk more workgroups for the v heads, and k and v rows of tokens with a slot
 // go to the cache from a shared-memory copy of the head.
@@ -74,10 +75,14 @@ void main() {
     float r = 1.0 / sqrt(tot / float(pc.head_dim) + pc.eps);
     bool isq = h < pc.n_hq;
     int ii = act ? i : 0;   // idle threads (head_dim < 128) stay inside the bindings
-    float w1 = isq ? QR_LOAD_ANY(wq, uint(pc.wq_off + ii), pc.wqtype) : QR_LOAD_ANY(wk, uint(pc.wk_off + ii), pc.wktype);
-    float w2 = isq ? QR_LOAD_ANY(wq, uint(pc.wq_off + ii + half_d), pc.wqtype)
-                   : QR_LOAD_ANY(wk, uint(pc.wk_off + ii + half_d), pc.wktype);
-    float n1 = w1 * (x1 * r), n2 = w2 * (x2 * r);
+    float n1 = x1, n2 = x2;
+    if (pc.norm != 0) {
+        float w1 = isq ? QR_LOAD_ANY(wq, uint(pc.wq_off + ii), pc.wqtype) : QR_LOAD_ANY(wk, uint(pc.wk_off + ii), pc.wktype);
+        float w2 = isq ? QR_LOAD_ANY(wq, uint(pc.wq_off + ii + half_d), pc.wqtype)
+                       : QR_LOAD_ANY(wk, uint(pc.wk_off + ii + half_d), pc.wktype);
+        n1 = w1 * (x1 * r);
+        n2 = w2 * (x2 * r);
+    }
     precise float a = float(pos[pc.pos_off + t]) * inv_freq[pc.if_off + ii];
     precise float k = round(a * 0.15915494309189535);
     precise float rr = fma(-k, 6.28125, a);

@@ -174,6 +174,7 @@ bool vk_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype);
 /* node fusions (vk_ops.c): each returns the nodes it consumed, 0 if the pattern does not qualify, or a negative status */
 int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n, int n_nodes);   /* 4 nodes, or 5 with KV_STORE */
 int vk_fuse_norm_matmul(struct qr_stream *qs, const struct qr_node *n, int n_nodes);    /* 2, or 3 with SILU_MUL */
+int vk_fuse_rope_kv(struct qr_stream *qs, const struct qr_node *n, int n_nodes);        /* ROPE q, ROPE k, KV_STORE */
 int vk_fuse_silu_matmul(struct qr_stream *qs, const struct qr_silu_mul_args *a, const struct qr_matmul_args *m);
 
 static inline struct vk_dev *vk_dev_of(struct qr_device *d) { return (struct vk_dev *)d->ctx; }

@@ -33,7 +33,7 @@ _Static_assert(sizeof(struct qr_pc_attn_combine) == 6 * 4, "pc attn_combine");
 _Static_assert(sizeof(struct qr_pc_silu_mul) == 6 * 4, "pc silu_mul");
 _Static_assert(sizeof(struct qr_pc_add) == 3 * 4, "pc add");
 _Static_assert(sizeof(struct qr_pc_argmax) == 6 * 4, "pc argmax");
-_Static_assert(sizeof(struct qr_pc_qk_norm_rope) == 20 * 4, "pc qk_norm_rope");
+_Static_assert(sizeof(struct qr_pc_qk_norm_rope) == 21 * 4, "pc qk_norm_rope");
 _Static_assert(sizeof(struct qr_pc_attn) <= 128 && sizeof(struct qr_pc_matmul) <= 128, "push constants must fit in 128 bytes");
 
 #define ATTN_HDMAX 128
@@ -535,67 +535,82 @@ int vk_fuse_norm_matmul(struct qr_stream *qs, const struct qr_node *nd, int n) {
     return st == QR_OK ? used : (int)st;
 }
 
-/* QK_NORM q, QK_NORM k, ROPE q, ROPE k (in place, k heads right after the q
- * heads, as the runtime lays out the fused qkv rows) -> one dispatch. */
-int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n, int n_nodes) {
-    const struct qr_rmsnorm_args *nq = &n[0].a.rmsnorm, *nk = &n[1].a.rmsnorm;
-    const struct qr_rope_args *rq = &n[2].a.rope, *rk = &n[3].a.rope;
-    if (n[0].op != QR_OP_QK_NORM || n[1].op != QR_OP_QK_NORM || n[2].op != QR_OP_ROPE || n[3].op != QR_OP_ROPE)
-        return 0;
-    int hd = nq->n, T = nq->n_tokens;
-    if (hd < 2 || hd % 2 || hd > 128 || nk->n != hd || rq->head_dim != hd || rk->head_dim != hd) return 0;
-    if (nk->n_tokens != T || rq->n_tokens != T || rk->n_tokens != T || T < 1) return 0;
-    if (!same_view(&nq->out, &nq->x) || !same_view(&nk->out, &nk->x) || nq->eps != nk->eps) return 0;
-    if (nq->ldx != nq->ldout || nk->ldx != nq->ldx || nk->ldout != nq->ldx || rq->ld != nq->ldx || rk->ld != nq->ldx)
-        return 0;
-    if (!same_view(&rq->x, &nq->x) || !same_view(&rk->x, &nk->x) || rq->n_heads != nq->n_heads ||
-        rk->n_heads != nk->n_heads)
-        return 0;
-    if (nk->x.buf != nq->x.buf || nk->x.off != nq->x.off + (size_t)nq->n_heads * hd * 4) return 0;
+/* [QK_NORM q, QK_NORM k,] ROPE q, ROPE k (in place, k heads right after the q heads, as the runtime lays out the
+ * fused qkv rows) and, if it follows, the KV_STORE of those k rows and the v rows after them -> one dispatch
+ * (qk_norm_rope, or qk_norm_rope_kv).  nq == NULL (Qwen2): only with the KV_STORE; the two ROPEs alone are merged
+ * by the caller.  Returns the nodes consumed, 0, or a negative status. */
+static int qkv_post(struct vk_stream *s, const struct qr_rmsnorm_args *nq, const struct qr_rmsnorm_args *nk,
+                    const struct qr_rope_args *rq, const struct qr_rope_args *rk, const struct qr_kv_store_args *kv,
+                    int n_before_kv) {
+    struct vk_dev *d = s->d;
+    int hd = rq->head_dim, T = rq->n_tokens, ld = rq->ld;
+    if (hd < 2 || hd % 2 || hd > 128 || rk->head_dim != hd || rk->n_tokens != T || T < 1 || rk->ld != ld) return 0;
+    if (rk->x.buf != rq->x.buf || rk->x.off != rq->x.off + (size_t)rq->n_heads * hd * 4) return 0;
     if (!same_view(&rq->pos, &rk->pos) || !same_view(&rq->inv_freq, &rk->inv_freq) || rq->attn_factor != rk->attn_factor)
         return 0;
-    if (!is_float_dtype(nq->wtype) || !is_float_dtype(nk->wtype)) return 0;
-    struct vk_stream *s = vk_stream_of(qs);
-    struct vk_dev *d = s->d;
-    int heads = nq->n_heads + nk->n_heads;
-    /* the KV_STORE after it, writing these k rows and the v rows right after them */
-    const struct qr_kv_store_args *kv = n_nodes >= 5 && n[4].op == QR_OP_KV_STORE ? &n[4].a.kv_store : NULL;
-    if (kv && !(d->fuse_kv && same_view(&kv->k, &nk->x) && kv->v.buf == nq->x.buf &&
-                kv->v.off == nk->x.off + (size_t)nk->n_heads * hd * 4 && kv->ld == nq->ldx && kv->n_tokens == T &&
-                kv->n_kv_heads == nk->n_heads && kv->head_dim == hd && is_float_dtype(kv->kv_dtype) &&
+    if (nq) {
+        if (nq->n != hd || nk->n != hd || nq->n_tokens != T || nk->n_tokens != T) return 0;
+        if (!same_view(&nq->out, &nq->x) || !same_view(&nk->out, &nk->x) || nq->eps != nk->eps) return 0;
+        if (nq->ldx != ld || nq->ldout != ld || nk->ldx != ld || nk->ldout != ld) return 0;
+        if (!same_view(&rq->x, &nq->x) || !same_view(&rk->x, &nk->x) || rq->n_heads != nq->n_heads ||
+            rk->n_heads != nk->n_heads)
+            return 0;
+        if (!is_float_dtype(nq->wtype) || !is_float_dtype(nk->wtype)) return 0;
+    }
+    if (kv && !(d->fuse_kv && same_view(&kv->k, &rk->x) && kv->v.buf == rq->x.buf &&
+                kv->v.off == rk->x.off + (size_t)rk->n_heads * hd * 4 && kv->ld == ld && kv->n_tokens == T &&
+                kv->n_kv_heads == rk->n_heads && kv->head_dim == hd && is_float_dtype(kv->kv_dtype) &&
                 kv->block_size > 0 && kv->num_blocks > 0 && kv->k_cache.off % 4 == 0 && kv->v_cache.off % 4 == 0))
         kv = NULL;
-    struct vk_binding b[8];
-    struct qr_pc_qk_norm_rope pc = {.n_tokens = T, .n_hq = nq->n_heads, .n_hk = nk->n_heads, .head_dim = hd,
-                                    .ld = nq->ldx, .wqtype = nq->wtype, .wktype = nk->wtype, .eps = nq->eps,
-                                    .attn_factor = rq->attn_factor};
-    size_t wq = qr_dtype_size(nq->wtype), wk = qr_dtype_size(nk->wtype);
+    if (!nq && !kv) return 0;
+    int heads = rq->n_heads + rk->n_heads;
+    struct vk_binding b[8] = {{0}};
+    struct qr_pc_qk_norm_rope pc = {.n_tokens = T, .n_hq = rq->n_heads, .n_hk = rk->n_heads, .head_dim = hd, .ld = ld,
+                                    .attn_factor = rq->attn_factor, .norm = nq != NULL};
     qr_status st;
-    if ((st = bind_at(d, &nq->x, 0, 4, ((size_t)(T - 1) * nq->ldx + (size_t)heads * hd) * 4, &b[0], &pc.x_off, "q/k")) ||
-        (st = bind_at(d, &nq->w, 0, wq, (size_t)hd * wq, &b[1], &pc.wq_off, "q_norm w")) ||
-        (st = bind_at(d, &nk->w, 0, wk, (size_t)hd * wk, &b[2], &pc.wk_off, "k_norm w")) ||
+    size_t rows = ((size_t)(T - 1) * ld + (size_t)(heads + (kv ? rk->n_heads : 0)) * hd) * 4;
+    if ((st = bind_at(d, &rq->x, 0, 4, rows, &b[0], &pc.x_off, kv ? "q/k/v" : "q/k")) ||
         (st = bind_at(d, &rq->pos, 0, 4, (size_t)T * 4, &b[3], &pc.pos_off, "rope pos")) ||
         (st = bind_at(d, &rq->inv_freq, 0, 4, (size_t)hd / 2 * 4, &b[4], &pc.if_off, "rope inv_freq")))
         return (int)st;
+    if (nq) {
+        size_t wq = qr_dtype_size(nq->wtype), wk = qr_dtype_size(nk->wtype);
+        pc.wqtype = nq->wtype;
+        pc.wktype = nk->wtype;
+        pc.eps = nq->eps;
+        if ((st = bind_at(d, &nq->w, 0, wq, (size_t)hd * wq, &b[1], &pc.wq_off, "q_norm w")) ||
+            (st = bind_at(d, &nk->w, 0, wk, (size_t)hd * wk, &b[2], &pc.wk_off, "k_norm w")))
+            return (int)st;
+    }
     if (!kv) {
         st = vk_dispatch(s, vk_pipe_find("qk_norm_rope"), 5, b, &pc, sizeof pc, (uint32_t)heads, (uint32_t)T, 1);
-        return st == QR_OK ? 4 : (int)st;
+        return st == QR_OK ? n_before_kv : (int)st;
     }
     size_t ksz = qr_dtype_size(kv->kv_dtype);
     size_t cache = (size_t)kv->num_blocks * kv->n_kv_heads * kv->block_size * kv->head_dim * ksz;
     pc.block_size = kv->block_size;
     pc.num_blocks = kv->num_blocks;
     pc.kvtype = kv->kv_dtype;
-    /* the q/k binding grows by the v heads */
-    if ((st = bind_at(d, &nq->x, 0, 4, ((size_t)(T - 1) * nq->ldx + (size_t)(heads + nk->n_heads) * hd) * 4, &b[0],
-                      &pc.x_off, "q/k/v")) ||
-        (st = bind_at(d, &kv->k_cache, 0, ksz, cache, &b[5], &pc.kc_off, "k_cache")) ||
+    if ((st = bind_at(d, &kv->k_cache, 0, ksz, cache, &b[5], &pc.kc_off, "k_cache")) ||
         (st = bind_at(d, &kv->v_cache, 0, ksz, cache, &b[6], &pc.vc_off, "v_cache")) ||
         (st = bind_at(d, &kv->slots, 0, 4, (size_t)T * 4, &b[7], &pc.slots_off, "slots")))
         return (int)st;
-    st = vk_dispatch(s, vk_pipe_find("qk_norm_rope_kv"), 8, b, &pc, sizeof pc, (uint32_t)(heads + nk->n_heads),
+    st = vk_dispatch(s, vk_pipe_find("qk_norm_rope_kv"), 8, b, &pc, sizeof pc, (uint32_t)(heads + rk->n_heads),
                      (uint32_t)T, 1);
-    return st == QR_OK ? 5 : (int)st;
+    return st == QR_OK ? n_before_kv + 1 : (int)st;
+}
+
+int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n, int n_nodes) {
+    if (n_nodes < 4 || n[0].op != QR_OP_QK_NORM || n[1].op != QR_OP_QK_NORM || n[2].op != QR_OP_ROPE ||
+        n[3].op != QR_OP_ROPE)
+        return 0;
+    const struct qr_kv_store_args *kv = n_nodes >= 5 && n[4].op == QR_OP_KV_STORE ? &n[4].a.kv_store : NULL;
+    return qkv_post(vk_stream_of(qs), &n[0].a.rmsnorm, &n[1].a.rmsnorm, &n[2].a.rope, &n[3].a.rope, kv, 4);
+}
+
+int vk_fuse_rope_kv(struct qr_stream *qs, const struct qr_node *n, int n_nodes) {
+    if (n_nodes < 3 || n[0].op != QR_OP_ROPE || n[1].op != QR_OP_ROPE || n[2].op != QR_OP_KV_STORE) return 0;
+    return qkv_post(vk_stream_of(qs), NULL, NULL, &n[0].a.rope, &n[1].a.rope, &n[2].a.kv_store, 2);
 }
 
 bool vk_supports(struct qr_device *qd, enum qr_op op, enum qr_dtype wtype) {

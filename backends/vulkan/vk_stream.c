@@ -233,6 +233,14 @@ static qr_status run_nodes(struct qr_stream *qs, const struct qr_node *nodes, in
                 continue;
             }
         }
+        if (!no_fuse && i + 2 < n && nodes[i].op == QR_OP_ROPE) {
+            int r = vk_fuse_rope_kv(qs, &nodes[i], n - i);
+            if (r < 0) return (qr_status)r;
+            if (r > 0) {
+                i += r - 1;
+                continue;
+            }
+        }
         if (!no_fuse && i + 1 < n && nodes[i].op == QR_OP_ROPE && nodes[i + 1].op == QR_OP_ROPE) {
             /* q then k heads of the same rows (Qwen2: no q/k norm): one rope over both */
             const struct qr_rope_args *a = &nodes[i].a.rope, *b = &nodes[i + 1].a.rope;

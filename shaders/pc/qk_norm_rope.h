@@ -8,4 +8,5 @@ QR_PC_BEGIN(qr_pc_qk_norm_rope)
     int x_off, wq_off, wk_off, wqtype, wktype, pos_off, if_off;
     float eps, attn_factor;
     int block_size, num_blocks, kc_off, vc_off, slots_off, kvtype;   /* KV_STORE; kc/vc_off: elements of kvtype */
+    int norm;                                                        /* 0: RoPE only (Qwen2: no q/k norm) */
 QR_PC_END(qr_pc_qk_norm_rope)

@@ -73,6 +73,7 @@ struct srv_job {
     struct srv_buf out;             /* SSE bytes not yet handed to MHD */
     size_t out_off;
     bool done_sent;
+    double t_gone_check;            /* when job_take last polled the socket */
 };
 
 /* ---- job lifetime ---- */
@@ -233,7 +234,9 @@ void srv_engine_ready(struct srv *s, struct qr_engine *e)
 /* ---- waiting ---- */
 
 /* Takes the queued events (NULL if none arrived within ~50 ms).  *gone set when
- * the client hung up or the server is stopping. */
+ * the client hung up or the server is stopping: checked whenever nothing came, and
+ * every 20 ms while events keep coming (a busy non-streaming request must still
+ * notice its client leaving within a step or two, not at its end). */
 static struct gen_event *job_take(struct srv_job *j, bool *gone, bool *lost)
 {
     struct gen_event *list = NULL;
@@ -252,7 +255,9 @@ static struct gen_event *job_take(struct srv_job *j, bool *gone, bool *lost)
     j->head = j->tail = NULL;
     *lost = j->lost_event;
     pthread_mutex_unlock(&j->mu);
-    if (!list) {
+    double now = qr_time_s();
+    if (!list || now - j->t_gone_check >= 0.02) {
+        j->t_gone_check = now;
         if (srv_conn_gone(j->conn) || atomic_load(&j->srv->state) == SRV_STOPPING)
             *gone = true;
     }
