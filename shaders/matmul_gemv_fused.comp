@@ -46,14 +46,6 @@ float g1(uint k) {
     return v[k & 3u];
 }
 
-// the value the plain GEMV would store at (m, col): bias, then the residual
-float y_value(int m, int col, float v) {
-    if ((pc.flags & QR_MM_BIAS) != 0) v += QR_LOAD_ANY(bias, uint(pc.b_off + col), pc.btype);
-    uint o = uint(pc.y_off) + uint(m) * uint(pc.ldy) + uint(col);
-    if ((pc.flags & QR_MM_ACC) != 0) v += y[o];
-    return v;
-}
-
 void main() {
     int m_base = int(gl_WorkGroupID.y) * MR;
     int nm = min(MR, pc.M - m_base);

@@ -403,6 +403,12 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     d->fuse_gemv = env_switch("QR_VK_FUSE_GEMV", true) && d->max_bind >= 11 && d->subgroup_arith &&
                    vk_pipe_find("matmul_gemvf1_bf16") >= 0;
     d->fuse_kv = env_switch("QR_VK_FUSE_KV", true) && vk_pipe_find("qk_norm_rope_kv") >= 0;
+    /* SwiGLU folded into the down_proj GEMV recomputes the activation for every output row: on the H100 it took
+     * 60 us against 35 us for the plain GEMV plus ~6 us for silu_mul (qr-step-bench --ops), so it is opt-in
+     * (ctest runs test_graph_fusion with it) */
+    const char *sw = getenv("QR_VK_FUSE_SWIGLU");
+    d->fuse_swiglu = sw && atoi(sw) == 1;
+    d->fuse_off = getenv("QR_VK_NO_FUSE") != NULL;
     void *dmap;
     if ((st = vk_mem_alloc(d, &d->dummy, &d->dummy_mem, &dmap, 256, false, false)) != QR_OK) goto fail;
     {

@@ -54,6 +54,8 @@ struct vk_dev {
     int max_bind;              /* storage buffers a dispatch may bind: min(VK_MAX_BINDINGS, the device's per-stage limit) */
     bool fuse_gemv;            /* decode GEMVs with the RMSNorm / SwiGLU folded in (QR_VK_FUSE_GEMV=0: off) */
     bool fuse_kv;              /* the KV write folded into q/k norm + RoPE (QR_VK_FUSE_KV=0: off) */
+    bool fuse_swiglu;          /* SwiGLU folded into down_proj's GEMV (opt-in: QR_VK_FUSE_SWIGLU=1) */
+    bool fuse_off;             /* QR_VK_NO_FUSE set: every op runs on its own */
     double mem_fraction;
     size_t allocated;          /* bytes allocated by qrun */
     VkDescriptorSetLayout dsl[VK_MAX_BINDINGS + 1];
@@ -171,11 +173,10 @@ qr_status vk_rec_tmp_alloc(struct vk_stream *s, size_t size, struct qr_buf **out
 /* vk_ops.c */
 extern const struct qr_ops vk_ops;
 bool vk_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype);
-/* node fusions (vk_ops.c): each returns the nodes it consumed, 0 if the pattern does not qualify, or a negative status */
-int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n, int n_nodes);   /* 4 nodes, or 5 with KV_STORE */
-int vk_fuse_norm_matmul(struct qr_stream *qs, const struct qr_node *n, int n_nodes);    /* 2, or 3 with SILU_MUL */
-int vk_fuse_rope_kv(struct qr_stream *qs, const struct qr_node *n, int n_nodes);        /* ROPE q, ROPE k, KV_STORE */
-int vk_fuse_silu_matmul(struct qr_stream *qs, const struct qr_silu_mul_args *a, const struct qr_matmul_args *m);
+/* the node patterns run as one dispatch, starting at n[0] (vk_ops.c): [QK_NORM x2,] ROPE x2 [, KV_STORE];
+ * RMSNORM + MATMUL [+ SILU_MUL]; SILU_MUL + MATMUL (opt-in).  Returns the nodes consumed, 0 if none applies, or a
+ * negative status. */
+int vk_fuse_at(struct qr_stream *qs, const struct qr_node *n, int n_nodes);
 
 static inline struct vk_dev *vk_dev_of(struct qr_device *d) { return (struct vk_dev *)d->ctx; }
 static inline struct vk_stream *vk_stream_of(struct qr_stream *s) { return (struct vk_stream *)s->ctx; }

@@ -472,9 +472,11 @@ static bool overlap(const struct qr_view *a, size_t na, const struct qr_view *b,
 
 /* SILU_MUL followed by the MATMUL that reads its output (Qwen's down_proj)
  * at decode sizes: one GEMV that applies SwiGLU to its input on the fly
- * (and still stores the SwiGLU output).  Returns 1 if recorded, 0 if the
- * pair does not qualify, or a negative status. */
-int vk_fuse_silu_matmul(struct qr_stream *qs, const struct qr_silu_mul_args *a, const struct qr_matmul_args *m) {
+ * (and still stores the SwiGLU output).  Opt-in (fuse_swiglu). */
+static int fuse_silu_matmul(struct vk_stream *s, const struct qr_node *n, int n_nodes) {
+    if (!s->d->fuse_swiglu || n_nodes < 2 || n[0].op != QR_OP_SILU_MUL || n[1].op != QR_OP_MATMUL) return 0;
+    const struct qr_silu_mul_args *a = &n[0].a.silu_mul;
+    const struct qr_matmul_args *m = &n[1].a.matmul;
     if (m->x.buf != a->out.buf || m->x.off != a->out.off || m->ldx != a->ldout || m->M != a->n_tokens ||
         m->K != a->n_ff || m->M < 1 || m->M > 16 || a->n_ff < 1 || a->ldgu < 2 * a->n_ff || a->ldout < a->n_ff)
         return 0;
@@ -486,8 +488,8 @@ int vk_fuse_silu_matmul(struct qr_stream *qs, const struct qr_silu_mul_args *a, 
     struct mm_job j = {.y = m->y, .x = a->gu, .w = m->w, .bias = m->bias, .act = a->out, .wtype = m->wtype,
                        .btype = m->btype, .M = m->M, .N = m->N, .K = m->K, .ldx = a->ldgu, .ldy = m->ldy,
                        .ld_act = a->ldout, .flags = QR_MM_SILU | (m->accumulate ? QR_MM_ACC : 0)};
-    qr_status st = mm_run(vk_stream_of(qs), &j);
-    return st == QR_OK ? 1 : (int)st;
+    qr_status st = mm_run(s, &j);
+    return st == QR_OK ? 2 : (int)st;
 }
 
 static bool same_view(const struct qr_view *a, const struct qr_view *b) { return a->buf == b->buf && a->off == b->off; }
@@ -495,8 +497,7 @@ static bool same_view(const struct qr_view *a, const struct qr_view *b) { return
 /* RMSNORM (one head per token) + the decode-sized MATMUL that reads its output, and (gate_up) the SILU_MUL that reads
  * the MATMUL's output: one matmul_gemvf dispatch that still writes h, gu and act for any later reader.  Returns the
  * nodes consumed (2 or 3), 0 if the pattern does not qualify, or a negative status. */
-int vk_fuse_norm_matmul(struct qr_stream *qs, const struct qr_node *nd, int n) {
-    struct vk_stream *s = vk_stream_of(qs);
+static int fuse_norm_matmul(struct vk_stream *s, const struct qr_node *nd, int n) {
     struct vk_dev *d = s->d;
     if (!d->fuse_gemv || n < 2 || nd[0].op != QR_OP_RMSNORM || nd[1].op != QR_OP_MATMUL) return 0;
     const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
@@ -600,17 +601,43 @@ static int qkv_post(struct vk_stream *s, const struct qr_rmsnorm_args *nq, const
     return st == QR_OK ? n_before_kv + 1 : (int)st;
 }
 
-int vk_fuse_qk_norm_rope(struct qr_stream *qs, const struct qr_node *n, int n_nodes) {
+static int fuse_qk_norm_rope(struct vk_stream *s, const struct qr_node *n, int n_nodes) {
     if (n_nodes < 4 || n[0].op != QR_OP_QK_NORM || n[1].op != QR_OP_QK_NORM || n[2].op != QR_OP_ROPE ||
         n[3].op != QR_OP_ROPE)
         return 0;
     const struct qr_kv_store_args *kv = n_nodes >= 5 && n[4].op == QR_OP_KV_STORE ? &n[4].a.kv_store : NULL;
-    return qkv_post(vk_stream_of(qs), &n[0].a.rmsnorm, &n[1].a.rmsnorm, &n[2].a.rope, &n[3].a.rope, kv, 4);
+    return qkv_post(s, &n[0].a.rmsnorm, &n[1].a.rmsnorm, &n[2].a.rope, &n[3].a.rope, kv, 4);
 }
 
-int vk_fuse_rope_kv(struct qr_stream *qs, const struct qr_node *n, int n_nodes) {
-    if (n_nodes < 3 || n[0].op != QR_OP_ROPE || n[1].op != QR_OP_ROPE || n[2].op != QR_OP_KV_STORE) return 0;
-    return qkv_post(vk_stream_of(qs), NULL, NULL, &n[0].a.rope, &n[1].a.rope, &n[2].a.kv_store, 2);
+/* ROPE q, ROPE k [, KV_STORE] (Qwen2: no q/k norm): with the KV write, one qk_norm_rope_kv dispatch (norm off);
+ * without it, one rope over the q and k heads of the same rows */
+static int fuse_rope(struct vk_stream *s, const struct qr_node *n, int n_nodes) {
+    if (n_nodes < 2 || n[0].op != QR_OP_ROPE || n[1].op != QR_OP_ROPE) return 0;
+    const struct qr_rope_args *a = &n[0].a.rope, *b = &n[1].a.rope;
+    if (n_nodes >= 3 && n[2].op == QR_OP_KV_STORE) {
+        int r = qkv_post(s, NULL, NULL, a, b, &n[2].a.kv_store, 2);
+        if (r != 0) return r;
+    }
+    if (!(a->x.buf == b->x.buf && b->x.off == a->x.off + (size_t)a->n_heads * a->head_dim * 4 &&
+          same_view(&a->pos, &b->pos) && same_view(&a->inv_freq, &b->inv_freq) && a->n_tokens == b->n_tokens &&
+          a->head_dim == b->head_dim && a->ld == b->ld && a->attn_factor == b->attn_factor))
+        return 0;
+    struct qr_rope_args m = *a;
+    m.n_heads = a->n_heads + b->n_heads;
+    qr_status st = vk_ops.rope(&s->pub, &m);
+    return st == QR_OK ? 2 : (int)st;
+}
+
+int vk_fuse_at(struct qr_stream *qs, const struct qr_node *n, int n_nodes) {
+    struct vk_stream *s = vk_stream_of(qs);
+    if (s->d->fuse_off) return 0;
+    switch (n[0].op) {
+    case QR_OP_QK_NORM: return fuse_qk_norm_rope(s, n, n_nodes);
+    case QR_OP_RMSNORM: return fuse_norm_matmul(s, n, n_nodes);
+    case QR_OP_ROPE: return fuse_rope(s, n, n_nodes);
+    case QR_OP_SILU_MUL: return fuse_silu_matmul(s, n, n_nodes);
+    default: return 0;
+    }
 }
 
 bool vk_supports(struct qr_device *qd, enum qr_op op, enum qr_dtype wtype) {

@@ -210,59 +210,12 @@ static qr_status run_node(struct qr_stream *qs, const struct qr_node *n) {
 
 /* the nodes of a graph, with the fusions of vk_ops.c applied */
 static qr_status run_nodes(struct qr_stream *qs, const struct qr_node *nodes, int n) {
-    static int no_fuse = -1, swiglu = -1;
-    if (no_fuse < 0) no_fuse = getenv("QR_VK_NO_FUSE") != NULL;
-    /* SwiGLU folded into the down_proj GEMV recomputes the activation for every output row: on the H100 it took
-     * 60 us against 35 us for the plain GEMV plus ~6 us for silu_mul (qr-step-bench --ops), so it is opt-in
-     * (QR_VK_FUSE_SWIGLU=1; ctest runs test_graph_fusion both ways) */
-    if (swiglu < 0) swiglu = getenv("QR_VK_FUSE_SWIGLU") && atoi(getenv("QR_VK_FUSE_SWIGLU")) == 1;
     for (int i = 0; i < n; i++) {
-        if (!no_fuse && i + 3 < n && nodes[i].op == QR_OP_QK_NORM) {
-            int r = vk_fuse_qk_norm_rope(qs, &nodes[i], n - i);
-            if (r < 0) return (qr_status)r;
-            if (r > 0) {
-                i += r - 1;
-                continue;
-            }
-        }
-        if (!no_fuse && i + 1 < n && nodes[i].op == QR_OP_RMSNORM) {
-            int r = vk_fuse_norm_matmul(qs, &nodes[i], n - i);
-            if (r < 0) return (qr_status)r;
-            if (r > 0) {
-                i += r - 1;
-                continue;
-            }
-        }
-        if (!no_fuse && i + 2 < n && nodes[i].op == QR_OP_ROPE) {
-            int r = vk_fuse_rope_kv(qs, &nodes[i], n - i);
-            if (r < 0) return (qr_status)r;
-            if (r > 0) {
-                i += r - 1;
-                continue;
-            }
-        }
-        if (!no_fuse && i + 1 < n && nodes[i].op == QR_OP_ROPE && nodes[i + 1].op == QR_OP_ROPE) {
-            /* q then k heads of the same rows (Qwen2: no q/k norm): one rope over both */
-            const struct qr_rope_args *a = &nodes[i].a.rope, *b = &nodes[i + 1].a.rope;
-            if (a->x.buf == b->x.buf && b->x.off == a->x.off + (size_t)a->n_heads * a->head_dim * 4 &&
-                a->pos.buf == b->pos.buf && a->pos.off == b->pos.off && a->inv_freq.buf == b->inv_freq.buf &&
-                a->inv_freq.off == b->inv_freq.off && a->n_tokens == b->n_tokens && a->head_dim == b->head_dim &&
-                a->ld == b->ld && a->attn_factor == b->attn_factor) {
-                struct qr_rope_args m = *a;
-                m.n_heads = a->n_heads + b->n_heads;
-                qr_status st = vk_ops.rope(qs, &m);
-                if (st != QR_OK) return st;
-                i++;
-                continue;
-            }
-        }
-        if (!no_fuse && swiglu && i + 1 < n && nodes[i].op == QR_OP_SILU_MUL && nodes[i + 1].op == QR_OP_MATMUL) {
-            int r = vk_fuse_silu_matmul(qs, &nodes[i].a.silu_mul, &nodes[i + 1].a.matmul);
-            if (r < 0) return (qr_status)r;
-            if (r == 1) {
-                i++;
-                continue;
-            }
+        int r = vk_fuse_at(qs, &nodes[i], n - i);
+        if (r < 0) return (qr_status)r;
+        if (r > 0) {
+            i += r - 1;
+            continue;
         }
         qr_status st = run_node(qs, &nodes[i]);
         if (st != QR_OK) return st;

@@ -11,12 +11,16 @@ uint x_row(int m) {
     return uint(pc.x_off) + uint(r) * uint(pc.ldx);
 }
 
+// the value stored at (m, col) for the dot product v: plus the bias, plus the old y (residual)
+float y_value(int m, int col, float v) {
+    if ((pc.flags & QR_MM_BIAS) != 0) v += QR_LOAD_ANY(bias, uint(pc.b_off + col), pc.btype);
+    if ((pc.flags & QR_MM_ACC) != 0) v += y[uint(pc.y_off) + uint(m) * uint(pc.ldy) + uint(col)];
+    return v;
+}
+
 void y_store(int m, int n, float v) {
     int col = pc.n0 + n;
-    if ((pc.flags & QR_MM_BIAS) != 0) v += QR_LOAD_ANY(bias, uint(pc.b_off + col), pc.btype);
-    uint o = uint(pc.y_off) + uint(m) * uint(pc.ldy) + uint(col);
-    if ((pc.flags & QR_MM_ACC) != 0) v += y[o];
-    y[o] = v;
+    y[uint(pc.y_off) + uint(m) * uint(pc.ldy) + uint(col)] = y_value(m, col, v);
 }
 
 // x[e .. e+3] for the vector path (e a multiple of 4); fused SwiGLU if asked
