@@ -97,6 +97,11 @@ static const struct tcase k_cases[] = {
     {QR_OP_MATMUL, BF16, 33, 65, 4099},
     {QR_OP_MATMUL, BF16, 130, 96, 200, 1, F_ACCUM},
     {QR_OP_MATMUL, BF16, 2, 512, 2560, 0, F_BIAS},
+    /* prompt GEMMs on the vector path (K % 32 == 0): partial 128-row and 256-column tiles (Vulkan matmul_cm2) */
+    {QR_OP_MATMUL, BF16, 200, 300, 96, 4, F_BIAS | F_ACCUM},
+    {QR_OP_MATMUL, F16, 129, 257, 64},
+    {QR_OP_MATMUL, F32, 70, 520, 128, 0, F_ACCUM},
+    {QR_OP_MATMUL, BF16, 256, 512, 2560},
     /* GEMV variants (x rows per workgroup 1/2/4/8): M = 3, 6, 8, 12; vector rounds with a predicated tail */
     {QR_OP_MATMUL, BF16, 3, 67, 264},
     {QR_OP_MATMUL, F16, 6, 31, 2056, 0, F_ACCUM},

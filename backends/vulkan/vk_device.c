@@ -52,7 +52,7 @@ struct vk_info {
     VkPhysicalDeviceDriverProperties drv;
     VkPhysicalDeviceSubgroupProperties sg;
     VkPhysicalDeviceMemoryProperties mem;
-    bool fp16, s16, coop_nv, coop_khr, budget, maint3;
+    bool fp16, s16, coop_nv, coop_khr, budget, maint3, wgmem;
     size_t max_alloc, max_range, heap_size;
     uint32_t heap;
 };
@@ -79,6 +79,7 @@ static void vk_query(VkPhysicalDevice pd, struct vk_info *in) {
     VkExtensionProperties *ext = calloc(ne ? ne : 1, sizeof *ext);
     if (ext && vkEnumerateDeviceExtensionProperties(pd, NULL, &ne, ext) == VK_SUCCESS) {
         in->coop_nv = has_ext(ext, ne, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+        in->wgmem = has_ext(ext, ne, VK_KHR_WORKGROUP_MEMORY_EXPLICIT_LAYOUT_EXTENSION_NAME);
         in->coop_khr = has_ext(ext, ne, "VK_KHR_cooperative_matrix");
         in->budget = has_ext(ext, ne, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     }
@@ -358,7 +359,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = d->qfam,
                                    .queueCount = 1, .pQueuePriorities = &prio};
-    const char *exts[4];
+    const char *exts[6];
     uint32_t n_ext = 0;
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
@@ -367,23 +368,36 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
                                             .pNext = &f11, .shaderFloat16 = in.fp16};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f12};
-    bool want_coop = false;
+    bool want_coop = false, want_wide = false;
+    VkPhysicalDeviceWorkgroupMemoryExplicitLayoutFeaturesKHR wgf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_WORKGROUP_MEMORY_EXPLICIT_LAYOUT_FEATURES_KHR};
 #ifdef QR_GLSLC_HAS_COOPMAT_NV
     const char *no_cm = getenv("QR_VK_NO_COOPMAT");
     const char *opt_cm = opts && opts->get ? opts->get(opts, "coopmat") : NULL;
     want_coop = in.coop_nv && in.fp16 && d->subgroup_size == 32 && !(no_cm && *no_cm && strcmp(no_cm, "0") != 0) &&
                 !(opt_cm && (strcmp(opt_cm, "0") == 0 || strcasecmp(opt_cm, "false") == 0));
     if (want_coop) {
+        VkPhysicalDeviceWorkgroupMemoryExplicitLayoutFeaturesKHR qw = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_WORKGROUP_MEMORY_EXPLICIT_LAYOUT_FEATURES_KHR};
         VkPhysicalDeviceCooperativeMatrixFeaturesNV q = {
-            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .pNext = in.wgmem ? &qw : NULL};
         VkPhysicalDeviceFeatures2 qf2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &q};
         vkGetPhysicalDeviceFeatures2(d->pd, &qf2);
         want_coop = q.cooperativeMatrix;
+        /* the wide GEMM (matmul_cm2) stages its tiles through a second, vector view of workgroup memory */
+        want_wide = qw.workgroupMemoryExplicitLayout && qw.workgroupMemoryExplicitLayout16BitAccess &&
+                    env_switch("QR_VK_CM2", true);
     }
     if (want_coop) {
         exts[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
         cmf.cooperativeMatrix = VK_TRUE;
         f11.pNext = &cmf;
+        if (want_wide) {
+            exts[n_ext++] = VK_KHR_WORKGROUP_MEMORY_EXPLICIT_LAYOUT_EXTENSION_NAME;
+            wgf.workgroupMemoryExplicitLayout = VK_TRUE;
+            wgf.workgroupMemoryExplicitLayout16BitAccess = VK_TRUE;
+            cmf.pNext = &wgf;
+        }
     }
 #endif
     if (in.budget) exts[n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
@@ -399,6 +413,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     vkGetDeviceQueue(d->dev, d->qfam, 0, &d->queue);
     if ((st = vk_pipelines_init(d)) != QR_OK) goto fail;
     d->use_coopmat = want_coop && vk_pipe_find("matmul_cm_bf16") >= 0;
+    d->use_cm2 = d->use_coopmat && want_wide && vk_pipe_find("matmul_cm2_bf16") >= 0;
     /* A/B switches of the decode fusions, read once here (QR_VK_NO_FUSE turns every fusion off) */
     d->fuse_gemv = env_switch("QR_VK_FUSE_GEMV", true) && d->max_bind >= 11 && d->subgroup_arith &&
                    vk_pipe_find("matmul_gemvf1_bf16") >= 0;

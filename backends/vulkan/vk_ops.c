@@ -164,6 +164,13 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     unsigned vec_k = j->wtype == QR_DTYPE_F32 ? 4 : 8;
     bool vec = j->K % (int)vec_k == 0 && j->w.off % 16 == 0 && j->x.off % 16 == 0 && j->ldx % 4 == 0;
     if (kind == 2) vec = vec && j->K % 32 == 0;
+    if (kind == 2 && vec && d->use_cm2 && !(j->flags & QR_MM_SILU)) {   /* the wide tile: vector path only */
+        int p2 = pipe_named("matmul_cm2_%s", sfx);
+        if (p2 >= 0) {
+            pipe = p2;
+            tile_n = 256;
+        }
+    }
     if (fused && !vec) return qr_set_error(QR_E_INTERNAL, "vulkan: a fused GEMV needs 16-byte aligned rows");
     int n_bind = fused ? 11 : 8;
     /* rows of W per dispatch: one binding and the grid limit */

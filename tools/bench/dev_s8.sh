@@ -1,4 +1,5 @@
-# seventh session's changes, written without device time, to check and measure first (most important first):
+# eighth session: the seventh session's changes (written without device time) plus the wide Vulkan prompt GEMM
+# (matmul_cm2, QR_VK_CM2), most important first:
 #  1. CUDA: prompt RMSNorm / SwiGLU passes with 16-byte loads and stores (QR_CUDA_PREFILL_VEC, same bits)
 #  2. Vulkan: decode fusions (QR_VK_FUSE_GEMV: norm + GEMV, gate_up + SwiGLU; QR_VK_FUSE_KV: KV write in q/k norm)
 #  3. the runs the sixth session left: serve capacity, Vulkan side by side, and a Vulkan prompt profile (TTFT is 13x
@@ -20,13 +21,16 @@ done
 echo "== vulkan"
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; [ -f $icd ] && export VK_DRIVER_FILES=$icd
+timeout 100 $B/test_backend_ops -b vulkan 2>&1 | grep -E "FAIL|passed|M=(200|129|70|256) " | tail -8
 timeout 60 $B/test_graph_fusion -b vulkan 2>&1 | grep -E "FAIL|passed" | tail -4
 timeout 100 $B/test_e2e -b vulkan 2>&1 | grep -E "FAIL|passed" | tail -3
-for cfg in "QR_VK_FUSE_GEMV=0 QR_VK_FUSE_KV=0" "QR_VK_FUSE_GEMV=1 QR_VK_FUSE_KV=1"; do
+for cfg in "QR_VK_FUSE_GEMV=0 QR_VK_FUSE_KV=0 QR_VK_CM2=0" "QR_VK_FUSE_GEMV=1 QR_VK_FUSE_KV=1 QR_VK_CM2=0" \
+           "QR_VK_FUSE_GEMV=1 QR_VK_FUSE_KV=1 QR_VK_CM2=1"; do
   echo "== vulkan $cfg"
   env $cfg timeout 150 $B/qrun bench latency --backend vulkan --model $M --prompt-lens 512,8192 --gen 64 --long-run 0 2>&1 | grep -E -A3 "^prompt"
 done
 echo "== vulkan prompt profile (8192)"
 QR_VK_PROFILE=1 timeout 120 $B/qrun bench latency --backend vulkan --model $M --prompt-lens 8192 --gen 4 --long-run 0 2>&1 | grep -E "dispatches|prompt" | sort -t'%' -k1 | tail -14
+[ -n "${S7_SERVE:-}" ] || exit 0
 echo "== serve capacity"
 STAGE_TIMEOUT=240 tools/bench/h100.sh build-h100 serve 2>&1 | grep -E "concurrency|capacity|^ *[0-9]+ " | tail -12
