@@ -45,10 +45,8 @@ __device__ __forceinline__ int dt_sw(int r, int ch)
 
 template <typename T, int D, int W>
 __global__ void __launch_bounds__(W * 32, 1)
-    k_attn_decode_tc(const struct qr_cuda_attn a, int n_splits, float *part_o, float *part_ml)
+    k_attn_decode_tc(const struct qr_cuda_attn a, int n_splits, float *part_o, float *part_ml, int early)
 {
-    qk_pdl_wait();
-    qk_pdl_trigger();
     constexpr int CPR = D / 8;        /* 16-byte chunks per row */
     constexpr int TILE = DT_BK * D;   /* elements of one K (or V) tile */
     static_assert((size_t)W * DT_MAXG * (D + 2) * sizeof(float) <= dt_smem_bytes<T, D, W>(), "reduction space");
@@ -73,18 +71,12 @@ __global__ void __launch_bounds__(W * 32, 1)
     const T *kc = (const T *)a.k_cache, *vc = (const T *)a.v_cache;
     const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
 
-    /* the group's query heads as fragment rows g and g + 8 */
-    uint32_t qa[D / 16][4];
-    {
-        const float qscale = a.scale * D2_LOG2E;
-        const bool v0 = g < G, v1 = g + 8 < G;
-        const float *q0 = a.q + (int64_t)qs * a.ldq + (int64_t)(h0 + g) * D;
-        const float *q1 = q0 + 8 * D;
-        pf_load_q<T, D>(qa, q0, q1, v0, v1, qscale, t4);
-    }
-
-    /* tile -> stage st: lane l resolves key k0 + l through the block table; rows are gathered by shuffles */
-    auto load = [&](int st, int tile) {
+    /* tile -> stage st: lane l resolves key k0 + l through the block table; rows are gathered by shuffles.
+     * Before the PDL wait (pre) the row of the newest key (ctx - 1: the kernel ahead writes it) is left out and
+     * remembered in (dst_st, dst_row, dst_off), to be copied once that kernel is done. */
+    int dst_st = -1, dst_row = 0;
+    long long dst_off = -1;
+    auto load = [&](int st, int tile, bool pre) {
         const int k = k_lo + tile * DT_BK + lane;
         long long off = -1;
         if (k < k_hi) {
@@ -95,6 +87,19 @@ __global__ void __launch_bounds__(W * 32, 1)
         const uint32_t m = __ballot_sync(0xffffffffu, off >= 0);
         if (lane == 0)
             kmask[st] = m;
+        int newest = pre && k_hi == ctx ? ctx - 1 - (k_lo + tile * DT_BK) : -1;   /* its row, if in this tile */
+        if (newest >= 0 && newest < DT_BK) {   /* warp-uniform */
+            const long long o = __shfl_sync(0xffffffffu, off, newest);
+            if (o >= 0) {
+                dst_st = st;
+                dst_row = newest;
+                dst_off = o;
+            } else {
+                newest = -1;   /* a masked key: zero-filled below like any other */
+            }
+        } else {
+            newest = -1;
+        }
         T *ks = kw + st * 2 * TILE, *vs = ks + TILE;
 #pragma unroll
         for (int i = 0; i < DT_BK * CPR / 32; i++) {
@@ -102,16 +107,46 @@ __global__ void __launch_bounds__(W * 32, 1)
             const long long ro = __shfl_sync(0xffffffffu, off, r);
             const bool ok = ro >= 0;
             const int so = dt_sw<D>(r, ch);
-            cp_async16(ks + so, ok ? kc + ro + ch * 8 : kc, ok);
-            cp_async16(vs + so, ok ? vc + ro + ch * 8 : vc, ok);
+            if (r != newest) {
+                cp_async16(ks + so, ok ? kc + ro + ch * 8 : kc, ok);
+                cp_async16(vs + so, ok ? vc + ro + ch * 8 : vc, ok);
+            }
         }
     };
 
+    /* the first stages' gathers go out before the PDL wait (early): the cache rows of earlier steps and the block
+     * table are not written by the kernel ahead, so they stream while it finishes */
+    if (!early) {
+        qk_pdl_wait();
+        qk_pdl_trigger();
+    }
 #pragma unroll
     for (int p = 0; p < DT_ST - 1; p++) {
         if (p < my_n)
-            load(p, warp + p * W);
+            load(p, warp + p * W, early != 0);
         cp_async_commit();
+    }
+    if (early) {
+        qk_pdl_wait();
+        qk_pdl_trigger();
+    }
+    if (dst_st >= 0) {   /* the newest key's K and V rows, written by now: one 16-byte chunk per lane, from L2 */
+        T *ks = kw + dst_st * 2 * TILE, *vs = ks + TILE;
+        for (int c = lane; c < 2 * CPR; c += 32) {
+            const int ch = c % CPR;
+            const T *src = (c < CPR ? kc : vc) + dst_off + ch * 8;
+            *(uint4 *)((c < CPR ? ks : vs) + dt_sw<D>(dst_row, ch)) = __ldcg((const uint4 *)src);
+        }
+    }
+
+    /* the group's query heads as fragment rows g and g + 8 */
+    uint32_t qa[D / 16][4];
+    {
+        const float qscale = a.scale * D2_LOG2E;
+        const bool v0 = g < G, v1 = g + 8 < G;
+        const float *q0 = a.q + (int64_t)qs * a.ldq + (int64_t)(h0 + g) * D;
+        const float *q1 = q0 + 8 * D;
+        pf_load_q<T, D>(qa, q0, q1, v0, v1, qscale, t4);
     }
     float o[D / 8][4];
 #pragma unroll
@@ -122,7 +157,7 @@ __global__ void __launch_bounds__(W * 32, 1)
     for (int j = 0; j < my_n; j++) {
         const int jn = j + DT_ST - 1;
         if (jn < my_n)
-            load(jn % DT_ST, warp + jn * W);
+            load(jn % DT_ST, warp + jn * W, false);
         cp_async_commit();
         cp_async_wait<DT_ST - 1>();
         __syncwarp();
@@ -292,6 +327,17 @@ extern "C" size_t cuda_attn_decode_tc_scratch(const struct qr_cuda_attn *a, int 
     return (size_t)a->n_seqs * (size_t)a->n_heads * (size_t)p.ns * ((size_t)a->head_dim + 2) * sizeof(float);
 }
 
+/* gathers before the PDL wait (QR_CUDA_ATTN_EARLY=0: after it, as before) */
+static int dt_early(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("QR_CUDA_ATTN_EARLY");
+        on = !(e && atoi(e) == 0);
+    }
+    return on;
+}
+
 template <typename T, int D, int W>
 static int dt_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, int ns, float *po, float *pml)
 {
@@ -305,7 +351,7 @@ static int dt_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, int ns, fl
         raised = true;
     }
     dim3 grid((unsigned)ns, (unsigned)a->n_kv_heads, (unsigned)a->n_seqs);
-    qk_launch(k_attn_decode_tc<T, D, W>, grid, dim3(W * 32), smem, st, *a, ns, po, pml);
+    qk_launch(k_attn_decode_tc<T, D, W>, grid, dim3(W * 32), smem, st, *a, ns, po, pml, dt_early());
     return qk_launch_result();
 }
 

@@ -1,6 +1,7 @@
 # eighth session: the seventh session's changes (written without device time) plus the wide Vulkan prompt GEMM
 # (matmul_cm2, QR_VK_CM2), most important first:
-#  1. CUDA: prompt RMSNorm / SwiGLU passes with 16-byte loads and stores (QR_CUDA_PREFILL_VEC, same bits)
+#  1. CUDA: prompt RMSNorm / SwiGLU passes with 16-byte loads and stores (QR_CUDA_PREFILL_VEC, same bits);
+#     decode attention gathers issued before the PDL wait (QR_CUDA_ATTN_EARLY)
 #  2. Vulkan: decode fusions (QR_VK_FUSE_GEMV: norm + GEMV, gate_up + SwiGLU; QR_VK_FUSE_KV: KV write in q/k norm)
 #  3. the runs the sixth session left: serve capacity, Vulkan side by side, and a Vulkan prompt profile (TTFT is 13x
 #     CUDA's: which shader takes the time, matmul_cm or attn_cm?)
@@ -14,7 +15,9 @@ timeout 60 $B/test_graph_fusion -b cuda 2>&1 | grep -E "FAIL|passed" | tail -4
 timeout 100 $B/test_backend_ops -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
 timeout 100 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
 wait
-for cfg in "QR_CUDA_PREFILL_VEC=0" "QR_CUDA_PREFILL_VEC=1"; do
+QRUN_TEST_BACKEND=cuda timeout 150 $B/test_engine 2>&1 | grep -E "FAIL|passed" | tail -3
+for cfg in "QR_CUDA_PREFILL_VEC=0 QR_CUDA_ATTN_EARLY=0" "QR_CUDA_PREFILL_VEC=1 QR_CUDA_ATTN_EARLY=0" \
+           "QR_CUDA_PREFILL_VEC=1 QR_CUDA_ATTN_EARLY=1"; do
   echo "== cuda $cfg"
   env $cfg timeout 100 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512,8192 --gen 64 --long-run 0 2>&1 | grep -E -A3 "^prompt|peak"
 done
