@@ -45,7 +45,7 @@ __device__ __forceinline__ int dt_sw(int r, int ch)
 
 template <typename T, int D, int W>
 __global__ void __launch_bounds__(W * 32, 1)
-    k_attn_decode_tc(const struct qr_cuda_attn a, int n_splits, float *part_o, float *part_ml, int early)
+    k_attn_decode_tc(const struct qr_cuda_attn a, int n_splits, float *part_o, float *part_ml, int early, int *cnt)
 {
     constexpr int CPR = D / 8;        /* 16-byte chunks per row */
     constexpr int TILE = DT_BK * D;   /* elements of one K (or V) tile */
@@ -277,6 +277,38 @@ __global__ void __launch_bounds__(W * 32, 1)
             }
         }
     }
+    if (direct || !cnt)
+        return;
+    /* the last split block of this (sequence, kv head) to finish merges the group's partials (no merge kernel):
+     * partials fenced before the count, read back from L2; the counter is left at zero for the next launch */
+    __shared__ int dt_last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int *c = cnt + (int64_t)s * a.n_kv_heads + kvh;
+        dt_last = atomicAdd(c, 1) == used - 1;
+        if (dt_last)
+            atomicExch(c, 0);
+    }
+    __syncthreads();
+    if (!dt_last)
+        return;
+    __threadfence();
+    for (int i = threadIdx.x; i < G * D; i += W * 32) {
+        const int r = i / D, d = i % D;
+        const int64_t base = pidx0 - sp + (int64_t)r * n_splits;
+        float M = -INFINITY;
+        for (int j = 0; j < used; j++)
+            M = fmaxf(M, __ldcg(part_ml + 2 * (base + j)));
+        float O = 0.f, L = 0.f;
+        for (int j = 0; j < used; j++) {
+            const float mj = __ldcg(part_ml + 2 * (base + j));
+            const float wj = M == -INFINITY || mj == -INFINITY ? 0.f : exp2f(mj - M);
+            L += wj * __ldcg(part_ml + 2 * (base + j) + 1);
+            O += wj * __ldcg(part_o + (base + j) * D + d);
+        }
+        a.out[(int64_t)qs * a.ldo + (int64_t)(h0 + r) * D + d] = L > 0.f ? O / L : 0.f;
+    }
 }
 
 extern "C" int cuda_attn_decode_tc_supported(int head_dim, int kv_dtype, int n_heads, int n_kv_heads, int cc)
@@ -339,7 +371,7 @@ static int dt_early(void)
 }
 
 template <typename T, int D, int W>
-static int dt_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, int ns, float *po, float *pml)
+static int dt_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, int ns, float *po, float *pml, int *cnt)
 {
     constexpr size_t smem = dt_smem_bytes<T, D, W>();
     static bool raised;   /* per instantiation; idempotent, so a race is harmless */
@@ -351,21 +383,23 @@ static int dt_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, int ns, fl
         raised = true;
     }
     dim3 grid((unsigned)ns, (unsigned)a->n_kv_heads, (unsigned)a->n_seqs);
-    qk_launch(k_attn_decode_tc<T, D, W>, grid, dim3(W * 32), smem, st, *a, ns, po, pml, dt_early());
+    qk_launch(k_attn_decode_tc<T, D, W>, grid, dim3(W * 32), smem, st, *a, ns, po, pml, dt_early(), cnt);
     return qk_launch_result();
 }
 
 template <typename T, int D>
-static int dt_go(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct dt_plan &p, float *po, float *pml)
+static int dt_go(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct dt_plan &p, float *po, float *pml,
+                 int *cnt)
 {
     if (p.w == 4)
-        return dt_launch<T, D, 4>(st, a, p.ns, po, pml);
+        return dt_launch<T, D, 4>(st, a, p.ns, po, pml, cnt);
     if (p.w == 2)
-        return dt_launch<T, D, 2>(st, a, p.ns, po, pml);
-    return dt_launch<T, D, 1>(st, a, p.ns, po, pml);
+        return dt_launch<T, D, 2>(st, a, p.ns, po, pml, cnt);
+    return dt_launch<T, D, 1>(st, a, p.ns, po, pml, cnt);
 }
 
-extern "C" int cuda_launch_attn_decode_tc(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm)
+extern "C" int cuda_launch_attn_decode_tc(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm,
+                                          int *counters)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->n_heads <= 0)
         return 0;
@@ -375,13 +409,15 @@ extern "C" int cuda_launch_attn_decode_tc(qr_cuda_stream st, const struct qr_cud
     struct dt_plan p = dt_make_plan(a, n_sm);
     float *po = (float *)scratch;
     float *pml = p.ns > 1 ? po + (size_t)a->n_seqs * a->n_heads * p.ns * a->head_dim : NULL;
+    int *cnt = p.ns > 1 ? counters : NULL;
     int rc;
     if (a->kv_dtype == QK_BF16)
-        rc = a->head_dim == 64 ? dt_go<__nv_bfloat16, 64>(st, a, p, po, pml)
-                               : dt_go<__nv_bfloat16, 128>(st, a, p, po, pml);
+        rc = a->head_dim == 64 ? dt_go<__nv_bfloat16, 64>(st, a, p, po, pml, cnt)
+                               : dt_go<__nv_bfloat16, 128>(st, a, p, po, pml, cnt);
     else
-        rc = a->head_dim == 64 ? dt_go<__half, 64>(st, a, p, po, pml) : dt_go<__half, 128>(st, a, p, po, pml);
-    if (rc || p.ns == 1)
+        rc = a->head_dim == 64 ? dt_go<__half, 64>(st, a, p, po, pml, cnt)
+                               : dt_go<__half, 128>(st, a, p, po, pml, cnt);
+    if (rc || p.ns == 1 || cnt)
         return rc;
     return cuda_launch_attn_decode2_merge(st, a, p.ns, po, pml);
 }

@@ -236,6 +236,8 @@ static void stream_release(struct cuda_stream *cs)
     free(cs->retired);
     if (cs->scratch)
         cudaFree(cs->scratch);
+    if (cs->counters)
+        cudaFree(cs->counters);
     if (cs->blas)
         cublasDestroy(cs->blas);
     if (cs->blas_ws)
@@ -296,18 +298,21 @@ static void cuda_stream_destroy(struct qr_stream *s)
         cuda_prof_report();
 }
 
-qr_status cuda_scratch(struct qr_stream *s, size_t n, void **out)
+/* replace the stream block *cur (NULL at first) by a new one of want bytes; a captured graph may still point at the
+ * old block, so it is kept until the stream goes */
+static qr_status stream_block_grow(struct qr_stream *s, void **cur, size_t want, bool zero)
 {
     struct cuda_stream *cs = cuda_st(s);
-    if (n <= cs->scratch_n && cs->scratch) {
-        *out = cs->scratch;
-        return QR_OK;
-    }
-    size_t want = n + n / 4 + (1u << 20);
     void *p = NULL;
     CUDA_TRY(s->dev, cudaMalloc(&p, want));
-    if (cs->scratch) {
-        /* a captured graph may still point at the old block: keep it until the stream goes */
+    if (zero) {
+        cudaError_t e = cudaMemset(p, 0, want);
+        if (e != cudaSuccess) {
+            cudaFree(p);
+            return cuda_fail(s->dev, e, "cudaMemset", __FILE__, __LINE__);
+        }
+    }
+    if (*cur) {
         if (cs->n_retired == cs->cap_retired) {
             int nc = cs->cap_retired ? 2 * cs->cap_retired : 8;
             void **r = realloc(cs->retired, (size_t)nc * sizeof *r);
@@ -318,11 +323,39 @@ qr_status cuda_scratch(struct qr_stream *s, size_t n, void **out)
             cs->retired = r;
             cs->cap_retired = nc;
         }
-        cs->retired[cs->n_retired++] = cs->scratch;
+        cs->retired[cs->n_retired++] = *cur;
     }
-    cs->scratch = p;
-    cs->scratch_n = want;
-    *out = p;
+    *cur = p;
+    return QR_OK;
+}
+
+qr_status cuda_scratch(struct qr_stream *s, size_t n, void **out)
+{
+    struct cuda_stream *cs = cuda_st(s);
+    if (n > cs->scratch_n || !cs->scratch) {
+        size_t want = n + n / 4 + (1u << 20);
+        qr_status st = stream_block_grow(s, &cs->scratch, want, false);
+        if (st != QR_OK)
+            return st;
+        cs->scratch_n = want;
+    }
+    *out = cs->scratch;
+    return QR_OK;
+}
+
+qr_status cuda_counters(struct qr_stream *s, size_t n, int **out)
+{
+    struct cuda_stream *cs = cuda_st(s);
+    if (n > cs->counters_n || !cs->counters) {
+        size_t want = (n < 1024 ? 1024 : n + n / 2) * sizeof(int);
+        void *p = cs->counters;
+        qr_status st = stream_block_grow(s, &p, want, true);
+        if (st != QR_OK)
+            return st;
+        cs->counters = p;
+        cs->counters_n = want / sizeof(int);
+    }
+    *out = (int *)cs->counters;
     return QR_OK;
 }
 
@@ -613,6 +646,9 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         /* 16-byte loads/stores in the prompt RMSNorm and SwiGLU passes that write the GEMM input (same bits);
          * written without a GPU in the seventh session, QR_CUDA_PREFILL_VEC=0 is the A/B */
         cd->prefill_vec = cuda_env_switch("QR_CUDA_PREFILL_VEC", true);
+        /* split decode attention merged by its last block instead of a merge kernel (eighth session, written
+         * before it was measured; QR_CUDA_ATTN_LASTMERGE=0 is the A/B) */
+        cd->attn_lastmerge = cuda_env_switch("QR_CUDA_ATTN_LASTMERGE", true);
     }
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s%s", idx, dp.name, dp.major, dp.minor,
            dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)",

@@ -18,7 +18,7 @@ struct cuda_device {
     /* A/B switches read from the environment at open (README): decode attention on tensor cores
      * (QR_CUDA_DECODE_TC), 16-bit gate_up output at prompt sizes (QR_CUDA_GU16), every prompt-step f32
      * intermediate written (QR_CUDA_KEEP_INTERMEDIATES) */
-    bool decode_tc, gu16, keep_intermediates, prefill_vec;
+    bool decode_tc, gu16, keep_intermediates, prefill_vec, attn_lastmerge;
     char name[128];
 };
 
@@ -34,6 +34,8 @@ struct cuda_stream {
     void *blas_ws;
     void *scratch;          /* op scratch (stream ordered) */
     size_t scratch_n;
+    void *counters;         /* ints that kernels leave at zero (the decode attention's split counts) */
+    size_t counters_n;
     void **retired;         /* old scratch blocks a recorded graph may still use; freed at destroy */
     int n_retired, cap_retired;
     struct cuda_graph_entry *graphs;
@@ -70,6 +72,8 @@ qr_status cuda_enter(struct qr_device *d);
 
 /* stream scratch of at least n bytes (grown, never shrunk while a graph may use it) */
 qr_status cuda_scratch(struct qr_stream *s, size_t n, void **out);
+/* n zeroed ints of the stream that the kernels using them leave at zero (grown like the scratch) */
+qr_status cuda_counters(struct qr_stream *s, size_t n, int **out);
 
 extern const struct qr_ops cuda_ops;
 

@@ -188,7 +188,11 @@ static qr_status decode_tc(struct qr_stream *s, const struct qr_cuda_attn *k, in
     qr_status st = cuda_scratch(s, cuda_attn_decode_tc_scratch(k, n_sm), &scr);
     if (st != QR_OK)
         return st;
-    LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(cst(s), k, scr, n_sm));
+    int *cnt = NULL;
+    if (cuda_dev(s->dev)->attn_lastmerge &&
+        (st = cuda_counters(s, (size_t)k->n_seqs * (size_t)k->n_kv_heads, &cnt)) != QR_OK)
+        return st;
+    LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(cst(s), k, scr, n_sm, cnt));
     return QR_OK;
 }
 

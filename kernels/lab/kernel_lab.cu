@@ -304,8 +304,8 @@ static const struct {
 #define VARIANT_WG_SERIAL (N_VARIANTS - 2)
 #define N_VARIANTS ((int)(sizeof k_variants / sizeof k_variants[0]))
 
-enum { DEC_V1 = 0, DEC_V2 = 1, DEC_TC = 2 };
-static const char *const k_dec_names[] = {"v1", "v2", "tc"};
+enum { DEC_V1 = 0, DEC_V2 = 1, DEC_TC = 2, DEC_TCM = 3 };   /* TCM: tc, the last split block merging */
+static const char *const k_dec_names[] = {"v1", "v2", "tc", "tc-lastmerge"};
 
 static void run_attn(const attn_case &c, bool check_it, bool bench, int variant = -1, int dec = DEC_V1)
 {
@@ -361,9 +361,13 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
     s1 = s1 > s2 ? s1 : s2;
     s1 = s1 > s3 ? s1 : s3;
     CK(cudaMalloc(&scr, s1 + 16));
+    int *cnt = NULL;
+    CK(cudaMalloc(&cnt, (size_t)S * c.KVH * sizeof(int)));
+    CK(cudaMemset(cnt, 0, (size_t)S * c.KVH * sizeof(int)));
     auto launch = [&]() {
         if (c.qlen == 1)
-            return dec == DEC_TC   ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm)
+            return dec == DEC_TC    ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm, NULL)
+                   : dec == DEC_TCM ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm, cnt)
                    : dec == DEC_V2 ? cuda_launch_attn_decode2(0, &a, scr, n_sm)
                                    : cuda_launch_attn_decode(0, &a, scr, n_sm);
         return variant >= 0 ? k_variants[variant].fn(0, &a) : cuda_launch_attn_prefill(0, &a);
@@ -435,6 +439,7 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
     cudaFree((void *)a.seq_lens);
     cudaFree((void *)a.q_start);
     cudaFree(scr);
+    cudaFree(cnt);
 }
 
 /* the prompt GEMMs of Qwen3-4B (cuBLAS, bf16 weights and inputs, f32 accumulate) with f32 or bf16 output:
@@ -632,15 +637,18 @@ int main(int argc, char **argv)
         printf("wgmma prompt kernel: not available on this device/build\n");
     }
     /* tc: GQA 1 / 7 / 16, head_dim 64, odd block sizes, several sequences (direct and split writes) */
-    run_attn({333, 1, 8, 8, 128, 7}, true, false, -1, DEC_TC);
-    run_attn({1, 1, 28, 4, 128, 16}, true, false, -1, DEC_TC);
-    run_attn({2049, 1, 28, 4, 128, 16}, true, false, -1, DEC_TC);
-    run_attn({517, 1, 32, 2, 64, 16}, true, false, -1, DEC_TC);
-    run_attn({700, 1, 32, 8, 128, 16, 40}, true, false, -1, DEC_TC);
-    run_attn({95, 1, 32, 8, 128, 16, 300}, true, false, -1, DEC_TC);
+    for (int dec : {DEC_TC, DEC_TCM}) {
+        run_attn({333, 1, 8, 8, 128, 7}, true, false, -1, dec);
+        run_attn({1, 1, 28, 4, 128, 16}, true, false, -1, dec);
+        run_attn({2049, 1, 28, 4, 128, 16}, true, false, -1, dec);
+        run_attn({517, 1, 32, 2, 64, 16}, true, false, -1, dec);
+        run_attn({700, 1, 32, 8, 128, 16, 40}, true, false, -1, dec);
+        run_attn({95, 1, 32, 8, 128, 16, 300}, true, false, -1, dec);
+        run_attn({9000, 1, 32, 8, 128, 16}, true, false, -1, dec);
+    }
     if (attn_only) {   /* decode attention timings (single sequence and batched) and the 8192 prompt */
         for (int ctx : {512, 8192, 32768, 131072})
-            for (int dec : {DEC_V2, DEC_TC})
+            for (int dec : {DEC_V2, DEC_TC, DEC_TCM})
                 run_attn({ctx, 1, 32, 8, 128, 16}, false, true, -1, dec);
         for (int dec : {DEC_V2, DEC_TC}) {
             run_attn({1536, 1, 32, 8, 128, 16, 128}, false, true, -1, dec);

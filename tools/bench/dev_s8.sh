@@ -1,7 +1,8 @@
 # eighth session: the seventh session's changes (written without device time) plus the wide Vulkan prompt GEMM
 # (matmul_cm2, QR_VK_CM2), most important first:
 #  1. CUDA: prompt RMSNorm / SwiGLU passes with 16-byte loads and stores (QR_CUDA_PREFILL_VEC, same bits);
-#     decode attention gathers issued before the PDL wait (QR_CUDA_ATTN_EARLY)
+#     decode attention gathers issued before the PDL wait (QR_CUDA_ATTN_EARLY), split partials merged by the last
+#     block (QR_CUDA_ATTN_LASTMERGE)
 #  2. Vulkan: decode fusions (QR_VK_FUSE_GEMV: norm + GEMV, gate_up + SwiGLU; QR_VK_FUSE_KV: KV write in q/k norm)
 #  3. the runs the sixth session left: serve capacity, Vulkan side by side, and a Vulkan prompt profile (TTFT is 13x
 #     CUDA's: which shader takes the time, matmul_cm or attn_cm?)
@@ -10,14 +11,18 @@ export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h1
 B=build-h100/bin; M=/tmp/q4b
 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" &
 echo "== lab --prefill (16-byte vs scalar: same bits, us)"; timeout 60 $B/cuda_kernel_lab --prefill; echo "rc=$?"
+echo "== lab --attn (checks incl. tc-lastmerge; decode timings)"
+timeout 120 $B/cuda_kernel_lab --attn 2>&1 | grep -E "FAIL|failed|decode ctx=(512|8192|32768) q=1 .*seqs=1 " | tail -14
 echo "== fusion, parity, e2e (cuda)"
 timeout 60 $B/test_graph_fusion -b cuda 2>&1 | grep -E "FAIL|passed" | tail -4
 timeout 100 $B/test_backend_ops -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
 timeout 100 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
 wait
 QRUN_TEST_BACKEND=cuda timeout 150 $B/test_engine 2>&1 | grep -E "FAIL|passed" | tail -3
-for cfg in "QR_CUDA_PREFILL_VEC=0 QR_CUDA_ATTN_EARLY=0" "QR_CUDA_PREFILL_VEC=1 QR_CUDA_ATTN_EARLY=0" \
-           "QR_CUDA_PREFILL_VEC=1 QR_CUDA_ATTN_EARLY=1"; do
+for cfg in "QR_CUDA_PREFILL_VEC=0 QR_CUDA_ATTN_EARLY=0 QR_CUDA_ATTN_LASTMERGE=0" \
+           "QR_CUDA_PREFILL_VEC=1 QR_CUDA_ATTN_EARLY=0 QR_CUDA_ATTN_LASTMERGE=0" \
+           "QR_CUDA_PREFILL_VEC=1 QR_CUDA_ATTN_EARLY=1 QR_CUDA_ATTN_LASTMERGE=0" \
+           "QR_CUDA_PREFILL_VEC=1 QR_CUDA_ATTN_EARLY=1 QR_CUDA_ATTN_LASTMERGE=1"; do
   echo "== cuda $cfg"
   env $cfg timeout 100 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512,8192 --gen 64 --long-run 0 2>&1 | grep -E -A3 "^prompt|peak"
 done
