@@ -53,6 +53,7 @@ set(QR_SHADER_VARIANTS
   "attn_dec_h4|attn_dec.comp|HS=4|-"
   "attn_dec_h8|attn_dec.comp|HS=8|-"
   "attn_cm|attn_cm.comp|QR_COOPMAT_NV=1|coopmat_nv"
+  "attn_cm2|attn_cm2.comp|QR_COOPMAT_NV=1|coopmat_nv"
   "attn_combine|attn_combine.comp||-"
   "silu_mul|silu_mul.comp||-"
   "add|add.comp||-"

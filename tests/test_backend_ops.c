@@ -52,6 +52,7 @@ enum {
     F_NEGSLOT = 1 << 5,   /* kv_store: some slots are -1 (skipped) */
     F_TIES = 1 << 6,      /* argmax: values from a small set (ties) */
     F_NANINF = 1 << 7,    /* matmul: an Inf in one x row, a NaN in another (must propagate alike) */
+    F_RAMP = 1 << 8,      /* attn: keys grow with their position, so a row's max keeps rising tile after tile */
 };
 
 /* One row per case.  Meaning of a, b, c by op:
@@ -153,6 +154,11 @@ static const struct tcase k_cases[] = {
     {QR_OP_ATTN, F16, .heads = 12, .kv_heads = 4, .head_dim = 64, .block_size = 16, .seqs = "16:16,17:1,15:15"},
     {QR_OP_ATTN, BF16, .flags = F_BADIDX, .heads = 8, .kv_heads = 2, .head_dim = 64, .block_size = 16,
      .seqs = "90:1,40:40"},
+    /* rising scores: every online-softmax rescale path (Vulkan attn_cm2 moves its reference max only on big jumps) */
+    {QR_OP_ATTN, BF16, .flags = F_RAMP, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16,
+     .seqs = "300:300"},
+    {QR_OP_ATTN, F16, .flags = F_RAMP, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 16,
+     .seqs = "700:64,90:90,400:1"},
     /* decodes on each attn_dec variant: GQA 1, 2, 6 (8 heads per workgroup, 6 used), 7; head_dim 72 */
     {QR_OP_ATTN, BF16, .heads = 8, .kv_heads = 8, .head_dim = 64, .block_size = 16, .seqs = "300:1,17:1"},
     {QR_OP_ATTN, F16, .heads = 6, .kv_heads = 3, .head_dim = 128, .block_size = 16, .seqs = "129:1,1000:1"},
@@ -590,7 +596,7 @@ static void gen_attn(struct problem *P, const struct tcase *c)
                 for (int i = 0; i < hd; i++) {
                     size_t di = ((size_t)j * KH + h) * hd + i;
                     size_t ci = (((size_t)row[j / bs] * KH + h) * bs + j % bs) * hd + i;
-                    set_f(&P->t[kc], ci, rnd());
+                    set_f(&P->t[kc], ci, rnd() + (c->flags & F_RAMP ? (float)j * 0.125f : 0.0f));
                     set_f(&P->t[vc], ci, rnd());
                     P->kd[s][di] = get_f(&P->t[kc], ci);
                     P->vd[s][di] = get_f(&P->t[vc], ci);
@@ -1103,7 +1109,7 @@ static const char *dt_label(const struct tcase *c)
     static char b[16];
     switch (c->op) {
     case QR_OP_KV_STORE:
-    case QR_OP_ATTN: snprintf(b, sizeof b, "kv=%s", qr_dtype_name(c->dt)); break;
+    case QR_OP_ATTN: snprintf(b, sizeof b, "kv=%s%s", qr_dtype_name(c->dt), c->flags & F_RAMP ? " ramp" : ""); break;
     case QR_OP_ROPE:
     case QR_OP_SILU_MUL:
     case QR_OP_ADD:

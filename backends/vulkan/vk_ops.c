@@ -379,6 +379,10 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     /* prompts on cooperative-matrix devices: attn_cm (64-row tiles, head_dim 128) */
     int pipe_cm = d->use_coopmat && !dec && a->head_dim == 128 && d->subgroup_size == 32 &&
                   getenv("QR_VK_NO_ATTN_CM") == NULL ? vk_pipe_find("attn_cm") : -1;
+    /* its accumulator-resident form (16-bit cache read as 16-byte words through bindings 8 and 9) */
+    bool cm2 = pipe_cm >= 0 && d->use_cm2 && d->attn_cm2 && d->max_bind >= 10 && a->kv_dtype != QR_DTYPE_F32 &&
+               pc.kc_off % 8 == 0 && pc.vc_off % 8 == 0 && vk_pipe_find("attn_cm2") >= 0;
+    if (cm2) pipe_cm = vk_pipe_find("attn_cm2");
     int rows = pipe_cm >= 0 ? 64 : ATTN_ROWS;
     int hs = dec ? hs_dec : (G < rows ? G : rows);
     int n_hsub = (G + hs - 1) / hs;
@@ -409,7 +413,13 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
         TRY(bind_at(d, &pv, 0, 4, psz, &b[7], &dummy, "attn partials"));
     }
     uint32_t gx = dec ? (uint32_t)a->n_tokens : cdiv(a->n_tokens, qt) + (uint32_t)a->n_seqs;
-    TRY(vk_dispatch(s, dec ? pipe_dec : pipe_cm >= 0 ? pipe_cm : vk_pipe_find("attn"), 8, b, &pc,
+    struct vk_binding b10[10];
+    if (cm2) {
+        memcpy(b10, b, 8 * sizeof *b);
+        b10[8] = b[2];
+        b10[9] = b[3];
+    }
+    TRY(vk_dispatch(s, dec ? pipe_dec : pipe_cm >= 0 ? pipe_cm : vk_pipe_find("attn"), cm2 ? 10 : 8, cm2 ? b10 : b, &pc,
                     sizeof pc, gx,
                     (uint32_t)(a->n_kv_heads * n_hsub), (uint32_t)n_split));
     if (n_split > 1) {

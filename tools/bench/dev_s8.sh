@@ -1,5 +1,6 @@
 # eighth session: the seventh session's changes (written without device time) plus the wide Vulkan prompt GEMM
-# (matmul_cm2, QR_VK_CM2), most important first:
+# (matmul_cm2, QR_VK_CM2) and prompt attention (attn_cm2, QR_VK_ATTN_CM2), most important first.  bench latency now
+# warms up every measured prompt length first (pipelines / lazily loaded kernels), so all TTFTs here are warm:
 #  1. CUDA: prompt RMSNorm / SwiGLU passes with 16-byte loads and stores (QR_CUDA_PREFILL_VEC, same bits);
 #     decode attention gathers issued before the PDL wait (QR_CUDA_ATTN_EARLY), split partials merged by the last
 #     block (QR_CUDA_ATTN_LASTMERGE)
@@ -29,11 +30,11 @@ done
 echo "== vulkan"
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; [ -f $icd ] && export VK_DRIVER_FILES=$icd
-timeout 100 $B/test_backend_ops -b vulkan 2>&1 | grep -E "FAIL|passed|M=(200|129|70|256) " | tail -8
+timeout 100 $B/test_backend_ops -b vulkan 2>&1 | grep -E "FAIL|passed|M=(200|129|70|256) |ramp|2048:512" | tail -10
 timeout 60 $B/test_graph_fusion -b vulkan 2>&1 | grep -E "FAIL|passed" | tail -4
 timeout 100 $B/test_e2e -b vulkan 2>&1 | grep -E "FAIL|passed" | tail -3
 for cfg in "QR_VK_FUSE_GEMV=0 QR_VK_FUSE_KV=0 QR_VK_CM2=0" "QR_VK_FUSE_GEMV=1 QR_VK_FUSE_KV=1 QR_VK_CM2=0" \
-           "QR_VK_FUSE_GEMV=1 QR_VK_FUSE_KV=1 QR_VK_CM2=1"; do
+           "QR_VK_CM2=1 QR_VK_ATTN_CM2=0" "QR_VK_CM2=1 QR_VK_ATTN_CM2=1"; do
   echo "== vulkan $cfg"
   env $cfg timeout 150 $B/qrun bench latency --backend vulkan --model $M --prompt-lens 512,8192 --gen 64 --long-run 0 2>&1 | grep -E -A3 "^prompt"
 done

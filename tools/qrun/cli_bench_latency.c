@@ -256,12 +256,15 @@ int qr_cli_bench_latency(int argc, char **argv)
     qr_dev_props(dev, &props);
     fprintf(stderr, "bench latency on %s (%s): load %.2f s, weights %.1f MiB, KV %s, step %d tokens\n", props.name,
             dev->reg ? dev->reg->name : "?", t_load, mr.weights / 1048576.0, qr_dtype_name(ro.kv_dtype), B.max_step);
+    /* warm-up: a short run, then each measured prompt length once (first use of a prompt-size kernel loads its
+     * module or builds its pipeline: cuBLAS's lazily loaded GEMMs, Vulkan's cooperative-matrix pipelines) */
     for (int w = 0; w < warm; w++) {
         struct run_result r;
-        if (run_one(&B, 16, 4, 99, &r) != QR_OK) {
-            fprintf(stderr, "qrun: warmup: %s\n", qr_last_error());
-            goto out;
-        }
+        for (int i = -1; i < n_lens; i++)
+            if (run_one(&B, i < 0 ? 16 : (int)lens[i], i < 0 ? 4 : 2, 99, &r) != QR_OK) {
+                fprintf(stderr, "qrun: warmup: %s\n", qr_last_error());
+                goto out;
+            }
     }
     size_t min_free = props.mem_free;
     printf("%-8s %-6s %10s %12s %12s %10s\n", "prompt", "gen", "TTFT ms", "prefill t/s", "decode t/s", "eff GB/s");
