@@ -305,11 +305,11 @@ static qr_status stream_block_grow(struct qr_stream *s, void **cur, size_t want,
     struct cuda_stream *cs = cuda_st(s);
     void *p = NULL;
     CUDA_TRY(s->dev, cudaMalloc(&p, want));
-    if (zero) {
-        cudaError_t e = cudaMemset(p, 0, want);
+    if (zero) {   /* stream ordered: the kernels that use the block run on this stream */
+        cudaError_t e = cudaMemsetAsync(p, 0, want, cs->cs);
         if (e != cudaSuccess) {
             cudaFree(p);
-            return cuda_fail(s->dev, e, "cudaMemset", __FILE__, __LINE__);
+            return cuda_fail(s->dev, e, "cudaMemsetAsync", __FILE__, __LINE__);
         }
     }
     if (*cur) {
