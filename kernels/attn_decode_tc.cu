@@ -359,13 +359,13 @@ extern "C" size_t cuda_attn_decode_tc_scratch(const struct qr_cuda_attn *a, int 
     return (size_t)a->n_seqs * (size_t)a->n_heads * (size_t)p.ns * ((size_t)a->head_dim + 2) * sizeof(float);
 }
 
-/* gathers before the PDL wait (QR_CUDA_ATTN_EARLY=0: after it, as before) */
+/* gathers before the PDL wait: opt-in (QR_CUDA_ATTN_EARLY=1) until measured on a GPU */
 static int dt_early(void)
 {
     static int on = -1;
     if (on < 0) {
         const char *e = getenv("QR_CUDA_ATTN_EARLY");
-        on = !(e && atoi(e) == 0);
+        on = e && atoi(e) == 1;
     }
     return on;
 }

@@ -386,7 +386,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         want_coop = q.cooperativeMatrix;
         /* the wide GEMM (matmul_cm2) stages its tiles through a second, vector view of workgroup memory */
         want_wide = qw.workgroupMemoryExplicitLayout && qw.workgroupMemoryExplicitLayout16BitAccess &&
-                    env_switch("QR_VK_CM2", true);
+                    env_switch("QR_VK_CM2", false);   /* opt-in until measured on a GPU */
     }
     if (want_coop) {
         exts[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
@@ -424,8 +424,8 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     const char *sw = getenv("QR_VK_FUSE_SWIGLU");
     d->fuse_swiglu = sw && atoi(sw) == 1;
     d->fuse_off = getenv("QR_VK_NO_FUSE") != NULL;
-    /* prompt attention with the output in accumulators (attn_cm2; QR_VK_ATTN_CM2=0 keeps attn_cm) */
-    d->attn_cm2 = env_switch("QR_VK_ATTN_CM2", true);
+    /* prompt attention with the output in accumulators (attn_cm2, needs use_cm2; QR_VK_ATTN_CM2=1) */
+    d->attn_cm2 = env_switch("QR_VK_ATTN_CM2", false);   /* opt-in until measured on a GPU */
     void *dmap;
     if ((st = vk_mem_alloc(d, &d->dummy, &d->dummy_mem, &dmap, 256, false, false)) != QR_OK) goto fail;
     {

@@ -10,6 +10,7 @@ echo "== lab --prefill (16-byte vs scalar: same bits, us)"; timeout 60 $B/cuda_k
 echo "== lab --attn (checks incl. tc-lastmerge; decode timings)"
 timeout 45 $B/cuda_kernel_lab --attn 2>&1 | grep -E "FAIL|failed|decode ctx=(512|8192) q=1 .*seqs=1 " | tail -10
 echo "== parity, e2e (cuda)"
+export QR_CUDA_ATTN_EARLY=1 QR_CUDA_ATTN_LASTMERGE=1 QR_VK_CM2=1 QR_VK_ATTN_CM2=1   # the new paths (opt-in)
 timeout 100 $B/test_backend_ops -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
 timeout 100 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
 wait
@@ -26,7 +27,7 @@ timeout 100 $B/test_backend_ops -b vulkan 2>&1 | grep -E "FAIL|passed|M=(200|129
 timeout 60 $B/test_graph_fusion -b vulkan 2>&1 | grep -E "FAIL|passed" | tail -4
 timeout 100 $B/test_e2e -b vulkan 2>&1 | grep -E "FAIL|passed" | tail -3
 for cfg in "QR_VK_FUSE_GEMV=0 QR_VK_FUSE_KV=0 QR_VK_CM2=0" "QR_VK_FUSE_GEMV=1 QR_VK_FUSE_KV=1 QR_VK_CM2=0" \
-           "QR_VK_CM2=1 QR_VK_ATTN_CM2=1"; do
+           "QR_VK_FUSE_GEMV=1 QR_VK_FUSE_KV=1 QR_VK_CM2=1 QR_VK_ATTN_CM2=1"; do
   echo "== vulkan $cfg"
   env $cfg timeout 120 $B/qrun bench latency --backend vulkan --model $M --prompt-lens 512,8192 --gen 64 --long-run 0 2>&1 | grep -E -A3 "^prompt"
 done
