@@ -386,7 +386,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         want_coop = q.cooperativeMatrix;
         /* the wide GEMM (matmul_cm2) stages its tiles through a second, vector view of workgroup memory */
         want_wide = qw.workgroupMemoryExplicitLayout && qw.workgroupMemoryExplicitLayout16BitAccess &&
-                    env_switch("QR_VK_CM2", false);   /* opt-in until measured on a GPU */
+                    (env_switch("QR_VK_CM2", false) || env_switch("QR_VK_ATTN_CM2", true));
     }
     if (want_coop) {
         exts[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
@@ -413,7 +413,12 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     vkGetDeviceQueue(d->dev, d->qfam, 0, &d->queue);
     if ((st = vk_pipelines_init(d)) != QR_OK) goto fail;
     d->use_coopmat = want_coop && vk_pipe_find("matmul_cm_bf16") >= 0;
-    d->use_cm2 = d->use_coopmat && want_wide && vk_pipe_find("matmul_cm2_bf16") >= 0;
+    /* the wide GEMM lost at 512 tokens and gained little at 8192 on the H100 (docs/PERF.md, eighth session):
+     * opt-in with QR_VK_CM2=1; the accumulator-resident prompt attention is the default where the device has
+     * VK_KHR_workgroup_memory_explicit_layout (QR_VK_ATTN_CM2=0 keeps attn_cm) */
+    d->use_cm2 = d->use_coopmat && want_wide && env_switch("QR_VK_CM2", false) &&
+                 vk_pipe_find("matmul_cm2_bf16") >= 0;
+    d->attn_cm2 = d->use_coopmat && want_wide && env_switch("QR_VK_ATTN_CM2", true) && vk_pipe_find("attn_cm2") >= 0;
     /* A/B switches of the decode fusions, read once here (QR_VK_NO_FUSE turns every fusion off) */
     d->fuse_gemv = env_switch("QR_VK_FUSE_GEMV", true) && d->max_bind >= 11 && d->subgroup_arith &&
                    vk_pipe_find("matmul_gemvf1_bf16") >= 0;
@@ -424,8 +429,6 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     const char *sw = getenv("QR_VK_FUSE_SWIGLU");
     d->fuse_swiglu = sw && atoi(sw) == 1;
     d->fuse_off = getenv("QR_VK_NO_FUSE") != NULL;
-    /* prompt attention with the output in accumulators (attn_cm2, needs use_cm2; QR_VK_ATTN_CM2=1) */
-    d->attn_cm2 = env_switch("QR_VK_ATTN_CM2", false);   /* opt-in until measured on a GPU */
     void *dmap;
     if ((st = vk_mem_alloc(d, &d->dummy, &d->dummy_mem, &dmap, 256, false, false)) != QR_OK) goto fail;
     {

@@ -380,7 +380,7 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     int pipe_cm = d->use_coopmat && !dec && a->head_dim == 128 && d->subgroup_size == 32 &&
                   getenv("QR_VK_NO_ATTN_CM") == NULL ? vk_pipe_find("attn_cm") : -1;
     /* its accumulator-resident form (16-bit cache read as 16-byte words through bindings 8 and 9) */
-    bool cm2 = pipe_cm >= 0 && d->use_cm2 && d->attn_cm2 && d->max_bind >= 10 && a->kv_dtype != QR_DTYPE_F32 &&
+    bool cm2 = pipe_cm >= 0 && d->attn_cm2 && d->max_bind >= 10 && a->kv_dtype != QR_DTYPE_F32 &&
                pc.kc_off % 8 == 0 && pc.vc_off % 8 == 0 && vk_pipe_find("attn_cm2") >= 0;
     if (cm2) pipe_cm = vk_pipe_find("attn_cm2");
     int rows = pipe_cm >= 0 ? 64 : ATTN_ROWS;
