@@ -420,7 +420,10 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
                  vk_pipe_find("matmul_cm2_bf16") >= 0;
     d->attn_cm2 = d->use_coopmat && want_wide && env_switch("QR_VK_ATTN_CM2", true) && vk_pipe_find("attn_cm2") >= 0;
     /* A/B switches of the decode fusions, read once here (QR_VK_NO_FUSE turns every fusion off) */
-    d->fuse_gemv = env_switch("QR_VK_FUSE_GEMV", true) && d->max_bind >= 11 && d->subgroup_arith &&
+    /* the RMSNorm / SwiGLU folds into the decode GEMV lost on the H100 (decode 170.6 -> 155.7 tok/s with them,
+     * docs/PERF.md, eighth session): opt-in with QR_VK_FUSE_GEMV=1; the KV write folded into q/k norm + RoPE won
+     * (164.0 -> 170.6) and stays on */
+    d->fuse_gemv = env_switch("QR_VK_FUSE_GEMV", false) && d->max_bind >= 11 && d->subgroup_arith &&
                    vk_pipe_find("matmul_gemvf1_bf16") >= 0;
     d->fuse_kv = env_switch("QR_VK_FUSE_KV", true) && vk_pipe_find("qk_norm_rope_kv") >= 0;
     /* SwiGLU folded into the down_proj GEMV recomputes the activation for every output row: on the H100 it took
