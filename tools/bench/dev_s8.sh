@@ -6,6 +6,7 @@
 export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
 B=build-h100/bin; M=/tmp/q4b
 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" &
+if [ "${S8_PART:-all}" = all ]; then   # S8_PART=vulkan: the Vulkan half only
 echo "== lab --prefill (16-byte vs scalar: same bits, us)"; timeout 60 $B/cuda_kernel_lab --prefill; echo "rc=$?"
 echo "== lab --attn (checks incl. tc-lastmerge; decode timings)"
 timeout 45 $B/cuda_kernel_lab --attn 2>&1 | grep -E "FAIL|failed|decode ctx=(512|8192) q=1 .*seqs=1 " | tail -10
@@ -20,6 +21,8 @@ for cfg in "QR_CUDA_PREFILL_VEC=0 QR_CUDA_ATTN_EARLY=0 QR_CUDA_ATTN_LASTMERGE=0"
   echo "== cuda $cfg"
   env $cfg timeout 100 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512,8192 --gen 64 --long-run 0 2>&1 | grep -E -A3 "^prompt|peak"
 done
+fi
+wait
 echo "== vulkan"
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; [ -f $icd ] && export VK_DRIVER_FILES=$icd
@@ -33,5 +36,6 @@ for cfg in "QR_VK_FUSE_GEMV=0 QR_VK_FUSE_KV=0 QR_VK_CM2=0" "QR_VK_FUSE_GEMV=1 QR
 done
 echo "== vulkan prompt profile (8192)"
 QR_VK_PROFILE=1 timeout 90 $B/qrun bench latency --backend vulkan --model $M --prompt-lens 8192 --gen 4 --long-run 0 --warmup 0 2>&1 | grep -E "profile|dispatches" | head -30
+[ "${S8_PART:-all}" = all ] || exit 0
 echo "== engine (cuda)"
 QRUN_TEST_BACKEND=cuda timeout 120 $B/test_engine 2>&1 | grep -E "FAIL|passed" | tail -3
