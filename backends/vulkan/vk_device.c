@@ -418,6 +418,8 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * VK_KHR_workgroup_memory_explicit_layout (QR_VK_ATTN_CM2=0 keeps attn_cm) */
     d->use_cm2 = d->use_coopmat && want_wide && env_switch("QR_VK_CM2", false) &&
                  vk_pipe_find("matmul_cm2_bf16") >= 0;
+    /* matmul_cm with W staged k-major (no transposed fragment loads): written without a GPU, QR_VK_CM_BT=1 */
+    d->cm_bt = d->use_coopmat && env_switch("QR_VK_CM_BT", false) && vk_pipe_find("matmul_cm_bt_bf16") >= 0;
     d->attn_cm2 = d->use_coopmat && want_wide && env_switch("QR_VK_ATTN_CM2", true) && vk_pipe_find("attn_cm2") >= 0;
     /* A/B switches of the decode fusions, read once here (QR_VK_NO_FUSE turns every fusion off) */
     /* the RMSNorm / SwiGLU folds into the decode GEMV lost on the H100 (decode 170.6 -> 155.7 tok/s with them,

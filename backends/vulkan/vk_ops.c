@@ -148,7 +148,7 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     size_t wsz = qr_dtype_size(j->wtype), rowb = (size_t)j->K * wsz;
     bool fused = (j->flags & (QR_MM_NORM | QR_MM_GLU)) != 0, glu = (j->flags & QR_MM_GLU) != 0;
     int kind;   /* 0 gemv, 1 gemm, 2 coopmat */
-    int cm = d->use_coopmat ? pipe_named("matmul_cm_%s", sfx) : -1;
+    int cm = d->use_coopmat ? pipe_named(d->cm_bt ? "matmul_cm_bt_%s" : "matmul_cm_%s", sfx) : -1;
     if (j->M <= 16) kind = 0;
     else if (j->flags & (QR_MM_SILU | QR_MM_NORM | QR_MM_GLU))
         return qr_set_error(QR_E_INTERNAL, "vulkan: a fused GEMV needs M <= 16");
