@@ -14,8 +14,11 @@
  *   chunks XOR-swizzled by row, so ldmatrix is conflict-free without padding);
  *   S = Q K^T, online softmax in registers, O += P V; at the end the warps'
  *   (max, sum, O) are combined through shared memory.
+ * The first stages' gathers are issued before the PDL wait (only the newest
+ * key's row, which the kernel ahead writes, and q wait for it).
  * Splits follow attn_split.cuh; with several, the partials go through
- * attn_decode2.cu's merge kernel.  Numerics as the prompt kernel: Q * scale *
+ * attn_decode2.cu's merge kernel (or, opt-in, the last split block of a group
+ * merges them: slower on the H100).  Numerics as the prompt kernel: Q * scale *
  * log2 e and P are rounded to the compute type (bf16; f16 for F16 caches),
  * accumulators are f32.  Sequences whose query count is not 1 are skipped, so
  * a mixed batch runs the prompt kernel for the others (skip_single).  Bad block
