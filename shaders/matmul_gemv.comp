@@ -5,7 +5,8 @@
 // accumulators are plain registers, never a dynamically indexed array).
 // Vector path (QR_MM_VEC): each lane issues U = 8 independent 16-byte weight
 // loads per round (8 bf16/f16 or 4 f32 weights each), all before the FMAs;
-// the last round is predicated instead of a scalar tail.  x is read as vec4.
+// the last round is predicated instead of a scalar tail (or, QR_MM_CLAMP, its
+// loads clamped to the row's last word).  x is read as vec4.
 // No shared memory, no barriers.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -58,11 +59,19 @@ void main() {
     uint wrow = uint(pc.w_off) + uint(n) * K;
     if ((pc.flags & QR_MM_VEC) != 0) {
         const uint step = SG * W_VEC_ELEMS;   // elements one load slot covers for the subgroup
+        // QR_MM_CLAMP: the U loads of a round carry no condition (a slot past the row reads its last word again and
+        // is skipped below), so they cannot be compiled into a chain of branches
+        bool clamped = (pc.flags & QR_MM_CLAMP) != 0;
         for (uint k0 = lane * W_VEC_ELEMS; k0 < K; k0 += U * step) {
             uvec4 wq[U];
-            [[unroll]] for (uint u = 0u; u < U; u++) {
-                uint k = k0 + u * step;
-                wq[u] = k < K ? wv[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
+            if (clamped) {
+                [[unroll]] for (uint u = 0u; u < U; u++)
+                    wq[u] = wv[(wrow + min(k0 + u * step, K - W_VEC_ELEMS)) / W_VEC_ELEMS];
+            } else {
+                [[unroll]] for (uint u = 0u; u < U; u++) {
+                    uint k = k0 + u * step;
+                    wq[u] = k < K ? wv[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
+                }
             }
             [[unroll]] for (uint u = 0u; u < U; u++) {
                 uint k = k0 + u * step;

@@ -54,6 +54,7 @@ struct vk_dev {
     bool use_cm2;   /* matmul_cm2 (128 x 256 tiles; QR_VK_CM2=1): needs VK_KHR_workgroup_memory_explicit_layout */
     bool attn_cm2;  /* attn_cm2 (the same extension; QR_VK_ATTN_CM2=0: attn_cm) */
     bool cm_bt;     /* matmul_cm_bt: W staged k-major (opt-in QR_VK_CM_BT=1) */
+    bool gemv_clamp; /* matmul_gemv: unconditional, clamped weight loads (opt-in QR_VK_GEMV_CLAMP=1) */
     int max_bind;              /* storage buffers a dispatch may bind: min(VK_MAX_BINDINGS, the device's per-stage limit) */
     bool fuse_gemv;            /* decode GEMVs with the RMSNorm / SwiGLU folded in (opt-in: QR_VK_FUSE_GEMV=1) */
     bool fuse_kv;              /* the KV write folded into q/k norm + RoPE (QR_VK_FUSE_KV=0: off) */

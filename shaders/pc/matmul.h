@@ -7,6 +7,7 @@
 #define QR_MM_SILU 16    /* gemv: x = silu(gu[:, :K]) * gu[:, K:] (fused SwiGLU), also written to act */
 #define QR_MM_NORM 32    /* gemv_fused: x = rmsnorm(x) * g, the scale applied after the sum; h = the norm output */
 #define QR_MM_GLU 64     /* gemv_fused: columns n and N + n (gate, up rows of W2), act[m, n] = silu(gate) * up */
+#define QR_MM_CLAMP 128  /* gemv vector path: tail loads read a clamped in-row address instead of a branch */
 QR_PC_BEGIN(qr_pc_matmul)
     int M, N, K, ldx, ldy;
     int x_off, y_off, w_off, b_off;    /* elements (w: of the weight dtype) */
