@@ -10,9 +10,9 @@ B=build-h100/bin; M=/tmp/q4b
 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" &
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; [ -f $icd ] && export VK_DRIVER_FILES=$icd
-for bt in 0 1; do
-  echo "== QR_VK_CM_BT=$bt: parity + GEMM timings"
-  QR_VK_CM_BT=$bt timeout 120 $B/test_backend_ops -b vulkan -o matmul --perf 2>&1 | grep -E "FAIL|passed|M=(64|200|256|512) " | tail -8
+for cfg in "QR_VK_CM_BT=0 QR_VK_GEMV_CLAMP=0" "QR_VK_CM_BT=1 QR_VK_GEMV_CLAMP=1"; do
+  echo "== $cfg: parity + GEMM / GEMV timings"
+  env $cfg timeout 120 $B/test_backend_ops -b vulkan -o matmul --perf 2>&1 | grep -E "FAIL|passed|M=(1|64|200|256|512) N=(9728|2560|6144|300|512)" | tail -10
 done
 wait
 for cfg in "QR_VK_CM_BT=0 QR_VK_GEMV_CLAMP=0" "QR_VK_CM_BT=1 QR_VK_GEMV_CLAMP=1"; do
