@@ -98,7 +98,8 @@ void main() {
         }
         for (int kk = 0; kk < BK / 4; kk += 4) {   // 16 columns = 4 f16vec4 per fragment step
             fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[4];
-            for (int i = 0; i < 4; i++) coopMatLoadNV(a[i], sh.a, uint(((wm + i * 16) * SA4 + kk) * 4), uint(SA4 * 4), false);
+            for (int i = 0; i < 4; i++)
+                coopMatLoadNV(a[i], sh.a, uint(((wm + i * 16) * SA4 + kk) * 4), uint(SA4 * 4), false);
             for (int j = 0; j < 4; j++) {
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> b;
                 coopMatLoadNV(b, sh.b, uint(((wn + j * 16) * SA4 + kk) * 4), uint(SA4 * 4), true);

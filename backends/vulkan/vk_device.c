@@ -418,7 +418,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * VK_KHR_workgroup_memory_explicit_layout (QR_VK_ATTN_CM2=0 keeps attn_cm) */
     d->use_cm2 = d->use_coopmat && want_wide && env_switch("QR_VK_CM2", false) &&
                  vk_pipe_find("matmul_cm2_bf16") >= 0;
-    /* decode GEMV tail loads clamped instead of branched (matmul_gemv.comp): written without a GPU, QR_VK_GEMV_CLAMP=1 */
+    /* decode GEMV loads clamped instead of branched (matmul_gemv.comp): written without a GPU, QR_VK_GEMV_CLAMP=1 */
     d->gemv_clamp = env_switch("QR_VK_GEMV_CLAMP", false);
     /* matmul_cm with W staged k-major (no transposed fragment loads): written without a GPU, QR_VK_CM_BT=1 */
     d->cm_bt = d->use_coopmat && env_switch("QR_VK_CM_BT", false) && vk_pipe_find("matmul_cm_bt_bf16") >= 0;

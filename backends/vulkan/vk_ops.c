@@ -191,9 +191,9 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     for (int64_t m0 = 0; m0 < j->M; m0 += mmax) {
         int mc = (int)(j->M - m0 < mmax ? j->M - m0 : mmax);
         struct vk_binding b[11] = {{0}};
+        int fl = j->flags | (vec ? QR_MM_VEC : 0) | (kind == 0 && d->gemv_clamp ? QR_MM_CLAMP : 0);
         struct qr_pc_matmul pc = {.M = mc, .K = j->K, .ldx = j->ldx, .ldy = j->ldy, .btype = j->btype,
-                                  .flags = j->flags | (vec ? QR_MM_VEC : 0) | (kind == 0 && d->gemv_clamp ? QR_MM_CLAMP : 0),
-                                  .gtype = j->gtype, .eps = j->eps};
+                                  .flags = fl, .gtype = j->gtype, .eps = j->eps};
         size_t ycols = (size_t)j->N * (glu ? 2 : 1);
         TRY(bind_at(d, &j->y, (size_t)m0 * j->ldy * 4, 4, ((size_t)(mc - 1) * j->ldy + ycols) * 4, &b[0], &pc.y_off, "matmul y"));
         if (j->flags & QR_MM_IDX) {
