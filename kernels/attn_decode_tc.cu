@@ -362,20 +362,9 @@ extern "C" size_t cuda_attn_decode_tc_scratch(const struct qr_cuda_attn *a, int 
     return (size_t)a->n_seqs * (size_t)a->n_heads * (size_t)p.ns * ((size_t)a->head_dim + 2) * sizeof(float);
 }
 
-/* gathers before the PDL wait (H100, eighth session: decode 266.3 -> 272.9 tok/s at 512; QR_CUDA_ATTN_EARLY=0 waits
- * first) */
-static int dt_early(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("QR_CUDA_ATTN_EARLY");
-        on = !(e && atoi(e) == 0);
-    }
-    return on;
-}
-
 template <typename T, int D, int W>
-static int dt_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, int ns, float *po, float *pml, int *cnt)
+static int dt_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, int ns, float *po, float *pml, int *cnt,
+                     int early)
 {
     constexpr size_t smem = dt_smem_bytes<T, D, W>();
     static bool raised;   /* per instantiation; idempotent, so a race is harmless */
@@ -387,23 +376,23 @@ static int dt_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, int ns, fl
         raised = true;
     }
     dim3 grid((unsigned)ns, (unsigned)a->n_kv_heads, (unsigned)a->n_seqs);
-    qk_launch(k_attn_decode_tc<T, D, W>, grid, dim3(W * 32), smem, st, *a, ns, po, pml, dt_early(), cnt);
+    qk_launch(k_attn_decode_tc<T, D, W>, grid, dim3(W * 32), smem, st, *a, ns, po, pml, early, cnt);
     return qk_launch_result();
 }
 
 template <typename T, int D>
 static int dt_go(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct dt_plan &p, float *po, float *pml,
-                 int *cnt)
+                 int *cnt, int early)
 {
     if (p.w == 4)
-        return dt_launch<T, D, 4>(st, a, p.ns, po, pml, cnt);
+        return dt_launch<T, D, 4>(st, a, p.ns, po, pml, cnt, early);
     if (p.w == 2)
-        return dt_launch<T, D, 2>(st, a, p.ns, po, pml, cnt);
-    return dt_launch<T, D, 1>(st, a, p.ns, po, pml, cnt);
+        return dt_launch<T, D, 2>(st, a, p.ns, po, pml, cnt, early);
+    return dt_launch<T, D, 1>(st, a, p.ns, po, pml, cnt, early);
 }
 
 extern "C" int cuda_launch_attn_decode_tc(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm,
-                                          int *counters)
+                                          int *counters, int early)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->n_heads <= 0)
         return 0;
@@ -416,11 +405,11 @@ extern "C" int cuda_launch_attn_decode_tc(qr_cuda_stream st, const struct qr_cud
     int *cnt = p.ns > 1 ? counters : NULL;
     int rc;
     if (a->kv_dtype == QK_BF16)
-        rc = a->head_dim == 64 ? dt_go<__nv_bfloat16, 64>(st, a, p, po, pml, cnt)
-                               : dt_go<__nv_bfloat16, 128>(st, a, p, po, pml, cnt);
+        rc = a->head_dim == 64 ? dt_go<__nv_bfloat16, 64>(st, a, p, po, pml, cnt, early)
+                               : dt_go<__nv_bfloat16, 128>(st, a, p, po, pml, cnt, early);
     else
-        rc = a->head_dim == 64 ? dt_go<__half, 64>(st, a, p, po, pml, cnt)
-                               : dt_go<__half, 128>(st, a, p, po, pml, cnt);
+        rc = a->head_dim == 64 ? dt_go<__half, 64>(st, a, p, po, pml, cnt, early)
+                               : dt_go<__half, 128>(st, a, p, po, pml, cnt, early);
     if (rc || p.ns == 1 || cnt)
         return rc;
     return cuda_launch_attn_decode2_merge(st, a, p.ns, po, pml);

@@ -118,9 +118,10 @@ int cuda_launch_attn_decode2_merge(qr_cuda_stream st, const struct qr_cuda_attn 
 int cuda_attn_decode_tc_supported(int head_dim, int kv_dtype, int n_heads, int n_kv_heads, int cc);
 size_t cuda_attn_decode_tc_scratch(const struct qr_cuda_attn *a, int n_sm);
 /* counters (may be NULL: a separate merge kernel): n_seqs * n_kv_heads ints, zero before the first launch and left
- * zero by every launch; with them the last split block of a group merges the partials */
+ * zero by every launch; with them the last split block of a group merges the partials.  early: the first K/V gathers
+ * go out before the PDL wait */
 int cuda_launch_attn_decode_tc(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm,
-                               int *counters);
+                               int *counters, int early);
 
 /* [q/k RMSNorm,] RoPE and the paged KV write of a fused qkv row, one kernel (qkv_post.cu).
  * wq/wk NULL: no norm.  q heads at qkv, k heads at + n_q*hd, v heads at + (n_q+n_kv)*hd; rows ld apart. */

@@ -649,6 +649,9 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         /* split decode attention merged by its last block instead of a merge kernel: slower on the H100 (kernel
          * lab, ctx 512: 10.9 -> 13.4 us; decode 269.7 -> 265.1 tok/s with it), so opt-in (QR_CUDA_ATTN_LASTMERGE=1) */
         cd->attn_lastmerge = cuda_env_switch("QR_CUDA_ATTN_LASTMERGE", false);
+        /* decode attention's first K/V gathers before the PDL wait (H100, eighth session: decode 266.3 -> 272.9
+         * tok/s at 512); QR_CUDA_ATTN_EARLY=0 waits first */
+        cd->attn_early = cuda_env_switch("QR_CUDA_ATTN_EARLY", true);
     }
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s%s", idx, dp.name, dp.major, dp.minor,
            dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)",

@@ -192,7 +192,7 @@ static qr_status decode_tc(struct qr_stream *s, const struct qr_cuda_attn *k, in
     if (cuda_dev(s->dev)->attn_lastmerge &&
         (st = cuda_counters(s, (size_t)k->n_seqs * (size_t)k->n_kv_heads, &cnt)) != QR_OK)
         return st;
-    LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(cst(s), k, scr, n_sm, cnt));
+    LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(cst(s), k, scr, n_sm, cnt, cuda_dev(s->dev)->attn_early));
     return QR_OK;
 }
 

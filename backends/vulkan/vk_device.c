@@ -369,6 +369,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
                                             .pNext = &f11, .shaderFloat16 = in.fp16};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f12};
     bool want_coop = false, want_wide = false;
+    const bool sw_cm2 = env_switch("QR_VK_CM2", false), sw_attn_cm2 = env_switch("QR_VK_ATTN_CM2", true);
     VkPhysicalDeviceWorkgroupMemoryExplicitLayoutFeaturesKHR wgf = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_WORKGROUP_MEMORY_EXPLICIT_LAYOUT_FEATURES_KHR};
 #ifdef QR_GLSLC_HAS_COOPMAT_NV
@@ -386,7 +387,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         want_coop = q.cooperativeMatrix;
         /* the wide GEMM (matmul_cm2) stages its tiles through a second, vector view of workgroup memory */
         want_wide = qw.workgroupMemoryExplicitLayout && qw.workgroupMemoryExplicitLayout16BitAccess &&
-                    (env_switch("QR_VK_CM2", false) || env_switch("QR_VK_ATTN_CM2", true));
+                    (sw_cm2 || sw_attn_cm2);
     }
     if (want_coop) {
         exts[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
@@ -416,13 +417,13 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     /* the wide GEMM lost at 512 tokens and gained little at 8192 on the H100 (docs/PERF.md, eighth session):
      * opt-in with QR_VK_CM2=1; the accumulator-resident prompt attention is the default where the device has
      * VK_KHR_workgroup_memory_explicit_layout (QR_VK_ATTN_CM2=0 keeps attn_cm) */
-    d->use_cm2 = d->use_coopmat && want_wide && env_switch("QR_VK_CM2", false) &&
+    d->use_cm2 = d->use_coopmat && want_wide && sw_cm2 &&
                  vk_pipe_find("matmul_cm2_bf16") >= 0;
     /* decode GEMV loads clamped instead of branched (matmul_gemv.comp): written without a GPU, QR_VK_GEMV_CLAMP=1 */
     d->gemv_clamp = env_switch("QR_VK_GEMV_CLAMP", false);
     /* matmul_cm with W staged k-major (no transposed fragment loads): written without a GPU, QR_VK_CM_BT=1 */
     d->cm_bt = d->use_coopmat && env_switch("QR_VK_CM_BT", false) && vk_pipe_find("matmul_cm_bt_bf16") >= 0;
-    d->attn_cm2 = d->use_coopmat && want_wide && env_switch("QR_VK_ATTN_CM2", true) && vk_pipe_find("attn_cm2") >= 0;
+    d->attn_cm2 = d->use_coopmat && want_wide && sw_attn_cm2 && vk_pipe_find("attn_cm2") >= 0;
     /* A/B switches of the decode fusions, read once here (QR_VK_NO_FUSE turns every fusion off) */
     /* the RMSNorm / SwiGLU folds into the decode GEMV lost on the H100 (decode 170.6 -> 155.7 tok/s with them,
      * docs/PERF.md, eighth session): opt-in with QR_VK_FUSE_GEMV=1; the KV write folded into q/k norm + RoPE won

@@ -349,7 +349,7 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     size_t ksz = qr_dtype_size(a->kv_dtype);
     size_t cache = (size_t)a->num_blocks * a->n_kv_heads * a->block_size * a->head_dim * ksz;
     int G = a->n_heads / a->n_kv_heads;
-    struct vk_binding b[8];
+    struct vk_binding b[10];   /* 8, and the K/V caches again as 16-byte words for attn_cm2 */
     struct qr_pc_attn pc = {.n_tokens = a->n_tokens, .n_seqs = a->n_seqs, .n_heads = a->n_heads,
                             .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim, .block_size = a->block_size,
                             .mbps = a->max_blocks_per_seq, .num_blocks = a->num_blocks, .ldq = a->ldq, .ldo = a->ldo,
@@ -414,13 +414,9 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
         TRY(bind_at(d, &pv, 0, 4, psz, &b[7], &dummy, "attn partials"));
     }
     uint32_t gx = dec ? (uint32_t)a->n_tokens : cdiv(a->n_tokens, qt) + (uint32_t)a->n_seqs;
-    struct vk_binding b10[10];
-    if (cm2) {
-        memcpy(b10, b, 8 * sizeof *b);
-        b10[8] = b[2];
-        b10[9] = b[3];
-    }
-    TRY(vk_dispatch(s, dec ? pipe_dec : pipe_cm >= 0 ? pipe_cm : vk_pipe_find("attn"), cm2 ? 10 : 8, cm2 ? b10 : b, &pc,
+    b[8] = b[2];
+    b[9] = b[3];
+    TRY(vk_dispatch(s, dec ? pipe_dec : pipe_cm >= 0 ? pipe_cm : vk_pipe_find("attn"), cm2 ? 10 : 8, b, &pc,
                     sizeof pc, gx,
                     (uint32_t)(a->n_kv_heads * n_hsub), (uint32_t)n_split));
     if (n_split > 1) {

@@ -366,8 +366,8 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
     CK(cudaMemset(cnt, 0, (size_t)S * c.KVH * sizeof(int)));
     auto launch = [&]() {
         if (c.qlen == 1)
-            return dec == DEC_TC    ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm, NULL)
-                   : dec == DEC_TCM ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm, cnt)
+            return dec == DEC_TC    ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm, NULL, 1)
+                   : dec == DEC_TCM ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm, cnt, 1)
                    : dec == DEC_V2 ? cuda_launch_attn_decode2(0, &a, scr, n_sm)
                                    : cuda_launch_attn_decode(0, &a, scr, n_sm);
         return variant >= 0 ? k_variants[variant].fn(0, &a) : cuda_launch_attn_prefill(0, &a);
