@@ -15,6 +15,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -90,6 +91,9 @@ struct qr_engine {
     /* sampled rows of a step (filled in parallel on the pool, then emitted in order) */
     struct qr_pool *spool;
     struct eng_pick *pick;
+    /* QRUN_STEP_TRACE=FILE: one line per step (timings, tokens, decodes) for diagnosing the scheduler */
+    FILE *trace;
+    double t_trace0;
     char text[TEXT_CAP];
 };
 
@@ -330,7 +334,9 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
                   ? QR_DTYPE_BF16
                   : QR_DTYPE_F16;   /* no BF16 (Turing): F16 KV */
     e->max_seqs = o->max_num_seqs;
-    e->max_step_tokens = o->max_num_batched_tokens;
+    /* the step holds the prompt budget plus one decode token per running request: a request's decode never cuts
+     * a prompt that fits the budget into a second step (mean TTFT of a burst of long prompts) */
+    e->max_step_tokens = o->max_num_batched_tokens + o->max_num_seqs;
     e->bucketing = o->decode_bucketing > 0 || (o->decode_bucketing == 0 && (props.caps & QR_CAP_GRAPH_REPLAY));
     struct qr_runtime_opts ro = {
         .kv_dtype = kvt,
@@ -354,8 +360,9 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
                                  .enable_prefix_caching = o->enable_prefix_caching};
     if ((st = qr_kv_pool_create(&po, &e->pool)) != QR_OK)
         goto fail;
-    struct qr_sched_opts so = {.max_batched_tokens = e->max_step_tokens, .max_seqs = e->max_seqs,
-                               .max_len = e->max_len, .debug_preempt_every = o->debug_preempt_every};
+    struct qr_sched_opts so = {.max_batched_tokens = o->max_num_batched_tokens, .max_seqs = e->max_seqs,
+                               .max_len = e->max_len, .debug_preempt_every = o->debug_preempt_every,
+                               .decode_budget = e->max_seqs};
     if ((st = qr_sched_create(&so, e->pool, &e->sched)) != QR_OK)
         goto fail;
     /* EOS: generation_config's ids, else config.json's */
@@ -367,6 +374,15 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
             e->eos[e->n_eos++] = m->cfg.eos_token_ids[i];
     if ((st = alloc_step_buffers(e)) != QR_OK)
         goto fail;
+    const char *tr = getenv("QRUN_STEP_TRACE");
+    if (tr && *tr) {
+        if (!(e->trace = fopen(tr, "w")))
+            qr_log(QR_LOG_WARN, "engine: cannot open QRUN_STEP_TRACE file %s; no step trace", tr);
+        else
+            fprintf(e->trace, "# t_ms sched_ms forward_ms emit_ms items tokens decodes prompt_tokens waiting running "
+                              "max_blocks preempted\n");
+        e->t_trace0 = qr_time_s();
+    }
     e->st.kv_blocks_total = e->nb;
     e->st.healthy = true;
     *out = e;
@@ -817,7 +833,10 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
 
     qr_status result = QR_OK;
     struct qr_sched_out so;
+    double t0 = e->trace ? qr_time_s() : 0, t1 = t0, t2 = t0;
     qr_status st = qr_sched_schedule(e->sched, &so);
+    if (e->trace)
+        t1 = t2 = qr_time_s();
     if (st != QR_OK) {
         result = st;
         fail_all(e, qr_last_error());
@@ -825,6 +844,8 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
         int n_out = 0;
         bool have_logits = false;
         st = build_and_run(e, &so, &n_out, &have_logits);
+        if (e->trace)
+            t2 = qr_time_s();
         if (st != QR_OK) {
             const char *msg = qr_last_error();
             result = st;
@@ -865,6 +886,14 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
             for (int i = 0; i < nf; i++)
                 retire(e, e->fin[i]);
         }
+    }
+    if (e->trace && so.n_items > 0) {
+        double t3 = qr_time_s();
+        fprintf(e->trace, "%.3f %.3f %.3f %.3f %d %d %d %d %d %d %d %d\n", (t0 - e->t_trace0) * 1e3,
+                (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, so.n_items, so.n_tokens, so.n_decode,
+                so.n_tokens - so.n_decode, qr_sched_num_waiting(e->sched), qr_sched_num_running(e->sched),
+                so.max_blocks, so.n_preempted);
+        fflush(e->trace);
     }
     update_stats(e);
     if (n_unfinished) {
@@ -1017,6 +1046,8 @@ void qr_engine_destroy(struct qr_engine *e)
     free(e->out_item);
     free(e->pick);
     qr_pool_destroy(e->spool);
+    if (e->trace)
+        fclose(e->trace);
     free(e->fin);
     free(e->logits);
     free(e->cancels);

@@ -24,6 +24,8 @@ qr_status qr_sched_create(const struct qr_sched_opts *o, struct qr_kv_pool *pool
 {
     if (!o || !pool || !out || o->max_batched_tokens <= 0 || o->max_seqs <= 0 || o->max_len <= 0)
         return qr_set_error(QR_E_INVALID_ARG, "scheduler: need max_batched_tokens, max_seqs and max_len > 0");
+    if (o->decode_budget < 0)
+        return qr_set_error(QR_E_INVALID_ARG, "scheduler: decode_budget must be >= 0");
     struct qr_sched *s = calloc(1, sizeof *s);
     if (!s)
         return qr_set_error(QR_E_OOM_HOST, "scheduler: out of host memory");
@@ -187,6 +189,7 @@ static void item_add(struct qr_sched *s, struct qr_sched_req *r, int n_new)
     it->start = r->n_computed;
     it->n_new = n_new;
     it->needs_logits = r->n_computed + n_new == r->n_tokens;
+    it->from_decode_budget = false;
     r->item = s->n_items++;
 }
 
@@ -197,7 +200,7 @@ qr_status qr_sched_schedule(struct qr_sched *s, struct qr_sched_out *out)
     s->n_items = 0;
     for (int i = 0; i < s->n_running; i++)
         s->running[i]->item = -1;
-    int budget = s->o.max_batched_tokens;
+    int budget = s->o.max_batched_tokens, dbudget = s->o.decode_budget;
     int preempted = 0;
     uint64_t pre0 = s->preemptions;
     if (s->o.debug_preempt_every > 0 && s->steps % (uint64_t)s->o.debug_preempt_every == 0 && s->n_running >= 2)
@@ -205,14 +208,15 @@ qr_status qr_sched_schedule(struct qr_sched *s, struct qr_sched_out *out)
 
     /* running requests: decodes (pass 0), then partial prefills (pass 1) */
     for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < s->n_running && budget > 0; i++) {
+        for (int i = 0; i < s->n_running && (budget > 0 || (pass == 0 && dbudget > 0)); i++) {
             struct qr_sched_req *r = s->running[i];
             if (r->item >= 0)
                 continue;
             int remaining = r->n_tokens - r->n_computed;
             if (remaining <= 0 || (pass == 0) != (remaining == 1))
                 continue;
-            int n_new = remaining < budget ? remaining : budget;
+            bool from_d = pass == 0 && dbudget > 0;
+            int n_new = from_d ? 1 : remaining < budget ? remaining : budget;
             bool scheduled = false;
             for (;;) {
                 qr_status st;
@@ -223,8 +227,12 @@ qr_status qr_sched_schedule(struct qr_sched *s, struct qr_sched_out *out)
                 if (st != QR_OK)
                     return st;
                 struct qr_sched_req *victim = s->running[s->n_running - 1];
-                if (victim->item >= 0)
-                    budget += s->items[victim->item].n_new;
+                if (victim->item >= 0) {
+                    if (s->items[victim->item].from_decode_budget)
+                        dbudget += s->items[victim->item].n_new;
+                    else
+                        budget += s->items[victim->item].n_new;
+                }
                 uint64_t before = s->preemptions;
                 qr_sched_preempt(s, victim);
                 if (s->preemptions == before)
@@ -234,7 +242,12 @@ qr_status qr_sched_schedule(struct qr_sched *s, struct qr_sched_out *out)
             }
             if (scheduled) {
                 item_add(s, r, n_new);
-                budget -= n_new;
+                if (from_d) {
+                    s->items[r->item].from_decode_budget = true;
+                    dbudget -= n_new;
+                } else {
+                    budget -= n_new;
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 /* test_scheduler.c - the scheduler without a model: token budget, chunked
- * prefill, decodes first, FCFS, preemption and resume, forced preemption,
+ * prefill, decodes first (and outside the budget with decode_budget), FCFS,
+ * preemption and resume, forced preemption,
  * rejection of requests that can never fit, prefix hits.
  *
  * A fake model checks the KV bookkeeping end to end: each computed position
@@ -31,19 +32,25 @@ struct sim {
     uint64_t *kv;               /* fake KV: fingerprint per slot */
     int32_t out[MAXREQ][64];    /* generated tokens per request id */
     int n_out[MAXREQ];
-    int bad_kv, bad_write, max_step_tokens, max_step_seqs;
+    int bad_kv, bad_write, max_step_tokens, max_step_seqs, max_step_prompt;
     int chunk_count[MAXREQ];    /* prompt chunks seen (first admission) */
 };
 
-static void sim_init(struct sim *m, int nb, int bs, bool prefix, int budget, int max_seqs, int preempt_every)
+static void sim_init_d(struct sim *m, int nb, int bs, bool prefix, int budget, int max_seqs, int preempt_every,
+                       int decode_budget)
 {
     memset(m, 0, sizeof *m);
     struct qr_kv_pool_opts po = {.num_blocks = nb, .block_size = bs, .enable_prefix_caching = prefix};
     CHECK(qr_kv_pool_create(&po, &m->pool) == QR_OK);
     struct qr_sched_opts so = {.max_batched_tokens = budget, .max_seqs = max_seqs, .max_len = 256,
-                               .debug_preempt_every = preempt_every};
+                               .debug_preempt_every = preempt_every, .decode_budget = decode_budget};
     CHECK(qr_sched_create(&so, m->pool, &m->s) == QR_OK);
     m->kv = calloc((size_t)nb * bs, sizeof *m->kv);
+}
+
+static void sim_init(struct sim *m, int nb, int bs, bool prefix, int budget, int max_seqs, int preempt_every)
+{
+    sim_init_d(m, nb, bs, prefix, budget, max_seqs, preempt_every, 0);
 }
 
 static void sim_free(struct sim *m)
@@ -64,6 +71,11 @@ static int sim_step(struct sim *m)
         m->max_step_tokens = o.n_tokens;
     if (o.n_items > m->max_step_seqs)
         m->max_step_seqs = o.n_items;
+    int from_budget = 0;   /* tokens spent from max_batched_tokens (the rest came out of decode_budget) */
+    for (int i = 0; i < o.n_items; i++)
+        from_budget += o.items[i].from_decode_budget ? 0 : o.items[i].n_new;
+    if (from_budget > m->max_step_prompt)
+        m->max_step_prompt = from_budget;
     bool seen_prefill = false;
     for (int i = 0; i < o.n_items; i++) {
         const struct qr_sched_item *it = &o.items[i];
@@ -165,6 +177,52 @@ static void test_budget_and_chunks(void)
     sim_free(&m);
 }
 
+/* decode_budget: decodes come out of their own allowance, so a prompt that fits the budget is never cut in two
+ * by the requests decoding beside it; past the allowance decodes spend the budget again */
+static void test_decode_budget(void)
+{
+    int32_t t[10];
+    for (int i = 0; i < 10; i++)
+        t[i] = i + 1;
+    struct sim m;
+    sim_init_d(&m, 64, 4, false, 10, 8, 0, 8);
+    for (int r = 0; r < 4; r++)
+        CHECK(qr_sched_add(m.s, (uint64_t)r, t, 10, 5, NULL, NULL) == QR_OK);
+    for (int step = 0; step < 4; step++) {
+        struct qr_sched_out o;
+        CHECK(qr_sched_schedule(m.s, &o) == QR_OK);
+        /* step k: k decodes, then request k's whole prompt */
+        CHECKF(o.n_items == step + 1 && o.n_decode == step && o.n_tokens == 10 + step, "step %d: %d items, %d tokens",
+               step, o.n_items, o.n_tokens);
+        CHECK(o.items[step].req->id == (uint64_t)step && o.items[step].n_new == 10 && o.items[step].needs_logits);
+        qr_sched_update(m.s, &o);
+        for (int i = 0; i < o.n_items; i++)
+            CHECK(qr_sched_append(m.s, o.items[i].req, 100 + step) == QR_OK);
+    }
+    for (int r = 0; r < 4; r++)
+        qr_sched_finish(m.s, qr_sched_running(m.s, 0));
+    sim_free(&m);
+
+    /* an allowance of 1: the second decode spends the budget, the prompt gets the rest */
+    sim_init_d(&m, 64, 4, false, 10, 8, 0, 1);
+    for (int r = 0; r < 3; r++)
+        CHECK(qr_sched_add(m.s, (uint64_t)r, t, r < 2 ? 5 : 10, 5, NULL, NULL) == QR_OK);
+    struct qr_sched_out o;
+    CHECK(qr_sched_schedule(m.s, &o) == QR_OK);
+    CHECK(o.n_items == 2 && o.n_tokens == 10);   /* r0 5, r1 5: budget spent; r2 waits */
+    qr_sched_update(m.s, &o);
+    for (int i = 0; i < o.n_items; i++)
+        CHECK(qr_sched_append(m.s, o.items[i].req, 7) == QR_OK);
+    CHECK(qr_sched_schedule(m.s, &o) == QR_OK);
+    CHECK(o.n_items == 3 && o.n_decode == 2 && o.n_tokens == 11 && o.items[2].n_new == 9);
+    qr_sched_update(m.s, &o);
+    sim_free(&m);
+
+    CHECK(qr_sched_create(&(struct qr_sched_opts){.max_batched_tokens = 4, .max_seqs = 2, .max_len = 8,
+                                                  .decode_budget = -1},
+                          m.pool, &m.s) == QR_E_INVALID_ARG);
+}
+
 /* the same outputs under any budget, pool size, prefix caching and forced preemption */
 static void test_invariance(void)
 {
@@ -173,17 +231,20 @@ static void test_invariance(void)
     add_reqs(&ref, 9, 12, 0);
     sim_run(&ref);
     CHECK(ref.bad_kv == 0 && ref.bad_write == 0);
-    struct cfg { int nb, budget, max_seqs, preempt; bool prefix; int share; } cfgs[] = {
-        {512, 1, 16, 0, false, 0}, {512, 16, 16, 0, true, 0}, {512, 7, 3, 0, false, 0},
-        {20, 64, 16, 0, false, 0},  /* tight pool: preemption by recompute */
-        {20, 64, 16, 0, true, 0},   /* tight pool with prefix hits on resume */
-        {512, 16, 16, 3, true, 0}, {512, 16, 16, 2, false, 0}, {24, 5, 4, 4, true, 0},
-        {512, 16, 16, 0, true, 9},  /* shared prompt prefix */
-        {16, 32, 16, 0, true, 9},
+    struct cfg { int nb, budget, max_seqs, preempt; bool prefix; int share, dbudget; } cfgs[] = {
+        {512, 1, 16, 0, false, 0, 0}, {512, 16, 16, 0, true, 0, 0}, {512, 7, 3, 0, false, 0, 0},
+        {20, 64, 16, 0, false, 0, 0},  /* tight pool: preemption by recompute */
+        {20, 64, 16, 0, true, 0, 0},   /* tight pool with prefix hits on resume */
+        {512, 16, 16, 3, true, 0, 0}, {512, 16, 16, 2, false, 0, 0}, {24, 5, 4, 4, true, 0, 0},
+        {512, 16, 16, 0, true, 9, 0},  /* shared prompt prefix */
+        {16, 32, 16, 0, true, 9, 0},
+        {512, 7, 3, 0, false, 0, 3}, {20, 16, 16, 0, false, 0, 16},   /* decodes outside the budget */
+        {24, 5, 4, 4, true, 0, 2}, {16, 32, 16, 0, true, 9, 16},
     };
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
         struct sim m;
-        sim_init(&m, cfgs[c].nb, 4, cfgs[c].prefix, cfgs[c].budget, cfgs[c].max_seqs, cfgs[c].preempt);
+        sim_init_d(&m, cfgs[c].nb, 4, cfgs[c].prefix, cfgs[c].budget, cfgs[c].max_seqs, cfgs[c].preempt,
+                   cfgs[c].dbudget);
         add_reqs(&m, 9, 12, cfgs[c].share);
         struct sim *r = &ref, shared;
         if (cfgs[c].share) {   /* reference for shared prompts */
@@ -195,7 +256,9 @@ static void test_invariance(void)
         int steps = sim_run(&m);
         CHECKF(steps < 10000, "config %zu did not finish", c);
         CHECKF(m.bad_kv == 0 && m.bad_write == 0, "config %zu: bad kv %d, bad writes %d", c, m.bad_kv, m.bad_write);
-        CHECKF(m.max_step_tokens <= cfgs[c].budget && m.max_step_seqs <= cfgs[c].max_seqs, "config %zu limits", c);
+        CHECKF(m.max_step_tokens <= cfgs[c].budget + cfgs[c].dbudget && m.max_step_prompt <= cfgs[c].budget &&
+                   m.max_step_seqs <= cfgs[c].max_seqs,
+               "config %zu limits", c);
         for (int q = 0; q < 9; q++)
             CHECKF(m.n_out[q] == 12 && memcmp(m.out[q], r->out[q], sizeof m.out[q]) == 0,
                    "config %zu request %d differs", c, q);
@@ -281,6 +344,7 @@ static void test_max_seqs_and_cancel(void)
 int main(void)
 {
     test_budget_and_chunks();
+    test_decode_budget();
     test_invariance();
     test_preempt_resume();
     test_reject();

@@ -8,9 +8,9 @@
  * prefetching GEMV (gemv_fused.cu) vs gemv.cu.  Decode attention is also timed
  * over batches of sequences (KV GB/s: what offline throughput is bound by).
  *
- *   cuda_kernel_lab [--quick | --attn | --gemm | --prefill]   (--attn: the checks, then attention timings only;
- *                                                  --gemm: cuBLAS prompt GEMM timings; --prefill: the prompt
- *                                                  RMSNorm / SwiGLU passes, 16-byte vs scalar, same bits?)
+ *   cuda_kernel_lab [--quick | --attn | --gemm | --prefill | --attn-ncu]
+ *     --attn: the checks, then attention timings only; --gemm: cuBLAS prompt GEMM timings; --prefill: the prompt
+ *     RMSNorm / SwiGLU passes, 16-byte vs scalar, same bits?; --attn-ncu: one 8192 prompt launch, for ncu
  * Exit status 1 if a check fails.  Not part of ctest (needs a GPU). */
 #include "../attn.cu"
 #include "../attn_decode2.cu"
@@ -598,6 +598,10 @@ int main(int argc, char **argv)
         test_gemv(1, 6144, 2560);
         test_gemv_norm(6144, 2560, false, false, 1);
         test_gemv_norm(19456, 2560, true, false, 1);
+        return g_fail ? 1 : 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "--attn-ncu")) {   /* one launch of the 8192 prompt kernel, for ncu */
+        run_attn({8192, 8192, 32, 8, 128, 16}, false, false, cuda_attn_prefill_wg_available() ? VARIANT_WG : -1);
         return g_fail ? 1 : 0;
     }
     cudaDeviceProp dp;

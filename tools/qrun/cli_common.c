@@ -47,7 +47,8 @@ void qr_cli_engine_usage(FILE *f)
             "  --gpu-memory-utilization F       fraction of device memory to use (default 0.90)\n"
             "  --max-model-len N                cap the context length\n"
             "  --max-num-seqs N                 sequences per step (default 256)\n"
-            "  --max-num-batched-tokens N       tokens per step (default 8192)\n"
+            "  --max-num-batched-tokens N       prompt tokens per step (default 8192); the running\n"
+            "                                   requests' decode tokens come on top\n"
             "  --enable-prefix-caching / --no-prefix-caching\n"
             "  --block-size N                   tokens per KV block (default 16)\n"
             "  --kv-dtype f32|f16|bf16          KV cache precision\n");

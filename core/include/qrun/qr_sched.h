@@ -4,7 +4,8 @@
  * There is no prefill or decode phase: every request has n_tokens (prompt +
  * generated) and n_computed (tokens whose KV is written); each step spends a
  * token budget (max_batched_tokens) over at most max_seqs running requests:
- *   1. running decodes (one token each), oldest first;
+ *   1. running decodes (one token each), oldest first, out of decode_budget
+ *      first where one is set;
  *   2. running partial prefills (prompt chunks: chunked prefill), oldest first;
  *   3. waiting requests, first come first served, while the budget, the
  *      sequence cap and the free blocks allow (a prefix-cache hit skips the
@@ -45,6 +46,9 @@ struct qr_sched_opts {
     int max_seqs;           /* sequences per step (> 0) */
     int max_len;            /* prompt + max_tokens cap (max_model_len) */
     int debug_preempt_every;/* > 0: preempt the latest running request every N steps (needs >= 2 running) */
+    int decode_budget;      /* decode tokens per step outside max_batched_tokens (0: decodes spend the budget,
+                             * as in vLLM); with it >= max_seqs a prompt no longer than max_batched_tokens is
+                             * prefilled in one step however many requests decode beside it */
 };
 
 /* one scheduled piece of work: tokens [start, start + n_new) of req */
@@ -53,6 +57,7 @@ struct qr_sched_item {
     int start;              /* n_computed before the step (first position) */
     int n_new;
     bool needs_logits;      /* the chunk reaches the end of the known tokens: sample a new one */
+    bool from_decode_budget;/* its token came out of decode_budget (internal) */
 };
 
 struct qr_sched_out {

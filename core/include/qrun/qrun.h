@@ -23,7 +23,7 @@ struct qr_engine_opts {
     double gpu_mem_util;            /* 0: 0.90 */
     int max_model_len;              /* 0: the model's */
     int max_num_seqs;               /* 0: 256 */
-    int max_num_batched_tokens;     /* 0: 8192 */
+    int max_num_batched_tokens;     /* prompt tokens per step, 0: 8192 (decodes come on top) */
     bool enable_prefix_caching;
     int block_size;                 /* 0: 16 */
     enum qr_dtype kv_dtype;         /* QR_DTYPE_COUNT: backend default (F32 on cpu, BF16 on GPUs) */
