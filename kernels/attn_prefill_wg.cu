@@ -33,34 +33,46 @@
 #include <stdlib.h>
 
 #define WG_BQ 64     /* query rows per warpgroup */
-#define WG_BK 64     /* keys per tile */
 #define WG_HPB 2     /* query heads (warpgroups) per block */
 #define WG_D 128     /* head_dim */
 #define WG_LOG2E 1.4426950408889634f
 
-#define WG_TILE_BYTES (WG_BK * WG_D * 2)   /* one K (or V) tile: 16 KB */
-#define WG_SMEM(st) ((st) * 2 * WG_TILE_BYTES + 1024 + 64)   /* stages, alignment slack, key masks */
+/* BK keys per tile (64 or 128) */
+#define WG_TILE_BYTES(bk) ((bk) * WG_D * 2)   /* one K (or V) tile: 16 or 32 KB */
+#define WG_SMEM(st, bk) ((st) * 2 * WG_TILE_BYTES(bk) + 1024 + (st) * (bk) / 8)   /* stages, slack, key masks */
 
-/* byte offset of 16-byte chunk ch (0..15) of key row r in a swizzled tile */
+/* byte offset of 16-byte chunk ch (0..15) of key row r in a swizzled tile of BK keys */
+template <int BK>
 __device__ __forceinline__ uint32_t wg_sw(int r, int ch)
 {
-    return (uint32_t)((ch >> 3) * (WG_BK * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4));
+    return (uint32_t)((ch >> 3) * (BK * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4));
 }
 
-template <typename T>
+/* S = Q K^T of one k16 step over BK keys (N = BK) */
+template <typename T, int BK>
 __device__ __forceinline__ void wg_s_mma(float *d, const uint32_t *a, uint64_t desc, int acc);
 template <typename T>
 __device__ __forceinline__ void wg_o_mma(float *d, const uint32_t *a, uint64_t desc);
 #ifdef QR_HAVE_WGMMA
 template <>
-__device__ __forceinline__ void wg_s_mma<__nv_bfloat16>(float *d, const uint32_t *a, uint64_t desc, int acc)
+__device__ __forceinline__ void wg_s_mma<__nv_bfloat16, 64>(float *d, const uint32_t *a, uint64_t desc, int acc)
 {
     wg_mma_n64_bf<0>(d, a, desc, acc);
 }
 template <>
-__device__ __forceinline__ void wg_s_mma<__half>(float *d, const uint32_t *a, uint64_t desc, int acc)
+__device__ __forceinline__ void wg_s_mma<__half, 64>(float *d, const uint32_t *a, uint64_t desc, int acc)
 {
     wg_mma_n64_h<0>(d, a, desc, acc);
+}
+template <>
+__device__ __forceinline__ void wg_s_mma<__nv_bfloat16, 128>(float *d, const uint32_t *a, uint64_t desc, int acc)
+{
+    wg_mma_n128_bf<0>(d, a, desc, acc);
+}
+template <>
+__device__ __forceinline__ void wg_s_mma<__half, 128>(float *d, const uint32_t *a, uint64_t desc, int acc)
+{
+    wg_mma_n128_h<0>(d, a, desc, acc);
 }
 template <>
 __device__ __forceinline__ void wg_o_mma<__nv_bfloat16>(float *d, const uint32_t *a, uint64_t desc)
@@ -74,17 +86,20 @@ __device__ __forceinline__ void wg_o_mma<__half>(float *d, const uint32_t *a, ui
 }
 #endif
 
-/* ST K/V stages; OVL: the software-pipelined schedule (else one tile at a time) */
-template <typename T, int ST, bool OVL>
+/* ST K/V stages of BK keys; OVL: the software-pipelined schedule (else one tile at a time) */
+template <typename T, int ST, bool OVL, int BK>
 __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struct qr_cuda_attn a)
 {
 #ifdef QR_HAVE_WGMMA
+    constexpr int WG_BK = BK;
+    constexpr int TILE = WG_TILE_BYTES(BK);
+    constexpr int KMW = BK / 32;   /* key-mask words per stage */
     extern __shared__ __align__(1024) unsigned char wg_smem_raw[];
     /* tiles must sit on 1024-byte boundaries (the swizzle pattern repeats every 8 rows of 128 bytes) */
     const uint32_t raw = smem_u32(wg_smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
     unsigned char *sbase = wg_smem_raw + (base - raw);
-    uint32_t *kmask = (uint32_t *)(sbase + ST * 2 * WG_TILE_BYTES);   /* [ST][2]: key-valid bits */
+    uint32_t *kmask = (uint32_t *)(sbase + ST * 2 * TILE);   /* [ST][KMW]: key-valid bits */
 
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int s = blockIdx.z, h = blockIdx.y * WG_HPB + wg;
@@ -137,7 +152,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
     };
     /* gathers the tile of keys k0.. (whose ids fetch_ids(k0) read) into stage st, then reads the next tile's ids */
     auto load_tile = [&](int st, int k0) {
-        unsigned char *kt = sbase + st * 2 * WG_TILE_BYTES, *vt = kt + WG_TILE_BYTES;
+        unsigned char *kt = sbase + st * 2 * TILE, *vt = kt + TILE;
 #pragma unroll
         for (int i = 0; i < LOADS; i++) {
             const int r = (tid >> 4) + i * ROW_STEP, ch = tid & 15, k = k0 + r;
@@ -145,16 +160,16 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
             const bool ok = k < kend && blk >= 0 && blk < a.num_blocks;
             const int64_t off = ok ? ((blk * a.n_kv_heads + kvh) * bs + (k - kv_col(k) * bs)) * (int64_t)WG_D + ch * 8
                                    : 0;
-            const uint32_t so = wg_sw(r, ch);
+            const uint32_t so = wg_sw<BK>(r, ch);
             cp_async16(kt + so, kc + off, ok);
             cp_async16(vt + so, vc + off, ok);
         }
-        if (tid < WG_BK) {   /* warps 0 and 1: one key each */
+        if (tid < WG_BK) {   /* the first BK / 32 warps: one key each */
             const int k = k0 + tid;
             const bool ok = k < kend && mid >= 0 && mid < a.num_blocks;
             const uint32_t m = __ballot_sync(0xffffffffu, ok);
             if (lane == 0)
-                kmask[st * 2 + (tid >> 5)] = m;
+                kmask[st * KMW + (tid >> 5)] = m;
         }
         fetch_ids(k0 + WG_BK);
     };
@@ -168,25 +183,28 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
 
     /* S = Q K^T of the tile in stage st (asynchronous; the caller commits) */
     auto issue_s = [&](float (&sc)[WG_BK / 8][4], int st) {
-        const uint32_t kt = base + st * 2 * WG_TILE_BYTES;
+        const uint32_t kt = base + st * 2 * TILE;
         wg_fence();
 #pragma unroll
         for (int kk = 0; kk < WG_D / 16; kk++) {
             /* K-major B: 64-element column block kk / 4, 32 bytes per k16 step inside the 128-byte rows */
             const uint64_t desc = wg_desc(kt + (kk >> 2) * (WG_BK * 128) + (kk & 3) * 32, 16, 1024);
-            wg_s_mma<T>(&sc[0][0], qa[kk], desc, kk > 0);
+            wg_s_mma<T, BK>(&sc[0][0], qa[kk], desc, kk > 0);
         }
     };
     /* masks, online softmax: sc becomes P; m, l move; returns the rescale factors of O's rows */
     auto softmax = [&](float (&sc)[WG_BK / 8][4], int st, int k0, float &al0, float &al1) {
-        const uint32_t km0 = kmask[st * 2], km1 = kmask[st * 2 + 1];
-        if (k0 + WG_BK - 1 > pos_min || (km0 & km1) != 0xffffffffu) {
+        uint32_t km[KMW], all = 0xffffffffu;
+#pragma unroll
+        for (int w = 0; w < KMW; w++)
+            all &= (km[w] = kmask[st * KMW + w]);
+        if (k0 + WG_BK - 1 > pos_min || all != 0xffffffffu) {
 #pragma unroll
             for (int j = 0; j < WG_BK / 8; j++) {
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     const int kl = j * 8 + 2 * t4 + e, k = k0 + kl;
-                    const bool kv = ((kl < 32 ? km0 >> kl : km1 >> (kl - 32)) & 1u) != 0;
+                    const bool kv = ((km[kl >> 5] >> (kl & 31)) & 1u) != 0;
                     if (!kv || k > pos0)
                         sc[j][e] = -INFINITY;
                     if (!kv || k > pos1)
@@ -208,7 +226,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
     };
     /* O += P V with V in stage st and P in pa (asynchronous; the caller commits) */
     auto issue_pv = [&](int st) {
-        const uint32_t vt = base + st * 2 * WG_TILE_BYTES + WG_TILE_BYTES;
+        const uint32_t vt = base + st * 2 * TILE + TILE;
         wg_fence_regs<WG_D / 2>(o);
         wg_fence();
 #pragma unroll
@@ -265,7 +283,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
          * the tensor cores, then waits for it, rescales O and packs P_j.  Nothing is in flight across the loop's
          * back edge, so ptxas keeps the MMAs asynchronous.  Tile t sits in stage t % ST; iteration j loads tile
          * j + ST - 2 into the stage of tile j - 2, which every warpgroup is done with at the barrier. */
-        static_assert(ST >= 4, "the pipelined schedule needs 4 stages or more");
+        static_assert(ST >= 3, "the pipelined schedule needs 3 stages or more");
 #pragma unroll
         for (int p = 0; p < ST - 1; p++) {
             if (p < n_tiles)
@@ -358,19 +376,19 @@ extern "C" int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_
            n_heads % n_kv_heads == 0 && (n_heads / n_kv_heads) % WG_HPB == 0;
 }
 
-template <typename T, int ST, bool OVL>
+template <typename T, int ST, bool OVL, int BK = 64>
 static int wg_launch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     static bool raised;   /* per instantiation; idempotent, so a race is harmless */
     if (!raised) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill_wg<T, ST, OVL>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             WG_SMEM(ST));
+        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill_wg<T, ST, OVL, BK>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM(ST, BK));
         if (e != cudaSuccess)
             return (int)e;
         raised = true;
     }
     dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / WG_HPB), (unsigned)a->n_seqs);
-    k_attn_prefill_wg<T, ST, OVL><<<grid, WG_HPB * 128, WG_SMEM(ST), st>>>(*a);
+    k_attn_prefill_wg<T, ST, OVL, BK><<<grid, WG_HPB * 128, WG_SMEM(ST, BK), st>>>(*a);
     return qk_launch_result();
 }
 
@@ -384,15 +402,31 @@ extern "C" int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struc
     return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 3, false>(st, a) : wg_launch<__half, 3, false>(st, a);
 }
 
+/* the pipelined schedule with tiles of 128 keys (3 stages of 64 KB), for A/B runs: QR_CUDA_ATTN_WG_BK=128 or the
+ * kernel lab */
+extern "C" int cuda_launch_attn_prefill_wg_bk128(qr_cuda_stream st, const struct qr_cuda_attn *a)
+{
+    if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
+        return 0;
+    if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
+        return (int)cudaErrorInvalidValue;
+    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 3, true, 128>(st, a)
+                                  : wg_launch<__half, 3, true, 128>(st, a);
+}
+
 extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
-    static int ovl = -1;
+    static int ovl = -1, bk = 64;
     if (ovl < 0) {
         const char *v = getenv("QR_CUDA_ATTN_WG_OVL");
         ovl = !(v && v[0] == '0');   /* measured on the H100: TTFT(8192) 202.5 vs 213.9 ms (docs/PERF.md) */
+        v = getenv("QR_CUDA_ATTN_WG_BK");
+        bk = v && atoi(v) == 128 ? 128 : 64;
     }
     if (!ovl)
         return cuda_launch_attn_prefill_wg_serial(st, a);
+    if (bk == 128)
+        return cuda_launch_attn_prefill_wg_bk128(st, a);
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
         return 0;
     if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))

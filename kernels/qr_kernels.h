@@ -89,6 +89,8 @@ int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_heads, int 
 int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* the same kernel one tile at a time (no overlap of softmax and the MMAs), for A/B runs */
 int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struct qr_cuda_attn *a);
+/* the pipelined schedule over 128-key tiles (QR_CUDA_ATTN_WG_BK=128), for A/B runs */
+int cuda_launch_attn_prefill_wg_bk128(qr_cuda_stream st, const struct qr_cuda_attn *a);
 
 /* plain kernel for any head_dim <= 256 (tiny test models): one block per (token, head) */
 int cuda_launch_attn_generic(qr_cuda_stream st, const struct qr_cuda_attn *a);
