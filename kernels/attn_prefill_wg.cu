@@ -33,7 +33,7 @@
 #include <stdlib.h>
 
 #define WG_BQ 64     /* query rows per warpgroup */
-#define WG_HPB 2     /* query heads (warpgroups) per block */
+#define WG_HPB 2     /* query heads (warpgroups) per block, by default; HPB = 1 runs two blocks per SM */
 #define WG_D 128     /* head_dim */
 #define WG_LOG2E 1.4426950408889634f
 
@@ -86,9 +86,11 @@ __device__ __forceinline__ void wg_o_mma<__half>(float *d, const uint32_t *a, ui
 }
 #endif
 
-/* ST K/V stages of BK keys; OVL: the software-pipelined schedule (else one tile at a time) */
-template <typename T, int ST, bool OVL, int BK>
-__global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struct qr_cuda_attn a)
+/* ST K/V stages of BK keys; OVL: the software-pipelined schedule (else one tile at a time); HPB warpgroups (heads of
+ * one GQA group) per block: 2 share each K/V tile in one block per SM, 1 lets two blocks share an SM, which
+ * desynchronizes them (one's softmax under the other's MMAs) at twice the K/V reads from L2 */
+template <typename T, int ST, bool OVL, int BK, int HPB = WG_HPB>
+__global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg(const struct qr_cuda_attn a)
 {
 #ifdef QR_HAVE_WGMMA
     constexpr int WG_BK = BK;
@@ -102,7 +104,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
     uint32_t *kmask = (uint32_t *)(sbase + ST * 2 * TILE);   /* [ST][KMW]: key-valid bits */
 
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-    const int s = blockIdx.z, h = blockIdx.y * WG_HPB + wg;
+    const int s = blockIdx.z, h = blockIdx.y * HPB + wg;
     int qs, qlen, ctx;
     if (!attn_seq(a, s, &qs, &qlen, &ctx) || (a.skip_single && qlen == 1))
         return;
@@ -136,8 +138,8 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
     auto kv_col = [&](int k) { return bs_sh >= 0 ? k >> bs_sh : k / bs; };
     /* the block ids of the next tile's rows are read one tile ahead (nid; mid for the key-mask threads), so no
      * gather waits on a block-table read */
-    constexpr int LOADS = WG_BK * (WG_D / 8) / (WG_HPB * 128);   /* 16-byte chunks per thread per tile (K; V too) */
-    constexpr int ROW_STEP = WG_HPB * 128 / (WG_D / 8);          /* rows between a thread's chunks */
+    constexpr int LOADS = WG_BK * (WG_D / 8) / (HPB * 128);   /* 16-byte chunks per thread per tile (K; V too) */
+    constexpr int ROW_STEP = HPB * 128 / (WG_D / 8);          /* rows between a thread's chunks */
     int nid[LOADS], mid = -1;
     auto fetch_ids = [&](int k0) {
 #pragma unroll
@@ -237,6 +239,8 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1) k_attn_prefill_wg(const struc
         }
     };
     auto rescale_o = [&](float al0, float al1) {
+        if (__all_sync(0xffffffffu, al0 == 1.f && al1 == 1.f))   /* no row max of the warp moved: common */
+            return;
 #pragma unroll
         for (int i = 0; i < WG_D / 8; i++) {
             o[4 * i] *= al0;
@@ -376,19 +380,19 @@ extern "C" int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_
            n_heads % n_kv_heads == 0 && (n_heads / n_kv_heads) % WG_HPB == 0;
 }
 
-template <typename T, int ST, bool OVL, int BK = 64>
+template <typename T, int ST, bool OVL, int BK = 64, int HPB = WG_HPB>
 static int wg_launch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     static bool raised;   /* per instantiation; idempotent, so a race is harmless */
     if (!raised) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill_wg<T, ST, OVL, BK>,
+        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill_wg<T, ST, OVL, BK, HPB>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM(ST, BK));
         if (e != cudaSuccess)
             return (int)e;
         raised = true;
     }
-    dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / WG_HPB), (unsigned)a->n_seqs);
-    k_attn_prefill_wg<T, ST, OVL, BK><<<grid, WG_HPB * 128, WG_SMEM(ST, BK), st>>>(*a);
+    dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / HPB), (unsigned)a->n_seqs);
+    k_attn_prefill_wg<T, ST, OVL, BK, HPB><<<grid, HPB * 128, WG_SMEM(ST, BK), st>>>(*a);
     return qk_launch_result();
 }
 
@@ -414,19 +418,35 @@ extern "C" int cuda_launch_attn_prefill_wg_bk128(qr_cuda_stream st, const struct
                                   : wg_launch<__half, 3, true, 128>(st, a);
 }
 
+/* the pipelined schedule with one warpgroup per block, two blocks per SM (3 stages of 64 keys), for A/B runs:
+ * QR_CUDA_ATTN_WG_HPB=1 or the kernel lab */
+extern "C" int cuda_launch_attn_prefill_wg_1wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
+{
+    if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
+        return 0;
+    if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
+        return (int)cudaErrorInvalidValue;
+    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 3, true, 64, 1>(st, a)
+                                  : wg_launch<__half, 3, true, 64, 1>(st, a);
+}
+
 extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
-    static int ovl = -1, bk = 64;
+    static int ovl = -1, bk = 64, hpb = WG_HPB;
     if (ovl < 0) {
         const char *v = getenv("QR_CUDA_ATTN_WG_OVL");
         ovl = !(v && v[0] == '0');   /* measured on the H100: TTFT(8192) 202.5 vs 213.9 ms (docs/PERF.md) */
         v = getenv("QR_CUDA_ATTN_WG_BK");
         bk = v && atoi(v) == 128 ? 128 : 64;
+        v = getenv("QR_CUDA_ATTN_WG_HPB");
+        hpb = v && atoi(v) == 1 ? 1 : WG_HPB;
     }
     if (!ovl)
         return cuda_launch_attn_prefill_wg_serial(st, a);
     if (bk == 128)
         return cuda_launch_attn_prefill_wg_bk128(st, a);
+    if (hpb == 1)
+        return cuda_launch_attn_prefill_wg_1wg(st, a);
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
         return 0;
     if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))

@@ -91,6 +91,8 @@ int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
 int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* the pipelined schedule over 128-key tiles (QR_CUDA_ATTN_WG_BK=128), for A/B runs */
 int cuda_launch_attn_prefill_wg_bk128(qr_cuda_stream st, const struct qr_cuda_attn *a);
+/* the pipelined schedule with one warpgroup (head) per block, two blocks per SM (QR_CUDA_ATTN_WG_HPB=1), for A/B */
+int cuda_launch_attn_prefill_wg_1wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
 
 /* plain kernel for any head_dim <= 256 (tiny test models): one block per (token, head) */
 int cuda_launch_attn_generic(qr_cuda_stream st, const struct qr_cuda_attn *a);

@@ -167,43 +167,67 @@ __device__ __forceinline__ void pf_load_q(uint32_t (&qa)[D / 16][4], const float
     }
 }
 
+/* 2^x on the special-function unit: one MUFU.EX2 (exp2f adds range fix-ups around it, ~4 more instructions per
+ * element); relative error ~2^-22, subnormal results flushed to 0, 2^-inf = 0.  The probabilities it feeds are
+ * rounded to 16 bits right after. */
+__device__ __forceinline__ float pf_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 /* one online-softmax step over score fragments sc[NT][4] (rows g: elements 0, 1; g + 8: 2, 3; masked ones -inf,
  * in log2 units): the running maxima m0 / m1 and per-lane partial sums l0 / l1 move, sc becomes exp2(s - max), and
- * al0 / al1 are the factors by which the rows' accumulated output must be rescaled */
+ * al0 / al1 are the factors by which the rows' accumulated output must be rescaled.  The row maxima and sums are
+ * reduced as trees (a chain of NT dependent max / add instructions per row stalls a warp with few others to
+ * switch to). */
 template <int NT>
 __device__ __forceinline__ void pf_softmax(float (&sc)[NT][4], float &m0, float &m1, float &l0, float &l1, float &al0,
                                            float &al1)
 {
-    float mx0 = -INFINITY, mx1 = -INFINITY;
+    float t0[NT], t1[NT];
 #pragma unroll
     for (int j = 0; j < NT; j++) {
-        mx0 = fmaxf(mx0, fmaxf(sc[j][0], sc[j][1]));
-        mx1 = fmaxf(mx1, fmaxf(sc[j][2], sc[j][3]));
+        t0[j] = fmaxf(sc[j][0], sc[j][1]);
+        t1[j] = fmaxf(sc[j][2], sc[j][3]);
     }
+#pragma unroll
+    for (int w = 1; w < NT; w *= 2)
+#pragma unroll
+        for (int j = 0; j + w < NT; j += 2 * w) {
+            t0[j] = fmaxf(t0[j], t0[j + w]);
+            t1[j] = fmaxf(t1[j], t1[j + w]);
+        }
+    float mx0 = t0[0], mx1 = t1[0];
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
     const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    al0 = mn0 == -INFINITY ? 1.f : exp2f(m0 - mn0);
-    al1 = mn1 == -INFINITY ? 1.f : exp2f(m1 - mn1);
+    al0 = mn0 == -INFINITY ? 1.f : pf_exp2(m0 - mn0);
+    al1 = mn1 == -INFINITY ? 1.f : pf_exp2(m1 - mn1);
     m0 = mn0;
     m1 = mn1;
     const float b0 = mn0 == -INFINITY ? 0.f : mn0, b1 = mn1 == -INFINITY ? 0.f : mn1;   /* all masked: p = 0 */
-    float ps0 = 0.f, ps1 = 0.f;
 #pragma unroll
     for (int j = 0; j < NT; j++) {
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-            const float p0 = exp2f(sc[j][e] - b0), p1 = exp2f(sc[j][2 + e] - b1);
-            sc[j][e] = p0;
-            sc[j][2 + e] = p1;
-            ps0 += p0;
-            ps1 += p1;
-        }
+        sc[j][0] = pf_exp2(sc[j][0] - b0);
+        sc[j][1] = pf_exp2(sc[j][1] - b0);
+        sc[j][2] = pf_exp2(sc[j][2] - b1);
+        sc[j][3] = pf_exp2(sc[j][3] - b1);
+        t0[j] = sc[j][0] + sc[j][1];
+        t1[j] = sc[j][2] + sc[j][3];
     }
-    l0 = l0 * al0 + ps0;
-    l1 = l1 * al1 + ps1;
+#pragma unroll
+    for (int w = 1; w < NT; w *= 2)
+#pragma unroll
+        for (int j = 0; j + w < NT; j += 2 * w) {
+            t0[j] += t0[j + w];
+            t1[j] += t1[j + w];
+        }
+    l0 = l0 * al0 + t0[0];
+    l1 = l1 * al1 + t1[0];
 }
 
 #endif

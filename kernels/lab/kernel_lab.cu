@@ -10,8 +10,8 @@
  *
  *   cuda_kernel_lab [--quick | --attn | --gemm | --prefill | --attn-ncu]
  *     --attn: the checks, then attention timings only; --gemm: cuBLAS prompt GEMM timings; --prefill: the prompt
- *     RMSNorm / SwiGLU passes, 16-byte vs scalar, same bits?; --attn-ncu: one 8192 prompt launch of each wgmma
- *     tile width, for ncu
+ *     RMSNorm / SwiGLU passes, 16-byte vs scalar, same bits?; --attn-ncu: one 8192 prompt launch of each
+ *     pipelined wgmma variant, for ncu
  * Exit status 1 if a check fails.  Not part of ctest (needs a GPU). */
 #include "../attn.cu"
 #include "../attn_decode2.cu"
@@ -299,12 +299,14 @@ static const struct {
     {"BK64 HPB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 2>},
     {"BK32 HPB2 MINB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2, 2>},
     {"wgmma serial", cuda_launch_attn_prefill_wg_serial},   /* sm_90a only (attn_prefill_wg.cu) */
+    {"wgmma 1wg", cuda_launch_attn_prefill_wg_1wg},
     {"wgmma bk128", cuda_launch_attn_prefill_wg_bk128},
     {"wgmma", cuda_launch_attn_prefill_wg},
 };
 #define VARIANT_WG_BK128 (N_VARIANTS - 2)
 #define VARIANT_WG (N_VARIANTS - 1)
-#define VARIANT_WG_SERIAL (N_VARIANTS - 3)
+#define VARIANT_WG_SERIAL (N_VARIANTS - 4)
+#define VARIANT_WG_1WG (N_VARIANTS - 3)
 #define N_VARIANTS ((int)(sizeof k_variants / sizeof k_variants[0]))
 
 enum { DEC_V1 = 0, DEC_V2 = 1, DEC_TC = 2, DEC_TCM = 3 };   /* TCM: tc, the last split block merging */
@@ -606,8 +608,10 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "--attn-ncu")) {   /* one launch of the 8192 prompt kernel, for ncu */
         bool wg = cuda_attn_prefill_wg_available();
         run_attn({8192, 8192, 32, 8, 128, 16}, false, false, wg ? VARIANT_WG : -1);
-        if (wg)
+        if (wg) {
             run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_BK128);
+            run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_1WG);
+        }
         return g_fail ? 1 : 0;
     }
     cudaDeviceProp dp;
@@ -649,6 +653,11 @@ int main(int argc, char **argv)
         run_attn({64, 64, 32, 8, 128, 16}, true, false, VARIANT_WG_BK128);
         run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG_BK128);
         run_attn({130, 130, 32, 8, 128, 7}, true, false, VARIANT_WG_BK128);
+        run_attn({300, 300, 32, 8, 128, 16}, true, false, VARIANT_WG_1WG);
+        run_attn({333, 100, 16, 2, 128, 5}, true, false, VARIANT_WG_1WG);
+        run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, VARIANT_WG_1WG);
+        run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG_1WG);
+        run_attn({130, 130, 32, 8, 128, 7}, true, false, VARIANT_WG_1WG);
     } else {
         printf("wgmma prompt kernel: not available on this device/build\n");
     }
@@ -676,6 +685,8 @@ int main(int argc, char **argv)
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_SERIAL);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_BK128);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_BK128);
+            run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_1WG);
+            run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_1WG);
             run_attn({512, 512, 32, 8, 128, 16}, false, true, VARIANT_WG);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, 4);
@@ -703,7 +714,7 @@ int main(int argc, char **argv)
             }
         qk_gemv_variant = 0;
         for (int v = 0; v < N_VARIANTS; v++) {
-            if ((v == VARIANT_WG || v == VARIANT_WG_SERIAL || v == VARIANT_WG_BK128) && !cuda_attn_prefill_wg_available())
+            if (v >= VARIANT_WG_SERIAL && !cuda_attn_prefill_wg_available())
                 continue;
             run_attn({300, 300, 32, 8, 128, 16}, true, false, v);
             run_attn({512, 512, 32, 8, 128, 16}, false, true, v);
