@@ -8,15 +8,17 @@
  * and the tensor cores read K and V straight from shared memory:
  *   grid (query tiles of 64, heads / WG_HPB, seqs); WG_HPB warpgroups per
  *   block, the heads of one GQA group, share each K/V tile;
- *   K and V tiles of 64 keys are gathered through the block table with
- *   cp.async into WG_ST stages, in the canonical 128-byte-swizzled layout
+ *   K and V tiles of 128 keys (64 with QR_CUDA_ATTN_WG_BK=64) are gathered
+ *   through the block table with cp.async into stages, in the canonical
+ *   128-byte-swizzled layout
  *   ([64-element column block][key][128 bytes], 16-byte chunk c of row r at
  *   chunk c ^ (r & 7)), which is both the K-major layout of K for S = Q K^T
  *   and the MN-major (transposed) layout of V for O += P V;
  *   Q (pre-scaled by scale * log2 e) and P are A operands in registers
  *   (the m16n8k16 fragment layout); S and O accumulate in f32 registers;
  *   by default the tiles are software-pipelined as in FA3 (S_j and P V_{j-1}
- *   in flight together, tile j's softmax under P V_{j-1}; 5 stages), with
+ *   in flight together, tile j's softmax under P V_{j-1}; 3 stages of 128
+ *   keys, 5 of 64), with
  *   QR_CUDA_ATTN_WG_OVL=0 one tile at a time (3 stages); the next tile's
  *   gather is issued after S_j and P V_{j-1}, under them, and its block ids
  *   were read one tile earlier, so no warp waits on a block-table read.
@@ -406,16 +408,15 @@ extern "C" int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struc
     return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 3, false>(st, a) : wg_launch<__half, 3, false>(st, a);
 }
 
-/* the pipelined schedule with tiles of 128 keys (3 stages of 64 KB), for A/B runs: QR_CUDA_ATTN_WG_BK=128 or the
- * kernel lab */
-extern "C" int cuda_launch_attn_prefill_wg_bk128(qr_cuda_stream st, const struct qr_cuda_attn *a)
+/* the pipelined schedule with tiles of 64 keys (5 stages of 32 KB), the default before 128-key tiles measured
+ * faster, for A/B runs: QR_CUDA_ATTN_WG_BK=64 or the kernel lab */
+extern "C" int cuda_launch_attn_prefill_wg_bk64(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
         return 0;
     if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
         return (int)cudaErrorInvalidValue;
-    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 3, true, 128>(st, a)
-                                  : wg_launch<__half, 3, true, 128>(st, a);
+    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 5, true>(st, a) : wg_launch<__half, 5, true>(st, a);
 }
 
 /* the pipelined schedule with one warpgroup per block, two blocks per SM (3 stages of 64 keys), for A/B runs:
@@ -432,24 +433,26 @@ extern "C" int cuda_launch_attn_prefill_wg_1wg(qr_cuda_stream st, const struct q
 
 extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
-    static int ovl = -1, bk = 64, hpb = WG_HPB;
+    static int ovl = -1, bk = 128, hpb = WG_HPB;
     if (ovl < 0) {
         const char *v = getenv("QR_CUDA_ATTN_WG_OVL");
         ovl = !(v && v[0] == '0');   /* measured on the H100: TTFT(8192) 202.5 vs 213.9 ms (docs/PERF.md) */
         v = getenv("QR_CUDA_ATTN_WG_BK");
-        bk = v && atoi(v) == 128 ? 128 : 64;
+        bk = v && atoi(v) == 64 ? 64 : 128;   /* measured: 1818 vs 1912 us at 8192, TTFT 168.7 vs 171.0 ms */
         v = getenv("QR_CUDA_ATTN_WG_HPB");
         hpb = v && atoi(v) == 1 ? 1 : WG_HPB;
     }
     if (!ovl)
         return cuda_launch_attn_prefill_wg_serial(st, a);
-    if (bk == 128)
-        return cuda_launch_attn_prefill_wg_bk128(st, a);
     if (hpb == 1)
         return cuda_launch_attn_prefill_wg_1wg(st, a);
+    if (bk == 64)
+        return cuda_launch_attn_prefill_wg_bk64(st, a);
+    /* 128-key tiles, 3 stages of 64 KB */
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
         return 0;
     if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
         return (int)cudaErrorInvalidValue;
-    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 5, true>(st, a) : wg_launch<__half, 5, true>(st, a);
+    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 3, true, 128>(st, a)
+                                  : wg_launch<__half, 3, true, 128>(st, a);
 }

@@ -89,8 +89,8 @@ int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_heads, int 
 int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* the same kernel one tile at a time (no overlap of softmax and the MMAs), for A/B runs */
 int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struct qr_cuda_attn *a);
-/* the pipelined schedule over 128-key tiles (QR_CUDA_ATTN_WG_BK=128), for A/B runs */
-int cuda_launch_attn_prefill_wg_bk128(qr_cuda_stream st, const struct qr_cuda_attn *a);
+/* the pipelined schedule over 64-key tiles (QR_CUDA_ATTN_WG_BK=64; the default has 128), for A/B runs */
+int cuda_launch_attn_prefill_wg_bk64(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* the pipelined schedule with one warpgroup (head) per block, two blocks per SM (QR_CUDA_ATTN_WG_HPB=1), for A/B */
 int cuda_launch_attn_prefill_wg_1wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
 

@@ -300,10 +300,10 @@ static const struct {
     {"BK32 HPB2 MINB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2, 2>},
     {"wgmma serial", cuda_launch_attn_prefill_wg_serial},   /* sm_90a only (attn_prefill_wg.cu) */
     {"wgmma 1wg", cuda_launch_attn_prefill_wg_1wg},
-    {"wgmma bk128", cuda_launch_attn_prefill_wg_bk128},
+    {"wgmma bk64", cuda_launch_attn_prefill_wg_bk64},
     {"wgmma", cuda_launch_attn_prefill_wg},
 };
-#define VARIANT_WG_BK128 (N_VARIANTS - 2)
+#define VARIANT_WG_BK64 (N_VARIANTS - 2)
 #define VARIANT_WG (N_VARIANTS - 1)
 #define VARIANT_WG_SERIAL (N_VARIANTS - 4)
 #define VARIANT_WG_1WG (N_VARIANTS - 3)
@@ -609,7 +609,7 @@ int main(int argc, char **argv)
         bool wg = cuda_attn_prefill_wg_available();
         run_attn({8192, 8192, 32, 8, 128, 16}, false, false, wg ? VARIANT_WG : -1);
         if (wg) {
-            run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_BK128);
+            run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_BK64);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_1WG);
         }
         return g_fail ? 1 : 0;
@@ -647,12 +647,12 @@ int main(int argc, char **argv)
         run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG);
         run_attn({333, 100, 16, 2, 128, 5}, true, false, VARIANT_WG_SERIAL);
         run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG_SERIAL);
-        run_attn({300, 300, 32, 8, 128, 16}, true, false, VARIANT_WG_BK128);
-        run_attn({333, 100, 16, 2, 128, 5}, true, false, VARIANT_WG_BK128);
-        run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, VARIANT_WG_BK128);
-        run_attn({64, 64, 32, 8, 128, 16}, true, false, VARIANT_WG_BK128);
-        run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG_BK128);
-        run_attn({130, 130, 32, 8, 128, 7}, true, false, VARIANT_WG_BK128);
+        run_attn({300, 300, 32, 8, 128, 16}, true, false, VARIANT_WG_BK64);
+        run_attn({333, 100, 16, 2, 128, 5}, true, false, VARIANT_WG_BK64);
+        run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, VARIANT_WG_BK64);
+        run_attn({64, 64, 32, 8, 128, 16}, true, false, VARIANT_WG_BK64);
+        run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG_BK64);
+        run_attn({130, 130, 32, 8, 128, 7}, true, false, VARIANT_WG_BK64);
         run_attn({300, 300, 32, 8, 128, 16}, true, false, VARIANT_WG_1WG);
         run_attn({333, 100, 16, 2, 128, 5}, true, false, VARIANT_WG_1WG);
         run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, VARIANT_WG_1WG);
@@ -683,8 +683,8 @@ int main(int argc, char **argv)
         if (cuda_attn_prefill_wg_available()) {
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_SERIAL);
-            run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_BK128);
-            run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_BK128);
+            run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_BK64);
+            run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_BK64);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_1WG);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_1WG);
             run_attn({512, 512, 32, 8, 128, 16}, false, true, VARIANT_WG);
