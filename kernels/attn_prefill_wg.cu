@@ -135,42 +135,66 @@ __global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg
     const int n_tiles = kend > 0 ? (kend + WG_BK - 1) / WG_BK : 0;
     const T *kc = (const T *)a.k_cache, *vc = (const T *)a.v_cache;
 
-    /* key k -> (block-table column, row in the block): shifts where the block size is a power of two */
+    /* key k -> (block-table column, row in the block): shifts where the block size is a power of two (a branch per
+     * tile, not per chunk: the division path of other block sizes stays out of the common loop) */
     const int bs = a.block_size, bs_sh = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;
-    auto kv_col = [&](int k) { return bs_sh >= 0 ? k >> bs_sh : k / bs; };
     /* the block ids of the next tile's rows are read one tile ahead (nid; mid for the key-mask threads), so no
      * gather waits on a block-table read */
     constexpr int LOADS = WG_BK * (WG_D / 8) / (HPB * 128);   /* 16-byte chunks per thread per tile (K; V too) */
-    constexpr int ROW_STEP = HPB * 128 / (WG_D / 8);          /* rows between a thread's chunks */
+    constexpr int ROW_STEP = HPB * 128 / (WG_D / 8);          /* rows between a thread's chunks (a multiple of 8) */
+    static_assert(ROW_STEP % 8 == 0, "a thread's chunks must share their swizzle");
+    /* per thread: its first row and 16-byte column; chunk i sits ROW_STEP * i rows further, same swizzle */
+    const int r0 = tid >> 4, ch = tid & 15;
+    const uint32_t so0 = wg_sw<BK>(r0, ch);
+    const T *kc_t = kc + ch * 8, *vc_t = vc + ch * 8;
+    /* cache row of key row `in` of block blk, head kvh: blk * rows_blk + kvh * bs + in (fits 32 bits: the host
+     * checks num_blocks * n_kv_heads * block_size < 2^31) */
+    const uint32_t rows_blk = (uint32_t)(a.n_kv_heads * bs), row_h = (uint32_t)(kvh * bs);
+    const uint32_t nblk = (uint32_t)a.num_blocks;
     int nid[LOADS], mid = -1;
     auto fetch_ids = [&](int k0) {
+        const int kb = k0 + r0;
+        if (bs_sh >= 0) {
 #pragma unroll
-        for (int i = 0; i < LOADS; i++) {
-            const int k = k0 + (tid >> 4) + i * ROW_STEP;
-            nid[i] = k < kend ? table[kv_col(k)] : -1;
-        }
-        if (tid < WG_BK) {
-            const int k = k0 + tid;
-            mid = k < kend ? table[kv_col(k)] : -1;
+            for (int i = 0; i < LOADS; i++) {
+                const int k = kb + i * ROW_STEP;
+                nid[i] = k < kend ? table[k >> bs_sh] : -1;
+            }
+            if (tid < WG_BK)
+                mid = k0 + tid < kend ? table[(k0 + tid) >> bs_sh] : -1;
+        } else {
+#pragma unroll
+            for (int i = 0; i < LOADS; i++) {
+                const int k = kb + i * ROW_STEP;
+                nid[i] = k < kend ? table[k / bs] : -1;
+            }
+            if (tid < WG_BK)
+                mid = k0 + tid < kend ? table[(k0 + tid) / bs] : -1;
         }
     };
     /* gathers the tile of keys k0.. (whose ids fetch_ids(k0) read) into stage st, then reads the next tile's ids */
     auto load_tile = [&](int st, int k0) {
-        unsigned char *kt = sbase + st * 2 * TILE, *vt = kt + TILE;
+        const uint32_t kt = base + st * 2 * TILE + so0, vt = kt + TILE;
+        const int kb = k0 + r0;
+        auto chunk = [&](int i, int in) {
+            const int k = kb + i * ROW_STEP;
+            const bool ok = k < kend && (uint32_t)nid[i] < nblk;
+            const uint32_t row = ok ? (uint32_t)nid[i] * rows_blk + row_h + (uint32_t)in : 0u;
+            cp_async16_s(kt + i * ROW_STEP * 128, kc_t + (size_t)row * WG_D, ok);
+            cp_async16_s(vt + i * ROW_STEP * 128, vc_t + (size_t)row * WG_D, ok);
+        };
+        if (bs_sh >= 0) {
 #pragma unroll
-        for (int i = 0; i < LOADS; i++) {
-            const int r = (tid >> 4) + i * ROW_STEP, ch = tid & 15, k = k0 + r;
-            const int64_t blk = nid[i];
-            const bool ok = k < kend && blk >= 0 && blk < a.num_blocks;
-            const int64_t off = ok ? ((blk * a.n_kv_heads + kvh) * bs + (k - kv_col(k) * bs)) * (int64_t)WG_D + ch * 8
-                                   : 0;
-            const uint32_t so = wg_sw<BK>(r, ch);
-            cp_async16(kt + so, kc + off, ok);
-            cp_async16(vt + so, vc + off, ok);
+            for (int i = 0; i < LOADS; i++)
+                chunk(i, (kb + i * ROW_STEP) & (bs - 1));
+        } else {
+#pragma unroll
+            for (int i = 0; i < LOADS; i++)
+                chunk(i, (kb + i * ROW_STEP) % bs);
         }
         if (tid < WG_BK) {   /* the first BK / 32 warps: one key each */
             const int k = k0 + tid;
-            const bool ok = k < kend && mid >= 0 && mid < a.num_blocks;
+            const bool ok = k < kend && (uint32_t)mid < nblk;
             const uint32_t m = __ballot_sync(0xffffffffu, ok);
             if (lane == 0)
                 kmask[st * KMW + (tid >> 5)] = m;

@@ -75,6 +75,16 @@ __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool ok)
     *(uint4 *)dst = ok ? *(const uint4 *)src : make_uint4(0, 0, 0, 0);
 #endif
 }
+/* the same with the destination as a shared-memory address */
+__device__ __forceinline__ void cp_async16_s(uint32_t dst, const void *src, bool ok)
+{
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(ok ? 16 : 0));
+#else
+    (void)dst, (void)src, (void)ok;
+    __trap();   /* callers are sm_80+ kernels */
+#endif
+}
 __device__ __forceinline__ void cp_async_commit(void)
 {
 #if __CUDA_ARCH__ >= 800

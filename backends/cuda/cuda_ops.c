@@ -218,7 +218,9 @@ static bool attn_tc(const struct cuda_device *cd, const struct qr_attn_args *a)
 static qr_status attn_prompt(struct qr_stream *s, const struct qr_attn_args *a, struct qr_cuda_attn *k)
 {
     struct cuda_device *cd = cuda_dev(s->dev);
-    if (cd->wg_attn && cuda_attn_prefill_wg_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads))
+    /* the wgmma kernel indexes cache rows (block, kv head, row) in 32 bits */
+    if (cd->wg_attn && cuda_attn_prefill_wg_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads) &&
+        (int64_t)a->num_blocks * a->n_kv_heads * a->block_size < ((int64_t)1 << 31))
         LAUNCH_TRY(s->dev, cuda_launch_attn_prefill_wg(cst(s), k));
     else
         LAUNCH_TRY(s->dev, cuda_launch_attn_prefill(cst(s), k));
