@@ -349,11 +349,12 @@ __global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg
             wg_fence_regs<WG_BK / 2>(&sa[0][0]);
             float al0, al1;
             softmax(sa, j % ST, j * WG_BK, al0, al1);
+            /* a basic-block boundary between the softmax and the P V wait: within one block ptxas scheduled the wait
+             * at the block's top, above the softmax (SASS of dev_s10e / dev_s10f), so the two never overlapped;
+             * it does not move the wait into an earlier block.  qlen < 0 never holds. */
+            if (qlen < 0)
+                __trap();
             wg_wait<0>();   /* P V_{j-1} */
-            /* P_{j-1} stays live up to here: ptxas otherwise treats its registers as free once P V_{j-1} is issued,
-             * hands them to the softmax's temporaries and so has to wait for P V_{j-1} before the softmax (the SASS
-             * showed that wait hoisted above it: no overlap at all) */
-            wg_keep_regs<WG_BK / 4>(&pa[0][0]);
             wg_fence_regs<WG_D / 2>(o);
             rescale_o(al0, al1);
             pack_p(sa);

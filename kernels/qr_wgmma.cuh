@@ -60,15 +60,6 @@ __device__ __forceinline__ void wg_fence_regs(float *d)
         asm volatile("" : "+f"(d[i])::"memory");
 }
 
-/* keep 32-bit registers live (and unchanged) up to this point: an A operand of an MMA still in flight */
-template <int N>
-__device__ __forceinline__ void wg_keep_regs(uint32_t *r)
-{
-#pragma unroll
-    for (int i = 0; i < N; i++)
-        asm volatile("" : "+r"(r[i])::"memory");
-}
-
 #ifdef QR_HAVE_WGMMA
 template <int TB>
 __device__ __forceinline__ void wg_mma_n64_bf(float *d, const uint32_t *a, uint64_t bdesc, int scale_d)
