@@ -427,37 +427,36 @@ static int wg_launch(qr_cuda_stream st, const struct qr_cuda_attn *a)
     return qk_launch_result();
 }
 
-/* the one-tile-at-a-time schedule (3 stages), for A/B runs: QR_CUDA_ATTN_WG_OVL=0 or the kernel lab */
-extern "C" int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struct qr_cuda_attn *a)
+/* checks the shape, then launches the instantiation for the cache's element type */
+template <int ST, bool OVL, int BK, int HPB = WG_HPB>
+static int wg_dispatch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
         return 0;
     if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
         return (int)cudaErrorInvalidValue;
-    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 3, false>(st, a) : wg_launch<__half, 3, false>(st, a);
+    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, ST, OVL, BK, HPB>(st, a)
+                                  : wg_launch<__half, ST, OVL, BK, HPB>(st, a);
+}
+
+/* the one-tile-at-a-time schedule (3 stages of 64 keys), for A/B runs: QR_CUDA_ATTN_WG_OVL=0 or the kernel lab */
+extern "C" int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struct qr_cuda_attn *a)
+{
+    return wg_dispatch<3, false, 64>(st, a);
 }
 
 /* the pipelined schedule with tiles of 64 keys (5 stages of 32 KB), the default before 128-key tiles measured
  * faster, for A/B runs: QR_CUDA_ATTN_WG_BK=64 or the kernel lab */
 extern "C" int cuda_launch_attn_prefill_wg_bk64(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
-    if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
-        return 0;
-    if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
-        return (int)cudaErrorInvalidValue;
-    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 5, true>(st, a) : wg_launch<__half, 5, true>(st, a);
+    return wg_dispatch<5, true, 64>(st, a);
 }
 
 /* the pipelined schedule with one warpgroup per block, two blocks per SM (3 stages of 64 keys), for A/B runs:
  * QR_CUDA_ATTN_WG_HPB=1 or the kernel lab */
 extern "C" int cuda_launch_attn_prefill_wg_1wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
-    if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
-        return 0;
-    if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
-        return (int)cudaErrorInvalidValue;
-    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 3, true, 64, 1>(st, a)
-                                  : wg_launch<__half, 3, true, 64, 1>(st, a);
+    return wg_dispatch<3, true, 64, 1>(st, a);
 }
 
 extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
@@ -477,11 +476,5 @@ extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cu
         return cuda_launch_attn_prefill_wg_1wg(st, a);
     if (bk == 64)
         return cuda_launch_attn_prefill_wg_bk64(st, a);
-    /* 128-key tiles, 3 stages of 64 KB */
-    if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
-        return 0;
-    if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
-        return (int)cudaErrorInvalidValue;
-    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, 3, true, 128>(st, a)
-                                  : wg_launch<__half, 3, true, 128>(st, a);
+    return wg_dispatch<3, true, 128>(st, a);   /* 128-key tiles, 3 stages of 64 KB */
 }
