@@ -334,9 +334,12 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
                   ? QR_DTYPE_BF16
                   : QR_DTYPE_F16;   /* no BF16 (Turing): F16 KV */
     e->max_seqs = o->max_num_seqs;
-    /* the step holds the prompt budget plus one decode token per running request: a request's decode never cuts
-     * a prompt that fits the budget into a second step (mean TTFT of a burst of long prompts) */
-    e->max_step_tokens = o->max_num_batched_tokens + o->max_num_seqs;
+    /* the step holds the budget plus the decode allowance (one token per running request by default): a request's
+     * decode never cuts a prompt that fits the budget into a second step (mean TTFT of a burst of long prompts) */
+    int dbudget = o->decode_budget == 0 ? o->max_num_seqs : o->decode_budget < 0 ? 0 : o->decode_budget;
+    if (dbudget > o->max_num_seqs)
+        dbudget = o->max_num_seqs;
+    e->max_step_tokens = o->max_num_batched_tokens + dbudget;
     e->bucketing = o->decode_bucketing > 0 || (o->decode_bucketing == 0 && (props.caps & QR_CAP_GRAPH_REPLAY));
     struct qr_runtime_opts ro = {
         .kv_dtype = kvt,
@@ -362,7 +365,7 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
         goto fail;
     struct qr_sched_opts so = {.max_batched_tokens = o->max_num_batched_tokens, .max_seqs = e->max_seqs,
                                .max_len = e->max_len, .debug_preempt_every = o->debug_preempt_every,
-                               .decode_budget = e->max_seqs};
+                               .decode_budget = e->max_step_tokens - o->max_num_batched_tokens};
     if ((st = qr_sched_create(&so, e->pool, &e->sched)) != QR_OK)
         goto fail;
     /* EOS: generation_config's ids, else config.json's */

@@ -72,6 +72,8 @@ static void on_event(const struct qr_token_event *ev, void *user)
         CHECK(qr_engine_cancel(r->e, r->id) == QR_OK);
 }
 
+static int g_decode_budget;   /* qr_engine_opts.decode_budget of the next mk_engine (0: the default) */
+
 static struct qr_engine *mk_engine(int budget, int max_seqs, bool prefix, int preempt_every, int num_blocks,
                                    int bucketing)
 {
@@ -90,6 +92,7 @@ static struct qr_engine *mk_engine(int budget, int max_seqs, bool prefix, int pr
     o.debug_preempt_every = preempt_every;
     o.num_blocks = num_blocks;
     o.decode_bucketing = bucketing;
+    o.decode_budget = g_decode_budget;
     struct qr_engine *e = NULL;
     qr_status st = qr_engine_create(&o, &e);
     CHECKF(st == QR_OK, "engine create: %s", qr_last_error());
@@ -187,6 +190,16 @@ static void test_batch_invariance(void)
         run_and_compare(e, eight, 8, "chunk 16", false);
         qr_engine_destroy(e);
     }
+    /* decodes spending the budget (no decode allowance, vLLM's rule) and an allowance of 3 */
+    for (int db = -1; db <= 3; db += 4) {
+        g_decode_budget = db;
+        e = mk_engine(16, 16, false, 0, 0, -1);
+        if (e) {
+            run_and_compare(e, eight, 8, db < 0 ? "chunk 16, no decode budget" : "chunk 16, decode budget 3", false);
+            qr_engine_destroy(e);
+        }
+    }
+    g_decode_budget = 0;
     /* prefix caching on: the second round hits the cache (shared prefixes and repeats) */
     e = mk_engine(64, 16, true, 0, 0, -1);
     int sixteen[16];

@@ -47,8 +47,10 @@ void qr_cli_engine_usage(FILE *f)
             "  --gpu-memory-utilization F       fraction of device memory to use (default 0.90)\n"
             "  --max-model-len N                cap the context length\n"
             "  --max-num-seqs N                 sequences per step (default 256)\n"
-            "  --max-num-batched-tokens N       prompt tokens per step (default 8192); the running\n"
-            "                                   requests' decode tokens come on top\n"
+            "  --max-num-batched-tokens N       tokens per step (default 8192), decodes in the decode\n"
+            "                                   budget not counted\n"
+            "  --decode-budget N                decode tokens per step on top of that (default: max-num-seqs,\n"
+            "                                   so decodes never split a prompt; 0: none, as in vLLM)\n"
             "  --enable-prefix-caching / --no-prefix-caching\n"
             "  --block-size N                   tokens per KV block (default 16)\n"
             "  --kv-dtype f32|f16|bf16          KV cache precision\n");
@@ -106,6 +108,12 @@ int qr_cli_engine_flag(struct qr_engine_opts *o, int argc, char **argv, int i)
         NEED_VALUE();
         if (qr_cli_parse_int(a, v, 1, 1 << 20, &n)) return -1;
         o->max_num_batched_tokens = (int)n;
+        return 2;
+    }
+    if (!strcmp(a, "--decode-budget")) {
+        NEED_VALUE();
+        if (qr_cli_parse_int(a, v, 0, 65536, &n)) return -1;
+        o->decode_budget = n == 0 ? -1 : (int)n;
         return 2;
     }
     if (!strcmp(a, "--enable-prefix-caching")) { o->enable_prefix_caching = true; return 1; }

@@ -23,7 +23,10 @@ struct qr_engine_opts {
     double gpu_mem_util;            /* 0: 0.90 */
     int max_model_len;              /* 0: the model's */
     int max_num_seqs;               /* 0: 256 */
-    int max_num_batched_tokens;     /* prompt tokens per step, 0: 8192 (decodes come on top) */
+    int max_num_batched_tokens;     /* tokens per step, 0: 8192; decodes out of decode_budget do not count */
+    int decode_budget;              /* decode tokens per step outside max_num_batched_tokens: 0 = max_num_seqs
+                                       (a prompt that fits the budget is never cut by decodes beside it),
+                                       < 0 = none (every token spends the budget, as in vLLM) */
     bool enable_prefix_caching;
     int block_size;                 /* 0: 16 */
     enum qr_dtype kv_dtype;         /* QR_DTYPE_COUNT: backend default (F32 on cpu, BF16 on GPUs) */
