@@ -90,8 +90,11 @@ __device__ __forceinline__ void wg_o_mma<__half>(float *d, const uint32_t *a, ui
 
 /* ST K/V stages of BK keys; OVL: the software-pipelined schedule (else one tile at a time); HPB warpgroups (heads of
  * one GQA group) per block: 2 share each K/V tile in one block per SM, 1 lets two blocks share an SM, which
- * desynchronizes them (one's softmax under the other's MMAs) at twice the K/V reads from L2 */
-template <typename T, int ST, bool OVL, int BK, int HPB = WG_HPB>
+ * desynchronizes them (one's softmax under the other's MMAs) at twice the K/V reads from L2.  MIX (pipelined only;
+ * power-of-two block sizes only, the host checks): the next tile's gather is branch-free and issued inside the
+ * softmax's basic block, so ptxas can interleave its independent instructions with the softmax's dependent chains
+ * (the gather otherwise sits on each warp's critical path between the MMA issue and the S wait) */
+template <typename T, int ST, bool OVL, int BK, int HPB = WG_HPB, bool MIX = false>
 __global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg(const struct qr_cuda_attn a)
 {
 #ifdef QR_HAVE_WGMMA
@@ -201,6 +204,35 @@ __global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg
         }
         fetch_ids(k0 + WG_BK);
     };
+    /* MIX: the same for power-of-two block sizes without a branch (so it shares the softmax's basic block); tiles
+     * past the last are zero-filled into a stage nobody reads again, their ids -1 */
+    auto fetch_ids_p2 = [&](int k0) {
+        const int kb = k0 + r0;
+#pragma unroll
+        for (int i = 0; i < LOADS; i++) {
+            const int k = kb + i * ROW_STEP;
+            nid[i] = k < kend ? table[k >> bs_sh] : -1;
+        }
+        const int km = k0 + (tid & (WG_BK - 1));
+        mid = tid < WG_BK && km < kend ? table[km >> bs_sh] : -1;
+    };
+    auto load_tile_p2 = [&](int st, int k0) {
+        const uint32_t kt = base + st * 2 * TILE + so0, vt = kt + TILE;
+        const int kb = k0 + r0;
+#pragma unroll
+        for (int i = 0; i < LOADS; i++) {
+            const int k = kb + i * ROW_STEP;
+            const bool ok = k < kend && (uint32_t)nid[i] < nblk;
+            const uint32_t row = ok ? (uint32_t)nid[i] * rows_blk + row_h + (uint32_t)(k & (bs - 1)) : 0u;
+            cp_async16_s(kt + i * ROW_STEP * 128, kc_t + (size_t)row * WG_D, ok);
+            cp_async16_s(vt + i * ROW_STEP * 128, vc_t + (size_t)row * WG_D, ok);
+        }
+        /* every warp votes (warps past the first BK / 32 on nothing); the first BK / 32 store their word */
+        const uint32_t m = __ballot_sync(0xffffffffu, tid < WG_BK && k0 + tid < kend && (uint32_t)mid < nblk);
+        if (lane == 0 && tid < WG_BK)
+            kmask[st * KMW + (tid >> 5)] = m;
+        fetch_ids_p2(k0 + WG_BK);
+    };
     fetch_ids(0);
 
     float o[WG_D / 2];   /* m64n128 accumulator: 16 column groups x 4 */
@@ -220,8 +252,8 @@ __global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg
             wg_s_mma<T, BK>(&sc[0][0], qa[kk], desc, kk > 0);
         }
     };
-    /* masks, online softmax: sc becomes P; m, l move; returns the rescale factors of O's rows */
-    auto softmax = [&](float (&sc)[WG_BK / 8][4], int st, int k0, float &al0, float &al1) {
+    /* masks: causal, past the context, bad block ids (-inf) */
+    auto apply_masks = [&](float (&sc)[WG_BK / 8][4], int st, int k0) {
         uint32_t km[KMW], all = 0xffffffffu;
 #pragma unroll
         for (int w = 0; w < KMW; w++)
@@ -240,6 +272,10 @@ __global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg
                 }
             }
         }
+    };
+    /* masks, online softmax: sc becomes P; m, l move; returns the rescale factors of O's rows */
+    auto softmax = [&](float (&sc)[WG_BK / 8][4], int st, int k0, float &al0, float &al1) {
+        apply_masks(sc, st, k0);
         pf_softmax<WG_BK / 8>(sc, m0, m1, l0, l1, al0, al1);
     };
     uint32_t pa[WG_BK / 16][4];   /* P of a tile: the A operand of P V */
@@ -340,15 +376,25 @@ __global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg
             wg_commit();
             issue_pv((j - 1) % ST);
             wg_commit();
-            /* the next gather (block-table reads, cp.async) is issued while both products run */
+            /* the next gather (block-table reads, cp.async) is issued while both products run (MIX: inside the
+             * softmax) */
             const int t = j + ST - 2;
-            if (t < n_tiles)
-                load_tile(t % ST, t * WG_BK);
-            cp_async_commit();
+            if constexpr (!MIX) {
+                if (t < n_tiles)
+                    load_tile(t % ST, t * WG_BK);
+                cp_async_commit();
+            }
             wg_wait<1>();   /* S_j */
             wg_fence_regs<WG_BK / 2>(&sa[0][0]);
             float al0, al1;
-            softmax(sa, j % ST, j * WG_BK, al0, al1);
+            if constexpr (MIX) {
+                apply_masks(sa, j % ST, j * WG_BK);
+                load_tile_p2(t % ST, t * WG_BK);   /* in the softmax's basic block */
+                cp_async_commit();
+                pf_softmax<WG_BK / 8>(sa, m0, m1, l0, l1, al0, al1);
+            } else {
+                softmax(sa, j % ST, j * WG_BK, al0, al1);
+            }
             /* a basic-block boundary between the softmax and the P V wait: within one block ptxas scheduled the wait
              * at the block's top, above the softmax (SASS of dev_s10e / dev_s10f), so the two never overlapped;
              * it does not move the wait into an earlier block.  qlen < 0 never holds. */
@@ -411,32 +457,32 @@ extern "C" int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_
            n_heads % n_kv_heads == 0 && (n_heads / n_kv_heads) % WG_HPB == 0;
 }
 
-template <typename T, int ST, bool OVL, int BK = 64, int HPB = WG_HPB>
+template <typename T, int ST, bool OVL, int BK = 64, int HPB = WG_HPB, bool MIX = false>
 static int wg_launch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     static bool raised;   /* per instantiation; idempotent, so a race is harmless */
     if (!raised) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill_wg<T, ST, OVL, BK, HPB>,
+        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill_wg<T, ST, OVL, BK, HPB, MIX>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM(ST, BK));
         if (e != cudaSuccess)
             return (int)e;
         raised = true;
     }
     dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / HPB), (unsigned)a->n_seqs);
-    k_attn_prefill_wg<T, ST, OVL, BK, HPB><<<grid, HPB * 128, WG_SMEM(ST, BK), st>>>(*a);
+    k_attn_prefill_wg<T, ST, OVL, BK, HPB, MIX><<<grid, HPB * 128, WG_SMEM(ST, BK), st>>>(*a);
     return qk_launch_result();
 }
 
 /* checks the shape, then launches the instantiation for the cache's element type */
-template <int ST, bool OVL, int BK, int HPB = WG_HPB>
+template <int ST, bool OVL, int BK, int HPB = WG_HPB, bool MIX = false>
 static int wg_dispatch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
         return 0;
     if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
         return (int)cudaErrorInvalidValue;
-    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, ST, OVL, BK, HPB>(st, a)
-                                  : wg_launch<__half, ST, OVL, BK, HPB>(st, a);
+    return a->kv_dtype == QK_BF16 ? wg_launch<__nv_bfloat16, ST, OVL, BK, HPB, MIX>(st, a)
+                                  : wg_launch<__half, ST, OVL, BK, HPB, MIX>(st, a);
 }
 
 /* the one-tile-at-a-time schedule (3 stages of 64 keys), for A/B runs: QR_CUDA_ATTN_WG_OVL=0 or the kernel lab */
@@ -459,9 +505,18 @@ extern "C" int cuda_launch_attn_prefill_wg_1wg(qr_cuda_stream st, const struct q
     return wg_dispatch<3, true, 64, 1>(st, a);
 }
 
+/* the pipelined schedule over 128-key tiles with the gather inside the softmax's basic block (MIX), for A/B runs:
+ * QR_CUDA_ATTN_WG_MIX=1 or the kernel lab; block sizes that are not powers of two run the default */
+extern "C" int cuda_launch_attn_prefill_wg_mix(qr_cuda_stream st, const struct qr_cuda_attn *a)
+{
+    if ((a->block_size & (a->block_size - 1)) != 0 || a->block_size <= 0)
+        return wg_dispatch<3, true, 128>(st, a);
+    return wg_dispatch<3, true, 128, WG_HPB, true>(st, a);
+}
+
 extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
-    static int ovl = -1, bk = 128, hpb = WG_HPB;
+    static int ovl = -1, bk = 128, hpb = WG_HPB, mix = 0;
     if (ovl < 0) {
         const char *v = getenv("QR_CUDA_ATTN_WG_OVL");
         ovl = !(v && v[0] == '0');   /* measured on the H100: TTFT(8192) 202.5 vs 213.9 ms (docs/PERF.md) */
@@ -469,6 +524,8 @@ extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cu
         bk = v && atoi(v) == 64 ? 64 : 128;   /* measured: 1818 vs 1912 us at 8192, TTFT 168.7 vs 171.0 ms */
         v = getenv("QR_CUDA_ATTN_WG_HPB");
         hpb = v && atoi(v) == 1 ? 1 : WG_HPB;
+        v = getenv("QR_CUDA_ATTN_WG_MIX");   /* unmeasured: written after the ninth session's device time */
+        mix = v && v[0] == '1';
     }
     if (!ovl)
         return cuda_launch_attn_prefill_wg_serial(st, a);
@@ -476,5 +533,7 @@ extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cu
         return cuda_launch_attn_prefill_wg_1wg(st, a);
     if (bk == 64)
         return cuda_launch_attn_prefill_wg_bk64(st, a);
+    if (mix)
+        return cuda_launch_attn_prefill_wg_mix(st, a);
     return wg_dispatch<3, true, 128>(st, a);   /* 128-key tiles, 3 stages of 64 KB */
 }

@@ -93,6 +93,8 @@ int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struct qr_cuda_a
 int cuda_launch_attn_prefill_wg_bk64(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* the pipelined schedule with one warpgroup (head) per block, two blocks per SM (QR_CUDA_ATTN_WG_HPB=1), for A/B */
 int cuda_launch_attn_prefill_wg_1wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
+/* the pipelined schedule with the gather inside the softmax's basic block (QR_CUDA_ATTN_WG_MIX=1), for A/B runs */
+int cuda_launch_attn_prefill_wg_mix(qr_cuda_stream st, const struct qr_cuda_attn *a);
 
 /* plain kernel for any head_dim <= 256 (tiny test models): one block per (token, head) */
 int cuda_launch_attn_generic(qr_cuda_stream st, const struct qr_cuda_attn *a);
