@@ -27,66 +27,10 @@
  * Sequences with one query token are skipped when skip_single is set.
  * Compiled into code only for sm_90a (__CUDA_ARCH_FEAT_SM90_ALL); the host
  * asks cuda_attn_prefill_wg_available() first. */
-#include "attn_split.cuh"
-#include "qr_mma.cuh"
-#include "qr_wgmma.cuh"
+#include "attn_wg.cuh"
 
 #include <math.h>
 #include <stdlib.h>
-
-#define WG_BQ 64     /* query rows per warpgroup */
-#define WG_HPB 2     /* query heads (warpgroups) per block, by default; HPB = 1 runs two blocks per SM */
-#define WG_D 128     /* head_dim */
-#define WG_LOG2E 1.4426950408889634f
-
-/* BK keys per tile (64 or 128) */
-#define WG_TILE_BYTES(bk) ((bk) * WG_D * 2)   /* one K (or V) tile: 16 or 32 KB */
-#define WG_SMEM(st, bk) ((st) * 2 * WG_TILE_BYTES(bk) + 1024 + (st) * (bk) / 8)   /* stages, slack, key masks */
-
-/* byte offset of 16-byte chunk ch (0..15) of key row r in a swizzled tile of BK keys */
-template <int BK>
-__device__ __forceinline__ uint32_t wg_sw(int r, int ch)
-{
-    return (uint32_t)((ch >> 3) * (BK * 128) + r * 128 + (((ch & 7) ^ (r & 7)) << 4));
-}
-
-/* S = Q K^T of one k16 step over BK keys (N = BK) */
-template <typename T, int BK>
-__device__ __forceinline__ void wg_s_mma(float *d, const uint32_t *a, uint64_t desc, int acc);
-template <typename T>
-__device__ __forceinline__ void wg_o_mma(float *d, const uint32_t *a, uint64_t desc);
-#ifdef QR_HAVE_WGMMA
-template <>
-__device__ __forceinline__ void wg_s_mma<__nv_bfloat16, 64>(float *d, const uint32_t *a, uint64_t desc, int acc)
-{
-    wg_mma_n64_bf<0>(d, a, desc, acc);
-}
-template <>
-__device__ __forceinline__ void wg_s_mma<__half, 64>(float *d, const uint32_t *a, uint64_t desc, int acc)
-{
-    wg_mma_n64_h<0>(d, a, desc, acc);
-}
-template <>
-__device__ __forceinline__ void wg_s_mma<__nv_bfloat16, 128>(float *d, const uint32_t *a, uint64_t desc, int acc)
-{
-    wg_mma_n128_bf<0>(d, a, desc, acc);
-}
-template <>
-__device__ __forceinline__ void wg_s_mma<__half, 128>(float *d, const uint32_t *a, uint64_t desc, int acc)
-{
-    wg_mma_n128_h<0>(d, a, desc, acc);
-}
-template <>
-__device__ __forceinline__ void wg_o_mma<__nv_bfloat16>(float *d, const uint32_t *a, uint64_t desc)
-{
-    wg_mma_n128_bf<1>(d, a, desc, 1);
-}
-template <>
-__device__ __forceinline__ void wg_o_mma<__half>(float *d, const uint32_t *a, uint64_t desc)
-{
-    wg_mma_n128_h<1>(d, a, desc, 1);
-}
-#endif
 
 /* ST K/V stages of BK keys; OVL: the software-pipelined schedule (else one tile at a time); HPB warpgroups (heads of
  * one GQA group) per block: 2 share each K/V tile in one block per SM, 1 lets two blocks share an SM, which
@@ -516,7 +460,7 @@ extern "C" int cuda_launch_attn_prefill_wg_mix(qr_cuda_stream st, const struct q
 
 extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
-    static int ovl = -1, bk = 128, hpb = WG_HPB, mix = 0;
+    static int ovl = -1, bk = 128, hpb = WG_HPB, mix = 0, ws = 0;
     if (ovl < 0) {
         const char *v = getenv("QR_CUDA_ATTN_WG_OVL");
         ovl = !(v && v[0] == '0');   /* measured on the H100: TTFT(8192) 202.5 vs 213.9 ms (docs/PERF.md) */
@@ -526,7 +470,11 @@ extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cu
         hpb = v && atoi(v) == 1 ? 1 : WG_HPB;
         v = getenv("QR_CUDA_ATTN_WG_MIX");   /* unmeasured: written after the ninth session's device time */
         mix = v && v[0] == '1';
+        v = getenv("QR_CUDA_ATTN_WG_WS");    /* unmeasured, as MIX */
+        ws = v && v[0] == '1';
     }
+    if (ws)
+        return cuda_launch_attn_prefill_ws(st, a);
     if (!ovl)
         return cuda_launch_attn_prefill_wg_serial(st, a);
     if (hpb == 1)

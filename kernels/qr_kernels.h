@@ -95,6 +95,9 @@ int cuda_launch_attn_prefill_wg_bk64(qr_cuda_stream st, const struct qr_cuda_att
 int cuda_launch_attn_prefill_wg_1wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* the pipelined schedule with the gather inside the softmax's basic block (QR_CUDA_ATTN_WG_MIX=1), for A/B runs */
 int cuda_launch_attn_prefill_wg_mix(qr_cuda_stream st, const struct qr_cuda_attn *a);
+/* warp-specialized: a producer warpgroup gathers K/V, two consumer warpgroups compute (QR_CUDA_ATTN_WG_WS=1), for A/B
+ * runs (attn_prefill_ws.cu) */
+int cuda_launch_attn_prefill_ws(qr_cuda_stream st, const struct qr_cuda_attn *a);
 
 /* plain kernel for any head_dim <= 256 (tiny test models): one block per (token, head) */
 int cuda_launch_attn_generic(qr_cuda_stream st, const struct qr_cuda_attn *a);

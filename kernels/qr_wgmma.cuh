@@ -60,6 +60,40 @@ __device__ __forceinline__ void wg_fence_regs(float *d)
         asm volatile("" : "+f"(d[i])::"memory");
 }
 
+/* shared-memory mbarriers (addresses from smem_u32), for the warp-specialized kernel: a phase completes when `count`
+ * arrivals came; waits name the parity of the phase they wait for */
+__device__ __forceinline__ void mb_init(uint32_t bar, uint32_t count)
+{
+#ifdef QR_HAVE_WGMMA
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+#endif
+}
+/* a plain arrival, release semantics: this thread's earlier shared-memory writes are visible to the waiters */
+__device__ __forceinline__ void mb_arrive(uint32_t bar)
+{
+#ifdef QR_HAVE_WGMMA
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar) : "memory");
+#endif
+}
+/* an arrival once all of this thread's earlier cp.async copies have landed (counted in the init count) */
+__device__ __forceinline__ void mb_arrive_cp_async(uint32_t bar)
+{
+#ifdef QR_HAVE_WGMMA
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+#endif
+}
+/* spins until the phase of the given parity has completed (acquire semantics) */
+__device__ __forceinline__ void mb_wait(uint32_t bar, uint32_t parity)
+{
+#ifdef QR_HAVE_WGMMA
+    uint32_t done = 0;
+    while (!done)
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+#endif
+}
 #ifdef QR_HAVE_WGMMA
 template <int TB>
 __device__ __forceinline__ void wg_mma_n64_bf(float *d, const uint32_t *a, uint64_t bdesc, int scale_d)
