@@ -186,36 +186,10 @@ __global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 
     /* S = Q K^T of the tile in stage st (asynchronous; the caller commits) */
-    auto issue_s = [&](float (&sc)[WG_BK / 8][4], int st) {
-        const uint32_t kt = base + st * 2 * TILE;
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < WG_D / 16; kk++) {
-            /* K-major B: 64-element column block kk / 4, 32 bytes per k16 step inside the 128-byte rows */
-            const uint64_t desc = wg_desc(kt + (kk >> 2) * (WG_BK * 128) + (kk & 3) * 32, 16, 1024);
-            wg_s_mma<T, BK>(&sc[0][0], qa[kk], desc, kk > 0);
-        }
-    };
+    auto issue_s = [&](float (&sc)[WG_BK / 8][4], int st) { wg_issue_s<T, BK>(sc, qa, base + st * 2 * TILE); };
     /* masks: causal, past the context, bad block ids (-inf) */
     auto apply_masks = [&](float (&sc)[WG_BK / 8][4], int st, int k0) {
-        uint32_t km[KMW], all = 0xffffffffu;
-#pragma unroll
-        for (int w = 0; w < KMW; w++)
-            all &= (km[w] = kmask[st * KMW + w]);
-        if (k0 + WG_BK - 1 > pos_min || all != 0xffffffffu) {
-#pragma unroll
-            for (int j = 0; j < WG_BK / 8; j++) {
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int kl = j * 8 + 2 * t4 + e, k = k0 + kl;
-                    const bool kv = ((km[kl >> 5] >> (kl & 31)) & 1u) != 0;
-                    if (!kv || k > pos0)
-                        sc[j][e] = -INFINITY;
-                    if (!kv || k > pos1)
-                        sc[j][2 + e] = -INFINITY;
-                }
-            }
-        }
+        wg_apply_masks<BK>(sc, kmask + st * KMW, k0, pos_min, pos0, pos1, t4);
     };
     /* masks, online softmax: sc becomes P; m, l move; returns the rescale factors of O's rows */
     auto softmax = [&](float (&sc)[WG_BK / 8][4], int st, int k0, float &al0, float &al1) {
@@ -223,38 +197,10 @@ __global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg
         pf_softmax<WG_BK / 8>(sc, m0, m1, l0, l1, al0, al1);
     };
     uint32_t pa[WG_BK / 16][4];   /* P of a tile: the A operand of P V */
-    auto pack_p = [&](const float (&sc)[WG_BK / 8][4]) {
-#pragma unroll
-        for (int jj = 0; jj < WG_BK / 16; jj++) {
-            pa[jj][0] = pf_pack<T>(sc[2 * jj][0], sc[2 * jj][1]);
-            pa[jj][1] = pf_pack<T>(sc[2 * jj][2], sc[2 * jj][3]);
-            pa[jj][2] = pf_pack<T>(sc[2 * jj + 1][0], sc[2 * jj + 1][1]);
-            pa[jj][3] = pf_pack<T>(sc[2 * jj + 1][2], sc[2 * jj + 1][3]);
-        }
-    };
+    auto pack_p = [&](const float (&sc)[WG_BK / 8][4]) { wg_pack_p<T, BK>(pa, sc); };
     /* O += P V with V in stage st and P in pa (asynchronous; the caller commits) */
-    auto issue_pv = [&](int st) {
-        const uint32_t vt = base + st * 2 * TILE + TILE;
-        wg_fence_regs<WG_D / 2>(o);
-        wg_fence();
-#pragma unroll
-        for (int jj = 0; jj < WG_BK / 16; jj++) {
-            /* MN-major (transposed) B: 16 keys from row 16 jj; 64-element column blocks WG_BK * 128 bytes apart */
-            const uint64_t desc = wg_desc(vt + jj * 16 * 128, WG_BK * 128, 1024);
-            wg_o_mma<T>(o, pa[jj], desc);
-        }
-    };
-    auto rescale_o = [&](float al0, float al1) {
-        if (__all_sync(0xffffffffu, al0 == 1.f && al1 == 1.f))   /* no row max of the warp moved: common */
-            return;
-#pragma unroll
-        for (int i = 0; i < WG_D / 8; i++) {
-            o[4 * i] *= al0;
-            o[4 * i + 1] *= al0;
-            o[4 * i + 2] *= al1;
-            o[4 * i + 3] *= al1;
-        }
-    };
+    auto issue_pv = [&](int st) { wg_issue_pv<T, BK>(o, pa, base + st * 2 * TILE + TILE); };
+    auto rescale_o = [&](float al0, float al1) { wg_rescale_o(o, al0, al1); };
     float sa[WG_BK / 8][4];   /* S of the current tile, then its P (8 column groups x 4) */
     if constexpr (!OVL) {
         /* one tile at a time: S, wait, softmax, P V, wait */

@@ -133,62 +133,11 @@ __global__ void __launch_bounds__(WS_THREADS, 1) k_attn_prefill_ws(const struct 
         mb_wait(full(j % ST), (uint32_t)((j / ST) & 1));
         wg_fence_proxy_async();   /* the cp.async writes, now visible, before the tensor cores read them */
     };
-    auto issue_s = [&](int st) {
-        const uint32_t kt = base + st * 2 * TILE;
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < WG_D / 16; kk++) {
-            const uint64_t desc = wg_desc(kt + (kk >> 2) * (BK * 128) + (kk & 3) * 32, 16, 1024);
-            wg_s_mma<T, BK>(&sa[0][0], qa[kk], desc, kk > 0);
-        }
-    };
-    auto issue_pv = [&](int st) {
-        const uint32_t vt = base + st * 2 * TILE + TILE;
-        wg_fence_regs<WG_D / 2>(o);
-        wg_fence();
-#pragma unroll
-        for (int jj = 0; jj < BK / 16; jj++)
-            wg_o_mma<T>(o, pa[jj], wg_desc(vt + jj * 16 * 128, BK * 128, 1024));
-    };
+    auto issue_s = [&](int st) { wg_issue_s<T, BK>(sa, qa, base + st * 2 * TILE); };
+    auto issue_pv = [&](int st) { wg_issue_pv<T, BK>(o, pa, base + st * 2 * TILE + TILE); };
     auto softmax = [&](int st, int k0, float &al0, float &al1) {
-        uint32_t km[KMW], all = 0xffffffffu;
-#pragma unroll
-        for (int w = 0; w < KMW; w++)
-            all &= (km[w] = kmask[st * KMW + w]);
-        if (k0 + BK - 1 > pos_min || all != 0xffffffffu) {
-#pragma unroll
-            for (int j = 0; j < BK / 8; j++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int kl = j * 8 + 2 * t4 + e, k = k0 + kl;
-                    const bool kv = ((km[kl >> 5] >> (kl & 31)) & 1u) != 0;
-                    if (!kv || k > pos0)
-                        sa[j][e] = -INFINITY;
-                    if (!kv || k > pos1)
-                        sa[j][2 + e] = -INFINITY;
-                }
-        }
+        wg_apply_masks<BK>(sa, kmask + st * KMW, k0, pos_min, pos0, pos1, t4);
         pf_softmax<BK / 8>(sa, m0, m1, l0, l1, al0, al1);
-    };
-    auto pack_p = [&]() {
-#pragma unroll
-        for (int jj = 0; jj < BK / 16; jj++) {
-            pa[jj][0] = pf_pack<T>(sa[2 * jj][0], sa[2 * jj][1]);
-            pa[jj][1] = pf_pack<T>(sa[2 * jj][2], sa[2 * jj][3]);
-            pa[jj][2] = pf_pack<T>(sa[2 * jj + 1][0], sa[2 * jj + 1][1]);
-            pa[jj][3] = pf_pack<T>(sa[2 * jj + 1][2], sa[2 * jj + 1][3]);
-        }
-    };
-    auto rescale_o = [&](float al0, float al1) {
-        if (__all_sync(0xffffffffu, al0 == 1.f && al1 == 1.f))
-            return;
-#pragma unroll
-        for (int i = 0; i < WG_D / 8; i++) {
-            o[4 * i] *= al0;
-            o[4 * i + 1] *= al0;
-            o[4 * i + 2] *= al1;
-            o[4 * i + 3] *= al1;
-        }
     };
 
     /* one tile at a time per consumer warpgroup (the pipelined schedule of attn_prefill_wg.cu needs more registers
@@ -203,8 +152,8 @@ __global__ void __launch_bounds__(WS_THREADS, 1) k_attn_prefill_ws(const struct 
         wg_fence_regs<BK / 2>(&sa[0][0]);
         float al0, al1;
         softmax(st, j * BK, al0, al1);
-        rescale_o(al0, al1);
-        pack_p();
+        wg_rescale_o(o, al0, al1);
+        wg_pack_p<T, BK>(pa, sa);
         issue_pv(st);
         wg_commit();
         wg_wait<0>();

@@ -66,4 +66,88 @@ __device__ __forceinline__ void wg_o_mma<__half>(float *d, const uint32_t *a, ui
 }
 #endif
 
+/* ---- per-warpgroup tile math shared by the kernels (sc: S then P of one tile, m16n8 fragment layout per warp) ---- */
+
+/* S = Q K^T of the K tile at shared address kt (asynchronous; the caller commits) */
+template <typename T, int BK>
+__device__ __forceinline__ void wg_issue_s(float (&sc)[BK / 8][4], const uint32_t (&qa)[WG_D / 16][4], uint32_t kt)
+{
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < WG_D / 16; kk++) {
+        /* K-major B: 64-element column block kk / 4, 32 bytes per k16 step inside the 128-byte rows */
+        const uint64_t desc = wg_desc(kt + (kk >> 2) * (BK * 128) + (kk & 3) * 32, 16, 1024);
+        wg_s_mma<T, BK>(&sc[0][0], qa[kk], desc, kk > 0);
+    }
+}
+
+/* O += P V with the V tile at shared address vt (asynchronous; the caller commits) */
+template <typename T, int BK>
+__device__ __forceinline__ void wg_issue_pv(float (&o)[WG_D / 2], const uint32_t (&pa)[BK / 16][4], uint32_t vt)
+{
+    wg_fence_regs<WG_D / 2>(o);
+    wg_fence();
+#pragma unroll
+    for (int jj = 0; jj < BK / 16; jj++) {
+        /* MN-major (transposed) B: 16 keys from row 16 jj; 64-element column blocks BK * 128 bytes apart */
+        const uint64_t desc = wg_desc(vt + jj * 16 * 128, BK * 128, 1024);
+        wg_o_mma<T>(o, pa[jj], desc);
+    }
+}
+
+/* masks of a tile of keys k0..: causal (rows at positions pos0 / pos1), past the context and bad block ids (the
+ * stage's key-valid bits km_st, -inf); applied only where the tile reaches past the block's first row or a key
+ * is invalid */
+template <int BK>
+__device__ __forceinline__ void wg_apply_masks(float (&sc)[BK / 8][4], const uint32_t *km_st, int k0, int pos_min,
+                                               int pos0, int pos1, int t4)
+{
+    constexpr int KMW = BK / 32;
+    uint32_t km[KMW], all = 0xffffffffu;
+#pragma unroll
+    for (int w = 0; w < KMW; w++)
+        all &= (km[w] = km_st[w]);
+    if (k0 + BK - 1 > pos_min || all != 0xffffffffu) {
+#pragma unroll
+        for (int j = 0; j < BK / 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int kl = j * 8 + 2 * t4 + e, k = k0 + kl;
+                const bool kv = ((km[kl >> 5] >> (kl & 31)) & 1u) != 0;
+                if (!kv || k > pos0)
+                    sc[j][e] = -INFINITY;
+                if (!kv || k > pos1)
+                    sc[j][2 + e] = -INFINITY;
+            }
+        }
+    }
+}
+
+/* P (f32 fragments) -> the 16-bit A operand of P V */
+template <typename T, int BK>
+__device__ __forceinline__ void wg_pack_p(uint32_t (&pa)[BK / 16][4], const float (&sc)[BK / 8][4])
+{
+#pragma unroll
+    for (int jj = 0; jj < BK / 16; jj++) {
+        pa[jj][0] = pf_pack<T>(sc[2 * jj][0], sc[2 * jj][1]);
+        pa[jj][1] = pf_pack<T>(sc[2 * jj][2], sc[2 * jj][3]);
+        pa[jj][2] = pf_pack<T>(sc[2 * jj + 1][0], sc[2 * jj + 1][1]);
+        pa[jj][3] = pf_pack<T>(sc[2 * jj + 1][2], sc[2 * jj + 1][3]);
+    }
+}
+
+/* O's rows scaled by the softmax's factors, skipped where no row max of the warp moved (common) */
+__device__ __forceinline__ void wg_rescale_o(float (&o)[WG_D / 2], float al0, float al1)
+{
+    if (__all_sync(0xffffffffu, al0 == 1.f && al1 == 1.f))
+        return;
+#pragma unroll
+    for (int i = 0; i < WG_D / 8; i++) {
+        o[4 * i] *= al0;
+        o[4 * i + 1] *= al0;
+        o[4 * i + 2] *= al1;
+        o[4 * i + 3] *= al1;
+    }
+}
+
 #endif
