@@ -404,30 +404,22 @@ extern "C" int cuda_launch_attn_prefill_wg_mix(qr_cuda_stream st, const struct q
     return wg_dispatch<3, true, 128, WG_HPB, true>(st, a);
 }
 
+/* the variant the CUDA device chose at open (its QR_CUDA_ATTN_WG_* switches) */
+extern "C" int cuda_launch_attn_prefill_wg_variant(qr_cuda_stream st, const struct qr_cuda_attn *a, int variant)
+{
+    switch (variant) {
+    case QK_WG_WS: return cuda_launch_attn_prefill_ws(st, a);
+    case QK_WG_SERIAL: return cuda_launch_attn_prefill_wg_serial(st, a);
+    case QK_WG_1WG: return cuda_launch_attn_prefill_wg_1wg(st, a);
+    case QK_WG_BK64: return cuda_launch_attn_prefill_wg_bk64(st, a);
+    case QK_WG_MIX: return cuda_launch_attn_prefill_wg_mix(st, a);
+    default: return cuda_launch_attn_prefill_wg(st, a);
+    }
+}
+
+/* the default: the pipelined schedule over 128-key tiles, 3 stages of 64 KB (measured on the H100: 1818 vs 1912 us
+ * for 64-key tiles at 8192, TTFT 168.7 vs 171.0 ms; docs/PERF.md) */
 extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
-    static int ovl = -1, bk = 128, hpb = WG_HPB, mix = 0, ws = 0;
-    if (ovl < 0) {
-        const char *v = getenv("QR_CUDA_ATTN_WG_OVL");
-        ovl = !(v && v[0] == '0');   /* measured on the H100: TTFT(8192) 202.5 vs 213.9 ms (docs/PERF.md) */
-        v = getenv("QR_CUDA_ATTN_WG_BK");
-        bk = v && atoi(v) == 64 ? 64 : 128;   /* measured: 1818 vs 1912 us at 8192, TTFT 168.7 vs 171.0 ms */
-        v = getenv("QR_CUDA_ATTN_WG_HPB");
-        hpb = v && atoi(v) == 1 ? 1 : WG_HPB;
-        v = getenv("QR_CUDA_ATTN_WG_MIX");   /* unmeasured: written after the ninth session's device time */
-        mix = v && v[0] == '1';
-        v = getenv("QR_CUDA_ATTN_WG_WS");    /* unmeasured, as MIX */
-        ws = v && v[0] == '1';
-    }
-    if (ws)
-        return cuda_launch_attn_prefill_ws(st, a);
-    if (!ovl)
-        return cuda_launch_attn_prefill_wg_serial(st, a);
-    if (hpb == 1)
-        return cuda_launch_attn_prefill_wg_1wg(st, a);
-    if (bk == 64)
-        return cuda_launch_attn_prefill_wg_bk64(st, a);
-    if (mix)
-        return cuda_launch_attn_prefill_wg_mix(st, a);
-    return wg_dispatch<3, true, 128>(st, a);   /* 128-key tiles, 3 stages of 64 KB */
+    return wg_dispatch<3, true, 128>(st, a);
 }

@@ -87,6 +87,9 @@ int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_attn *a);
 int cuda_attn_prefill_wg_available(void);
 int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_heads, int n_kv_heads);
 int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
+/* A/B variants of the Hopper prompt attention, chosen at device open (QR_CUDA_ATTN_WG_* switches) */
+enum qk_wg_variant { QK_WG_DEFAULT = 0, QK_WG_SERIAL, QK_WG_1WG, QK_WG_BK64, QK_WG_MIX, QK_WG_WS };
+int cuda_launch_attn_prefill_wg_variant(qr_cuda_stream st, const struct qr_cuda_attn *a, int variant);
 /* the same kernel one tile at a time (no overlap of softmax and the MMAs), for A/B runs */
 int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* the pipelined schedule over 64-key tiles (QR_CUDA_ATTN_WG_BK=64; the default has 128), for A/B runs */

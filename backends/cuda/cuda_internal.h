@@ -15,6 +15,7 @@ struct cuda_device {
     int n_sm;
     bool fused;             /* fused decode kernels, decode attention v2, PDL (backends.ini fused_kernels, default on) */
     bool wg_attn;           /* Hopper prompt attention on wgmma (attn_prefill_wg.cu): sm_90a code present, not disabled */
+    int wg_variant;         /* its enum qk_wg_variant (QR_CUDA_ATTN_WG_* A/B switches) */
     /* A/B switches read from the environment at open (README): decode attention on tensor cores
      * (QR_CUDA_DECODE_TC), 16-bit gate_up output at prompt sizes (QR_CUDA_GU16), every prompt-step f32
      * intermediate written (QR_CUDA_KEEP_INTERMEDIATES) */

@@ -221,7 +221,7 @@ static qr_status attn_prompt(struct qr_stream *s, const struct qr_attn_args *a, 
     /* the wgmma kernel indexes cache rows (block, kv head, row) in 32 bits */
     if (cd->wg_attn && cuda_attn_prefill_wg_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads) &&
         (int64_t)a->num_blocks * a->n_kv_heads * a->block_size < ((int64_t)1 << 31))
-        LAUNCH_TRY(s->dev, cuda_launch_attn_prefill_wg(cst(s), k));
+        LAUNCH_TRY(s->dev, cuda_launch_attn_prefill_wg_variant(cst(s), k, cd->wg_variant));
     else
         LAUNCH_TRY(s->dev, cuda_launch_attn_prefill(cst(s), k));
     return QR_OK;
