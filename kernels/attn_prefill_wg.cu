@@ -395,13 +395,11 @@ extern "C" int cuda_launch_attn_prefill_wg_1wg(qr_cuda_stream st, const struct q
     return wg_dispatch<3, true, 64, 1>(st, a);
 }
 
-/* the pipelined schedule over 128-key tiles with the gather inside the softmax's basic block (MIX), for A/B runs:
- * QR_CUDA_ATTN_WG_MIX=1 or the kernel lab; block sizes that are not powers of two run the default */
-extern "C" int cuda_launch_attn_prefill_wg_mix(qr_cuda_stream st, const struct qr_cuda_attn *a)
+/* the pipelined schedule over 128-key tiles with the gather behind a branch per chunk, outside the softmax's basic
+ * block: the default of the ninth session (1434 us at 8192), for A/B runs: QR_CUDA_ATTN_WG_MIX=0 or the kernel lab */
+extern "C" int cuda_launch_attn_prefill_wg_nomix(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
-    if ((a->block_size & (a->block_size - 1)) != 0 || a->block_size <= 0)
-        return wg_dispatch<3, true, 128>(st, a);
-    return wg_dispatch<3, true, 128, WG_HPB, true>(st, a);
+    return wg_dispatch<3, true, 128>(st, a);
 }
 
 /* the variant the CUDA device chose at open (its QR_CUDA_ATTN_WG_* switches) */
@@ -412,14 +410,18 @@ extern "C" int cuda_launch_attn_prefill_wg_variant(qr_cuda_stream st, const stru
     case QK_WG_SERIAL: return cuda_launch_attn_prefill_wg_serial(st, a);
     case QK_WG_1WG: return cuda_launch_attn_prefill_wg_1wg(st, a);
     case QK_WG_BK64: return cuda_launch_attn_prefill_wg_bk64(st, a);
-    case QK_WG_MIX: return cuda_launch_attn_prefill_wg_mix(st, a);
+    case QK_WG_NOMIX: return cuda_launch_attn_prefill_wg_nomix(st, a);
     default: return cuda_launch_attn_prefill_wg(st, a);
     }
 }
 
-/* the default: the pipelined schedule over 128-key tiles, 3 stages of 64 KB (measured on the H100: 1818 vs 1912 us
- * for 64-key tiles at 8192, TTFT 168.7 vs 171.0 ms; docs/PERF.md) */
+/* the default: the pipelined schedule over 128-key tiles, 3 stages of 64 KB (1818 vs 1912 us for 64-key tiles at
+ * 8192), with the next tile's gather branch-free inside the softmax's basic block (MIX; H100, tenth session: 1403 vs
+ * 1434 us at 8192 causal, 4699 vs 4952 us for 4096 queries after 28672 keys; docs/PERF.md).  MIX needs a
+ * power-of-two block size; other block sizes run the branchy gather. */
 extern "C" int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
-    return wg_dispatch<3, true, 128>(st, a);
+    if (a->block_size <= 0 || (a->block_size & (a->block_size - 1)) != 0)
+        return wg_dispatch<3, true, 128>(st, a);
+    return wg_dispatch<3, true, 128, WG_HPB, true>(st, a);
 }

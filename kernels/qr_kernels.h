@@ -88,7 +88,7 @@ int cuda_attn_prefill_wg_available(void);
 int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_heads, int n_kv_heads);
 int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* A/B variants of the Hopper prompt attention, chosen at device open (QR_CUDA_ATTN_WG_* switches) */
-enum qk_wg_variant { QK_WG_DEFAULT = 0, QK_WG_SERIAL, QK_WG_1WG, QK_WG_BK64, QK_WG_MIX, QK_WG_WS };
+enum qk_wg_variant { QK_WG_DEFAULT = 0, QK_WG_SERIAL, QK_WG_1WG, QK_WG_BK64, QK_WG_NOMIX, QK_WG_WS };
 int cuda_launch_attn_prefill_wg_variant(qr_cuda_stream st, const struct qr_cuda_attn *a, int variant);
 /* the same kernel one tile at a time (no overlap of softmax and the MMAs), for A/B runs */
 int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struct qr_cuda_attn *a);
@@ -96,10 +96,11 @@ int cuda_launch_attn_prefill_wg_serial(qr_cuda_stream st, const struct qr_cuda_a
 int cuda_launch_attn_prefill_wg_bk64(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* the pipelined schedule with one warpgroup (head) per block, two blocks per SM (QR_CUDA_ATTN_WG_HPB=1), for A/B */
 int cuda_launch_attn_prefill_wg_1wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
-/* the pipelined schedule with the gather inside the softmax's basic block (QR_CUDA_ATTN_WG_MIX=1), for A/B runs */
-int cuda_launch_attn_prefill_wg_mix(qr_cuda_stream st, const struct qr_cuda_attn *a);
-/* warp-specialized: a producer warpgroup gathers K/V, two consumer warpgroups compute (QR_CUDA_ATTN_WG_WS=1), for A/B
- * runs (attn_prefill_ws.cu) */
+/* the pipelined schedule with the gather behind a branch per chunk, outside the softmax (QR_CUDA_ATTN_WG_MIX=0; the
+ * default has it branch-free inside the softmax's basic block), for A/B runs */
+int cuda_launch_attn_prefill_wg_nomix(qr_cuda_stream st, const struct qr_cuda_attn *a);
+/* warp-specialized: a producer warpgroup gathers K/V, two consumer warpgroups compute (QR_CUDA_ATTN_WG_WS=1; measured
+ * 1.85x slower than the default on the H100), for A/B runs (attn_prefill_ws.cu) */
 int cuda_launch_attn_prefill_ws(qr_cuda_stream st, const struct qr_cuda_attn *a);
 
 /* plain kernel for any head_dim <= 256 (tiny test models): one block per (token, head) */

@@ -639,16 +639,16 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
          * keeps the mma.sync kernel (attn.cu) */
         const char *wv = getenv("QR_CUDA_ATTN_WG");
         cd->wg_attn = !(wv && wv[0] == '0') && cd->cc == 90 && cuda_attn_prefill_wg_available();
-        /* its A/B variants, first match wins: the warp-specialized kernel (QR_CUDA_ATTN_WG_WS=1, unmeasured), one
+        /* its A/B variants, first match wins: the warp-specialized kernel (QR_CUDA_ATTN_WG_WS=1, 2645 vs 1403 us), one
          * tile at a time (QR_CUDA_ATTN_WG_OVL=0; pipelined measured 202.5 vs 213.9 ms TTFT(8192)), one warpgroup per
-         * block (QR_CUDA_ATTN_WG_HPB=1, slower), 64-key tiles (QR_CUDA_ATTN_WG_BK=64, slower), the gather inside
-         * the softmax (QR_CUDA_ATTN_WG_MIX=1, unmeasured); else 128-key tiles */
+         * block (QR_CUDA_ATTN_WG_HPB=1, slower), 64-key tiles (QR_CUDA_ATTN_WG_BK=64, slower), the gather outside
+         * the softmax (QR_CUDA_ATTN_WG_MIX=0, 1434 vs 1403 us); else 128-key tiles with the gather inside it */
         const char *bk = getenv("QR_CUDA_ATTN_WG_BK"), *hpb = getenv("QR_CUDA_ATTN_WG_HPB");
         cd->wg_variant = cuda_env_switch("QR_CUDA_ATTN_WG_WS", false)    ? QK_WG_WS
                          : !cuda_env_switch("QR_CUDA_ATTN_WG_OVL", true) ? QK_WG_SERIAL
                          : hpb && atoi(hpb) == 1                         ? QK_WG_1WG
                          : bk && atoi(bk) == 64                          ? QK_WG_BK64
-                         : cuda_env_switch("QR_CUDA_ATTN_WG_MIX", false) ? QK_WG_MIX
+                         : !cuda_env_switch("QR_CUDA_ATTN_WG_MIX", true) ? QK_WG_NOMIX
                                                                          : QK_WG_DEFAULT;
         cd->decode_tc = cuda_env_switch("QR_CUDA_DECODE_TC", true);
         /* measured on the H100 (docs/PERF.md, sixth session): TTFT(8192) 185.6 -> 181.8 ms, TTFT(512) 20.3 -> 18.6 */

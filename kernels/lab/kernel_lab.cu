@@ -301,7 +301,7 @@ static const struct {
     {"BK32 HPB2 MINB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2, 2>},
     {"wgmma serial", cuda_launch_attn_prefill_wg_serial},   /* sm_90a only (attn_prefill_wg.cu) */
     {"wgmma ws", cuda_launch_attn_prefill_ws},
-    {"wgmma mix", cuda_launch_attn_prefill_wg_mix},
+    {"wgmma nomix", cuda_launch_attn_prefill_wg_nomix},
     {"wgmma 1wg", cuda_launch_attn_prefill_wg_1wg},
     {"wgmma bk64", cuda_launch_attn_prefill_wg_bk64},
     {"wgmma", cuda_launch_attn_prefill_wg},
@@ -310,7 +310,7 @@ static const struct {
 #define VARIANT_WG (N_VARIANTS - 1)
 #define VARIANT_WG_SERIAL (N_VARIANTS - 6)
 #define VARIANT_WG_WS (N_VARIANTS - 5)
-#define VARIANT_WG_MIX (N_VARIANTS - 4)
+#define VARIANT_WG_NOMIX (N_VARIANTS - 4)
 #define VARIANT_WG_1WG (N_VARIANTS - 3)
 #define N_VARIANTS ((int)(sizeof k_variants / sizeof k_variants[0]))
 
@@ -616,7 +616,7 @@ int main(int argc, char **argv)
         if (wg) {
             run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_BK64);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_1WG);
-            run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_MIX);
+            run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_NOMIX);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_WS);
         }
         return g_fail ? 1 : 0;
@@ -665,12 +665,12 @@ int main(int argc, char **argv)
         run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, VARIANT_WG_1WG);
         run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG_1WG);
         run_attn({130, 130, 32, 8, 128, 7}, true, false, VARIANT_WG_1WG);
-        run_attn({300, 300, 32, 8, 128, 16}, true, false, VARIANT_WG_MIX);
-        run_attn({333, 100, 16, 2, 128, 32}, true, false, VARIANT_WG_MIX);
-        run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, VARIANT_WG_MIX);
-        run_attn({64, 64, 32, 8, 128, 16}, true, false, VARIANT_WG_MIX);
-        run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG_MIX);
-        run_attn({130, 130, 32, 8, 128, 7}, true, false, VARIANT_WG_MIX);   /* not a power of two: the default */
+        run_attn({300, 300, 32, 8, 128, 16}, true, false, VARIANT_WG_NOMIX);
+        run_attn({333, 100, 16, 2, 128, 32}, true, false, VARIANT_WG_NOMIX);
+        run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, VARIANT_WG_NOMIX);
+        run_attn({64, 64, 32, 8, 128, 16}, true, false, VARIANT_WG_NOMIX);
+        run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG_NOMIX);
+        run_attn({130, 130, 32, 8, 128, 7}, true, false, VARIANT_WG_NOMIX);   /* not a power of two */
         /* warp-specialized (unmeasured when written): last, so a hang shows after every other result */
         run_attn({300, 300, 32, 8, 128, 16}, true, false, VARIANT_WG_WS);
         run_attn({333, 100, 16, 2, 128, 5}, true, false, VARIANT_WG_WS);
@@ -708,8 +708,8 @@ int main(int argc, char **argv)
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_BK64);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_1WG);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_1WG);
-            run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_MIX);
-            run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_MIX);
+            run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_NOMIX);
+            run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_NOMIX);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_WS);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_WS);
             run_attn({512, 512, 32, 8, 128, 16}, false, true, VARIANT_WG);
