@@ -411,6 +411,9 @@ extern "C" int cuda_launch_attn_prefill_wg_variant(qr_cuda_stream st, const stru
     case QK_WG_1WG: return cuda_launch_attn_prefill_wg_1wg(st, a);
     case QK_WG_BK64: return cuda_launch_attn_prefill_wg_bk64(st, a);
     case QK_WG_NOMIX: return cuda_launch_attn_prefill_wg_nomix(st, a);
+    case QK_WG_TMA: return cuda_launch_attn_prefill_tma(st, a);
+    case QK_WG_TMA_PP: return cuda_launch_attn_prefill_tma_pp(st, a);
+    case QK_WG_TMA64: return cuda_launch_attn_prefill_tma64(st, a);
     default: return cuda_launch_attn_prefill_wg(st, a);
     }
 }

@@ -95,6 +95,37 @@ __device__ __forceinline__ void mb_wait(uint32_t bar, uint32_t parity)
                      : "memory");
 #endif
 }
+/* an arrival that also expects `bytes` more of asynchronous (TMA) writes in the current phase */
+__device__ __forceinline__ void mb_arrive_expect_tx(uint32_t bar, uint32_t bytes)
+{
+#ifdef QR_HAVE_WGMMA
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+#endif
+}
+/* makes mbarrier.init visible to the other threads and to the asynchronous proxy (TMA) */
+__device__ __forceinline__ void mb_init_fence(void)
+{
+#ifdef QR_HAVE_WGMMA
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+/* TMA: the box at coordinates (c0, c1) of the 2-D tensor map (a kernel parameter, __grid_constant__) into shared
+ * memory at dst; its bytes complete_tx on the mbarrier bar.  Boxes out of the tensor's bounds are zero-filled. */
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const void *map, int c0, int c1, uint32_t bar)
+{
+#ifdef QR_HAVE_WGMMA
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
+                 "[%4];\n" ::"r"(dst),
+                 "l"((uint64_t)map), "r"(c0), "r"(c1), "r"(bar)
+                 : "memory");
+#endif
+}
+/* named barriers (ids 1..15; 0 is __syncthreads) over `n` threads: sync waits, arrive does not */
+__device__ __forceinline__ void nb_sync(int id, int n) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
+__device__ __forceinline__ void nb_arrive(int id, int n)
+{
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
 #ifdef QR_HAVE_WGMMA
 template <int TB>
 __device__ __forceinline__ void wg_mma_n64_bf(float *d, const uint32_t *a, uint64_t bdesc, int scale_d)
