@@ -738,6 +738,10 @@ int main(int argc, char **argv)
                 run_attn({8192, 8192, 32, 8, 128, 16}, false, true, v);
                 run_attn({32768, 4096, 32, 8, 128, 16}, false, true, v);
             }
+            /* larger KV blocks: TMA boxes of 64 / 128 rows instead of 16 */
+            for (int bsz : {64, 128})
+                for (int v : {VARIANT_WG, VARIANT_WG_TMA, VARIANT_WG_TMA_PP})
+                    run_attn({8192, 8192, 32, 8, 128, bsz}, false, true, v);
             run_attn({512, 512, 32, 8, 128, 16}, false, true, VARIANT_WG);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, 4);
