@@ -6,8 +6,8 @@ export QRUN_COMMIT=$(cat .commit)
 B=build-h100/bin
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1
-STAGE_TIMEOUT=120 tools/bench/h100.sh build-h100 latency 2>&1 | grep -E -A12 "^backend|^prompt" | head -30
-STAGE_TIMEOUT=240 tools/bench/h100.sh build-h100 serve 2>&1 | grep -E "concurrency|mean TTFT|max concurrency|failed" | head -30
+STAGE_TIMEOUT=120 tools/bench/h100.sh build-h100 latency 2>&1 | tail -22
+STAGE_TIMEOUT=240 tools/bench/h100.sh build-h100 serve 2>&1 | tail -24
 echo "== lab: TMA with larger blocks"
 timeout 90 $B/cuda_kernel_lab --attn > $OUT/lab_attn.txt 2>&1
 grep -E "failed" $OUT/lab_attn.txt | tail -1
