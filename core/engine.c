@@ -108,7 +108,7 @@ void qr_engine_opts_default(struct qr_engine_opts *o)
     o->max_num_seqs = 256;
     o->max_num_batched_tokens = 8192;
     o->enable_prefix_caching = true;
-    o->block_size = 16;
+    o->block_size = QR_DEFAULT_BLOCK_SIZE;
     o->kv_dtype = QR_DTYPE_COUNT;
 }
 
@@ -295,7 +295,7 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
     struct qr_engine_opts *o = &e->o;
     if (o->max_num_seqs <= 0) o->max_num_seqs = 256;
     if (o->max_num_batched_tokens <= 0) o->max_num_batched_tokens = 8192;
-    if (o->block_size <= 0) o->block_size = 16;
+    if (o->block_size <= 0) o->block_size = QR_DEFAULT_BLOCK_SIZE;
     if (o->gpu_mem_util <= 0) o->gpu_mem_util = 0.90;
     e->model_dir = dupstr(opts->model_dir);
     e->backend = dupstr(opts->backend ? opts->backend : "auto");

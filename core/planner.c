@@ -105,7 +105,7 @@ void qr_plan_opts_default(struct qr_plan_opts *o)
     o->kv_dtype = QR_DTYPE_BF16;
     o->mem_fraction = 0.90;
     o->overhead_bytes = GIB;
-    o->block_size = 16;
+    o->block_size = QR_DEFAULT_BLOCK_SIZE;
     o->prompt_len = 8192;
     o->output_len = 512;
     o->efficiency = 0.60;

@@ -230,7 +230,7 @@ static qr_status resolve_opts(struct qr_runtime *rt, const struct qr_runtime_opt
     struct qr_runtime_opts *o = &rt->o;
     *o = *in;
     if (o->block_size == 0)
-        o->block_size = 16;
+        o->block_size = QR_DEFAULT_BLOCK_SIZE;
     if (o->block_size < 1 || o->block_size > 1024)
         return qr_set_error(QR_E_INVALID_ARG, "block size %d must be in [1, 1024]", o->block_size);
     if (o->mem_fraction == 0)

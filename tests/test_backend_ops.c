@@ -176,6 +176,12 @@ static const struct tcase k_cases[] = {
      .perf = true},
     {QR_OP_ATTN, BF16, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16, .seqs = "2048:512",
      .perf = true},
+    /* KV blocks of 64 / 128 rows (the Hopper prompt kernel reads them by TMA): chunks after a context, mixed with
+     * decodes, bad block ids */
+    {QR_OP_ATTN, BF16, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 64, .seqs = "700:300,64:64,1:1"},
+    {QR_OP_ATTN, BF16, .flags = F_BADIDX, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 64,
+     .seqs = "300:200,129:129,3000:1"},
+    {QR_OP_ATTN, F16, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 128, .seqs = "1000:1000"},
     /* silu_mul, add, argmax */
     {QR_OP_SILU_MUL, F32, 5, 300, 0, 7},
     {QR_OP_SILU_MUL, F32, 1, 9728},

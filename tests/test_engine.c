@@ -73,6 +73,9 @@ static void on_event(const struct qr_token_event *ev, void *user)
 }
 
 static int g_decode_budget;   /* qr_engine_opts.decode_budget of the next mk_engine (0: the default) */
+/* qr_engine_opts.block_size of the next mk_engine: these tests count their prompts and pools in 16-token blocks
+ * (0: the engine's default, QR_DEFAULT_BLOCK_SIZE) */
+static int g_block_size = 16;
 
 static struct qr_engine *mk_engine(int budget, int max_seqs, bool prefix, int preempt_every, int num_blocks,
                                    int bucketing)
@@ -93,6 +96,7 @@ static struct qr_engine *mk_engine(int budget, int max_seqs, bool prefix, int pr
     o.num_blocks = num_blocks;
     o.decode_bucketing = bucketing;
     o.decode_budget = g_decode_budget;
+    o.block_size = g_block_size;
     struct qr_engine *e = NULL;
     qr_status st = qr_engine_create(&o, &e);
     CHECKF(st == QR_OK, "engine create: %s", qr_last_error());
@@ -504,6 +508,18 @@ static void test_stops_and_logprobs(void)
     qr_engine_destroy(e);
 }
 
+/* block size 0 takes the default: a pool of 2 blocks holds 2 x QR_DEFAULT_BLOCK_SIZE tokens */
+static void test_default_block_size(void)
+{
+    g_block_size = 0;
+    struct qr_engine *e = mk_engine(512, 4, false, 0, 2, -1);
+    g_block_size = 16;
+    if (!e)
+        return;
+    CHECK(qr_engine_max_model_len(e) == 2 * QR_DEFAULT_BLOCK_SIZE);
+    qr_engine_destroy(e);
+}
+
 /* a pool that cannot hold prompt + max_tokens rejects at admission */
 static void test_never_fits(void)
 {
@@ -571,6 +587,7 @@ int main(void)
     test_cancel();
     double t2 = qr_time_s();
     test_stops_and_logprobs();
+    test_default_block_size();
     test_never_fits();
     test_dead_device();
     fprintf(stderr, "times: invariance %.1f s, sampling+cancel %.1f s, rest %.1f s\n", t1 - t0, t2 - t1,

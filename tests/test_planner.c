@@ -44,7 +44,7 @@ static void test_qwen3_4b(void)
     CHECK(g && strcmp(g->name, "RTX 4090D") == 0 && g->vram_gib == 24 && g->bandwidth_gbs == 1008);
     if (g) {
         CHECK(qr_plan_compute(&c, &o, g->vram_gib, g->bandwidth_gbs, g->fp16_tflops, &p) == QR_OK);
-        CHECKF(p.kv_tokens == 95440 && p.max_context == 95440, "24 GiB: %lld", p.kv_tokens);
+        CHECKF(p.kv_tokens == 95424 && p.max_context == 95424, "24 GiB: %lld", p.kv_tokens);
         CHECK(p.max_context >= 65536 && p.max_context < 131072);
         CHECKF(p.max_concurrency == 10, "24 GiB concurrency %d", p.max_concurrency);
         CHECKF(fabs(p.decode_tok_s - 65.0977) < 0.01, "decode %.4f", p.decode_tok_s);

@@ -644,11 +644,13 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
          * block (QR_CUDA_ATTN_WG_HPB=1, slower), 64-key tiles (QR_CUDA_ATTN_WG_BK=64, slower), the gather outside
          * the softmax (QR_CUDA_ATTN_WG_MIX=0, 1434 vs 1403 us); else 128-key tiles with the gather inside it */
         const char *bk = getenv("QR_CUDA_ATTN_WG_BK"), *hpb = getenv("QR_CUDA_ATTN_WG_HPB");
-        /* K/V tiles by TMA (QR_CUDA_ATTN_WG_TMA=1, =pp: the warpgroups taking turns, =64: 64-key tiles; unmeasured) */
+        /* K/V tiles by TMA: by default for KV blocks of 64 rows or more; QR_CUDA_ATTN_WG_TMA=1 for every block size
+         * >= 8 (slower at 16), =0 never, =pp the warpgroups taking turns, =64 64-key tiles (both slower) */
         const char *tma = getenv("QR_CUDA_ATTN_WG_TMA");
         cd->wg_variant = tma && !strcmp(tma, "pp")                       ? QK_WG_TMA_PP
                          : tma && !strcmp(tma, "64")                     ? QK_WG_TMA64
                          : tma && !strcmp(tma, "1")                      ? QK_WG_TMA
+                         : tma && !strcmp(tma, "0")                      ? QK_WG_NOTMA
                          : cuda_env_switch("QR_CUDA_ATTN_WG_WS", false)  ? QK_WG_WS
                          : !cuda_env_switch("QR_CUDA_ATTN_WG_OVL", true) ? QK_WG_SERIAL
                          : hpb && atoi(hpb) == 1                         ? QK_WG_1WG

@@ -213,7 +213,7 @@ int qr_cli_bench_latency(int argc, char **argv)
                 maxlen);
         goto out;
     }
-    B.bs = eo.block_size > 0 ? eo.block_size : 16;
+    B.bs = eo.block_size > 0 ? eo.block_size : QR_DEFAULT_BLOCK_SIZE;
     B.nblk = (longest + B.bs - 1) / B.bs;
     int mbt = eo.max_num_batched_tokens > 0 ? eo.max_num_batched_tokens : 8192;
     B.max_step = mbt < longest ? mbt : longest;

@@ -52,7 +52,7 @@ void qr_cli_engine_usage(FILE *f)
             "  --decode-budget N                decode tokens per step on top of that (default: max-num-seqs,\n"
             "                                   so decodes never split a prompt; 0: none, as in vLLM)\n"
             "  --enable-prefix-caching / --no-prefix-caching\n"
-            "  --block-size N                   tokens per KV block (default 16)\n"
+            "  --block-size N                   tokens per KV block (default 64)\n"
             "  --kv-dtype f32|f16|bf16          KV cache precision\n");
 }
 

@@ -32,7 +32,7 @@ struct qr_plan_opts {
     enum qr_dtype kv_dtype;       /* BF16/F16 (2 B) or F32 */
     double mem_fraction;          /* share of VRAM the engine may use (default 0.90) */
     double overhead_bytes;        /* runtime context, scratch, activations, logits (default 1 GiB) */
-    int block_size;               /* KV block tokens (default 16); capacity rounds down to blocks */
+    int block_size;               /* KV block tokens (default QR_DEFAULT_BLOCK_SIZE); capacity rounds down to blocks */
     int prompt_len, output_len;   /* request shape for concurrency and speed (default 8192 / 512) */
     double efficiency;            /* achieved share of peak bandwidth in decode (default 0.60) */
 };

@@ -13,7 +13,7 @@ extern "C" {
 
 struct qr_runtime_opts {
     enum qr_dtype kv_dtype;        /* F32, F16 or BF16 */
-    int block_size;                /* tokens per KV block (default 16) */
+    int block_size;                /* tokens per KV block (default QR_DEFAULT_BLOCK_SIZE) */
     int num_blocks;                /* 0: size the pool from memory */
     double mem_fraction;           /* --gpu-memory-utilization (default 0.90) */
     int max_model_len;             /* 0: the model's max_position_embeddings */

@@ -28,7 +28,7 @@ struct qr_engine_opts {
                                        (a prompt that fits the budget is never cut by decodes beside it),
                                        < 0 = none (every token spends the budget, as in vLLM) */
     bool enable_prefix_caching;
-    int block_size;                 /* 0: 16 */
+    int block_size;                 /* 0: QR_DEFAULT_BLOCK_SIZE (64) */
     enum qr_dtype kv_dtype;         /* QR_DTYPE_COUNT: backend default (F32 on cpu, BF16 on GPUs) */
     int debug_preempt_every;        /* >0: force a preemption every N steps (tests) */
     int num_blocks;                 /* 0: size the KV pool from memory; > 0: exactly this many blocks (tests) */
