@@ -305,8 +305,3 @@ extern "C" int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct q
 {
     return tma_dispatch<3, 128, true>(st, a);
 }
-/* 64-key tiles, 5 stages, taking turns (QR_CUDA_ATTN_WG_TMA=64) */
-extern "C" int cuda_launch_attn_prefill_tma64(qr_cuda_stream st, const struct qr_cuda_attn *a)
-{
-    return tma_dispatch<5, 64, true>(st, a);
-}

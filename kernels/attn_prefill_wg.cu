@@ -406,14 +406,12 @@ extern "C" int cuda_launch_attn_prefill_wg_nomix(qr_cuda_stream st, const struct
 extern "C" int cuda_launch_attn_prefill_wg_variant(qr_cuda_stream st, const struct qr_cuda_attn *a, int variant)
 {
     switch (variant) {
-    case QK_WG_WS: return cuda_launch_attn_prefill_ws(st, a);
     case QK_WG_SERIAL: return cuda_launch_attn_prefill_wg_serial(st, a);
     case QK_WG_1WG: return cuda_launch_attn_prefill_wg_1wg(st, a);
     case QK_WG_BK64: return cuda_launch_attn_prefill_wg_bk64(st, a);
     case QK_WG_NOMIX: return cuda_launch_attn_prefill_wg_nomix(st, a);
     case QK_WG_TMA: return cuda_launch_attn_prefill_tma(st, a);
     case QK_WG_TMA_PP: return cuda_launch_attn_prefill_tma_pp(st, a);
-    case QK_WG_TMA64: return cuda_launch_attn_prefill_tma64(st, a);
     case QK_WG_NOTMA: return cuda_launch_attn_prefill_wg(st, a);
     default:
         /* TMA boxes of 64 rows or more beat the cp.async gather (H100, tenth session: 1174-1196 vs 1392-1405 us at

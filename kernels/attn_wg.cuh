@@ -1,5 +1,5 @@
 /* attn_wg.cuh - pieces shared by the Hopper prompt attention kernels
- * (attn_prefill_wg.cu, attn_prefill_ws.cu): tile geometry, the 128-byte
+ * (attn_prefill_wg.cu, attn_prefill_tma.cu): tile geometry, the 128-byte
  * swizzle of K/V tiles in shared memory, and the m64nN wgmma calls of
  * S = Q K^T (N = keys per tile) and O += P V (N = head_dim). */
 #ifndef QRUN_ATTN_WG_CUH

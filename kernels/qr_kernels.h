@@ -89,8 +89,7 @@ int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_heads, int 
 int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* A/B variants of the Hopper prompt attention, chosen at device open (QR_CUDA_ATTN_WG_* switches) */
 enum qk_wg_variant {
-    QK_WG_DEFAULT = 0, QK_WG_SERIAL, QK_WG_1WG, QK_WG_BK64, QK_WG_NOMIX, QK_WG_WS, QK_WG_TMA, QK_WG_TMA_PP, QK_WG_TMA64,
-    QK_WG_NOTMA
+    QK_WG_DEFAULT = 0, QK_WG_SERIAL, QK_WG_1WG, QK_WG_BK64, QK_WG_NOMIX, QK_WG_TMA, QK_WG_TMA_PP, QK_WG_NOTMA
 };
 int cuda_launch_attn_prefill_wg_variant(qr_cuda_stream st, const struct qr_cuda_attn *a, int variant);
 /* the same kernel one tile at a time (no overlap of softmax and the MMAs), for A/B runs */
@@ -102,16 +101,12 @@ int cuda_launch_attn_prefill_wg_1wg(qr_cuda_stream st, const struct qr_cuda_attn
 /* the pipelined schedule with the gather behind a branch per chunk, outside the softmax (QR_CUDA_ATTN_WG_MIX=0; the
  * default has it branch-free inside the softmax's basic block), for A/B runs */
 int cuda_launch_attn_prefill_wg_nomix(qr_cuda_stream st, const struct qr_cuda_attn *a);
-/* warp-specialized: a producer warpgroup gathers K/V, two consumer warpgroups compute (QR_CUDA_ATTN_WG_WS=1; measured
- * 1.85x slower than the default on the H100), for A/B runs (attn_prefill_ws.cu) */
-int cuda_launch_attn_prefill_ws(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* K/V tiles by TMA, no block barrier in the loop (attn_prefill_tma.cu): 128-key tiles (the default for KV blocks of
  * 64 rows or more, QR_CUDA_ATTN_WG_TMA=1 for all block sizes >= 8, =0 never); the same with the warpgroups taking
- * turns to issue their MMAs (=pp); 64-key tiles in 5 stages taking turns (=64).  Block sizes that are not a power of
- * two >= 8 run cuda_launch_attn_prefill_wg. */
+ * turns to issue their MMAs (=pp, measured slower).  Block sizes that are not a power of two >= 8 run
+ * cuda_launch_attn_prefill_wg. */
 int cuda_launch_attn_prefill_tma(qr_cuda_stream st, const struct qr_cuda_attn *a);
 int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct qr_cuda_attn *a);
-int cuda_launch_attn_prefill_tma64(qr_cuda_stream st, const struct qr_cuda_attn *a);
 
 /* plain kernel for any head_dim <= 256 (tiny test models): one block per (token, head) */
 int cuda_launch_attn_generic(qr_cuda_stream st, const struct qr_cuda_attn *a);

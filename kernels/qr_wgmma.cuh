@@ -60,7 +60,7 @@ __device__ __forceinline__ void wg_fence_regs(float *d)
         asm volatile("" : "+f"(d[i])::"memory");
 }
 
-/* shared-memory mbarriers (addresses from smem_u32), for the warp-specialized kernel: a phase completes when `count`
+/* shared-memory mbarriers (addresses from smem_u32), for the TMA prompt attention: a phase completes when `count`
  * arrivals came; waits name the parity of the phase they wait for */
 __device__ __forceinline__ void mb_init(uint32_t bar, uint32_t count)
 {
@@ -73,13 +73,6 @@ __device__ __forceinline__ void mb_arrive(uint32_t bar)
 {
 #ifdef QR_HAVE_WGMMA
     asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar) : "memory");
-#endif
-}
-/* an arrival once all of this thread's earlier cp.async copies have landed (counted in the init count) */
-__device__ __forceinline__ void mb_arrive_cp_async(uint32_t bar)
-{
-#ifdef QR_HAVE_WGMMA
-    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
 #endif
 }
 /* spins until the phase of the given parity has completed (acquire semantics) */

@@ -639,7 +639,7 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
          * keeps the mma.sync kernel (attn.cu) */
         const char *wv = getenv("QR_CUDA_ATTN_WG");
         cd->wg_attn = !(wv && wv[0] == '0') && cd->cc == 90 && cuda_attn_prefill_wg_available();
-        /* its A/B variants, first match wins: the warp-specialized kernel (QR_CUDA_ATTN_WG_WS=1, 2645 vs 1403 us), one
+        /* its A/B variants, first match wins: one
          * tile at a time (QR_CUDA_ATTN_WG_OVL=0; pipelined measured 202.5 vs 213.9 ms TTFT(8192)), one warpgroup per
          * block (QR_CUDA_ATTN_WG_HPB=1, slower), 64-key tiles (QR_CUDA_ATTN_WG_BK=64, slower), the gather outside
          * the softmax (QR_CUDA_ATTN_WG_MIX=0, 1434 vs 1403 us); else 128-key tiles with the gather inside it */
@@ -648,10 +648,8 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
          * >= 8 (slower at 16), =0 never, =pp the warpgroups taking turns, =64 64-key tiles (both slower) */
         const char *tma = getenv("QR_CUDA_ATTN_WG_TMA");
         cd->wg_variant = tma && !strcmp(tma, "pp")                       ? QK_WG_TMA_PP
-                         : tma && !strcmp(tma, "64")                     ? QK_WG_TMA64
                          : tma && !strcmp(tma, "1")                      ? QK_WG_TMA
                          : tma && !strcmp(tma, "0")                      ? QK_WG_NOTMA
-                         : cuda_env_switch("QR_CUDA_ATTN_WG_WS", false)  ? QK_WG_WS
                          : !cuda_env_switch("QR_CUDA_ATTN_WG_OVL", true) ? QK_WG_SERIAL
                          : hpb && atoi(hpb) == 1                         ? QK_WG_1WG
                          : bk && atoi(bk) == 64                          ? QK_WG_BK64

@@ -17,7 +17,6 @@
 #include "../attn_decode2.cu"
 #include "../attn_decode_tc.cu"
 #include "../attn_prefill_wg.cu"
-#include "../attn_prefill_ws.cu"
 #include "../attn_prefill_tma.cu"
 #include "../gemv_norm.cu"
 #include "../elementwise.cu"
@@ -302,9 +301,7 @@ static const struct {
     {"BK32 HPB2 MINB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2, 2>},
     {"wgmma tma", cuda_launch_attn_prefill_tma},
     {"wgmma tma pp", cuda_launch_attn_prefill_tma_pp},
-    {"wgmma tma64", cuda_launch_attn_prefill_tma64},
     {"wgmma serial", cuda_launch_attn_prefill_wg_serial},   /* sm_90a only (attn_prefill_wg.cu) */
-    {"wgmma ws", cuda_launch_attn_prefill_ws},
     {"wgmma nomix", cuda_launch_attn_prefill_wg_nomix},
     {"wgmma 1wg", cuda_launch_attn_prefill_wg_1wg},
     {"wgmma bk64", cuda_launch_attn_prefill_wg_bk64},
@@ -312,13 +309,11 @@ static const struct {
 };
 #define VARIANT_WG_BK64 (N_VARIANTS - 2)
 #define VARIANT_WG (N_VARIANTS - 1)
-#define VARIANT_WG_SERIAL (N_VARIANTS - 6)
-#define VARIANT_WG_WS (N_VARIANTS - 5)
+#define VARIANT_WG_SERIAL (N_VARIANTS - 5)
 #define VARIANT_WG_NOMIX (N_VARIANTS - 4)
 #define VARIANT_WG_1WG (N_VARIANTS - 3)
-#define VARIANT_WG_TMA (N_VARIANTS - 9)
-#define VARIANT_WG_TMA_PP (N_VARIANTS - 8)
-#define VARIANT_WG_TMA64 (N_VARIANTS - 7)
+#define VARIANT_WG_TMA (N_VARIANTS - 7)
+#define VARIANT_WG_TMA_PP (N_VARIANTS - 6)
 #define N_VARIANTS ((int)(sizeof k_variants / sizeof k_variants[0]))
 
 enum { DEC_V1 = 0, DEC_V2 = 1, DEC_TC = 2, DEC_TCM = 3 };   /* TCM: tc, the last split block merging */
@@ -626,7 +621,6 @@ int main(int argc, char **argv)
             run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_NOMIX);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_TMA);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_TMA_PP);
-            run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_TMA64);
         }
         return g_fail ? 1 : 0;
     }
@@ -680,17 +674,9 @@ int main(int argc, char **argv)
         run_attn({64, 64, 32, 8, 128, 16}, true, false, VARIANT_WG_NOMIX);
         run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG_NOMIX);
         run_attn({130, 130, 32, 8, 128, 7}, true, false, VARIANT_WG_NOMIX);   /* not a power of two */
-        /* warp-specialized (unmeasured when written): last, so a hang shows after every other result */
-        run_attn({300, 300, 32, 8, 128, 16}, true, false, VARIANT_WG_WS);
-        run_attn({333, 100, 16, 2, 128, 5}, true, false, VARIANT_WG_WS);
-        run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, VARIANT_WG_WS);
-        run_attn({64, 64, 32, 8, 128, 16}, true, false, VARIANT_WG_WS);
-        run_attn({2048, 512, 32, 8, 128, 16}, true, false, VARIANT_WG_WS);
-        run_attn({130, 130, 32, 8, 128, 7}, true, false, VARIANT_WG_WS);
-        run_attn({600, 600, 32, 8, 128, 16}, true, false, VARIANT_WG_WS);   /* more tiles than stages, wraps */
-        /* K/V by TMA (unmeasured when written): block sizes 8 / 16 / 32 / 256 (one box per tile), several
-         * sequences, a chunk after a context, more tiles than stages; 5 and 7 run the default kernel */
-        for (int v : {VARIANT_WG_TMA, VARIANT_WG_TMA_PP, VARIANT_WG_TMA64}) {
+        /* K/V by TMA: block sizes 8 / 16 / 32 / 256 (one box per tile), several sequences, a chunk after a context,
+         * more tiles than stages; 5 and 7 run the cp.async kernel */
+        for (int v : {VARIANT_WG_TMA, VARIANT_WG_TMA_PP}) {
             run_attn({300, 300, 32, 8, 128, 16}, true, false, v);
             run_attn({333, 100, 16, 2, 128, 8}, true, false, v);
             run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, v);
@@ -732,9 +718,7 @@ int main(int argc, char **argv)
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_1WG);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_NOMIX);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_NOMIX);
-            run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_WS);
-            run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG_WS);
-            for (int v : {VARIANT_WG_TMA, VARIANT_WG_TMA_PP, VARIANT_WG_TMA64}) {
+            for (int v : {VARIANT_WG_TMA, VARIANT_WG_TMA_PP}) {
                 run_attn({8192, 8192, 32, 8, 128, 16}, false, true, v);
                 run_attn({32768, 4096, 32, 8, 128, 16}, false, true, v);
             }
