@@ -52,22 +52,12 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     auto empty = [&](int st) { return bars + 8u * (uint32_t)(ST + st); };
 
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-    const int s = blockIdx.z, h = blockIdx.y * WG_HPB + wg;
-    int qs, qlen, ctx;
-    if (!attn_seq(a, s, &qs, &qlen, &ctx) || (a.skip_single && qlen == 1))
+    const int h = blockIdx.y * WG_HPB + wg;
+    wg_rows r;
+    if (!wg_rows_of(a, h, warp, g, r))
         return;
-    const int q0 = (gridDim.x - 1 - blockIdx.x) * WG_BQ;   /* longest tiles first */
-    if (q0 >= qlen)
-        return;
-    const int kvh = h / (a.n_heads / a.n_kv_heads);
-    const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
-
-    const int row0 = q0 + warp * 16 + g, row1 = row0 + 8;
-    const int pos0 = row0 < qlen ? ctx - qlen + row0 : -1;
-    const int pos1 = row1 < qlen ? ctx - qlen + row1 : -1;
-    const int last_row = min(q0 + WG_BQ, qlen) - 1;
-    const int pos_min = ctx - qlen + q0, pos_max = ctx - qlen + last_row;
-    const int kend = min(ctx, pos_max + 1);
+    const int qs = r.qs, qlen = r.qlen, kvh = r.kvh, row0 = r.row0, row1 = r.row1, kend = r.kend;
+    const int32_t *table = a.block_tables + (int64_t)(int)blockIdx.z * a.max_blocks_per_seq;
     const int n_tiles = kend > 0 ? (kend + BK - 1) / BK : 0;
 
     if (tid == 0) {
@@ -126,12 +116,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
 
     /* ---- the consumers: warpgroup wg owns head h, query rows q0 .. q0 + 63 ---- */
     uint32_t qa[WG_D / 16][4];
-    {
-        const float qscale = a.scale * WG_LOG2E;
-        const float *qr0 = a.q + (int64_t)(qs + row0) * a.ldq + (int64_t)h * WG_D;
-        const float *qr1 = a.q + (int64_t)(qs + row1) * a.ldq + (int64_t)h * WG_D;
-        pf_load_q<T, WG_D>(qa, qr0, qr1, row0 < qlen, row1 < qlen, qscale, t4);
-    }
+    wg_load_q<T>(qa, a, r, h, t4);
     float o[WG_D / 2];
 #pragma unroll
     for (int i = 0; i < WG_D / 2; i++)
@@ -146,7 +131,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
             mb_arrive(empty(t % ST));
     };
     auto softmax = [&](int t, float &al0, float &al1) {
-        wg_apply_masks<BK>(sa, kmask + (t % ST) * KMW, t * BK, pos_min, pos0, pos1, t4);
+        wg_apply_masks<BK>(sa, kmask + (t % ST) * KMW, t * BK, r.pos_min, r.pos0, r.pos1, t4);
         pf_softmax<BK / 8>(sa, m0, m1, l0, l1, al0, al1);
     };
     /* PP: the warpgroups issue their MMAs in turn (named barrier 1 + wg: wait for my turn; 2 - wg: pass it on);

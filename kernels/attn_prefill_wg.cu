@@ -53,32 +53,16 @@ __global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg
     uint32_t *kmask = (uint32_t *)(sbase + ST * 2 * TILE);   /* [ST][KMW]: key-valid bits */
 
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-    const int s = blockIdx.z, h = blockIdx.y * HPB + wg;
-    int qs, qlen, ctx;
-    if (!attn_seq(a, s, &qs, &qlen, &ctx) || (a.skip_single && qlen == 1))
+    const int h = blockIdx.y * HPB + wg;
+    wg_rows r;
+    if (!wg_rows_of(a, h, warp, g, r))
         return;
-    const int q0 = (gridDim.x - 1 - blockIdx.x) * WG_BQ;   /* longest tiles first */
-    if (q0 >= qlen)
-        return;
-    const int kvh = h / (a.n_heads / a.n_kv_heads);
-    const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
-
-    const int row0 = q0 + warp * 16 + g, row1 = row0 + 8;
-    const int pos0 = row0 < qlen ? ctx - qlen + row0 : -1;
-    const int pos1 = row1 < qlen ? ctx - qlen + row1 : -1;
-    const int last_row = min(q0 + WG_BQ, qlen) - 1;
-    const int pos_min = ctx - qlen + q0, pos_max = ctx - qlen + last_row;   /* the block's rows (every head) */
+    const int qs = r.qs, qlen = r.qlen, kvh = r.kvh, row0 = r.row0, row1 = r.row1, kend = r.kend;
+    const int32_t *table = a.block_tables + (int64_t)(int)blockIdx.z * a.max_blocks_per_seq;
 
     uint32_t qa[WG_D / 16][4];
-    {
-        const float qscale = a.scale * WG_LOG2E;
-        const float *qr0 = a.q + (int64_t)(qs + row0) * a.ldq + (int64_t)h * WG_D;
-        const float *qr1 = a.q + (int64_t)(qs + row1) * a.ldq + (int64_t)h * WG_D;
-        const bool v0 = row0 < qlen, v1 = row1 < qlen;
-        pf_load_q<T, WG_D>(qa, qr0, qr1, v0, v1, qscale, t4);
-    }
+    wg_load_q<T>(qa, a, r, h, t4);
 
-    const int kend = min(ctx, pos_max + 1);
     const int n_tiles = kend > 0 ? (kend + WG_BK - 1) / WG_BK : 0;
     const T *kc = (const T *)a.k_cache, *vc = (const T *)a.v_cache;
 
@@ -189,7 +173,7 @@ __global__ void __launch_bounds__(HPB * 128, HPB == 1 ? 2 : 1) k_attn_prefill_wg
     auto issue_s = [&](float (&sc)[WG_BK / 8][4], int st) { wg_issue_s<T, BK>(sc, qa, base + st * 2 * TILE); };
     /* masks: causal, past the context, bad block ids (-inf) */
     auto apply_masks = [&](float (&sc)[WG_BK / 8][4], int st, int k0) {
-        wg_apply_masks<BK>(sc, kmask + st * KMW, k0, pos_min, pos0, pos1, t4);
+        wg_apply_masks<BK>(sc, kmask + st * KMW, k0, r.pos_min, r.pos0, r.pos1, t4);
     };
     /* masks, online softmax: sc becomes P; m, l move; returns the rescale factors of O's rows */
     auto softmax = [&](float (&sc)[WG_BK / 8][4], int st, int k0, float &al0, float &al1) {

@@ -66,6 +66,43 @@ __device__ __forceinline__ void wg_o_mma<__half>(float *d, const uint32_t *a, ui
 }
 #endif
 
+/* ---- where a warpgroup's 64 query rows sit (block (query tile, head group, sequence) of the grid) ---- */
+struct wg_rows {
+    int qs, qlen, ctx;   /* the sequence's first token, its query count, its context length */
+    int q0, kvh;         /* the tile's first query row; the KV head */
+    int row0, row1;      /* this lane's rows (g and g + 8 of its warp's 16) */
+    int pos0, pos1;      /* their positions, -1 past the queries */
+    int pos_min, kend;   /* the tile's first position; keys below kend matter (causal, context) */
+};
+/* false: nothing to do (a bad sequence, one query token left to the decode kernel, a tile past the queries) */
+__device__ __forceinline__ bool wg_rows_of(const struct qr_cuda_attn &a, int h, int warp, int g, wg_rows &r)
+{
+    if (!attn_seq(a, blockIdx.z, &r.qs, &r.qlen, &r.ctx) || (a.skip_single && r.qlen == 1))
+        return false;
+    r.q0 = (gridDim.x - 1 - blockIdx.x) * WG_BQ;   /* longest tiles first */
+    if (r.q0 >= r.qlen)
+        return false;
+    r.kvh = h / (a.n_heads / a.n_kv_heads);
+    r.row0 = r.q0 + warp * 16 + g;
+    r.row1 = r.row0 + 8;
+    r.pos0 = r.row0 < r.qlen ? r.ctx - r.qlen + r.row0 : -1;
+    r.pos1 = r.row1 < r.qlen ? r.ctx - r.qlen + r.row1 : -1;
+    const int last_row = min(r.q0 + WG_BQ, r.qlen) - 1;
+    r.pos_min = r.ctx - r.qlen + r.q0;
+    r.kend = min(r.ctx, r.ctx - r.qlen + last_row + 1);   /* the block's rows (every head) */
+    return true;
+}
+/* this lane's Q rows of head h, pre-scaled by scale * log2 e, as the A operand (zeros past the queries) */
+template <typename T>
+__device__ __forceinline__ void wg_load_q(uint32_t (&qa)[WG_D / 16][4], const struct qr_cuda_attn &a, const wg_rows &r,
+                                          int h, int t4)
+{
+    const float qscale = a.scale * WG_LOG2E;
+    const float *qr0 = a.q + (int64_t)(r.qs + r.row0) * a.ldq + (int64_t)h * WG_D;
+    const float *qr1 = a.q + (int64_t)(r.qs + r.row1) * a.ldq + (int64_t)h * WG_D;
+    pf_load_q<T, WG_D>(qa, qr0, qr1, r.row0 < r.qlen, r.row1 < r.qlen, qscale, t4);
+}
+
 /* ---- per-warpgroup tile math shared by the kernels (sc: S then P of one tile, m16n8 fragment layout per warp) ---- */
 
 /* S = Q K^T of the K tile at shared address kt (asynchronous; the caller commits) */
