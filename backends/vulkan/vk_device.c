@@ -427,9 +427,13 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     /* A/B switches of the decode fusions, read once here (QR_VK_NO_FUSE turns every fusion off) */
     /* the RMSNorm / SwiGLU folds into the decode GEMV lost on the H100 (decode 170.6 -> 155.7 tok/s with them,
      * docs/PERF.md, eighth session): opt-in with QR_VK_FUSE_GEMV=1; the KV write folded into q/k norm + RoPE won
-     * (164.0 -> 170.6) and stays on */
+     * (164.0 -> 170.6) and stays on.  QR_VK_FUSE_GEMV=norm folds the RMSNorm only (the gate_up + SwiGLU fold was the
+     * one measured slower per dispatch: 43.4 vs 31.1 us; the norm fold alone saves two dispatches per layer and is
+     * not yet measured on a GPU) */
+    const char *fg = getenv("QR_VK_FUSE_GEMV");
     d->fuse_gemv = env_switch("QR_VK_FUSE_GEMV", false) && d->max_bind >= 11 && d->subgroup_arith &&
                    vk_pipe_find("matmul_gemvf1_bf16") >= 0;
+    d->fuse_glu = d->fuse_gemv && !(fg && strcasecmp(fg, "norm") == 0);
     d->fuse_kv = env_switch("QR_VK_FUSE_KV", true) && vk_pipe_find("qk_norm_rope_kv") >= 0;
     /* SwiGLU folded into the down_proj GEMV recomputes the activation for every output row: on the H100 it took
      * 60 us against 35 us for the plain GEMV plus ~6 us for silu_mul (qr-step-bench --ops), so it is opt-in

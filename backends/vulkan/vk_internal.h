@@ -57,6 +57,7 @@ struct vk_dev {
     bool gemv_clamp; /* matmul_gemv: unconditional, clamped weight loads (opt-in QR_VK_GEMV_CLAMP=1) */
     int max_bind;              /* storage buffers a dispatch may bind: min(VK_MAX_BINDINGS, the device's per-stage limit) */
     bool fuse_gemv;            /* decode GEMVs with the RMSNorm / SwiGLU folded in (opt-in: QR_VK_FUSE_GEMV=1) */
+    bool fuse_glu;             /* with fuse_gemv: gate_up + SwiGLU in one GEMV too (QR_VK_FUSE_GEMV=norm: no) */
     bool fuse_kv;              /* the KV write folded into q/k norm + RoPE (QR_VK_FUSE_KV=0: off) */
     bool fuse_swiglu;          /* SwiGLU folded into down_proj's GEMV (opt-in: QR_VK_FUSE_SWIGLU=1) */
     bool fuse_off;             /* QR_VK_NO_FUSE set: every op runs on its own */

@@ -532,7 +532,7 @@ static int fuse_norm_matmul(struct vk_stream *s, const struct qr_node *nd, int n
                        .flags = QR_MM_NORM | (m->accumulate ? QR_MM_ACC : 0), .g = r->w, .gtype = r->wtype,
                        .h = r->out, .ld_h = r->ldout, .eps = r->eps};
     int used = 2;
-    const struct qr_silu_mul_args *g = n >= 3 && nd[2].op == QR_OP_SILU_MUL ? &nd[2].a.silu_mul : NULL;
+    const struct qr_silu_mul_args *g = d->fuse_glu && n >= 3 && nd[2].op == QR_OP_SILU_MUL ? &nd[2].a.silu_mul : NULL;
     if (g && g->n_tokens == T && same_view(&g->gu, &m->y) && g->ldgu == m->ldy && 2 * g->n_ff == m->N &&
         !m->accumulate && g->ldout >= g->n_ff) {
         size_t na = ((size_t)(T - 1) * g->ldout + (size_t)g->n_ff) * 4;
