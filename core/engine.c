@@ -94,6 +94,9 @@ struct qr_engine {
     /* QRUN_STEP_TRACE=FILE: one line per step (timings, tokens, decodes) for diagnosing the scheduler */
     FILE *trace;
     double t_trace0;
+    /* step-time split, engine thread only; copied into st by update_stats */
+    uint64_t n_dec_steps, n_dec_tokens, n_prompt_steps, prompt_computed;
+    double t_dec_steps, t_prompt_steps;
     char text[TEXT_CAP];
 };
 
@@ -757,6 +760,12 @@ static void update_stats(struct qr_engine *e)
     e->st.kv_blocks_used = qr_kv_pool_num_used(e->pool);
     e->st.kv_blocks_cached_free = qr_kv_pool_num_cached_free(e->pool);
     e->st.steps = qr_sched_num_steps(e->sched);
+    e->st.decode_only_steps = e->n_dec_steps;
+    e->st.decode_only_tokens = e->n_dec_tokens;
+    e->st.prompt_steps = e->n_prompt_steps;
+    e->st.prompt_tokens_computed = e->prompt_computed;
+    e->st.decode_only_s = e->t_dec_steps;
+    e->st.prompt_steps_s = e->t_prompt_steps;
     e->st.last_step_time = qr_time_s();
     e->st.healthy = e->healthy;
     pthread_mutex_unlock(&e->mu);
@@ -836,7 +845,8 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
 
     qr_status result = QR_OK;
     struct qr_sched_out so;
-    double t0 = e->trace ? qr_time_s() : 0, t1 = t0, t2 = t0;
+    const double ts = qr_time_s();
+    double t0 = ts, t1 = t0, t2 = t0;
     qr_status st = qr_sched_schedule(e->sched, &so);
     if (e->trace)
         t1 = t2 = qr_time_s();
@@ -888,6 +898,18 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
             }
             for (int i = 0; i < nf; i++)
                 retire(e, e->fin[i]);
+        }
+    }
+    if (st == QR_OK && so.n_items > 0) {
+        const double dt = qr_time_s() - ts;
+        if (so.n_tokens > so.n_decode) {
+            e->n_prompt_steps++;
+            e->t_prompt_steps += dt;
+            e->prompt_computed += (uint64_t)(so.n_tokens - so.n_decode);
+        } else {
+            e->n_dec_steps++;
+            e->n_dec_tokens += (uint64_t)so.n_decode;
+            e->t_dec_steps += dt;
         }
     }
     if (e->trace && so.n_items > 0) {

@@ -237,6 +237,11 @@ static void test_batch_invariance(void)
         qr_engine_get_stats(e, &s);
         CHECKF(s.n_preempted_total > 0, "tight pool: no preemption happened");
         CHECK(s.kv_blocks_total == 12);
+        /* the step split adds up, and the preempted requests' prompts ran again */
+        CHECK(s.decode_only_steps + s.prompt_steps == s.steps);
+        CHECK(s.decode_only_s >= 0 && s.prompt_steps_s > 0 && s.decode_only_tokens <= s.gen_tokens_total);
+        CHECKF(s.prompt_tokens_computed > s.prompt_tokens_total - s.prefix_hit_tokens_total, "computed %llu of %llu",
+               (unsigned long long)s.prompt_tokens_computed, (unsigned long long)s.prompt_tokens_total);
         qr_engine_destroy(e);
     }
     /* decode steps padded to bucket sizes (what graph replay uses) */

@@ -274,6 +274,11 @@ int qr_cli_bench_throughput(int argc, char **argv)
     printf("Total num output tokens:  %lld\n", b.out_tokens);
     printf("Elapsed: %.2f s (load %.2f s); steps %llu, preemptions %d, prefix-cache hit tokens %llu\n", elapsed, t_load,
            (unsigned long long)s.steps, s.n_preempted_total, (unsigned long long)s.prefix_hit_tokens_total);
+    printf("Steps: %llu decode-only in %.2f s (%.0f tok/s), %llu with prompt tokens in %.2f s (%llu prompt tokens "
+           "computed, recomputed ones after preemption included)\n",
+           (unsigned long long)s.decode_only_steps, s.decode_only_s,
+           s.decode_only_s > 0 ? (double)s.decode_only_tokens / s.decode_only_s : 0.0,
+           (unsigned long long)s.prompt_steps, s.prompt_steps_s, (unsigned long long)s.prompt_tokens_computed);
     if (json_out) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "elapsed_time", elapsed);
@@ -287,6 +292,12 @@ int qr_cli_bench_throughput(int argc, char **argv)
         cJSON_AddNumberToObject(j, "load_time", t_load);
         cJSON_AddNumberToObject(j, "steps", (double)s.steps);
         cJSON_AddNumberToObject(j, "preemptions", s.n_preempted_total);
+        cJSON_AddNumberToObject(j, "decode_only_steps", (double)s.decode_only_steps);
+        cJSON_AddNumberToObject(j, "decode_only_tokens", (double)s.decode_only_tokens);
+        cJSON_AddNumberToObject(j, "decode_only_time", s.decode_only_s);
+        cJSON_AddNumberToObject(j, "prompt_steps", (double)s.prompt_steps);
+        cJSON_AddNumberToObject(j, "prompt_steps_time", s.prompt_steps_s);
+        cJSON_AddNumberToObject(j, "prompt_tokens_computed", (double)s.prompt_tokens_computed);
         cJSON_AddNumberToObject(j, "prefix_hit_tokens", (double)s.prefix_hit_tokens_total);
         cJSON_AddNumberToObject(j, "kv_blocks_total", s.kv_blocks_total);
         cJSON_AddStringToObject(j, "model", eo.model_dir);

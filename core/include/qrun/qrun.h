@@ -112,6 +112,11 @@ struct qr_engine_stats {
     int kv_blocks_total, kv_blocks_used, kv_blocks_cached_free;
     uint64_t steps, prompt_tokens_total, gen_tokens_total, prefix_hit_tokens_total;
     uint64_t requests_finished;
+    /* where the steps' time went (wall time of a step: schedule, forward, sampling): steps that only decoded, and
+     * steps with prompt tokens, whose prompt tokens run through the model (recomputed ones after a preemption
+     * included, prefix-cache hits not) */
+    uint64_t decode_only_steps, decode_only_tokens, prompt_steps, prompt_tokens_computed;
+    double decode_only_s, prompt_steps_s;
     double last_step_time;          /* qr_time_s() of the last finished step */
     bool healthy;                   /* false once the device is dead */
 };
