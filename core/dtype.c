@@ -5,8 +5,8 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const k_dtype_names[QR_DTYPE_COUNT] = {"F32", "F16", "BF16", "I32"};
-static const size_t k_dtype_sizes[QR_DTYPE_COUNT] = {4, 2, 2, 4};
+static const char *const k_dtype_names[QR_DTYPE_COUNT] = {"F32", "F16", "BF16", "I32", "F8_E4M3"};
+static const size_t k_dtype_sizes[QR_DTYPE_COUNT] = {4, 2, 2, 4, 1};
 
 const char *qr_dtype_name(enum qr_dtype t) { return (unsigned)t < QR_DTYPE_COUNT ? k_dtype_names[t] : "?"; }
 size_t qr_dtype_size(enum qr_dtype t) { return (unsigned)t < QR_DTYPE_COUNT ? k_dtype_sizes[t] : 0; }
@@ -92,4 +92,53 @@ uint16_t qr_f32_to_f16(float f)
     if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
         h++;
     return (uint16_t)(sign | h);
+}
+
+/* E4M3: sign, 4 exponent bits (bias 7), 3 mantissa bits; exponent 0 holds the subnormals m * 2^-9; S.1111.111 is
+ * NaN; the largest finite value is S.1111.110 = 448 */
+float qr_f8e4m3_to_f32(uint8_t b)
+{
+    const int e = (b >> 3) & 15, m = b & 7;
+    float v;
+    if (e == 15 && m == 7)
+        v = NAN;
+    else if (e == 0)
+        v = (float)m * (1.0f / 512.0f);
+    else
+        v = ldexpf(1.0f + (float)m / 8.0f, e - 7);
+    return (b & 0x80) ? -v : v;
+}
+
+uint8_t qr_f32_to_f8e4m3(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    const uint8_t sign = (uint8_t)((u >> 24) & 0x80u);
+    const uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u)
+        return sign | 0x7f;                      /* NaN */
+    if (a >= 0x43e00000u)                        /* >= 448 (Inf included): saturate */
+        return sign | 0x7e;
+    if (a < 0x3c800000u) {                       /* below 2^-6: subnormal or zero, steps of 2^-9 */
+        float q;
+        uint32_t ua = a;
+        memcpy(&q, &ua, 4);
+        q *= 512.0f;                             /* exact: a power of two */
+        uint32_t m = (uint32_t)q;
+        const float r = q - (float)m;
+        if (r > 0.5f || (r == 0.5f && (m & 1u)))
+            m++;                                 /* m == 8 is 2^-6, the smallest normal: the encoding carries */
+        return sign | (uint8_t)m;
+    }
+    int e = (int)(a >> 23) - 127;                /* -6 .. 8 */
+    uint32_t keep = (a >> 20) & 7u, rest = a & 0xfffffu;
+    if (rest > 0x80000u || (rest == 0x80000u && (keep & 1u)))
+        keep++;
+    if (keep == 8) {
+        keep = 0;
+        e++;
+    }
+    if (e > 8 || (e == 8 && keep > 6))           /* rounded past 448 (only from inputs >= 464, caught above) */
+        return sign | 0x7e;
+    return sign | (uint8_t)(((uint32_t)(e + 7) << 3) | keep);
 }

@@ -330,8 +330,8 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
     struct qr_device_props props;
     if ((st = qr_dev_props(e->dev, &props)) != QR_OK)
         goto fail;
-    enum qr_dtype kvt = o->kv_dtype;
-    if (kvt != QR_DTYPE_F32 && kvt != QR_DTYPE_F16 && kvt != QR_DTYPE_BF16)
+    enum qr_dtype kvt = o->kv_dtype;   /* the runtime rejects what the device cannot hold */
+    if (kvt == QR_DTYPE_COUNT)
         kvt = (props.caps & QR_CAP_HOST_MEMORY) ? QR_DTYPE_F32
               : (qr_dev_supports(e->dev, QR_OP_ATTN, QR_DTYPE_BF16) && qr_dev_supports(e->dev, QR_OP_KV_STORE, QR_DTYPE_BF16))
                   ? QR_DTYPE_BF16

@@ -972,6 +972,13 @@ static void vdtype(struct vchk *c, enum qr_dtype t, const char *name)
         vfail(c, "%s dtype %s is not F32, F16 or BF16", name, qr_dtype_name(t));
 }
 
+/* a KV cache may also hold FP8 E4M3 */
+static void vkvdtype(struct vchk *c, enum qr_dtype t)
+{
+    if (!wt_ok(t) && t != QR_DTYPE_F8E4M3)
+        vfail(c, "kv cache dtype %s is not F32, F16, BF16 or F8_E4M3", qr_dtype_name(t));
+}
+
 /* bytes spanned by `rows` rows of `width` f32 elements at row stride ld */
 static int64_t rows_bytes(struct vchk *c, int64_t rows, int64_t width, int64_t ld, const char *name)
 {
@@ -1056,7 +1063,7 @@ static qr_status node_validate(struct qr_device *d, const struct qr_node *n, boo
         const struct qr_kv_store_args *a = &n->a.kv_store;
         vpos(&c, a->n_tokens, "n_tokens"), vpos(&c, a->n_kv_heads, "n_kv_heads");
         vpos(&c, a->head_dim, "head_dim"), vpos(&c, a->block_size, "block_size"), vpos(&c, a->num_blocks, "num_blocks");
-        vdtype(&c, a->kv_dtype, "kv cache");
+        vkvdtype(&c, a->kv_dtype);
         *empty = a->n_tokens == 0 || a->n_kv_heads == 0 || a->head_dim == 0;
         if (c.st || *empty)
             break;
@@ -1079,7 +1086,7 @@ static qr_status node_validate(struct qr_device *d, const struct qr_node *n, boo
         vpos(&c, a->block_size, "block_size"), vpos(&c, a->max_blocks_per_seq, "max_blocks_per_seq");
         vpos(&c, a->num_blocks, "num_blocks"), vpos(&c, a->max_seq_len, "max_seq_len");
         vpos(&c, a->max_q_len, "max_q_len");
-        vdtype(&c, a->kv_dtype, "kv cache");
+        vkvdtype(&c, a->kv_dtype);
         *empty = a->n_tokens == 0 || a->n_seqs == 0 || a->n_heads == 0;
         if (c.st || *empty)
             break;

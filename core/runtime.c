@@ -252,8 +252,9 @@ static qr_status resolve_opts(struct qr_runtime *rt, const struct qr_runtime_opt
         o->max_out = o->max_seqs;
     if (o->max_out > o->max_batch_tokens)
         o->max_out = o->max_batch_tokens;
-    if (o->kv_dtype != QR_DTYPE_F32 && o->kv_dtype != QR_DTYPE_F16 && o->kv_dtype != QR_DTYPE_BF16)
-        return qr_set_error(QR_E_INVALID_ARG, "KV dtype %s: use f32, f16 or bf16", qr_dtype_name(o->kv_dtype));
+    if (o->kv_dtype != QR_DTYPE_F32 && o->kv_dtype != QR_DTYPE_F16 && o->kv_dtype != QR_DTYPE_BF16 &&
+        o->kv_dtype != QR_DTYPE_F8E4M3)
+        return qr_set_error(QR_E_INVALID_ARG, "KV dtype %s: use f32, f16, bf16 or fp8", qr_dtype_name(o->kv_dtype));
     if (!qr_dev_supports(rt->dev, QR_OP_KV_STORE, o->kv_dtype) || !qr_dev_supports(rt->dev, QR_OP_ATTN, o->kv_dtype))
         return qr_set_error(QR_E_UNSUPPORTED, "device %s has no paged attention over a %s KV cache", rt->props.name,
                             qr_dtype_name(o->kv_dtype));

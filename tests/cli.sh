@@ -88,6 +88,18 @@ expect_fail "bad -n" "max-tokens|-n" "$QRUN" "${E[@]}" -n 0 "$T/p.txt"
 expect_fail "bad --presence-penalty" "presence" "$QRUN" "${E[@]}" --presence-penalty 5 "$T/p.txt"
 expect_fail "bad --seed" "seed" "$QRUN" "${E[@]}" --seed x1 "$T/p.txt"
 expect_fail "bad --decode-budget" "decode-budget" "$QRUN" "${E[@]}" --decode-budget -3 "$T/p.txt"
+expect_fail "bad --kv-dtype" "kv-dtype" "$QRUN" "${E[@]}" --kv-dtype int4 "$T/p.txt"
+# an FP8 KV cache on the CPU backend: generates, says so, and ppl stays near transformers' (E4M3 rounds K and V by
+# up to 2^-4; test_e2e bounds the per-token NLLs)
+if "$QRUN" "${E[@]}" --raw -n 6 --temp 0 --kv-dtype fp8 "$T/p.txt" >"$T/out" 2>"$T/err" && [ -s "$T/out" ] &&
+    grep -q "F8_E4M3" "$T/err"; then ok; else bad "generate with --kv-dtype fp8"; cat "$T/err" >&2; fi
+if "$QRUN" ppl "${E[@]}" --kv-dtype fp8 --json "$GOLD/text.txt" >"$T/ppl8.json" 2>"$T/err" && command -v node >/dev/null; then
+    if node -e '
+      const fs=require("fs");
+      const a=JSON.parse(fs.readFileSync(process.argv[1],"utf8")), g=JSON.parse(fs.readFileSync(process.argv[2],"utf8"));
+      if (!(Math.abs(a.ppl-g.ppl)<=5e-2*g.ppl)) { console.error("fp8 KV ppl "+a.ppl+" vs "+g.ppl); process.exit(1); }
+    ' "$T/ppl8.json" "$GOLD/golden.json"; then ok; else bad "ppl with --kv-dtype fp8"; fi
+fi
 expect_fail "unknown flag" "unknown option" "$QRUN" "${E[@]}" --frobnicate "$T/p.txt"
 expect_fail "missing prompt file" "cannot open" "$QRUN" "${E[@]}" "$T/nope.txt"
 expect_fail "no prompt" "no prompt" "$QRUN" "${E[@]}"

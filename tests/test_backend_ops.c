@@ -76,6 +76,7 @@ struct tcase {
 #define F32 QR_DTYPE_F32
 #define F16 QR_DTYPE_F16
 #define BF16 QR_DTYPE_BF16
+#define F8 QR_DTYPE_F8E4M3
 
 /* rows list only the leading fields they need */
 #pragma GCC diagnostic push
@@ -142,6 +143,9 @@ static const struct tcase k_cases[] = {
     {QR_OP_KV_STORE, F16, 37, 0, 13, 3, F_NEGSLOT, 0, 2, 64, 5},
     {QR_OP_KV_STORE, BF16, 5, 0, 3, 0, F_BADIDX, 0, 4, 64, 16},
     {QR_OP_KV_STORE, BF16, 512, 0, 64, 0, 0, 0, 8, 128, 16, .perf = true},
+    /* FP8 E4M3 KV cache (the CPU backend so far): rounding, saturation past 448, skipped and bad slots */
+    {QR_OP_KV_STORE, F8, 37, 0, 13, 3, F_NEGSLOT, 0, 2, 64, 5},
+    {QR_OP_KV_STORE, F8, 5, 0, 3, 0, F_BADIDX, 0, 4, 64, 16},
     /* attn: prompt chunks, single-token decodes, mixed varlen, GQA 1/4/8, head_dim 64/128 */
     {QR_OP_ATTN, F32, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16, .seqs = "37:37"},
     {QR_OP_ATTN, BF16, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16, .seqs = "1:1"},
@@ -182,6 +186,11 @@ static const struct tcase k_cases[] = {
     {QR_OP_ATTN, BF16, .flags = F_BADIDX, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 64,
      .seqs = "300:200,129:129,3000:1"},
     {QR_OP_ATTN, F16, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 128, .seqs = "1000:1000"},
+    /* FP8 E4M3 KV: prompt chunks, decodes, odd block sizes, bad block ids */
+    {QR_OP_ATTN, F8, .heads = 16, .kv_heads = 2, .head_dim = 128, .block_size = 5, .seqs = "300:1,5:5,49:17,1:1,130:1"},
+    {QR_OP_ATTN, F8, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 64, .seqs = "700:300,64:64,1:1"},
+    {QR_OP_ATTN, F8, .flags = F_BADIDX, .heads = 8, .kv_heads = 2, .head_dim = 64, .block_size = 16,
+     .seqs = "90:1,40:40"},
     /* silu_mul, add, argmax */
     {QR_OP_SILU_MUL, F32, 5, 300, 0, 7},
     {QR_OP_SILU_MUL, F32, 1, 9728},
@@ -236,8 +245,15 @@ static const struct tol k_tol_parity[QR_OP_COUNT] = {
 static struct tol tol_for(const struct tcase *c, bool parity)
 {
     struct tol t = parity ? k_tol_parity[c->op] : k_tol_self[c->op];
+    /* rising keys (F_RAMP) reach scores in the hundreds, where f32 rounding of the scores alone moves exp() by
+     * ~1e-5 relative per key: the CPU kernel's f32 online softmax lands within ~3e-5 + 1e-3 relative of the double
+     * loops (NMSE stays ~1e-11) */
+    if (!parity && c->op == QR_OP_ATTN && (c->flags & F_RAMP)) {
+        t.atol = 3e-5;
+        t.rtol = 1e-3;
+    }
     if (parity && c->op == QR_OP_KV_STORE)
-        t.rtol = c->dt == BF16 ? 1.0 / 128 : c->dt == F16 ? 1.0 / 1024 : 0;
+        t.rtol = c->dt == BF16 ? 1.0 / 128 : c->dt == F16 ? 1.0 / 1024 : c->dt == F8 ? 1.0 / 8 : 0;
     return t;
 }
 
@@ -312,6 +328,7 @@ static float get_f(const struct tensor *t, size_t i)
     switch (t->dt) {
     case F16: return qr_f16_to_f32(((uint16_t *)t->host)[i]);
     case BF16: return qr_bf16_to_f32(((uint16_t *)t->host)[i]);
+    case F8: return qr_f8e4m3_to_f32(((uint8_t *)t->host)[i]);
     case QR_DTYPE_I32: return (float)((int32_t *)t->host)[i];
     default: return ((float *)t->host)[i];
     }
@@ -322,6 +339,7 @@ static void set_f(struct tensor *t, size_t i, float v)
     switch (t->dt) {
     case F16: ((uint16_t *)t->host)[i] = qr_f32_to_f16(v); break;
     case BF16: ((uint16_t *)t->host)[i] = qr_f32_to_bf16(v); break;
+    case F8: ((uint8_t *)t->host)[i] = qr_f32_to_f8e4m3(v); break;
     case QR_DTYPE_I32: ((int32_t *)t->host)[i] = (int32_t)v; break;
     default: ((float *)t->host)[i] = v; break;
     }
@@ -1258,12 +1276,13 @@ int main(int argc, char **argv)
     }
     if (coverage) {
         for (int i = 0; i < n_dev; i++) {
-            printf("coverage [%s] (weights dtype; KV dtype for kv_store/attn)\n  %-9s F32 F16 BF16\n", devs[i].name,
-                   "op");
+            printf("coverage [%s] (weights dtype; KV dtype for kv_store/attn)\n  %-9s F32 F16 BF16 F8\n",
+                   devs[i].name, "op");
             for (int o = 0; o < QR_OP_COUNT; o++) {
                 printf("  %-9s", qr_op_name((enum qr_op)o));
-                for (int t = 0; t <= QR_DTYPE_BF16; t++)
-                    printf(" %-3s", qr_dev_supports(devs[i].d, (enum qr_op)o, (enum qr_dtype)t) ? "yes" : "-");
+                static const enum qr_dtype cols[] = {F32, F16, BF16, F8};
+                for (int t = 0; t < 4; t++)
+                    printf(" %-3s", qr_dev_supports(devs[i].d, (enum qr_op)o, cols[t]) ? "yes" : "-");
                 printf("\n");
             }
         }

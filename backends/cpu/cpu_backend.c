@@ -216,18 +216,18 @@ static qr_status cpu_sync(struct qr_stream *s) { return QR_OK; }
 
 /* capability table: op x weight dtype (for kv_store/attn: the KV dtype) */
 static const bool k_supports[QR_OP_COUNT][QR_DTYPE_COUNT] = {
-    /*                  F32   F16   BF16  I32 */
-    [QR_OP_EMBED] = {true, true, true, false},
-    [QR_OP_MATMUL] = {true, true, true, false},
-    [QR_OP_RMSNORM] = {true, true, true, false},
-    [QR_OP_QK_NORM] = {true, true, true, false},
-    [QR_OP_ROPE] = {true, true, true, false},
-    [QR_OP_KV_STORE] = {true, true, true, false},
-    [QR_OP_ATTN] = {true, true, true, false},
-    [QR_OP_SILU_MUL] = {true, true, true, false},
-    [QR_OP_ADD] = {true, true, true, false},
-    [QR_OP_LOGITS] = {true, true, true, false},
-    [QR_OP_ARGMAX] = {true, true, true, false},
+    /*                  F32   F16   BF16  I32    F8_E4M3 (KV cache only) */
+    [QR_OP_EMBED] = {true, true, true, false, false},
+    [QR_OP_MATMUL] = {true, true, true, false, false},
+    [QR_OP_RMSNORM] = {true, true, true, false, false},
+    [QR_OP_QK_NORM] = {true, true, true, false, false},
+    [QR_OP_ROPE] = {true, true, true, false, false},
+    [QR_OP_KV_STORE] = {true, true, true, false, true},
+    [QR_OP_ATTN] = {true, true, true, false, true},
+    [QR_OP_SILU_MUL] = {true, true, true, false, false},
+    [QR_OP_ADD] = {true, true, true, false, false},
+    [QR_OP_LOGITS] = {true, true, true, false, false},
+    [QR_OP_ARGMAX] = {true, true, true, false, false},
 };
 
 static bool cpu_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype)

@@ -30,6 +30,7 @@ static inline float load1(const void *p, enum qr_dtype t, int64_t i)
     switch (t) {
     case QR_DTYPE_F16: return qr_f16_to_f32(((const uint16_t *)p)[i]);
     case QR_DTYPE_BF16: return bf16_f32(((const uint16_t *)p)[i]);
+    case QR_DTYPE_F8E4M3: return qr_f8e4m3_to_f32(((const uint8_t *)p)[i]);
     default: return ((const float *)p)[i];
     }
 }
@@ -43,6 +44,10 @@ static void row_to_f32(float *dst, const void *src, enum qr_dtype t, int64_t n)
         const uint16_t *s = src;
         for (int64_t i = 0; i < n; i++)
             dst[i] = bf16_f32(s[i]);
+    } else if (t == QR_DTYPE_F8E4M3) {
+        const uint8_t *s = src;
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = qr_f8e4m3_to_f32(s[i]);
     } else {
         const uint16_t *s = src;
         for (int64_t i = 0; i < n; i++)
@@ -58,6 +63,10 @@ static void f32_to_row(void *dst, const float *src, enum qr_dtype t, int64_t n)
         uint16_t *d = dst;
         for (int64_t i = 0; i < n; i++)
             d[i] = qr_f32_to_bf16(src[i]);
+    } else if (t == QR_DTYPE_F8E4M3) {
+        uint8_t *d = dst;
+        for (int64_t i = 0; i < n; i++)
+            d[i] = qr_f32_to_f8e4m3(src[i]);
     } else {
         uint16_t *d = dst;
         for (int64_t i = 0; i < n; i++)

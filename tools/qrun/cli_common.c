@@ -53,7 +53,7 @@ void qr_cli_engine_usage(FILE *f)
             "                                   so decodes never split a prompt; 0: none, as in vLLM)\n"
             "  --enable-prefix-caching / --no-prefix-caching\n"
             "  --block-size N                   tokens per KV block (default 64)\n"
-            "  --kv-dtype f32|f16|bf16          KV cache precision\n");
+            "  --kv-dtype f32|f16|bf16|fp8      KV cache precision (fp8: E4M3, CPU backend so far)\n");
 }
 
 int qr_cli_engine_flag(struct qr_engine_opts *o, int argc, char **argv, int i)
@@ -135,8 +135,10 @@ int qr_cli_engine_flag(struct qr_engine_opts *o, int argc, char **argv, int i)
         if (!strcasecmp(v, "f32")) o->kv_dtype = QR_DTYPE_F32;
         else if (!strcasecmp(v, "f16")) o->kv_dtype = QR_DTYPE_F16;
         else if (!strcasecmp(v, "bf16")) o->kv_dtype = QR_DTYPE_BF16;
+        else if (!strcasecmp(v, "fp8") || !strcasecmp(v, "fp8_e4m3") || !strcasecmp(v, "f8_e4m3"))
+            o->kv_dtype = QR_DTYPE_F8E4M3;
         else {
-            fprintf(stderr, "qrun: --kv-dtype must be f32, f16 or bf16, got '%s'\n", v);
+            fprintf(stderr, "qrun: --kv-dtype must be f32, f16, bf16 or fp8, got '%s'\n", v);
             return -1;
         }
         return 2;

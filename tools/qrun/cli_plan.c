@@ -2,7 +2,7 @@
  * config.json (or the built-in Qwen3-4B-Instruct-2507 config) and the card
  * table in core/planner.c.
  *   qrun plan [--model DIR] [--gpu NAME | --vram GiB [--bandwidth GB/s] | --compare A,B,...]
- *             [--dtype bf16|fp16|f32] [--kv-dtype bf16|fp16|f32] [--prompt N] [--output N]
+ *             [--dtype bf16|fp16|f32] [--kv-dtype bf16|fp16|f32|fp8] [--prompt N] [--output N]
  *             [--efficiency F] [--gpu-memory-utilization F] [--overhead-gib F] [--list] [--json] */
 #include "cli.h"
 #include "qrun/qr_planner.h"
@@ -21,7 +21,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: qrun plan [--model DIR] [--gpu NAME | --vram GiB [--bandwidth GB/s] | --compare A,B,...]\n"
-            "                 [--dtype bf16|fp16|f32] [--kv-dtype bf16|fp16|f32] [--prompt N] [--output N]\n"
+            "                 [--dtype bf16|fp16|f32] [--kv-dtype bf16|fp16|f32|fp8] [--prompt N] [--output N]\n"
             "                 [--efficiency F] [--gpu-memory-utilization F] [--overhead-gib F] [--list] [--json]\n"
             "Predicts weight bytes, KV bytes per token, the longest context and the most concurrent requests\n"
             "(--prompt/--output, default 8192/512) that fit, and decode tok/s from memory bandwidth x efficiency\n"
@@ -172,7 +172,9 @@ int qr_cli_plan(int argc, char **argv)
             if (parse_dtype(a, v, &o.weight_dtype))
                 return 2;
         } else if (!strcmp(a, "--kv-dtype")) {
-            if (parse_dtype(a, v, &o.kv_dtype))
+            if (!strcmp(v, "fp8") || !strcmp(v, "fp8_e4m3"))
+                o.kv_dtype = QR_DTYPE_F8E4M3;
+            else if (parse_dtype(a, v, &o.kv_dtype))
                 return 2;
         } else if (!strcmp(a, "--prompt")) {
             if (qr_cli_parse_int(a, v, 0, 1 << 30, &n))

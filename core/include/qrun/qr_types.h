@@ -40,12 +40,13 @@ enum qr_dtype {
     QR_DTYPE_F16,
     QR_DTYPE_BF16,
     QR_DTYPE_I32,
+    QR_DTYPE_F8E4M3,   /* OCP FP8 E4M3 ("FN": no infinities, max 448); KV cache storage only */
     QR_DTYPE_COUNT
 };
 
 const char *qr_dtype_name(enum qr_dtype t);
 size_t qr_dtype_size(enum qr_dtype t);
-/* parse "F32", "F16", "BF16", "I32" (safetensors spelling); -1 if unknown */
+/* parse "F32", "F16", "BF16", "I32", "F8_E4M3" (safetensors spelling); -1 if unknown */
 int qr_dtype_from_name(const char *s);
 
 /* scalar conversions (round-to-nearest-even for float -> bf16/f16) */
@@ -53,6 +54,10 @@ float qr_bf16_to_f32(uint16_t h);
 uint16_t qr_f32_to_bf16(float f);
 float qr_f16_to_f32(uint16_t h);
 uint16_t qr_f32_to_f16(float f);
+/* FP8 E4M3: float -> fp8 rounds to nearest even and saturates to +-448 (Inf too; NaN stays NaN, 0x7f with the
+ * sign), as CUDA's __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3) does */
+float qr_f8e4m3_to_f32(uint8_t b);
+uint8_t qr_f32_to_f8e4m3(float f);
 
 /* ---- logging: the core never printf's; it calls qr_log ---- */
 enum qr_log_level { QR_LOG_DEBUG = 0, QR_LOG_INFO, QR_LOG_WARN, QR_LOG_ERROR };
