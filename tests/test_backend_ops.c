@@ -186,6 +186,7 @@ static const struct tcase k_cases[] = {
     {QR_OP_ATTN, BF16, .flags = F_BADIDX, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 64,
      .seqs = "300:200,129:129,3000:1"},
     {QR_OP_ATTN, F16, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 128, .seqs = "1000:1000"},
+    {QR_OP_ATTN, BF16, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 64, .seqs = "3000:1,129:1,65:1,64:1"},
     /* FP8 E4M3 KV: prompt chunks, decodes, odd block sizes, bad block ids */
     {QR_OP_ATTN, F8, .heads = 16, .kv_heads = 2, .head_dim = 128, .block_size = 5, .seqs = "300:1,5:5,49:17,1:1,130:1"},
     {QR_OP_ATTN, F8, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 64, .seqs = "700:300,64:64,1:1"},

@@ -523,6 +523,15 @@ static void test_default_block_size(void)
         return;
     CHECK(qr_engine_max_model_len(e) == 2 * QR_DEFAULT_BLOCK_SIZE);
     qr_engine_destroy(e);
+    /* the same requests give the same tokens with the default blocks as with the 16-token ones of the reference */
+    g_block_size = 0;
+    e = mk_engine(128, 8, true, 0, 24, -1);
+    g_block_size = 16;
+    if (!e)
+        return;
+    const int eight[8] = {0, 3, 5, 7, 11, 13, 17, 19};
+    run_and_compare(e, eight, 8, "default block size", false);
+    qr_engine_destroy(e);
 }
 
 /* a pool that cannot hold prompt + max_tokens rejects at admission */
