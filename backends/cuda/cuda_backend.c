@@ -671,7 +671,9 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
     }
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s%s", idx, dp.name, dp.major, dp.minor,
            dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)",
-           cd->wg_attn ? "; prompt attention on wgmma" : "");
+           !cd->wg_attn                       ? ""
+           : cd->wg_variant == QK_WG_DEFAULT ? "; prompt attention on wgmma (K/V by TMA for blocks of 64+ tokens)"
+                                             : "; prompt attention on wgmma (an A/B variant: QR_CUDA_ATTN_WG_*)");
     *out = &cd->dev;
     return QR_OK;
 }
