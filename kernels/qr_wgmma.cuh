@@ -114,7 +114,10 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const void *map, int c
 #endif
 }
 /* named barriers (ids 1..15; 0 is __syncthreads) over `n` threads: sync waits, arrive does not */
-__device__ __forceinline__ void nb_sync(int id, int n) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
+__device__ __forceinline__ void nb_sync(int id, int n)
+{
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
 __device__ __forceinline__ void nb_arrive(int id, int n)
 {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
