@@ -845,8 +845,7 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
 
     qr_status result = QR_OK;
     struct qr_sched_out so;
-    const double ts = qr_time_s();
-    double t0 = ts, t1 = t0, t2 = t0;
+    double t0 = qr_time_s(), t1 = t0, t2 = t0;
     qr_status st = qr_sched_schedule(e->sched, &so);
     if (e->trace)
         t1 = t2 = qr_time_s();
@@ -901,7 +900,7 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
         }
     }
     if (st == QR_OK && so.n_items > 0) {
-        const double dt = qr_time_s() - ts;
+        const double dt = qr_time_s() - t0;
         if (so.n_tokens > so.n_decode) {
             e->n_prompt_steps++;
             e->t_prompt_steps += dt;

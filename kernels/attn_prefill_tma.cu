@@ -35,7 +35,7 @@
 template <typename T, int ST, int BK, bool PP>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
     k_attn_prefill_tma(const struct qr_cuda_attn a, const __grid_constant__ CUtensorMap tmk,
-                       const __grid_constant__ CUtensorMap tmv, int box_rows)
+                       const __grid_constant__ CUtensorMap tmv)
 {
 #ifdef QR_HAVE_WGMMA
     static_assert(WG_HPB == 2, "two warpgroups (heads of one GQA group) per block");
@@ -70,7 +70,8 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     __syncthreads();
 
     /* ---- the producer: warp 0; lane b < BK / R issues box b of each tile ---- */
-    const int bs = a.block_size, bs_sh = __ffs(bs) - 1, R = box_rows, nbox = BK / box_rows;
+    /* box rows R = min(block size, BK), as the host's tensor maps */
+    const int bs = a.block_size, bs_sh = __ffs(bs) - 1, R = min(bs, BK), nbox = BK / R;
     const uint32_t rows_blk = (uint32_t)(a.n_kv_heads * bs), row_h = (uint32_t)(kvh * bs);
     const uint32_t nblk = (uint32_t)a.num_blocks;
     const int rows_total = (int)(nblk * rows_blk);   /* < 2^31 (the host checks); a box there is zero-filled */
@@ -240,8 +241,7 @@ static bool tma_map(CUtensorMap *m, PFN_cuTensorMapEncodeTiled_v12000 enc, const
 }
 
 template <typename T, int ST, int BK, bool PP>
-static int tma_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const CUtensorMap &mk, const CUtensorMap &mv,
-                      int box_rows)
+static int tma_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const CUtensorMap &mk, const CUtensorMap &mv)
 {
     static bool raised;   /* per instantiation; idempotent, so a race is harmless */
     if (!raised) {
@@ -252,7 +252,7 @@ static int tma_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const CUt
         raised = true;
     }
     dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / WG_HPB), (unsigned)a->n_seqs);
-    k_attn_prefill_tma<T, ST, BK, PP><<<grid, WG_HPB * 128, TMA_SMEM(ST, BK), st>>>(*a, mk, mv, box_rows);
+    k_attn_prefill_tma<T, ST, BK, PP><<<grid, WG_HPB * 128, TMA_SMEM(ST, BK), st>>>(*a, mk, mv);
     return qk_launch_result();
 }
 
@@ -276,8 +276,8 @@ static int tma_dispatch(qr_cuda_stream st, const struct qr_cuda_attn *a)
     if (!tma_map(&mk, enc, a->k_cache, a->kv_dtype, rows, box_rows) ||
         !tma_map(&mv, enc, a->v_cache, a->kv_dtype, rows, box_rows))
         return cuda_launch_attn_prefill_wg(st, a);
-    return a->kv_dtype == QK_BF16 ? tma_launch<__nv_bfloat16, ST, BK, PP>(st, a, mk, mv, box_rows)
-                                  : tma_launch<__half, ST, BK, PP>(st, a, mk, mv, box_rows);
+    return a->kv_dtype == QK_BF16 ? tma_launch<__nv_bfloat16, ST, BK, PP>(st, a, mk, mv)
+                                  : tma_launch<__half, ST, BK, PP>(st, a, mk, mv);
 }
 
 /* 128-key tiles, 3 stages, no turn-taking (QR_CUDA_ATTN_WG_TMA=1) */
