@@ -3,7 +3,9 @@
 // out = w * (x / sqrt(mean(x^2) + eps)), f32 math.  One workgroup per (head, token).
 // Rows up to RC * 256 elements are read once into registers with all loads in
 // flight (a decode row is latency-bound: no serial load -> use loop); longer
-// rows re-read the rest.
+// rows re-read the rest.  PREFETCH_W: the norm weights of the register-cached part
+// are loaded with x, before the reduction, so a decode row costs one memory
+// round trip before the store instead of two (same arithmetic, same bits).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
@@ -26,6 +28,13 @@ void main() {
         uint i = tid + u * 256u;
         xr[u] = i < n ? x[xb + i] : 0.0;
     }
+#ifdef PREFETCH_W
+    float wr[RC];
+    [[unroll]] for (uint u = 0u; u < RC; u++) {
+        uint i = tid + u * 256u;
+        wr[u] = i < n ? QR_LOAD_ANY(w, uint(pc.w_off) + i, pc.wtype) : 0.0;
+    }
+#endif
     float s = 0.0;
     [[unroll]] for (uint u = 0u; u < RC; u++) s += xr[u] * xr[u];
     for (uint i = tid + RC * 256u; i < n; i += 256u) { float v = x[xb + i]; s += v * v; }
@@ -37,7 +46,11 @@ void main() {
     float r = 1.0 / sqrt(tot / float(pc.n) + pc.eps);
     [[unroll]] for (uint u = 0u; u < RC; u++) {
         uint i = tid + u * 256u;
+#ifdef PREFETCH_W
+        if (i < n) o[ob + i] = wr[u] * (xr[u] * r);
+#else
         if (i < n) o[ob + i] = QR_LOAD_ANY(w, uint(pc.w_off) + i, pc.wtype) * (xr[u] * r);
+#endif
     }
     for (uint i = tid + RC * 256u; i < n; i += 256u) {
         float v = x[xb + i];

@@ -441,6 +441,9 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     const char *sw = getenv("QR_VK_FUSE_SWIGLU");
     d->fuse_swiglu = sw && atoi(sw) == 1;
     d->fuse_off = getenv("QR_VK_NO_FUSE") != NULL;
+    /* a decode RMSNorm is one row (pure latency): loading the norm weights with x, before the reduction, takes one
+     * dependent memory round trip out of it; same arithmetic, same bits (QR_VK_NORM_PREFETCH=0: the old order) */
+    d->norm_prefetch = env_switch("QR_VK_NORM_PREFETCH", true);
     void *dmap;
     if ((st = vk_mem_alloc(d, &d->dummy, &d->dummy_mem, &dmap, 256, false, false)) != QR_OK) goto fail;
     {

@@ -61,6 +61,7 @@ struct vk_dev {
     bool fuse_kv;              /* the KV write folded into q/k norm + RoPE (QR_VK_FUSE_KV=0: off) */
     bool fuse_swiglu;          /* SwiGLU folded into down_proj's GEMV (opt-in: QR_VK_FUSE_SWIGLU=1) */
     bool fuse_off;             /* QR_VK_NO_FUSE set: every op runs on its own */
+    bool norm_prefetch;        /* rmsnorm loads its weights with x, before the reduction (QR_VK_NORM_PREFETCH=0: after) */
     double mem_fraction;
     size_t allocated;          /* bytes allocated by qrun */
     VkDescriptorSetLayout dsl[VK_MAX_BINDINGS + 1];

@@ -273,7 +273,8 @@ static qr_status vk_rmsnorm(struct qr_stream *qs, const struct qr_rmsnorm_args *
     TRY(bind_at(d, &a->x, 0, 4, ((size_t)(a->n_tokens - 1) * a->ldx + row) * 4, &b[1], &pc.x_off, "rmsnorm x"));
     size_t wsz = qr_dtype_size(a->wtype);
     TRY(bind_at(d, &a->w, 0, wsz, (size_t)a->n * wsz, &b[2], &pc.w_off, "rmsnorm w"));
-    return vk_dispatch(s, vk_pipe_find("rmsnorm"), 3, b, &pc, sizeof pc, (uint32_t)a->n_heads, (uint32_t)a->n_tokens, 1);
+    return vk_dispatch(s, vk_pipe_find(d->norm_prefetch ? "rmsnorm" : "rmsnorm_late_w"), 3, b, &pc, sizeof pc,
+                       (uint32_t)a->n_heads, (uint32_t)a->n_tokens, 1);
 }
 
 /* ---- rope ---- */
