@@ -7,10 +7,16 @@
 //     scales the dot product by 1 / sqrt(mean(x^2) + eps) after the sum.
 //     Workgroup 0 also writes the norm output h = g * (x * r) for any later
 //     reader (Qwen2's separate k and v projections).
-//   QR_MM_GLU: gate_up.  Subgroup n computes gate row n (W) and up row n (W2)
-//     with the same x loads, stores both into y (columns n and N + n, as the
+//     The norm output is written in slices, one per workgroup (a few
+//     elements each), so no workgroup carries a serial tail.
+//   QR_MM_GLU: gate_up.  The first RPW / 2 subgroups of a workgroup compute
+//     gate rows n (W), the others the up rows n (W2) of the same columns, each
+//     one row exactly as the plain GEMV does (U loads in flight, no second
+//     weight stream per subgroup); the up sums go through shared memory and
+//     the gate subgroups store gate, up (columns n and N + n of y, as the
 //     unfused GEMV would) and act[m, n] = silu(gate) * up (silu_mul.comp's
-//     formula), so the SwiGLU pass disappears.
+//     formula), so the SwiGLU pass disappears.  Needs RPW >= 2 and all N gate
+//     columns in one dispatch (the host checks).
 // Needs 16-byte aligned x rows, weights and norm weight (the host checks).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -31,6 +37,8 @@ layout(std430, binding = 7) writeonly buffer ACT { float act[]; };
 layout(std430, binding = 8) readonly buffer GV { uvec4 gv[]; };
 layout(std430, binding = 9) writeonly buffer H { float hout[]; };
 layout(std430, binding = 10) readonly buffer WV2 { uvec4 wv2[]; };
+const uint HALF = RPW / 2u;   // QR_MM_GLU: gate subgroups per workgroup
+shared float sh_up[MR][RPW];
 
 // norm weights k .. k+3 (k a multiple of 4)
 vec4 g4(uint k) {
@@ -49,56 +57,58 @@ float g1(uint k) {
 void main() {
     int m_base = int(gl_WorkGroupID.y) * MR;
     int nm = min(MR, pc.M - m_base);
-    uint lane = gl_SubgroupInvocationID;
+    uint lane = gl_SubgroupInvocationID, sg = gl_SubgroupID;
     bool norm = (pc.flags & QR_MM_NORM) != 0, glu = (pc.flags & QR_MM_GLU) != 0;
     uint xr[MR];
     [[unroll]] for (int m = 0; m < MR; m++) xr[m] = x_row(m_base + min(m, nm - 1));
     uint K = uint(pc.K);
-    int n = int(gl_WorkGroupID.x * RPW + gl_SubgroupID);
-    int n_active = min(int(RPW), pc.N - int(gl_WorkGroupID.x * RPW));
-    if (gl_SubgroupID >= RPW || n >= pc.N) return;
-    float acc[MR], acc2[MR], ss[MR];
-    [[unroll]] for (int m = 0; m < MR; m++) { acc[m] = 0.0; acc2[m] = 0.0; ss[m] = 0.0; }
-    uint wrow = uint(pc.w_off) + uint(n) * K, wrow2 = uint(pc.w2_off) + uint(n) * K;
+    // GLU: subgroups HALF.. take the up rows of the gate subgroups' columns
+    bool up = glu && sg >= HALF;
+    uint cols = glu ? HALF : RPW;
+    int n = int(gl_WorkGroupID.x * cols + (up ? sg - HALF : sg));
+    bool live = sg < (glu ? 2u * HALF : RPW) && n < pc.N;
+    if (!glu && !live) return;   // (GLU: every subgroup reaches the barrier below)
+    float acc[MR], ss[MR];
+    [[unroll]] for (int m = 0; m < MR; m++) { acc[m] = 0.0; ss[m] = 0.0; }
+    uint wrow = (up ? uint(pc.w2_off) : uint(pc.w_off)) + uint(max(n, 0)) * K;
     const uint step = SG * W_VEC_ELEMS;
-    for (uint k0 = lane * W_VEC_ELEMS; k0 < K; k0 += U * step) {
-        uvec4 wq[U], wq2[U];
-        [[unroll]] for (uint u = 0u; u < U; u++) {
-            uint k = k0 + u * step;
-            wq[u] = k < K ? wv[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
-        }
-        [[unroll]] for (uint u = 0u; u < U; u++) {
-            uint k = k0 + u * step;
-            wq2[u] = glu && k < K ? wv2[(wrow2 + k) / W_VEC_ELEMS] : uvec4(0u);
-        }
-        [[unroll]] for (uint u = 0u; u < U; u++) {
-            uint k = k0 + u * step;
-            if (k < K) {
+    if (live) {
+        for (uint k0 = lane * W_VEC_ELEMS; k0 < K; k0 += U * step) {
+            uvec4 wq[U];
+            if (up) {
+                [[unroll]] for (uint u = 0u; u < U; u++) {
+                    uint k = k0 + u * step;
+                    wq[u] = k < K ? wv2[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
+                }
+            } else {
+                [[unroll]] for (uint u = 0u; u < U; u++) {
+                    uint k = k0 + u * step;
+                    wq[u] = k < K ? wv[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
+                }
+            }
+            [[unroll]] for (uint u = 0u; u < U; u++) {
+                uint k = k0 + u * step;
+                if (k < K) {
 #if W_TYPE == QR_PC_F32
-                vec4 ga = norm ? g4(k) : vec4(1.0);
-                vec4 wa = uintBitsToFloat(wq[u]), w2a = uintBitsToFloat(wq2[u]);
-                [[unroll]] for (int m = 0; m < MR; m++) {
-                    vec4 xa = xv[(xr[m] + k) >> 2];
-                    ss[m] += dot(xa, xa);
-                    xa *= ga;
-                    acc[m] += dot(wa, xa);
-                    if (glu) acc2[m] += dot(w2a, xa);
-                }
+                    vec4 ga = norm ? g4(k) : vec4(1.0);
+                    vec4 wa = uintBitsToFloat(wq[u]);
+                    [[unroll]] for (int m = 0; m < MR; m++) {
+                        vec4 xa = xv[(xr[m] + k) >> 2];
+                        ss[m] += dot(xa, xa);
+                        acc[m] += dot(wa, xa * ga);
+                    }
 #else
-                vec4 ga = vec4(1.0), gb = vec4(1.0);
-                if (norm) { ga = g4(k); gb = g4(k + 4u); }
-                vec4 wa, wb, w2a = vec4(0.0), w2b = vec4(0.0);
-                w_unpack8(wq[u], wa, wb);
-                if (glu) w_unpack8(wq2[u], w2a, w2b);
-                [[unroll]] for (int m = 0; m < MR; m++) {
-                    vec4 xa = xv[(xr[m] + k) >> 2], xb = xv[(xr[m] + k + 4u) >> 2];
-                    ss[m] += dot(xa, xa) + dot(xb, xb);
-                    xa *= ga;
-                    xb *= gb;
-                    acc[m] += dot(wa, xa) + dot(wb, xb);
-                    if (glu) acc2[m] += dot(w2a, xa) + dot(w2b, xb);
-                }
+                    vec4 ga = vec4(1.0), gb = vec4(1.0);
+                    if (norm) { ga = g4(k); gb = g4(k + 4u); }
+                    vec4 wa, wb;
+                    w_unpack8(wq[u], wa, wb);
+                    [[unroll]] for (int m = 0; m < MR; m++) {
+                        vec4 xa = xv[(xr[m] + k) >> 2], xb = xv[(xr[m] + k + 4u) >> 2];
+                        ss[m] += dot(xa, xa) + dot(xb, xb);
+                        acc[m] += dot(wa, xa * ga) + dot(wb, xb * gb);
+                    }
 #endif
+                }
             }
         }
     }
@@ -106,22 +116,26 @@ void main() {
     [[unroll]] for (int m = 0; m < MR; m++) {
         r[m] = norm ? 1.0 / sqrt(subgroupAdd(ss[m]) / float(pc.K) + pc.eps) : 1.0;
         float s = subgroupAdd(acc[m]) * r[m];
-        float s2 = glu ? subgroupAdd(acc2[m]) * r[m] : 0.0;
-        if (m < nm && lane == 0u) {
-            int row = m_base + m, col = pc.n0 + n;
-            float gate = y_value(row, col, s);
-            y[uint(pc.y_off) + uint(row) * uint(pc.ldy) + uint(col)] = gate;
-            if (glu) {
-                float up = y_value(row, col + pc.N, s2);
-                y[uint(pc.y_off) + uint(row) * uint(pc.ldy) + uint(col + pc.N)] = up;
-                act[uint(pc.act_off) + uint(row) * uint(pc.ld_act) + uint(col)] = gate / (1.0 + exp(-gate)) * up;
-            }
+        int row = m_base + m, col = pc.n0 + n;
+        if (!glu) {
+            if (m < nm && lane == 0u) y[uint(pc.y_off) + uint(row) * uint(pc.ldy) + uint(col)] = y_value(row, col, s);
+            continue;
+        }
+        if (up && live && lane == 0u) sh_up[m][sg - HALF] = y_value(row, col + pc.N, s);
+        barrier();
+        if (!up && live && m < nm && lane == 0u) {
+            float gate = y_value(row, col, s), upv = sh_up[m][sg];
+            uint yo = uint(pc.y_off) + uint(row) * uint(pc.ldy);
+            y[yo + uint(col)] = gate;
+            y[yo + uint(col + pc.N)] = upv;
+            act[uint(pc.act_off) + uint(row) * uint(pc.ld_act) + uint(col)] = gate / (1.0 + exp(-gate)) * upv;
         }
     }
-    // the norm output, for readers after this node: the active subgroups of workgroup 0 share the rows
-    if (norm && gl_WorkGroupID.x == 0u && pc.n0 == 0) {
-        uint part = (K + uint(n_active) - 1u) / uint(n_active);
-        uint lo = uint(n) * part, hi = min(K, lo + part);
+    // the norm output, for readers after this node: a slice of K per workgroup, written by its subgroup 0 (always
+    // live: the grid has ceil(N / cols) workgroups)
+    if (norm && sg == 0u && pc.n0 == 0) {
+        uint part = (K + gl_NumWorkGroups.x - 1u) / gl_NumWorkGroups.x;
+        uint lo = gl_WorkGroupID.x * part, hi = min(K, lo + part);
         [[unroll]] for (int m = 0; m < MR; m++) {
             if (m < nm) {
                 uint ho = uint(pc.h_off) + uint(m_base + m) * uint(pc.ld_h);

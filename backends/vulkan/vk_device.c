@@ -429,7 +429,9 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * docs/PERF.md, eighth session): opt-in with QR_VK_FUSE_GEMV=1; the KV write folded into q/k norm + RoPE won
      * (164.0 -> 170.6) and stays on.  QR_VK_FUSE_GEMV=norm folds the RMSNorm only (the gate_up + SwiGLU fold was the
      * one measured slower per dispatch: 43.4 vs 31.1 us; the norm fold alone saves two dispatches per layer and is
-     * not yet measured on a GPU) */
+     * not yet measured on a GPU).  Since then the GLU fold runs gate and up rows in different subgroups of one
+     * workgroup (one weight stream per subgroup, as the plain GEMV) and the norm output is written in slices by every
+     * workgroup instead of by workgroup 0 after its rows: both unmeasured */
     const char *fg = getenv("QR_VK_FUSE_GEMV");
     d->fuse_gemv = env_switch("QR_VK_FUSE_GEMV", false) && d->max_bind >= 11 && d->subgroup_arith &&
                    vk_pipe_find("matmul_gemvf1_bf16") >= 0;

@@ -161,6 +161,8 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     int pipe = kind == 0 ? pipe_named(gemv, sfx) : kind == 1 ? pipe_named("matmul_gemm_%s", sfx) : cm;
     if (pipe < 0) return qr_set_error(QR_E_INTERNAL, "vulkan: matmul: no pipeline for %s weights", sfx);
     int tile_n = kind == 0 ? (int)(128 / d->subgroup_size) : kind == 1 ? 64 : 128, tile_m = kind == 0 ? mr : kind == 1 ? 64 : 128;
+    if (glu) tile_n /= 2;   /* matmul_gemvf: half the subgroups take the up rows of the others' columns */
+    if (tile_n < 1) return qr_set_error(QR_E_INTERNAL, "vulkan: the GLU GEMV needs two subgroups per workgroup");
     unsigned vec_k = j->wtype == QR_DTYPE_F32 ? 4 : 8;
     bool vec = j->K % (int)vec_k == 0 && j->w.off % 16 == 0 && j->x.off % 16 == 0 && j->ldx % 4 == 0;
     if (kind == 2) vec = vec && j->K % 32 == 0;
@@ -179,6 +181,7 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     if (gmax < nmax) nmax = gmax;
     if (nmax >= 128) nmax -= nmax % 128;
     if (nmax <= 0) return qr_set_error(QR_E_UNSUPPORTED, "vulkan: matmul: one weight row exceeds a binding");
+    if (glu && nmax < j->N) return qr_set_error(QR_E_INTERNAL, "vulkan: the GLU GEMV needs one dispatch");
     /* rows of x/y per dispatch */
     int64_t mmax = (int64_t)((d->max_range - d->align) / ((size_t)j->ldy * 4));
     if (!(j->flags & QR_MM_IDX)) {
@@ -534,11 +537,14 @@ static int fuse_norm_matmul(struct vk_stream *s, const struct qr_node *nd, int n
                        .h = r->out, .ld_h = r->ldout, .eps = r->eps};
     int used = 2;
     const struct qr_silu_mul_args *g = d->fuse_glu && n >= 3 && nd[2].op == QR_OP_SILU_MUL ? &nd[2].a.silu_mul : NULL;
+    size_t half = g ? (size_t)g->n_ff * (size_t)K * qr_dtype_size(m->wtype) : 0;
+    /* the GLU GEMV: gate and up subgroups in one workgroup (subgroups of 64 lanes or fewer), all columns in one
+     * dispatch (each half of W within one binding) */
     if (g && g->n_tokens == T && same_view(&g->gu, &m->y) && g->ldgu == m->ldy && 2 * g->n_ff == m->N &&
-        !m->accumulate && g->ldout >= g->n_ff) {
+        !m->accumulate && g->ldout >= g->n_ff && d->subgroup_size <= 64 && half <= d->max_range - d->align &&
+        (int64_t)g->n_ff <= (int64_t)d->props.limits.maxComputeWorkGroupCount[0] * (64 / (int)d->subgroup_size)) {
         size_t na = ((size_t)(T - 1) * g->ldout + (size_t)g->n_ff) * 4;
         if (!overlap(&g->out, na, &m->y, ny) && !overlap(&g->out, na, &r->x, nx) && !overlap(&g->out, na, &r->out, nh)) {
-            size_t half = (size_t)g->n_ff * (size_t)K * qr_dtype_size(m->wtype);
             j.N = g->n_ff;
             j.w2 = (struct qr_view){.buf = m->w.buf, .off = m->w.off + half};
             j.act = g->out;
