@@ -8,6 +8,12 @@
 // the last round is predicated instead of a scalar tail (or, QR_MM_CLAMP, its
 // loads clamped to the row's last word).  x is read as vec4.
 // No shared memory, no barriers.
+// QR_MM_SILU (SwiGLU folded into the input: x = silu(gu[:, :K]) * gu[:, K:]):
+// the SwiGLU output is also stored for later readers, a slice of K per
+// workgroup.  The SILU_SH variant (MR = 1, vector path) computes each round's
+// U * SG * W_VEC_ELEMS inputs once per workgroup into shared memory (after the
+// round's weight loads are issued) instead of once per subgroup, so the
+// exp/rcp work is 1 / RPW of the register path's.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
@@ -24,6 +30,10 @@ const uint RPW = 128u / SG;
 #endif
 #define U 8u
 layout(std430, binding = 7) writeonly buffer XO { float act[]; };
+#ifdef SILU_SH
+const uint RE = U * SG * W_VEC_ELEMS;   // inputs per round (elements)
+shared vec4 sh_x[RE / 4u];
+#endif
 
 // sum_i w[i] * x[xe + i] over the VE weights of one 16-byte word
 float dot_word(uvec4 u, uint xe) {
@@ -44,15 +54,65 @@ void main() {
     uint xr[MR];
     [[unroll]] for (int m = 0; m < MR; m++) xr[m] = x_row(m_base + min(m, nm - 1));
     uint K = uint(pc.K);
-    if ((pc.flags & QR_MM_SILU) != 0 && gl_WorkGroupID.x == 0u) {
-        // the fused SwiGLU output is also stored, for any later reader
+#ifndef SILU_SH
+    if ((pc.flags & QR_MM_SILU) != 0 && pc.n0 == 0) {
+        // the fused SwiGLU output is also stored, for any later reader: a slice of K per workgroup
+        uint part = (K + gl_NumWorkGroups.x - 1u) / gl_NumWorkGroups.x;
+        uint lo = gl_WorkGroupID.x * part, hi = min(K, lo + part);
         [[unroll]] for (int m = 0; m < MR; m++) {
             if (m < nm)
-                for (uint k = gl_LocalInvocationID.x; k < K; k += 128u)
+                for (uint k = lo + gl_LocalInvocationID.x; k < hi; k += 128u)
                     act[uint(pc.act_off) + uint(m_base + m) * uint(pc.ld_act) + k] = x_scalar(xr[m] + k);
         }
     }
+#endif
     int n = int(gl_WorkGroupID.x * RPW + gl_SubgroupID);
+#ifdef SILU_SH
+    // every subgroup takes part in the staging (barriers): no early exit
+    bool live = gl_SubgroupID < RPW && n < pc.N;
+    float acc0 = 0.0;
+    uint wrow0 = uint(pc.w_off) + uint(live ? n : 0) * K;
+    const uint step0 = SG * W_VEC_ELEMS;
+    uint tid = gl_LocalInvocationID.x;
+    bool store_act = pc.n0 == 0;
+    for (uint kb = 0u; kb < K; kb += RE) {
+        uvec4 wq[U];
+        [[unroll]] for (uint u = 0u; u < U; u++) {
+            uint k = kb + lane * W_VEC_ELEMS + u * step0;
+            wq[u] = live && k < K ? wv[(wrow0 + k) / W_VEC_ELEMS] : uvec4(0u);
+        }
+        barrier();   // the previous round's inputs are consumed
+        for (uint i = tid; i < RE / 4u; i += 128u) {
+            uint e = kb + 4u * i;
+            if (e < K) {
+                vec4 g = xv[(xr[0] + e) >> 2], up = xv[(xr[0] + K + e) >> 2];
+                vec4 v = g / (1.0 + exp(-g)) * up;
+                sh_x[i] = v;
+                if (store_act && (e >> 2) % gl_NumWorkGroups.x == gl_WorkGroupID.x) {
+                    uint ao = uint(pc.act_off) + uint(m_base) * uint(pc.ld_act) + e;
+                    [[unroll]] for (uint c = 0u; c < 4u; c++) act[ao + c] = v[c];
+                }
+            }
+        }
+        barrier();
+        [[unroll]] for (uint u = 0u; u < U; u++) {
+            uint k = kb + lane * W_VEC_ELEMS + u * step0;
+            if (k < K) {
+                uint i = (k - kb) >> 2;
+#if W_TYPE == QR_PC_F32
+                acc0 += dot(uintBitsToFloat(wq[u]), sh_x[i]);
+#else
+                vec4 a, b;
+                w_unpack8(wq[u], a, b);
+                acc0 += dot(a, sh_x[i]) + dot(b, sh_x[i + 1u]);
+#endif
+            }
+        }
+    }
+    float s0 = subgroupAdd(acc0);
+    if (live && nm > 0 && lane == 0u) y_store(m_base, n, s0);
+    return;
+#endif
     if (gl_SubgroupID >= RPW || n >= pc.N) return;
     float acc[MR];
     [[unroll]] for (int m = 0; m < MR; m++) acc[m] = 0.0;

@@ -442,6 +442,9 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * (ctest runs test_graph_fusion with it) */
     const char *sw = getenv("QR_VK_FUSE_SWIGLU");
     d->fuse_swiglu = sw && atoi(sw) == 1;
+    /* the fold's one-row GEMV computes silu(gate) * up once per workgroup and round into shared memory (matmul_gemvs1)
+     * instead of once per subgroup (exp + rcp for every weight); unmeasured.  QR_VK_SWIGLU_SH=0: per subgroup */
+    d->swiglu_sh = env_switch("QR_VK_SWIGLU_SH", true);
     d->fuse_off = getenv("QR_VK_NO_FUSE") != NULL;
     /* a decode RMSNorm is one row (pure latency): loading the norm weights with x, before the reduction, takes one
      * dependent memory round trip out of it; same arithmetic, same bits (QR_VK_NORM_PREFETCH=0: the old order) */

@@ -174,6 +174,12 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
         }
     }
     if (fused && !vec) return qr_set_error(QR_E_INTERNAL, "vulkan: a fused GEMV needs 16-byte aligned rows");
+    /* SwiGLU folded into one x row: the variant that stages each round's inputs in shared memory (U * SG * 8 floats) */
+    if (kind == 0 && (j->flags & QR_MM_SILU) && j->M == 1 && vec && d->swiglu_sh &&
+        (size_t)8 * d->subgroup_size * vec_k * 4 <= d->props.limits.maxComputeSharedMemorySize) {
+        int ps = pipe_named("matmul_gemvs1_%s", sfx);
+        if (ps >= 0) pipe = ps;
+    }
     int n_bind = fused ? 11 : 8;
     /* rows of W per dispatch: one binding and the grid limit */
     int64_t nmax = (int64_t)((d->max_range - d->align) / (rowb ? rowb : 1));
