@@ -1,6 +1,7 @@
 #version 450
 // GEMV for small M (decode): y[m, n] = x[m, :] . W[n, :]  (F.linear).
-// One subgroup per output column n; a workgroup takes RPW = 128 / SG columns
+// One subgroup per output column n; a workgroup takes RPW = WG / SG columns
+// (WG = 128 threads, 256 in the matmul_gemv<MR>w variants)
 // and MR rows of x (MR = 1, 2, 4 or 8: one variant each, so the per-row
 // accumulators are plain registers, never a dynamically indexed array).
 // Vector path (QR_MM_VEC): each lane issues U = 8 independent 16-byte weight
@@ -19,9 +20,12 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "pc/matmul.h"
 #include "include/common.glsl"
-layout(local_size_x = 128) in;
+#ifndef WG
+#define WG 128
+#endif
+layout(local_size_x = WG) in;
 layout(constant_id = 0) const uint SG = 32;
-const uint RPW = 128u / SG;
+const uint RPW = uint(WG) / SG;
 #include "include/mm_io.glsl"
 #include "include/wload.glsl"
 
@@ -61,7 +65,7 @@ void main() {
         uint lo = gl_WorkGroupID.x * part, hi = min(K, lo + part);
         [[unroll]] for (int m = 0; m < MR; m++) {
             if (m < nm)
-                for (uint k = lo + gl_LocalInvocationID.x; k < hi; k += 128u)
+                for (uint k = lo + gl_LocalInvocationID.x; k < hi; k += uint(WG))
                     act[uint(pc.act_off) + uint(m_base + m) * uint(pc.ld_act) + k] = x_scalar(xr[m] + k);
         }
     }
@@ -82,7 +86,7 @@ void main() {
             wq[u] = live && k < K ? wv[(wrow0 + k) / W_VEC_ELEMS] : uvec4(0u);
         }
         barrier();   // the previous round's inputs are consumed
-        for (uint i = tid; i < RE / 4u; i += 128u) {
+        for (uint i = tid; i < RE / 4u; i += uint(WG)) {
             uint e = kb + 4u * i;
             if (e < K) {
                 vec4 g = xv[(xr[0] + e) >> 2], up = xv[(xr[0] + K + e) >> 2];

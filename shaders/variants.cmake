@@ -5,7 +5,7 @@
 # probe says glslc can build it.  W_TYPE: 0 = F32, 1 = F16, 2 = BF16 weights.
 # matmul_gemv<MR>: MR rows of x per workgroup (the dispatch picks the smallest MR >= M); matmul_gemvf<MR>: the same
 # with the RMSNorm / SwiGLU neighbours folded in (11 bindings); matmul_gemvs1: SwiGLU folded into the input, staged per
-# round in shared memory (one x row).
+# round in shared memory (one x row); matmul_gemv1w: 256-thread workgroups (QR_VK_GEMV_WG=256).
 set(QR_SHADER_VARIANTS
   "embed_f32|embed.comp|W_TYPE=0|-"
   "embed_f16|embed.comp|W_TYPE=1|-"
@@ -22,6 +22,9 @@ set(QR_SHADER_VARIANTS
   "matmul_gemv8_f32|matmul_gemv.comp|W_TYPE=0,MR=8|-"
   "matmul_gemv8_f16|matmul_gemv.comp|W_TYPE=1,MR=8|-"
   "matmul_gemv8_bf16|matmul_gemv.comp|W_TYPE=2,MR=8|-"
+  "matmul_gemv1w_f32|matmul_gemv.comp|W_TYPE=0,MR=1,WG=256|-"
+  "matmul_gemv1w_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256|-"
+  "matmul_gemv1w_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256|-"
   "matmul_gemvs1_f32|matmul_gemv.comp|W_TYPE=0,MR=1,SILU_SH=1|-"
   "matmul_gemvs1_f16|matmul_gemv.comp|W_TYPE=1,MR=1,SILU_SH=1|-"
   "matmul_gemvs1_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,SILU_SH=1|-"

@@ -179,6 +179,12 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
         (size_t)8 * d->subgroup_size * vec_k * 4 <= d->props.limits.maxComputeSharedMemorySize) {
         int ps = pipe_named("matmul_gemvs1_%s", sfx);
         if (ps >= 0) pipe = ps;
+    } else if (kind == 0 && !fused && mr == 1 && d->gemv_wide) {   /* 256-thread workgroups: RPW rows doubled */
+        int pw = pipe_named("matmul_gemv1w_%s", sfx);
+        if (pw >= 0) {
+            pipe = pw;
+            tile_n = (int)(256 / d->subgroup_size);
+        }
     }
     int n_bind = fused ? 11 : 8;
     /* rows of W per dispatch: one binding and the grid limit */
