@@ -61,7 +61,7 @@ struct vk_dev {
     bool fuse_glu;             /* with fuse_gemv: gate_up + SwiGLU in one GEMV too (QR_VK_FUSE_GEMV=norm: no) */
     bool fuse_kv;              /* the KV write folded into q/k norm + RoPE (QR_VK_FUSE_KV=0: off) */
     bool fuse_swiglu;          /* SwiGLU folded into down_proj's GEMV (opt-in: QR_VK_FUSE_SWIGLU=1) */
-    bool attn_merge;           /* decode attention merges its KV splits itself (opt-in QR_VK_ATTN_MERGE=1) */
+    bool attn_merge;           /* decode attention merges its KV splits in its last workgroup (opt-in QR_VK_ATTN_MERGE=1) */
     bool swiglu_sh;            /* ... computed once per workgroup through shared memory (QR_VK_SWIGLU_SH=0: per subgroup) */
     bool fuse_off;             /* QR_VK_NO_FUSE set: every op runs on its own */
     bool norm_prefetch;        /* rmsnorm loads its weights with x, before the reduction (QR_VK_NORM_PREFETCH=0: after) */

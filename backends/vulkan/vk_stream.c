@@ -330,8 +330,7 @@ qr_status vk_stream_create(struct qr_device *qd, struct qr_stream **out) {
     s->pub.ctx = s;
     if (d->attn_merge) {   /* the decode attention's arrival counters start at zero (and return to it) */
         if ((st = d->pub.vt->buf_alloc(&d->pub, (size_t)VK_ATTN_CNT * 4, QR_BUF_SCRATCH, &s->attn_cnt)) != QR_OK ||
-            (st = vk_memset0(&s->pub, s->attn_cnt, 0, (size_t)VK_ATTN_CNT * 4)) != QR_OK ||
-            (st = vk_flush(s)) != QR_OK) {
+            (st = vk_memset0(&s->pub, s->attn_cnt, 0, (size_t)VK_ATTN_CNT * 4)) != QR_OK || (st = vk_flush(s)) != QR_OK) {
             vk_stream_destroy(&s->pub);
             return st;
         }
