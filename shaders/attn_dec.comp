@@ -13,11 +13,6 @@
 // At the end the key groups are summed in shared memory.  With n_split > 1
 // the (max, sum, unnormalised acc) partials go to attn_combine.comp (the
 // layout attn.comp uses); otherwise the output is written directly.
-// MERGE (the attn_dec_h<HS>m variants): with n_split > 1 the last workgroup of
-// a (token, head group) to finish its split, found by an arrival counter
-// (binding 8, zero before the dispatch and reset to zero by that workgroup),
-// merges the partials itself with attn_combine.comp's formula: no combine
-// dispatch.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -51,13 +46,7 @@ layout(std430, binding = 3) readonly buffer VC { uvec4 vc[]; };
 layout(std430, binding = 4) readonly buffer BT { int bt[]; };
 layout(std430, binding = 5) readonly buffer SL { int sl[]; };
 layout(std430, binding = 6) readonly buffer QS { int qs[]; };
-#ifdef MERGE
-layout(std430, binding = 7) coherent buffer PT { float part[]; };
-layout(std430, binding = 8) coherent buffer CNT { uint cnt[]; };
-shared uint sh_last;
-#else
 layout(std430, binding = 7) writeonly buffer PT { float part[]; };
-#endif
 
 shared float sh_m[NSG][HS];        // per-subgroup tile max
 shared float sh_l[NSG][HS];        // per-subgroup softmax sums
@@ -229,57 +218,25 @@ void main() {
                 }
         }
     }
-#ifndef MERGE
     if (vkg != 0u || !vdim) return;
-#endif
-    if (vkg == 0u && vdim) {
-        [[unroll]] for (int h = 0; h < HS; h++) {
-            if (h >= hcount) break;
-            float l = 0.0;
-            for (uint k = 0u; k < NSG; k++) l += sh_l[k][h];
-            if (pc.n_split > 1) {
-                uint pb = uint((t * pc.n_heads + hbase + h) * pc.n_split + int(gl_WorkGroupID.z)) * (hd + 2u);
-                if (vp == 0u) { part[pb] = m[h]; part[pb + 1u] = l; }
-                [[unroll]] for (uint e = 0u; e < 4u; e++) {
-                    part[pb + 2u + vp * 8u + e] = acca[h][e];
-                    part[pb + 6u + vp * 8u + e] = accb[h][e];
-                }
-            } else {
-                float inv = l > 0.0 ? 1.0 / l : 0.0;
-                uint ob = uint(pc.o_off + t * pc.ldo + (hbase + h) * int(hd)) + vp * 8u;
-                [[unroll]] for (uint e = 0u; e < 4u; e++) {
-                    o[ob + e] = acca[h][e] * inv;
-                    o[ob + 4u + e] = accb[h][e] * inv;
-                }
+    [[unroll]] for (int h = 0; h < HS; h++) {
+        if (h >= hcount) break;
+        float l = 0.0;
+        for (uint k = 0u; k < NSG; k++) l += sh_l[k][h];
+        if (pc.n_split > 1) {
+            uint pb = uint((t * pc.n_heads + hbase + h) * pc.n_split + int(gl_WorkGroupID.z)) * (hd + 2u);
+            if (vp == 0u) { part[pb] = m[h]; part[pb + 1u] = l; }
+            [[unroll]] for (uint e = 0u; e < 4u; e++) {
+                part[pb + 2u + vp * 8u + e] = acca[h][e];
+                part[pb + 6u + vp * 8u + e] = accb[h][e];
+            }
+        } else {
+            float inv = l > 0.0 ? 1.0 / l : 0.0;
+            uint ob = uint(pc.o_off + t * pc.ldo + (hbase + h) * int(hd)) + vp * 8u;
+            [[unroll]] for (uint e = 0u; e < 4u; e++) {
+                o[ob + e] = acca[h][e] * inv;
+                o[ob + 4u + e] = accb[h][e] * inv;
             }
         }
     }
-#ifdef MERGE
-    if (pc.n_split <= 1) return;
-    // arrival: the partials of this split are written; the last of the n_split workgroups merges
-    memoryBarrierBuffer();
-    barrier();
-    uint ci = gl_WorkGroupID.x * gl_NumWorkGroups.y + gl_WorkGroupID.y;
-    if (tid == 0u) sh_last = atomicAdd(cnt[ci], 1u) == uint(pc.n_split - 1) ? 1u : 0u;
-    barrier();
-    if (sh_last == 0u) return;
-    memoryBarrierBuffer();
-    uint nz = uint(pc.n_split), stride = hd + 2u;
-    for (int h = 0; h < hcount; h++) {
-        uint pb = uint((t * pc.n_heads + hbase + h) * pc.n_split) * stride;
-        float M = NEG_INF;
-        for (uint z = 0u; z < nz; z++) M = max(M, part[pb + z * stride]);
-        float den = 0.0, num = 0.0;
-        for (uint z = 0u; z < nz; z++) {
-            float mz = part[pb + z * stride];
-            float f = (mz == NEG_INF || M == NEG_INF) ? 0.0 : exp(mz - M);
-            if (f != 0.0) {
-                den += f * part[pb + z * stride + 1u];
-                if (tid < hd) num += f * part[pb + z * stride + 2u + tid];
-            }
-        }
-        if (tid < hd) o[uint(pc.o_off + t * pc.ldo + (hbase + h) * int(hd)) + tid] = den > 0.0 ? num / den : 0.0;
-    }
-    if (tid == 0u) cnt[ci] = 0u;   // ready for the next dispatch (graph replays included)
-#endif
 }

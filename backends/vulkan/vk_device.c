@@ -451,10 +451,6 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     /* the fold's one-row GEMV computes silu(gate) * up once per workgroup and round into shared memory (matmul_gemvs1)
      * instead of once per subgroup (exp + rcp for every weight); unmeasured.  QR_VK_SWIGLU_SH=0: per subgroup */
     d->swiglu_sh = env_switch("QR_VK_SWIGLU_SH", true);
-    /* decode attention with KV splits: the last workgroup of each head group merges the partials (arrival counter),
-     * so no attn_combine dispatch; written without a GPU (the CUDA form of it lost to a merge kernel there, where a
-     * launch costs less): QR_VK_ATTN_MERGE=1 */
-    d->attn_merge = env_switch("QR_VK_ATTN_MERGE", false) && vk_pipe_find("attn_dec_h4m") >= 0;
     d->fuse_off = getenv("QR_VK_NO_FUSE") != NULL;
     /* a decode RMSNorm is one row (pure latency): loading the norm weights with x, before the reduction, takes one
      * dependent memory round trip out of it; same arithmetic, same bits (QR_VK_NORM_PREFETCH=0: the old order) */

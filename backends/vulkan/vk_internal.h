@@ -61,7 +61,6 @@ struct vk_dev {
     bool fuse_glu;             /* with fuse_gemv: gate_up + SwiGLU in one GEMV too (QR_VK_FUSE_GEMV=norm: no) */
     bool fuse_kv;              /* the KV write folded into q/k norm + RoPE (QR_VK_FUSE_KV=0: off) */
     bool fuse_swiglu;          /* SwiGLU folded into down_proj's GEMV (opt-in: QR_VK_FUSE_SWIGLU=1) */
-    bool attn_merge;           /* decode attention merges its KV splits in its last workgroup (opt-in QR_VK_ATTN_MERGE=1) */
     bool swiglu_sh;            /* ... computed once per workgroup through shared memory (QR_VK_SWIGLU_SH=0: per subgroup) */
     bool fuse_off;             /* QR_VK_NO_FUSE set: every op runs on its own */
     bool norm_prefetch;        /* rmsnorm loads its weights with x, before the reduction (QR_VK_NORM_PREFETCH=0: after) */
@@ -131,7 +130,6 @@ struct vk_stream {
     size_t staging_size, staging_used;
     struct vk_graph *graphs;
     int n_graphs, cap_graphs;
-    struct qr_buf *attn_cnt;   /* attn_dec_h<HS>m arrival counters (VK_ATTN_CNT, zero between dispatches) */
     VkQueryPool qpool;         /* profiling: timestamp pairs around dispatches */
     int *q_pipe;               /* pipeline of each pair */
     int n_q;
@@ -167,7 +165,6 @@ qr_status vk_dispatch(struct vk_stream *s, int pipe, int n_bind, const struct vk
 void vk_cmd_barrier(VkCommandBuffer cb);           /* full: compute+transfer+host */
 void vk_cmd_barrier_compute(VkCommandBuffer cb);   /* dispatch -> dispatch */
 #define VK_PROF_PAIRS 2048
-#define VK_ATTN_CNT 65536   /* arrival counters per stream: decode tokens x KV head groups */
 void vk_prof_collect(struct vk_stream *s);
 void vk_prof_report(struct vk_dev *d);
 qr_status vk_dpools_alloc(struct vk_dev *d, struct vk_dpools *dp, VkDescriptorSetLayout l, VkDescriptorSet *out);

@@ -430,25 +430,12 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
         TRY(bind_at(d, &pv, 0, 4, psz, &b[7], &dummy, "attn partials"));
     }
     uint32_t gx = dec ? (uint32_t)a->n_tokens : cdiv(a->n_tokens, qt) + (uint32_t)a->n_seqs;
-    uint32_t gy = (uint32_t)(a->n_kv_heads * n_hsub);
     b[8] = b[2];
     b[9] = b[3];
-    /* decode with splits: the last workgroup of a head group merges them (arrival counters), no combine dispatch */
-    bool merge = dec && n_split > 1 && d->attn_merge && s->attn_cnt && (size_t)gx * gy <= VK_ATTN_CNT;
-    if (merge) {
-        snprintf(dec_name, sizeof dec_name, "attn_dec_h%dm", hs_dec);
-        int pm = vk_pipe_find(dec_name);
-        struct qr_view cv = {.buf = s->attn_cnt, .off = 0};
-        int coff;
-        merge = pm >= 0;
-        if (merge) {
-            TRY(bind_at(d, &cv, 0, 4, (size_t)gx * gy * 4, &b[8], &coff, "attn counters"));
-            pipe_dec = pm;
-        }
-    }
-    TRY(vk_dispatch(s, dec ? pipe_dec : pipe_cm >= 0 ? pipe_cm : vk_pipe_find("attn"), cm2 ? 10 : merge ? 9 : 8, b,
-                    &pc, sizeof pc, gx, gy, (uint32_t)n_split));
-    if (n_split > 1 && !merge) {
+    TRY(vk_dispatch(s, dec ? pipe_dec : pipe_cm >= 0 ? pipe_cm : vk_pipe_find("attn"), cm2 ? 10 : 8, b, &pc,
+                    sizeof pc, gx,
+                    (uint32_t)(a->n_kv_heads * n_hsub), (uint32_t)n_split));
+    if (n_split > 1) {
         struct qr_pc_attn_combine pcc = {.n_tokens = a->n_tokens, .n_heads = a->n_heads, .head_dim = a->head_dim,
                                          .ldo = a->ldo, .o_off = pc.o_off, .n_split = n_split};
         struct vk_binding bc[2] = {b[0], b[7]};

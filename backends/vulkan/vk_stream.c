@@ -328,13 +328,6 @@ qr_status vk_stream_create(struct qr_device *qd, struct qr_stream **out) {
     }
     s->pub.dev = qd;
     s->pub.ctx = s;
-    if (d->attn_merge) {   /* the decode attention's arrival counters start at zero (and return to it) */
-        if ((st = d->pub.vt->buf_alloc(&d->pub, (size_t)VK_ATTN_CNT * 4, QR_BUF_SCRATCH, &s->attn_cnt)) != QR_OK ||
-            (st = vk_memset0(&s->pub, s->attn_cnt, 0, (size_t)VK_ATTN_CNT * 4)) != QR_OK || (st = vk_flush(s)) != QR_OK) {
-            vk_stream_destroy(&s->pub);
-            return st;
-        }
-    }
     *out = &s->pub;
     return QR_OK;
 vkfail:
@@ -358,7 +351,6 @@ void vk_stream_destroy(struct qr_stream *qs) {
         vkDestroyBuffer(d->dev, s->staging, NULL);
         vkFreeMemory(d->dev, s->staging_mem, NULL);
     }
-    if (s->attn_cnt) d->pub.vt->buf_free(s->attn_cnt);
     if (s->qpool) vkDestroyQueryPool(d->dev, s->qpool, NULL);
     free(s->q_pipe);
     if (s->fence) vkDestroyFence(d->dev, s->fence, NULL);
