@@ -422,10 +422,11 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     /* decode GEMV loads clamped instead of branched (matmul_gemv.comp): written without a GPU, QR_VK_GEMV_CLAMP=1 */
     d->gemv_clamp = env_switch("QR_VK_GEMV_CLAMP", false);
     /* the one-row decode GEMV in 256-thread workgroups (8 rows each with 32-lane subgroups, as the CUDA GEMV's blocks;
-     * half the workgroups to launch): written without a GPU, QR_VK_GEMV_WG=256 */
+     * half the workgroups to launch): decode 170.78 -> 174.25 tok/s on the H100 (docs/PERF.md, eleventh session), so
+     * the default; QR_VK_GEMV_WG=128 keeps the 128-thread workgroups */
     {
         const char *wg = getenv("QR_VK_GEMV_WG");
-        d->gemv_wide = wg && atoi(wg) == 256;
+        d->gemv_wide = !(wg && atoi(wg) == 128);
     }
     /* matmul_cm with W staged k-major (no transposed fragment loads): written without a GPU, QR_VK_CM_BT=1 */
     d->cm_bt = d->use_coopmat && env_switch("QR_VK_CM_BT", false) && vk_pipe_find("matmul_cm_bt_bf16") >= 0;

@@ -55,7 +55,7 @@ struct vk_dev {
     bool attn_cm2;  /* attn_cm2 (the same extension; QR_VK_ATTN_CM2=0: attn_cm) */
     bool cm_bt;     /* matmul_cm_bt: W staged k-major (opt-in QR_VK_CM_BT=1) */
     bool gemv_clamp; /* matmul_gemv: unconditional, clamped weight loads (opt-in QR_VK_GEMV_CLAMP=1) */
-    bool gemv_wide;  /* one-row GEMV in 256-thread workgroups, matmul_gemv1w (opt-in QR_VK_GEMV_WG=256) */
+    bool gemv_wide;  /* one-row GEMV in 256-thread workgroups, matmul_gemv1w (default; QR_VK_GEMV_WG=128: off) */
     int max_bind;              /* storage buffers a dispatch may bind: min(VK_MAX_BINDINGS, the device's per-stage limit) */
     bool fuse_gemv;            /* decode GEMVs with the RMSNorm / SwiGLU folded in (opt-in: QR_VK_FUSE_GEMV=1) */
     bool fuse_glu;             /* with fuse_gemv: gate_up + SwiGLU in one GEMV too (QR_VK_FUSE_GEMV=norm: no) */
