@@ -1,6 +1,7 @@
 /* elementwise.cu - embed, rmsnorm / qk_norm, rope, kv_store, silu_mul, add,
  * argmax, row conversion and bias add.  Semantics: backends/cpu/cpu_ref_ops.c. */
 #include "qr_cuda_common.cuh"
+#include "qr_fp8.cuh"
 
 #include <math.h>
 
@@ -216,6 +217,9 @@ __global__ void k_kv_store(void *kc, void *vc, const float *k, const float *v, c
         } else if (kv_dtype == QK_F16) {
             ((uint16_t *)kc)[dst] = qk_f32_f16(kv);
             ((uint16_t *)vc)[dst] = qk_f32_f16(vv);
+        } else if (kv_dtype == QK_F8) {   /* from the f32 value, as the CPU's qr_f32_to_f8e4m3 */
+            ((uint8_t *)kc)[dst] = qk_f32_f8(kv);
+            ((uint8_t *)vc)[dst] = qk_f32_f8(vv);
         } else {
             ((float *)kc)[dst] = kv;
             ((float *)vc)[dst] = vv;

@@ -9,6 +9,7 @@
  * for expression, so the results match the unfused ops bit for bit.  Slots
  * outside the pool skip the cache write, as k_kv_store does. */
 #include "qr_cuda_common.cuh"
+#include "qr_fp8.cuh"
 
 #define QP_WARPS 8
 
@@ -18,6 +19,8 @@ __device__ __forceinline__ void qp_put(void *cache, int kv_dtype, int64_t i, flo
         ((uint16_t *)cache)[i] = qk_f32_bf16(v);
     else if (kv_dtype == QK_F16)
         ((uint16_t *)cache)[i] = qk_f32_f16(v);
+    else if (kv_dtype == QK_F8)
+        ((uint8_t *)cache)[i] = qk_f32_f8(v);
     else
         ((float *)cache)[i] = v;
 }

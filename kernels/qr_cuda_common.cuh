@@ -10,7 +10,7 @@
 
 #include "qr_kernels.h"
 
-enum { QK_F32 = 0, QK_F16 = 1, QK_BF16 = 2 };
+enum { QK_F32 = 0, QK_F16 = 1, QK_BF16 = 2, QK_F8 = 4 /* FP8 E4M3, KV caches only (qr_fp8.cuh) */ };
 
 /* launchers with one block row per token split larger counts into several launches */
 #define QK_MAX_GRID_Y 65535
