@@ -6,8 +6,9 @@
  *   Q (pre-scaled by scale*log2 e) lives in registers as mma A fragments;
  *   K and V tiles of 64 keys (32 where shared memory is short) are gathered through the block table into
  *   shared memory ([key][d], padded rows) with cp.async, two tiles in flight
- *   (F32 caches: converted to f16 through registers); fragments come from
- *   ldmatrix (.trans for V).  Compute type: bf16, or f16 for F16/F32 caches.
+ *   (F32 caches: converted to f16 through registers; FP8 caches: the next tile's bytes are loaded into registers
+ *   before the current tile's math and converted to f16 after it, or before it where two blocks share an SM);
+ *   fragments come from ldmatrix (.trans for V).  Compute type: bf16, or f16 for F16/F32/FP8 caches.
  *   S = Q K^T and O += P V use mma.sync m16n8k16 (two m16n8k8 on sm_75) with
  *   f32 accumulators whose register layout is known, so the online softmax
  *   rescales O in registers.
@@ -18,6 +19,7 @@
  * Bad block ids mask their keys; bad q_start ranges skip the sequence;
  * seq_lens are clamped to the block table's capacity. */
 #include "attn_split.cuh"
+#include "qr_fp8.cuh"
 #include "qr_mma.cuh"
 
 #include <math.h>
@@ -111,6 +113,43 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
     const int kend = min(ctx, ctx - qlen + tile_last + 1);   /* keys this block needs */
     const int n_tiles = kend > 0 ? (kend + PF_BK - 1) / PF_BK : 0;
 
+    /* FP8 caches: tile k0's K/V bytes into registers (fetch; zeros for masked keys), then converted to f16 into
+     * stage st (put).  NCH chunks of 8 elements per thread and tensor. */
+    constexpr int NTH = PF_WARPS * 32 * HPB;
+    constexpr int NCH = KVT == QK_F8 ? PF_BK * CPR / NTH : 1;
+    static_assert(KVT != QK_F8 || PF_BK * CPR % NTH == 0, "FP8 chunks per thread");
+    uint2 kr8[NCH], vr8[NCH];
+    bool ok8[NCH];
+    auto fetch8 = [&](int k0) {
+        const uint8_t *kc = (const uint8_t *)a.k_cache, *vc = (const uint8_t *)a.v_cache;
+#pragma unroll
+        for (int j = 0; j < NCH; j++) {
+            const int c = threadIdx.x + j * NTH, r = c / CPR, d = (c % CPR) * 8, k = k0 + r;
+            int64_t off = 0;
+            bool ok = false;
+            if (k < kend) {
+                int64_t blk = table[k / a.block_size];
+                if (blk >= 0 && blk < a.num_blocks) {
+                    off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)D;
+                    ok = true;
+                }
+            }
+            ok8[j] = ok;
+            kr8[j] = ok ? *(const uint2 *)(kc + off + d) : make_uint2(0, 0);
+            vr8[j] = ok ? *(const uint2 *)(vc + off + d) : make_uint2(0, 0);
+        }
+    };
+    auto put8 = [&](int st) {
+#pragma unroll
+        for (int j = 0; j < NCH; j++) {
+            const int c = threadIdx.x + j * NTH, r = c / CPR, d = (c % CPR) * 8;
+            if (d == 0)
+                kok[st][r] = ok8[j];
+            *(uint4 *)&Ks[st][r * KS + d] = qk_f8x8_h8(kr8[j]);
+            *(uint4 *)&Vs[st][r * KS + d] = qk_f8x8_h8(vr8[j]);
+        }
+    };
+
     /* gather one tile of K and V through the block table into stage st */
     auto load_tile = [&](int st, int k0) {
         for (int c = threadIdx.x; c < PF_BK * CPR; c += PF_WARPS * 32 * HPB) {
@@ -127,7 +166,7 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
             if (d == 0)
                 kok[st][r] = ok;
             T *kd = &Ks[st][r * KS + d], *vd = &Vs[st][r * KS + d];
-            if (KVT != QK_F32) {
+            if constexpr (KVT == QK_BF16 || KVT == QK_F16) {
                 const T *kc = (const T *)a.k_cache, *vc = (const T *)a.v_cache;
                 cp_async16(kd, ok ? kc + off + d : kc, ok);
                 cp_async16(vd, ok ? vc + off + d : vc, ok);
@@ -157,11 +196,23 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
         cp_async_commit();
     };
 
-    if (n_tiles > 0)
-        load_tile(0, 0);
+    if (n_tiles > 0) {
+        if constexpr (KVT == QK_F8) {
+            fetch8(0);
+            put8(0);
+        } else {
+            load_tile(0, 0);
+        }
+    }
     for (int it = 0; it < n_tiles; it++) {
         const int st = it & 1, k0 = it * PF_BK;
-        if (it + 1 < n_tiles) {
+        if constexpr (KVT == QK_F8) {
+            if (it + 1 < n_tiles) {
+                fetch8(k0 + PF_BK);   /* in flight during this tile's math; put8 below */
+                if constexpr (MINB > 1)
+                    put8(st ^ 1);     /* registers are short (two blocks per SM): no prefetch across the math */
+            }
+        } else if (it + 1 < n_tiles) {
             load_tile(st ^ 1, k0 + PF_BK);
             cp_async_wait<1>();
         } else {
@@ -223,6 +274,11 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
                 }
             }
         }
+        if constexpr (KVT == QK_F8 && MINB == 1) {
+            /* stage st ^ 1 was last read in the previous iteration, before its closing barrier */
+            if (it + 1 < n_tiles)
+                put8(st ^ 1);
+        }
         __syncthreads();   /* stage st is refilled by the next iteration's prefetch */
     }
     pf_store_rows<D>(a, &o[0][0], l0, l1, row0, row1, qs, qlen, h, t4);
@@ -234,7 +290,7 @@ extern "C" int cuda_attn_prefill_supported(int head_dim, int kv_dtype, int cc)
         return 0;
     if (kv_dtype == QK_BF16 && cc < 80)
         return 0;   /* the generic kernel serves these */
-    return kv_dtype == QK_BF16 || kv_dtype == QK_F16 || kv_dtype == QK_F32;
+    return kv_dtype == QK_BF16 || kv_dtype == QK_F16 || kv_dtype == QK_F32 || kv_dtype == QK_F8;
 }
 
 /* 64-key tiles (70 KB of shared memory, opt-in) where the device allows, else 32 */
@@ -300,6 +356,11 @@ extern "C" int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_
     if (a->kv_dtype == QK_BF16)
         return a->head_dim == 64 ? prefill_go_d<__nv_bfloat16, QK_BF16, 64>(st, a, big, pair, two)
                                  : prefill_go_d<__nv_bfloat16, QK_BF16, 128>(st, a, big, pair, two);
+    if (a->kv_dtype == QK_F8)   /* f16 math on tiles converted from FP8 */
+        return a->head_dim == 64 ? prefill_go_d<__half, QK_F8, 64>(st, a, big, pair, two)
+                                 : prefill_go_d<__half, QK_F8, 128>(st, a, big, pair, two);
+    if (a->kv_dtype != QK_F16)
+        return (int)cudaErrorInvalidValue;
     return a->head_dim == 64 ? prefill_go_d<__half, QK_F16, 64>(st, a, big, pair, two)
                              : prefill_go_d<__half, QK_F16, 128>(st, a, big, pair, two);
 }
@@ -536,6 +597,12 @@ __global__ void k_attn_decode_merge(const struct qr_cuda_attn a, int n_splits, c
 #define GN_THREADS 128
 #define GN_MAXD 256
 
+/* element i of a cache row of dtype t (FP8 too) as f32 */
+__device__ __forceinline__ float gn_kv(const void *p, int t, int64_t i)
+{
+    return t == QK_F8 ? qk_f8_f32(((const uint8_t *)p)[i]) : qk_load(p, t, i);
+}
+
 /* one block per (token, head): keys in chunks of 128, one per thread, online softmax */
 __global__ void __launch_bounds__(GN_THREADS) k_attn_generic(const struct qr_cuda_attn a)
 {
@@ -578,7 +645,7 @@ __global__ void __launch_bounds__(GN_THREADS) k_attn_generic(const struct qr_cud
         if (off >= 0) {
             float d_ = 0.f;
             for (int d = 0; d < D; d++)
-                d_ += qsh[d] * qk_load(a.k_cache, a.kv_dtype, off + d);
+                d_ += qsh[d] * gn_kv(a.k_cache, a.kv_dtype, off + d);
             sc = d_;
         }
         /* chunk max */
@@ -605,9 +672,9 @@ __global__ void __launch_bounds__(GN_THREADS) k_attn_generic(const struct qr_cud
             if (o < 0)
                 continue;
             if (tid < D)
-                acc0 += p[j] * qk_load(a.v_cache, a.kv_dtype, o + tid);
+                acc0 += p[j] * gn_kv(a.v_cache, a.kv_dtype, o + tid);
             if (tid + GN_THREADS < D)
-                acc1 += p[j] * qk_load(a.v_cache, a.kv_dtype, o + tid + GN_THREADS);
+                acc1 += p[j] * gn_kv(a.v_cache, a.kv_dtype, o + tid + GN_THREADS);
         }
     }
     float inv = l > 0.f ? 1.f / l : 0.f;
@@ -649,8 +716,9 @@ extern "C" int cuda_launch_attn_decode(qr_cuda_stream st, const struct qr_cuda_a
     (void)n_sm;
     if (a->n_seqs <= 0 || a->n_tokens <= 0)
         return 0;
-    if (a->head_dim != 64 && a->head_dim != 128)
-        return (int)cudaErrorInvalidValue;
+    if ((a->head_dim != 64 && a->head_dim != 128) ||
+        (a->kv_dtype != QK_BF16 && a->kv_dtype != QK_F16 && a->kv_dtype != QK_F32))
+        return (int)cudaErrorInvalidValue;   /* FP8 caches: the tensor-core or the prompt kernel */
     int ns = dc_splits(a);
     int G = a->n_heads / a->n_kv_heads;
     int hgroups = (G + DC_HB - 1) / DC_HB;

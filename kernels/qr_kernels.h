@@ -3,7 +3,7 @@
  *
  * Every launcher enqueues on `stream` and returns a cudaError_t as int
  * (0 = cudaSuccess; the launch error, never a synchronous wait).
- * dtype codes are enum qr_dtype values (F32 = 0, F16 = 1, BF16 = 2).
+ * dtype codes are enum qr_dtype values (F32 = 0, F16 = 1, BF16 = 2; F8_E4M3 = 4 for KV caches).
  * Pointers are device addresses; index inputs (ids, positions, slots, block
  * tables) are read on the device and clamped/skipped there. */
 #ifndef QRUN_QR_KERNELS_H
@@ -78,12 +78,13 @@ struct qr_cuda_attn {
 };
 
 /* FlashAttention-style prompt kernel (tensor cores; any query length).
- * Needs head_dim 64 or 128 and sm_80+ for BF16 KV (sm_75: F16/F32 KV). */
+ * Needs head_dim 64 or 128 and sm_80+ for BF16 KV (sm_75: F16/F32/FP8 KV; FP8 tiles are converted to F16). */
 int cuda_attn_prefill_supported(int head_dim, int kv_dtype, int cc);
 int cuda_launch_attn_prefill(qr_cuda_stream st, const struct qr_cuda_attn *a);
 
-/* Hopper prompt attention on wgmma (attn_prefill_wg.cu): head_dim 128, BF16/F16 KV, even GQA groups; only where
- * cuda_attn_prefill_wg_available() (a cc 9.0 device running this build's sm_90a code; asked once, synchronously) */
+/* Hopper prompt attention on wgmma (attn_prefill_wg.cu): head_dim 128, BF16/F16 KV (FP8 takes the mma.sync kernel),
+ * even GQA groups; only where cuda_attn_prefill_wg_available() (a cc 9.0 device running this build's sm_90a code;
+ * asked once, synchronously) */
 int cuda_attn_prefill_wg_available(void);
 int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_heads, int n_kv_heads);
 int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
@@ -111,7 +112,7 @@ int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct qr_cuda_attn
 /* plain kernel for any head_dim <= 256 (tiny test models): one block per (token, head) */
 int cuda_launch_attn_generic(qr_cuda_stream st, const struct qr_cuda_attn *a);
 
-/* split-KV decode (max_q_len == 1): bytes of scratch it needs, then launch */
+/* split-KV decode (max_q_len == 1): bytes of scratch it needs, then launch (F32/F16/BF16 KV, not FP8) */
 size_t cuda_attn_decode_scratch(const struct qr_cuda_attn *a, int n_sm);
 int cuda_launch_attn_decode(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm);
 
@@ -123,7 +124,7 @@ void cuda_kernels_set_pdl(int on);
 /* the PTX version the kernels run from on the current device (e.g. 90), 0 if unknown */
 int cuda_kernels_ptx_version(void);
 
-/* split-KV decode sized to the device (attn_decode2.cu): BF16/F16 KV, head_dim 64 or 128 */
+/* split-KV decode sized to the device (attn_decode2.cu): BF16/F16 KV (not FP8), head_dim 64 or 128 */
 int cuda_attn_decode2_supported(int head_dim, int kv_dtype);
 size_t cuda_attn_decode2_scratch(const struct qr_cuda_attn *a, int n_sm);
 int cuda_launch_attn_decode2(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm);
@@ -131,8 +132,8 @@ int cuda_launch_attn_decode2(qr_cuda_stream st, const struct qr_cuda_attn *a, vo
 int cuda_launch_attn_decode2_merge(qr_cuda_stream st, const struct qr_cuda_attn *a, int n_splits,
                                    const float *part_o, const float *part_ml);
 
-/* decode attention on tensor cores (attn_decode_tc.cu): BF16 (sm_80+) / F16 KV, head_dim 64 or 128, GQA groups
- * of <= 16 heads; only sequences with one query token (the rest are left alone) */
+/* decode attention on tensor cores (attn_decode_tc.cu): BF16 (sm_80+) / F16 / FP8 E4M3 KV, head_dim 64 or 128, GQA
+ * groups of <= 16 heads; only sequences with one query token (the rest are left alone) */
 int cuda_attn_decode_tc_supported(int head_dim, int kv_dtype, int n_heads, int n_kv_heads, int cc);
 size_t cuda_attn_decode_tc_scratch(const struct qr_cuda_attn *a, int n_sm);
 /* counters (may be NULL: a separate merge kernel): n_seqs * n_kv_heads ints, zero before the first launch and left
