@@ -530,8 +530,12 @@ static bool cuda_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtyp
         return false;
     if (wtype == QR_DTYPE_COUNT)
         return true;
-    if (wtype == QR_DTYPE_I32 || wtype == QR_DTYPE_F8E4M3 || (unsigned)wtype >= QR_DTYPE_COUNT)
-        return false;   /* an FP8 KV cache runs on the CPU backend so far */
+    /* FP8 E4M3: KV caches only (kv_store and the fused q/k-norm + RoPE + KV write write it, attention reads it), in
+     * f16 math, so sm_75 too; never weights */
+    if (wtype == QR_DTYPE_F8E4M3)
+        return op == QR_OP_KV_STORE || op == QR_OP_ATTN;
+    if (wtype == QR_DTYPE_I32 || (unsigned)wtype >= QR_DTYPE_COUNT)
+        return false;
     /* no native BF16 before sm_80: the runtime then converts BF16 weights to
      * F16 at load and the engine picks an F16 KV cache */
     if (wtype == QR_DTYPE_BF16 && cuda_dev(d)->cc < 80)

@@ -9,7 +9,10 @@
  * attn: max_q_len == 1 -> split-KV decode (fused path: on tensor cores,
  * attn_decode_tc.cu), else the tensor-core prompt kernel; in a mixed batch on
  * the fused path the prompt kernel skips the one-token sequences and the
- * decode kernel takes them. */
+ * decode kernel takes them.  FP8 E4M3 caches: the tensor-core decode kernel,
+ * the mma.sync prompt kernel (also for decodes the former does not take) and
+ * the generic kernel read them; the older decode kernels and the Hopper wgmma
+ * prompt kernels do not. */
 #include "cuda_internal.h"
 
 #include <stdbool.h>
@@ -248,6 +251,8 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
         return QR_OK;
     }
     const bool tc = attn_tc(cd, a);
+    /* FP8 decodes that the tensor-core kernel does not take go to the prompt kernel below */
+    const bool f8 = a->kv_dtype == QR_DTYPE_F8E4M3;
     if (a->max_q_len <= 1 && tc)
         return decode_tc(s, &k, cd->n_sm);
     if (a->max_q_len <= 1 && cd->fused && cuda_attn_decode2_supported(a->head_dim, (int)a->kv_dtype)) {
@@ -258,7 +263,7 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
         LAUNCH_TRY(s->dev, cuda_launch_attn_decode2(cst(s), &k, scr, cd->n_sm));
         return QR_OK;
     }
-    if (a->max_q_len <= 1) {
+    if (a->max_q_len <= 1 && !f8) {
         void *scr = NULL;
         qr_status st = cuda_scratch(s, cuda_attn_decode_scratch(&k, cd->n_sm), &scr);
         if (st != QR_OK)

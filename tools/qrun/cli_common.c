@@ -53,7 +53,7 @@ void qr_cli_engine_usage(FILE *f)
             "                                   so decodes never split a prompt; 0: none, as in vLLM)\n"
             "  --enable-prefix-caching / --no-prefix-caching\n"
             "  --block-size N                   tokens per KV block (default 64)\n"
-            "  --kv-dtype f32|f16|bf16|fp8      KV cache precision (fp8: E4M3, CPU backend so far)\n");
+            "  --kv-dtype f32|f16|bf16|fp8      KV cache precision (fp8: E4M3, CPU and CUDA backends)\n");
 }
 
 int qr_cli_engine_flag(struct qr_engine_opts *o, int argc, char **argv, int i)
