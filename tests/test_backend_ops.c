@@ -143,7 +143,7 @@ static const struct tcase k_cases[] = {
     {QR_OP_KV_STORE, F16, 37, 0, 13, 3, F_NEGSLOT, 0, 2, 64, 5},
     {QR_OP_KV_STORE, BF16, 5, 0, 3, 0, F_BADIDX, 0, 4, 64, 16},
     {QR_OP_KV_STORE, BF16, 512, 0, 64, 0, 0, 0, 8, 128, 16, .perf = true},
-    /* FP8 E4M3 KV cache (the CPU backend so far): rounding, saturation past 448, skipped and bad slots */
+    /* FP8 E4M3 KV cache: rounding, saturation past 448, skipped and bad slots */
     {QR_OP_KV_STORE, F8, 37, 0, 13, 3, F_NEGSLOT, 0, 2, 64, 5},
     {QR_OP_KV_STORE, F8, 5, 0, 3, 0, F_BADIDX, 0, 4, 64, 16},
     /* attn: prompt chunks, single-token decodes, mixed varlen, GQA 1/4/8, head_dim 64/128 */
@@ -192,6 +192,18 @@ static const struct tcase k_cases[] = {
     {QR_OP_ATTN, F8, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 64, .seqs = "700:300,64:64,1:1"},
     {QR_OP_ATTN, F8, .flags = F_BADIDX, .heads = 8, .kv_heads = 2, .head_dim = 64, .block_size = 16,
      .seqs = "90:1,40:40"},
+    /* FP8 on every CUDA path: long and batched decodes (splits), GQA 1 / 7 / 8, head_dim 64, rising scores, head_dim
+     * 72 (the generic kernel) */
+    {QR_OP_ATTN, F8, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16, .seqs = "9000:1"},
+    {QR_OP_ATTN, F8, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 16, .seqs = "700:1*40"},
+    {QR_OP_ATTN, F8, .heads = 16, .kv_heads = 2, .head_dim = 64, .block_size = 16,
+     .seqs = "5000:1,3:1,2047:1,64:1,65:1"},
+    {QR_OP_ATTN, F8, .heads = 8, .kv_heads = 8, .head_dim = 64, .block_size = 16, .seqs = "300:1,17:1"},
+    {QR_OP_ATTN, F8, .heads = 28, .kv_heads = 4, .head_dim = 128, .block_size = 16, .seqs = "2000:1,1:1"},
+    {QR_OP_ATTN, F8, .flags = F_RAMP, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 16,
+     .seqs = "700:64,90:90,400:1"},
+    {QR_OP_ATTN, F8, .pad = 8, .heads = 8, .kv_heads = 8, .head_dim = 64, .block_size = 16, .seqs = "77:13"},
+    {QR_OP_ATTN, F8, .heads = 4, .kv_heads = 2, .head_dim = 72, .block_size = 7, .seqs = "333:1,20:20"},
     /* silu_mul, add, argmax */
     {QR_OP_SILU_MUL, F32, 5, 300, 0, 7},
     {QR_OP_SILU_MUL, F32, 1, 9728},
@@ -253,8 +265,9 @@ static struct tol tol_for(const struct tcase *c, bool parity)
         t.atol = 3e-5;
         t.rtol = 1e-3;
     }
+    /* FP8: exact, every backend's conversion must be the CPU's byte for byte (round to nearest even, saturating) */
     if (parity && c->op == QR_OP_KV_STORE)
-        t.rtol = c->dt == BF16 ? 1.0 / 128 : c->dt == F16 ? 1.0 / 1024 : c->dt == F8 ? 1.0 / 8 : 0;
+        t.rtol = c->dt == BF16 ? 1.0 / 128 : c->dt == F16 ? 1.0 / 1024 : 0;
     return t;
 }
 
@@ -499,6 +512,15 @@ static void gen_kv_store(struct problem *P, const struct tcase *c)
     int v = add_t(P, "v", F32, (size_t)(T - 1) * ld + KH * hd, false);
     int sl = add_t(P, "slots", QR_DTYPE_I32, (size_t)T, false);
     fill(&P->t[kc], 1), fill(&P->t[vc], 1), fill(&P->t[k], 2), fill(&P->t[v], 2);
+    if (c->dt == F8) {   /* token 0's row: saturation, Inf, NaN, ties to even, E4M3 subnormals, f32 denormals */
+        static const float sp[] = {448.0f, -448.0f, 449.0f, 460.0f, 464.0f, 465.0f, 500.0f, -1e6f, INFINITY,
+                                   -INFINITY, NAN, -NAN, 1e-3f, 0x1p-10f, 0x3p-10f, -0x3p-10f, 0x1p-7f, 0x1.08p-6f,
+                                   1.0625f, 1.1875f, -1.0625f, 0x1p-12f, -0x1p-12f, 232.0f, 240.0f, 1e-40f, -1e-40f};
+        for (int i = 0; i < (int)(sizeof sp / sizeof sp[0]) && i < KH * hd; i++) {
+            ((float *)P->t[k].host)[i] = sp[i];
+            ((float *)P->t[v].host)[KH * hd - 1 - i] = sp[i];
+        }
+    }
     /* distinct random slots (a shuffled prefix of all slots) */
     int *perm = xcalloc((size_t)n_slots, sizeof *perm);
     for (int i = 0; i < n_slots; i++)

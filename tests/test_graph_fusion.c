@@ -8,8 +8,9 @@
  *   RMSNORM, MATMUL gate_up, SILU_MUL, MATMUL down      (prompt sizes: 16-bit gate_up output; decode sizes:
  *                                                        norm + gate_up + SwiGLU in one GEMV)
  * in the Qwen3-4B widths (K = 2560, head_dim 128, GQA 4), at decode (1 token),
- * small-batch and prompt sizes.  Where the intermediate lies in a
- * QR_BUF_TRANSIENT buffer and nothing after the MATMUL reads it, a backend
+ * small-batch and prompt sizes; the KV write and the attention also over an
+ * FP8 E4M3 cache (on the backends that support one).  Where the intermediate
+ * lies in a QR_BUF_TRANSIENT buffer and nothing after the MATMUL reads it, a backend
  * may leave it unwritten: then only the MATMUL's output is compared; with a
  * later reader (a second MATMUL) that reader's output shows it was written.
  * Each graph goes through qr_graph_run with a cache key three times (a backend may run it eagerly, record it, then replay it),
@@ -43,7 +44,7 @@ struct prob {
     size_t size[MAXB];
     uint8_t *init[MAXB];          /* initial contents */
     bool out[MAXB];               /* compared after the run */
-    enum qr_dtype dt[MAXB];       /* element type for the comparison (F32 or BF16) */
+    enum qr_dtype dt[MAXB];       /* element type for the comparison (F32, BF16 or F8_E4M3) */
     const char *bname[MAXB];
     double nmse[MAXB];            /* tolerance per output */
     bool transient[MAXB];         /* allocated QR_BUF_SCRATCH | QR_BUF_TRANSIENT */
@@ -51,6 +52,7 @@ struct prob {
     struct qr_node node[MAXN];
     int vb[MAXN][8];              /* buffer index of each view slot of a node (-1: none) */
     uint64_t key;
+    enum qr_dtype kv;             /* KV cache dtype of its KV_STORE / ATTN node (F8_E4M3: skipped where unsupported) */
 };
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
@@ -203,6 +205,8 @@ static int run(struct dev *D, struct prob *P, bool graph, uint8_t **res)
 
 static double elem(const uint8_t *p, enum qr_dtype dt, size_t i)
 {
+    if (dt == QR_DTYPE_F8E4M3)
+        return qr_f8e4m3_to_f32(p[i]);
     if (dt == QR_DTYPE_BF16) {
         uint16_t h;
         memcpy(&h, p + 2 * i, 2);
@@ -218,7 +222,7 @@ static void compare(struct dev *D, struct prob *P, uint8_t **ref, uint8_t **got)
     for (int b = 0; b < P->nb; b++) {
         if (!P->out[b])
             continue;
-        size_t n = P->size[b] / (P->dt[b] == QR_DTYPE_BF16 ? 2 : 4);
+        size_t n = P->size[b] / qr_dtype_size(P->dt[b]);
         double se = 0, sr = 0, worst = 0;
         size_t bad = 0;
         for (size_t i = 0; i < n; i++) {
@@ -247,14 +251,16 @@ static void prob_free(struct prob *P)
     memset(P, 0, sizeof *P);
 }
 
-/* [q/k norm,] rope q, rope k, kv_store on a fused qkv row: Hq 8, Hk 2, head_dim 128 */
-static void mk_qkv_post(struct prob *P, int T, bool norm, uint64_t key)
+/* [q/k norm,] rope q, rope k, kv_store on a fused qkv row: Hq 8, Hk 2, head_dim 128; kv: the cache dtype */
+static void mk_qkv_post(struct prob *P, int T, bool norm, enum qr_dtype kv, uint64_t key)
 {
     static char what[96];
-    snprintf(what, sizeof what, "%sRoPE+KV write, %d token%s", norm ? "q/k norm+" : "", T, T > 1 ? "s" : "");
+    snprintf(what, sizeof what, "%sRoPE+KV write%s, %d token%s", norm ? "q/k norm+" : "",
+             kv == QR_DTYPE_F8E4M3 ? " (FP8)" : "", T, T > 1 ? "s" : "");
     memset(P, 0, sizeof *P);
     P->what = what;
     P->key = key;
+    P->kv = kv;
     const int Hq = 8, Hk = 2, hd = 128, ld = (Hq + 2 * Hk) * hd + 8, bs = 16, nblk = 4;
     const float eps = 1e-6f;
     int qkv = add_buf(P, "qkv", (size_t)T * ld * 4, QR_DTYPE_F32, true, 1e-10);
@@ -272,9 +278,12 @@ static void mk_qkv_post(struct prob *P, int T, bool norm, uint64_t key)
     int invf = add_buf(P, "inv_freq", (size_t)hd / 2 * 4, QR_DTYPE_F32, false, 0);
     for (int i = 0; i < hd / 2; i++)
         ((float *)P->init[invf])[i] = (float)pow(1000000.0, -2.0 * i / hd);
-    size_t csz = (size_t)nblk * Hk * bs * hd * 2;
-    int kc = add_buf(P, "k_cache", csz, QR_DTYPE_BF16, true, 1e-6);
-    int vc = add_buf(P, "v_cache", csz, QR_DTYPE_BF16, true, 1e-6);
+    /* FP8: a k value of the CPU and the GPU a few f32 ulps apart (sincosf) may round to neighbouring E4M3 codes
+     * (2^-4 apart), rarely: 1e-4 allows a few */
+    size_t csz = (size_t)nblk * Hk * bs * hd * qr_dtype_size(kv);
+    double ctol = kv == QR_DTYPE_F8E4M3 ? 1e-4 : 1e-6;
+    int kc = add_buf(P, "k_cache", csz, kv, true, ctol);
+    int vc = add_buf(P, "v_cache", csz, kv, true, ctol);
     size_t kof = (size_t)Hq * hd * 4, vof = (size_t)(Hq + Hk) * hd * 4;
     if (norm) {
         new_node(P, QR_OP_QK_NORM);
@@ -295,7 +304,7 @@ static void mk_qkv_post(struct prob *P, int T, bool norm, uint64_t key)
                                                      .attn_factor = 1.0f};
     bind(P, P->n - 1, 0, qkv, kof), bind(P, P->n - 1, 1, pos, 0), bind(P, P->n - 1, 2, invf, 0);
     new_node(P, QR_OP_KV_STORE);
-    P->node[P->n - 1].a.kv_store = (struct qr_kv_store_args){.kv_dtype = QR_DTYPE_BF16, .n_tokens = T, .n_kv_heads = Hk,
+    P->node[P->n - 1].a.kv_store = (struct qr_kv_store_args){.kv_dtype = kv, .n_tokens = T, .n_kv_heads = Hk,
                                                              .head_dim = hd, .ld = ld, .block_size = bs,
                                                              .num_blocks = nblk};
     bind(P, P->n - 1, 0, kc, 0), bind(P, P->n - 1, 1, vc, 0), bind(P, P->n - 1, 2, qkv, kof);
@@ -404,15 +413,18 @@ static void mk_mlp(struct prob *P, int T, bool transient, uint64_t key)
 
 /* attention over a paged cache (Hq 8, Hk 2, head_dim 128, block 16) then y += att . Wo^T (N 256): one sequence
  * with a T-token prompt chunk after ctx0 cached tokens, plus (mixed) a second sequence decoding one token */
-static void mk_attn_matmul(struct prob *P, int T, int ctx0, bool mixed, bool transient, uint64_t key)
+static void mk_attn_matmul(struct prob *P, int T, int ctx0, bool mixed, bool transient, enum qr_dtype kv,
+                           uint64_t key)
 {
-    static char what[2][2][96];
-    char (*wh)[96] = &what[mixed][transient];
-    snprintf(*wh, sizeof *wh, "attn+o_proj%s%s, %d tokens after %d", mixed ? " +decode seq" : "",
-             transient ? " (transient)" : "", T, ctx0);
+    static char what[2][2][2][96];
+    const bool f8 = kv == QR_DTYPE_F8E4M3;
+    char (*wh)[96] = &what[mixed][transient][f8];
+    snprintf(*wh, sizeof *wh, "attn+o_proj%s%s%s, %d tokens after %d", f8 ? " (FP8 KV)" : "",
+             mixed ? " +decode seq" : "", transient ? " (transient)" : "", T, ctx0);
     memset(P, 0, sizeof *P);
     P->what = *wh;
     P->key = key;
+    P->kv = kv;
     const int Hq = 8, Hk = 2, hd = 128, bs = 16, N = 256, K = Hq * hd, ld = (Hq + 2 * Hk) * hd;
     const int S = mixed ? 2 : 1, Tt = T + (mixed ? 1 : 0), ctx1 = 37;
     int ctx[2] = {ctx0 + T, ctx1}, nbs[2], mb = 0, nblk = 0;
@@ -424,11 +436,18 @@ static void mk_attn_matmul(struct prob *P, int T, int ctx0, bool mixed, bool tra
     nblk += 3;
     int q = add_buf(P, "q", (size_t)Tt * ld * 4, QR_DTYPE_F32, false, 0);
     fill_f32(P, q, 1.5f);
-    size_t csz = (size_t)nblk * Hk * bs * hd * 2;
-    int kc = add_buf(P, "k_cache", csz, QR_DTYPE_BF16, false, 0);
-    fill_bf16(P, kc, 0.0f, 1.0f);
-    int vc = add_buf(P, "v_cache", csz, QR_DTYPE_BF16, false, 0);
-    fill_bf16(P, vc, 0.0f, 1.0f);
+    size_t csz = (size_t)nblk * Hk * bs * hd * qr_dtype_size(kv);
+    int kc = add_buf(P, "k_cache", csz, kv, false, 0);
+    int vc = add_buf(P, "v_cache", csz, kv, false, 0);
+    if (f8) {
+        for (size_t i = 0; i < csz; i++) {
+            P->init[kc][i] = qr_f32_to_f8e4m3(frand());
+            P->init[vc][i] = qr_f32_to_f8e4m3(frand());
+        }
+    } else {
+        fill_bf16(P, kc, 0.0f, 1.0f);
+        fill_bf16(P, vc, 0.0f, 1.0f);
+    }
     int bt = add_buf(P, "block_tables", (size_t)S * mb * 4, QR_DTYPE_F32, false, 0);
     int sl = add_buf(P, "seq_lens", (size_t)S * 4, QR_DTYPE_F32, false, 0);
     int qs = add_buf(P, "q_start", (size_t)(S + 1) * 4, QR_DTYPE_F32, false, 0);
@@ -448,7 +467,7 @@ static void mk_attn_matmul(struct prob *P, int T, int ctx0, bool mixed, bool tra
     int y = add_buf(P, "y", (size_t)Tt * N * 4, QR_DTYPE_F32, true, 1e-4);
     fill_f32(P, y, 1.0f);
     new_node(P, QR_OP_ATTN);
-    P->node[0].a.attn = (struct qr_attn_args){.kv_dtype = QR_DTYPE_BF16, .n_tokens = Tt, .n_seqs = S, .n_heads = Hq,
+    P->node[0].a.attn = (struct qr_attn_args){.kv_dtype = kv, .n_tokens = Tt, .n_seqs = S, .n_heads = Hq,
                                               .n_kv_heads = Hk, .head_dim = hd, .block_size = bs,
                                               .max_blocks_per_seq = mb, .num_blocks = nblk, .ldq = ld, .ldo = K,
                                               .max_seq_len = ctx[0] > ctx[1] ? ctx[0] : ctx[1], .max_q_len = T,
@@ -515,28 +534,40 @@ int main(int argc, char **argv)
     /* problems: (kind, tokens) */
     /* kinds: 0/1 qkv post with/without q/k norm; 2/3 norm/SwiGLU + matmul; 4/5 the same, transient; 6/7 transient
      * with a second reader; 8 attn + o_proj; 9 the same, transient; 10 transient, with a decoding sequence;
-     * 11/12 the MLP (norm, gate_up, SwiGLU, down), transient or not */
+     * 11/12 the MLP (norm, gate_up, SwiGLU, down), transient or not.  f8: the KV cache in FP8 E4M3 (kinds 0, 1,
+     * 8-10) */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
     struct {
         int kind, T;
+        bool f8;
     } cases[] = {{0, 1},  {0, 7},  {1, 1},  {1, 7},  {2, 1},  {2, 3},  {3, 1},  {3, 3},  {2, 40},
                  {3, 40}, {4, 40}, {5, 40}, {4, 1}, {6, 40}, {7, 40}, {8, 40}, {9, 40}, {9, 3}, {10, 40},
-                 {11, 40}, {12, 40}, {11, 2}, {11, 1}, {11, 3}, {12, 1}, {12, 8}, {6, 1}, {7, 1}};
+                 {11, 40}, {12, 40}, {11, 2}, {11, 1}, {11, 3}, {12, 1}, {12, 8}, {6, 1}, {7, 1},
+                 {0, 1, true}, {0, 7, true}, {1, 7, true}, {8, 40, true}, {9, 3, true}, {10, 40, true}};
+#pragma GCC diagnostic pop
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct prob P;
         uint64_t key = 0xF0510000ull + 16 * c + 1;
         int kind = cases[c].kind;
+        const enum qr_dtype kv = cases[c].f8 ? QR_DTYPE_F8E4M3 : QR_DTYPE_BF16;
         if (kind <= 1)
-            mk_qkv_post(&P, cases[c].T, kind == 0, key);
+            mk_qkv_post(&P, cases[c].T, kind == 0, kv, key);
         else if (kind <= 7)
             mk_norm_or_silu_matmul(&P, cases[c].T, kind & 1, kind >= 4, kind >= 6, key);
         else if (kind <= 10)
-            mk_attn_matmul(&P, cases[c].T, 70, kind == 10, kind >= 9, key);
+            mk_attn_matmul(&P, cases[c].T, 70, kind == 10, kind >= 9, kv, key);
         else
             mk_mlp(&P, cases[c].T, kind == 12, key);
         uint8_t *ref[MAXB] = {0};
         int rc = run(&devs[0], &P, false, ref);
         CHECKF(rc == 0, "CPU reference run of %s", P.what);
         for (int d = 0; d < n_dev && rc == 0; d++) {
+            if (P.kv == QR_DTYPE_F8E4M3 && (!qr_dev_supports(devs[d].d, QR_OP_KV_STORE, P.kv) ||
+                                          !qr_dev_supports(devs[d].d, QR_OP_ATTN, P.kv))) {
+                printf("[%-6s] %-44s skipped: no %s KV cache\n", devs[d].name, P.what, qr_dtype_name(P.kv));
+                continue;
+            }
             uint8_t *got[MAXB] = {0};
             int r2 = run(&devs[d], &P, true, got);
             CHECKF(r2 == 0, "[%s] %s: run failed", devs[d].name, P.what);
