@@ -9,9 +9,9 @@
  * over batches of sequences (KV GB/s: what offline throughput is bound by).
  *
  *   cuda_kernel_lab [--quick | --attn | --gemm | --prefill | --attn-ncu]
- *     --attn: the checks, then attention timings only; --gemm: cuBLAS prompt GEMM timings; --prefill: the prompt
- *     RMSNorm / SwiGLU passes, 16-byte vs scalar, same bits?; --attn-ncu: one 8192 prompt launch of each
- *     pipelined wgmma variant and the warp-specialized one, for ncu
+ *     --attn: the checks, then attention timings only (decode over BF16 and FP8 E4M3 KV); --gemm: cuBLAS prompt
+ *     GEMM timings; --prefill: the prompt RMSNorm / SwiGLU passes, 16-byte vs scalar, same bits?; --attn-ncu: one
+ *     8192 prompt launch of each pipelined wgmma variant and the warp-specialized one, for ncu
  * Exit status 1 if a check fails.  Not part of ctest (needs a GPU). */
 #include "../attn.cu"
 #include "../attn_decode2.cu"
@@ -284,10 +284,20 @@ static void bench_gemv(int M, int N, int K, double cbw, bool fused = false)
     cudaFree(dy);
 }
 
-/* ---- attention: nseq sequences of the same shape, bf16 paged KV, shuffled blocks ---- */
+/* ---- attention: nseq sequences of the same shape, bf16 (or FP8 E4M3) paged KV, shuffled blocks ---- */
 struct attn_case {
     int ctx, qlen, H, KVH, D, bs, nseq = 1;
+    int kvt = QK_BF16;   /* QK_F8: an FP8 E4M3 cache (tc decode, mma.sync prompt kernel) */
 };
+
+/* host FP8 E4M3: CUDA's own conversion (round to nearest even, saturating), and the exact value of a byte */
+static uint8_t to_f8(float f) { return (uint8_t)__nv_cvt_float_to_fp8(f, __NV_SATFINITE, __NV_E4M3); }
+static float from_f8(uint8_t b)
+{
+    const int e = (b >> 3) & 15, m = b & 7;
+    float v = e == 15 && m == 7 ? NAN : e == 0 ? (float)m / 512.0f : ldexpf(1.0f + (float)m / 8.0f, e - 7);
+    return b & 0x80 ? -v : v;
+}
 
 typedef int (*prefill_fn)(qr_cuda_stream, const struct qr_cuda_attn *);
 static const struct {
@@ -316,8 +326,9 @@ static const struct {
 #define VARIANT_WG_TMA_PP (N_VARIANTS - 6)
 #define N_VARIANTS ((int)(sizeof k_variants / sizeof k_variants[0]))
 
-enum { DEC_V1 = 0, DEC_V2 = 1, DEC_TC = 2, DEC_TCM = 3 };   /* TCM: tc, the last split block merging */
-static const char *const k_dec_names[] = {"v1", "v2", "tc", "tc-lastmerge"};
+/* TCM: tc, the last split block merging; PF: the prompt kernel (where FP8 decodes go without tc) */
+enum { DEC_V1 = 0, DEC_V2 = 1, DEC_TC = 2, DEC_TCM = 3, DEC_PF = 4 };
+static const char *const k_dec_names[] = {"v1", "v2", "tc", "tc-lastmerge", "prompt kernel"};
 
 static void run_attn(const attn_case &c, bool check_it, bool bench, int variant = -1, int dec = DEC_V1)
 {
@@ -332,11 +343,20 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
         std::swap(table[i], table[j]);
     }
     size_t kvn = (size_t)(nbt > 0 ? nbt : 1) * c.KVH * c.bs * c.D;
-    std::vector<uint16_t> kc(kvn), vc(kvn);
+    const bool f8 = c.kvt == QK_F8;
+    std::vector<uint16_t> kc(f8 ? 0 : kvn), vc(f8 ? 0 : kvn);
+    std::vector<uint8_t> kc8(f8 ? kvn : 0), vc8(f8 ? kvn : 0);
     for (size_t i = 0; i < kvn; i++) {
-        kc[i] = to_bf16(frand());
-        vc[i] = to_bf16(frand());
+        if (f8) {
+            kc8[i] = to_f8(frand());
+            vc8[i] = to_f8(frand());
+        } else {
+            kc[i] = to_bf16(frand());
+            vc[i] = to_bf16(frand());
+        }
     }
+    auto kval = [&](size_t i) { return f8 ? from_f8(kc8[i]) : from_bf16(kc[i]); };
+    auto vval = [&](size_t i) { return f8 ? from_f8(vc8[i]) : from_bf16(vc[i]); };
     int ld = c.H * c.D;
     std::vector<float> q((size_t)S * c.qlen * ld), out((size_t)S * c.qlen * ld);
     for (auto &v : q)
@@ -347,12 +367,12 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
     struct qr_cuda_attn a = {};
     a.out = dev_copy(out);
     a.q = dev_copy(q);
-    a.k_cache = dev_copy(kc);
-    a.v_cache = dev_copy(vc);
+    a.k_cache = f8 ? (const void *)dev_copy(kc8) : (const void *)dev_copy(kc);
+    a.v_cache = f8 ? (const void *)dev_copy(vc8) : (const void *)dev_copy(vc);
     a.block_tables = dev_copy(table);
     a.seq_lens = dev_copy(seq_lens);
     a.q_start = dev_copy(q_start);
-    a.kv_dtype = QK_BF16;
+    a.kv_dtype = c.kvt;
     a.n_tokens = S * c.qlen;
     a.n_seqs = S;
     a.n_heads = c.H;
@@ -377,7 +397,7 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
     CK(cudaMalloc(&cnt, (size_t)S * c.KVH * sizeof(int)));
     CK(cudaMemset(cnt, 0, (size_t)S * c.KVH * sizeof(int)));
     auto launch = [&]() {
-        if (c.qlen == 1)
+        if (c.qlen == 1 && dec != DEC_PF)
             return dec == DEC_TC    ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm, NULL, 1)
                    : dec == DEC_TCM ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm, cnt, 1)
                    : dec == DEC_V2 ? cuda_launch_attn_decode2(0, &a, scr, n_sm)
@@ -387,9 +407,9 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
     CK((cudaError_t)launch());
     CK(cudaMemcpy(out.data(), a.out, out.size() * 4, cudaMemcpyDeviceToHost));
     char name[112];
-    snprintf(name, sizeof name, "attn %s ctx=%d q=%d H=%d/%d D=%d bs=%d seqs=%d %s",
+    snprintf(name, sizeof name, "attn %s ctx=%d q=%d H=%d/%d D=%d bs=%d seqs=%d %s%s",
              c.qlen == 1 ? "decode" : "prefill", c.ctx, c.qlen, c.H, c.KVH, c.D, c.bs, S,
-             variant >= 0 ? k_variants[variant].name : c.qlen == 1 ? k_dec_names[dec] : "");
+             variant >= 0 ? k_variants[variant].name : c.qlen == 1 ? k_dec_names[dec] : "", f8 ? " fp8" : "");
     if (check_it) {
         double num = 0, den = 0;
         std::vector<double> sc(c.ctx > 0 ? c.ctx : 1);
@@ -405,7 +425,7 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
                         size_t off = (((size_t)tb[k / c.bs] * c.KVH + g) * c.bs + k % c.bs) * c.D;
                         double s = 0;
                         for (int d = 0; d < c.D; d++)
-                            s += (double)qr[d] * from_bf16(kc[off + d]);
+                            s += (double)qr[d] * kval(off + d);
                         sc[k] = s * a.scale;
                         mx = sc[k] > mx ? sc[k] : mx;
                     }
@@ -416,7 +436,7 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
                         double r = 0;
                         for (int k = 0; k <= pos; k++) {
                             size_t off = (((size_t)tb[k / c.bs] * c.KVH + g) * c.bs + k % c.bs) * c.D;
-                            r += sc[k] * from_bf16(vc[off + d]);
+                            r += sc[k] * vval(off + d);
                         }
                         r /= sum;
                         double gv = out[((size_t)sq * c.qlen + i) * ld + h * c.D + d];
@@ -440,7 +460,7 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
         cudaEventElapsedTime(&ms, e0, e1);
         double t = ms * 1e-3 / reps;
         double flop = 4.0 * S * c.D * c.H * ((double)c.qlen * (c.ctx - c.qlen) + (double)c.qlen * (c.qlen + 1) / 2);
-        double bytes = 2.0 * S * c.ctx * c.KVH * c.D * 2;
+        double bytes = 2.0 * S * c.ctx * c.KVH * c.D * (f8 ? 1 : 2);
         printf("%-60s %9.2f us  %7.1f TFLOP/s  %7.1f GB/s (KV)\n", name, t * 1e6, flop / t / 1e12, bytes / t / 1e9);
     }
     cudaFree(a.out);
@@ -700,6 +720,25 @@ int main(int argc, char **argv)
         run_attn({95, 1, 32, 8, 128, 16, 300}, true, false, -1, dec);
         run_attn({9000, 1, 32, 8, 128, 16}, true, false, -1, dec);
     }
+    /* FP8 E4M3 KV: tc decode (1-byte tiles, fragments built in registers) with the same shapes, and the mma.sync
+     * prompt kernel (tiles converted to f16 in shared memory): odd lengths and block sizes, a chunk after a context */
+    for (int dec : {DEC_TC, DEC_TCM}) {
+        run_attn({333, 1, 8, 8, 128, 7, 1, QK_F8}, true, false, -1, dec);
+        run_attn({1, 1, 28, 4, 128, 16, 1, QK_F8}, true, false, -1, dec);
+        run_attn({2049, 1, 28, 4, 128, 16, 1, QK_F8}, true, false, -1, dec);
+        run_attn({517, 1, 32, 2, 64, 16, 1, QK_F8}, true, false, -1, dec);
+        run_attn({130, 1, 16, 2, 64, 5, 1, QK_F8}, true, false, -1, dec);
+        run_attn({700, 1, 32, 8, 128, 16, 40, QK_F8}, true, false, -1, dec);
+        run_attn({95, 1, 32, 8, 128, 16, 300, QK_F8}, true, false, -1, dec);
+        run_attn({9000, 1, 32, 8, 128, 16, 1, QK_F8}, true, false, -1, dec);
+        run_attn({0, 1, 32, 8, 128, 16, 1, QK_F8}, false, false, -1, dec);   /* empty context: must not fault */
+    }
+    run_attn({300, 300, 32, 8, 128, 16, 1, QK_F8}, true, false);
+    run_attn({333, 100, 16, 2, 128, 5, 1, QK_F8}, true, false);
+    run_attn({77, 13, 8, 8, 64, 16, 1, QK_F8}, true, false);
+    run_attn({1000, 65, 4, 2, 128, 16, 3, QK_F8}, true, false);
+    run_attn({2048, 512, 32, 8, 128, 64, 1, QK_F8}, true, false);
+    run_attn({1000, 1, 32, 8, 128, 16, 2, QK_F8}, true, false, -1, DEC_PF);   /* FP8 decodes without tc */
     if (attn_only) {   /* decode attention timings (single sequence and batched) and the 8192 prompt */
         for (int ctx : {512, 8192, 32768, 131072})
             for (int dec : {DEC_V2, DEC_TC, DEC_TCM})
@@ -708,7 +747,19 @@ int main(int argc, char **argv)
             run_attn({1536, 1, 32, 8, 128, 16, 128}, false, true, -1, dec);
             run_attn({1024, 1, 32, 8, 128, 16, 256}, false, true, -1, dec);
         }
+        /* FP8 E4M3 KV next to BF16 on the tc kernel: half the bytes per key (GB/s counts the bytes read) */
+        for (int ctx : {512, 8192, 32768, 131072})
+            for (int kvt : {QK_BF16, QK_F8})
+                for (int dec : {DEC_TC, DEC_TCM})
+                    run_attn({ctx, 1, 32, 8, 128, 16, 1, kvt}, false, true, -1, dec);
+        for (int kvt : {QK_BF16, QK_F8}) {
+            run_attn({1536, 1, 32, 8, 128, 16, 128, kvt}, false, true, -1, DEC_TC);
+            run_attn({1536, 1, 32, 8, 128, 16, 256, kvt}, false, true, -1, DEC_TC);
+            run_attn({1536, 1, 32, 8, 128, 64, 256, kvt}, false, true, -1, DEC_TC);
+            run_attn({1024, 1, 32, 8, 128, 16, 256, kvt}, false, true, -1, DEC_TC);
+        }
         run_attn({8192, 8192, 32, 8, 128, 16}, false, true);
+        run_attn({8192, 8192, 32, 8, 128, 16, 1, QK_F8}, false, true);   /* FP8 prompts: mma.sync, f16 tiles */
         if (cuda_attn_prefill_wg_available()) {
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_SERIAL);
