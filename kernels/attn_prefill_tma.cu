@@ -25,14 +25,25 @@
  *     under the other's products.
  * The per-warpgroup schedule (S_j and P V_{j-1} in flight, tile j's softmax
  * under P V_{j-1}), masks, numerics and outputs are attn_prefill_wg.cu's.
- * Needs a power-of-two block size >= 8 (else the default kernel runs). */
+ * Needs a power-of-two block size >= 8 (else the default kernel runs).
+ *
+ * FP8 E4M3 caches (F8): the boxes (R rows x 128 bytes, no swizzle) land in 32 KB staging stages; at the top of
+ * iteration j every thread converts its share of tile j to f16 (exact) into one of two f16 tile slots in the
+ * wgmma layout above, releases the staging stage and the MMAs read the slot.  Two block-wide named barriers per
+ * tile: before the conversion (slot j % 2 last held tile j - 2, whose P V both warpgroups must have waited for) and
+ * after it.  The math is f16 as in the other FP8 kernels; the producer runs a stage further ahead (staging is
+ * released at the conversion, not after P V). */
 #include "attn_wg.cuh"
+#include "qr_fp8.cuh"
 
 #include <cudaTypedefs.h>
 
 #define TMA_SMEM(st, bk) (WG_SMEM(st, bk) + (st) * 16)   /* + full[st], empty[st] */
+/* F8: staging stages of 2 * bk rows of 128 bytes, two f16 K + V tile slots, slack, key masks, barriers */
+#define TMA_SMEM_F8(st, bk) ((st) * 2 * (bk) * 128 + 4 * WG_TILE_BYTES(bk) + 1024 + (st) * (bk) / 8 + (st) * 16)
+#define TMA_F8_BAR 5   /* the named barrier of the conversion (1 and 2 are the turns') */
 
-template <typename T, int ST, int BK, bool PP>
+template <typename T, int ST, int BK, bool PP, bool F8 = false>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
     k_attn_prefill_tma(const struct qr_cuda_attn a, const __grid_constant__ CUtensorMap tmk,
                        const __grid_constant__ CUtensorMap tmv)
@@ -40,14 +51,19 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
 #ifdef QR_HAVE_WGMMA
     static_assert(WG_HPB == 2, "two warpgroups (heads of one GQA group) per block");
     static_assert(ST >= 3, "the pipelined schedule needs 3 stages or more");
+    static_assert(!F8 || (!PP && sizeof(T) == 2), "FP8 caches: f16 math, no turns");
     constexpr int TILE = WG_TILE_BYTES(BK);
+    constexpr uint32_t STG = 2 * BK * 128;                          /* F8: one staging stage (K rows, V rows) */
+    constexpr uint32_t TILES = F8 ? ST * STG + 4 * TILE : ST * 2 * TILE;
+    constexpr int AHEAD = F8 ? ST : ST - 1;                          /* tiles in flight before the first */
     constexpr int KMW = BK / 32;   /* key-valid words per stage */
     extern __shared__ __align__(1024) unsigned char tma_smem_raw[];
     const uint32_t raw = smem_u32(tma_smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
     unsigned char *sbase = tma_smem_raw + (base - raw);
-    const uint32_t bars = base + ST * 2 * TILE;                         /* full[ST], empty[ST]: 8 bytes each */
-    uint32_t *kmask = (uint32_t *)(sbase + ST * 2 * TILE + ST * 16);   /* [ST][KMW] */
+    const uint32_t bars = base + TILES;                         /* full[ST], empty[ST]: 8 bytes each */
+    uint32_t *kmask = (uint32_t *)(sbase + TILES + ST * 16);   /* [ST][KMW] */
+    const uint32_t hb = base + (F8 ? ST * STG : 0);            /* F8: the f16 slots, K then V, 2 * TILE each */
     auto full = [&](int st) { return bars + 8u * (uint32_t)st; };
     auto empty = [&](int st) { return bars + 8u * (uint32_t)(ST + st); };
 
@@ -92,25 +108,31 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
 #pragma unroll
             for (int w = 0; w < KMW; w++)
                 kmask[st * KMW + w] = m[w];
-            mb_arrive_expect_tx(full(st), 2 * TILE);   /* release: the words above are visible to the waiters */
+            mb_arrive_expect_tx(full(st), F8 ? STG : 2 * TILE);   /* release: the words above are visible */
         }
         __syncwarp();
         if (lane < nbox) {
             const int k = k0 + lane * R;
             const bool ok = k < kend && (uint32_t)nid < nblk;
             const int row = ok ? (int)((uint32_t)nid * rows_blk + row_h + (uint32_t)(k & (bs - 1))) : rows_total;
-            const uint32_t kt = base + st * 2 * TILE + lane * R * 128, vt = kt + TILE;
-            tma_load_2d(kt, &tmk, 0, row, full(st));
-            tma_load_2d(kt + BK * 128, &tmk, 64, row, full(st));
-            tma_load_2d(vt, &tmv, 0, row, full(st));
-            tma_load_2d(vt + BK * 128, &tmv, 64, row, full(st));
+            if constexpr (F8) {   /* whole 128-byte rows */
+                const uint32_t kt = base + st * STG + lane * R * 128;
+                tma_load_2d(kt, &tmk, 0, row, full(st));
+                tma_load_2d(kt + BK * 128, &tmv, 0, row, full(st));
+            } else {
+                const uint32_t kt = base + st * 2 * TILE + lane * R * 128, vt = kt + TILE;
+                tma_load_2d(kt, &tmk, 0, row, full(st));
+                tma_load_2d(kt + BK * 128, &tmk, 64, row, full(st));
+                tma_load_2d(vt, &tmv, 0, row, full(st));
+                tma_load_2d(vt + BK * 128, &tmv, 64, row, full(st));
+            }
         }
         fetch_id(k0 + BK);
     };
     if (tid < 32) {
         fetch_id(0);
 #pragma unroll
-        for (int p = 0; p < ST - 1; p++)
+        for (int p = 0; p < AHEAD; p++)
             if (p < n_tiles)
                 produce(p);
     }
@@ -152,10 +174,35 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
             nb_arrive(1, WG_HPB * 128);
     }
 
+    /* the K tile of tile t for the MMAs, its V tile */
+    auto ktile = [&](int t) { return F8 ? hb + (uint32_t)(t & 1) * 2 * TILE : base + (uint32_t)(t % ST) * 2 * TILE; };
+    auto vtile = [&](int t) { return ktile(t) + TILE; };
+    /* F8: tile t's staging bytes -> f16 slot t % 2 (8 bytes in, 16 out per chunk; 16 chunks per thread) */
+    auto convert = [&](int t) {
+        if constexpr (F8) {
+            nb_sync(TMA_F8_BAR, WG_HPB * 128);   /* both warpgroups are past tile t - 2's P V */
+            const unsigned char *stg = sbase + (t % ST) * STG;
+            const uint32_t dst0 = ktile(t);
+#pragma unroll 4
+            for (int c = tid; c < 2 * BK * 16; c += WG_HPB * 128) {
+                const int kv = c / (BK * 16), rc = c % (BK * 16), rr = rc >> 4, cc = rc & 15;
+                const uint4 h = qk_f8x8_h8(*(const uint2 *)(stg + kv * BK * 128 + rr * 128 + cc * 8));
+                const uint32_t dst = dst0 + kv * TILE + (cc >> 3) * (BK * 128) + rr * 128 + (((cc & 7) ^ (rr & 7)) << 4);
+                asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(h.x), "r"(h.y), "r"(h.z),
+                             "r"(h.w)
+                             : "memory");
+            }
+            release(t);               /* the staging stage goes back to the producer */
+            wg_fence_proxy_async();   /* generic-proxy stores, read by wgmma */
+            nb_sync(TMA_F8_BAR, WG_HPB * 128);
+        }
+    };
+
     if (n_tiles > 0) {
         wait_full(0);
+        convert(0);
         turn_wait();
-        wg_issue_s<T, BK>(sa, qa, base);
+        wg_issue_s<T, BK>(sa, qa, ktile(0));
         wg_commit();
         turn_pass(false);
         wg_wait<0>();
@@ -166,15 +213,16 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     }
     for (int j = 1; j < n_tiles; j++) {
         wait_full(j);
+        convert(j);
         turn_wait();
-        wg_issue_s<T, BK>(sa, qa, base + (j % ST) * 2 * TILE);
+        wg_issue_s<T, BK>(sa, qa, ktile(j));
         wg_commit();
-        wg_issue_pv<T, BK>(o, pa, base + ((j - 1) % ST) * 2 * TILE + TILE);
+        wg_issue_pv<T, BK>(o, pa, vtile(j - 1));
         wg_commit();
         turn_pass(false);
-        /* tile j + ST - 2 goes into the stage of tile j - 2, once every warp released it */
+        /* tile j + AHEAD - 1 goes into the stage of tile j + AHEAD - 1 - ST, once every warp released it */
         if (tid < 32) {
-            const int t = j + ST - 2;
+            const int t = j + AHEAD - 1;
             if (t < n_tiles) {
                 if (t >= ST)
                     mb_wait(empty(t % ST), (uint32_t)(((t - ST) / ST) & 1));
@@ -189,13 +237,14 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
             __trap();
         wg_wait<0>();   /* P V_{j-1} */
         wg_fence_regs<WG_D / 2>(o);
-        release(j - 1);
+        if constexpr (!F8)
+            release(j - 1);
         wg_rescale_o(o, al0, al1);
         wg_pack_p<T, BK>(pa, sa);
     }
     if (n_tiles > 0) {
         turn_wait();
-        wg_issue_pv<T, BK>(o, pa, base + ((n_tiles - 1) % ST) * 2 * TILE + TILE);
+        wg_issue_pv<T, BK>(o, pa, vtile(n_tiles - 1));
         wg_commit();
         turn_pass(true);
     }
@@ -226,34 +275,66 @@ static PFN_cuTensorMapEncodeTiled_v12000 tma_encoder(void)
     return fn;
 }
 
-/* the cache as a 2-D tensor [rows][128] of 16-bit elements, boxes of 64 columns x box_rows rows, 128-byte swizzle */
+/* the cache as a 2-D tensor [rows][128]: 16-bit elements in boxes of 64 columns x box_rows rows with the 128-byte
+ * swizzle, or FP8 bytes in boxes of whole rows, unswizzled (the conversion reads them) */
 static bool tma_map(CUtensorMap *m, PFN_cuTensorMapEncodeTiled_v12000 enc, const void *cache, int dtype,
                     uint64_t rows, int box_rows)
 {
+    const bool f8 = dtype == QK_F8;
     const cuuint64_t dims[2] = {WG_D, rows};
-    const cuuint64_t strides[1] = {WG_D * 2};
-    const cuuint32_t box[2] = {64, (cuuint32_t)box_rows};
+    const cuuint64_t strides[1] = {WG_D * (f8 ? 1u : 2u)};
+    const cuuint32_t box[2] = {f8 ? (cuuint32_t)WG_D : 64u, (cuuint32_t)box_rows};
     const cuuint32_t estr[2] = {1, 1};
-    CUresult r = enc(m, dtype == QK_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2,
-                     (void *)cache, dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                     CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    const CUtensorMapDataType dt = f8                ? CU_TENSOR_MAP_DATA_TYPE_UINT8
+                                   : dtype == QK_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                                      : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+    CUresult r = enc(m, dt, 2, (void *)cache, dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                     f8 ? CU_TENSOR_MAP_SWIZZLE_NONE : CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     return r == CUDA_SUCCESS;
 }
 
-template <typename T, int ST, int BK, bool PP>
+template <typename T, int ST, int BK, bool PP, bool F8 = false>
 static int tma_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const CUtensorMap &mk, const CUtensorMap &mv)
 {
+    constexpr int smem = F8 ? TMA_SMEM_F8(ST, BK) : TMA_SMEM(ST, BK);
     static bool raised;   /* per instantiation; idempotent, so a race is harmless */
     if (!raised) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill_tma<T, ST, BK, PP>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, TMA_SMEM(ST, BK));
+        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill_tma<T, ST, BK, PP, F8>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
         if (e != cudaSuccess)
             return (int)e;
         raised = true;
     }
     dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / WG_HPB), (unsigned)a->n_seqs);
-    k_attn_prefill_tma<T, ST, BK, PP><<<grid, WG_HPB * 128, TMA_SMEM(ST, BK), st>>>(*a, mk, mv);
+    k_attn_prefill_tma<T, ST, BK, PP, F8><<<grid, WG_HPB * 128, smem, st>>>(*a, mk, mv);
     return qk_launch_result();
+}
+
+/* an FP8 cache: head_dim 128, GQA groups of whole head pairs, a power-of-two block size >= 8, 16-byte aligned
+ * caches under 2^31 rows, and the driver's encoder; then cuda_launch_attn_prefill_tma takes it (on a device where
+ * cuda_attn_prefill_wg_available()) */
+extern "C" int cuda_attn_prefill_tma_f8_supported(const struct qr_cuda_attn *a)
+{
+    const int bs = a->block_size;
+    const uint64_t rows = (uint64_t)(a->num_blocks > 0 ? a->num_blocks : 0) * (uint64_t)(a->n_kv_heads > 0 ? a->n_kv_heads : 0) *
+                          (uint64_t)(bs > 0 ? bs : 0);
+    return a->kv_dtype == QK_F8 && a->head_dim == WG_D && a->n_kv_heads > 0 && a->n_heads % a->n_kv_heads == 0 &&
+           (a->n_heads / a->n_kv_heads) % WG_HPB == 0 && bs >= 8 && (bs & (bs - 1)) == 0 && rows > 0 &&
+           rows < (1ull << 31) && ((uintptr_t)a->k_cache & 15) == 0 && ((uintptr_t)a->v_cache & 15) == 0 &&
+           tma_encoder() != NULL;
+}
+
+static int tma_f8(qr_cuda_stream st, const struct qr_cuda_attn *a)
+{
+    const int bs = a->block_size;
+    const uint64_t rows = (uint64_t)a->num_blocks * (uint64_t)a->n_kv_heads * (uint64_t)bs;
+    const int box_rows = bs < 128 ? bs : 128;
+    CUtensorMap mk, mv;
+    PFN_cuTensorMapEncodeTiled_v12000 enc = tma_encoder();
+    if (!tma_map(&mk, enc, a->k_cache, QK_F8, rows, box_rows) || !tma_map(&mv, enc, a->v_cache, QK_F8, rows, box_rows))
+        return (int)cudaErrorInvalidValue;
+    return tma_launch<__half, 3, 128, false, true>(st, a, mk, mv);
 }
 
 /* checks the shape; where TMA cannot serve it (block size not a power of two >= 8, no encoder, a cache not 16-byte
@@ -263,6 +344,8 @@ static int tma_dispatch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
         return 0;
+    if (a->kv_dtype == QK_F8)   /* FP8 has no cp.async wgmma kernel to fall back to */
+        return cuda_attn_prefill_tma_f8_supported(a) ? tma_f8(st, a) : (int)cudaErrorInvalidValue;
     if (!cuda_attn_prefill_wg_supported(a->head_dim, a->kv_dtype, a->n_heads, a->n_kv_heads))
         return (int)cudaErrorInvalidValue;
     const int bs = a->block_size;

@@ -221,6 +221,11 @@ static bool attn_tc(const struct cuda_device *cd, const struct qr_attn_args *a)
 static qr_status attn_prompt(struct qr_stream *s, const struct qr_attn_args *a, struct qr_cuda_attn *k)
 {
     struct cuda_device *cd = cuda_dev(s->dev);
+    /* FP8 caches: the TMA kernel converts tiles to f16 in shared memory (QR_CUDA_ATTN_F8_TMA=0: mma.sync) */
+    if (cd->wg_attn && cd->f8_tma && a->kv_dtype == QR_DTYPE_F8E4M3 && cuda_attn_prefill_tma_f8_supported(k)) {
+        LAUNCH_TRY(s->dev, cuda_launch_attn_prefill_tma(cst(s), k));
+        return QR_OK;
+    }
     /* the wgmma kernel indexes cache rows (block, kv head, row) in 32 bits */
     if (cd->wg_attn && cuda_attn_prefill_wg_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads) &&
         (int64_t)a->num_blocks * a->n_kv_heads * a->block_size < ((int64_t)1 << 31))

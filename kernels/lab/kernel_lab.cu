@@ -641,6 +641,7 @@ int main(int argc, char **argv)
             run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_NOMIX);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_TMA);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, false, VARIANT_WG_TMA_PP);
+            run_attn({8192, 8192, 32, 8, 128, 64}, false, false, VARIANT_WG_TMA);
         }
         return g_fail ? 1 : 0;
     }
@@ -739,6 +740,17 @@ int main(int argc, char **argv)
     run_attn({1000, 65, 4, 2, 128, 16, 3, QK_F8}, true, false);
     run_attn({2048, 512, 32, 8, 128, 64, 1, QK_F8}, true, false);
     run_attn({1000, 1, 32, 8, 128, 16, 2, QK_F8}, true, false, -1, DEC_PF);   /* FP8 decodes without tc */
+    if (cuda_attn_prefill_wg_available()) {
+        /* FP8 prompts on the TMA kernel (tiles converted to f16 in shared memory): block sizes 8 / 16 / 64 / 256,
+         * several sequences, a chunk after a context, more tiles than stages, one token */
+        run_attn({300, 300, 32, 8, 128, 16, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({333, 100, 16, 2, 128, 8, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({1000, 65, 4, 2, 128, 16, 3, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({2048, 512, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({700, 300, 32, 8, 128, 256, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({1200, 1200, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({1, 1, 32, 8, 128, 16, 2, QK_F8}, true, false, VARIANT_WG_TMA);
+    }
     if (attn_only) {   /* decode attention timings (single sequence and batched) and the 8192 prompt */
         for (int ctx : {512, 8192, 32768, 131072})
             for (int dec : {DEC_V2, DEC_TC, DEC_TCM})
@@ -758,6 +770,11 @@ int main(int argc, char **argv)
             run_attn({1536, 1, 32, 8, 128, 64, 256, kvt}, false, true, -1, DEC_TC);
         run_attn({8192, 8192, 32, 8, 128, 16}, false, true);
         run_attn({8192, 8192, 32, 8, 128, 16, 1, QK_F8}, false, true);   /* FP8 prompts: mma.sync, f16 tiles */
+        if (cuda_attn_prefill_wg_available())   /* FP8 prompts on the TMA kernel, next to BF16 on it */
+            for (int kvt : {QK_BF16, QK_F8}) {
+                run_attn({8192, 8192, 32, 8, 128, 64, 1, kvt}, false, true, VARIANT_WG_TMA);
+                run_attn({32768, 4096, 32, 8, 128, 64, 1, kvt}, false, true, VARIANT_WG_TMA);
+            }
         if (cuda_attn_prefill_wg_available()) {
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG);
             run_attn({8192, 8192, 32, 8, 128, 16}, false, true, VARIANT_WG_SERIAL);
@@ -773,8 +790,10 @@ int main(int argc, char **argv)
             }
             /* larger KV blocks: TMA boxes of 64 / 128 rows instead of 16 */
             for (int bsz : {64, 128})
-                for (int v : {VARIANT_WG, VARIANT_WG_TMA, VARIANT_WG_TMA_PP})
+                for (int v : {VARIANT_WG, VARIANT_WG_TMA, VARIANT_WG_TMA_PP}) {
                     run_attn({8192, 8192, 32, 8, 128, bsz}, false, true, v);
+                    run_attn({32768, 4096, 32, 8, 128, bsz}, false, true, v);
+                }
             run_attn({512, 512, 32, 8, 128, 16}, false, true, VARIANT_WG);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, VARIANT_WG);
             run_attn({32768, 4096, 32, 8, 128, 16}, false, true, 4);
