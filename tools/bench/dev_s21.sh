@@ -35,3 +35,10 @@ python3 -c "
 import json;d=json.load(open('/tmp/cap.json'))
 print([(r.get('concurrency'), round(r.get('mean_ttft_ms',0),1)) for r in d['trials']])" 2>&1 | tail -1
 pkill -TERM -f "qrun serve" ; sleep 1
+echo "== vulkan: the reworked full GEMV fold (QR_VK_FUSE_GEMV=1) against the default"
+source /dev/stdin <<<"$(sed -n '/vkloader)/,/;;/p' tools/bench/h100.sh | sed '1d;$d')"
+for e in "X=1" "QR_VK_FUSE_GEMV=1"; do
+  printf '%-24s ' "$e"
+  env $e timeout 60 $B/qrun bench latency --backend vulkan --model $M --prompt-lens 512 --gen 128 --long-run 0 2>&1 |
+    grep -E "^512 " | awk '{print "TTFT", $3, "decode", $5}'
+done
