@@ -24,6 +24,7 @@ QR_CUDA_ATTN_F8_TMA=0 timeout 60 $B/qrun bench latency --backend cuda --model $M
     --gen 32 --long-run 0 2>&1 | grep -E -A2 "^prompt"
 timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 8192 --gen 32 --long-run 0 2>&1 |
     grep -E -A2 "^prompt"
+if [ "${FULL:-0}" = 1 ]; then   # the 200K run and serve capacity (H100 only: absolute numbers)
 echo "== 200K + 512 with FP8"
 timeout 100 $B/qrun bench throughput --backend cuda --model $M --max-model-len 262144 --num-prompts 1 \
     --input-len 200000 --output-len 512 --kv-dtype fp8 2>&1 | grep -E "Throughput|Elapsed|KV cache"
@@ -37,6 +38,7 @@ python3 -c "
 import json;d=json.load(open('/tmp/cap.json'))
 print([(r.get('concurrency'), round(r.get('mean_ttft_ms',0),1)) for r in d['trials']])" 2>&1 | tail -1
 pkill -TERM -f "qrun serve" ; sleep 1
+fi
 echo "== vulkan: the reworked full GEMV fold (QR_VK_FUSE_GEMV=1) against the default"
 source /dev/stdin <<<"$(sed -n '/vkloader)/,/;;/p' tools/bench/h100.sh | sed '1d;$d')"
 for e in "X=1" "QR_VK_FUSE_GEMV=1"; do
