@@ -8,9 +8,9 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1
 echo "== parity with the FP8 TMA prompt kernel on"
 QR_CUDA_ATTN_F8_TMA=1 timeout 60 $B/test_backend_ops -b cuda 2>&1 | grep -E "FAIL|passed" | tail -6
-QR_CUDA_ATTN_F8_TMA=1 timeout 40 $B/test_graph_fusion -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
+
 echo "== kernel lab checks (--quick)"
-timeout 60 $B/cuda_kernel_lab --quick > /tmp/lab.txt 2>&1; echo "lab rc $?"
+timeout 45 $B/cuda_kernel_lab --quick > /tmp/lab.txt 2>&1; echo "lab rc $?"
 grep -E -i "fail" /tmp/lab.txt | head -8; grep -E "fp8" /tmp/lab.txt | grep -E "wgmma tma" | head -8
 echo "== TTFT(8192): FP8 on the TMA kernel, FP8 on mma.sync (default), BF16"
 for e in "QR_CUDA_ATTN_F8_TMA=1 KV=fp8" "KV=fp8" "KV=bf16"; do
