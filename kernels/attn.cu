@@ -113,6 +113,18 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
     const int kend = min(ctx, ctx - qlen + tile_last + 1);   /* keys this block needs */
     const int n_tiles = kend > 0 ? (kend + PF_BK - 1) / PF_BK : 0;
 
+    /* key k's cache row (element offset of its K/V row) through the block table; false past kend or for a bad id */
+    auto key_row = [&](int k, int64_t &off) {
+        bool ok = false;
+        if (k < kend) {
+            const int64_t blk = table[k / a.block_size];
+            if (blk >= 0 && blk < a.num_blocks) {
+                off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)D;
+                ok = true;
+            }
+        }
+        return ok;
+    };
     /* FP8 caches: tile k0's K/V bytes into registers (fetch; zeros for masked keys), then converted to f16 into
      * stage st (put).  NCH chunks of 8 elements per thread and tensor. */
     constexpr int NTH = PF_WARPS * 32 * HPB;
@@ -124,16 +136,9 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
         const uint8_t *kc = (const uint8_t *)a.k_cache, *vc = (const uint8_t *)a.v_cache;
 #pragma unroll
         for (int j = 0; j < NCH; j++) {
-            const int c = threadIdx.x + j * NTH, r = c / CPR, d = (c % CPR) * 8, k = k0 + r;
+            const int c = threadIdx.x + j * NTH, r = c / CPR, d = (c % CPR) * 8;
             int64_t off = 0;
-            bool ok = false;
-            if (k < kend) {
-                int64_t blk = table[k / a.block_size];
-                if (blk >= 0 && blk < a.num_blocks) {
-                    off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)D;
-                    ok = true;
-                }
-            }
+            const bool ok = key_row(k0 + r, off);
             ok8[j] = ok;
             kr8[j] = ok ? *(const uint2 *)(kc + off + d) : make_uint2(0, 0);
             vr8[j] = ok ? *(const uint2 *)(vc + off + d) : make_uint2(0, 0);
@@ -153,16 +158,9 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
     /* gather one tile of K and V through the block table into stage st */
     auto load_tile = [&](int st, int k0) {
         for (int c = threadIdx.x; c < PF_BK * CPR; c += PF_WARPS * 32 * HPB) {
-            int r = c / CPR, d = (c % CPR) * 8, k = k0 + r;
+            int r = c / CPR, d = (c % CPR) * 8;
             int64_t off = 0;
-            bool ok = false;
-            if (k < kend) {
-                int64_t blk = table[k / a.block_size];
-                if (blk >= 0 && blk < a.num_blocks) {
-                    off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)D;
-                    ok = true;
-                }
-            }
+            const bool ok = key_row(k0 + r, off);
             if (d == 0)
                 kok[st][r] = ok;
             T *kd = &Ks[st][r * KS + d], *vd = &Vs[st][r * KS + d];
