@@ -672,10 +672,10 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         /* decode attention's first K/V gathers before the PDL wait (H100, eighth session: decode 266.3 -> 272.9
          * tok/s at 512); QR_CUDA_ATTN_EARLY=0 waits first */
         cd->attn_early = cuda_env_switch("QR_CUDA_ATTN_EARLY", true);
-        /* FP8 prompts on the Hopper TMA kernel (tiles converted to f16 in shared memory): written in the eleventh
-         * session without a GPU run (no machine could be started), so opt-in, QR_CUDA_ATTN_F8_TMA=1, until the
-         * parity test and the kernel lab have passed on an H100; FP8 prompts run on the mma.sync kernel */
-        cd->f8_tma = cuda_env_switch("QR_CUDA_ATTN_F8_TMA", false);
+        /* FP8 prompts on the Hopper TMA kernel (tiles converted to f16 in shared memory): on the H100 (twelfth
+         * session, dev_s23.sh) test_backend_ops 180/180 with it, TTFT(8192) 165.0 ms against 209.3 on the mma.sync
+         * kernel; QR_CUDA_ATTN_F8_TMA=0 keeps FP8 prompts on mma.sync */
+        cd->f8_tma = cuda_env_switch("QR_CUDA_ATTN_F8_TMA", true);
     }
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s%s", idx, dp.name, dp.major, dp.minor,
            dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)",

@@ -221,7 +221,7 @@ static bool attn_tc(const struct cuda_device *cd, const struct qr_attn_args *a)
 static qr_status attn_prompt(struct qr_stream *s, const struct qr_attn_args *a, struct qr_cuda_attn *k)
 {
     struct cuda_device *cd = cuda_dev(s->dev);
-    /* FP8 caches: the TMA kernel converts tiles to f16 in shared memory (opt-in QR_CUDA_ATTN_F8_TMA=1; else mma.sync) */
+    /* FP8 caches: the TMA kernel converts tiles to f16 in shared memory (QR_CUDA_ATTN_F8_TMA=0: mma.sync) */
     if (cd->wg_attn && cd->f8_tma && a->kv_dtype == QR_DTYPE_F8E4M3 && cuda_attn_prefill_tma_f8_supported(k)) {
         LAUNCH_TRY(s->dev, cuda_launch_attn_prefill_tma(cst(s), k));
         return QR_OK;
