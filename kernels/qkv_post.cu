@@ -25,35 +25,12 @@ __device__ __forceinline__ void qp_put(void *cache, int kv_dtype, int64_t i, flo
         ((float *)cache)[i] = v;
 }
 
-/* this thread's share of the prefetch ranges: chunks of at least 16 KB, one bulk prefetch each */
-__device__ __forceinline__ void qp_prefetch(const struct qk_l2_prefetch &pf)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const size_t nt = (size_t)gridDim.x * blockDim.x, tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const size_t bytes = pf.bytes[r];
-        if (!bytes)
-            continue;
-        size_t chunk = (bytes + nt - 1) / nt;
-        chunk = chunk < 16384 ? 16384 : (chunk + 15) & ~(size_t)15;
-        for (size_t off = tid * chunk; off < bytes; off += nt * chunk) {
-            const size_t n = bytes - off < chunk ? bytes - off : chunk;
-            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"((const char *)pf.ptr[r] + off),
-                         "r"((uint32_t)n)
-                         : "memory");
-        }
-    }
-#endif
-}
-
 template <bool NORM>
 __global__ void __launch_bounds__(QP_WARPS * 32)
     k_qkv_post(float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk,
                int wkt, float eps, const int32_t *pos, const float *inv_freq, float attn_factor, void *kc, void *vc,
-               const int32_t *slots, int kv_dtype, int block_size, int num_blocks, const struct qk_l2_prefetch pf)
+               const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
 {
-    qp_prefetch(pf);   /* weights only: before the wait */
     qk_pdl_wait();
     qk_pdl_trigger();
     const int heads = n_q + 2 * n_kv;
@@ -114,27 +91,21 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
 extern "C" int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd,
                                     const void *wq, int wqt, const void *wk, int wkt, float eps, const int32_t *pos,
                                     const float *inv_freq, float attn_factor, void *k_cache, void *v_cache,
-                                    const int32_t *slots, int kv_dtype, int block_size, int num_blocks,
-                                    const struct qk_l2_prefetch *pf)
+                                    const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
 {
     if (n_tokens <= 0)
         return 0;
     if (hd < 2 || (hd & 1) || n_q <= 0 || n_kv <= 0 || block_size <= 0)
         return (int)cudaErrorInvalidValue;
-    struct qk_l2_prefetch p = {};
-    if (pf)
-        for (int r = 0; r < 2; r++)
-            if (pf->ptr[r] && pf->bytes[r] && ((uintptr_t)pf->ptr[r] & 15) == 0 && pf->bytes[r] % 16 == 0)
-                p.ptr[r] = pf->ptr[r], p.bytes[r] = pf->bytes[r];
     int64_t rows = (int64_t)n_tokens * (n_q + 2 * n_kv);
     unsigned grid = qk_blocks(rows, QP_WARPS);
     if (wq && wk)
         qk_launch(k_qkv_post<true>, dim3(grid), dim3(QP_WARPS * 32), 0, st, qkv, ld, n_tokens, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, pos,
                                                          inv_freq, attn_factor, k_cache, v_cache, slots, kv_dtype,
-                                                         block_size, num_blocks, p);
+                                                         block_size, num_blocks);
     else
         qk_launch(k_qkv_post<false>, dim3(grid), dim3(QP_WARPS * 32), 0, st, qkv, ld, n_tokens, n_q, n_kv, hd, nullptr, 0, nullptr, 0, eps,
                                                           pos, inv_freq, attn_factor, k_cache, v_cache, slots,
-                                                          kv_dtype, block_size, num_blocks, p);
+                                                          kv_dtype, block_size, num_blocks);
     return qk_launch_result();
 }

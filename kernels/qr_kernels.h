@@ -144,21 +144,12 @@ size_t cuda_attn_decode_tc_scratch(const struct qr_cuda_attn *a, int n_sm);
 int cuda_launch_attn_decode_tc(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm,
                                int *counters, int early);
 
-/* byte ranges the kernel asks the L2 to fetch (cp.async.bulk.prefetch.L2, sm_90+; ignored before): the weights
- * of the GEMVs that follow, brought in while the latency-bound kernels between leave the memory idle.  ptr 16-byte
- * aligned, bytes a multiple of 16; NULL / 0: none */
-struct qk_l2_prefetch {
-    const void *ptr[2];
-    size_t bytes[2];
-};
-
-/* [q/k RMSNorm,] RoPE and the paged KV write of a fused qkv row, one kernel (qkv_post.cu).  pf may be NULL.
+/* [q/k RMSNorm,] RoPE and the paged KV write of a fused qkv row, one kernel (qkv_post.cu).
  * wq/wk NULL: no norm.  q heads at qkv, k heads at + n_q*hd, v heads at + (n_q+n_kv)*hd; rows ld apart. */
 int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd,
                          const void *wq, int wqt, const void *wk, int wkt, float eps, const int32_t *pos,
                          const float *inv_freq, float attn_factor, void *k_cache, void *v_cache,
-                         const int32_t *slots, int kv_dtype, int block_size, int num_blocks,
-                         const struct qk_l2_prefetch *pf);
+                         const int32_t *slots, int kv_dtype, int block_size, int num_blocks);
 
 /* decode GEMV with its input transformed on the fly (gemv_fused.cu):
  * xmode 0: plain (side must be NULL); xmode 1: x rows are [gate | up] (K each), input = silu(gate) * up;

@@ -676,13 +676,6 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
          * session, dev_s23.sh) test_backend_ops 180/180 with it, TTFT(8192) 165.0 ms against 209.3 on the mma.sync
          * kernel; QR_CUDA_ATTN_F8_TMA=0 keeps FP8 prompts on mma.sync */
         cd->f8_tma = cuda_env_switch("QR_CUDA_ATTN_F8_TMA", true);
-        /* L2 prefetch of the next GEMVs' weights from the one-token q/k-norm kernel (QR_CUDA_L2PF=0: off;
-         * QR_CUDA_L2PF_NEXT_MB: how much of the second one, gate_up) */
-        cd->l2pf = cd->cc >= 90 && cuda_env_switch("QR_CUDA_L2PF", true);
-        const char *pmb = getenv("QR_CUDA_L2PF_NEXT_MB");
-        cd->l2pf_next_mb = pmb && *pmb ? atoi(pmb) : 0;
-        if (cd->l2pf_next_mb < 0 || cd->l2pf_next_mb > 64)
-            cd->l2pf_next_mb = 0;
     }
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s%s", idx, dp.name, dp.major, dp.minor,
            dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)",

@@ -32,8 +32,6 @@ static bool at(const struct qr_view *a, const struct qr_view *base, size_t bytes
 }
 static bool half_dtype(enum qr_dtype t) { return t == QR_DTYPE_BF16 || t == QR_DTYPE_F16; }
 
-static bool gemv_path(struct qr_stream *s, const struct qr_matmul_args *m);
-
 /* [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE; returns the nodes consumed (0: no match) or a negative qr_status */
 static int fuse_qkv_post(struct qr_stream *s, const struct qr_node *nd, int n)
 {
@@ -66,30 +64,12 @@ static int fuse_qkv_post(struct qr_stream *s, const struct qr_node *nd, int n)
             nq->eps != nk->eps)
             return 0;
     }
-    /* one-token steps: the weights of the next two GEMVs (o_proj whole, the first MiBs of gate_up) to the L2 */
-    struct qk_l2_prefetch pf = {{NULL, NULL}, {0, 0}};
-    struct cuda_device *cd = cuda_dev(s->dev);
-    if (cd->l2pf && T == 1) {
-        int r = 0;
-        for (int j = i + 3; j < n && j < i + 12 && r < 2; j++) {
-            const struct qr_matmul_args *m = &nd[j].a.matmul;
-            if (nd[j].op != QR_OP_MATMUL)
-                continue;
-            if (!half_dtype(m->wtype) || !gemv_path(s, m))
-                break;
-            size_t bytes = (size_t)m->N * (size_t)m->K * 2;
-            if (r == 1 && bytes > ((size_t)cd->l2pf_next_mb << 20))
-                bytes = (size_t)cd->l2pf_next_mb << 20;
-            pf.ptr[r] = vp(&m->w);
-            pf.bytes[r++] = bytes & ~(size_t)15;
-        }
-    }
     /* the row must hold the q, k and v heads: checked by the unfused ops' own bounds in the core */
     LAUNCH_TRY(s->dev, cuda_launch_qkv_post(cst(s), vp(&rq->x), ld, T, Hq, Hk, hd, nq ? vp(&nq->w) : NULL,
                                             nq ? (int)nq->wtype : 0, nk ? vp(&nk->w) : NULL, nk ? (int)nk->wtype : 0,
                                             nq ? nq->eps : 0.0f, vp(&rq->pos), vp(&rq->inv_freq), rq->attn_factor,
                                             vp(&kv->k_cache), vp(&kv->v_cache), vp(&kv->slots), (int)kv->kv_dtype,
-                                            kv->block_size, kv->num_blocks, &pf));
+                                            kv->block_size, kv->num_blocks));
     return i + 3;
 }
 

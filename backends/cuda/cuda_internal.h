@@ -20,10 +20,6 @@ struct cuda_device {
      * (QR_CUDA_DECODE_TC), 16-bit gate_up output at prompt sizes (QR_CUDA_GU16), every prompt-step f32
      * intermediate written (QR_CUDA_KEEP_INTERMEDIATES) */
     bool decode_tc, gu16, keep_intermediates, prefill_vec, attn_lastmerge, attn_early, f8_tma;
-    /* one-token steps: the q/k-norm kernel has the L2 prefetch the next GEMV's weights (o_proj) and the first
-     * l2pf_next_mb MiB of the one after (gate_up), while attention leaves the memory idle (sm_90+) */
-    bool l2pf;
-    int l2pf_next_mb;
     char name[128];
 };
 
