@@ -6,6 +6,8 @@
 # matmul_gemv<MR>: MR rows of x per workgroup (the dispatch picks the smallest MR >= M); matmul_gemvf<MR>: the same
 # with the RMSNorm / SwiGLU neighbours folded in (11 bindings); matmul_gemvs1: SwiGLU folded into the input, staged per
 # round in shared memory (one x row); matmul_gemv1w: 256-thread workgroups (QR_VK_GEMV_WG=256).
+# matmul_cm3: the pipelined prompt GEMM, 8 subgroups of 64 x 32 (QR_VK_CM3=1); matmul_cm3b: 4 subgroups of 64 x 64
+# (QR_VK_CM3=2).
 set(QR_SHADER_VARIANTS
   "embed_f32|embed.comp|W_TYPE=0|-"
   "embed_f16|embed.comp|W_TYPE=1|-"
@@ -52,6 +54,12 @@ set(QR_SHADER_VARIANTS
   "matmul_cm2_f32|matmul_cm2.comp|W_TYPE=0,QR_COOPMAT_NV=1|coopmat_nv"
   "matmul_cm2_f16|matmul_cm2.comp|W_TYPE=1,QR_COOPMAT_NV=1|coopmat_nv"
   "matmul_cm2_bf16|matmul_cm2.comp|W_TYPE=2,QR_COOPMAT_NV=1|coopmat_nv"
+  "matmul_cm3_f32|matmul_cm3.comp|W_TYPE=0,QR_COOPMAT_NV=1|coopmat_nv"
+  "matmul_cm3_f16|matmul_cm3.comp|W_TYPE=1,QR_COOPMAT_NV=1|coopmat_nv"
+  "matmul_cm3_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1|coopmat_nv"
+  "matmul_cm3b_f32|matmul_cm3.comp|W_TYPE=0,QR_COOPMAT_NV=1,NSG=4|coopmat_nv"
+  "matmul_cm3b_f16|matmul_cm3.comp|W_TYPE=1,QR_COOPMAT_NV=1,NSG=4|coopmat_nv"
+  "matmul_cm3b_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,NSG=4|coopmat_nv"
   "rmsnorm|rmsnorm.comp|PREFETCH_W=1|-"
   "rmsnorm_late_w|rmsnorm.comp||-"
   "rope|rope.comp||-"

@@ -104,6 +104,9 @@ static const struct tcase k_cases[] = {
     {QR_OP_MATMUL, F16, 129, 257, 64},
     {QR_OP_MATMUL, F32, 70, 520, 128, 0, F_ACCUM},
     {QR_OP_MATMUL, BF16, 256, 512, 2560},
+    /* ... one K slice (the pipelined matmul_cm3's prologue alone) and five (odd: both of its stages, then a tail) */
+    {QR_OP_MATMUL, BF16, 65, 130, 32, 0, F_BIAS},
+    {QR_OP_MATMUL, F16, 300, 257, 160, 4, F_ACCUM},
     /* GEMV variants (x rows per workgroup 1/2/4/8): M = 3, 6, 8, 12; vector rounds with a predicated tail */
     {QR_OP_MATMUL, BF16, 3, 67, 264},
     {QR_OP_MATMUL, F16, 6, 31, 2056, 0, F_ACCUM},

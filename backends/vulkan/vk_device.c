@@ -370,6 +370,8 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f12};
     bool want_coop = false, want_wide = false;
     const bool sw_cm2 = env_switch("QR_VK_CM2", false), sw_attn_cm2 = env_switch("QR_VK_ATTN_CM2", true);
+    const char *cm3_env = getenv("QR_VK_CM3");
+    const int sw_cm3 = cm3_env && (atoi(cm3_env) == 1 || atoi(cm3_env) == 2) ? atoi(cm3_env) : 0;
     VkPhysicalDeviceWorkgroupMemoryExplicitLayoutFeaturesKHR wgf = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_WORKGROUP_MEMORY_EXPLICIT_LAYOUT_FEATURES_KHR};
 #ifdef QR_GLSLC_HAS_COOPMAT_NV
@@ -387,7 +389,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         want_coop = q.cooperativeMatrix;
         /* the wide GEMM (matmul_cm2) stages its tiles through a second, vector view of workgroup memory */
         want_wide = qw.workgroupMemoryExplicitLayout && qw.workgroupMemoryExplicitLayout16BitAccess &&
-                    (sw_cm2 || sw_attn_cm2);
+                    (sw_cm2 || sw_attn_cm2 || sw_cm3);
     }
     if (want_coop) {
         exts[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
@@ -431,6 +433,17 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     /* matmul_cm with W staged k-major (no transposed fragment loads): written without a GPU, QR_VK_CM_BT=1 */
     d->cm_bt = d->use_coopmat && env_switch("QR_VK_CM_BT", false) && vk_pipe_find("matmul_cm_bt_bf16") >= 0;
     d->attn_cm2 = d->use_coopmat && want_wide && sw_attn_cm2 && vk_pipe_find("attn_cm2") >= 0;
+    /* the software-pipelined prompt GEMM (two shared stages, one barrier per K slice; written without a GPU):
+     * QR_VK_CM3=1 matmul_cm3 (8 subgroups of 64 x 32), QR_VK_CM3=2 matmul_cm3b (4 subgroups of 64 x 64).  Both need
+     * the explicit workgroup layout (aliased stages) and 40 KiB of shared memory; otherwise matmul_cm stays */
+    if (sw_cm3) {
+        const char *v = sw_cm3 == 2 ? "matmul_cm3b_bf16" : "matmul_cm3_bf16";
+        d->cm3 = d->use_coopmat && want_wide && vk_pipe_find(v) >= 0 &&
+                 d->props.limits.maxComputeSharedMemorySize >= VK_CM3_SMEM ? sw_cm3 : 0;
+        qr_log(QR_LOG_INFO, "vulkan: QR_VK_CM3=%d: prompt GEMM %s", sw_cm3,
+               d->cm3 ? v : !d->use_coopmat ? "matmul_cm* unused (no cooperative matrices)"
+                          : "matmul_cm (no workgroup explicit layout, shared memory or variant)");
+    }
     /* A/B switches of the decode fusions, read once here (QR_VK_NO_FUSE turns every fusion off) */
     /* the RMSNorm / SwiGLU folds into the decode GEMV lost on the H100 (decode 170.6 -> 155.7 tok/s with them,
      * docs/PERF.md, eighth session): opt-in with QR_VK_FUSE_GEMV=1; the KV write folded into q/k norm + RoPE won

@@ -173,6 +173,14 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
             tile_n = 256;
         }
     }
+    /* the pipelined GEMM (QR_VK_CM3): same 128 x 128 tiles and vector-path conditions; wins over QR_VK_CM2 */
+    if (kind == 2 && vec && d->cm3 && !(j->flags & QR_MM_SILU)) {
+        int p3 = pipe_named(d->cm3 == 2 ? "matmul_cm3b_%s" : "matmul_cm3_%s", sfx);
+        if (p3 >= 0) {
+            pipe = p3;
+            tile_n = 128;
+        }
+    }
     if (fused && !vec) return qr_set_error(QR_E_INTERNAL, "vulkan: a fused GEMV needs 16-byte aligned rows");
     /* SwiGLU folded into one x row: the variant that stages each round's inputs in shared memory (U * SG * 8 floats) */
     if (kind == 0 && (j->flags & QR_MM_SILU) && j->M == 1 && vec && d->swiglu_sh &&

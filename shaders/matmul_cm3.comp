@@ -1,0 +1,165 @@
+#version 450
+// Cooperative-matrix GEMM for prompts, software-pipelined (GL_NV_cooperative_matrix, fp16 inputs, f32
+// accumulation): y[m, n] = x[m, :] . W[n, :].  Same numerics as matmul_cm.comp (x and W clamped to +-65504 and
+// converted to fp16, f32 accumulators, bias and residual added at the store).  128 x 128 tile, BK = 32:
+//   - two shared-memory stages and one barrier per K slice: slice t+1 is converted and stored into the other
+//     stage, and slice t+2 is fetched from global memory into registers (16-byte loads), before the tensor cores
+//     work on slice t; the barrier after the MMAs publishes slice t+1 and frees stage t for slice t+2;
+//   - stores into the stages are 8 bytes (x, f32 W: 4 halves) or 16 bytes (16-bit W: 8 halves), rows padded to
+//     80 bytes so the fragment loads (8 rows of 16 bytes) hit distinct banks;
+//   - NSG subgroups in an SGM x (NSG / SGM) grid: NSG 8, SGM 2 (matmul_cm3_*): 64 x 32 per subgroup, 4 x 2
+//     fragments; NSG 4 (matmul_cm3b_*): 64 x 64, 4 x 4 fragments (more MMAs per fragment load, fewer warps);
+//   - the epilogue reuses the stages: 16 rows of a subgroup's fragments at a time, written as whole 128-byte rows.
+// Vector path only: K % 32 == 0 and 16-byte aligned rows (QR_MM_VEC; the host uses matmul_cm.comp otherwise).
+// The tiles alias through GL_EXT_shared_memory_block (VK_KHR_workgroup_memory_explicit_layout, as matmul_cm2).
+#extension GL_GOOGLE_include_directive : require
+#extension GL_NV_cooperative_matrix : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_EXT_shared_memory_block : require
+#include "pc/matmul.h"
+#include "include/common.glsl"
+#ifndef NSG
+#define NSG 8
+#endif
+#ifndef SGM
+#define SGM 2
+#endif
+#define NT (NSG * 32)
+layout(local_size_x = NT) in;
+#include "include/mm_io.glsl"
+#include "include/wload.glsl"
+
+#define BM 128
+#define BN 128
+#define BK 32
+#define SA 40                    // row stride in halves (BK + 8: 80 bytes)
+#define STAGE ((BM + BN) * SA)   // halves per stage: BM rows of x, then BN rows of W
+#define WM (BM / SGM)            // rows of the tile per subgroup
+#define WN (BN / (NSG / SGM))    // columns per subgroup
+#define FM (WM / 16)
+#define FN (WN / 16)
+#define XQ (BM * BK / 4 / NT)    // vec4 of x per thread and slice
+#if W_TYPE == QR_PC_F32
+#define WQ (BN * BK / 4 / NT)    // vec4 of W
+#else
+#define WQ (BN * BK / 8 / NT)    // uvec4 (8 weights) of W
+#endif
+
+// views of one workgroup memory (shared blocks alias): 8- and 16-byte stores, fragment loads, the epilogue
+shared S2 { uvec2 v[2 * STAGE / 4]; } s2;
+shared S4 { uvec4 v[2 * STAGE / 8]; } s4;
+shared SH { float16_t h[2 * STAGE]; } sh;
+shared SC { float c[NSG][16 * WN]; } sc;
+
+// 4 values -> 4 fp16 as two words (the conversion of matmul_cm.comp's h16)
+uvec2 h16x4(vec4 v) {
+    f16vec4 h = f16vec4(clamp(v, vec4(-65504.0), vec4(65504.0)));
+    return uvec2(packFloat2x16(h.xy), packFloat2x16(h.zw));
+}
+
+void main() {
+    int m0 = int(gl_WorkGroupID.y) * BM, nb = int(gl_WorkGroupID.x) * BN;
+    int tid = int(gl_LocalInvocationID.x);
+    uint sg = gl_SubgroupID;
+    int wm = int(sg % uint(SGM)) * WM, wn = int(sg / uint(SGM)) * WN;
+    fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[FM][FN];
+    for (int i = 0; i < FM; i++)
+        for (int j = 0; j < FN; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+
+    // thread tid loads x rows tid / 8 + q * NT / 8, column (tid % 8) * 4 of the slice (8 threads: 128 bytes)
+    const int xc = (tid % 8) * 4;
+    uint xrow[XQ];
+    for (int q = 0; q < XQ; q++) {
+        int r = tid / 8 + q * (NT / 8);
+        xrow[q] = m0 + r < pc.M ? x_row(m0 + r) + uint(xc) : 0xFFFFFFFFu;
+    }
+    vec4 xr[XQ];
+#if W_TYPE == QR_PC_F32
+    // W rows tid / 8 + q * NT / 8, 4 weights at (tid % 8) * 4
+    const int wc = (tid % 8) * 4, wr0 = tid / 8, wstep = NT / 8;
+    vec4 wr[WQ];
+#else
+    // W rows tid / 4 + q * NT / 4, 8 weights at (tid % 4) * 8 (4 threads: 64 bytes)
+    const int wc = (tid % 4) * 8, wr0 = tid / 4, wstep = NT / 4;
+    uvec4 wr[WQ];
+#endif
+    uint wrow[WQ];
+    for (int q = 0; q < WQ; q++) {
+        int r = nb + wr0 + q * wstep;
+        wrow[q] = r < pc.N ? uint(pc.w_off) + uint(r) * uint(pc.K) + uint(wc) : 0xFFFFFFFFu;
+    }
+
+#define FETCH(k0) { \
+        for (int q = 0; q < XQ; q++) \
+            xr[q] = xrow[q] != 0xFFFFFFFFu ? xv[(xrow[q] + uint(k0)) >> 2] : vec4(0.0); \
+        FETCH_W(k0) }
+#if W_TYPE == QR_PC_F32
+#define FETCH_W(k0) \
+        for (int q = 0; q < WQ; q++) \
+            wr[q] = wrow[q] != 0xFFFFFFFFu ? uintBitsToFloat(wv[(wrow[q] + uint(k0)) >> 2]) : vec4(0.0);
+#else
+#define FETCH_W(k0) \
+        for (int q = 0; q < WQ; q++) \
+            wr[q] = wrow[q] != 0xFFFFFFFFu ? wv[(wrow[q] + uint(k0)) >> 3] : uvec4(0u);
+#endif
+    // element offsets (halves) of this thread's first x and W stores inside a stage
+    const uint xs0 = uint((tid / 8) * SA + xc);
+    const uint ws0 = uint(BM * SA + wr0 * SA + wc);
+#define STORE(st) { \
+        uint base = (st) * uint(STAGE); \
+        for (int q = 0; q < XQ; q++) \
+            s2.v[(base + xs0 + uint(q * (NT / 8) * SA)) >> 2] = h16x4(xr[q]); \
+        STORE_W(base) }
+#if W_TYPE == QR_PC_F32
+#define STORE_W(base) \
+        for (int q = 0; q < WQ; q++) \
+            s2.v[((base) + ws0 + uint(q * wstep * SA)) >> 2] = h16x4(wr[q]);
+#else
+#define STORE_W(base) \
+        for (int q = 0; q < WQ; q++) { \
+            vec4 lo, hi; \
+            w_unpack8(wr[q], lo, hi); \
+            s4.v[((base) + ws0 + uint(q * wstep * SA)) >> 3] = uvec4(h16x4(lo), h16x4(hi)); \
+        }
+#endif
+
+    int nk = pc.K / BK;
+    if (nk > 0) {
+        FETCH(0)
+        STORE(0u)
+        if (nk > 1) FETCH(BK)
+        barrier();
+        for (int t = 0; t < nk; t++) {
+            uint st = uint(t) & 1u;
+            if (t + 1 < nk) {   // registers hold slice t+1: into the free stage, then fetch slice t+2
+                STORE(st ^ 1u)
+                if (t + 2 < nk) FETCH((t + 2) * BK)
+            }
+            uint ab = st * uint(STAGE) + uint(wm * SA), bb = st * uint(STAGE) + uint((BM + wn) * SA);
+            for (int kk = 0; kk < BK; kk += 16) {
+                fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[FM];
+                for (int i = 0; i < FM; i++)
+                    coopMatLoadNV(a[i], sh.h, ab + uint(i * 16 * SA + kk), uint(SA), false);
+                for (int j = 0; j < FN; j++) {
+                    fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> b;
+                    coopMatLoadNV(b, sh.h, bb + uint(j * 16 * SA + kk), uint(SA), true);
+                    for (int i = 0; i < FM; i++) acc[i][j] = coopMatMulAddNV(a[i], b, acc[i][j]);
+                }
+            }
+            barrier();   // slice t+1 visible; stage st free for slice t+2
+        }
+    }
+    // epilogue: the last barrier above ended every read of the stages, which SC aliases
+    uint lane = gl_SubgroupInvocationID;
+    for (int i = 0; i < FM; i++) {
+        for (int j = 0; j < FN; j++) coopMatStoreNV(acc[i][j], sc.c[sg], uint(j * 16), uint(WN), false);
+        subgroupBarrier();
+        for (uint e = lane; e < uint(16 * WN); e += 32u) {
+            int m = m0 + wm + i * 16 + int(e / uint(WN)), n = nb + wn + int(e % uint(WN));
+            if (m < pc.M && n < pc.N) y_store(m, n, sc.c[sg][e]);
+        }
+        subgroupBarrier();
+    }
+}
