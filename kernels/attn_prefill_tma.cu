@@ -27,21 +27,23 @@
  * under P V_{j-1}), masks, numerics and outputs are attn_prefill_wg.cu's.
  * Needs a power-of-two block size >= 8 (else the default kernel runs).
  *
- * FP8 E4M3 caches (F8): the boxes (R rows x 128 bytes, no swizzle) land in 32 KB staging stages; at the top of
- * iteration j every thread converts its share of tile j to f16 (exact) into one of two f16 tile slots in the
- * wgmma layout above, releases the staging stage and the MMAs read the slot.  Two block-wide named barriers per
- * tile: before the conversion (slot j % 2 last held tile j - 2, whose P V both warpgroups must have waited for) and
- * after it.  The math is f16 as in the other FP8 kernels; the producer runs a stage further ahead (staging is
- * released at the conversion, not after P V). */
+ * FP8 E4M3 caches (F8): the boxes (R rows x 128 bytes, no swizzle) land in two 32 KB staging stages; every thread
+ * converts its share of a tile to f16 (exact) into f16 slots in the wgmma layout above: K slots t % 2, V slots
+ * t % 3, so tile j + 1 is converted in iteration j while S_j and P V_{j-1} run on the tensor cores (K_{j-1} and
+ * V_{j-2}, whose slots it takes, are done).  One block-wide named barrier per tile, at the top of iteration j:
+ * tile j is converted and both warpgroups are past iteration j - 1.  A conversion releases its staging stage and
+ * warp 0 refills it with tile t + 2; the tile's key-valid words are kept in registers.  The math is f16 as in the
+ * other FP8 kernels. */
 #include "attn_wg.cuh"
 #include "qr_fp8.cuh"
 
 #include <cudaTypedefs.h>
 
 #define TMA_SMEM(st, bk) (WG_SMEM(st, bk) + (st) * 16)   /* + full[st], empty[st] */
-/* F8: staging stages of 2 * bk rows of 128 bytes, two f16 K + V tile slots, slack, key masks, barriers */
-#define TMA_SMEM_F8(st, bk) ((st) * 2 * (bk) * 128 + 4 * WG_TILE_BYTES(bk) + 1024 + (st) * (bk) / 8 + (st) * 16)
-#define TMA_F8_BAR 5   /* the named barrier of the conversion (1 and 2 are the turns') */
+/* F8: staging stages of 2 * bk rows of 128 bytes, two f16 K slots and three V slots, slack, key masks, barriers
+ * (ST 2, BK 128: 230,464 bytes) */
+#define TMA_SMEM_F8(st, bk) ((st) * 2 * (bk) * 128 + 5 * WG_TILE_BYTES(bk) + 1024 + (st) * (bk) / 8 + (st) * 16)
+#define TMA_F8_BAR 5   /* the named barrier of the conversions (1 and 2 are the turns') */
 
 template <typename T, int ST, int BK, bool PP, bool F8 = false>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
@@ -50,11 +52,12 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
 {
 #ifdef QR_HAVE_WGMMA
     static_assert(WG_HPB == 2, "two warpgroups (heads of one GQA group) per block");
-    static_assert(ST >= 3, "the pipelined schedule needs 3 stages or more");
+    static_assert(ST >= 3 || F8, "the pipelined schedule needs 3 stages or more (FP8: staging stages, 2)");
     static_assert(!F8 || (!PP && sizeof(T) == 2), "FP8 caches: f16 math, no turns");
     constexpr int TILE = WG_TILE_BYTES(BK);
     constexpr uint32_t STG = 2 * BK * 128;                          /* F8: one staging stage (K rows, V rows) */
-    constexpr uint32_t TILES = F8 ? ST * STG + 4 * TILE : ST * 2 * TILE;
+    static_assert(!F8 || ST == 2, "FP8: two staging stages (the shared memory holds no more)");
+    constexpr uint32_t TILES = F8 ? ST * STG + 5 * TILE : ST * 2 * TILE;
     constexpr int AHEAD = F8 ? ST : ST - 1;                          /* tiles in flight before the first */
     constexpr int KMW = BK / 32;   /* key-valid words per stage */
     extern __shared__ __align__(1024) unsigned char tma_smem_raw[];
@@ -63,7 +66,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     unsigned char *sbase = tma_smem_raw + (base - raw);
     const uint32_t bars = base + TILES;                         /* full[ST], empty[ST]: 8 bytes each */
     uint32_t *kmask = (uint32_t *)(sbase + TILES + ST * 16);   /* [ST][KMW] */
-    const uint32_t hb = base + (F8 ? ST * STG : 0);            /* F8: the f16 slots, K then V, 2 * TILE each */
+    const uint32_t hb = base + (F8 ? ST * STG : 0);            /* F8: the f16 slots, 2 K then 3 V, TILE each */
     auto full = [&](int st) { return bars + 8u * (uint32_t)st; };
     auto empty = [&](int st) { return bars + 8u * (uint32_t)(ST + st); };
 
@@ -175,32 +178,81 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     }
 
     /* the K tile of tile t for the MMAs, its V tile */
-    auto ktile = [&](int t) { return F8 ? hb + (uint32_t)(t & 1) * 2 * TILE : base + (uint32_t)(t % ST) * 2 * TILE; };
-    auto vtile = [&](int t) { return ktile(t) + TILE; };
-    /* F8: tile t's staging bytes -> f16 slot t % 2 (8 bytes in, 16 out per chunk; 16 chunks per thread) */
-    auto convert = [&](int t) {
+    auto ktile = [&](int t) { return F8 ? hb + (uint32_t)(t & 1) * TILE : base + (uint32_t)(t % ST) * 2 * TILE; };
+    auto vtile = [&](int t) { return F8 ? hb + (uint32_t)(2 + t % 3) * TILE : ktile(t) + TILE; };
+    /* F8: tile t's staging bytes -> its f16 slots (8 bytes in, 16 out per chunk; 16 chunks per thread) and its
+     * key-valid words -> km; then the stage goes back and warp 0 refills it with tile t + ST */
+    auto convert = [&](int t, uint32_t (&km)[KMW]) {
         if constexpr (F8) {
-            nb_sync(TMA_F8_BAR, WG_HPB * 128);   /* both warpgroups are past tile t - 2's P V */
+            wait_full(t);
+#pragma unroll
+            for (int w = 0; w < KMW; w++)
+                km[w] = kmask[(t % ST) * KMW + w];
             const unsigned char *stg = sbase + (t % ST) * STG;
-            const uint32_t dst0 = ktile(t);
+            const uint32_t kd = ktile(t), vd = vtile(t);
 #pragma unroll 4
             for (int c = tid; c < 2 * BK * 16; c += WG_HPB * 128) {
                 const int kv = c / (BK * 16), rc = c % (BK * 16), rr = rc >> 4, cc = rc & 15;
                 const uint4 h = qk_f8x8_h8(*(const uint2 *)(stg + kv * BK * 128 + rr * 128 + cc * 8));
-                const uint32_t dst = dst0 + kv * TILE + (cc >> 3) * (BK * 128) + rr * 128 + (((cc & 7) ^ (rr & 7)) << 4);
+                const uint32_t dst = (kv ? vd : kd) + (cc >> 3) * (BK * 128) + rr * 128 + (((cc & 7) ^ (rr & 7)) << 4);
                 asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(h.x), "r"(h.y), "r"(h.z),
                              "r"(h.w)
                              : "memory");
             }
-            release(t);               /* the staging stage goes back to the producer */
             wg_fence_proxy_async();   /* generic-proxy stores, read by wgmma */
-            nb_sync(TMA_F8_BAR, WG_HPB * 128);
+            __syncwarp();
+            release(t);   /* the staging stage goes back to the producer */
+            if (tid < 32 && t + ST < n_tiles) {
+                mb_wait(empty(t % ST), (uint32_t)((t / ST) & 1));
+                produce(t + ST);
+            }
         }
     };
 
+    if constexpr (F8) {
+        uint32_t kmc[KMW], kmn[KMW];
+        auto softmax8 = [&](int t, float &al0, float &al1) {
+            wg_apply_masks<BK>(sa, kmc, t * BK, r.pos_min, r.pos0, r.pos1, t4);
+            pf_softmax<BK / 8>(sa, m0, m1, l0, l1, al0, al1);
+        };
+        if (n_tiles > 0) {
+            convert(0, kmc);
+            nb_sync(TMA_F8_BAR, WG_HPB * 128);   /* tile 0 converted */
+            wg_issue_s<T, BK>(sa, qa, ktile(0));
+            wg_commit();
+            if (n_tiles > 1)
+                convert(1, kmn);
+            wg_wait<0>();
+            wg_fence_regs<BK / 2>(&sa[0][0]);
+            float al0, al1;
+            softmax8(0, al0, al1);
+            wg_pack_p<T, BK>(pa, sa);
+        }
+        for (int j = 1; j < n_tiles; j++) {
+#pragma unroll
+            for (int w = 0; w < KMW; w++)
+                kmc[w] = kmn[w];
+            nb_sync(TMA_F8_BAR, WG_HPB * 128);   /* tile j converted; both warpgroups past iteration j - 1 */
+            wg_issue_s<T, BK>(sa, qa, ktile(j));
+            wg_commit();
+            wg_issue_pv<T, BK>(o, pa, vtile(j - 1));
+            wg_commit();
+            if (j + 1 < n_tiles)   /* under the MMAs: K slot of K_{j-1}, V slot of V_{j-2} */
+                convert(j + 1, kmn);
+            wg_wait<1>();   /* S_j */
+            wg_fence_regs<BK / 2>(&sa[0][0]);
+            float al0, al1;
+            softmax8(j, al0, al1);
+            if (qlen < 0)
+                __trap();
+            wg_wait<0>();   /* P V_{j-1} */
+            wg_fence_regs<WG_D / 2>(o);
+            wg_rescale_o(o, al0, al1);
+            wg_pack_p<T, BK>(pa, sa);
+        }
+    } else {
     if (n_tiles > 0) {
         wait_full(0);
-        convert(0);
         turn_wait();
         wg_issue_s<T, BK>(sa, qa, ktile(0));
         wg_commit();
@@ -213,7 +265,6 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     }
     for (int j = 1; j < n_tiles; j++) {
         wait_full(j);
-        convert(j);
         turn_wait();
         wg_issue_s<T, BK>(sa, qa, ktile(j));
         wg_commit();
@@ -237,10 +288,10 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
             __trap();
         wg_wait<0>();   /* P V_{j-1} */
         wg_fence_regs<WG_D / 2>(o);
-        if constexpr (!F8)
-            release(j - 1);
+        release(j - 1);
         wg_rescale_o(o, al0, al1);
         wg_pack_p<T, BK>(pa, sa);
+    }
     }
     if (n_tiles > 0) {
         turn_wait();
@@ -334,7 +385,7 @@ static int tma_f8(qr_cuda_stream st, const struct qr_cuda_attn *a)
     PFN_cuTensorMapEncodeTiled_v12000 enc = tma_encoder();
     if (!tma_map(&mk, enc, a->k_cache, QK_F8, rows, box_rows) || !tma_map(&mv, enc, a->v_cache, QK_F8, rows, box_rows))
         return (int)cudaErrorInvalidValue;
-    return tma_launch<__half, 3, 128, false, true>(st, a, mk, mv);
+    return tma_launch<__half, 2, 128, false, true>(st, a, mk, mv);
 }
 
 /* checks the shape; where TMA cannot serve it (block size not a power of two >= 8, no encoder, a cache not 16-byte

@@ -632,6 +632,23 @@ int main(int argc, char **argv)
         test_gemv_norm(19456, 2560, true, false, 1);
         return g_fail ? 1 : 0;
     }
+    if (argc > 1 && !strcmp(argv[1], "--attn-f8")) {   /* FP8 prompts on the TMA kernel: checks, then BF16 vs FP8 */
+        if (!cuda_attn_prefill_wg_available())
+            return 1;
+        run_attn({300, 300, 32, 8, 128, 16, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({333, 100, 16, 2, 128, 8, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({1000, 65, 4, 2, 128, 16, 3, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({2048, 512, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({700, 300, 32, 8, 128, 256, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({1200, 1200, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+        run_attn({257, 257, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);   /* 3 tiles */
+        run_attn({1, 1, 32, 8, 128, 16, 2, QK_F8}, true, false, VARIANT_WG_TMA);
+        for (int kvt : {QK_BF16, QK_F8, QK_BF16, QK_F8}) {
+            run_attn({8192, 8192, 32, 8, 128, 64, 1, kvt}, false, true, VARIANT_WG_TMA);
+            run_attn({32768, 4096, 32, 8, 128, 64, 1, kvt}, false, true, VARIANT_WG_TMA);
+        }
+        return g_fail ? 1 : 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "--attn-ncu")) {   /* one launch of the 8192 prompt kernel, for ncu */
         bool wg = cuda_attn_prefill_wg_available();
         run_attn({8192, 8192, 32, 8, 128, 16}, false, false, wg ? VARIANT_WG : -1);
