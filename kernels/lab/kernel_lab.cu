@@ -397,7 +397,7 @@ static void run_attn(const attn_case &c, bool check_it, bool bench, int variant 
     CK(cudaMalloc(&cnt, (size_t)S * c.KVH * sizeof(int)));
     CK(cudaMemset(cnt, 0, (size_t)S * c.KVH * sizeof(int)));
     auto launch = [&]() {
-        if (c.qlen == 1 && dec != DEC_PF)
+        if (c.qlen == 1 && dec != DEC_PF && variant < 0)   /* a named prompt variant runs even for one token */
             return dec == DEC_TC    ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm, NULL, 1)
                    : dec == DEC_TCM ? cuda_launch_attn_decode_tc(0, &a, scr, n_sm, cnt, 1)
                    : dec == DEC_V2 ? cuda_launch_attn_decode2(0, &a, scr, n_sm)
