@@ -30,6 +30,7 @@
 #include <string.h>
 #include <vector>
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 
 #define CK(x)                                                                                                      \
@@ -524,6 +525,114 @@ static void bench_prompt_gemms(int M)
     }
 }
 
+/* random bf16 in about [-1, 1] (the engine's weights are random: constant data draws less power) */
+__global__ void k_fill_bf16(uint16_t *p, size_t n, uint32_t seed)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 2654435761u ^ seed;
+        h ^= h >> 15;
+        h *= 2246822519u;
+        h ^= h >> 13;
+        const float v = ((float)(h & 0xffffu) / 32768.0f - 1.0f);
+        uint32_t b;
+        memcpy(&b, &v, 4);
+        p[i] = (uint16_t)(b >> 16);
+    }
+}
+
+/* the prompt GEMMs as the engine runs them (cublasGemmEx, CUBLAS_GEMM_DEFAULT; qkv f32 out, o_proj / down f32 out
+ * accumulating (beta 1), gate_up bf16 out) against every algorithm cublasLt's heuristic offers for the same call,
+ * each timed over 20 runs after 3; random bf16 data */
+static void tune_prompt_gemms(int M)
+{
+    static cublasHandle_t hb;
+    static cublasLtHandle_t lt;
+    static void *ws;
+    const size_t wsz = 32u << 20;
+    if (!hb) {
+        cublasCreate(&hb);
+        cublasLtCreate(&lt);
+        CK(cudaMalloc(&ws, wsz));
+        cublasSetWorkspace(hb, ws, wsz);
+    }
+    const int shapes[][3] = {{6144, 2560, 0}, {2560, 4096, 1}, {19456, 2560, 2}, {2560, 9728, 1}};
+    const char *names[] = {"qkv", "o", "gate_up", "down"};
+    for (int i = 0; i < 4; i++) {
+        const int N = shapes[i][0], K = shapes[i][1], kind = shapes[i][2];   /* 0 f32, 1 f32 beta 1, 2 bf16 */
+        const cudaDataType_t ot = kind == 2 ? CUDA_R_16BF : CUDA_R_32F;
+        uint16_t *w = NULL, *x = NULL;
+        void *y = NULL;
+        CK(cudaMalloc(&w, (size_t)N * K * 2));
+        CK(cudaMalloc(&x, (size_t)M * K * 2));
+        CK(cudaMalloc(&y, (size_t)M * N * 4));
+        k_fill_bf16<<<1024, 256>>>(w, (size_t)N * K, 17u + i);
+        k_fill_bf16<<<1024, 256>>>(x, (size_t)M * K, 99u + i);
+        CK(cudaMemset(y, 0, (size_t)M * N * 4));
+        const float al = 1.f, be = kind == 1 ? 1.f : 0.f;
+        cudaEvent_t e0, e1;
+        cudaEventCreate(&e0);
+        cudaEventCreate(&e1);
+        auto time_it = [&](auto &&call) {
+            for (int r = 0; r < 23; r++) {
+                if (r == 3)
+                    cudaEventRecord(e0);
+                if (!call())
+                    return -1.0;
+            }
+            cudaEventRecord(e1);
+            CK(cudaEventSynchronize(e1));
+            float ms = 0;
+            cudaEventElapsedTime(&ms, e0, e1);
+            return (double)ms / 20 * 1e3;
+        };
+        const double tdef = time_it([&]() {
+            return cublasGemmEx(hb, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &al, w, CUDA_R_16BF, K, x, CUDA_R_16BF, K, &be, y,
+                                ot, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS;
+        });
+        cublasLtMatmulDesc_t op;
+        cublasLtMatrixLayout_t la, lb, lc;
+        cublasLtMatmulPreference_t pref;
+        cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+        cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+        cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, K, N, K);
+        cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, K, M, K);
+        cublasLtMatrixLayoutCreate(&lc, ot, N, M, N);
+        cublasLtMatmulPreferenceCreate(&pref);
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsz, sizeof wsz);
+        cublasLtMatmulHeuristicResult_t res[32];
+        int nres = 0;
+        cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 32, res, &nres);
+        double best = 1e30, first = -1;
+        int bi = -1;
+        for (int a = 0; a < nres; a++) {
+            const double t = time_it([&]() {
+                return cublasLtMatmul(lt, op, &al, w, la, x, lb, &be, y, lc, y, lc, &res[a].algo, ws, wsz, 0) ==
+                       CUBLAS_STATUS_SUCCESS;
+            });
+            if (a == 0)
+                first = t;
+            if (t > 0 && t < best)
+                best = t, bi = a;
+        }
+        printf("  tune %-7s M=%5d N=%5d K=%5d out %s%s: GemmEx default %8.1f us (%5.1f TFLOP/s); Lt #0 %8.1f; best of "
+               "%d: #%d %8.1f us (%5.1f TFLOP/s)\n",
+               names[i], M, N, K, kind == 2 ? "bf16" : "f32 ", kind == 1 ? " +=" : "   ", tdef,
+               2.0 * M * N * K / tdef / 1e6, first, nres, bi, best, 2.0 * M * N * K / best / 1e6);
+        cublasLtMatmulPreferenceDestroy(pref);
+        cublasLtMatrixLayoutDestroy(la);
+        cublasLtMatrixLayoutDestroy(lb);
+        cublasLtMatrixLayoutDestroy(lc);
+        cublasLtMatmulDescDestroy(op);
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+        cudaFree(w);
+        cudaFree(x);
+        cudaFree(y);
+    }
+}
+
 /* the prompt RMSNorm and SwiGLU passes that write the GEMM's bf16 input (prefill_fused.cu): the 16-byte kernels must
  * give the scalar ones' bits (f32 output too); then both are timed (GB/s of the bytes each must move) */
 static void bench_prefill_pass(int T, int n, bool silu)
@@ -623,6 +732,11 @@ int main(int argc, char **argv)
         bench_prompt_gemms(512);
         return 0;
     }
+    if (argc > 1 && !strcmp(argv[1], "--gemm-tune")) {   /* cuBLAS's default against cublasLt's other algorithms */
+        tune_prompt_gemms(8192);
+        tune_prompt_gemms(512);
+        return 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "--gemv-ncu")) {   /* a few launches of each decode GEMV kind, for ncu */
         qk_gemv_variant = 1;
         test_gemv(1, 6144, 2560);
@@ -647,6 +761,12 @@ int main(int argc, char **argv)
             run_attn({8192, 8192, 32, 8, 128, 64, 1, kvt}, false, true, VARIANT_WG_TMA);
             run_attn({32768, 4096, 32, 8, 128, 64, 1, kvt}, false, true, VARIANT_WG_TMA);
         }
+        return g_fail ? 1 : 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "--attn-ncu64")) {   /* one launch of the default TMA kernel, 64-token blocks */
+        if (!cuda_attn_prefill_wg_available())
+            return 1;
+        run_attn({8192, 8192, 32, 8, 128, 64}, false, false, VARIANT_WG_TMA);
         return g_fail ? 1 : 0;
     }
     if (argc > 1 && !strcmp(argv[1], "--attn-ncu")) {   /* one launch of the 8192 prompt kernel, for ncu */
