@@ -1,4 +1,4 @@
-# twelfth session, call 5 (last): the kernel lab with its one-token fix (a named prompt variant now runs for q = 1
+# twelfth session, call 5: the kernel lab with its one-token fix (a named prompt variant now runs for q = 1
 # instead of the decode kernel), FP8 TMA checks and BF16 vs FP8 timings, bench latency BF16 / FP8 at HEAD, then
 # the cuBLAS algorithm A/B and ncu of the TMA prompt kernel.  Carry as dev_s18.sh (without .gl).
 export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
