@@ -12,6 +12,7 @@
 #include "qr_fp8.cuh"
 
 #define QP_WARPS 8
+#define QP_TOK_MIN 64   /* tokens from which k_qkv_post_tok runs */
 
 __device__ __forceinline__ void qp_put(void *cache, int kv_dtype, int64_t i, float v)
 {
@@ -88,6 +89,72 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
     }
 }
 
+/* prompt-sized steps: one block per token, its RoPE factors computed once into shared memory (the same expressions
+ * as above, so the same bits) and shared by its q and k heads; each warp then takes heads warp, warp + 8, ... with
+ * k_qkv_post's per-head code (sincosf was ~40 per element pair per token there) */
+template <bool NORM>
+__global__ void __launch_bounds__(QP_WARPS * 32)
+    k_qkv_post_tok(float *qkv, int ld, int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk, int wkt,
+                   float eps, const int32_t *pos, const float *inv_freq, float attn_factor, void *kc, void *vc,
+                   const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
+{
+    extern __shared__ float qp_cs[];   /* [half] cos, then [half] sin */
+    qk_pdl_wait();
+    qk_pdl_trigger();
+    const int64_t t = blockIdx.x;
+    const int half = hd / 2, heads = n_q + 2 * n_kv, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const float p = (float)pos[t];
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        float ang = p * inv_freq[i];
+        float sn, c;
+        sincosf(ang, &sn, &c);
+        qp_cs[i] = c * attn_factor;
+        qp_cs[half + i] = sn * attn_factor;
+    }
+    __syncthreads();
+    const int64_t slot = slots ? slots[t] : -1;
+    const bool store = slot >= 0 && slot < (int64_t)num_blocks * block_size;
+    const int64_t blk = store ? slot / block_size : 0, off = store ? slot % block_size : 0;
+    for (int h = warp; h < heads; h += QP_WARPS) {
+        float *r = qkv + t * ld + (int64_t)h * hd;
+        if (h >= n_q + n_kv) {
+            if (store) {
+                const int64_t dst = ((blk * n_kv + (h - n_q - n_kv)) * block_size + off) * hd;
+                for (int i = lane; i < hd; i += 32)
+                    qp_put(vc, kv_dtype, dst + i, r[i]);
+            }
+            continue;
+        }
+        const bool is_k = h >= n_q;
+        float inv = 1.0f;
+        const void *nw = is_k ? wk : wq;
+        const int nwt = is_k ? wkt : wqt;
+        if (NORM) {
+            float ss = 0.0f;
+            for (int i = lane; i < hd; i += 32)
+                ss += r[i] * r[i];
+            ss = qk_warp_sum(ss);
+            inv = rsqrtf(ss / (float)hd + eps);
+        }
+        const int64_t dst = is_k ? ((blk * n_kv + (h - n_q)) * block_size + off) * hd : 0;
+        for (int i = lane; i < half; i += 32) {
+            float x0 = r[i], x1 = r[i + half];
+            if (NORM) {
+                x0 = qk_load(nw, nwt, i) * (x0 * inv);
+                x1 = qk_load(nw, nwt, i + half) * (x1 * inv);
+            }
+            const float c = qp_cs[i], sn = qp_cs[half + i];
+            float y0 = x0 * c - x1 * sn, y1 = x1 * c + x0 * sn;
+            r[i] = y0;
+            r[i + half] = y1;
+            if (is_k && store) {
+                qp_put(kc, kv_dtype, dst + i, y0);
+                qp_put(kc, kv_dtype, dst + i + half, y1);
+            }
+        }
+    }
+}
+
 extern "C" int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd,
                                     const void *wq, int wqt, const void *wk, int wkt, float eps, const int32_t *pos,
                                     const float *inv_freq, float attn_factor, void *k_cache, void *v_cache,
@@ -97,6 +164,18 @@ extern "C" int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n
         return 0;
     if (hd < 2 || (hd & 1) || n_q <= 0 || n_kv <= 0 || block_size <= 0)
         return (int)cudaErrorInvalidValue;
+    if (n_tokens >= QP_TOK_MIN && hd <= 1024) {   /* prompt-sized: a block per token */
+        const size_t sh = (size_t)hd * sizeof(float);
+        if (wq && wk)
+            qk_launch(k_qkv_post_tok<true>, dim3((unsigned)n_tokens), dim3(QP_WARPS * 32), sh, st, qkv, ld, n_q, n_kv,
+                      hd, wq, wqt, wk, wkt, eps, pos, inv_freq, attn_factor, k_cache, v_cache, slots, kv_dtype,
+                      block_size, num_blocks);
+        else
+            qk_launch(k_qkv_post_tok<false>, dim3((unsigned)n_tokens), dim3(QP_WARPS * 32), sh, st, qkv, ld, n_q, n_kv,
+                      hd, nullptr, 0, nullptr, 0, eps, pos, inv_freq, attn_factor, k_cache, v_cache, slots, kv_dtype,
+                      block_size, num_blocks);
+        return qk_launch_result();
+    }
     int64_t rows = (int64_t)n_tokens * (n_q + 2 * n_kv);
     unsigned grid = qk_blocks(rows, QP_WARPS);
     if (wq && wk)
