@@ -188,13 +188,18 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
 #pragma unroll
             for (int w = 0; w < KMW; w++)
                 km[w] = kmask[(t % ST) * KMW + w];
-            const unsigned char *stg = sbase + (t % ST) * STG;
-            const uint32_t kd = ktile(t), vd = vtile(t);
-#pragma unroll 4
-            for (int c = tid; c < 2 * BK * 16; c += WG_HPB * 128) {
-                const int kv = c / (BK * 16), rc = c % (BK * 16), rr = rc >> 4, cc = rc & 15;
-                const uint4 h = qk_f8x8_h8(*(const uint2 *)(stg + kv * BK * 128 + rr * 128 + cc * 8));
-                const uint32_t dst = (kv ? vd : kd) + (cc >> 3) * (BK * 128) + rr * 128 + (((cc & 7) ^ (rr & 7)) << 4);
+            /* thread tid takes 8-byte chunk cc = tid % 16 of rows rr = tid / 16 + 16 i (i < BK / 16) of K, then of
+             * V: the swizzle term (cc & 7) ^ (rr & 7) is the same for all its rows, so every address is a fixed
+             * per-thread base plus an immediate */
+            static_assert(WG_HPB * 128 == 256, "16 threads per row, 16 rows per pass");
+            const int cc = tid & 15, r0 = tid >> 4;
+            const unsigned char *src = sbase + (t % ST) * STG + r0 * 128 + cc * 8;
+            const uint32_t doff = (uint32_t)((cc >> 3) * (BK * 128) + r0 * 128 + (((cc & 7) ^ (r0 & 7)) << 4));
+            const uint32_t kd = ktile(t) + doff, vd = vtile(t) + doff;
+#pragma unroll
+            for (int i = 0; i < 2 * BK / 16; i++) {
+                const uint4 h = qk_f8x8_h8(*(const uint2 *)(src + i * 16 * 128));
+                const uint32_t dst = (i < BK / 16 ? kd : vd) + (uint32_t)((i % (BK / 16)) * 16 * 128);
                 asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst), "r"(h.x), "r"(h.y), "r"(h.z),
                              "r"(h.w)
                              : "memory");

@@ -261,8 +261,12 @@ static void mk_qkv_post(struct prob *P, int T, bool norm, enum qr_dtype kv, uint
     P->what = what;
     P->key = key;
     P->kv = kv;
-    /* nblk: every token its own slot (5 + 9 t mod 16 nblk is one-to-one for T <= 16 nblk, 3 not dividing nblk) */
-    const int Hq = 8, Hk = 2, hd = 128, ld = (Hq + 2 * Hk) * hd + 8, bs = 16, nblk = T > 48 ? (T + 15) / 16 + 2 : 4;
+    /* nblk: every token its own slot (5 + 9 t mod 16 nblk is one-to-one for T <= 16 nblk, 3 not dividing nblk; two
+     * tokens on one slot would race on a GPU) */
+    const int Hq = 8, Hk = 2, hd = 128, ld = (Hq + 2 * Hk) * hd + 8, bs = 16;
+    int nblk = T > 48 ? (T + 15) / 16 + 1 : 4;
+    if (nblk % 3 == 0)
+        nblk++;
     const float eps = 1e-6f;
     int qkv = add_buf(P, "qkv", (size_t)T * ld * 4, QR_DTYPE_F32, true, 1e-10);
     fill_f32(P, qkv, 3.0f);
