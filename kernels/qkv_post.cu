@@ -26,25 +26,36 @@ __device__ __forceinline__ void qp_put(void *cache, int kv_dtype, int64_t i, flo
         ((float *)cache)[i] = v;
 }
 
-template <bool NORM>
-__global__ void __launch_bounds__(QP_WARPS * 32)
-    k_qkv_post(float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk,
-               int wkt, float eps, const int32_t *pos, const float *inv_freq, float attn_factor, void *kc, void *vc,
-               const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
+/* RoPE factors of pair i (cos, sin, each times attn_factor), computed where they are used */
+struct qp_rope_direct {
+    float p, attn_factor;
+    const float *inv_freq;
+    __device__ __forceinline__ void operator()(int i, float &c, float &sn) const
+    {
+        float ang = p * inv_freq[i];
+        sincosf(ang, &sn, &c);
+        c *= attn_factor;
+        sn *= attn_factor;
+    }
+};
+/* the same factors, computed once per token into shared memory by qp_rope_direct: [half] cos, then [half] sin */
+struct qp_rope_table {
+    const float *cs;
+    int half;
+    __device__ __forceinline__ void operator()(int i, float &c, float &sn) const
+    {
+        c = cs[i];
+        sn = cs[half + i];
+    }
+};
+
+/* one warp, head h of the qkv row r of a token stored at (blk, off) when store: v heads to the V cache; q/k heads
+ * normed (NORM), rotated in place, k heads also to the K cache */
+template <bool NORM, typename ROPE>
+__device__ __forceinline__ void qp_head(float *r, int h, int lane, int n_q, int n_kv, int hd, const void *wq, int wqt,
+                                        const void *wk, int wkt, float eps, const ROPE &rope, void *kc, void *vc,
+                                        bool store, int64_t blk, int64_t off, int kv_dtype, int block_size)
 {
-    qk_pdl_wait();
-    qk_pdl_trigger();
-    const int heads = n_q + 2 * n_kv;
-    const int64_t row = (int64_t)blockIdx.x * QP_WARPS + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    if (row >= (int64_t)n_tokens * heads)
-        return;
-    const int64_t t = row / heads;
-    const int h = (int)(row % heads);
-    float *r = qkv + t * ld + (int64_t)h * hd;
-    const int64_t slot = slots ? slots[t] : -1;
-    const bool store = slot >= 0 && slot < (int64_t)num_blocks * block_size;
-    const int64_t blk = store ? slot / block_size : 0, off = store ? slot % block_size : 0;
     if (h >= n_q + n_kv) {
         if (store) {
             const int vh = h - n_q - n_kv;
@@ -66,7 +77,6 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
         inv = rsqrtf(ss / (float)hd + eps);
     }
     const int half = hd / 2;
-    const float p = (float)pos[t];
     const int64_t dst = is_k ? ((blk * n_kv + (h - n_q)) * block_size + off) * hd : 0;
     for (int i = lane; i < half; i += 32) {
         float x0 = r[i], x1 = r[i + half];
@@ -74,11 +84,8 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
             x0 = qk_load(nw, nwt, i) * (x0 * inv);
             x1 = qk_load(nw, nwt, i + half) * (x1 * inv);
         }
-        float ang = p * inv_freq[i];
-        float sn, c;
-        sincosf(ang, &sn, &c);
-        c *= attn_factor;
-        sn *= attn_factor;
+        float c, sn;
+        rope(i, c, sn);
         float y0 = x0 * c - x1 * sn, y1 = x1 * c + x0 * sn;
         r[i] = y0;
         r[i + half] = y1;
@@ -89,70 +96,53 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
     }
 }
 
-/* prompt-sized steps: one block per token, its RoPE factors computed once into shared memory (the same expressions
- * as above, so the same bits) and shared by its q and k heads; each warp then takes heads warp, warp + 8, ... with
- * k_qkv_post's per-head code (sincosf was ~40 per element pair per token there) */
+/* one warp per (token, head) */
+template <bool NORM>
+__global__ void __launch_bounds__(QP_WARPS * 32)
+    k_qkv_post(float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk,
+               int wkt, float eps, const int32_t *pos, const float *inv_freq, float attn_factor, void *kc, void *vc,
+               const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
+{
+    qk_pdl_wait();
+    qk_pdl_trigger();
+    const int heads = n_q + 2 * n_kv;
+    const int64_t row = (int64_t)blockIdx.x * QP_WARPS + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= (int64_t)n_tokens * heads)
+        return;
+    const int64_t t = row / heads;
+    const int h = (int)(row % heads);
+    const int64_t slot = slots ? slots[t] : -1;
+    const bool store = slot >= 0 && slot < (int64_t)num_blocks * block_size;
+    const qp_rope_direct rope = {(float)pos[t], attn_factor, inv_freq};
+    qp_head<NORM>(qkv + t * ld + (int64_t)h * hd, h, lane, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, rope, kc, vc, store,
+                  store ? slot / block_size : 0, store ? slot % block_size : 0, kv_dtype, block_size);
+}
+
+/* prompt-sized steps: one block per token, its RoPE factors computed once into shared memory (the same expressions,
+ * so the same bits) and shared by its q and k heads; warp w takes heads w, w + 8, ... (k_qkv_post computed the
+ * factors for every head: sincosf ~40 times per pair and token) */
 template <bool NORM>
 __global__ void __launch_bounds__(QP_WARPS * 32)
     k_qkv_post_tok(float *qkv, int ld, int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk, int wkt,
                    float eps, const int32_t *pos, const float *inv_freq, float attn_factor, void *kc, void *vc,
                    const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
 {
-    extern __shared__ float qp_cs[];   /* [half] cos, then [half] sin */
+    extern __shared__ float qp_cs[];
     qk_pdl_wait();
     qk_pdl_trigger();
     const int64_t t = blockIdx.x;
     const int half = hd / 2, heads = n_q + 2 * n_kv, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const float p = (float)pos[t];
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        float ang = p * inv_freq[i];
-        float sn, c;
-        sincosf(ang, &sn, &c);
-        qp_cs[i] = c * attn_factor;
-        qp_cs[half + i] = sn * attn_factor;
-    }
+    const qp_rope_direct direct = {(float)pos[t], attn_factor, inv_freq};
+    for (int i = threadIdx.x; i < half; i += blockDim.x)
+        direct(i, qp_cs[i], qp_cs[half + i]);
     __syncthreads();
     const int64_t slot = slots ? slots[t] : -1;
     const bool store = slot >= 0 && slot < (int64_t)num_blocks * block_size;
-    const int64_t blk = store ? slot / block_size : 0, off = store ? slot % block_size : 0;
-    for (int h = warp; h < heads; h += QP_WARPS) {
-        float *r = qkv + t * ld + (int64_t)h * hd;
-        if (h >= n_q + n_kv) {
-            if (store) {
-                const int64_t dst = ((blk * n_kv + (h - n_q - n_kv)) * block_size + off) * hd;
-                for (int i = lane; i < hd; i += 32)
-                    qp_put(vc, kv_dtype, dst + i, r[i]);
-            }
-            continue;
-        }
-        const bool is_k = h >= n_q;
-        float inv = 1.0f;
-        const void *nw = is_k ? wk : wq;
-        const int nwt = is_k ? wkt : wqt;
-        if (NORM) {
-            float ss = 0.0f;
-            for (int i = lane; i < hd; i += 32)
-                ss += r[i] * r[i];
-            ss = qk_warp_sum(ss);
-            inv = rsqrtf(ss / (float)hd + eps);
-        }
-        const int64_t dst = is_k ? ((blk * n_kv + (h - n_q)) * block_size + off) * hd : 0;
-        for (int i = lane; i < half; i += 32) {
-            float x0 = r[i], x1 = r[i + half];
-            if (NORM) {
-                x0 = qk_load(nw, nwt, i) * (x0 * inv);
-                x1 = qk_load(nw, nwt, i + half) * (x1 * inv);
-            }
-            const float c = qp_cs[i], sn = qp_cs[half + i];
-            float y0 = x0 * c - x1 * sn, y1 = x1 * c + x0 * sn;
-            r[i] = y0;
-            r[i + half] = y1;
-            if (is_k && store) {
-                qp_put(kc, kv_dtype, dst + i, y0);
-                qp_put(kc, kv_dtype, dst + i + half, y1);
-            }
-        }
-    }
+    const qp_rope_table rope = {qp_cs, half};
+    for (int h = warp; h < heads; h += QP_WARPS)
+        qp_head<NORM>(qkv + t * ld + (int64_t)h * hd, h, lane, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, rope, kc, vc, store,
+                      store ? slot / block_size : 0, store ? slot % block_size : 0, kv_dtype, block_size);
 }
 
 extern "C" int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd,
