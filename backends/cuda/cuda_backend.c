@@ -14,7 +14,6 @@
 #include <string.h>
 
 #define CUDA_ALIGN 256
-#define CUBLAS_WS_BYTES (32u << 20)
 
 /* ---- errors ---- */
 
@@ -238,6 +237,7 @@ static void stream_release(struct cuda_stream *cs)
         cudaFree(cs->scratch);
     if (cs->counters)
         cudaFree(cs->counters);
+    cuda_gemm_tune_free(cs);
     if (cs->blas)
         cublasDestroy(cs->blas);
     if (cs->blas_ws)
@@ -275,11 +275,11 @@ static qr_status cuda_stream_create(struct qr_device *d, struct qr_stream **out)
     be = cublasSetStream(cs->blas, cs->cs);
     TRY_OR_CLEAN(be == CUBLAS_STATUS_SUCCESS ? QR_OK : cublas_fail(d, be, "cublasSetStream", __FILE__, __LINE__), 0);
     /* a fixed workspace: cuBLAS then allocates nothing while a graph is being captured */
-    e = cudaMalloc(&cs->blas_ws, CUBLAS_WS_BYTES);
+    e = cudaMalloc(&cs->blas_ws, CUDA_BLAS_WS_BYTES);
     if (e != cudaSuccess)
         cs->blas_ws = NULL;
     TRY_OR_CLEAN(e == cudaSuccess ? QR_OK : cuda_fail(d, e, "cudaMalloc(cublas workspace)", __FILE__, __LINE__), 0);
-    be = cublasSetWorkspace(cs->blas, cs->blas_ws, CUBLAS_WS_BYTES);
+    be = cublasSetWorkspace(cs->blas, cs->blas_ws, CUDA_BLAS_WS_BYTES);
     TRY_OR_CLEAN(be == CUBLAS_STATUS_SUCCESS ? QR_OK : cublas_fail(d, be, "cublasSetWorkspace", __FILE__, __LINE__),
                  0);
 #undef TRY_OR_CLEAN
@@ -676,6 +676,8 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
          * session, dev_s23.sh) test_backend_ops 180/180 with it, TTFT(8192) 165.0 ms against 209.3 on the mma.sync
          * kernel; QR_CUDA_ATTN_F8_TMA=0 keeps FP8 prompts on mma.sync */
         cd->f8_tma = cuda_env_switch("QR_CUDA_ATTN_F8_TMA", true);
+        /* prompt GEMMs on the cublasLt algorithm tuned per shape (cuda_gemm_tune.c): opt-in until measured */
+        cd->gemm_tune = cuda_env_switch("QR_CUDA_GEMM_TUNE", false);
     }
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s%s", idx, dp.name, dp.major, dp.minor,
            dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)",

@@ -56,6 +56,9 @@ static qr_status gemm(struct qr_stream *s, float *y, const void *x, int ldx, con
         CUBLAS_TRY(s->dev, cublasSgemm(cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, K, x, ldx, &beta, y,
                                        ldy));
     } else {
+        qr_status st = QR_OK;
+        if (cuda_gemm_tuned(s, y, CUDA_R_32F, ldy, x, ldx, w, cu_dtype(wtype), M, N, K, beta, &st))
+            return st;
         CUBLAS_TRY(s->dev, cublasGemmEx(cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, cu_dtype(wtype), K, x,
                                         cu_dtype(wtype), ldx, &beta, y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
                                         CUBLAS_GEMM_DEFAULT));
@@ -132,6 +135,9 @@ qr_status cuda_gemm_prepared16(struct qr_stream *s, void *yh, const void *xh, co
     const float alpha = 1.0f, beta = 0.0f;
     if (wtype != QR_DTYPE_BF16 && wtype != QR_DTYPE_F16)
         return qr_set_error(QR_E_INTERNAL, "cuda gemm16: weight dtype %d", (int)wtype);
+    qr_status st = QR_OK;
+    if (cuda_gemm_tuned(s, yh, cu_dtype(wtype), ldy, xh, K, w, cu_dtype(wtype), M, N, K, beta, &st))
+        return st;
     CUBLAS_TRY(s->dev, cublasGemmEx(cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, cu_dtype(wtype), K, xh,
                                     cu_dtype(wtype), K, &beta, yh, cu_dtype(wtype), ldy, CUBLAS_COMPUTE_32F,
                                     CUBLAS_GEMM_DEFAULT));

@@ -1,6 +1,7 @@
 # for the next session's first call: the twelfth session's head re-measured where it was not (FP8 prompts changed
 # after the last throughput / 200K runs; the q/k-norm refactor 9670bcf never ran): parity, then bench latency BF16 /
-# FP8, offline throughput 1000 x 1024/1024 with FP8 and BF16, the 200K run with FP8, serve capacity BF16.  ~420 s;
+# FP8, the tuned-GEMM A/B (QR_CUDA_GEMM_TUNE=1, never run), offline throughput 1000 x 1024/1024 with FP8 and BF16,
+# the 200K run with FP8, serve capacity BF16.  ~500 s;
 # FULL=0 skips the throughput and 200K runs.  Carry as dev_s18.sh (without .gl).
 export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
 export QRUN_COMMIT=$(cat .commit)
@@ -15,6 +16,16 @@ wait $SETUP; cat $O/setup.txt
 echo "== bench latency BF16 / FP8"
 for kv in bf16 fp8; do
   timeout 60 $B/qrun bench latency --backend cuda --model $M --kv-dtype $kv 2>&1 | grep -E -A4 "^prompt|peak"
+done
+echo "== QR_CUDA_GEMM_TUNE=1 (prompt GEMMs on the cublasLt algorithm tuned per shape): parity, then A/B"
+QR_CUDA_GEMM_TUNE=1 timeout 60 $B/test_backend_ops -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
+QR_CUDA_GEMM_TUNE=1 timeout 100 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
+for round in 1 2; do
+  for e in "QR_CUDA_GEMM_TUNE=0" "QR_CUDA_GEMM_TUNE=1"; do
+    printf '%-22s ' "$e"
+    env $e timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512,8192 --gen 32 --long-run 0 \
+        2>&1 | grep -E "^(512|8192) " | awk '{printf "%s: TTFT %s decode %s; ", $1, $3, $5} END {print ""}'
+  done
 done
 if [ "${FULL:-1}" = 1 ]; then
   for kv in fp8 bf16; do

@@ -1,0 +1,254 @@
+/* cuda_gemm_tune.c - the prompt GEMMs through cublasLt with the fastest algorithm its heuristic offers for the
+ * shape (QR_CUDA_GEMM_TUNE=1; opt-in: not yet measured end to end).
+ *
+ * Why: `cuda_kernel_lab --gemm-tune` on the H100 (random data, twelfth session) found cublasLt algorithms 2-7 %
+ * faster than cublasGemmEx's default for the qkv, o_proj and down shapes at M = 8192 and 512 (for gate_up the
+ * default was the best).  How: a shape (N, K, row strides, types, accumulate or not) and a power-of-two bucket of
+ * M is tuned once, the first time it runs outside a graph capture: cublasGemmEx's default and up to TUNE_ALGOS
+ * heuristic algorithms run on the real inputs into a scratch output (an accumulating GEMM cannot be timed in
+ * place), each timed over three runs after one; the fastest algorithm is kept where it beats the default by 2 %.
+ * Later calls of the bucket run it when cublasLt accepts it for their M; anything else (tuning off, a capture
+ * before tuning, no scratch memory, an algorithm refused) falls back to cublasGemmEx. */
+#include "cuda_internal.h"
+
+#include <cublasLt.h>
+#include <stdlib.h>
+
+#define TUNE_MAX 96     /* shapes x M buckets per stream */
+#define TUNE_ALGOS 8    /* heuristic candidates timed */
+#define TUNE_MIN_M 64   /* smaller GEMMs stay on the default */
+
+struct tune_entry {
+    int n, k, ldx, ldy, mb;
+    cudaDataType_t wt, yt;
+    bool acc, use_lt;
+    cublasLtMatmulAlgo_t algo;
+    int ok_m;   /* the last M cublasLt accepted the algorithm for (0: none yet) */
+};
+
+struct cuda_gemm_tune {
+    cublasLtHandle_t lt;
+    struct tune_entry e[TUNE_MAX];
+    int n;
+    bool broken;   /* cublasLtCreate failed or the table is full: the default from then on */
+};
+
+static int m_bucket(int m)
+{
+    int b = TUNE_MIN_M;
+    while (b < m && b < (1 << 30))
+        b <<= 1;
+    return b;
+}
+
+void cuda_gemm_tune_free(struct cuda_stream *cs)
+{
+    if (cs->tune) {
+        if (cs->tune->lt)
+            cublasLtDestroy(cs->tune->lt);
+        free(cs->tune);
+        cs->tune = NULL;
+    }
+}
+
+/* the matmul and layout descriptors of y (N x M, ldy) = W^T (K x N, ld K) . x (K x M, ldx); false on failure */
+struct lt_call {
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+};
+static void lt_call_free(struct lt_call *c)
+{
+    if (c->lc)
+        cublasLtMatrixLayoutDestroy(c->lc);
+    if (c->lb)
+        cublasLtMatrixLayoutDestroy(c->lb);
+    if (c->la)
+        cublasLtMatrixLayoutDestroy(c->la);
+    if (c->op)
+        cublasLtMatmulDescDestroy(c->op);
+}
+static bool lt_call_make(struct lt_call *c, cudaDataType_t wt, cudaDataType_t yt, int M, int N, int K, int ldx,
+                         int ldy)
+{
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    *c = (struct lt_call){0};
+    bool ok = cublasLtMatmulDescCreate(&c->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulDescSetAttribute(c->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) ==
+                  CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulDescSetAttribute(c->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) ==
+                  CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatrixLayoutCreate(&c->la, wt, (uint64_t)K, (uint64_t)N, K) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatrixLayoutCreate(&c->lb, wt, (uint64_t)K, (uint64_t)M, ldx) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatrixLayoutCreate(&c->lc, yt, (uint64_t)N, (uint64_t)M, ldy) == CUBLAS_STATUS_SUCCESS;
+    if (!ok)
+        lt_call_free(c);
+    return ok;
+}
+
+/* mean time of 3 runs after 1 (ms), or -1 if a run failed; run() returns false on failure */
+typedef bool (*run_fn)(void *arg, void *y);
+static float time_runs(cudaStream_t st, cudaEvent_t e0, cudaEvent_t e1, run_fn run, void *arg, void *y)
+{
+    if (!run(arg, y))
+        return -1.0f;
+    if (cudaEventRecord(e0, st) != cudaSuccess)
+        return -1.0f;
+    for (int r = 0; r < 3; r++)
+        if (!run(arg, y))
+            return -1.0f;
+    float ms = -1.0f;
+    if (cudaEventRecord(e1, st) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+        cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+        return -1.0f;
+    return ms / 3.0f;
+}
+
+struct tune_args {
+    struct cuda_stream *cs;
+    struct cuda_gemm_tune *t;
+    struct lt_call *c;
+    const cublasLtMatmulAlgo_t *algo;
+    const void *x, *w;
+    cudaDataType_t wt, yt;
+    int M, N, K, ldx, ldy;
+    float beta;
+};
+static bool run_default(void *arg, void *y)
+{
+    const struct tune_args *a = arg;
+    const float alpha = 1.0f;
+    return cublasGemmEx(a->cs->blas, CUBLAS_OP_T, CUBLAS_OP_N, a->N, a->M, a->K, &alpha, a->w, a->wt, a->K, a->x, a->wt,
+                        a->ldx, &a->beta, y, a->yt, a->ldy, CUBLAS_COMPUTE_32F,
+                        CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS;
+}
+static bool run_lt(void *arg, void *y)
+{
+    const struct tune_args *a = arg;
+    const float alpha = 1.0f;
+    return cublasLtMatmul(a->t->lt, a->c->op, &alpha, a->w, a->c->la, a->x, a->c->lb, &a->beta, y, a->c->lc, y,
+                          a->c->lc, a->algo, a->cs->blas_ws, CUDA_BLAS_WS_BYTES, a->cs->cs) == CUBLAS_STATUS_SUCCESS;
+}
+
+/* fills e (use_lt, algo); every failure leaves use_lt false */
+static void tune(struct tune_args *a, struct tune_entry *e)
+{
+    e->use_lt = false;
+    const size_t ysz = a->yt == CUDA_R_32F ? 4 : 2;
+    void *ys = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    struct lt_call c;
+    if (!lt_call_make(&c, a->wt, a->yt, a->M, a->N, a->K, a->ldx, a->ldy))
+        return;
+    a->c = &c;
+    cublasLtMatmulPreference_t pref = NULL;
+    const size_t wsz = CUDA_BLAS_WS_BYTES;
+    cublasLtMatmulHeuristicResult_t res[TUNE_ALGOS];
+    int nres = 0;
+    float best = -1.0f;
+    if (cudaMalloc(&ys, ((size_t)(a->M - 1) * (size_t)a->ldy + (size_t)a->N) * ysz) != cudaSuccess) {
+        ys = NULL;
+        goto out;
+    }
+    if (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess)
+        goto out;
+    if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsz, sizeof wsz) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulAlgoGetHeuristic(a->t->lt, c.op, c.la, c.lb, c.lc, c.lc, pref, TUNE_ALGOS, res, &nres) !=
+            CUBLAS_STATUS_SUCCESS)
+        goto out;
+    best = time_runs(a->cs->cs, e0, e1, run_default, a, ys);
+    if (best <= 0.0f)
+        goto out;
+    best *= 0.98f;   /* an algorithm must beat the default by 2 % */
+    for (int i = 0; i < nres; i++) {
+        if (res[i].state != CUBLAS_STATUS_SUCCESS)
+            continue;
+        a->algo = &res[i].algo;
+        const float ms = time_runs(a->cs->cs, e0, e1, run_lt, a, ys);
+        if (ms > 0.0f && ms < best) {
+            best = ms;
+            e->algo = res[i].algo;
+            e->use_lt = true;
+        }
+    }
+out:
+    if (pref)
+        cublasLtMatmulPreferenceDestroy(pref);
+    if (e0)
+        cudaEventDestroy(e0);
+    if (e1)
+        cudaEventDestroy(e1);
+    if (ys) {
+        cudaStreamSynchronize(a->cs->cs);   /* the timed runs wrote into it */
+        cudaFree(ys);
+    }
+    lt_call_free(&c);
+    (void)cudaGetLastError();   /* a failed timing run is not the step's error */
+}
+
+bool cuda_gemm_tuned(struct qr_stream *s, void *y, cudaDataType_t yt, int ldy, const void *x, int ldx, const void *w,
+                     cudaDataType_t wt, int M, int N, int K, float beta, qr_status *st)
+{
+    struct cuda_stream *cs = cuda_st(s);
+    *st = QR_OK;
+    if (!cuda_dev(s->dev)->gemm_tune || M < TUNE_MIN_M || !cs->blas_ws)
+        return false;
+    if (!cs->tune) {
+        cs->tune = calloc(1, sizeof *cs->tune);
+        if (!cs->tune)
+            return false;
+        if (cublasLtCreate(&cs->tune->lt) != CUBLAS_STATUS_SUCCESS) {
+            cs->tune->lt = NULL;
+            cs->tune->broken = true;
+        }
+    }
+    struct cuda_gemm_tune *t = cs->tune;
+    if (t->broken)
+        return false;
+    const int mb = m_bucket(M);
+    const bool acc = beta != 0.0f;
+    struct tune_entry *e = NULL;
+    for (int i = 0; i < t->n && !e; i++)
+        if (t->e[i].n == N && t->e[i].k == K && t->e[i].ldx == ldx && t->e[i].ldy == ldy && t->e[i].mb == mb &&
+            t->e[i].wt == wt && t->e[i].yt == yt && t->e[i].acc == acc)
+            e = &t->e[i];
+    struct tune_args a = {.cs = cs, .t = t, .x = x, .w = w, .wt = wt, .yt = yt, .M = M, .N = N, .K = K, .ldx = ldx,
+                          .ldy = ldy, .beta = beta};
+    if (!e) {
+        enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+        if (cudaStreamIsCapturing(cs->cs, &cap) != cudaSuccess || cap != cudaStreamCaptureStatusNone) {
+            (void)cudaGetLastError();
+            return false;   /* tuned at its first run outside a capture */
+        }
+        if (t->n == TUNE_MAX) {
+            t->broken = true;
+            return false;
+        }
+        e = &t->e[t->n++];
+        *e = (struct tune_entry){.n = N, .k = K, .ldx = ldx, .ldy = ldy, .mb = mb, .wt = wt, .yt = yt, .acc = acc};
+        tune(&a, e);
+        qr_log(QR_LOG_DEBUG, "cuda: gemm N %d K %d M <= %d%s: %s", N, K, mb, acc ? " (+=)" : "",
+               e->use_lt ? "a cublasLt algorithm" : "cublasGemmEx's default");
+    }
+    if (!e->use_lt)
+        return false;
+    struct lt_call c;
+    if (!lt_call_make(&c, wt, yt, M, N, K, ldx, ldy))
+        return false;
+    cublasLtMatmulHeuristicResult_t chk;
+    bool ok = e->ok_m == M ||
+              (cublasLtMatmulAlgoCheck(t->lt, c.op, c.la, c.lb, c.lc, c.lc, &e->algo, &chk) == CUBLAS_STATUS_SUCCESS &&
+               chk.workspaceSize <= CUDA_BLAS_WS_BYTES);
+    if (ok) {
+        const float alpha = 1.0f;
+        cublasStatus_t r = cublasLtMatmul(t->lt, c.op, &alpha, w, c.la, x, c.lb, &beta, y, c.lc, y, c.lc, &e->algo,
+                                          cs->blas_ws, CUDA_BLAS_WS_BYTES, cs->cs);
+        if (r != CUBLAS_STATUS_SUCCESS)
+            *st = cublas_fail(s->dev, r, "cublasLtMatmul", __FILE__, __LINE__);
+        else
+            e->ok_m = M;
+    }
+    lt_call_free(&c);
+    return ok;
+}
