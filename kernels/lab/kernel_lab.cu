@@ -708,6 +708,20 @@ static void bench_prefill_pass(int T, int n, bool silu)
         cudaFree(o[v]), cudaFree(oh[v]);
 }
 
+/* FP8 prompts on the TMA kernel (tiles converted to f16 in shared memory) against the CPU loop: block sizes 8 / 16 /
+ * 64 / 256, several sequences, a chunk after a context, 3 and 10 tiles (more than the stages), one token */
+static void check_f8_tma(void)
+{
+    run_attn({300, 300, 32, 8, 128, 16, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+    run_attn({333, 100, 16, 2, 128, 8, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+    run_attn({1000, 65, 4, 2, 128, 16, 3, QK_F8}, true, false, VARIANT_WG_TMA);
+    run_attn({2048, 512, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+    run_attn({700, 300, 32, 8, 128, 256, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+    run_attn({1200, 1200, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+    run_attn({257, 257, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);
+    run_attn({1, 1, 32, 8, 128, 16, 2, QK_F8}, true, false, VARIANT_WG_TMA);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--prefill")) {
@@ -749,14 +763,7 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "--attn-f8")) {   /* FP8 prompts on the TMA kernel: checks, then BF16 vs FP8 */
         if (!cuda_attn_prefill_wg_available())
             return 1;
-        run_attn({300, 300, 32, 8, 128, 16, 1, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({333, 100, 16, 2, 128, 8, 1, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({1000, 65, 4, 2, 128, 16, 3, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({2048, 512, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({700, 300, 32, 8, 128, 256, 1, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({1200, 1200, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({257, 257, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);   /* 3 tiles */
-        run_attn({1, 1, 32, 8, 128, 16, 2, QK_F8}, true, false, VARIANT_WG_TMA);
+        check_f8_tma();
         for (int kvt : {QK_BF16, QK_F8, QK_BF16, QK_F8}) {
             run_attn({8192, 8192, 32, 8, 128, 64, 1, kvt}, false, true, VARIANT_WG_TMA);
             run_attn({32768, 4096, 32, 8, 128, 64, 1, kvt}, false, true, VARIANT_WG_TMA);
@@ -878,15 +885,7 @@ int main(int argc, char **argv)
     run_attn({2048, 512, 32, 8, 128, 64, 1, QK_F8}, true, false);
     run_attn({1000, 1, 32, 8, 128, 16, 2, QK_F8}, true, false, -1, DEC_PF);   /* FP8 decodes without tc */
     if (cuda_attn_prefill_wg_available()) {
-        /* FP8 prompts on the TMA kernel (tiles converted to f16 in shared memory): block sizes 8 / 16 / 64 / 256,
-         * several sequences, a chunk after a context, more tiles than stages, one token */
-        run_attn({300, 300, 32, 8, 128, 16, 1, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({333, 100, 16, 2, 128, 8, 1, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({1000, 65, 4, 2, 128, 16, 3, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({2048, 512, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({700, 300, 32, 8, 128, 256, 1, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({1200, 1200, 32, 8, 128, 64, 1, QK_F8}, true, false, VARIANT_WG_TMA);
-        run_attn({1, 1, 32, 8, 128, 16, 2, QK_F8}, true, false, VARIANT_WG_TMA);
+        check_f8_tma();
     }
     if (attn_only) {   /* decode attention timings (single sequence and batched) and the 8192 prompt */
         for (int ctx : {512, 8192, 32768, 131072})
