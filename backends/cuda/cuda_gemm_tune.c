@@ -1,14 +1,17 @@
 /* cuda_gemm_tune.c - the prompt GEMMs through cublasLt with the fastest algorithm its heuristic offers for the
- * shape (QR_CUDA_GEMM_TUNE=1; opt-in: not yet measured end to end).
+ * shape (on by default; backends.ini [backend.cuda] gemm_tune = 0 or QR_CUDA_GEMM_TUNE=0 turn it off).
  *
  * Why: `cuda_kernel_lab --gemm-tune` on the H100 (random data, twelfth session) found cublasLt algorithms 2-7 %
  * faster than cublasGemmEx's default for the qkv, o_proj and down shapes at M = 8192 and 512 (for gate_up the
- * default was the best).  How: a shape (N, K, row strides, types, accumulate or not) and a power-of-two bucket of
- * M is tuned once, the first time it runs outside a graph capture: cublasGemmEx's default and up to TUNE_ALGOS
- * heuristic algorithms run on the real inputs into a scratch output (an accumulating GEMM cannot be timed in
- * place), each timed over three runs after one; the fastest algorithm is kept where it beats the default by 2 %.
- * Later calls of the bucket run it when cublasLt accepts it for their M; anything else (tuning off, a capture
- * before tuning, no scratch memory, an algorithm refused) falls back to cublasGemmEx. */
+ * default was the best); end to end TTFT(8192) went 143.3 / 142.4 -> 140.8 / 140.7 ms (thirteenth session).  How:
+ * a shape (N, K, row strides, types, accumulate or not) and a power-of-two bucket of M (M rounded down, so a prompt
+ * of 8192 tokens and one with a few decodes beside it share one) is tuned once, the first time it runs outside a
+ * graph capture: cublasGemmEx's default and up to TUNE_ALGOS heuristic algorithms run on the real inputs into a
+ * scratch output (an accumulating GEMM cannot be timed in place), each timed over three runs after one; the fastest
+ * algorithm is kept where it beats the default by 2 %.  Later calls of the bucket run it when cublasLt accepts it
+ * for their M; anything else (tuning off, a capture before tuning, no memory for the scratch output, an algorithm
+ * refused) falls back to cublasGemmEx.  The choice is timed: two processes may pick different algorithms, whose
+ * results agree within rounding but not always bit for bit. */
 #include "cuda_internal.h"
 
 #include <cublasLt.h>
@@ -33,10 +36,11 @@ struct cuda_gemm_tune {
     bool broken;   /* cublasLtCreate failed or the table is full: the default from then on */
 };
 
+/* the largest power of two <= m (m >= TUNE_MIN_M) */
 static int m_bucket(int m)
 {
     int b = TUNE_MIN_M;
-    while (b < m && b < (1 << 30))
+    while (b <= m / 2)
         b <<= 1;
     return b;
 }
@@ -228,7 +232,7 @@ bool cuda_gemm_tuned(struct qr_stream *s, void *y, cudaDataType_t yt, int ldy, c
         e = &t->e[t->n++];
         *e = (struct tune_entry){.n = N, .k = K, .ldx = ldx, .ldy = ldy, .mb = mb, .wt = wt, .yt = yt, .acc = acc};
         tune(&a, e);
-        qr_log(QR_LOG_DEBUG, "cuda: gemm N %d K %d M <= %d%s: %s", N, K, mb, acc ? " (+=)" : "",
+        qr_log(QR_LOG_DEBUG, "cuda: gemm N %d K %d M >= %d%s: %s", N, K, mb, acc ? " (+=)" : "",
                e->use_lt ? "a cublasLt algorithm" : "cublasGemmEx's default");
     }
     if (!e->use_lt)

@@ -20,7 +20,7 @@ struct cuda_device {
      * (QR_CUDA_DECODE_TC), 16-bit gate_up output at prompt sizes (QR_CUDA_GU16), every prompt-step f32
      * intermediate written (QR_CUDA_KEEP_INTERMEDIATES) */
     bool decode_tc, gu16, keep_intermediates, prefill_vec, attn_lastmerge, attn_early, f8_tma;
-    bool gemm_tune;   /* QR_CUDA_GEMM_TUNE=1: cuda_gemm_tune.c */
+    bool gemm_tune;   /* prompt GEMMs on tuned cublasLt algorithms (cuda_gemm_tune.c; gemm_tune = 0 turns off) */
     char name[128];
 };
 
@@ -48,7 +48,7 @@ struct cuda_stream {
 /* the cuBLAS workspace of a stream (cublasLt shares it: both run in stream order) */
 #define CUDA_BLAS_WS_BYTES (32u << 20)
 
-/* a prompt GEMM through cublasLt with the algorithm tuned for its shape (cuda_gemm_tune.c, QR_CUDA_GEMM_TUNE=1):
+/* a prompt GEMM through cublasLt with the algorithm tuned for its shape (cuda_gemm_tune.c, on unless gemm_tune = 0):
  * y (N x M, ldy, yt) = W^T . x (+ y when beta is 1); false: not taken (run cublasGemmEx), *st the status when true */
 bool cuda_gemm_tuned(struct qr_stream *s, void *y, cudaDataType_t yt, int ldy, const void *x, int ldx, const void *w,
                      cudaDataType_t wt, int M, int N, int K, float beta, qr_status *st);
