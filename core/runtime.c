@@ -513,10 +513,10 @@ qr_status qr_rt_create(const struct qr_model *m, struct qr_device *dev, const st
         goto fail;
     struct qr_buf **sbs[RT_N_SCRATCH] = {&rt->sb.x, &rt->sb.h, &rt->sb.qkv, &rt->sb.att, &rt->sb.gu, &rt->sb.act,
                                          &rt->sb.logits};
-    /* h (norm output), att (attention output), gu (gate_up output), act (SwiGLU output): read only by the next
-     * nodes of a step */
-    const unsigned transient[RT_N_SCRATCH] = {0, QR_BUF_TRANSIENT, 0, QR_BUF_TRANSIENT, QR_BUF_TRANSIENT,
-                                              QR_BUF_TRANSIENT, 0};
+    /* h (norm output), qkv (q, k, v rows), att (attention output), gu (gate_up output), act (SwiGLU output): read
+     * only by the next nodes of a step */
+    const unsigned transient[RT_N_SCRATCH] = {0, QR_BUF_TRANSIENT, QR_BUF_TRANSIENT, QR_BUF_TRANSIENT,
+                                              QR_BUF_TRANSIENT, QR_BUF_TRANSIENT, 0};
     for (int i = 0; i < RT_N_SCRATCH; i++)
         if ((st = qr_buf_alloc(dev, rt->sb_size[i], QR_BUF_SCRATCH | transient[i], sbs[i])) != QR_OK)
             goto fail;

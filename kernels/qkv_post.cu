@@ -49,19 +49,35 @@ struct qp_rope_table {
     }
 };
 
-/* one warp, head h of the qkv row r of a token stored at (blk, off) when store: v heads to the V cache; q/k heads
- * normed (NORM), rotated in place, k heads also to the K cache */
-template <bool NORM, typename ROPE>
-__device__ __forceinline__ void qp_head(float *r, int h, int lane, int n_q, int n_kv, int hd, const void *wq, int wqt,
-                                        const void *wk, int wkt, float eps, const ROPE &rope, void *kc, void *vc,
-                                        bool store, int64_t blk, int64_t off, int kv_dtype, int block_size)
+/* the input rows: f32 (read in place) or the 16-bit output of the qkv GEMM (qp_src16) */
+struct qp_src32 {
+    const float *p;
+    __device__ __forceinline__ float operator[](int i) const { return p[i]; }
+};
+struct qp_src16 {
+    const uint16_t *p;
+    int t;   /* QK_BF16 or QK_F16 */
+    __device__ __forceinline__ float operator[](int i) const
+    {
+        return t == QK_BF16 ? qk_bf16_f32(p[i]) : qk_f16_f32(p[i]);
+    }
+};
+
+/* one warp, head h of a token's qkv row stored at (blk, off) when store: v heads to the V cache; q/k heads normed
+ * (NORM) and rotated, k heads also to the K cache.  The rotated q/k head goes to r (NULL: nowhere); the f32 kernels
+ * read and write the same row (in = r), the 16-bit form reads in and writes only the q heads */
+template <bool NORM, typename IN, typename ROPE>
+__device__ __forceinline__ void qp_head(const IN &in, float *r, int h, int lane, int n_q, int n_kv, int hd,
+                                        const void *wq, int wqt, const void *wk, int wkt, float eps, const ROPE &rope,
+                                        void *kc, void *vc, bool store, int64_t blk, int64_t off, int kv_dtype,
+                                        int block_size)
 {
     if (h >= n_q + n_kv) {
         if (store) {
             const int vh = h - n_q - n_kv;
             const int64_t dst = ((blk * n_kv + vh) * block_size + off) * hd;
             for (int i = lane; i < hd; i += 32)
-                qp_put(vc, kv_dtype, dst + i, r[i]);
+                qp_put(vc, kv_dtype, dst + i, in[i]);
         }
         return;
     }
@@ -71,15 +87,17 @@ __device__ __forceinline__ void qp_head(float *r, int h, int lane, int n_q, int 
     const int nwt = is_k ? wkt : wqt;
     if (NORM) {
         float ss = 0.0f;
-        for (int i = lane; i < hd; i += 32)
-            ss += r[i] * r[i];
+        for (int i = lane; i < hd; i += 32) {
+            const float v = in[i];
+            ss += v * v;
+        }
         ss = qk_warp_sum(ss);
         inv = rsqrtf(ss / (float)hd + eps);
     }
     const int half = hd / 2;
     const int64_t dst = is_k ? ((blk * n_kv + (h - n_q)) * block_size + off) * hd : 0;
     for (int i = lane; i < half; i += 32) {
-        float x0 = r[i], x1 = r[i + half];
+        float x0 = in[i], x1 = in[i + half];
         if (NORM) {
             x0 = qk_load(nw, nwt, i) * (x0 * inv);
             x1 = qk_load(nw, nwt, i + half) * (x1 * inv);
@@ -87,8 +105,10 @@ __device__ __forceinline__ void qp_head(float *r, int h, int lane, int n_q, int 
         float c, sn;
         rope(i, c, sn);
         float y0 = x0 * c - x1 * sn, y1 = x1 * c + x0 * sn;
-        r[i] = y0;
-        r[i + half] = y1;
+        if (r) {
+            r[i] = y0;
+            r[i + half] = y1;
+        }
         if (is_k && store) {
             qp_put(kc, kv_dtype, dst + i, y0);
             qp_put(kc, kv_dtype, dst + i + half, y1);
@@ -115,18 +135,22 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
     const int64_t slot = slots ? slots[t] : -1;
     const bool store = slot >= 0 && slot < (int64_t)num_blocks * block_size;
     const qp_rope_direct rope = {(float)pos[t], attn_factor, inv_freq};
-    qp_head<NORM>(qkv + t * ld + (int64_t)h * hd, h, lane, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, rope, kc, vc, store,
+    float *r = qkv + t * ld + (int64_t)h * hd;
+    qp_head<NORM>(qp_src32{r}, r, h, lane, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, rope, kc, vc, store,
                   store ? slot / block_size : 0, store ? slot % block_size : 0, kv_dtype, block_size);
 }
 
 /* prompt-sized steps: one block per token, its RoPE factors computed once into shared memory (the same expressions,
  * so the same bits) and shared by its q and k heads; warp w takes heads w, w + 8, ... (k_qkv_post computed the
- * factors for every head: sincosf ~40 times per pair and token) */
-template <bool NORM>
+ * factors for every head: sincosf ~40 times per pair and token).  H16: the rows come from src, the qkv GEMM's
+ * 16-bit output (ht, src_ld elements apart), and only the rotated q heads are written to qkv (f32, ld apart): the
+ * k and v rows go to the caches alone */
+template <bool NORM, bool H16>
 __global__ void __launch_bounds__(QP_WARPS * 32)
-    k_qkv_post_tok(float *qkv, int ld, int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk, int wkt,
-                   float eps, const int32_t *pos, const float *inv_freq, float attn_factor, void *kc, void *vc,
-                   const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
+    k_qkv_post_tok(float *qkv, int ld, const uint16_t *src, int ht, int src_ld, int n_q, int n_kv, int hd,
+                   const void *wq, int wqt, const void *wk, int wkt, float eps, const int32_t *pos,
+                   const float *inv_freq, float attn_factor, void *kc, void *vc, const int32_t *slots, int kv_dtype,
+                   int block_size, int num_blocks)
 {
     extern __shared__ float qp_cs[];
     qk_pdl_wait();
@@ -140,9 +164,47 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
     const int64_t slot = slots ? slots[t] : -1;
     const bool store = slot >= 0 && slot < (int64_t)num_blocks * block_size;
     const qp_rope_table rope = {qp_cs, half};
-    for (int h = warp; h < heads; h += QP_WARPS)
-        qp_head<NORM>(qkv + t * ld + (int64_t)h * hd, h, lane, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, rope, kc, vc, store,
-                      store ? slot / block_size : 0, store ? slot % block_size : 0, kv_dtype, block_size);
+    for (int h = warp; h < heads; h += QP_WARPS) {
+        float *r = qkv + t * ld + (int64_t)h * hd;
+        if constexpr (H16)
+            qp_head<NORM>(qp_src16{src + t * src_ld + (int64_t)h * hd, ht}, h < n_q ? r : nullptr, h, lane, n_q, n_kv,
+                          hd, wq, wqt, wk, wkt, eps, rope, kc, vc, store, store ? slot / block_size : 0,
+                          store ? slot % block_size : 0, kv_dtype, block_size);
+        else
+            qp_head<NORM>(qp_src32{r}, r, h, lane, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, rope, kc, vc, store,
+                          store ? slot / block_size : 0, store ? slot % block_size : 0, kv_dtype, block_size);
+    }
+}
+
+/* the per-token kernel of either input form (src NULL: f32 in place) */
+static int qp_launch_tok(qr_cuda_stream st, float *qkv, int ld, const uint16_t *src, int ht, int src_ld, int n_tokens,
+                         int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk, int wkt, float eps,
+                         const int32_t *pos, const float *inv_freq, float attn_factor, void *kc, void *vc,
+                         const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
+{
+    const size_t sh = (size_t)hd * sizeof(float);
+    const bool norm = wq && wk;
+    auto kern = src ? (norm ? k_qkv_post_tok<true, true> : k_qkv_post_tok<false, true>)
+                    : (norm ? k_qkv_post_tok<true, false> : k_qkv_post_tok<false, false>);
+    qk_launch(kern, dim3((unsigned)n_tokens), dim3(QP_WARPS * 32), sh, st, qkv, ld, src, ht, src_ld, n_q, n_kv, hd,
+              norm ? wq : nullptr, norm ? wqt : 0, norm ? wk : nullptr, norm ? wkt : 0, eps, pos, inv_freq,
+              attn_factor, kc, vc, slots, kv_dtype, block_size, num_blocks);
+    return qk_launch_result();
+}
+
+extern "C" int cuda_launch_qkv_post16(qr_cuda_stream st, float *q, int ld, const void *qkvh, int ht, int src_ld,
+                                      int n_tokens, int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk,
+                                      int wkt, float eps, const int32_t *pos, const float *inv_freq, float attn_factor,
+                                      void *k_cache, void *v_cache, const int32_t *slots, int kv_dtype, int block_size,
+                                      int num_blocks)
+{
+    if (n_tokens <= 0)
+        return 0;
+    if (!qkvh || (ht != QK_BF16 && ht != QK_F16) || hd < 2 || (hd & 1) || hd > 1024 || n_q <= 0 || n_kv <= 0 ||
+        block_size <= 0 || src_ld < (n_q + 2 * n_kv) * hd)
+        return (int)cudaErrorInvalidValue;
+    return qp_launch_tok(st, q, ld, (const uint16_t *)qkvh, ht, src_ld, n_tokens, n_q, n_kv, hd, wq, wqt, wk, wkt, eps,
+                         pos, inv_freq, attn_factor, k_cache, v_cache, slots, kv_dtype, block_size, num_blocks);
 }
 
 extern "C" int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd,
@@ -154,18 +216,9 @@ extern "C" int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n
         return 0;
     if (hd < 2 || (hd & 1) || n_q <= 0 || n_kv <= 0 || block_size <= 0)
         return (int)cudaErrorInvalidValue;
-    if (n_tokens >= QP_TOK_MIN && hd <= 1024) {   /* prompt-sized: a block per token */
-        const size_t sh = (size_t)hd * sizeof(float);
-        if (wq && wk)
-            qk_launch(k_qkv_post_tok<true>, dim3((unsigned)n_tokens), dim3(QP_WARPS * 32), sh, st, qkv, ld, n_q, n_kv,
-                      hd, wq, wqt, wk, wkt, eps, pos, inv_freq, attn_factor, k_cache, v_cache, slots, kv_dtype,
-                      block_size, num_blocks);
-        else
-            qk_launch(k_qkv_post_tok<false>, dim3((unsigned)n_tokens), dim3(QP_WARPS * 32), sh, st, qkv, ld, n_q, n_kv,
-                      hd, nullptr, 0, nullptr, 0, eps, pos, inv_freq, attn_factor, k_cache, v_cache, slots, kv_dtype,
-                      block_size, num_blocks);
-        return qk_launch_result();
-    }
+    if (n_tokens >= QP_TOK_MIN && hd <= 1024)   /* prompt-sized: a block per token */
+        return qp_launch_tok(st, qkv, ld, nullptr, 0, 0, n_tokens, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, pos, inv_freq,
+                             attn_factor, k_cache, v_cache, slots, kv_dtype, block_size, num_blocks);
     int64_t rows = (int64_t)n_tokens * (n_q + 2 * n_kv);
     unsigned grid = qk_blocks(rows, QP_WARPS);
     if (wq && wk)

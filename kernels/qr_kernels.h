@@ -150,6 +150,12 @@ int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n_tokens, in
                          const void *wq, int wqt, const void *wk, int wkt, float eps, const int32_t *pos,
                          const float *inv_freq, float attn_factor, void *k_cache, void *v_cache,
                          const int32_t *slots, int kv_dtype, int block_size, int num_blocks);
+/* the same at prompt sizes from the qkv GEMM's 16-bit output (qkvh, ht QK_BF16/QK_F16, rows src_ld elements apart):
+ * the rotated q heads go to q (f32, rows ld apart), the k and v heads to the caches only */
+int cuda_launch_qkv_post16(qr_cuda_stream st, float *q, int ld, const void *qkvh, int ht, int src_ld, int n_tokens,
+                           int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk, int wkt, float eps,
+                           const int32_t *pos, const float *inv_freq, float attn_factor, void *k_cache, void *v_cache,
+                           const int32_t *slots, int kv_dtype, int block_size, int num_blocks);
 
 /* decode GEMV with its input transformed on the fly (gemv_fused.cu):
  * xmode 0: plain (side must be NULL); xmode 1: x rows are [gate | up] (K each), input = silu(gate) * up;

@@ -662,6 +662,9 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         cd->decode_tc = cuda_env_switch("QR_CUDA_DECODE_TC", true);
         /* measured on the H100 (docs/PERF.md, sixth session): TTFT(8192) 185.6 -> 181.8 ms, TTFT(512) 20.3 -> 18.6 */
         cd->gu16 = cuda_env_switch("QR_CUDA_GU16", true);
+        /* the same for the prompt qkv GEMM, whose k and v rows then go to the caches only (cuda_graph_fuse.c);
+         * QR_CUDA_QKV16=0 keeps f32 */
+        cd->qkv16 = cuda_env_switch("QR_CUDA_QKV16", true);
         cd->keep_intermediates = cuda_env_switch("QR_CUDA_KEEP_INTERMEDIATES", false);
         /* 16-byte loads/stores in the prompt RMSNorm and SwiGLU passes that write the GEMM input (same bits);
          * written without a GPU in the seventh session, QR_CUDA_PREFILL_VEC=0 is the A/B */

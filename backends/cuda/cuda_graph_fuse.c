@@ -9,6 +9,9 @@
  *                                                         cuBLAS input directly, then cuBLAS
  *   RMSNORM, MATMUL gate_up, SILU_MUL, MATMUL down at prompt sizes, gu dead after (QR_CUDA_GU16=0: off)
  *                                                      -> gate_up written in 16 bits into gu's memory
+ *   RMSNORM, MATMUL qkv, [QK_NORM x 2,] ROPE x 2, KV_STORE at prompt sizes, k and v dead after (QR_CUDA_QKV16=0: off)
+ *                                                      -> qkv written in 16 bits into scratch, the q/k-norm + RoPE
+ *                                                         + KV kernel reading it
  *   ATTN (prompt kernel alone), MATMUL reading its output at prompt sizes
  *                                                      -> the attention kernel writes the cuBLAS
  *                                                         input directly, then cuBLAS
@@ -32,8 +35,16 @@ static bool at(const struct qr_view *a, const struct qr_view *base, size_t bytes
 }
 static bool half_dtype(enum qr_dtype t) { return t == QR_DTYPE_BF16 || t == QR_DTYPE_F16; }
 
-/* [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE; returns the nodes consumed (0: no match) or a negative qr_status */
-static int fuse_qkv_post(struct qr_stream *s, const struct qr_node *nd, int n)
+/* a matched [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE */
+struct qkv_post {
+    const struct qr_rmsnorm_args *nq, *nk;
+    const struct qr_rope_args *rq, *rk;
+    const struct qr_kv_store_args *kv;
+    int hd, T, ld, Hq, Hk;
+};
+
+/* the nodes the pattern takes (0: no match) */
+static int match_qkv_post(const struct qr_node *nd, int n, struct qkv_post *p)
 {
     int i = 0;
     const struct qr_rmsnorm_args *nq = NULL, *nk = NULL;
@@ -64,13 +75,27 @@ static int fuse_qkv_post(struct qr_stream *s, const struct qr_node *nd, int n)
             nq->eps != nk->eps)
             return 0;
     }
-    /* the row must hold the q, k and v heads: checked by the unfused ops' own bounds in the core */
-    LAUNCH_TRY(s->dev, cuda_launch_qkv_post(cst(s), vp(&rq->x), ld, T, Hq, Hk, hd, nq ? vp(&nq->w) : NULL,
-                                            nq ? (int)nq->wtype : 0, nk ? vp(&nk->w) : NULL, nk ? (int)nk->wtype : 0,
-                                            nq ? nq->eps : 0.0f, vp(&rq->pos), vp(&rq->inv_freq), rq->attn_factor,
-                                            vp(&kv->k_cache), vp(&kv->v_cache), vp(&kv->slots), (int)kv->kv_dtype,
-                                            kv->block_size, kv->num_blocks));
+    *p = (struct qkv_post){.nq = nq, .nk = nk, .rq = rq, .rk = rk, .kv = kv, .hd = hd, .T = T, .ld = ld, .Hq = Hq,
+                           .Hk = Hk};
     return i + 3;
+}
+
+/* [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE; returns the nodes consumed (0: no match) or a negative qr_status */
+static int fuse_qkv_post(struct qr_stream *s, const struct qr_node *nd, int n)
+{
+    struct qkv_post p;
+    int c = match_qkv_post(nd, n, &p);
+    if (!c)
+        return 0;
+    const struct qr_rmsnorm_args *nq = p.nq, *nk = p.nk;
+    /* the row must hold the q, k and v heads: checked by the unfused ops' own bounds in the core */
+    LAUNCH_TRY(s->dev, cuda_launch_qkv_post(cst(s), vp(&p.rq->x), p.ld, p.T, p.Hq, p.Hk, p.hd, nq ? vp(&nq->w) : NULL,
+                                            nq ? (int)nq->wtype : 0, nk ? vp(&nk->w) : NULL, nk ? (int)nk->wtype : 0,
+                                            nq ? nq->eps : 0.0f, vp(&p.rq->pos), vp(&p.rq->inv_freq),
+                                            p.rq->attn_factor, vp(&p.kv->k_cache), vp(&p.kv->v_cache),
+                                            vp(&p.kv->slots), (int)p.kv->kv_dtype, p.kv->block_size,
+                                            p.kv->num_blocks));
+    return c;
 }
 
 /* the views a node reads (r) and writes (w); returns how many, at most 8 */
@@ -247,6 +272,75 @@ static int fuse_mlp_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
     return st == QR_OK ? 4 : (int)st;
 }
 
+/* may the k and v heads of the qkv rows (p's output y, the rows post reads) go unwritten?  y in a QR_BUF_TRANSIENT
+ * buffer, and the nodes after the post (nd[0..n)) read nothing of it but the q heads, as the attention's q, until a
+ * node overwrites y whole (the next layer's qkv) */
+static bool kv_rows_dead(struct qr_stream *s, const struct qr_node *p, const struct qkv_post *q,
+                         const struct qr_node *nd, int n)
+{
+    const struct qr_view *y = &p->a.matmul.y;
+    if (!y->buf || !((uintptr_t)y->buf->ctx & QR_BUF_TRANSIENT) || cuda_dev(s->dev)->keep_intermediates)
+        return false;
+    for (int i = 0; i < n; i++) {
+        const struct qr_view *v[8];
+        bool w[8];
+        int k = node_views(&nd[i], v, w);
+        for (int j = 0; j < k; j++) {
+            if (!v[j])
+                return false;
+            if (w[j] || v[j]->buf != y->buf)
+                continue;
+            const struct qr_attn_args *a = nd[i].op == QR_OP_ATTN ? &nd[i].a.attn : NULL;
+            if (!a || v[j] != &a->q || !same(&a->q, &q->rq->x) || a->ldq != q->ld ||
+                a->n_heads * a->head_dim > q->Hq * q->hd || a->n_tokens > q->T)
+                return false;
+        }
+        if (overwrites(&nd[i], p))
+            return true;
+    }
+    return true;
+}
+
+/* prompt sizes: RMSNORM, MATMUL qkv, [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE, where the k and v heads are
+ * read by nothing after (the attention reads the caches): cuBLAS writes qkv in the weights' 16-bit type (as HF
+ * transformers' 16-bit activations) into scratch, the q/k-norm + RoPE + KV kernel reads that and writes the rotated q
+ * heads (f32, for the attention) and the caches.  Half the GEMM's output traffic and the post kernel's reads; the
+ * rounding of q, k and v to 16 bits before the norms is the numeric change (on by default; QR_CUDA_QKV16=0 off) */
+static int fuse_qkv_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
+{
+    if (n < 5 || !cuda_dev(s->dev)->qkv16 || nd[1].op != QR_OP_MATMUL)
+        return 0;
+    const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
+    const struct qr_matmul_args *m = &nd[1].a.matmul;
+    struct qkv_post q;
+    int c = match_qkv_post(nd + 2, n - 2, &q);
+    if (!c || !gemm_path(s, m) || m->accumulate || m->bias.buf || !same(&q.rq->x, &m->y) || q.ld != m->ldy ||
+        q.T != m->M || m->N != (q.Hq + 2 * q.Hk) * q.hd || q.hd > 1024 || m->y.buf == r->out.buf ||
+        m->y.buf == r->x.buf || !kv_rows_dead(s, &nd[1], &q, nd + 2 + c, n - 2 - c))
+        return 0;
+    const size_t xbytes = ((size_t)m->M * (size_t)m->K * 2 + 255) & ~(size_t)255;
+    void *xh = NULL;   /* the norm's 16-bit rows (M x K), then the 16-bit qkv rows (M x N) */
+    qr_status st = cuda_scratch(s, xbytes + (size_t)m->M * (size_t)m->N * 2, &xh);
+    if (st != QR_OK)
+        return (int)st;
+    void *qkvh = (char *)xh + xbytes;
+    float *hout = dead_after(s, &nd[0], &r->out, nd + 2, n - 2) ? NULL : vp(&r->out);
+    LAUNCH_TRY(s->dev, cuda_launch_rmsnorm_cvt(cst(s), hout, xh, (int)m->wtype, vp(&r->x), vp(&r->w), (int)r->wtype,
+                                               r->n_tokens, r->n, r->ldx, r->ldout, r->eps,
+                                               cuda_dev(s->dev)->prefill_vec));
+    st = cuda_gemm_prepared16(s, qkvh, xh, vp(&m->w), m->wtype, m->M, m->N, m->K, m->N);
+    if (st != QR_OK)
+        return (int)st;
+    const struct qr_rmsnorm_args *nq = q.nq, *nk = q.nk;
+    LAUNCH_TRY(s->dev, cuda_launch_qkv_post16(cst(s), vp(&q.rq->x), q.ld, qkvh, (int)m->wtype, m->N, q.T, q.Hq, q.Hk,
+                                              q.hd, nq ? vp(&nq->w) : NULL, nq ? (int)nq->wtype : 0,
+                                              nk ? vp(&nk->w) : NULL, nk ? (int)nk->wtype : 0, nq ? nq->eps : 0.0f,
+                                              vp(&q.rq->pos), vp(&q.rq->inv_freq), q.rq->attn_factor,
+                                              vp(&q.kv->k_cache), vp(&q.kv->v_cache), vp(&q.kv->slots),
+                                              (int)q.kv->kv_dtype, q.kv->block_size, q.kv->num_blocks));
+    return 2 + c;
+}
+
 /* RMSNORM (one head per token) + the MATMUL that reads its output */
 static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
 {
@@ -260,6 +354,8 @@ static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
         return 0;
     if (gemm_path(s, m)) {
         int r4 = fuse_mlp_prompt(s, nd, n);
+        if (r4 == 0)
+            r4 = fuse_qkv_prompt(s, nd, n);
         return r4 != 0 ? r4 : fuse_to_gemm(s, nd, n);
     }
     if (!gemv_path(s, m))

@@ -19,7 +19,7 @@ struct cuda_device {
     /* A/B switches read from the environment at open (README): decode attention on tensor cores
      * (QR_CUDA_DECODE_TC), 16-bit gate_up output at prompt sizes (QR_CUDA_GU16), every prompt-step f32
      * intermediate written (QR_CUDA_KEEP_INTERMEDIATES) */
-    bool decode_tc, gu16, keep_intermediates, prefill_vec, attn_lastmerge, attn_early, f8_tma;
+    bool decode_tc, gu16, qkv16, keep_intermediates, prefill_vec, attn_lastmerge, attn_early, f8_tma;
     bool gemm_tune;   /* prompt GEMMs on tuned cublasLt algorithms (cuda_gemm_tune.c; gemm_tune = 0 turns off) */
     char name[128];
 };

@@ -1,4 +1,5 @@
-# thirteenth session, call 2: where a serve burst's mixed steps lose time (step trace at 12 concurrent 8192-token
+# thirteenth session, call 2: the 16-bit prompt qkv (QR_CUDA_QKV16, new: parity, then A/B), where a serve burst's
+# mixed steps lose time (step trace at 12 concurrent 8192-token
 # prompts), prompt lengths just past 8192 (the GEMMs' M of a mixed step), serve capacity with the tuned GEMMs on by
 # default, and an nsys kernel summary of an 8192-token prompt step where nsys exists.  ~300 s.  Carry as dev_s29.sh.
 export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
@@ -6,7 +7,18 @@ export QRUN_COMMIT=$(cat .commit)
 B=build-h100/bin; M=/tmp/q4b; O=${OUT:-/tmp}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1
-${EXTRA_CHECKS:-true}
+echo "== parity (16-bit prompt qkv on)"
+timeout 60 $B/test_graph_fusion -b cuda 2>&1 | grep -E "FAIL|passed" | tail -4
+timeout 60 $B/test_backend_ops -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
+timeout 100 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
+echo "== A/B QR_CUDA_QKV16"
+for round in 1 2; do
+  for e in "QR_CUDA_QKV16=0" "QR_CUDA_QKV16=1"; do
+    printf '%-18s ' "$e"
+    env $e timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512,8192 --gen 32 --long-run 0 \
+        2>&1 | grep -E "^(512|8192) " | awk '{printf "%s: TTFT %s decode %s; ", $1, $3, $5} END {print ""}'
+  done
+done
 echo "== TTFT at 8192 and just past it (a mixed step's M)"
 timeout 90 $B/qrun bench latency --backend cuda --model $M --prompt-lens 8192,8200,8203,8256 --gen 4 --long-run 0 \
     2>&1 | grep -E "^[0-9]+ "
