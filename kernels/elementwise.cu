@@ -75,6 +75,32 @@ extern "C" int cuda_launch_convert_rows(qr_cuda_stream st, void *dst, int dtype,
     return qk_launch_result();
 }
 
+/* the rows of the one-token sequences of a batch (q_start[s + 1] - q_start[s] == 1), f32 -> 16 bits, into dst at the
+ * same row (rows of K); one block row per sequence, as k_convert_rows converts them */
+__global__ void k_convert_single_rows(uint16_t *dst, int dtype, const float *x, int K, int ldx, const int32_t *q_start)
+{
+    const int s = blockIdx.y;
+    const int32_t r = q_start[s];
+    if (q_start[s + 1] - r != 1)
+        return;
+    const float *xr = x + (int64_t)r * ldx;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < K; i += gridDim.x * blockDim.x)
+        dst[(int64_t)r * K + i] = dtype == QK_BF16 ? qk_f32_bf16(xr[i]) : qk_f32_f16(xr[i]);
+}
+
+extern "C" int cuda_launch_convert_single_rows(qr_cuda_stream st, void *dst, int dtype, const float *x, int K, int ldx,
+                                               const int32_t *q_start, int n_seqs)
+{
+    if (n_seqs <= 0 || K <= 0)
+        return 0;
+    if (n_seqs > QK_MAX_GRID_Y || (dtype != QK_BF16 && dtype != QK_F16))
+        return (int)cudaErrorInvalidValue;
+    unsigned gx = qk_blocks(K, 256);
+    k_convert_single_rows<<<dim3(gx < 32 ? gx : 32, (unsigned)n_seqs), 256, 0, st>>>((uint16_t *)dst, dtype, x, K,
+                                                                                       ldx, q_start);
+    return qk_launch_result();
+}
+
 __global__ void k_bias_add(float *y, const void *bias, int btype, int M, int N, int ldy)
 {
     int m = blockIdx.y;

@@ -35,6 +35,10 @@ int cuda_launch_gemv(qr_cuda_stream st, float *y, const float *x, const void *w,
 /* dst[m, :K] = convert(x[rows ? clamp(rows[m]) : m, :K]) to dtype (contiguous, ld K) */
 int cuda_launch_convert_rows(qr_cuda_stream st, void *dst, int dtype, const float *x, int M, int K, int ldx,
                              const int32_t *rows, int64_t max_rows);
+/* the rows of a batch's one-token sequences (q_start[s + 1] - q_start[s] == 1) of x (f32, ldx) into dst (QK_BF16 /
+ * QK_F16, rows of K) at the same rows; n_seqs <= 65535 */
+int cuda_launch_convert_single_rows(qr_cuda_stream st, void *dst, int dtype, const float *x, int K, int ldx,
+                                    const int32_t *q_start, int n_seqs);
 
 /* y[m, n] += bias[n] */
 int cuda_launch_bias_add(qr_cuda_stream st, float *y, const void *bias, int btype, int M, int N, int ldy);

@@ -645,7 +645,8 @@ int main(int argc, char **argv)
     /* kinds: 0/1 qkv post with/without q/k norm; 2/3 norm/SwiGLU + matmul; 4/5 the same, transient; 6/7 transient
      * with a second reader; 8 attn + o_proj; 9 the same, transient; 10 transient, with a decoding sequence;
      * 11/12 the MLP (norm, gate_up, SwiGLU, down), transient or not; 13/14 norm + qkv + q/k norm + RoPE + KV +
-     * attention, transient or not.  f8: the KV cache in FP8 E4M3 (kinds 0, 1, 8-10, 13, 14) */
+     * attention, transient or not; 15 attn + o_proj with a decoding sequence, not transient.  f8: the KV cache in
+     * FP8 E4M3 (kinds 0, 1, 8-10, 13-15) */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
     struct {
@@ -655,7 +656,8 @@ int main(int argc, char **argv)
                  {3, 40}, {4, 40}, {5, 40}, {4, 1}, {6, 40}, {7, 40}, {8, 40}, {9, 40}, {9, 3}, {10, 40},
                  {11, 40}, {12, 40}, {11, 2}, {11, 1}, {11, 3}, {12, 1}, {12, 8}, {6, 1}, {7, 1},
                  {0, 1, true}, {0, 7, true}, {1, 7, true}, {0, 100}, {1, 70}, {0, 100, true}, {8, 40, true}, {9, 3, true}, {10, 40, true},
-                 {13, 100}, {13, 40}, {13, 2}, {14, 100}, {13, 100, true}, {14, 40, true}};
+                 {13, 100}, {13, 40}, {13, 2}, {14, 100}, {13, 100, true}, {14, 40, true}, {15, 40}, {10, 2},
+                 {15, 3, true}};
 #pragma GCC diagnostic pop
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct prob P;
@@ -666,8 +668,8 @@ int main(int argc, char **argv)
             mk_qkv_post(&P, cases[c].T, kind == 0, kv, key);
         else if (kind <= 7)
             mk_norm_or_silu_matmul(&P, cases[c].T, kind & 1, kind >= 4, kind >= 6, key);
-        else if (kind <= 10)
-            mk_attn_matmul(&P, cases[c].T, 70, kind == 10, kind >= 9, kv, key);
+        else if (kind <= 10 || kind == 15)
+            mk_attn_matmul(&P, cases[c].T, 70, kind == 10 || kind == 15, kind == 9 || kind == 10, kv, key);
         else if (kind <= 12)
             mk_mlp(&P, cases[c].T, kind == 12, key);
         else

@@ -99,7 +99,8 @@ qr_status cuda_gemm_prepared16(struct qr_stream *s, void *yh, const void *xh, co
 
 /* prompt attention whose output goes straight to the o_proj GEMM's 16-bit input (out_h, rows of
  * n_heads * head_dim), and to a->out as well where f32_out; only where cuda_attn_prompt_only() (the prompt
- * kernel serves every sequence: no decode split, head_dim 64/128, aligned KV) */
+ * kernel runs: a query longer than one token, head_dim 64/128, aligned KV).  In a mixed batch the one-token
+ * sequences still go to the decode kernel, which also writes their f32 rows to a->out */
 bool cuda_attn_prompt_only(struct qr_stream *s, const struct qr_attn_args *a);
 qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *a, bool f32_out, void *out_h,
                                 enum qr_dtype ht);

@@ -304,9 +304,7 @@ bool cuda_attn_prompt_only(struct qr_stream *s, const struct qr_attn_args *a)
         a->n_heads % a->n_kv_heads != 0 || (a->head_dim != 64 && a->head_dim != 128) || a->block_size <= 0 ||
         a->max_blocks_per_seq <= 0 || !aligned16(vp(&a->k_cache)) || !aligned16(vp(&a->v_cache)))
         return false;
-    if (!cuda_attn_prefill_supported(a->head_dim, a->kv_dtype, cd->cc))
-        return false;
-    return a->n_seqs == 1 || !attn_tc(cd, a);
+    return cuda_attn_prefill_supported(a->head_dim, a->kv_dtype, cd->cc) && a->n_seqs <= 65535;
 }
 
 qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *a, bool f32_out, void *out_h,
@@ -315,12 +313,26 @@ qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *
     ENTER(s);
     if (!cuda_attn_prompt_only(s, a) || (ht != QR_DTYPE_BF16 && ht != QR_DTYPE_F16))
         return qr_set_error(QR_E_INTERNAL, "cuda attn: the 16-bit output needs the prompt kernel alone");
+    struct cuda_device *cd = cuda_dev(s->dev);
     struct qr_cuda_attn k = attn_kargs(a);
+    /* a mixed batch splits as in op_attn: the prompt kernel writes the 16-bit rows of the longer sequences, the
+     * decode kernel the f32 rows of the one-token ones, which are then converted (k_convert_rows' rounding) */
+    const bool split_mixed = attn_tc(cd, a) && a->n_seqs > 1;
     if (!f32_out)
         k.out = NULL;
     k.out_h = out_h;
     k.out_h_type = (int)ht;
-    return attn_prompt(s, a, &k);
+    k.skip_single = split_mixed;
+    qr_status st = attn_prompt(s, a, &k);
+    if (st != QR_OK || !split_mixed)
+        return st;
+    struct qr_cuda_attn kd = attn_kargs(a);
+    kd.skip_single = true;
+    if ((st = decode_tc(s, &kd, cd->n_sm)) != QR_OK)
+        return st;
+    LAUNCH_TRY(s->dev, cuda_launch_convert_single_rows(cst(s), out_h, (int)ht, kd.out, a->n_heads * a->head_dim,
+                                                       a->ldo, vp(&a->q_start), a->n_seqs));
+    return QR_OK;
 }
 
 static qr_status op_silu_mul(struct qr_stream *s, const struct qr_silu_mul_args *a)
