@@ -206,8 +206,11 @@ static bool gemm_path(struct qr_stream *s, const struct qr_matmul_args *m)
 static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
 {
     const struct qr_matmul_args *m = &nd[1].a.matmul;
+    /* the GEMM's 16-bit input, and after it (a mixed batch's attention) the decode kernel's partials: one scratch */
+    const size_t xbytes = ((size_t)m->M * (size_t)m->K * 2 + 255) & ~(size_t)255;
+    const size_t extra = nd[0].op == QR_OP_ATTN ? cuda_attn_prompt_half_scratch(s, &nd[0].a.attn) : 0;
     void *xh = NULL;
-    qr_status st = cuda_scratch(s, (size_t)m->M * (size_t)m->K * 2, &xh);
+    qr_status st = cuda_scratch(s, xbytes + extra, &xh);
     if (st != QR_OK)
         return (int)st;
     if (nd[0].op == QR_OP_RMSNORM) {
@@ -223,7 +226,8 @@ static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
                                                 a->ldgu, a->ldout, cuda_dev(s->dev)->prefill_vec));
     } else {
         const struct qr_attn_args *a = &nd[0].a.attn;
-        st = cuda_attn_prompt_half(s, a, !dead_after(s, &nd[0], &a->out, nd + 2, n - 2), xh, m->wtype);
+        st = cuda_attn_prompt_half(s, a, !dead_after(s, &nd[0], &a->out, nd + 2, n - 2), xh, m->wtype,
+                                   extra ? (char *)xh + xbytes : NULL);
         if (st != QR_OK)
             return (int)st;
     }

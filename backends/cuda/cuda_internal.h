@@ -102,8 +102,11 @@ qr_status cuda_gemm_prepared16(struct qr_stream *s, void *yh, const void *xh, co
  * kernel runs: a query longer than one token, head_dim 64/128, aligned KV).  In a mixed batch the one-token
  * sequences still go to the decode kernel, which also writes their f32 rows to a->out */
 bool cuda_attn_prompt_only(struct qr_stream *s, const struct qr_attn_args *a);
+/* the device scratch bytes cuda_attn_prompt_half needs for a mixed batch's decode kernel (scr; 0: none); the
+ * caller takes them together with out_h (cuda_scratch grows and moves the one stream scratch) */
+size_t cuda_attn_prompt_half_scratch(struct qr_stream *s, const struct qr_attn_args *a);
 qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *a, bool f32_out, void *out_h,
-                                enum qr_dtype ht);
+                                enum qr_dtype ht, void *scr);
 
 /* an A/B switch from the environment: dflt where NAME is unset or empty, off for "0", on for anything else */
 bool cuda_env_switch(const char *name, bool dflt);

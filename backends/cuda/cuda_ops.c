@@ -190,12 +190,11 @@ static qr_status op_kv_store(struct qr_stream *s, const struct qr_kv_store_args 
     return QR_OK;
 }
 
-/* decode attention on tensor cores for the one-token sequences of k (its partials in stream scratch) */
-static qr_status decode_tc(struct qr_stream *s, const struct qr_cuda_attn *k, int n_sm)
+/* decode attention on tensor cores for the one-token sequences of k (its partials in scr, else in stream scratch) */
+static qr_status decode_tc_at(struct qr_stream *s, const struct qr_cuda_attn *k, int n_sm, void *scr)
 {
-    void *scr = NULL;
-    qr_status st = cuda_scratch(s, cuda_attn_decode_tc_scratch(k, n_sm), &scr);
-    if (st != QR_OK)
+    qr_status st;
+    if (!scr && (st = cuda_scratch(s, cuda_attn_decode_tc_scratch(k, n_sm), &scr)) != QR_OK)
         return st;
     int *cnt = NULL;
     if (cuda_dev(s->dev)->attn_lastmerge &&
@@ -203,6 +202,10 @@ static qr_status decode_tc(struct qr_stream *s, const struct qr_cuda_attn *k, in
         return st;
     LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(cst(s), k, scr, n_sm, cnt, cuda_dev(s->dev)->attn_early));
     return QR_OK;
+}
+static qr_status decode_tc(struct qr_stream *s, const struct qr_cuda_attn *k, int n_sm)
+{
+    return decode_tc_at(s, k, n_sm, NULL);
 }
 
 static struct qr_cuda_attn attn_kargs(const struct qr_attn_args *a)
@@ -307,8 +310,17 @@ bool cuda_attn_prompt_only(struct qr_stream *s, const struct qr_attn_args *a)
     return cuda_attn_prefill_supported(a->head_dim, a->kv_dtype, cd->cc) && a->n_seqs <= 65535;
 }
 
+size_t cuda_attn_prompt_half_scratch(struct qr_stream *s, const struct qr_attn_args *a)
+{
+    struct cuda_device *cd = cuda_dev(s->dev);
+    if (!attn_tc(cd, a) || a->n_seqs <= 1)
+        return 0;
+    struct qr_cuda_attn k = attn_kargs(a);
+    return cuda_attn_decode_tc_scratch(&k, cd->n_sm);
+}
+
 qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *a, bool f32_out, void *out_h,
-                                enum qr_dtype ht)
+                                enum qr_dtype ht, void *scr)
 {
     ENTER(s);
     if (!cuda_attn_prompt_only(s, a) || (ht != QR_DTYPE_BF16 && ht != QR_DTYPE_F16))
@@ -328,7 +340,9 @@ qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *
         return st;
     struct qr_cuda_attn kd = attn_kargs(a);
     kd.skip_single = true;
-    if ((st = decode_tc(s, &kd, cd->n_sm)) != QR_OK)
+    if (!scr)
+        return qr_set_error(QR_E_INTERNAL, "cuda attn: a mixed batch's 16-bit output needs the decode scratch");
+    if ((st = decode_tc_at(s, &kd, cd->n_sm, scr)) != QR_OK)
         return st;
     LAUNCH_TRY(s->dev, cuda_launch_convert_single_rows(cst(s), out_h, (int)ht, kd.out, a->n_heads * a->head_dim,
                                                        a->ldo, vp(&a->q_start), a->n_seqs));
