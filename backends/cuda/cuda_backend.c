@@ -238,6 +238,14 @@ static void stream_release(struct cuda_stream *cs)
     if (cs->counters)
         cudaFree(cs->counters);
     cuda_gemm_tune_free(cs);
+    if (cs->side) {
+        cudaStreamSynchronize(cs->side);
+        cudaStreamDestroy(cs->side);
+    }
+    if (cs->ev_fork)
+        cudaEventDestroy(cs->ev_fork);
+    if (cs->ev_join)
+        cudaEventDestroy(cs->ev_join);
     if (cs->blas)
         cublasDestroy(cs->blas);
     if (cs->blas_ws)
@@ -665,6 +673,9 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         /* the same for the prompt qkv GEMM, whose k and v rows then go to the caches only (cuda_graph_fuse.c);
          * QR_CUDA_QKV16=0 keeps f32 */
         cd->qkv16 = cuda_env_switch("QR_CUDA_QKV16", true);
+        /* a mixed batch's decode attention (memory-bound) on a higher-priority side stream, beside the prompt
+         * attention (compute-bound), joined before the o_proj; QR_CUDA_ATTN_SIDE=0 runs it after, on the stream */
+        cd->attn_side = cuda_env_switch("QR_CUDA_ATTN_SIDE", true);
         cd->keep_intermediates = cuda_env_switch("QR_CUDA_KEEP_INTERMEDIATES", false);
         /* 16-byte loads/stores in the prompt RMSNorm and SwiGLU passes that write the GEMM input (same bits);
          * written without a GPU in the seventh session, QR_CUDA_PREFILL_VEC=0 is the A/B */

@@ -21,6 +21,7 @@ struct cuda_device {
      * intermediate written (QR_CUDA_KEEP_INTERMEDIATES) */
     bool decode_tc, gu16, qkv16, keep_intermediates, prefill_vec, attn_lastmerge, attn_early, f8_tma;
     bool gemm_tune;   /* prompt GEMMs on tuned cublasLt algorithms (cuda_gemm_tune.c; gemm_tune = 0 turns off) */
+    bool attn_side;   /* a mixed batch's decode attention on a side stream (QR_CUDA_ATTN_SIDE=0: after the prompt's) */
     char name[128];
 };
 
@@ -43,6 +44,8 @@ struct cuda_stream {
     struct cuda_graph_entry *graphs;
     int n_graphs, cap_graphs;
     struct cuda_gemm_tune *tune;   /* cuda_gemm_tune.c: NULL until the first tuned GEMM */
+    cudaStream_t side;             /* a mixed batch's decode attention beside the prompt kernel (cuda_ops.c) */
+    cudaEvent_t ev_fork, ev_join;
 };
 
 /* the cuBLAS workspace of a stream (cublasLt shares it: both run in stream order) */

@@ -190,8 +190,10 @@ static qr_status op_kv_store(struct qr_stream *s, const struct qr_kv_store_args 
     return QR_OK;
 }
 
-/* decode attention on tensor cores for the one-token sequences of k (its partials in scr, else in stream scratch) */
-static qr_status decode_tc_at(struct qr_stream *s, const struct qr_cuda_attn *k, int n_sm, void *scr)
+/* decode attention on tensor cores for the one-token sequences of k, launched on st (its partials in scr, else in
+ * stream scratch) */
+static qr_status decode_tc_at(struct qr_stream *s, qr_cuda_stream st_, const struct qr_cuda_attn *k, int n_sm,
+                              void *scr)
 {
     qr_status st;
     if (!scr && (st = cuda_scratch(s, cuda_attn_decode_tc_scratch(k, n_sm), &scr)) != QR_OK)
@@ -200,12 +202,32 @@ static qr_status decode_tc_at(struct qr_stream *s, const struct qr_cuda_attn *k,
     if (cuda_dev(s->dev)->attn_lastmerge &&
         (st = cuda_counters(s, (size_t)k->n_seqs * (size_t)k->n_kv_heads, &cnt)) != QR_OK)
         return st;
-    LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(cst(s), k, scr, n_sm, cnt, cuda_dev(s->dev)->attn_early));
+    LAUNCH_TRY(s->dev, cuda_launch_attn_decode_tc(st_, k, scr, n_sm, cnt, cuda_dev(s->dev)->attn_early));
     return QR_OK;
 }
 static qr_status decode_tc(struct qr_stream *s, const struct qr_cuda_attn *k, int n_sm)
 {
-    return decode_tc_at(s, k, n_sm, NULL);
+    return decode_tc_at(s, cst(s), k, n_sm, NULL);
+}
+
+/* the side stream (highest priority), created at first use outside a graph capture; NULL where there is none */
+static qr_status side_stream(struct qr_stream *s, cudaStream_t *out)
+{
+    struct cuda_stream *cs = cuda_st(s);
+    *out = NULL;
+    if (!cs->side) {
+        enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+        CUDA_TRY(s->dev, cudaStreamIsCapturing(cs->cs, &cap));
+        if (cap != cudaStreamCaptureStatusNone)
+            return QR_OK;
+        int lo = 0, hi = 0;
+        CUDA_TRY(s->dev, cudaDeviceGetStreamPriorityRange(&lo, &hi));
+        CUDA_TRY(s->dev, cudaEventCreateWithFlags(&cs->ev_fork, cudaEventDisableTiming));
+        CUDA_TRY(s->dev, cudaEventCreateWithFlags(&cs->ev_join, cudaEventDisableTiming));
+        CUDA_TRY(s->dev, cudaStreamCreateWithPriority(&cs->side, cudaStreamNonBlocking, hi));
+    }
+    *out = cs->side;
+    return QR_OK;
 }
 
 static struct qr_cuda_attn attn_kargs(const struct qr_attn_args *a)
@@ -241,6 +263,41 @@ static qr_status attn_prompt(struct qr_stream *s, const struct qr_attn_args *a, 
         LAUNCH_TRY(s->dev, cuda_launch_attn_prefill_wg_variant(cst(s), k, cd->wg_variant));
     else
         LAUNCH_TRY(s->dev, cuda_launch_attn_prefill(cst(s), k));
+    return QR_OK;
+}
+
+/* a mixed batch: the prompt kernel (kp, skip_single) for the longer sequences and the decode kernel (kd) for the
+ * one-token ones, its partials in scr (NULL: stream scratch).  The decode kernel reads K/V at memory speed while
+ * the prompt kernel is bound by its MMAs, so it runs on the side stream beside it (forked after the ops before,
+ * joined before any op after; QR_CUDA_ATTN_SIDE=0 or no side stream: one after the other) */
+static qr_status attn_split(struct qr_stream *s, const struct qr_attn_args *a, struct qr_cuda_attn *kp,
+                            const struct qr_cuda_attn *kd, void *scr)
+{
+    struct cuda_device *cd = cuda_dev(s->dev);
+    struct cuda_stream *cs = cuda_st(s);
+    qr_status st;
+    if (!scr && (st = cuda_scratch(s, cuda_attn_decode_tc_scratch(kd, cd->n_sm), &scr)) != QR_OK)
+        return st;
+    cudaStream_t side = NULL;
+    if (cd->attn_side && !cd->attn_lastmerge && (st = side_stream(s, &side)) != QR_OK)
+        return st;
+    if (!side) {
+        if ((st = attn_prompt(s, a, kp)) != QR_OK)
+            return st;
+        return decode_tc_at(s, cst(s), kd, cd->n_sm, scr);
+    }
+    CUDA_TRY(s->dev, cudaEventRecord(cs->ev_fork, cs->cs));
+    CUDA_TRY(s->dev, cudaStreamWaitEvent(side, cs->ev_fork, 0));
+    st = decode_tc_at(s, (qr_cuda_stream)side, kd, cd->n_sm, scr);
+    qr_status st2 = st == QR_OK ? attn_prompt(s, a, kp) : QR_OK;
+    /* joined whatever happened, so a capture in progress stays whole */
+    cudaError_t e = cudaEventRecord(cs->ev_join, side);
+    if (e == cudaSuccess)
+        e = cudaStreamWaitEvent(cs->cs, cs->ev_join, 0);
+    if (st != QR_OK || st2 != QR_OK)
+        return st != QR_OK ? st : st2;
+    if (e != cudaSuccess)
+        return cuda_fail(s->dev, e, "cudaEventRecord / cudaStreamWaitEvent (side stream join)", __FILE__, __LINE__);
     return QR_OK;
 }
 
@@ -294,10 +351,7 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
      * once per GQA group; the prompt kernel would read it once per pair of heads */
     const bool split_mixed = tc && a->n_seqs > 1;
     k.skip_single = split_mixed;
-    qr_status st = attn_prompt(s, a, &k);
-    if (st != QR_OK)
-        return st;
-    return split_mixed ? decode_tc(s, &k, cd->n_sm) : QR_OK;
+    return split_mixed ? attn_split(s, a, &k, &k, NULL) : attn_prompt(s, a, &k);
 }
 
 bool cuda_attn_prompt_only(struct qr_stream *s, const struct qr_attn_args *a)
@@ -335,14 +389,14 @@ qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *
     k.out_h = out_h;
     k.out_h_type = (int)ht;
     k.skip_single = split_mixed;
-    qr_status st = attn_prompt(s, a, &k);
-    if (st != QR_OK || !split_mixed)
-        return st;
+    if (!split_mixed)
+        return attn_prompt(s, a, &k);
     struct qr_cuda_attn kd = attn_kargs(a);
     kd.skip_single = true;
     if (!scr)
         return qr_set_error(QR_E_INTERNAL, "cuda attn: a mixed batch's 16-bit output needs the decode scratch");
-    if ((st = decode_tc_at(s, &kd, cd->n_sm, scr)) != QR_OK)
+    qr_status st = attn_split(s, a, &k, &kd, scr);
+    if (st != QR_OK)
         return st;
     LAUNCH_TRY(s->dev, cuda_launch_convert_single_rows(cst(s), out_h, (int)ht, kd.out, a->n_heads * a->head_dim,
                                                        a->ldo, vp(&a->q_start), a->n_seqs));
