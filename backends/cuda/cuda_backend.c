@@ -674,8 +674,10 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
          * QR_CUDA_QKV16=0 keeps f32 */
         cd->qkv16 = cuda_env_switch("QR_CUDA_QKV16", true);
         /* a mixed batch's decode attention (memory-bound) on a higher-priority side stream, beside the prompt
-         * attention (compute-bound), joined before the o_proj; QR_CUDA_ATTN_SIDE=0 runs it after, on the stream */
-        cd->attn_side = cuda_env_switch("QR_CUDA_ATTN_SIDE", true);
+         * attention (compute-bound), joined before the o_proj: measured nothing on the H100 (thirteenth session,
+         * a serve burst's steps 143-147 ms either way: the prompt kernel's blocks leave no room), so opt-in
+         * (QR_CUDA_ATTN_SIDE=1) */
+        cd->attn_side = cuda_env_switch("QR_CUDA_ATTN_SIDE", false);
         cd->keep_intermediates = cuda_env_switch("QR_CUDA_KEEP_INTERMEDIATES", false);
         /* 16-byte loads/stores in the prompt RMSNorm and SwiGLU passes that write the GEMM input (same bits);
          * written without a GPU in the seventh session, QR_CUDA_PREFILL_VEC=0 is the A/B */

@@ -21,7 +21,7 @@ struct cuda_device {
      * intermediate written (QR_CUDA_KEEP_INTERMEDIATES) */
     bool decode_tc, gu16, qkv16, keep_intermediates, prefill_vec, attn_lastmerge, attn_early, f8_tma;
     bool gemm_tune;   /* prompt GEMMs on tuned cublasLt algorithms (cuda_gemm_tune.c; gemm_tune = 0 turns off) */
-    bool attn_side;   /* a mixed batch's decode attention on a side stream (QR_CUDA_ATTN_SIDE=0: after the prompt's) */
+    bool attn_side;   /* a mixed batch's decode attention on a side stream (opt-in: QR_CUDA_ATTN_SIDE=1) */
     char name[128];
 };
 

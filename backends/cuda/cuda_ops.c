@@ -268,8 +268,9 @@ static qr_status attn_prompt(struct qr_stream *s, const struct qr_attn_args *a, 
 
 /* a mixed batch: the prompt kernel (kp, skip_single) for the longer sequences and the decode kernel (kd) for the
  * one-token ones, its partials in scr (NULL: stream scratch).  The decode kernel reads K/V at memory speed while
- * the prompt kernel is bound by its MMAs, so it runs on the side stream beside it (forked after the ops before,
- * joined before any op after; QR_CUDA_ATTN_SIDE=0 or no side stream: one after the other) */
+ * the prompt kernel is bound by its MMAs, so with QR_CUDA_ATTN_SIDE=1 it runs on the side stream beside it (forked
+ * after the ops before, joined before any op after); by default, or without a side stream, one after the other (the
+ * side stream measured nothing on the H100: the prompt kernel's blocks fill the SMs' shared memory) */
 static qr_status attn_split(struct qr_stream *s, const struct qr_attn_args *a, struct qr_cuda_attn *kp,
                             const struct qr_cuda_attn *kd, void *scr)
 {
