@@ -103,6 +103,19 @@ static void fill_bf16(struct prob *P, int b, float base, float scale)
     for (size_t i = 0; i < P->size[b] / 2; i++)
         p[i] = to_bf16(base + frand() * scale);
 }
+/* the K and V caches (csz bytes each) with values in [-1, 1): FP8 E4M3 codes or BF16 */
+static void fill_caches(struct prob *P, int kc, int vc, size_t csz, bool f8)
+{
+    if (f8) {
+        for (size_t i = 0; i < csz; i++) {
+            P->init[kc][i] = qr_f32_to_f8e4m3(frand());
+            P->init[vc][i] = qr_f32_to_f8e4m3(frand());
+        }
+    } else {
+        fill_bf16(P, kc, 0.0f, 1.0f);
+        fill_bf16(P, vc, 0.0f, 1.0f);
+    }
+}
 
 /* the view slots of each op, in a fixed order, so that buffers can be bound per device */
 static struct qr_view **slots_of(struct qr_node *n, int *count)
@@ -446,15 +459,7 @@ static void mk_attn_matmul(struct prob *P, int T, int ctx0, bool mixed, bool tra
     size_t csz = (size_t)nblk * Hk * bs * hd * qr_dtype_size(kv);
     int kc = add_buf(P, "k_cache", csz, kv, false, 0);
     int vc = add_buf(P, "v_cache", csz, kv, false, 0);
-    if (f8) {
-        for (size_t i = 0; i < csz; i++) {
-            P->init[kc][i] = qr_f32_to_f8e4m3(frand());
-            P->init[vc][i] = qr_f32_to_f8e4m3(frand());
-        }
-    } else {
-        fill_bf16(P, kc, 0.0f, 1.0f);
-        fill_bf16(P, vc, 0.0f, 1.0f);
-    }
+    fill_caches(P, kc, vc, csz, f8);
     int bt = add_buf(P, "block_tables", (size_t)S * mb * 4, QR_DTYPE_F32, false, 0);
     int sl = add_buf(P, "seq_lens", (size_t)S * 4, QR_DTYPE_F32, false, 0);
     int qs = add_buf(P, "q_start", (size_t)(S + 1) * 4, QR_DTYPE_F32, false, 0);
@@ -544,15 +549,7 @@ static void mk_qkv_attn(struct prob *P, int T, bool transient, enum qr_dtype kv,
     size_t csz = (size_t)nblk * Hk * bs * hd * qr_dtype_size(kv);
     int kc = add_buf(P, "k_cache", csz, kv, true, tol);
     int vc = add_buf(P, "v_cache", csz, kv, true, tol);
-    if (f8) {
-        for (size_t i = 0; i < csz; i++) {
-            P->init[kc][i] = qr_f32_to_f8e4m3(frand());
-            P->init[vc][i] = qr_f32_to_f8e4m3(frand());
-        }
-    } else {
-        fill_bf16(P, kc, 0.0f, 1.0f);
-        fill_bf16(P, vc, 0.0f, 1.0f);
-    }
+    fill_caches(P, kc, vc, csz, f8);
     int att = add_buf(P, "att", (size_t)T * Hq * hd * 4, QR_DTYPE_F32, true, tol);
     fill_f32(P, att, 100.0f);
     size_t kof = (size_t)Hq * hd * 4, vof = (size_t)(Hq + Hk) * hd * 4;
