@@ -1,0 +1,20 @@
+# thirteenth session, call 5 (the last ~4 minutes of device time): parity at the final head (the side stream now
+# opt-in, so a mixed batch's decode attention runs after the prompt attention on the stream), then offline
+# throughput 1000 x 1024/128 (issue 6's second shape; last recorded in the fourth session) with FP8 and BF16 KV.
+# ~130 s.  Carry as dev_s29.sh.
+export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
+export QRUN_COMMIT=$(cat .commit)
+B=build-h100/bin; M=/tmp/q4b; O=${OUT:-/tmp}
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+(timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
+SETUP=$!
+echo "== parity"
+timeout 40 $B/test_graph_fusion -b cuda 2>&1 | grep -E "FAIL|passed" | cut -c1-240 | tail -4
+timeout 60 $B/test_engine -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
+wait $SETUP; cat $O/setup.txt
+for kv in fp8 bf16; do
+  echo "== throughput 1000 x 1024/128, $kv"
+  timeout 60 $B/qrun bench throughput --backend cuda --model $M --num-prompts 1000 --input-len 1024 \
+      --output-len 128 --kv-dtype $kv 2>&1 | grep -E "Throughput|Elapsed|Steps"
+done
+echo "total ${SECONDS} s"
