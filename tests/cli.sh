@@ -111,6 +111,13 @@ if "$QRUN" bench latency "${E[@]}" --prompt-lens 8,32 --gen 4 --long-run 40,8 --
     >"$T/out" 2>"$T/err" && grep -q '"runs"' "$T/lat.json" && grep -q "long run" "$T/out"; then
     ok; else bad "bench latency"; cat "$T/out" "$T/err" >&2; fi
 expect_fail "bench latency over context" "max model length" "$QRUN" bench latency "${E[@]}" --prompt-lens 1000 --gen 4 --long-run 0
+# after a cached prefix: the runs carry it in the JSON, and it counts toward the context
+if "$QRUN" bench latency "${E[@]}" --prompt-lens 4,16 --cached-prefix 20 --gen 4 --long-run 0 --json-out "$T/latp.json" \
+    >"$T/out" 2>"$T/err" && grep -q '"cached_prefix": 20' "$T/latp.json" && grep -q "cached prefix of 20" "$T/out"; then
+    ok; else bad "bench latency --cached-prefix"; cat "$T/out" "$T/err" >&2; fi
+expect_fail "bench latency cached prefix over context" "max model length" "$QRUN" bench latency "${E[@]}" \
+    --prompt-lens 4 --cached-prefix 1000 --gen 4 --long-run 0
+expect_fail "bench latency negative cached prefix" "cached-prefix" "$QRUN" bench latency "${E[@]}" --cached-prefix -3
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,5 +1,5 @@
 /* cli_bench_latency.c - `qrun bench latency [engine flags] [--prompt-lens 512,8192]
- *                         [--gen 128] [--long-run 8192,512] [--json-out F]`
+ *                         [--gen 128] [--long-run 8192,512] [--cached-prefix P] [--json-out F]`
  *
  * Single-sequence latency on the runtime directly (no scheduler in the way):
  * random-token prompts, prefilled in steps of --max-num-batched-tokens, then
@@ -21,6 +21,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: qrun bench latency [engine options] [--prompt-lens 512,8192] [--gen 128]\n"
                "                          [--long-run IN,OUT (default 8192,512; 0 = skip)] [--warmup N]\n"
+               "                          [--cached-prefix P (each --prompt-lens run follows P tokens already in\n"
+               "                          the KV cache, as a prefix-cache hit leaves them: TTFT of the new tokens)]\n"
                "                          [--json-out FILE]\n");
     qr_cli_engine_usage(f);
 }
@@ -61,7 +63,7 @@ static void json_str(FILE *f, const char *s)
 }
 
 struct run_result {
-    int prompt, gen;
+    int prompt, gen, cached;
     double ttft_s, decode_tok_s, eff_gbs, bytes_per_tok;
 };
 
@@ -72,38 +74,44 @@ struct bench {
     size_t weight_read, kv_per_token;
 };
 
-/* one sequence: prefill `prompt` random tokens, then decode `gen` greedily */
-static qr_status run_one(struct bench *B, int prompt, int gen, uint64_t seed, struct run_result *r)
+/* one sequence: `cached` random tokens prefilled untimed (the KV a prefix-cache hit would leave), then `prompt`
+ * more prefilled (TTFT), then `gen` decoded greedily */
+static qr_status run_one(struct bench *B, int cached, int prompt, int gen, uint64_t seed, struct run_result *r)
 {
-    int total = prompt + gen;
     uint64_t x = seed * 6364136223846793005ull + 1442695040888963407ull;
     int V = B->vocab < 151643 ? B->vocab : 151643;
-    for (int i = 0; i < prompt; i++) {
+    const int end = cached + prompt;
+    for (int i = 0; i < end; i++) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         B->toks[i] = (int32_t)((x >> 33) % (uint64_t)V);
     }
     qr_status st;
     double t0 = qr_time_s();
     int32_t next = -1;
-    for (int c0 = 0; c0 < prompt; c0 += B->max_step) {
-        int q = prompt - c0 < B->max_step ? prompt - c0 : B->max_step;
+    /* chunks of at most max_step tokens; the timed part starts at a chunk boundary of its own */
+    for (int c0 = 0; c0 < end;) {
+        const int stop = c0 < cached ? cached : end;
+        int q = stop - c0 < B->max_step ? stop - c0 : B->max_step;
+        if (c0 == cached)
+            t0 = qr_time_s();
         for (int j = 0; j < q; j++) {
             int p = c0 + j;
             B->pos[j] = p;
             B->slots[j] = B->bt[p / B->bs] * B->bs + p % B->bs;
         }
         int32_t qs[2] = {0, q}, sl[1] = {c0 + q}, oi[1] = {q - 1};
-        bool last = c0 + q >= prompt;
+        bool last = c0 + q >= end;
         struct qr_batch b = {.n_tokens = q, .tokens = B->toks + c0, .positions = B->pos, .slots = B->slots,
                              .n_seqs = 1, .q_start = qs, .seq_lens = sl, .block_tables = B->bt,
                              .max_blocks_per_seq = B->nblk, .n_out = last ? 1 : 0, .out_idx = oi};
         if ((st = qr_rt_forward(B->rt, &b, NULL, last ? &next : NULL)) != QR_OK)
             return st;
+        c0 += q;
     }
     double t1 = qr_time_s();
-    B->toks[prompt] = next;
+    B->toks[end] = next;
     for (int k = 1; k < gen; k++) {
-        int p = prompt + k - 1;
+        int p = end + k - 1;
         int32_t pos = p, slot = B->bt[p / B->bs] * B->bs + p % B->bs, qs[2] = {0, 1}, sl[1] = {p + 1}, oi[1] = {0};
         struct qr_batch b = {.n_tokens = 1, .tokens = B->toks + p, .positions = &pos, .slots = &slot, .n_seqs = 1,
                              .q_start = qs, .seq_lens = sl, .block_tables = B->bt, .max_blocks_per_seq = B->nblk,
@@ -113,12 +121,12 @@ static qr_status run_one(struct bench *B, int prompt, int gen, uint64_t seed, st
         B->toks[p + 1] = next;
     }
     double t2 = qr_time_s();
-    (void)total;
     r->prompt = prompt;
     r->gen = gen;
+    r->cached = cached;
     r->ttft_s = t1 - t0;
     r->decode_tok_s = gen > 1 ? (gen - 1) / (t2 - t1) : 0;
-    double mean_ctx = prompt + gen / 2.0;
+    double mean_ctx = end + gen / 2.0;
     r->bytes_per_tok = (double)B->weight_read + mean_ctx * (double)B->kv_per_token;
     r->eff_gbs = r->bytes_per_tok * r->decode_tok_s / 1e9;
     return QR_OK;
@@ -131,7 +139,7 @@ int qr_cli_bench_latency(int argc, char **argv)
 {
     struct qr_engine_opts eo;
     qr_engine_opts_default(&eo);
-    long long lens[MAX_LENS] = {512, 8192}, gen = 128, lr[2] = {8192, 512}, warm = 1;
+    long long lens[MAX_LENS] = {512, 8192}, gen = 128, lr[2] = {8192, 512}, warm = 1, cached = 0;
     int n_lens = 2, n_lr = 2;
     const char *json_out = NULL;
     for (int i = 1; i < argc; i++) {
@@ -157,6 +165,10 @@ int qr_cli_bench_latency(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--gen") && v) {
             if (qr_cli_parse_int(a, v, 1, 1 << 20, &gen))
+                return 2;
+            i++;
+        } else if (!strcmp(a, "--cached-prefix") && v) {
+            if (qr_cli_parse_int(a, v, 0, 1 << 22, &cached))
                 return 2;
             i++;
         } else if (!strcmp(a, "--warmup") && v) {
@@ -203,8 +215,8 @@ int qr_cli_bench_latency(int argc, char **argv)
     }
     int longest = 16 + 4;
     for (int i = 0; i < n_lens; i++)
-        if (lens[i] + gen > longest)
-            longest = (int)(lens[i] + gen);
+        if (cached + lens[i] + gen > longest)
+            longest = (int)(cached + lens[i] + gen);
     if (n_lr == 2 && lr[0] + lr[1] > longest)
         longest = (int)(lr[0] + lr[1]);
     int maxlen = eo.max_model_len > 0 ? eo.max_model_len : m->cfg.max_position_embeddings;
@@ -261,18 +273,22 @@ int qr_cli_bench_latency(int argc, char **argv)
     for (int w = 0; w < warm; w++) {
         struct run_result r;
         for (int i = -1; i < n_lens; i++)
-            if (run_one(&B, i < 0 ? 16 : (int)lens[i], i < 0 ? 4 : 2, 99, &r) != QR_OK) {
+            if (run_one(&B, i < 0 ? 0 : (int)cached, i < 0 ? 16 : (int)lens[i], i < 0 ? 4 : 2, 99, &r) != QR_OK) {
                 fprintf(stderr, "qrun: warmup: %s\n", qr_last_error());
                 goto out;
             }
     }
     size_t min_free = props.mem_free;
+    if (cached > 0)
+        printf("each prompt below follows a cached prefix of %lld tokens (prefilled untimed, as a prefix-cache hit "
+               "leaves it): TTFT of the new tokens only\n",
+               cached);
     printf("%-8s %-6s %10s %12s %12s %10s\n", "prompt", "gen", "TTFT ms", "prefill t/s", "decode t/s", "eff GB/s");
     int total_runs = n_lens + (n_lr == 2 ? 1 : 0);
     for (int i = 0; i < total_runs; i++) {
         int P = i < n_lens ? (int)lens[i] : (int)lr[0], G = i < n_lens ? (int)gen : (int)lr[1];
         struct run_result *r = &res[n_res];
-        if (run_one(&B, P, G, (uint64_t)i + 1, r) != QR_OK) {
+        if (run_one(&B, i < n_lens ? (int)cached : 0, P, G, (uint64_t)i + 1, r) != QR_OK) {
             fprintf(stderr, "qrun: run %d in / %d out: %s\n", P, G, qr_last_error());
             goto out;
         }
@@ -310,10 +326,10 @@ int qr_cli_bench_latency(int argc, char **argv)
                    "\"peak_device_bytes\": %zu, \"runs\": [",
                 qr_dtype_name(ro.kv_dtype), mr.weights, mr.kv, bw / 1e9, peak);
         for (int i = 0; i < n_res; i++)
-            fprintf(f, "%s{\"prompt\": %d, \"gen\": %d, \"ttft_ms\": %.3f, \"decode_tok_s\": %.3f, "
-                       "\"eff_gbs\": %.3f, \"bytes_per_token\": %.0f}",
-                    i ? ", " : "", res[i].prompt, res[i].gen, res[i].ttft_s * 1e3, res[i].decode_tok_s,
-                    res[i].eff_gbs, res[i].bytes_per_tok);
+            fprintf(f, "%s{\"prompt\": %d, \"cached_prefix\": %d, \"gen\": %d, \"ttft_ms\": %.3f, "
+                       "\"decode_tok_s\": %.3f, \"eff_gbs\": %.3f, \"bytes_per_token\": %.0f}",
+                    i ? ", " : "", res[i].prompt, res[i].cached, res[i].gen, res[i].ttft_s * 1e3,
+                    res[i].decode_tok_s, res[i].eff_gbs, res[i].bytes_per_tok);
         fprintf(f, "]}\n");
         fclose(f);
     }
