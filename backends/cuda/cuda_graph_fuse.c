@@ -318,9 +318,11 @@ static int fuse_qkv_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
     const struct qr_matmul_args *m = &nd[1].a.matmul;
     struct qkv_post q;
     int c = match_qkv_post(nd + 2, n - 2, &q);
-    if (!c || !gemm_path(s, m) || m->accumulate || m->bias.buf || !same(&q.rq->x, &m->y) || q.ld != m->ldy ||
-        q.T != m->M || m->N != (q.Hq + 2 * q.Hk) * q.hd || q.hd > 1024 || m->y.buf == r->out.buf ||
-        m->y.buf == r->x.buf || !kv_rows_dead(s, &nd[1], &q, nd + 2 + c, n - 2 - c))
+    /* BF16 weights only: an F16 qkv (Turing's converted checkpoints) could overflow before the q/k norms */
+    if (!c || m->wtype != QR_DTYPE_BF16 || !gemm_path(s, m) || m->accumulate || m->bias.buf ||
+        !same(&q.rq->x, &m->y) || q.ld != m->ldy || q.T != m->M || m->N != (q.Hq + 2 * q.Hk) * q.hd ||
+        q.hd > 1024 || m->y.buf == r->out.buf || m->y.buf == r->x.buf ||
+        !kv_rows_dead(s, &nd[1], &q, nd + 2 + c, n - 2 - c))
         return 0;
     const size_t xbytes = ((size_t)m->M * (size_t)m->K * 2 + 255) & ~(size_t)255;
     void *xh = NULL;   /* the norm's 16-bit rows (M x K), then the 16-bit qkv rows (M x N) */
