@@ -34,6 +34,8 @@ static bool at(const struct qr_view *a, const struct qr_view *base, size_t bytes
     return a->buf == base->buf && a->off == base->off + bytes;
 }
 static bool half_dtype(enum qr_dtype t) { return t == QR_DTYPE_BF16 || t == QR_DTYPE_F16; }
+/* bytes of M rows of K 16-bit values in scratch, rounded up to 256 so a region placed after them stays aligned */
+static size_t rows16_bytes(int M, int K) { return ((size_t)M * (size_t)K * 2 + 255) & ~(size_t)255; }
 
 /* a matched [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE */
 struct qkv_post {
@@ -207,7 +209,7 @@ static int fuse_to_gemm(struct qr_stream *s, const struct qr_node *nd, int n)
 {
     const struct qr_matmul_args *m = &nd[1].a.matmul;
     /* the GEMM's 16-bit input, and after it (a mixed batch's attention) the decode kernel's partials: one scratch */
-    const size_t xbytes = ((size_t)m->M * (size_t)m->K * 2 + 255) & ~(size_t)255;
+    const size_t xbytes = rows16_bytes(m->M, m->K);
     const size_t extra = nd[0].op == QR_OP_ATTN ? cuda_attn_prompt_half_scratch(s, &nd[0].a.attn) : 0;
     void *xh = NULL;
     qr_status st = cuda_scratch(s, xbytes + extra, &xh);
@@ -324,7 +326,7 @@ static int fuse_qkv_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
         q.hd > 1024 || m->y.buf == r->out.buf || m->y.buf == r->x.buf ||
         !kv_rows_dead(s, &nd[1], &q, nd + 2 + c, n - 2 - c))
         return 0;
-    const size_t xbytes = ((size_t)m->M * (size_t)m->K * 2 + 255) & ~(size_t)255;
+    const size_t xbytes = rows16_bytes(m->M, m->K);
     void *xh = NULL;   /* the norm's 16-bit rows (M x K), then the 16-bit qkv rows (M x N) */
     qr_status st = cuda_scratch(s, xbytes + (size_t)m->M * (size_t)m->N * 2, &xh);
     if (st != QR_OK)

@@ -3,10 +3,7 @@
 # FP8, the tuned-GEMM A/B (QR_CUDA_GEMM_TUNE=1, never run), offline throughput 1000 x 1024/1024 with FP8 and BF16,
 # the 200K run with FP8, serve capacity BF16.  ~500 s;
 # FULL=0 skips the throughput and 200K runs.  Carry as dev_s18.sh (without .gl).
-export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
-export QRUN_COMMIT=$(cat .commit)
-B=build-h100/bin; M=/tmp/q4b; O=${OUT:-/tmp}
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. tools/bench/dev_env.sh
 (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
 echo "== parity"

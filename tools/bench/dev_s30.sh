@@ -2,10 +2,7 @@
 # mixed steps lose time (step trace at 12 concurrent 8192-token
 # prompts), prompt lengths just past 8192 (the GEMMs' M of a mixed step), serve capacity with the tuned GEMMs on by
 # default, and an nsys kernel summary of an 8192-token prompt step where nsys exists.  ~300 s.  Carry as dev_s29.sh.
-export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
-export QRUN_COMMIT=$(cat .commit)
-B=build-h100/bin; M=/tmp/q4b; O=${OUT:-/tmp}
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. tools/bench/dev_env.sh
 timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1
 echo "== parity (16-bit prompt qkv on)"
 timeout 60 $B/test_graph_fusion -b cuda 2>&1 | grep -E "FAIL|passed" | tail -4

@@ -1,10 +1,7 @@
 # thirteenth session, call 3: the mixed-batch attention -> o_proj fusion with the decode kernel's partials beside
 # the GEMM input (call 2 found them written over it: NaN rows), parity incl. test_engine, QR_CUDA_QKV16 A/B, serve
 # capacity BF16 (with a burst's step trace) and FP8.  ~400 s.  Carry as dev_s29.sh.
-export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
-export QRUN_COMMIT=$(cat .commit)
-B=build-h100/bin; M=/tmp/q4b; O=${OUT:-/tmp}
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. tools/bench/dev_env.sh
 (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
 echo "== parity"

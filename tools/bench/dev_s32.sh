@@ -1,10 +1,7 @@
 # thirteenth session, call 4: a mixed batch's decode attention on a side stream beside the prompt kernel
 # (QR_CUDA_ATTN_SIDE, new): parity, then a serve burst of 12 x 8192/512 with it off and on (step trace), then BF16
 # serve capacity with it on.  ~240 s.  Carry as dev_s29.sh.
-export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
-export QRUN_COMMIT=$(cat .commit)
-B=build-h100/bin; M=/tmp/q4b; O=${OUT:-/tmp}
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. tools/bench/dev_env.sh
 (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
 echo "== parity"

@@ -2,10 +2,7 @@
 # opt-in, so a mixed batch's decode attention runs after the prompt attention on the stream), then offline
 # throughput 1000 x 1024/128 (issue 6's second shape; last recorded in the fourth session) with FP8 and BF16 KV.
 # ~130 s.  Carry as dev_s29.sh.
-export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
-export QRUN_COMMIT=$(cat .commit)
-B=build-h100/bin; M=/tmp/q4b; O=${OUT:-/tmp}
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. tools/bench/dev_env.sh
 (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
 echo "== parity"

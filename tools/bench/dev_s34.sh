@@ -2,10 +2,7 @@
 # `bench latency --cached-prefix`, new in the thirteenth session, never run on a GPU).  Expectation to check: the
 # prompt attention gives a short chunk one block per 64 queries and head pair (16-32 blocks on 132 SMs), each walking
 # the whole prefix, so the step is far slower than its GEMMs.  ~60 s.  Carry as dev_s29.sh.
-export QR_BUILD_DIR=build-h100 LD_LIBRARY_PATH=$PWD/build-h100/bin:$PWD/build-h100/deps:/usr/local/cuda/lib64
-export QRUN_COMMIT=$(cat .commit)
-B=build-h100/bin; M=/tmp/q4b
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. tools/bench/dev_env.sh
 timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1
 for kv in bf16 fp8; do
   echo "== $kv: 16 / 64 / 256 / 1024 new tokens after 8192 and 32768 cached"
