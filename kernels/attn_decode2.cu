@@ -264,10 +264,16 @@ __global__ void __launch_bounds__(D2_THREADS)
 
 /* one block per (head, sequence): the split weights in parallel, then O over the splits */
 __global__ void __launch_bounds__(D2_THREADS)
-    k_attn_decode2_merge(const struct qr_cuda_attn a, int n_splits, const float *part_o, const float *part_ml)
+    k_attn_decode2_merge(const struct qr_cuda_attn a, int n_splits, const float *part_o, const float *part_ml,
+                         int early)
 {
-    qk_pdl_wait();
-    qk_pdl_trigger();
+    if (early) {   /* QK_EARLY_MERGE: o_proj may start (and stream weights) while the attention runs */
+        qk_pdl_trigger();
+        qk_pdl_wait();
+    } else {
+        qk_pdl_wait();
+        qk_pdl_trigger();
+    }
     __shared__ float w[D2_MAX_SPLITS];
     __shared__ float red[32];
     const int h = blockIdx.x, s = blockIdx.y, D = a.head_dim, tid = threadIdx.x;
@@ -375,7 +381,8 @@ extern "C" int cuda_launch_attn_decode2(qr_cuda_stream st, const struct qr_cuda_
     int rc = qk_launch_result();
     if (rc || ns == 1)
         return rc;
-    qk_launch(k_attn_decode2_merge, dim3((unsigned)a->n_heads, (unsigned)a->n_seqs), dim3(D2_THREADS), 0, st, *a, ns, po, pml);
+    qk_launch(k_attn_decode2_merge, dim3((unsigned)a->n_heads, (unsigned)a->n_seqs), dim3(D2_THREADS), 0, st, *a, ns, po, pml,
+              (qk_pdl_early_mode() & QK_EARLY_MERGE) != 0);
     return qk_launch_result();
 }
 
@@ -385,6 +392,6 @@ extern "C" int cuda_launch_attn_decode2_merge(qr_cuda_stream st, const struct qr
     if (n_splits <= 1 || n_splits > D2_MAX_SPLITS)
         return n_splits == 1 ? 0 : (int)cudaErrorInvalidValue;
     qk_launch(k_attn_decode2_merge, dim3((unsigned)a->n_heads, (unsigned)a->n_seqs), dim3(D2_THREADS), 0, st, *a,
-              n_splits, part_o, part_ml);
+              n_splits, part_o, part_ml, (qk_pdl_early_mode() & QK_EARLY_MERGE) != 0);
     return qk_launch_result();
 }

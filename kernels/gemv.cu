@@ -7,6 +7,8 @@
  * of K not divisible by 8 or unaligned pointers take the scalar variant. */
 #include "qr_cuda_common.cuh"
 
+#include <stdlib.h>
+
 int qk_pdl_on = 0;
 
 #define GEMV_WARPS 8
@@ -253,6 +255,16 @@ extern "C" int cuda_kernels_ptx_version(void)
         return 0;
     }
     return fa.ptxVersion;
+}
+
+int qk_pdl_early_mode(void)
+{
+    static int mode = -1;
+    if (mode < 0) {
+        const char *e = getenv("QR_CUDA_PDL_EARLY");
+        mode = e ? atoi(e) & 7 : 0;
+    }
+    return qk_pdl_on ? mode : 0;
 }
 
 /* process-wide: on only while every device opened so far asked for it */

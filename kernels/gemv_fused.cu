@@ -63,7 +63,7 @@ template <int WT, int MT, int XM, int NWT, int NW>
 __global__ void __launch_bounds__(NW * 32)
     k_gemv_fx(float *__restrict__ y, const float *__restrict__ x, const uint16_t *__restrict__ w,
               const void *__restrict__ bias, int btype, int M, int N, int K, int ldx, int ldy, int accumulate,
-              const uint16_t *__restrict__ nw, float eps, float *__restrict__ side, int ld_side)
+              const uint16_t *__restrict__ nw, float eps, float *__restrict__ side, int ld_side, int early)
 {
     extern __shared__ float4 fx_smem[];   /* XM != XM_PLAIN: the M transformed input rows, K floats each */
     float *xs = (float *)fx_smem;
@@ -78,8 +78,15 @@ __global__ void __launch_bounds__(NW * 32)
 #pragma unroll
     for (int u = 0; u < FX_UNROLL; u++)
         wv[u] = n < N && lane + u * 32 < nk ? __ldcs(w4 + lane + u * 32) : make_uint4(0, 0, 0, 0);
-    qk_pdl_wait();
-    qk_pdl_trigger();
+    if (XM == XM_PLAIN && (early & QK_EARLY_PREFETCH) && lane == 0 && n < N && nk > FX_UNROLL * 32)
+        qk_prefetch_l2(w4 + FX_UNROLL * 32, (unsigned)(nk - FX_UNROLL * 32) * 16u);   /* the rest of the row */
+    if (XM == XM_PLAIN && (early & QK_EARLY_CHAIN)) {
+        qk_pdl_trigger();
+        qk_pdl_wait();
+    } else {
+        qk_pdl_wait();
+        qk_pdl_trigger();
+    }
     if (XM != XM_PLAIN) {
         /* the transformed rows, once per block into shared memory (the SwiGLU's expf and the norm's reduction
          * are not repeated per output row); block 0 also stores them for any later reader of the intermediate */
@@ -179,9 +186,10 @@ static void fx_go(qr_cuda_stream st, float *y, const float *x, const void *w, co
 {
     const uint16_t *wp = (const uint16_t *)w, *np = (const uint16_t *)nw;
     const size_t smem = XM == XM_PLAIN ? 0 : (size_t)M * (size_t)K * sizeof(float);
+    const int early = XM == XM_PLAIN ? qk_pdl_early_mode() : 0;
 #define FX_L(MT, NW)                                                                                               \
     qk_launch(k_gemv_fx<WT, MT, XM, NWT, NW>, dim3(qk_blocks(N, NW)), dim3(NW * 32), smem, st, y, x, wp, bias, btype, \
-              M, N, K, ldx, ldy, accumulate, np, eps, side, ld_side)
+              M, N, K, ldx, ldy, accumulate, np, eps, side, ld_side, early)
     const int nw1 = XM == XM_PLAIN && M == 1 ? fx_plain_warps(N) : FX_WARPS;
     if (M <= 1) {
         if (nw1 == 2)
