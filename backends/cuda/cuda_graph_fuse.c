@@ -166,9 +166,11 @@ static bool overwrites(const struct qr_node *n, const struct qr_node *p)
 
 /* may producer p's output (view out) go unwritten?  Only in a QR_BUF_TRANSIENT buffer, and only where no node of
  * nd[0..n) (the rest of the graph after its reader) reads that buffer before a node overwrites p's output whole;
- * never with QR_CUDA_KEEP_INTERMEDIATES=1 */
-static bool dead_after(struct qr_stream *s, const struct qr_node *p, const struct qr_view *out,
-                       const struct qr_node *nd, int n)
+ * never with QR_CUDA_KEEP_INTERMEDIATES=1.  allow (may be NULL) names reads that do not count: it is asked with
+ * the node, the view read and ctx */
+typedef bool (*read_ok_fn)(const struct qr_node *nd, const struct qr_view *v, const void *ctx);
+static bool dead_after_but(struct qr_stream *s, const struct qr_node *p, const struct qr_view *out,
+                           const struct qr_node *nd, int n, read_ok_fn allow, const void *ctx)
 {
     if (!out->buf || !((uintptr_t)out->buf->ctx & QR_BUF_TRANSIENT) || cuda_dev(s->dev)->keep_intermediates)
         return false;
@@ -177,12 +179,17 @@ static bool dead_after(struct qr_stream *s, const struct qr_node *p, const struc
         bool w[8];
         int k = node_views(&nd[i], v, w);
         for (int j = 0; j < k; j++)
-            if (!v[j] || (!w[j] && v[j]->buf == out->buf))
+            if (!v[j] || (!w[j] && v[j]->buf == out->buf && !(allow && allow(&nd[i], v[j], ctx))))
                 return false;
         if (overwrites(&nd[i], p))
             return true;
     }
     return true;
+}
+static bool dead_after(struct qr_stream *s, const struct qr_node *p, const struct qr_view *out,
+                       const struct qr_node *nd, int n)
+{
+    return dead_after_but(s, p, out, nd, n, NULL, NULL);
 }
 
 /* the decode GEMV the matmul op would take for this node (M small, half weights) */
@@ -278,33 +285,19 @@ static int fuse_mlp_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
     return st == QR_OK ? 4 : (int)st;
 }
 
-/* may the k and v heads of the qkv rows (p's output y, the rows post reads) go unwritten?  y in a QR_BUF_TRANSIENT
- * buffer, and the nodes after the post (nd[0..n)) read nothing of it but the q heads, as the attention's q, until a
- * node overwrites y whole (the next layer's qkv) */
+/* may the k and v heads of the qkv rows (p's output y, the rows post reads) go unwritten?  As dead_after, with one
+ * read allowed: the q heads, as an attention's q (no more heads or tokens than the post wrote) */
+static bool q_read_ok(const struct qr_node *nd, const struct qr_view *v, const void *ctx)
+{
+    const struct qkv_post *q = ctx;
+    const struct qr_attn_args *a = nd->op == QR_OP_ATTN ? &nd->a.attn : NULL;
+    return a && v == &a->q && same(&a->q, &q->rq->x) && a->ldq == q->ld && a->n_heads * a->head_dim <= q->Hq * q->hd &&
+           a->n_tokens <= q->T;
+}
 static bool kv_rows_dead(struct qr_stream *s, const struct qr_node *p, const struct qkv_post *q,
                          const struct qr_node *nd, int n)
 {
-    const struct qr_view *y = &p->a.matmul.y;
-    if (!y->buf || !((uintptr_t)y->buf->ctx & QR_BUF_TRANSIENT) || cuda_dev(s->dev)->keep_intermediates)
-        return false;
-    for (int i = 0; i < n; i++) {
-        const struct qr_view *v[8];
-        bool w[8];
-        int k = node_views(&nd[i], v, w);
-        for (int j = 0; j < k; j++) {
-            if (!v[j])
-                return false;
-            if (w[j] || v[j]->buf != y->buf)
-                continue;
-            const struct qr_attn_args *a = nd[i].op == QR_OP_ATTN ? &nd[i].a.attn : NULL;
-            if (!a || v[j] != &a->q || !same(&a->q, &q->rq->x) || a->ldq != q->ld ||
-                a->n_heads * a->head_dim > q->Hq * q->hd || a->n_tokens > q->T)
-                return false;
-        }
-        if (overwrites(&nd[i], p))
-            return true;
-    }
-    return true;
+    return dead_after_but(s, p, &p->a.matmul.y, nd, n, q_read_ok, q);
 }
 
 /* prompt sizes: RMSNORM, MATMUL qkv, [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE, where the k and v heads are
