@@ -59,7 +59,7 @@ __device__ __forceinline__ void fx_x8(const float *xr, int c, int K, const uint1
     }
 }
 
-template <int WT, int MT, int XM, int NWT, int NW>
+template <int WT, int MT, int XM, int NWT, int NW, int U = FX_UNROLL>
 __global__ void __launch_bounds__(NW * 32)
     k_gemv_fx(float *__restrict__ y, const float *__restrict__ x, const uint16_t *__restrict__ w,
               const void *__restrict__ bias, int btype, int M, int N, int K, int ldx, int ldy, int accumulate,
@@ -74,12 +74,10 @@ __global__ void __launch_bounds__(NW * 32)
     const uint4 *w4 = (const uint4 *)(w + (int64_t)(n < N ? n : 0) * K);
     /* the first round of weight loads (all predicated, so a short last round is one batch, not a serial tail)
      * goes out before the PDL wait: weights are constant and may stream while the kernel ahead finishes */
-    uint4 wv[FX_UNROLL];
+    uint4 wv[U];
 #pragma unroll
-    for (int u = 0; u < FX_UNROLL; u++)
+    for (int u = 0; u < U; u++)
         wv[u] = n < N && lane + u * 32 < nk ? __ldcs(w4 + lane + u * 32) : make_uint4(0, 0, 0, 0);
-    if (XM == XM_PLAIN && (early & QK_EARLY_PREFETCH) && lane == 0 && n < N && nk > FX_UNROLL * 32)
-        qk_prefetch_l2(w4 + FX_UNROLL * 32, (unsigned)(nk - FX_UNROLL * 32) * 16u);   /* the rest of the row */
     if (XM == XM_PLAIN && (early & QK_EARLY_CHAIN)) {
         qk_pdl_trigger();
         qk_pdl_wait();
@@ -118,7 +116,7 @@ __global__ void __launch_bounds__(NW * 32)
         acc[m] = 0.0f;
     for (int base = lane;;) {
 #pragma unroll
-        for (int u = 0; u < FX_UNROLL; u++) {
+        for (int u = 0; u < U; u++) {
             const int c = base + u * 32;
             if (c < nk) {
                 float wf[8];
@@ -142,11 +140,11 @@ __global__ void __launch_bounds__(NW * 32)
                 }
             }
         }
-        base += FX_UNROLL * 32;
+        base += U * 32;
         if (base >= nk)
             break;
 #pragma unroll
-        for (int u = 0; u < FX_UNROLL; u++)
+        for (int u = 0; u < U; u++)
             wv[u] = base + u * 32 < nk ? __ldcs(w4 + base + u * 32) : make_uint4(0, 0, 0, 0);
     }
     float b = bias ? qk_load(bias, btype, n) : 0.0f;
@@ -192,7 +190,10 @@ static void fx_go(qr_cuda_stream st, float *y, const float *x, const void *w, co
               M, N, K, ldx, ldy, accumulate, np, eps, side, ld_side, early)
     const int nw1 = XM == XM_PLAIN && M == 1 ? fx_plain_warps(N) : FX_WARPS;
     if (M <= 1) {
-        if (nw1 == 2)
+        if (XM == XM_PLAIN && (early & QK_EARLY_FULLROW) && K <= 16 * 32 * 8 && nw1 == 4)
+            qk_launch(k_gemv_fx<WT, 1, XM, NWT, 4, 16>, dim3(qk_blocks(N, 4)), dim3(4 * 32), smem, st, y, x, wp, bias,
+                      btype, M, N, K, ldx, ldy, accumulate, np, eps, side, ld_side, early);
+        else if (nw1 == 2)
             FX_L(1, 2);
         else if (nw1 == 4)
             FX_L(1, 4);

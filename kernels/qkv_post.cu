@@ -121,10 +121,15 @@ template <bool NORM>
 __global__ void __launch_bounds__(QP_WARPS * 32)
     k_qkv_post(float *qkv, int ld, int n_tokens, int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk,
                int wkt, float eps, const int32_t *pos, const float *inv_freq, float attn_factor, void *kc, void *vc,
-               const int32_t *slots, int kv_dtype, int block_size, int num_blocks)
+               const int32_t *slots, int kv_dtype, int block_size, int num_blocks, int early)
 {
-    qk_pdl_wait();
-    qk_pdl_trigger();
+    if (early) {   /* QK_EARLY_POST: the attention's blocks may start (and gather older keys) during the qkv GEMV */
+        qk_pdl_trigger();
+        qk_pdl_wait();
+    } else {
+        qk_pdl_wait();
+        qk_pdl_trigger();
+    }
     const int heads = n_q + 2 * n_kv;
     const int64_t row = (int64_t)blockIdx.x * QP_WARPS + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
@@ -221,13 +226,14 @@ extern "C" int cuda_launch_qkv_post(qr_cuda_stream st, float *qkv, int ld, int n
                              attn_factor, k_cache, v_cache, slots, kv_dtype, block_size, num_blocks);
     int64_t rows = (int64_t)n_tokens * (n_q + 2 * n_kv);
     unsigned grid = qk_blocks(rows, QP_WARPS);
+    const int early = (qk_pdl_early_mode() & QK_EARLY_POST) != 0;
     if (wq && wk)
         qk_launch(k_qkv_post<true>, dim3(grid), dim3(QP_WARPS * 32), 0, st, qkv, ld, n_tokens, n_q, n_kv, hd, wq, wqt, wk, wkt, eps, pos,
                                                          inv_freq, attn_factor, k_cache, v_cache, slots, kv_dtype,
-                                                         block_size, num_blocks);
+                                                         block_size, num_blocks, early);
     else
         qk_launch(k_qkv_post<false>, dim3(grid), dim3(QP_WARPS * 32), 0, st, qkv, ld, n_tokens, n_q, n_kv, hd, nullptr, 0, nullptr, 0, eps,
                                                           pos, inv_freq, attn_factor, k_cache, v_cache, slots,
-                                                          kv_dtype, block_size, num_blocks);
+                                                          kv_dtype, block_size, num_blocks, early);
     return qk_launch_result();
 }

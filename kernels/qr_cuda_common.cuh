@@ -117,23 +117,16 @@ extern int qk_pdl_on;
  * qk_pdl_early_mode() in gemv.cu; 0 while PDL is off):
  *   QK_EARLY_MERGE: the split-KV merge lets its dependent (o_proj) start before it waits for the attention, so
  *                   o_proj's first weight round streams while the latency-bound attention runs;
- *   QK_EARLY_PREFETCH: o_proj (the plain one-token GEMV) also asks L2 for the rest of its rows before its wait;
- *   QK_EARLY_CHAIN: o_proj in turn lets the next GEMV (gate_up) start before it waits.
+ *   QK_EARLY_FULLROW: o_proj (the plain one-token GEMV, K <= 4096) loads its whole rows into registers before its
+ *                   wait (16 loads per lane; the default first round is 8).  (A cp.async.bulk.prefetch.L2 of the rest
+ *                   of the rows measured 2-4 % slower decode on the H100, fourteenth session: dropped);
+ *   QK_EARLY_CHAIN: o_proj in turn lets the next GEMV (gate_up) start before it waits;
+ *   QK_EARLY_POST: the one-token q/k-norm + RoPE + KV kernel lets the attention start before it waits (the
+ *                   attention's blocks then issue their gathers of older keys during the qkv GEMV).
  * A kernel that triggers before its wait stays correct: a dependent's griddepcontrol.wait still returns only after
  * this grid has completed, and this grid completes only after the grid it waits on. */
-enum { QK_EARLY_MERGE = 1, QK_EARLY_PREFETCH = 2, QK_EARLY_CHAIN = 4 };
+enum { QK_EARLY_MERGE = 1, QK_EARLY_FULLROW = 2, QK_EARLY_CHAIN = 4, QK_EARLY_POST = 8 };
 int qk_pdl_early_mode(void);
-
-/* ask L2 for bytes [p, p + n) (a 16-byte aligned range, n a multiple of 16) without waiting; sm_90+ */
-__device__ __forceinline__ void qk_prefetch_l2(const void *p, unsigned n)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(n) : "memory");
-#else
-    (void)p;
-    (void)n;
-#endif
-}
 
 template <typename... KArgs, typename... Args>
 static inline void qk_launch(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
