@@ -191,6 +191,26 @@ int cuda_gemv_norm_ok(int wtype, int nwt, int K, const void *x, const void *w, c
 int cuda_launch_gemv_norm(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias, int wtype,
                           int btype, int N, int K, int accumulate, const void *nw, int nwt, float eps, float *side,
                           float *act, int ff);
+/* the one-token qkv GEMV above (no GLU, no accumulate) with the q/k-norm + RoPE + KV write after it folded in: the
+ * last block of each head runs that head's post (qkv_head.cuh) on the row the others wrote.  cnt: n_q + 2 * n_kv
+ * counters, zero before the launch and zero again after it */
+struct qr_cuda_qkv_post {
+    const void *wq, *wk;   /* per-head norm weights (both NULL: no q/k norm, Qwen2) */
+    int wqt, wkt;
+    float eps;
+    const int32_t *pos;    /* [1] the token's position */
+    const float *inv_freq;
+    float attn_factor;
+    void *k_cache, *v_cache;
+    const int32_t *slots;  /* [1] its cache slot (outside the pool: no write) */
+    int kv_dtype, block_size, num_blocks;
+    int n_q, n_kv, hd;
+    int *cnt;
+};
+int cuda_gemv_norm_qkv_ok(int N, const struct qr_cuda_qkv_post *p);
+int cuda_launch_gemv_norm_qkv(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias,
+                              int wtype, int btype, int N, int K, const void *nw, int nwt, float eps, float *side,
+                              const struct qr_cuda_qkv_post *post);
 
 /* prompt-sized RMSNorm / SwiGLU that also write the GEMM's 16-bit input (prefill_fused.cu): out (f32, ldout) and
  * outh (ht = BF16 or F16, contiguous rows); out NULL: outh only.  rmsnorm_cvt needs n > 512 (the unfused op's
