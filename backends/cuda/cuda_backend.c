@@ -673,11 +673,18 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         /* the same for the prompt qkv GEMM, whose k and v rows then go to the caches only (cuda_graph_fuse.c);
          * QR_CUDA_QKV16=0 keeps f32 */
         cd->qkv16 = cuda_env_switch("QR_CUDA_QKV16", true);
+        /* the one-token q/k-norm + RoPE + KV write folded into the qkv GEMV's last block per head (gemv_norm.cu) */
+        cd->qkv_fold = cuda_env_switch("QR_CUDA_QKV_FOLD", false);
         /* a mixed batch's decode attention (memory-bound) on a higher-priority side stream, beside the prompt
          * attention (compute-bound), joined before the o_proj: measured nothing on the H100 (thirteenth session,
          * a serve burst's steps 143-147 ms either way: the prompt kernel's blocks leave no room), so opt-in
          * (QR_CUDA_ATTN_SIDE=1) */
         cd->attn_side = cuda_env_switch("QR_CUDA_ATTN_SIDE", false);
+        /* short prompt chunks after a long context on the split-KV chunk kernel (attn_chunk.cu; cuda_ops.c says
+         * when): off until measured on the H100; QR_CUDA_ATTN_CHUNK=1 on, =force on for every launch it supports
+         * (the tests) */
+        const char *ck = getenv("QR_CUDA_ATTN_CHUNK");
+        cd->attn_chunk = ck && !strcmp(ck, "force") ? 2 : cuda_env_switch("QR_CUDA_ATTN_CHUNK", false) ? 1 : 0;
         cd->keep_intermediates = cuda_env_switch("QR_CUDA_KEEP_INTERMEDIATES", false);
         /* 16-byte loads/stores in the prompt RMSNorm and SwiGLU passes that write the GEMM input (same bits);
          * written without a GPU in the seventh session, QR_CUDA_PREFILL_VEC=0 is the A/B */

@@ -19,9 +19,11 @@ struct cuda_device {
     /* A/B switches read from the environment at open (README): decode attention on tensor cores
      * (QR_CUDA_DECODE_TC), 16-bit gate_up output at prompt sizes (QR_CUDA_GU16), every prompt-step f32
      * intermediate written (QR_CUDA_KEEP_INTERMEDIATES) */
-    bool decode_tc, gu16, qkv16, keep_intermediates, prefill_vec, attn_lastmerge, attn_early, f8_tma;
+    bool decode_tc, gu16, qkv16, qkv_fold, keep_intermediates, prefill_vec, attn_lastmerge, attn_early, f8_tma;
     bool gemm_tune;   /* prompt GEMMs on tuned cublasLt algorithms (cuda_gemm_tune.c; gemm_tune = 0 turns off) */
     bool attn_side;   /* a mixed batch's decode attention on a side stream (opt-in: QR_CUDA_ATTN_SIDE=1) */
+    int attn_chunk;   /* short prompt chunks on the split-KV chunk kernel (QR_CUDA_ATTN_CHUNK: 0 off, 1 where the
+                       * heuristic in cuda_ops.c says so, force: wherever it is supported; off by default) */
     char name[128];
 };
 
@@ -105,8 +107,9 @@ qr_status cuda_gemm_prepared16(struct qr_stream *s, void *yh, const void *xh, co
  * kernel runs: a query longer than one token, head_dim 64/128, aligned KV).  In a mixed batch the one-token
  * sequences still go to the decode kernel, which also writes their f32 rows to a->out */
 bool cuda_attn_prompt_only(struct qr_stream *s, const struct qr_attn_args *a);
-/* the device scratch bytes cuda_attn_prompt_half needs for a mixed batch's decode kernel (scr; 0: none); the
- * caller takes them together with out_h (cuda_scratch grows and moves the one stream scratch) */
+/* the device scratch bytes cuda_attn_prompt_half needs for a mixed batch's decode kernel and the chunk kernel's
+ * partials (scr; 0: none); the caller takes them together with out_h (cuda_scratch grows and moves the one stream
+ * scratch) */
 size_t cuda_attn_prompt_half_scratch(struct qr_stream *s, const struct qr_attn_args *a);
 qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *a, bool f32_out, void *out_h,
                                 enum qr_dtype ht, void *scr);

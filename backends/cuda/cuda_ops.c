@@ -9,7 +9,9 @@
  * attn: max_q_len == 1 -> split-KV decode (fused path: on tensor cores,
  * attn_decode_tc.cu), else the tensor-core prompt kernel; in a mixed batch on
  * the fused path the prompt kernel skips the one-token sequences and the
- * decode kernel takes them.  FP8 E4M3 caches: the tensor-core decode kernel,
+ * decode kernel takes them.  Short prompt chunks after a long context may take the
+ * split-KV chunk kernel (attn_chunk.cu) in the prompt kernel's place
+ * (QR_CUDA_ATTN_CHUNK, off by default; attn_chunk_on).  FP8 E4M3 caches: the tensor-core decode kernel,
  * the mma.sync prompt kernel (also for decodes the former does not take) and
  * the generic kernel read them; the older decode kernels and the Hopper wgmma
  * prompt kernels do not. */
@@ -248,10 +250,53 @@ static bool attn_tc(const struct cuda_device *cd, const struct qr_attn_args *a)
            cuda_attn_decode_tc_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads, cd->cc);
 }
 
-/* the tensor-core prompt kernel on its own (wgmma where the device has it, else mma.sync) */
-static qr_status attn_prompt(struct qr_stream *s, const struct qr_attn_args *a, struct qr_cuda_attn *k)
+static size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
+
+/* Whether the prompt side of a launch (skip: its one-token sequences left to the decode kernel) runs the split-KV
+ * chunk kernel (attn_chunk.cu) instead of a prompt kernel.  The prompt kernels' grid is ceil(max_q_len / 64) query
+ * tiles x n_heads / 2 head pairs x sequences, each block walking its sequence's whole context: a 16-token chunk of
+ * Qwen3-4B is 16 blocks on 132 SMs.  QR_CUDA_ATTN_CHUNK=1 takes the chunk kernel where
+ *   max_q_len <= QR_CUDA_ATTN_CHUNK_QMAX, BF16/F16 KV, head_dim 64/128 (cuda_attn_chunk_supported), and
+ *   2 * prompt blocks <= n_sm: the prompt kernel would leave at least half the SMs idle (with skip, the sequences
+ *   of two or more tokens are at most n_tokens - n_seqs), and
+ *   max_seq_len >= CHUNK_MIN_CTX: each block's walk is long enough to matter against the merge launch.
+ * Not yet measured (the lead tunes it on the H100).  QR_CUDA_ATTN_CHUNK=force: wherever supported (the tests). */
+#define CHUNK_MIN_CTX 1024
+static bool attn_chunk_on(const struct cuda_device *cd, const struct qr_attn_args *a, bool skip)
+{
+    if (!cd->attn_chunk || a->max_q_len < 2 || a->max_q_len > QR_CUDA_ATTN_CHUNK_QMAX || a->n_seqs > 65535 ||
+        !cuda_attn_chunk_supported(a->head_dim, (int)a->kv_dtype, a->n_heads, a->n_kv_heads, cd->cc))
+        return false;
+    if (cd->attn_chunk == 2)
+        return true;
+    int64_t seqs = a->n_seqs;
+    if (skip && a->n_tokens - a->n_seqs < seqs)
+        seqs = a->n_tokens - a->n_seqs > 1 ? a->n_tokens - a->n_seqs : 1;
+    const int64_t blocks = (int64_t)((a->max_q_len + 63) / 64) * (a->n_heads > 1 ? a->n_heads / 2 : 1) * seqs;
+    return 2 * blocks <= cd->n_sm && a->max_seq_len >= CHUNK_MIN_CTX;
+}
+/* its partials' scratch bytes (0 where it does not run) */
+static size_t attn_chunk_bytes(const struct cuda_device *cd, const struct qr_attn_args *a, bool skip)
+{
+    if (!attn_chunk_on(cd, a, skip))
+        return 0;
+    struct qr_cuda_attn k = attn_kargs(a);
+    return round256(cuda_attn_chunk_scratch(&k, cd->n_sm));
+}
+
+/* the prompt side on its own: the chunk kernel where attn_chunk_on (its partials in cscr, else in stream scratch:
+ * callers with other data in the stream scratch pass cscr), else the tensor-core prompt kernel (wgmma where the
+ * device has it, else mma.sync) */
+static qr_status attn_prompt(struct qr_stream *s, const struct qr_attn_args *a, struct qr_cuda_attn *k, void *cscr)
 {
     struct cuda_device *cd = cuda_dev(s->dev);
+    if (attn_chunk_on(cd, a, k->skip_single != 0)) {
+        qr_status st;
+        if (!cscr && (st = cuda_scratch(s, cuda_attn_chunk_scratch(k, cd->n_sm), &cscr)) != QR_OK)
+            return st;
+        LAUNCH_TRY(s->dev, cuda_launch_attn_chunk(cst(s), k, cscr, cd->n_sm));
+        return QR_OK;
+    }
     /* FP8 caches: the TMA kernel converts tiles to f16 in shared memory (QR_CUDA_ATTN_F8_TMA=0: mma.sync) */
     if (cd->wg_attn && cd->f8_tma && a->kv_dtype == QR_DTYPE_F8E4M3 && cuda_attn_prefill_tma_f8_supported(k)) {
         LAUNCH_TRY(s->dev, cuda_launch_attn_prefill_tma(cst(s), k));
@@ -267,7 +312,8 @@ static qr_status attn_prompt(struct qr_stream *s, const struct qr_attn_args *a, 
 }
 
 /* a mixed batch: the prompt kernel (kp, skip_single) for the longer sequences and the decode kernel (kd) for the
- * one-token ones, its partials in scr (NULL: stream scratch).  The decode kernel reads K/V at memory speed while
+ * one-token ones, its partials in scr (NULL: stream scratch), followed there by the chunk kernel's (round256 of the
+ * decode kernel's bytes apart) where it takes the prompt side.  The decode kernel reads K/V at memory speed while
  * the prompt kernel is bound by its MMAs, so with QR_CUDA_ATTN_SIDE=1 it runs on the side stream beside it (forked
  * after the ops before, joined before any op after); by default, or without a side stream, one after the other (the
  * side stream measured nothing on the H100: the prompt kernel's blocks fill the SMs' shared memory) */
@@ -277,20 +323,23 @@ static qr_status attn_split(struct qr_stream *s, const struct qr_attn_args *a, s
     struct cuda_device *cd = cuda_dev(s->dev);
     struct cuda_stream *cs = cuda_st(s);
     qr_status st;
-    if (!scr && (st = cuda_scratch(s, cuda_attn_decode_tc_scratch(kd, cd->n_sm), &scr)) != QR_OK)
+    const size_t dbytes = round256(cuda_attn_decode_tc_scratch(kd, cd->n_sm));
+    const size_t cbytes = attn_chunk_bytes(cd, a, kp->skip_single != 0);
+    if (!scr && (st = cuda_scratch(s, dbytes + cbytes, &scr)) != QR_OK)
         return st;
+    void *cscr = cbytes ? (char *)scr + dbytes : NULL;
     cudaStream_t side = NULL;
     if (cd->attn_side && !cd->attn_lastmerge && (st = side_stream(s, &side)) != QR_OK)
         return st;
     if (!side) {
-        if ((st = attn_prompt(s, a, kp)) != QR_OK)
+        if ((st = attn_prompt(s, a, kp, cscr)) != QR_OK)
             return st;
         return decode_tc_at(s, cst(s), kd, cd->n_sm, scr);
     }
     CUDA_TRY(s->dev, cudaEventRecord(cs->ev_fork, cs->cs));
     CUDA_TRY(s->dev, cudaStreamWaitEvent(side, cs->ev_fork, 0));
     st = decode_tc_at(s, (qr_cuda_stream)side, kd, cd->n_sm, scr);
-    qr_status st2 = st == QR_OK ? attn_prompt(s, a, kp) : QR_OK;
+    qr_status st2 = st == QR_OK ? attn_prompt(s, a, kp, cscr) : QR_OK;
     /* joined whatever happened, so a capture in progress stays whole */
     cudaError_t e = cudaEventRecord(cs->ev_join, side);
     if (e == cudaSuccess)
@@ -352,7 +401,7 @@ static qr_status op_attn(struct qr_stream *s, const struct qr_attn_args *a)
      * once per GQA group; the prompt kernel would read it once per pair of heads */
     const bool split_mixed = tc && a->n_seqs > 1;
     k.skip_single = split_mixed;
-    return split_mixed ? attn_split(s, a, &k, &k, NULL) : attn_prompt(s, a, &k);
+    return split_mixed ? attn_split(s, a, &k, &k, NULL) : attn_prompt(s, a, &k, NULL);
 }
 
 bool cuda_attn_prompt_only(struct qr_stream *s, const struct qr_attn_args *a)
@@ -368,10 +417,11 @@ bool cuda_attn_prompt_only(struct qr_stream *s, const struct qr_attn_args *a)
 size_t cuda_attn_prompt_half_scratch(struct qr_stream *s, const struct qr_attn_args *a)
 {
     struct cuda_device *cd = cuda_dev(s->dev);
-    if (!attn_tc(cd, a) || a->n_seqs <= 1)
-        return 0;
+    /* [decode partials (a mixed batch), rounded to 256 bytes | chunk partials], as attn_split lays them out */
+    const bool mixed = attn_tc(cd, a) && a->n_seqs > 1;
     struct qr_cuda_attn k = attn_kargs(a);
-    return cuda_attn_decode_tc_scratch(&k, cd->n_sm);
+    const size_t d = mixed ? round256(cuda_attn_decode_tc_scratch(&k, cd->n_sm)) : 0;
+    return d + attn_chunk_bytes(cd, a, mixed);
 }
 
 qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *a, bool f32_out, void *out_h,
@@ -390,8 +440,12 @@ qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *
     k.out_h = out_h;
     k.out_h_type = (int)ht;
     k.skip_single = split_mixed;
-    if (!split_mixed)
-        return attn_prompt(s, a, &k);
+    if (!split_mixed) {
+        /* the chunk kernel's partials must not land on out_h (the stream scratch): the caller's scr holds them */
+        if (!scr && attn_chunk_on(cd, a, false))
+            return qr_set_error(QR_E_INTERNAL, "cuda attn: the chunk kernel's 16-bit output needs its scratch");
+        return attn_prompt(s, a, &k, scr);
+    }
     struct qr_cuda_attn kd = attn_kargs(a);
     kd.skip_single = true;
     if (!scr)
