@@ -650,15 +650,19 @@ int main(int argc, char **argv)
      * FP8 E4M3 (kinds 0, 1, 8-10, 13-15) */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+    /* ctx0: cached tokens before the chunk of the attn + o_proj kinds (0: 70); the long ones are short chunks after a
+     * long context (CUDA's split-KV chunk kernel with QR_CUDA_ATTN_CHUNK=1 / force, writing the 16-bit rows) */
     struct {
         int kind, T;
         bool f8;
+        int ctx0;
     } cases[] = {{0, 1},  {0, 7},  {1, 1},  {1, 7},  {2, 1},  {2, 3},  {3, 1},  {3, 3},  {2, 40},
                  {3, 40}, {4, 40}, {5, 40}, {4, 1}, {6, 40}, {7, 40}, {8, 40}, {9, 40}, {9, 3}, {10, 40},
                  {11, 40}, {12, 40}, {11, 2}, {11, 1}, {11, 3}, {12, 1}, {12, 8}, {6, 1}, {7, 1},
                  {0, 1, true}, {0, 7, true}, {1, 7, true}, {0, 100}, {1, 70}, {0, 100, true}, {8, 40, true}, {9, 3, true}, {10, 40, true},
                  {13, 100}, {13, 40}, {13, 2}, {14, 100}, {13, 100, true}, {14, 40, true}, {15, 40}, {10, 2},
-                 {15, 3, true}};
+                 {15, 3, true}, {8, 16, false, 2000}, {9, 64, false, 1500}, {10, 5, false, 2000},
+                 {15, 33, false, 2500}, {10, 2, false, 1200}, {9, 40, false, 3000}};
 #pragma GCC diagnostic pop
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct prob P;
@@ -670,7 +674,7 @@ int main(int argc, char **argv)
         else if (kind <= 7)
             mk_norm_or_silu_matmul(&P, cases[c].T, kind & 1, kind >= 4, kind >= 6, key);
         else if (kind <= 10 || kind == 15)
-            mk_attn_matmul(&P, cases[c].T, 70, kind == 10 || kind == 15, kind == 9 || kind == 10, kv, key);
+            mk_attn_matmul(&P, cases[c].T, cases[c].ctx0 ? cases[c].ctx0 : 70, kind == 10 || kind == 15, kind == 9 || kind == 10, kv, key);
         else if (kind <= 12)
             mk_mlp(&P, cases[c].T, kind == 12, key);
         else
