@@ -262,7 +262,7 @@ int qk_pdl_early_mode(void)
     static int mode = -1;
     if (mode < 0) {
         const char *e = getenv("QR_CUDA_PDL_EARLY");
-        mode = e ? atoi(e) & 15 : 0;
+        mode = e ? atoi(e) & 15 : QK_EARLY_MERGE | QK_EARLY_CHAIN;   /* measured best, dev_s37.sh */
     }
     return qk_pdl_on ? mode : 0;
 }

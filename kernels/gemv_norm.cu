@@ -20,6 +20,7 @@
  * round is issued before the PDL wait.  Needs K % 8 == 0 and 16-byte aligned
  * rows (cuda_gemv_norm_ok). */
 #include "qr_cuda_common.cuh"
+#include "qkv_head.cuh"
 
 #define NX_WARPS 8
 #define NX_U_ONE 4   /* loads per lane per round, one row */
@@ -35,11 +36,12 @@ __device__ __forceinline__ float nx_dot8(const float *wf, const float *v)
  * 40 registers (4 loads per round: no spills at 40, 8 spill); unbounded the compiler took 60 (4 blocks per SM, 1.45 waves: 21.0 us vs 14.9 for gemv.cu's kernel
  * under ncu on the H100).  The GLU pair (16 loads in flight per lane) is held to 4 blocks per SM (64 registers,
  * it took 100: 2 blocks per SM) with 4 loads per row per round. */
-template <int WT, int NWT, bool GLU>
+template <int WT, int NWT, bool GLU, bool POST = false>
 __global__ void __launch_bounds__(NX_WARPS * 32, GLU ? 4 : 6)
     k_gemv_norm(float *__restrict__ y, const float *__restrict__ x, const uint16_t *__restrict__ w,
                 const void *__restrict__ bias, int btype, int N, int K, int accumulate,
-                const uint16_t *__restrict__ nw, float eps, float *__restrict__ side, float *__restrict__ act, int ff)
+                const uint16_t *__restrict__ nw, float eps, float *__restrict__ side, float *__restrict__ act, int ff,
+                const struct qr_cuda_qkv_post p)
 {
     constexpr int R = GLU ? 2 : 1, NX_U = GLU ? NX_U_GLU : NX_U_ONE;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -125,6 +127,35 @@ __global__ void __launch_bounds__(NX_WARPS * 32, GLU ? 4 : 6)
             s4[1] = make_float4(g[4] * (b.x * inv), g[5] * (b.y * inv), g[6] * (b.z * inv), g[7] * (b.w * inv));
         }
     }
+    if (POST) {
+        /* the qkv row's post (q/k norm, RoPE, K/V cache write) for head h, by the last of its hd / 8 blocks to
+         * finish: each warp's row is fenced before the block counts itself in; the counter goes back to 0 for the
+         * next launch */
+        __shared__ int nx_last;
+        if (live && lane == 0)
+            __threadfence();
+        __syncthreads();
+        const int h = (int)(blockIdx.x * NX_WARPS) / p.hd;
+        if (threadIdx.x == 0)
+            nx_last = atomicAdd(p.cnt + h, 1) == p.hd / NX_WARPS - 1;
+        __syncthreads();
+        if (nx_last && warp == 0) {
+            __threadfence();
+            const int64_t slot = p.slots ? p.slots[0] : -1;
+            const bool store = slot >= 0 && slot < (int64_t)p.num_blocks * p.block_size;
+            const int64_t blk = store ? slot / p.block_size : 0, off = store ? slot % p.block_size : 0;
+            const qp_rope_direct rope = {(float)p.pos[0], p.attn_factor, p.inv_freq};
+            float *row = y + (int64_t)h * p.hd;
+            if (p.wq)
+                qp_head<true>(qp_src32cg{row}, row, h, lane, p.n_q, p.n_kv, p.hd, p.wq, p.wqt, p.wk, p.wkt, p.eps,
+                              rope, p.k_cache, p.v_cache, store, blk, off, p.kv_dtype, p.block_size);
+            else
+                qp_head<false>(qp_src32cg{row}, row, h, lane, p.n_q, p.n_kv, p.hd, nullptr, 0, nullptr, 0, p.eps,
+                               rope, p.k_cache, p.v_cache, store, blk, off, p.kv_dtype, p.block_size);
+            if (lane == 0)
+                p.cnt[h] = 0;
+        }
+    }
 }
 
 extern "C" int cuda_gemv_norm_ok(int wtype, int nwt, int K, const void *x, const void *w, const void *nw,
@@ -137,30 +168,59 @@ extern "C" int cuda_gemv_norm_ok(int wtype, int nwt, int K, const void *x, const
 
 template <int WT, int NWT>
 static void nx_go(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias, int btype, int N,
-                  int K, int accumulate, const void *nw, float eps, float *side, float *act, int ff)
+                  int K, int accumulate, const void *nw, float eps, float *side, float *act, int ff,
+                  const struct qr_cuda_qkv_post *post)
 {
     const uint16_t *wp = (const uint16_t *)w, *np = (const uint16_t *)nw;
+    const struct qr_cuda_qkv_post none = {};
     if (act)
         qk_launch(k_gemv_norm<WT, NWT, true>, dim3(qk_blocks(ff, NX_WARPS)), dim3(NX_WARPS * 32), 0, st, y, x, wp,
-                  bias, btype, N, K, accumulate, np, eps, side, act, ff);
+                  bias, btype, N, K, accumulate, np, eps, side, act, ff, none);
+    else if (post)
+        qk_launch(k_gemv_norm<WT, NWT, false, true>, dim3(qk_blocks(N, NX_WARPS)), dim3(NX_WARPS * 32), 0, st, y, x,
+                  wp, bias, btype, N, K, accumulate, np, eps, side, act, 0, *post);
     else
         qk_launch(k_gemv_norm<WT, NWT, false>, dim3(qk_blocks(N, NX_WARPS)), dim3(NX_WARPS * 32), 0, st, y, x, wp,
-                  bias, btype, N, K, accumulate, np, eps, side, act, 0);
+                  bias, btype, N, K, accumulate, np, eps, side, act, 0, none);
 }
 
-extern "C" int cuda_launch_gemv_norm(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias,
-                                     int wtype, int btype, int N, int K, int accumulate, const void *nw, int nwt,
-                                     float eps, float *side, float *act, int ff)
+static int nx_launch(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias, int wtype,
+                     int btype, int N, int K, int accumulate, const void *nw, int nwt, float eps, float *side,
+                     float *act, int ff, const struct qr_cuda_qkv_post *post)
 {
     if (N <= 0)
         return 0;
     if (!cuda_gemv_norm_ok(wtype, nwt, K, x, w, nw, side) || (act && (ff <= 0 || N != 2 * ff)))
         return (int)cudaErrorInvalidValue;
     if (wtype == QK_BF16)
-        nwt == QK_BF16 ? nx_go<QK_BF16, QK_BF16>(st, y, x, w, bias, btype, N, K, accumulate, nw, eps, side, act, ff)
-                       : nx_go<QK_BF16, QK_F16>(st, y, x, w, bias, btype, N, K, accumulate, nw, eps, side, act, ff);
+        nwt == QK_BF16 ? nx_go<QK_BF16, QK_BF16>(st, y, x, w, bias, btype, N, K, accumulate, nw, eps, side, act, ff, post)
+                       : nx_go<QK_BF16, QK_F16>(st, y, x, w, bias, btype, N, K, accumulate, nw, eps, side, act, ff, post);
     else
-        nwt == QK_BF16 ? nx_go<QK_F16, QK_BF16>(st, y, x, w, bias, btype, N, K, accumulate, nw, eps, side, act, ff)
-                       : nx_go<QK_F16, QK_F16>(st, y, x, w, bias, btype, N, K, accumulate, nw, eps, side, act, ff);
+        nwt == QK_BF16 ? nx_go<QK_F16, QK_BF16>(st, y, x, w, bias, btype, N, K, accumulate, nw, eps, side, act, ff, post)
+                       : nx_go<QK_F16, QK_F16>(st, y, x, w, bias, btype, N, K, accumulate, nw, eps, side, act, ff, post);
     return qk_launch_result();
+}
+
+extern "C" int cuda_launch_gemv_norm(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias,
+                                     int wtype, int btype, int N, int K, int accumulate, const void *nw, int nwt,
+                                     float eps, float *side, float *act, int ff)
+{
+    return nx_launch(st, y, x, w, bias, wtype, btype, N, K, accumulate, nw, nwt, eps, side, act, ff, NULL);
+}
+
+extern "C" int cuda_gemv_norm_qkv_ok(int N, const struct qr_cuda_qkv_post *p)
+{
+    return p && p->cnt && p->hd >= 2 && p->hd % 2 == 0 && p->hd % NX_WARPS == 0 && p->n_q > 0 && p->n_kv > 0 &&
+           p->block_size > 0 && p->pos && p->inv_freq && N == (p->n_q + 2 * p->n_kv) * p->hd && (!p->wq == !p->wk);
+}
+
+extern "C" int cuda_launch_gemv_norm_qkv(qr_cuda_stream st, float *y, const float *x, const void *w, const void *bias,
+                                         int wtype, int btype, int N, int K, const void *nw, int nwt, float eps,
+                                         float *side, const struct qr_cuda_qkv_post *post)
+{
+    if (N <= 0)
+        return 0;
+    if (!cuda_gemv_norm_qkv_ok(N, post))
+        return (int)cudaErrorInvalidValue;
+    return nx_launch(st, y, x, w, bias, wtype, btype, N, K, 0, nw, nwt, eps, side, NULL, 0, post);
 }

@@ -342,6 +342,41 @@ static int fuse_qkv_prompt(struct qr_stream *s, const struct qr_node *nd, int n)
     return 2 + c;
 }
 
+/* one token: RMSNORM, MATMUL qkv, [QK_NORM q, QK_NORM k,] ROPE q, ROPE k, KV_STORE in one launch (gemv_norm.cu's
+ * qkv fold, QR_CUDA_QKV_FOLD=1): the last block of each head's rows runs its post.  Returns the nodes taken, 0 (no
+ * match: the caller goes on) or a negative qr_status */
+static int fuse_norm_gemv_qkv(struct qr_stream *s, const struct qr_node *nd, int n)
+{
+    const struct qr_rmsnorm_args *r = &nd[0].a.rmsnorm;
+    const struct qr_matmul_args *m = &nd[1].a.matmul;
+    struct qkv_post q;
+    int c = n >= 5 && cuda_dev(s->dev)->qkv_fold ? match_qkv_post(nd + 2, n - 2, &q) : 0;
+    if (!c || q.T != 1 || m->M != 1 || m->accumulate || !same(&q.rq->x, &m->y) || m->y.buf == r->x.buf ||
+        m->y.buf == r->out.buf)
+        return 0;
+    const struct qr_rmsnorm_args *nq = q.nq, *nk = q.nk;
+    struct qr_cuda_qkv_post p = {
+        .wq = nq ? vp(&nq->w) : NULL, .wk = nk ? vp(&nk->w) : NULL, .wqt = nq ? (int)nq->wtype : 0,
+        .wkt = nk ? (int)nk->wtype : 0, .eps = nq ? nq->eps : 0.0f, .pos = vp(&q.rq->pos),
+        .inv_freq = vp(&q.rq->inv_freq), .attn_factor = q.rq->attn_factor, .k_cache = vp(&q.kv->k_cache),
+        .v_cache = vp(&q.kv->v_cache), .slots = vp(&q.kv->slots), .kv_dtype = (int)q.kv->kv_dtype,
+        .block_size = q.kv->block_size, .num_blocks = q.kv->num_blocks, .n_q = q.Hq, .n_kv = q.Hk, .hd = q.hd,
+    };
+    /* the counters sit past the decode attention's (QR_CUDA_ATTN_LASTMERGE, n_seqs * n_kv_heads from 0) */
+    const size_t cnt_off = 4096;
+    int *cnt = NULL;
+    qr_status st = cuda_counters(s, cnt_off + (size_t)(q.Hq + 2 * q.Hk), &cnt);
+    if (st != QR_OK)
+        return (int)st;
+    p.cnt = cnt + cnt_off;
+    if (!cuda_gemv_norm_qkv_ok(m->N, &p))
+        return 0;
+    LAUNCH_TRY(s->dev, cuda_launch_gemv_norm_qkv(cst(s), vp(&m->y), vp(&r->x), vp(&m->w),
+                                                 m->bias.buf ? vp(&m->bias) : NULL, (int)m->wtype, (int)m->btype,
+                                                 m->N, m->K, vp(&r->w), (int)r->wtype, r->eps, vp(&r->out), &p));
+    return 2 + c;
+}
+
 /* RMSNORM (one head per token) + the MATMUL that reads its output */
 static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
 {
@@ -363,6 +398,9 @@ static int fuse_norm_gemv(struct qr_stream *s, const struct qr_node *nd, int n)
         return 0;
     if (m->M == 1 && cuda_gemv_norm_ok((int)m->wtype, (int)r->wtype, m->K, vp(&r->x), vp(&m->w), vp(&r->w),
                                        vp(&r->out))) {
+        int c = fuse_norm_gemv_qkv(s, nd, n);
+        if (c != 0)
+            return c;
         /* one token: the norm's scale applied after the sum (gemv_norm.cu); with the SwiGLU that reads a
          * gate_up output, that too (its epilogue writes the activation the down projection reads) */
         const struct qr_silu_mul_args *g = n >= 3 && nd[2].op == QR_OP_SILU_MUL ? &nd[2].a.silu_mul : NULL;
