@@ -8,12 +8,15 @@
  * prefetching GEMV (gemv_fused.cu) vs gemv.cu.  Decode attention is also timed
  * over batches of sequences (KV GB/s: what offline throughput is bound by).
  *
- *   cuda_kernel_lab [--quick | --attn | --gemm | --prefill | --attn-ncu]
+ *   cuda_kernel_lab [--quick | --attn | --attn-chunk | --gemm | --prefill | --attn-ncu]
+ *     --attn-chunk: short chunks after a long context, the split-KV chunk kernel (attn_chunk.cu) vs the prompt kernel:
+ *     results against each other (f32 and 16-bit rows), then times (16 / 64 tokens after 8192 and 32768 keys)
  *     --attn: the checks, then attention timings only (decode over BF16 and FP8 E4M3 KV); --gemm: cuBLAS prompt
  *     GEMM timings; --prefill: the prompt RMSNorm / SwiGLU passes, 16-byte vs scalar, same bits?; --attn-ncu: one
  *     8192 prompt launch of each pipelined wgmma variant and the warp-specialized one, for ncu
  * Exit status 1 if a check fails.  Not part of ctest (needs a GPU). */
 #include "../attn.cu"
+#include "../attn_chunk.cu"
 #include "../attn_decode2.cu"
 #include "../attn_decode_tc.cu"
 #include "../attn_prefill_wg.cu"
@@ -722,8 +725,190 @@ static void check_f8_tma(void)
     run_attn({1, 1, 32, 8, 128, 16, 2, QK_F8}, true, false, VARIANT_WG_TMA);
 }
 
+/* a short chunk after a long context: the split-KV chunk kernel (attn_chunk.cu) against the prompt kernel the
+ * backend would run (wgmma where available, else mma.sync), both writing f32 and 16-bit (bf16) rows; checks
+ * them against each other (and a few rows against the CPU loop), then times both.  kvt: QK_BF16 or QK_F16 */
+static void lab_chunk(int ctx, int qlen, int nseq, int H, int KVH, int bs, int kvt, bool bench)
+{
+    const int D = 128, S = nseq, nb = (ctx + bs - 1) / bs, nbt = nb * S, ld = H * D, T = S * qlen;
+    std::vector<int> table(nbt);
+    for (int i = 0; i < nbt; i++)
+        table[i] = i;
+    for (int i = nbt - 1; i > 0; i--) {
+        int j = (int)((frand() * 0.5f + 0.5f) * i);
+        j = j < 0 ? 0 : j > i ? i : j;
+        std::swap(table[i], table[j]);
+    }
+    const size_t kvn = (size_t)nbt * KVH * bs * D;
+    std::vector<uint16_t> kc(kvn), vc(kvn);
+    auto enc = [&](float f) {
+        if (kvt == QK_BF16)
+            return to_bf16(f);
+        __half h = __float2half(f);
+        return *(uint16_t *)&h;
+    };
+    auto dec = [&](uint16_t u) { return kvt == QK_BF16 ? from_bf16(u) : __half2float(*(__half *)&u); };
+    for (size_t i = 0; i < kvn; i++) {
+        kc[i] = enc(frand());
+        vc[i] = enc(frand());
+    }
+    std::vector<float> q((size_t)T * ld), out((size_t)T * ld, 0.0f);
+    for (auto &v : q)
+        v = frand() * 2.0f;
+    std::vector<int> seq_lens(S, ctx), q_start(S + 1);
+    for (int i = 0; i <= S; i++)
+        q_start[i] = i * qlen;
+    struct qr_cuda_attn a = {};
+    a.q = dev_copy(q);
+    a.k_cache = dev_copy(kc);
+    a.v_cache = dev_copy(vc);
+    a.block_tables = dev_copy(table);
+    a.seq_lens = dev_copy(seq_lens);
+    a.q_start = dev_copy(q_start);
+    a.kv_dtype = kvt;
+    a.n_tokens = T;
+    a.n_seqs = S;
+    a.n_heads = H;
+    a.n_kv_heads = KVH;
+    a.head_dim = D;
+    a.block_size = bs;
+    a.max_blocks_per_seq = nb;
+    a.num_blocks = nbt;
+    a.ldq = a.ldo = ld;
+    a.max_seq_len = ctx;
+    a.max_q_len = qlen;
+    a.scale = 1.0f / sqrtf((float)D);
+    a.out_h_type = QK_BF16;
+    int n_sm = 132;
+    CK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0));
+    float *of[2];
+    void *oh[2], *scr = NULL;
+    for (int k = 0; k < 2; k++) {
+        CK(cudaMalloc(&of[k], out.size() * 4));
+        CK(cudaMalloc(&oh[k], out.size() * 2));
+        CK(cudaMemset(of[k], 0, out.size() * 4));
+        CK(cudaMemset(oh[k], 0, out.size() * 2));
+    }
+    CK(cudaMalloc(&scr, cuda_attn_chunk_scratch(&a, n_sm)));
+    const bool wg = cuda_attn_prefill_wg_available() && cuda_attn_prefill_wg_supported(D, kvt, H, KVH);
+    auto launch = [&](int k) {
+        struct qr_cuda_attn b = a;
+        b.out = of[k];
+        b.out_h = oh[k];
+        if (k == 1)
+            return cuda_launch_attn_chunk(0, &b, scr, n_sm);
+        return wg ? cuda_launch_attn_prefill_wg_variant(0, &b, QK_WG_DEFAULT) : cuda_launch_attn_prefill(0, &b);
+    };
+    CK((cudaError_t)launch(0));
+    CK((cudaError_t)launch(1));
+    CK(cudaDeviceSynchronize());
+    std::vector<float> f0(out.size()), f1(out.size());
+    std::vector<uint16_t> h0(out.size()), h1(out.size());
+    CK(cudaMemcpy(f0.data(), of[0], f0.size() * 4, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(f1.data(), of[1], f1.size() * 4, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(h0.data(), oh[0], h0.size() * 2, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(h1.data(), oh[1], h1.size() * 2, cudaMemcpyDeviceToHost));
+    char name[128];
+    snprintf(name, sizeof name, "attn chunk ctx=%d q=%d H=%d/%d bs=%d seqs=%d %s", ctx, qlen, H, KVH, bs, S,
+             kvt == QK_BF16 ? "bf16" : "f16");
+    double num = 0, den = 0, numh = 0, denh = 0;
+    for (size_t i = 0; i < f0.size(); i++) {
+        num += (double)(f1[i] - f0[i]) * (f1[i] - f0[i]);
+        den += (double)f0[i] * f0[i];
+        const double x0 = from_bf16(h0[i]), x1 = from_bf16(h1[i]);
+        numh += (x1 - x0) * (x1 - x0);
+        denh += x0 * x0;
+    }
+    char what[200];
+    snprintf(what, sizeof what, "%s: chunk vs prompt kernel, f32 rows", name);
+    check(what, den > 0 ? num / den : num, 1e-4);
+    snprintf(what, sizeof what, "%s: chunk vs prompt kernel, bf16 rows", name);
+    check(what, denh > 0 ? numh / denh : numh, 1e-4);
+    /* the CPU loop on the last token and the first of every sequence, every head (causal: pos = ctx - qlen + i) */
+    num = den = 0;
+    std::vector<double> sc(ctx);
+    const int G = H / KVH;
+    for (int sq = 0; sq < S; sq++)
+        for (int i : {0, qlen - 1})
+            for (int h = 0; h < H; h++) {
+                const int pos = ctx - qlen + i, g = h / G;
+                const int *tb = &table[(size_t)sq * nb];
+                const float *qr = &q[((size_t)sq * qlen + i) * ld + h * D];
+                double mx = -1e300;
+                for (int k = 0; k <= pos; k++) {
+                    const size_t off = (((size_t)tb[k / bs] * KVH + g) * bs + k % bs) * D;
+                    double x = 0;
+                    for (int d = 0; d < D; d++)
+                        x += (double)qr[d] * dec(kc[off + d]);
+                    sc[k] = x * a.scale;
+                    mx = sc[k] > mx ? sc[k] : mx;
+                }
+                double sum = 0;
+                for (int k = 0; k <= pos; k++)
+                    sum += (sc[k] = exp(sc[k] - mx));
+                for (int d = 0; d < D; d++) {
+                    double r = 0;
+                    for (int k = 0; k <= pos; k++) {
+                        const size_t off = (((size_t)tb[k / bs] * KVH + g) * bs + k % bs) * D;
+                        r += sc[k] * dec(vc[off + d]);
+                    }
+                    r /= sum;
+                    const double gv = f1[((size_t)sq * qlen + i) * ld + h * D + d];
+                    num += (r - gv) * (r - gv);
+                    den += r * r;
+                }
+            }
+    snprintf(what, sizeof what, "%s: chunk vs CPU loop (first and last token)", name);
+    check(what, den > 0 ? num / den : num, 1e-4);
+    if (bench) {
+        cudaEvent_t e0, e1;
+        CK(cudaEventCreate(&e0));
+        CK(cudaEventCreate(&e1));
+        double us[2];
+        for (int k = 0; k < 2; k++) {
+            const int reps = 20;
+            CK((cudaError_t)launch(k));
+            CK(cudaEventRecord(e0));
+            for (int r = 0; r < reps; r++)
+                launch(k);
+            CK(cudaEventRecord(e1));
+            CK(cudaEventSynchronize(e1));
+            float ms;
+            CK(cudaEventElapsedTime(&ms, e0, e1));
+            us[k] = ms * 1000.0 / reps;
+        }
+        const double bytes = 2.0 * S * ctx * KVH * D * 2;
+        printf("%-52s prompt kernel (%s) %9.2f us  chunk %9.2f us (%6.1f GB/s KV)  x%.2f\n", name,
+               wg ? "wgmma" : "mma.sync", us[0], us[1], bytes / us[1] * 1e-3, us[0] / us[1]);
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+    }
+    for (int k = 0; k < 2; k++)
+        cudaFree(of[k]), cudaFree(oh[k]);
+    cudaFree(scr);
+    cudaFree((void *)a.q);
+    cudaFree((void *)a.k_cache);
+    cudaFree((void *)a.v_cache);
+    cudaFree((void *)a.block_tables);
+    cudaFree((void *)a.seq_lens);
+    cudaFree((void *)a.q_start);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--attn-chunk")) {
+        /* checks: q_len 2 / 5 / 33, GQA 4 and 8, F16, several sequences, 16-row blocks */
+        lab_chunk(1000, 2, 1, 32, 8, 64, QK_BF16, false);
+        lab_chunk(3000, 33, 2, 32, 8, 16, QK_BF16, false);
+        lab_chunk(2000, 5, 3, 16, 2, 64, QK_F16, false);
+        lab_chunk(5000, 64, 1, 32, 4, 64, QK_BF16, false);
+        /* Qwen3-4B: 16 / 64 new tokens after 8192 and 32768 cached keys (64-row KV blocks, the engine's default) */
+        for (int ctx : {8192, 32768})
+            for (int ql : {16, 64})
+                lab_chunk(ctx + ql, ql, 1, 32, 8, 64, QK_BF16, true);
+        lab_chunk(8192 + 16, 16, 4, 32, 8, 64, QK_BF16, true);
+        return g_fail ? 1 : 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "--prefill")) {
         bench_prefill_pass(37, 2568, false);   /* odd token count, n % 8 == 0 */
         bench_prefill_pass(37, 1000, true);
