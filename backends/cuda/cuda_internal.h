@@ -23,7 +23,7 @@ struct cuda_device {
     bool gemm_tune;   /* prompt GEMMs on tuned cublasLt algorithms (cuda_gemm_tune.c; gemm_tune = 0 turns off) */
     bool attn_side;   /* a mixed batch's decode attention on a side stream (opt-in: QR_CUDA_ATTN_SIDE=1) */
     int attn_chunk;   /* short prompt chunks on the split-KV chunk kernel (QR_CUDA_ATTN_CHUNK: 0 off, 1 where the
-                       * heuristic in cuda_ops.c says so, force: wherever it is supported; off by default) */
+                       * heuristic in cuda_ops.c says so, force: wherever it is supported; on by default) */
     char name[128];
 };
 

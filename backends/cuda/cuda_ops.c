@@ -11,7 +11,7 @@
  * the fused path the prompt kernel skips the one-token sequences and the
  * decode kernel takes them.  Short prompt chunks after a long context may take the
  * split-KV chunk kernel (attn_chunk.cu) in the prompt kernel's place
- * (QR_CUDA_ATTN_CHUNK, off by default; attn_chunk_on).  FP8 E4M3 caches: the tensor-core decode kernel,
+ * (QR_CUDA_ATTN_CHUNK, on by default; attn_chunk_on).  FP8 E4M3 caches: the tensor-core decode kernel,
  * the mma.sync prompt kernel (also for decodes the former does not take) and
  * the generic kernel read them; the older decode kernels and the Hopper wgmma
  * prompt kernels do not. */
@@ -260,7 +260,9 @@ static size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
  *   2 * prompt blocks <= n_sm: the prompt kernel would leave at least half the SMs idle (with skip, the sequences
  *   of two or more tokens are at most n_tokens - n_seqs), and
  *   max_seq_len >= CHUNK_MIN_CTX: each block's walk is long enough to matter against the merge launch.
- * Not yet measured (the lead tunes it on the H100).  QR_CUDA_ATTN_CHUNK=force: wherever supported (the tests). */
+ * Measured on the H100 (docs/PERF.md, fourteenth session): 16 new tokens after 8192 / 32768 cached keys 14.3 -> 10.1 /
+ * 31.5 -> 11.2 ms TTFT, 64 after 32768 30.9 -> 22.7; CHUNK_MIN_CTX is not tuned.  QR_CUDA_ATTN_CHUNK=force: wherever
+ * supported (the tests). */
 #define CHUNK_MIN_CTX 1024
 static bool attn_chunk_on(const struct cuda_device *cd, const struct qr_attn_args *a, bool skip)
 {
