@@ -1,5 +1,5 @@
 /* attn_chunk.cu - split-KV attention for short prompt chunks after a long
- * context (a new chat turn on a prefix-cache hit: 16-64 new tokens after
+ * context (a new chat turn on a prefix-cache hit: 16-256 new tokens after
  * thousands of cached ones), on tensor cores.
  *
  * The prompt kernels' grid is (query tiles of 64, head pairs, sequences): a 16-token chunk is 16 blocks for Qwen3-4B,
@@ -21,7 +21,9 @@
  * Numerics as the prompt kernel: Q * scale * log2 e and P rounded to the compute type (bf16; f16 for F16 caches),
  * f32 accumulators and partials.  Outputs: a.out (f32 rows, ldo) where set and a.out_h (16-bit rows of
  * n_heads * head_dim, out_h_type) where set, through pf_store2 like the prompt kernels.
- * FP8 caches are not taken (cuda_attn_chunk_supported says no): they stay on the prompt kernels. */
+ * FP8 caches are not taken (cuda_attn_chunk_supported says no): they stay on the prompt kernels.
+ * Chunks of more than CK_MAXW m-tiles of rows (33+ tokens at GQA 4) run k_attn_chunk2 (two m-tiles per warp, below)
+ * unless QR_CUDA_ATTN_CHUNK_V=0; ck_make_plan says how the grid is sized. */
 #include "attn_split.cuh"
 #include "qr_mma.cuh"
 
@@ -245,6 +247,251 @@ __global__ void __launch_bounds__(W * 32)
     }
 }
 
+/* The version for longer chunks (QR_CUDA_ATTN_CHUNK_V=1, the default, where a sequence has more than CK_MAXW m-tiles
+ * of rows): each warp owns CK2_MT = 2 m-tiles (32 rows) and every K / V fragment it loads from shared memory feeds
+ * both, so a block of 8 warps holds 256 rows (64 tokens of a GQA-4 group) and shared-memory reads per MMA drop from
+ * 1/2 to 3/8 (the Q fragments come from shared memory too: two m-tiles of Q in registers would not fit beside O).
+ * The block's Q rows (scaled by scale * log2 e and rounded to T as pf_load_q does) sit in shared memory, swizzled
+ * like the tiles, ahead of CK2_ST K / V stages.  Masks, softmax, partials and outputs as k_attn_chunk, per m-tile.
+ * Registers: O 2 x 64, S 2 x 16, Q fragments 16 a thread: one 8-warp block per SM. */
+#define CK2_MT 2   /* m-tiles per warp */
+#define CK2_ST 4   /* pipeline stages (one block per SM: more K / V in flight) */
+
+template <int D, int W>
+__host__ __device__ constexpr size_t ck2_smem_bytes()
+{
+    return (size_t)W * CK2_MT * 16 * D * 2 + (size_t)CK2_ST * 2 * CK_BK * D * 2 + (size_t)CK2_ST * sizeof(uint32_t);
+}
+
+template <typename T, int D, int W>
+__global__ void __launch_bounds__(W * 32, 1)
+    k_attn_chunk2(const struct qr_cuda_attn a, int n_splits, int n_rg, float *part_o, float *part_ml)
+{
+    constexpr int MT = CK2_MT, ST = CK2_ST;
+    constexpr int CPR = D * 2 / 16;    /* 16-byte chunks per row */
+    constexpr int TILE = CK_BK * D;    /* elements of one K (or V) tile */
+    constexpr int QR = W * MT * 16;    /* query rows of the block */
+    static_assert((CK_BK * CPR) % (W * 32) == 0, "whole gather rounds");
+    extern __shared__ __align__(128) unsigned char ck_smem[];
+    T *qsm = (T *)ck_smem;        /* [QR][D], swizzled */
+    T *tiles = qsm + QR * D;      /* stage st: K at st * 2 * TILE, V after it */
+    uint32_t *kmask = (uint32_t *)(tiles + ST * 2 * TILE);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+
+    const int sp = blockIdx.x, kvh = blockIdx.y / n_rg, rg = blockIdx.y % n_rg, s = blockIdx.z;
+    const int G = a.n_heads / a.n_kv_heads;
+    int qs, qlen, ctx;
+    if (!attn_seq(a, s, &qs, &qlen, &ctx) || qlen <= 0 || (a.skip_single && qlen == 1))
+        return;
+    const int rows = qlen * G, r0 = rg * QR;
+    if (r0 >= rows)
+        return;
+    const int used = d2_used_splits(ctx, n_splits);
+    if (sp >= used)
+        return;
+    const int last_tok = (min(r0 + QR, rows) - 1) / G;
+    const int kend = min(ctx, ctx - qlen + last_tok + 1);
+    const int kps = ctx > 0 ? d2_keys_per_split(ctx, n_splits) : 0;
+    const int k_lo = sp * kps, k_hi = min(kend, k_lo + kps);
+    const int n_tiles = k_hi > k_lo ? (k_hi - k_lo + CK_BK - 1) / CK_BK : 0;
+    const T *kc = (const T *)a.k_cache, *vc = (const T *)a.v_cache;
+    const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
+
+    auto load = [&](int st, int tile) {
+        const int k = k_lo + tile * CK_BK + lane;
+        long long off = -1;
+        if (k < k_hi) {
+            const int64_t blk = table[k / a.block_size];
+            if (blk >= 0 && blk < a.num_blocks)
+                off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)D;
+        }
+        const uint32_t m = __ballot_sync(0xffffffffu, off >= 0);
+        if (threadIdx.x == 0)
+            kmask[st] = m;
+        T *ks = tiles + st * 2 * TILE, *vs = ks + TILE;
+#pragma unroll
+        for (int i = 0; i < CK_BK * CPR / (W * 32); i++) {
+            const int c = threadIdx.x + i * W * 32, r = c / CPR, ch = c % CPR;
+            const long long ro = __shfl_sync(0xffffffffu, off, r);
+            const bool ok = ro >= 0;
+            const int so = ck_sw<D>(r, ch);
+            cp_async16(ks + so, ok ? kc + ro + ch * 8 : kc, ok);
+            cp_async16(vs + so, ok ? vc + ro + ch * 8 : vc, ok);
+        }
+    };
+#pragma unroll
+    for (int p = 0; p < ST - 1; p++) {
+        if (p < n_tiles)
+            load(p, p);
+        cp_async_commit();
+    }
+
+    /* the block's Q rows into shared memory (rows past the sequence's: zeros); the first tile's barrier publishes
+     * them */
+    {
+        const float qscale = a.scale * D2_LOG2E;
+        for (int i = threadIdx.x; i < QR * (D / 2); i += W * 32) {
+            const int r = i / (D / 2), c = (i % (D / 2)) * 2, R = r0 + r;
+            uint32_t v = 0;
+            if (R < rows) {
+                const float *qp = a.q + (int64_t)(qs + R / G) * a.ldq + (int64_t)(kvh * G + R % G) * D + c;
+                v = pf_pack<T>(qp[0] * qscale, qp[1] * qscale);
+            }
+            *(uint32_t *)(qsm + ck_sw<D>(r, c >> 3) + (c & 7)) = v;
+        }
+    }
+
+    /* this lane's rows: m-tile mt of the warp (block m-tile warp * MT + mt), rows g and g + 8; their last visible
+     * keys (-1: no row) */
+    const int bm0 = warp * MT;
+    int lim[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            const int R = r0 + (bm0 + mt) * 16 + g + 8 * hf;
+            lim[mt][hf] = R < rows ? ctx - qlen + R / G : -1;
+        }
+    const bool active = r0 + bm0 * 16 < rows;
+    const int wlim = active ? ctx - qlen + (min(r0 + bm0 * 16 + MT * 16, rows) - 1) / G : -1;
+
+    float o[MT][D / 8][4];
+    float m[MT][2], l[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int i = 0; i < D / 8; i++)
+            o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.f;
+    }
+
+    for (int j = 0; j < n_tiles; j++) {
+        cp_async_wait<ST - 2>();   /* this thread's copies of tile j have landed ... */
+        __syncthreads();           /* ... everyone's (and Q); every warp is done with tile j - 1, whose stage is next */
+        const int jn = j + ST - 1;
+        if (jn < n_tiles)
+            load(jn % ST, jn);
+        cp_async_commit();
+        const int kb = k_lo + j * CK_BK;
+        if (kb > wlim)
+            continue;
+        const int st = j % ST;
+        const T *ks = tiles + st * 2 * TILE, *vs = ks + TILE;
+        const uint32_t km = kmask[st];
+        float sc[MT][CK_BK / 8][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int n8 = 0; n8 < CK_BK / 8; n8++)
+                sc[mt][n8][0] = sc[mt][n8][1] = sc[mt][n8][2] = sc[mt][n8][3] = 0.f;
+        /* S = Q K^T: per pair of 16-column slices, the Q fragments of both m-tiles, then each K fragment once */
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk += 2) {
+            uint32_t qf[MT][2][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    ldsm_x4(qf[mt][e], qsm + ck_sw<D>((bm0 + mt) * 16 + (lane & 15), (kk + e) * 2 + (lane >> 4)));
+#pragma unroll
+            for (int n8 = 0; n8 < CK_BK / 8; n8++) {
+                uint32_t b[4];
+                ldsm_x4(b, ks + ck_sw<D>(n8 * 8 + (lane & 7), kk * 2 + (lane >> 3)));
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    pf_mma<T>(sc[mt][n8], qf[mt][0], b);
+                    pf_mma<T>(sc[mt][n8], qf[mt][1], b + 2);
+                }
+            }
+        }
+        uint32_t pa[MT][CK_BK / 16][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+            for (int n8 = 0; n8 < CK_BK / 8; n8++) {
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kr = n8 * 8 + 2 * t4 + e, key = kb + kr;
+                    const bool ok = (km >> kr) & 1u;
+                    if (!ok || key > lim[mt][0])
+                        sc[mt][n8][e] = -INFINITY;
+                    if (!ok || key > lim[mt][1])
+                        sc[mt][n8][2 + e] = -INFINITY;
+                }
+            }
+            float al0, al1;
+            pf_softmax<CK_BK / 8>(sc[mt], m[mt][0], m[mt][1], l[mt][0], l[mt][1], al0, al1);
+#pragma unroll
+            for (int i = 0; i < D / 8; i++) {
+                o[mt][i][0] *= al0;
+                o[mt][i][1] *= al0;
+                o[mt][i][2] *= al1;
+                o[mt][i][3] *= al1;
+            }
+#pragma unroll
+            for (int jj = 0; jj < CK_BK / 16; jj++) {
+                pa[mt][jj][0] = pf_pack<T>(sc[mt][2 * jj][0], sc[mt][2 * jj][1]);
+                pa[mt][jj][1] = pf_pack<T>(sc[mt][2 * jj][2], sc[mt][2 * jj][3]);
+                pa[mt][jj][2] = pf_pack<T>(sc[mt][2 * jj + 1][0], sc[mt][2 * jj + 1][1]);
+                pa[mt][jj][3] = pf_pack<T>(sc[mt][2 * jj + 1][2], sc[mt][2 * jj + 1][3]);
+            }
+        }
+        /* O += P V: each V fragment once for both m-tiles */
+#pragma unroll
+        for (int jj = 0; jj < CK_BK / 16; jj++) {
+            const int r = jj * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+            for (int dt = 0; dt < D / 8; dt += 2) {
+                uint32_t b[4];
+                ldsm_x4_t(b, vs + ck_sw<D>(r, dt + (lane >> 4)));
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    pf_mma<T>(o[mt][dt], pa[mt][jj], b);
+                    pf_mma<T>(o[mt][dt + 1], pa[mt][jj], b + 2);
+                }
+            }
+        }
+    }
+    cp_async_wait<0>();
+    if (!active)
+        return;
+    const int ldh = a.n_heads * D;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            float lr = l[mt][hf];
+            lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+            lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+            const int R = r0 + (bm0 + mt) * 16 + g + 8 * hf;
+            if (R >= rows)
+                continue;
+            const int t = R / G, h = kvh * G + R % G;
+            if (n_splits == 1) {   /* the block saw every key of its rows: the output */
+                const float inv = lr > 0.f ? 1.f / lr : 0.f;
+                float *of = a.out ? a.out + (int64_t)(qs + t) * a.ldo + (int64_t)h * D : NULL;
+                uint16_t *oh = a.out_h ? (uint16_t *)a.out_h + (int64_t)(qs + t) * ldh + (int64_t)h * D : NULL;
+#pragma unroll
+                for (int dt = 0; dt < D / 8; dt++)
+                    pf_store2(of, oh, a.out_h_type, dt * 8 + 2 * t4, o[mt][dt][2 * hf] * inv,
+                              o[mt][dt][2 * hf + 1] * inv);
+                continue;
+            }
+            /* partial p = ((token * n_heads + head) * n_splits + split), as k_attn_chunk */
+            const int64_t p = ((int64_t)(qs + t) * a.n_heads + h) * n_splits + sp;
+            float *po = part_o + p * D;
+#pragma unroll
+            for (int dt = 0; dt < D / 8; dt++)
+                *(float2 *)(po + dt * 8 + 2 * t4) = make_float2(o[mt][dt][2 * hf], o[mt][dt][2 * hf + 1]);
+            if (t4 == 0) {
+                part_ml[2 * p] = m[mt][hf];
+                part_ml[2 * p + 1] = lr;
+            }
+        }
+    }
+}
+
 /* grid (n_heads, max_q_len, n_seqs), D / 2 threads: token i of sequence s, head h, two columns per thread */
 template <int D>
 __global__ void __launch_bounds__(D / 2) k_attn_chunk_merge(const struct qr_cuda_attn a, int n_splits,
@@ -290,71 +537,151 @@ extern "C" int cuda_attn_chunk_supported(int head_dim, int kv_dtype, int n_heads
     return kv_dtype == QK_F16 && cc >= 75;
 }
 
-/* the launch plan: W warps (one m-tile of 16 (token, head) rows each; the fewest powers of two that hold the
- * longest sequence's qlen * G rows, at most CK_MAXW), row groups of W m-tiles, and splits (about CK_WARPS_SM warps
- * per SM over the grid, at least CK_MIN_KEYS keys per split of the longest context, at most D2_MAX_SPLITS) */
+/* The launch plan: m-tiles per warp (mt), W warps, row groups of W * mt m-tiles, splits.
+ * variant 0 (QR_CUDA_ATTN_CHUNK_V=0, the first version): one m-tile per warp; W the fewest powers of two that hold
+ *   the longest sequence's qlen * G rows, at most CK_MAXW; splits for about CK_WARPS_SM warps per SM over the grid.
+ * variant 1 (default): the same for at most CK_MAXW m-tiles; more go to k_attn_chunk2 (two m-tiles a warp, 8-warp
+ *   blocks, one per SM).  The split count is the one whose grid finishes first on n_sm SMs: blocks resident at once
+ *   (slots) are n_sm x (CK_WARPS_SM / W) for the first kernel, n_sm for the second; a launch takes
+ *   ceil(blocks / slots) waves, each as long as one split's keys plus its partial rows (written and merged: a row
+ *   of D f32 is as many bytes as a key's K and V); ties go to fewer splits.  A grid just past the slots (9 splits
+ *   x 16 row groups = 144 blocks on 132 SMs for 64 tokens in the first version) is two waves: avoided.
+ * Both: at least CK_MIN_KEYS keys per split of the longest context, at most D2_MAX_SPLITS. */
 struct ck_plan {
-    int w, n_rg, ns;
+    int w, mt, n_rg, ns;
 };
 
-static struct ck_plan ck_make_plan(const struct qr_cuda_attn *a, int n_sm)
+/* whether k_attn_chunk2's shared memory (Q rows + CK2_ST stages: 128 KiB at D 128) fits a block of the current
+ * device (sm_80 / sm_90: 163 / 227 KiB; sm_86 / sm_89 (99 KiB) and sm_75 (64 KiB) keep one m-tile per warp) */
+static bool ck2_fits(int D)
+{
+    int dev = 0, optin = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+        (void)cudaGetLastError();   /* not a launch error: the plan falls back */
+        return false;
+    }
+    return (size_t)optin >= (D == 64 ? ck2_smem_bytes<64, CK_MAXW>() : ck2_smem_bytes<128, CK_MAXW>());
+}
+
+static struct ck_plan ck_make_plan(const struct qr_cuda_attn *a, int n_sm, int variant)
 {
     const int G = a->n_kv_heads > 0 ? a->n_heads / a->n_kv_heads : 1;
     const int mq = a->max_q_len < 1 ? 1 : a->max_q_len > CK_QMAX ? CK_QMAX : a->max_q_len;
     const int mtiles = (mq * G + 15) / 16;
     struct ck_plan p;
+    p.mt = variant >= 1 && mtiles > CK_MAXW && ck2_fits(a->head_dim) ? CK2_MT : 1;
+    const int wtiles = (mtiles + p.mt - 1) / p.mt;
     p.w = 1;
-    while (p.w < mtiles && p.w < CK_MAXW)
+    while (p.w < wtiles && p.w < CK_MAXW)
         p.w *= 2;
-    p.n_rg = (mtiles + p.w - 1) / p.w;
+    p.n_rg = (mtiles + p.w * p.mt - 1) / (p.w * p.mt);
     int64_t cap = (int64_t)a->max_blocks_per_seq * a->block_size;
     int64_t L = a->max_seq_len < cap ? a->max_seq_len : cap;
     if (L < 1)
         L = 1;
     const int64_t by_len = (L + CK_MIN_KEYS - 1) / CK_MIN_KEYS;
-    const int64_t per_split = (int64_t)(a->n_kv_heads > 0 ? a->n_kv_heads : 1) * p.n_rg * (a->n_seqs > 0 ? a->n_seqs : 1);
-    const int64_t want = ((int64_t)(n_sm > 0 ? n_sm : 1) * CK_WARPS_SM / p.w + per_split - 1) / per_split;
-    int64_t ns = want < by_len ? want : by_len;
+    const int64_t per_split =   /* blocks per split */
+        (int64_t)(a->n_kv_heads > 0 ? a->n_kv_heads : 1) * p.n_rg * (a->n_seqs > 0 ? a->n_seqs : 1);
+    const int64_t sms = n_sm > 0 ? n_sm : 1;
+    int64_t ns;
+    if (variant < 1) {
+        const int64_t want = (sms * CK_WARPS_SM / p.w + per_split - 1) / per_split;
+        ns = want < by_len ? want : by_len;
+    } else {
+        const int64_t slots = p.mt > 1 ? sms : sms * (CK_WARPS_SM / p.w > 1 ? CK_WARPS_SM / p.w : 1);
+        const int64_t rows_blk = (int64_t)p.w * p.mt * 16;
+        const int64_t top = by_len < D2_MAX_SPLITS ? by_len : D2_MAX_SPLITS;
+        int64_t best = INT64_MAX;
+        ns = 1;
+        for (int64_t n = 1; n <= top; n++) {
+            /* d2_keys_per_split / d2_used_splits on the longest context */
+            int64_t kps = (L + n - 1) / n;
+            kps = (kps + D2_CHUNK - 1) / D2_CHUNK * D2_CHUNK;
+            const int64_t used = (L + kps - 1) / kps;
+            const int64_t waves = (per_split * used + slots - 1) / slots;
+            const int64_t cost = waves * (kps + (n > 1 ? rows_blk : 0));
+            if (cost < best) {
+                best = cost;
+                ns = n;
+            }
+        }
+    }
     if (ns > D2_MAX_SPLITS)
         ns = D2_MAX_SPLITS;
     p.ns = ns < 1 ? 1 : (int)ns;
     return p;
 }
 
-extern "C" size_t cuda_attn_chunk_scratch(const struct qr_cuda_attn *a, int n_sm)
+extern "C" size_t cuda_attn_chunk_scratch(const struct qr_cuda_attn *a, int n_sm, int variant)
 {
-    struct ck_plan p = ck_make_plan(a, n_sm);
+    struct ck_plan p = ck_make_plan(a, n_sm, variant);
     if (p.ns == 1)
         return 16;
     return (size_t)(a->n_tokens > 0 ? a->n_tokens : 0) * (size_t)a->n_heads * (size_t)p.ns *
            ((size_t)a->head_dim + 2) * sizeof(float);
 }
 
-template <typename T, int D, int W>
-static int ck_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
+/* the dynamic shared memory above 48 KiB, once per kernel (idempotent, so a race is harmless) */
+template <typename K>
+static int ck_raise_smem(K kernel, size_t smem, bool *raised)
 {
-    constexpr size_t smem = ck_smem_bytes<D>();
-    static bool raised;   /* per instantiation; idempotent, so a race is harmless */
-    if (smem > 48 * 1024 && !raised) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_chunk<T, D, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)smem);
-        if (e != cudaSuccess)
-            return (int)e;
-        raised = true;
-    }
-    dim3 grid((unsigned)p.ns, (unsigned)(a->n_kv_heads * p.n_rg), (unsigned)a->n_seqs);
-    k_attn_chunk<T, D, W><<<grid, dim3(W * 32), smem, st>>>(*a, p.ns, p.n_rg, po, pml);
-    int rc = qk_launch_result();
-    if (rc || p.ns == 1)
-        return rc;
+    if (smem <= 48 * 1024 || *raised)
+        return 0;
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess)
+        return (int)e;
+    *raised = true;
+    return 0;
+}
+
+/* the merge of several splits' partials */
+template <int D>
+static int ck_merge(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
+{
     dim3 mgrid((unsigned)a->n_heads, (unsigned)a->max_q_len, (unsigned)a->n_seqs);
     k_attn_chunk_merge<D><<<mgrid, dim3(D / 2), 0, st>>>(*a, p.ns, po, pml);
     return qk_launch_result();
 }
 
+template <typename T, int D, int W>
+static int ck_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
+{
+    constexpr size_t smem = ck_smem_bytes<D>();
+    static bool raised;   /* per instantiation */
+    int rc = ck_raise_smem(k_attn_chunk<T, D, W>, smem, &raised);
+    if (rc)
+        return rc;
+    dim3 grid((unsigned)p.ns, (unsigned)(a->n_kv_heads * p.n_rg), (unsigned)a->n_seqs);
+    k_attn_chunk<T, D, W><<<grid, dim3(W * 32), smem, st>>>(*a, p.ns, p.n_rg, po, pml);
+    rc = qk_launch_result();
+    if (rc || p.ns == 1)
+        return rc;
+    return ck_merge<D>(st, a, p, po, pml);
+}
+
+/* k_attn_chunk2: always CK_MAXW warps (it takes only more than CK_MAXW m-tiles) */
+template <typename T, int D>
+static int ck_launch2(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
+{
+    constexpr size_t smem = ck2_smem_bytes<D, CK_MAXW>();
+    static bool raised;   /* per instantiation */
+    int rc = ck_raise_smem(k_attn_chunk2<T, D, CK_MAXW>, smem, &raised);
+    if (rc)
+        return rc;
+    dim3 grid((unsigned)p.ns, (unsigned)(a->n_kv_heads * p.n_rg), (unsigned)a->n_seqs);
+    k_attn_chunk2<T, D, CK_MAXW><<<grid, dim3(CK_MAXW * 32), smem, st>>>(*a, p.ns, p.n_rg, po, pml);
+    rc = qk_launch_result();
+    if (rc || p.ns == 1)
+        return rc;
+    return ck_merge<D>(st, a, p, po, pml);
+}
+
 template <typename T, int D>
 static int ck_go(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
 {
+    if (p.mt > 1)
+        return ck_launch2<T, D>(st, a, p, po, pml);
     switch (p.w) {
     case 1: return ck_launch<T, D, 1>(st, a, p, po, pml);
     case 2: return ck_launch<T, D, 2>(st, a, p, po, pml);
@@ -363,7 +690,8 @@ static int ck_go(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct c
     }
 }
 
-extern "C" int cuda_launch_attn_chunk(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm)
+extern "C" int cuda_launch_attn_chunk(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm,
+                                      int variant)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->n_heads <= 0)
         return 0;
@@ -371,7 +699,7 @@ extern "C" int cuda_launch_attn_chunk(qr_cuda_stream st, const struct qr_cuda_at
         a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads || a->max_q_len < 1 || a->max_q_len > CK_QMAX ||
         a->n_seqs > QK_MAX_GRID_Y || (!a->out && !a->out_h))
         return (int)cudaErrorInvalidValue;
-    struct ck_plan p = ck_make_plan(a, n_sm);
+    struct ck_plan p = ck_make_plan(a, n_sm, variant);
     if ((int64_t)a->n_kv_heads * p.n_rg > QK_MAX_GRID_Y)
         return (int)cudaErrorInvalidValue;
     float *po = (float *)scratch;

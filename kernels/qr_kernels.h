@@ -151,15 +151,16 @@ int cuda_launch_attn_decode_tc(qr_cuda_stream st, const struct qr_cuda_attn *a, 
 /* ---- short prompt chunks after a long context: split-KV attention (attn_chunk.cu) ---- */
 
 /* the longest query (tokens per sequence) the chunk kernel takes; the host keeps longer ones on the prompt kernels */
-#define QR_CUDA_ATTN_CHUNK_QMAX 64
+#define QR_CUDA_ATTN_CHUNK_QMAX 256
 /* BF16 (sm_80+) / F16 KV (not FP8: those stay on the prompt kernels), head_dim 64 or 128, any GQA group */
 int cuda_attn_chunk_supported(int head_dim, int kv_dtype, int n_heads, int n_kv_heads, int cc);
-/* bytes of scratch its split partials need (16 where it runs one split) */
-size_t cuda_attn_chunk_scratch(const struct qr_cuda_attn *a, int n_sm);
+/* bytes of scratch its split partials need (16 where it runs one split); variant: QR_CUDA_ATTN_CHUNK_V (0: the first
+ * version, one m-tile of 16 rows per warp; 1: two per warp past 8 m-tiles, splits by waves; attn_chunk.cu) */
+size_t cuda_attn_chunk_scratch(const struct qr_cuda_attn *a, int n_sm, int variant);
 /* sequences of 1 .. QR_CUDA_ATTN_CHUNK_QMAX query tokens (max_q_len at most that; one-token ones skipped where
  * skip_single): the keys split over blocks, each block's K/V tiles read once for all its (token, head) rows, then a
  * merge kernel; writes a->out (f32) and / or a->out_h (16-bit rows) as the prompt kernels do */
-int cuda_launch_attn_chunk(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm);
+int cuda_launch_attn_chunk(qr_cuda_stream st, const struct qr_cuda_attn *a, void *scratch, int n_sm, int variant);
 
 /* [q/k RMSNorm,] RoPE and the paged KV write of a fused qkv row, one kernel (qkv_post.cu).
  * wq/wk NULL: no norm.  q heads at qkv, k heads at + n_q*hd, v heads at + (n_q+n_kv)*hd; rows ld apart. */

@@ -254,15 +254,22 @@ static size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
 
 /* Whether the prompt side of a launch (skip: its one-token sequences left to the decode kernel) runs the split-KV
  * chunk kernel (attn_chunk.cu) instead of a prompt kernel.  The prompt kernels' grid is ceil(max_q_len / 64) query
- * tiles x n_heads / 2 head pairs x sequences, each block walking its sequence's whole context: a 16-token chunk of
- * Qwen3-4B is 16 blocks on 132 SMs.  QR_CUDA_ATTN_CHUNK=1 takes the chunk kernel where
- *   max_q_len <= QR_CUDA_ATTN_CHUNK_QMAX, BF16/F16 KV, head_dim 64/128 (cuda_attn_chunk_supported), and
- *   2 * prompt blocks <= n_sm: the prompt kernel would leave at least half the SMs idle (with skip, the sequences
- *   of two or more tokens are at most n_tokens - n_seqs), and
+ * tiles x n_heads / 2 head pairs x sequences (B blocks), each block walking its sequence's whole context for its
+ * 64 tokens x 2 heads = 128 rows: with B <= n_sm it takes one block's walk, however many SMs idle (Qwen3-4B: 16
+ * blocks for up to 64 tokens, 64 for 256, on 132 SMs).  The chunk kernel spreads the same rows x keys over every
+ * SM (splits of the keys, all rows of a kv head's GQA group per K/V tile, then a merge), but on mma.sync with
+ * operands from shared memory where the Hopper prompt kernel has wgmma: per SM it does the work at a rate r of the
+ * prompt kernel's (r ~ 1/2 taken; the lab's --attn-chunk measures it).  Its time is about B / (r n_sm) of the
+ * prompt kernel's, so it wins where
+ *   2 * B <= n_sm (B counting only the sequences of two or more tokens where skip), and
+ *   max_q_len <= cd->attn_chunk_qmax (QR_CUDA_ATTN_CHUNK_QMAX, default and at most QR_CUDA_ATTN_CHUNK_QMAX = 256:
+ *   one sequence of up to 256 tokens of Qwen3-4B, two of up to 128, four of up to 64; the limit lowers it without
+ *   a rebuild if longer chunks measure slower), BF16/F16 KV, head_dim 64/128 (cuda_attn_chunk_supported), and
  *   max_seq_len >= CHUNK_MIN_CTX: each block's walk is long enough to matter against the merge launch.
- * Measured on the H100 (docs/PERF.md, fourteenth session): 16 new tokens after 8192 / 32768 cached keys 14.3 -> 10.1 /
- * 31.5 -> 11.2 ms TTFT, 64 after 32768 30.9 -> 22.7; CHUNK_MIN_CTX is not tuned.  QR_CUDA_ATTN_CHUNK=force: wherever
- * supported (the tests). */
+ * Measured on the H100 (docs/PERF.md, fourteenth session, the first version): 16 new tokens after 8192 / 32768
+ * cached keys 14.3 -> 10.1 / 31.5 -> 11.2 ms TTFT, 64 after 32768 30.9 -> 22.7; 128 / 256 tokens and the second
+ * version (two m-tiles per warp, splits by waves) not yet; CHUNK_MIN_CTX is not tuned.  QR_CUDA_ATTN_CHUNK=force:
+ * wherever supported, up to QR_CUDA_ATTN_CHUNK_QMAX (the tests). */
 #define CHUNK_MIN_CTX 1024
 static bool attn_chunk_on(const struct cuda_device *cd, const struct qr_attn_args *a, bool skip)
 {
@@ -271,6 +278,8 @@ static bool attn_chunk_on(const struct cuda_device *cd, const struct qr_attn_arg
         return false;
     if (cd->attn_chunk == 2)
         return true;
+    if (a->max_q_len > cd->attn_chunk_qmax)
+        return false;
     int64_t seqs = a->n_seqs;
     if (skip && a->n_tokens - a->n_seqs < seqs)
         seqs = a->n_tokens - a->n_seqs > 1 ? a->n_tokens - a->n_seqs : 1;
@@ -283,7 +292,7 @@ static size_t attn_chunk_bytes(const struct cuda_device *cd, const struct qr_att
     if (!attn_chunk_on(cd, a, skip))
         return 0;
     struct qr_cuda_attn k = attn_kargs(a);
-    return round256(cuda_attn_chunk_scratch(&k, cd->n_sm));
+    return round256(cuda_attn_chunk_scratch(&k, cd->n_sm, cd->attn_chunk_v));
 }
 
 /* the prompt side on its own: the chunk kernel where attn_chunk_on (its partials in cscr, else in stream scratch:
@@ -294,9 +303,9 @@ static qr_status attn_prompt(struct qr_stream *s, const struct qr_attn_args *a, 
     struct cuda_device *cd = cuda_dev(s->dev);
     if (attn_chunk_on(cd, a, k->skip_single != 0)) {
         qr_status st;
-        if (!cscr && (st = cuda_scratch(s, cuda_attn_chunk_scratch(k, cd->n_sm), &cscr)) != QR_OK)
+        if (!cscr && (st = cuda_scratch(s, cuda_attn_chunk_scratch(k, cd->n_sm, cd->attn_chunk_v), &cscr)) != QR_OK)
             return st;
-        LAUNCH_TRY(s->dev, cuda_launch_attn_chunk(cst(s), k, cscr, cd->n_sm));
+        LAUNCH_TRY(s->dev, cuda_launch_attn_chunk(cst(s), k, cscr, cd->n_sm, cd->attn_chunk_v));
         return QR_OK;
     }
     /* FP8 caches: the TMA kernel converts tiles to f16 in shared memory (QR_CUDA_ATTN_F8_TMA=0: mma.sync) */
