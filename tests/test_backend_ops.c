@@ -208,6 +208,18 @@ static const struct tcase k_cases[] = {
      .seqs = "2000:16,1000:5,500:1"},
     {QR_OP_ATTN, F16, .flags = F_RAMP, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 16,
      .seqs = "800:40,130:16"},
+    /* chunks of 65-256 tokens (CUDA: past 8 m-tiles of rows, two m-tiles a warp; several row groups per kv head):
+     * q_len 65, 100, 128, 130, 200, 255, 256; GQA 4, 6, 8; head_dim 64 and 128; several sequences of different
+     * lengths; mixed with decodes; padded rows; bad block ids; rising scores */
+    {QR_OP_ATTN, BF16, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 16, .seqs = "1500:256"},
+    {QR_OP_ATTN, F16, .pad = 3, .heads = 12, .kv_heads = 2, .head_dim = 128, .block_size = 64,
+     .seqs = "1200:65,900:130,2000:1"},
+    {QR_OP_ATTN, BF16, .heads = 8, .kv_heads = 1, .head_dim = 64, .block_size = 5, .seqs = "2000:255,300:1,700:100"},
+    {QR_OP_ATTN, BF16, .flags = F_BADIDX, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 16,
+     .seqs = "1100:100,700:1,1300:255"},
+    {QR_OP_ATTN, F16, .flags = F_RAMP, .heads = 8, .kv_heads = 2, .head_dim = 128, .block_size = 16,
+     .seqs = "1000:200,256:256"},
+    {QR_OP_ATTN, BF16, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 64, .seqs = "1300:128"},
     /* FP8 E4M3 KV: prompt chunks, decodes, odd block sizes, bad block ids */
     {QR_OP_ATTN, F8, .heads = 16, .kv_heads = 2, .head_dim = 128, .block_size = 5, .seqs = "300:1,5:5,49:17,1:1,130:1"},
     {QR_OP_ATTN, F8, .heads = 32, .kv_heads = 8, .head_dim = 128, .block_size = 64, .seqs = "700:300,64:64,1:1"},

@@ -662,7 +662,8 @@ int main(int argc, char **argv)
                  {0, 1, true}, {0, 7, true}, {1, 7, true}, {0, 100}, {1, 70}, {0, 100, true}, {8, 40, true}, {9, 3, true}, {10, 40, true},
                  {13, 100}, {13, 40}, {13, 2}, {14, 100}, {13, 1}, {14, 1}, {13, 1, true}, {13, 100, true}, {14, 40, true}, {15, 40}, {10, 2},
                  {15, 3, true}, {8, 16, false, 2000}, {9, 64, false, 1500}, {10, 5, false, 2000},
-                 {15, 33, false, 2500}, {10, 2, false, 1200}, {9, 40, false, 3000}};
+                 {15, 33, false, 2500}, {10, 2, false, 1200}, {9, 40, false, 3000}, {8, 256, false, 2000},
+                 {9, 130, false, 1500}, {15, 65, false, 2500}, {10, 255, false, 1300}, {8, 128, false, 3000}};
 #pragma GCC diagnostic pop
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct prob P;
