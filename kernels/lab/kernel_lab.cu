@@ -10,7 +10,8 @@
  *
  *   cuda_kernel_lab [--quick | --attn | --attn-chunk | --gemm | --prefill | --attn-ncu]
  *     --attn-chunk: short chunks after a long context, the split-KV chunk kernel (attn_chunk.cu) vs the prompt kernel:
- *     results against each other (f32 and 16-bit rows), then times (16 / 64 tokens after 8192 and 32768 keys)
+ *     results against each other (f32 and 16-bit rows, both chunk versions), then times (16 / 64 / 128 / 256 tokens
+ *     after 8192 and 32768 keys)
  *     --attn: the checks, then attention timings only (decode over BF16 and FP8 E4M3 KV); --gemm: cuBLAS prompt
  *     GEMM timings; --prefill: the prompt RMSNorm / SwiGLU passes, 16-byte vs scalar, same bits?; --attn-ncu: one
  *     8192 prompt launch of each pipelined wgmma variant and the warp-specialized one, for ncu
@@ -725,10 +726,12 @@ static void check_f8_tma(void)
     run_attn({1, 1, 32, 8, 128, 16, 2, QK_F8}, true, false, VARIANT_WG_TMA);
 }
 
-/* a short chunk after a long context: the split-KV chunk kernel (attn_chunk.cu) against the prompt kernel the
- * backend would run (wgmma where available, else mma.sync), both writing f32 and 16-bit (bf16) rows; checks
- * them against each other (and a few rows against the CPU loop), then times both.  kvt: QK_BF16 or QK_F16 */
-static void lab_chunk(int ctx, int qlen, int nseq, int H, int KVH, int bs, int kvt, bool bench)
+/* a short chunk after a long context: the split-KV chunk kernel (attn_chunk.cu; its default version and the first,
+ * QR_CUDA_ATTN_CHUNK_V=0) against the prompt kernel the backend would run (wgmma where available, else mma.sync), all
+ * writing f32 and 16-bit (bf16) rows; checks them against each other (over all rows and the worst (token, head) row)
+ * and three tokens of every sequence (first, middle, last) against the CPU loop, then times the three.  kvt: QK_BF16
+ * or QK_F16; qamp: the queries' amplitude (2: flat softmax over random keys, 16: peaked) */
+static void lab_chunk(int ctx, int qlen, int nseq, int H, int KVH, int bs, int kvt, bool bench, float qamp = 2.0f)
 {
     const int D = 128, S = nseq, nb = (ctx + bs - 1) / bs, nbt = nb * S, ld = H * D, T = S * qlen;
     std::vector<int> table(nbt);
@@ -754,7 +757,7 @@ static void lab_chunk(int ctx, int qlen, int nseq, int H, int KVH, int bs, int k
     }
     std::vector<float> q((size_t)T * ld), out((size_t)T * ld, 0.0f);
     for (auto &v : q)
-        v = frand() * 2.0f;
+        v = frand() * qamp;
     std::vector<int> seq_lens(S, ctx), q_start(S + 1);
     for (int i = 0; i <= S; i++)
         q_start[i] = i * qlen;
@@ -781,55 +784,74 @@ static void lab_chunk(int ctx, int qlen, int nseq, int H, int KVH, int bs, int k
     a.out_h_type = QK_BF16;
     int n_sm = 132;
     CK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0));
-    float *of[2];
-    void *oh[2], *scr = NULL;
-    for (int k = 0; k < 2; k++) {
+    /* runs: 0 the prompt kernel, 1 the chunk kernel (default version), 2 its first version */
+    constexpr int NR = 3;
+    float *of[NR];
+    void *oh[NR], *scr = NULL;
+    for (int k = 0; k < NR; k++) {
         CK(cudaMalloc(&of[k], out.size() * 4));
         CK(cudaMalloc(&oh[k], out.size() * 2));
         CK(cudaMemset(of[k], 0, out.size() * 4));
         CK(cudaMemset(oh[k], 0, out.size() * 2));
     }
-    CK(cudaMalloc(&scr, cuda_attn_chunk_scratch(&a, n_sm)));
+    const size_t sb1 = cuda_attn_chunk_scratch(&a, n_sm, 1), sb0 = cuda_attn_chunk_scratch(&a, n_sm, 0);
+    CK(cudaMalloc(&scr, sb1 > sb0 ? sb1 : sb0));
     const bool wg = cuda_attn_prefill_wg_available() && cuda_attn_prefill_wg_supported(D, kvt, H, KVH);
     auto launch = [&](int k) {
         struct qr_cuda_attn b = a;
         b.out = of[k];
         b.out_h = oh[k];
-        if (k == 1)
-            return cuda_launch_attn_chunk(0, &b, scr, n_sm);
+        if (k >= 1)
+            return cuda_launch_attn_chunk(0, &b, scr, n_sm, k == 1 ? 1 : 0);
         return wg ? cuda_launch_attn_prefill_wg_variant(0, &b, QK_WG_DEFAULT) : cuda_launch_attn_prefill(0, &b);
     };
-    CK((cudaError_t)launch(0));
-    CK((cudaError_t)launch(1));
-    CK(cudaDeviceSynchronize());
-    std::vector<float> f0(out.size()), f1(out.size());
-    std::vector<uint16_t> h0(out.size()), h1(out.size());
-    CK(cudaMemcpy(f0.data(), of[0], f0.size() * 4, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(f1.data(), of[1], f1.size() * 4, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(h0.data(), oh[0], h0.size() * 2, cudaMemcpyDeviceToHost));
-    CK(cudaMemcpy(h1.data(), oh[1], h1.size() * 2, cudaMemcpyDeviceToHost));
-    char name[128];
-    snprintf(name, sizeof name, "attn chunk ctx=%d q=%d H=%d/%d bs=%d seqs=%d %s", ctx, qlen, H, KVH, bs, S,
-             kvt == QK_BF16 ? "bf16" : "f16");
-    double num = 0, den = 0, numh = 0, denh = 0;
-    for (size_t i = 0; i < f0.size(); i++) {
-        num += (double)(f1[i] - f0[i]) * (f1[i] - f0[i]);
-        den += (double)f0[i] * f0[i];
-        const double x0 = from_bf16(h0[i]), x1 = from_bf16(h1[i]);
-        numh += (x1 - x0) * (x1 - x0);
-        denh += x0 * x0;
+    std::vector<float> f[NR];
+    std::vector<uint16_t> hh[NR];
+    for (int k = 0; k < NR; k++) {
+        CK((cudaError_t)launch(k));
+        CK(cudaDeviceSynchronize());
+        f[k].resize(out.size());
+        hh[k].resize(out.size());
+        CK(cudaMemcpy(f[k].data(), of[k], f[k].size() * 4, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(hh[k].data(), oh[k], hh[k].size() * 2, cudaMemcpyDeviceToHost));
     }
-    char what[200];
-    snprintf(what, sizeof what, "%s: chunk vs prompt kernel, f32 rows", name);
-    check(what, den > 0 ? num / den : num, 1e-4);
-    snprintf(what, sizeof what, "%s: chunk vs prompt kernel, bf16 rows", name);
-    check(what, denh > 0 ? numh / denh : numh, 1e-4);
-    /* the CPU loop on the last token and the first of every sequence, every head (causal: pos = ctx - qlen + i) */
-    num = den = 0;
+    char name[128];
+    const struct ck_plan p1 = ck_make_plan(&a, n_sm, 1), p0 = ck_make_plan(&a, n_sm, 0);
+    snprintf(name, sizeof name, "attn chunk ctx=%d q=%d H=%d/%d bs=%d seqs=%d %s%s", ctx, qlen, H, KVH, bs, S,
+             kvt == QK_BF16 ? "bf16" : "f16", qamp > 4.0f ? " peaked" : "");
+    char what[256];
+    for (int k = 1; k < NR; k++) {
+        double num = 0, den = 0, numh = 0, denh = 0, worst = 0;
+        for (size_t r = 0; r < (size_t)T * H; r++) {   /* (token, head) rows of D */
+            double rn = 0, rd = 0;
+            for (size_t i = r * D; i < (r + 1) * D; i++) {
+                const double d = (double)f[k][i] - f[0][i];
+                rn += d * d;
+                rd += (double)f[0][i] * f[0][i];
+                const double x0 = from_bf16(hh[0][i]), x1 = from_bf16(hh[k][i]);
+                numh += (x1 - x0) * (x1 - x0);
+                denh += x0 * x0;
+            }
+            num += rn;
+            den += rd;
+            const double e = rd > 0 ? rn / rd : rn;
+            worst = e > worst || isnan(e) ? e : worst;
+        }
+        const char *ver = k == 1 ? "chunk" : "chunk v0";
+        snprintf(what, sizeof what, "%s: %s vs prompt kernel, f32 rows", name, ver);
+        check(what, den > 0 ? num / den : num, 1e-4);
+        snprintf(what, sizeof what, "%s: %s vs prompt kernel, bf16 rows", name, ver);
+        check(what, denh > 0 ? numh / denh : numh, 1e-4);
+        snprintf(what, sizeof what, "%s: %s vs prompt kernel, worst row", name, ver);
+        check(what, worst, 1e-3);
+    }
+    /* the CPU loop on the first, middle and last token of every sequence, every head (causal: pos = ctx - qlen + i):
+     * the middle one lies in another row group than the others where there are several */
+    double num = 0, den = 0;
     std::vector<double> sc(ctx);
     const int G = H / KVH;
     for (int sq = 0; sq < S; sq++)
-        for (int i : {0, qlen - 1})
+        for (int i : {0, qlen / 2, qlen - 1})
             for (int h = 0; h < H; h++) {
                 const int pos = ctx - qlen + i, g = h / G;
                 const int *tb = &table[(size_t)sq * nb];
@@ -853,19 +875,19 @@ static void lab_chunk(int ctx, int qlen, int nseq, int H, int KVH, int bs, int k
                         r += sc[k] * dec(vc[off + d]);
                     }
                     r /= sum;
-                    const double gv = f1[((size_t)sq * qlen + i) * ld + h * D + d];
+                    const double gv = f[1][((size_t)sq * qlen + i) * ld + h * D + d];
                     num += (r - gv) * (r - gv);
                     den += r * r;
                 }
             }
-    snprintf(what, sizeof what, "%s: chunk vs CPU loop (first and last token)", name);
+    snprintf(what, sizeof what, "%s: chunk vs CPU loop (first, middle, last token)", name);
     check(what, den > 0 ? num / den : num, 1e-4);
     if (bench) {
         cudaEvent_t e0, e1;
         CK(cudaEventCreate(&e0));
         CK(cudaEventCreate(&e1));
-        double us[2];
-        for (int k = 0; k < 2; k++) {
+        double us[NR];
+        for (int k = 0; k < NR; k++) {
             const int reps = 20;
             CK((cudaError_t)launch(k));
             CK(cudaEventRecord(e0));
@@ -877,13 +899,16 @@ static void lab_chunk(int ctx, int qlen, int nseq, int H, int KVH, int bs, int k
             CK(cudaEventElapsedTime(&ms, e0, e1));
             us[k] = ms * 1000.0 / reps;
         }
-        const double bytes = 2.0 * S * ctx * KVH * D * 2;
-        printf("%-52s prompt kernel (%s) %9.2f us  chunk %9.2f us (%6.1f GB/s KV)  x%.2f\n", name,
-               wg ? "wgmma" : "mma.sync", us[0], us[1], bytes / us[1] * 1e-3, us[0] / us[1]);
+        /* rows x keys x head_dim x 4 (two MMAs of 2 flops a multiply-add), causal part of the chunk included */
+        const double flops = 4.0 * S * H * D * ((double)qlen * (ctx - qlen) + 0.5 * qlen * (qlen + 1));
+        printf("%-52s prompt kernel (%s) %8.1f us  chunk %8.1f us (%5.1f TFLOP/s; mt %d w %d rg %d ns %d)  x%.2f  "
+               "chunk v0 %8.1f us (ns %d)\n",
+               name, wg ? "wgmma" : "mma.sync", us[0], us[1], flops / us[1] * 1e-6, p1.mt, p1.w, p1.n_rg, p1.ns,
+               us[0] / us[1], us[2], p0.ns);
         cudaEventDestroy(e0);
         cudaEventDestroy(e1);
     }
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < NR; k++)
         cudaFree(of[k]), cudaFree(oh[k]);
     cudaFree(scr);
     cudaFree((void *)a.q);
@@ -897,16 +922,25 @@ static void lab_chunk(int ctx, int qlen, int nseq, int H, int KVH, int bs, int k
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--attn-chunk")) {
-        /* checks: q_len 2 / 5 / 33, GQA 4 and 8, F16, several sequences, 16-row blocks */
+        /* checks: q_len 2 / 5 / 33, GQA 4 and 8, F16, several sequences, 16-row blocks; past 8 m-tiles (k_attn_chunk2):
+         * q_len 64 / 65 / 100 / 130 / 255 / 256, GQA 4 / 6 / 8, several row groups and sequences, peaked scores */
         lab_chunk(1000, 2, 1, 32, 8, 64, QK_BF16, false);
         lab_chunk(3000, 33, 2, 32, 8, 16, QK_BF16, false);
         lab_chunk(2000, 5, 3, 16, 2, 64, QK_F16, false);
         lab_chunk(5000, 64, 1, 32, 4, 64, QK_BF16, false);
-        /* Qwen3-4B: 16 / 64 new tokens after 8192 and 32768 cached keys (64-row KV blocks, the engine's default) */
+        lab_chunk(2000, 65, 1, 24, 4, 64, QK_BF16, false);
+        lab_chunk(3000, 100, 2, 32, 8, 16, QK_BF16, false);
+        lab_chunk(1500, 130, 3, 16, 2, 64, QK_F16, false);
+        lab_chunk(4000, 255, 1, 32, 8, 64, QK_BF16, false, 16.0f);
+        lab_chunk(1300, 256, 2, 32, 8, 16, QK_BF16, false);
+        lab_chunk(2500, 128, 1, 32, 8, 64, QK_F16, false, 16.0f);
+        /* Qwen3-4B: 16 / 64 / 128 / 256 new tokens after 8192 and 32768 cached keys (64-row KV blocks, the engine's
+         * default) */
         for (int ctx : {8192, 32768})
-            for (int ql : {16, 64})
+            for (int ql : {16, 64, 128, 256})
                 lab_chunk(ctx + ql, ql, 1, 32, 8, 64, QK_BF16, true);
         lab_chunk(8192 + 16, 16, 4, 32, 8, 64, QK_BF16, true);
+        lab_chunk(8192 + 64, 64, 2, 32, 8, 64, QK_BF16, true);
         return g_fail ? 1 : 0;
     }
     if (argc > 1 && !strcmp(argv[1], "--prefill")) {
