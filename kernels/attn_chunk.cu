@@ -551,17 +551,17 @@ struct ck_plan {
     int w, mt, n_rg, ns;
 };
 
-/* whether k_attn_chunk2's shared memory (Q rows + CK2_ST stages: 128 KiB at D 128) fits a block of the current
- * device (sm_80 / sm_90: 163 / 227 KiB; sm_86 / sm_89 (99 KiB) and sm_75 (64 KiB) keep one m-tile per warp) */
-static bool ck2_fits(int D)
+/* the current device's shared memory: the most a block may opt in to and an SM's (false where it cannot be read) */
+static bool ck_dev_smem(int *optin, int *per_sm)
 {
-    int dev = 0, optin = 0;
+    int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+        cudaDeviceGetAttribute(optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) != cudaSuccess) {
         (void)cudaGetLastError();   /* not a launch error: the plan falls back */
         return false;
     }
-    return (size_t)optin >= (D == 64 ? ck2_smem_bytes<64, CK_MAXW>() : ck2_smem_bytes<128, CK_MAXW>());
+    return true;
 }
 
 static struct ck_plan ck_make_plan(const struct qr_cuda_attn *a, int n_sm, int variant)
@@ -570,7 +570,12 @@ static struct ck_plan ck_make_plan(const struct qr_cuda_attn *a, int n_sm, int v
     const int mq = a->max_q_len < 1 ? 1 : a->max_q_len > CK_QMAX ? CK_QMAX : a->max_q_len;
     const int mtiles = (mq * G + 15) / 16;
     struct ck_plan p;
-    p.mt = variant >= 1 && mtiles > CK_MAXW && ck2_fits(a->head_dim) ? CK2_MT : 1;
+    /* k_attn_chunk2's Q rows + CK2_ST stages (128 KiB at D 128) fit a block on sm_80 / sm_90 (163 / 227 KiB), not on
+     * sm_86 / sm_89 (99 KiB) or sm_75 (64 KiB): those keep one m-tile per warp */
+    int optin = 0, smem_sm = 0;
+    const bool smem_known = ck_dev_smem(&optin, &smem_sm);
+    const size_t ck2_smem = a->head_dim == 64 ? ck2_smem_bytes<64, CK_MAXW>() : ck2_smem_bytes<128, CK_MAXW>();
+    p.mt = variant >= 1 && mtiles > CK_MAXW && smem_known && (size_t)optin >= ck2_smem ? CK2_MT : 1;
     const int wtiles = (mtiles + p.mt - 1) / p.mt;
     p.w = 1;
     while (p.w < wtiles && p.w < CK_MAXW)
@@ -589,7 +594,14 @@ static struct ck_plan ck_make_plan(const struct qr_cuda_attn *a, int n_sm, int v
         const int64_t want = (sms * CK_WARPS_SM / p.w + per_split - 1) / per_split;
         ns = want < by_len ? want : by_len;
     } else {
-        const int64_t slots = p.mt > 1 ? sms : sms * (CK_WARPS_SM / p.w > 1 ? CK_WARPS_SM / p.w : 1);
+        /* blocks resident per SM: by registers CK_WARPS_SM / W (one m-tile a warp) or 1; by shared memory (1 KiB
+         * of it reserved per block) at most smem_sm / (bytes + 1 KiB) */
+        int64_t per_sm = p.mt > 1 ? 1 : CK_WARPS_SM / p.w > 1 ? CK_WARPS_SM / p.w : 1;
+        const size_t sb = p.mt > 1 ? ck2_smem : a->head_dim == 64 ? ck_smem_bytes<64>() : ck_smem_bytes<128>();
+        const int64_t by_smem = smem_known ? (int64_t)((size_t)smem_sm / (sb + 1024)) : per_sm;
+        if (by_smem < per_sm)
+            per_sm = by_smem > 1 ? by_smem : 1;
+        const int64_t slots = sms * per_sm;
         const int64_t rows_blk = (int64_t)p.w * p.mt * 16;
         const int64_t top = by_len < D2_MAX_SPLITS ? by_len : D2_MAX_SPLITS;
         int64_t best = INT64_MAX;
