@@ -10,8 +10,10 @@
 (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
 echo "== parity: QR_CUDA_ATTN_CHUNK=force (attention ops, attn+o_proj graphs), e2e with the defaults"
-QR_CUDA_ATTN_CHUNK=force timeout 70 $B/test_backend_ops -b cuda -o attn 2>&1 | grep -E "FAIL|passed" | cut -c1-240 | tail -6
-QR_CUDA_ATTN_CHUNK=force timeout 40 $B/test_graph_fusion -b cuda 2>&1 | grep -E "FAIL|passed" | cut -c1-240 | tail -6
+export QR_CUDA_ATTN_CHUNK=force
+timeout 70 $B/test_backend_ops -b cuda -o attn 2>&1 | grep -E "FAIL|passed" | cut -c1-240 | tail -6
+timeout 40 $B/test_graph_fusion -b cuda 2>&1 | grep -E "FAIL|passed" | cut -c1-240 | tail -6
+unset QR_CUDA_ATTN_CHUNK
 timeout 60 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed" | tail -3
 echo "== kernel lab --attn-chunk (${SECONDS} s so far)"
 timeout 80 $B/cuda_kernel_lab --attn-chunk > $O/lab_chunk.txt 2>&1
