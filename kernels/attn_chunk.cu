@@ -23,7 +23,7 @@
  * n_heads * head_dim, out_h_type) where set, through pf_store2 like the prompt kernels.
  * FP8 caches are not taken (cuda_attn_chunk_supported says no): they stay on the prompt kernels.
  * Chunks of more than CK_MAXW m-tiles of rows (33+ tokens at GQA 4) run k_attn_chunk2 (two m-tiles per warp, below)
- * unless QR_CUDA_ATTN_CHUNK_V=0; ck_make_plan says how the grid is sized. */
+ * where QR_CUDA_ATTN_CHUNK_V=1 (opt-in; the default is the first version); ck_make_plan says how the grid is sized. */
 #include "attn_split.cuh"
 #include "qr_mma.cuh"
 
@@ -247,8 +247,8 @@ __global__ void __launch_bounds__(W * 32)
     }
 }
 
-/* The version for longer chunks (QR_CUDA_ATTN_CHUNK_V=1, the default, where a sequence has more than CK_MAXW m-tiles
- * of rows): each warp owns CK2_MT = 2 m-tiles (32 rows) and every K / V fragment it loads from shared memory feeds
+/* The version for longer chunks (QR_CUDA_ATTN_CHUNK_V=1, opt-in until measured; where a sequence has more than
+ * CK_MAXW m-tiles of rows): each warp owns CK2_MT = 2 m-tiles (32 rows) and every K / V fragment it loads from shared memory feeds
  * both, so a block of 8 warps holds 256 rows (64 tokens of a GQA-4 group) and shared-memory reads per MMA drop from
  * 1/2 to 3/8 (the Q fragments come from shared memory too: two m-tiles of Q in registers would not fit beside O).
  * The block's Q rows (scaled by scale * log2 e and rounded to T as pf_load_q does) sit in shared memory, swizzled

@@ -685,12 +685,13 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
          * 10.1 ms, after 32768 31.5 -> 11.2); QR_CUDA_ATTN_CHUNK=0 off, =force for every launch it supports (tests) */
         const char *ck = getenv("QR_CUDA_ATTN_CHUNK");
         cd->attn_chunk = ck && !strcmp(ck, "force") ? 2 : cuda_env_switch("QR_CUDA_ATTN_CHUNK", true) ? 1 : 0;
-        /* its version (QR_CUDA_ATTN_CHUNK_V=0: the first one, one m-tile per warp; 1, the default: two per warp for
-         * chunks of more than 8 m-tiles, splits by waves; attn_chunk.cu) and the longest chunk the heuristic sends
-         * to it (QR_CUDA_ATTN_CHUNK_QMAX, 2 .. QR_CUDA_ATTN_CHUNK_QMAX, the default) */
-        cd->attn_chunk_v = cuda_env_switch("QR_CUDA_ATTN_CHUNK_V", true) ? 1 : 0;
+        /* its version and the longest chunk the heuristic sends to it.  Defaults: the first version (one m-tile per
+         * warp) up to 64 tokens, the configuration measured on the H100; QR_CUDA_ATTN_CHUNK_V=1 takes the second
+         * (two m-tiles per warp past 8 m-tiles, splits by waves; attn_chunk.cu) and QR_CUDA_ATTN_CHUNK_QMAX=N (2 ..
+         * QR_CUDA_ATTN_CHUNK_QMAX = 256) longer chunks: written without a GPU, opt-in until measured */
+        cd->attn_chunk_v = cuda_env_switch("QR_CUDA_ATTN_CHUNK_V", false) ? 1 : 0;
         const char *cq = getenv("QR_CUDA_ATTN_CHUNK_QMAX");
-        long cqv = cq && *cq ? strtol(cq, NULL, 10) : QR_CUDA_ATTN_CHUNK_QMAX;
+        long cqv = cq && *cq ? strtol(cq, NULL, 10) : 64;
         cd->attn_chunk_qmax = cqv < 2 ? 2 : cqv > QR_CUDA_ATTN_CHUNK_QMAX ? QR_CUDA_ATTN_CHUNK_QMAX : (int)cqv;
         cd->keep_intermediates = cuda_env_switch("QR_CUDA_KEEP_INTERMEDIATES", false);
         /* 16-byte loads/stores in the prompt RMSNorm and SwiGLU passes that write the GEMM input (same bits);

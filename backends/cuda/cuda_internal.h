@@ -24,8 +24,8 @@ struct cuda_device {
     bool attn_side;   /* a mixed batch's decode attention on a side stream (opt-in: QR_CUDA_ATTN_SIDE=1) */
     int attn_chunk;   /* short prompt chunks on the split-KV chunk kernel (QR_CUDA_ATTN_CHUNK: 0 off, 1 where the
                        * heuristic in cuda_ops.c says so, force: wherever it is supported; on by default) */
-    int attn_chunk_v;       /* its version (QR_CUDA_ATTN_CHUNK_V: 0 the first, 1 the default) */
-    int attn_chunk_qmax;    /* the longest chunk the heuristic gives it (QR_CUDA_ATTN_CHUNK_QMAX, default 256) */
+    int attn_chunk_v;       /* its version (QR_CUDA_ATTN_CHUNK_V: 0 the first, the default; 1) */
+    int attn_chunk_qmax;    /* the longest chunk the heuristic gives it (QR_CUDA_ATTN_CHUNK_QMAX, default 64) */
     char name[128];
 };
 

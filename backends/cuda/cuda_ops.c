@@ -262,9 +262,9 @@ static size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
  * prompt kernel's (r ~ 1/2 taken; the lab's --attn-chunk measures it).  Its time is about B / (r n_sm) of the
  * prompt kernel's, so it wins where
  *   2 * B <= n_sm (B counting only the sequences of two or more tokens where skip), and
- *   max_q_len <= cd->attn_chunk_qmax (QR_CUDA_ATTN_CHUNK_QMAX, default and at most QR_CUDA_ATTN_CHUNK_QMAX = 256:
- *   one sequence of up to 256 tokens of Qwen3-4B, two of up to 128, four of up to 64; the limit lowers it without
- *   a rebuild if longer chunks measure slower), BF16/F16 KV, head_dim 64/128 (cuda_attn_chunk_supported), and
+ *   max_q_len <= cd->attn_chunk_qmax (QR_CUDA_ATTN_CHUNK_QMAX: default 64, the measured range; at most
+ *   QR_CUDA_ATTN_CHUNK_QMAX = 256: one sequence of up to 256 tokens of Qwen3-4B, two of up to 128, four of up to
+ *   64), BF16/F16 KV, head_dim 64/128 (cuda_attn_chunk_supported), and
  *   max_seq_len >= CHUNK_MIN_CTX: each block's walk is long enough to matter against the merge launch.
  * Measured on the H100 (docs/PERF.md, fourteenth session, the first version): 16 new tokens after 8192 / 32768
  * cached keys 14.3 -> 10.1 / 31.5 -> 11.2 ms TTFT, 64 after 32768 30.9 -> 22.7; 128 / 256 tokens and the second
