@@ -247,12 +247,12 @@ __global__ void __launch_bounds__(W * 32)
     }
 }
 
-/* The version for longer chunks (QR_CUDA_ATTN_CHUNK_V=1, opt-in until measured; where a sequence has more than
- * CK_MAXW m-tiles of rows): each warp owns CK2_MT = 2 m-tiles (32 rows) and every K / V fragment it loads from shared memory feeds
- * both, so a block of 8 warps holds 256 rows (64 tokens of a GQA-4 group) and shared-memory reads per MMA drop from
- * 1/2 to 3/8 (the Q fragments come from shared memory too: two m-tiles of Q in registers would not fit beside O).
- * The block's Q rows (scaled by scale * log2 e and rounded to T as pf_load_q does) sit in shared memory, swizzled
- * like the tiles, ahead of CK2_ST K / V stages.  Masks, softmax, partials and outputs as k_attn_chunk, per m-tile.
+/* The version for longer chunks (QR_CUDA_ATTN_CHUNK_V=1, opt-in until measured; where a sequence has more than CK_MAXW
+ * m-tiles of rows): each warp owns CK2_MT = 2 m-tiles (32 rows) and every K / V fragment it loads from shared memory
+ * feeds both, so a block of 8 warps holds 256 rows (64 tokens of a GQA-4 group) and shared-memory reads per MMA drop
+ * from 1/2 to 3/8 (the Q fragments come from shared memory too: two m-tiles of Q in registers would not fit beside O).
+ * The block's Q rows (scaled by scale * log2 e and rounded to T as pf_load_q does) sit in shared memory, swizzled like
+ * the tiles, ahead of CK2_ST K / V stages.  Masks, softmax, partials and outputs as k_attn_chunk, per m-tile.
  * Registers: O 2 x 64, S 2 x 16, Q fragments 16 a thread: one 8-warp block per SM. */
 #define CK2_MT 2   /* m-tiles per warp */
 #define CK2_ST 4   /* pipeline stages (one block per SM: more K / V in flight) */
