@@ -594,13 +594,16 @@ static void mk_qkv_attn(struct prob *P, int T, bool transient, enum qr_dtype kv,
 int main(int argc, char **argv)
 {
     const char *only = NULL, *config = qt_src_path("backends.ini");
+    bool short_ctx = false;   /* --short-ctx: leave out the cases after a long context (the runs about other fusions) */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-b") && i + 1 < argc)
             only = argv[++i];
         else if (!strcmp(argv[i], "--config") && i + 1 < argc)
             config = argv[++i];
+        else if (!strcmp(argv[i], "--short-ctx"))
+            short_ctx = true;
         else {
-            fprintf(stderr, "usage: test_graph_fusion [-b BACKEND] [--config INI]\n");
+            fprintf(stderr, "usage: test_graph_fusion [-b BACKEND] [--config INI] [--short-ctx]\n");
             return 2;
         }
     }
@@ -666,6 +669,8 @@ int main(int argc, char **argv)
                  {9, 130, false, 1500}, {15, 65, false, 2500}, {10, 255, false, 1300}, {8, 128, false, 3000}};
 #pragma GCC diagnostic pop
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        if (short_ctx && cases[c].ctx0 >= 1000)
+            continue;
         struct prob P;
         uint64_t key = 0xF0510000ull + 16 * c + 1;
         int kind = cases[c].kind;
