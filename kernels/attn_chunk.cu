@@ -54,6 +54,37 @@ __device__ __forceinline__ int ck_sw(int r, int ch)
 }
 
 /* T: the cache's 16-bit type and the compute type */
+/* K/V tile `tile` of the block's split [k_lo, k_hi) into stage st, by the whole block (W warps): lane l of every warp
+ * resolves key k_lo + tile * CK_BK + l through the block table (keys at or past k_hi and bad block ids: -1,
+ * zero-filled and masked in kmask[st]); the rows' offsets go to the copying threads by shuffles */
+template <typename T, int D, int W>
+__device__ __forceinline__ void ck_load_tile(T *tiles, uint32_t *kmask, int st, int tile, int k_lo, int k_hi,
+                                             const int32_t *table, const struct qr_cuda_attn &a, int kvh, const T *kc,
+                                             const T *vc, int lane)
+{
+    constexpr int CPR = D * 2 / 16, TILE = CK_BK * D;
+    const int k = k_lo + tile * CK_BK + lane;
+    long long off = -1;
+    if (k < k_hi) {
+        const int64_t blk = table[k / a.block_size];
+        if (blk >= 0 && blk < a.num_blocks)
+            off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)D;
+    }
+    const uint32_t m = __ballot_sync(0xffffffffu, off >= 0);
+    if (threadIdx.x == 0)
+        kmask[st] = m;
+    T *ks = tiles + st * 2 * TILE, *vs = ks + TILE;
+#pragma unroll
+    for (int i = 0; i < CK_BK * CPR / (W * 32); i++) {
+        const int c = threadIdx.x + i * W * 32, r = c / CPR, ch = c % CPR;
+        const long long ro = __shfl_sync(0xffffffffu, off, r);
+        const bool ok = ro >= 0;
+        const int so = ck_sw<D>(r, ch);
+        cp_async16(ks + so, ok ? kc + ro + ch * 8 : kc, ok);
+        cp_async16(vs + so, ok ? vc + ro + ch * 8 : vc, ok);
+    }
+}
+
 template <typename T, int D, int W>
 __global__ void __launch_bounds__(W * 32)
     k_attn_chunk(const struct qr_cuda_attn a, int n_splits, int n_rg, float *part_o, float *part_ml)
@@ -95,29 +126,9 @@ __global__ void __launch_bounds__(W * 32)
     const bool active = r0 + warp * 16 < rows;   /* the warp has rows */
     const int wlim = active ? ctx - qlen + (min(r0 + warp * 16 + 16, rows) - 1) / G : -1;   /* its last key */
 
-    /* tile -> stage st, by the whole block: lane l of every warp resolves key k_lo + tile * CK_BK + l through the
-     * block table (keys at or past k_hi and bad block ids: -1, zero-filled and masked); rows by shuffles */
+    /* tile -> stage st, by the whole block (ck_load_tile) */
     auto load = [&](int st, int tile) {
-        const int k = k_lo + tile * CK_BK + lane;
-        long long off = -1;
-        if (k < k_hi) {
-            const int64_t blk = table[k / a.block_size];
-            if (blk >= 0 && blk < a.num_blocks)
-                off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)D;
-        }
-        const uint32_t m = __ballot_sync(0xffffffffu, off >= 0);
-        if (threadIdx.x == 0)
-            kmask[st] = m;
-        T *ks = tiles + st * 2 * TILE, *vs = ks + TILE;
-#pragma unroll
-        for (int i = 0; i < CK_BK * CPR / (W * 32); i++) {
-            const int c = threadIdx.x + i * W * 32, r = c / CPR, ch = c % CPR;
-            const long long ro = __shfl_sync(0xffffffffu, off, r);
-            const bool ok = ro >= 0;
-            const int so = ck_sw<D>(r, ch);
-            cp_async16(ks + so, ok ? kc + ro + ch * 8 : kc, ok);
-            cp_async16(vs + so, ok ? vc + ro + ch * 8 : vc, ok);
-        }
+        ck_load_tile<T, D, W>(tiles, kmask, st, tile, k_lo, k_hi, table, a, kvh, kc, vc, lane);
     };
 #pragma unroll
     for (int p = 0; p < CK_ST - 1; p++) {
@@ -298,26 +309,7 @@ __global__ void __launch_bounds__(W * 32, 1)
     const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
 
     auto load = [&](int st, int tile) {
-        const int k = k_lo + tile * CK_BK + lane;
-        long long off = -1;
-        if (k < k_hi) {
-            const int64_t blk = table[k / a.block_size];
-            if (blk >= 0 && blk < a.num_blocks)
-                off = ((blk * a.n_kv_heads + kvh) * a.block_size + k % a.block_size) * (int64_t)D;
-        }
-        const uint32_t m = __ballot_sync(0xffffffffu, off >= 0);
-        if (threadIdx.x == 0)
-            kmask[st] = m;
-        T *ks = tiles + st * 2 * TILE, *vs = ks + TILE;
-#pragma unroll
-        for (int i = 0; i < CK_BK * CPR / (W * 32); i++) {
-            const int c = threadIdx.x + i * W * 32, r = c / CPR, ch = c % CPR;
-            const long long ro = __shfl_sync(0xffffffffu, off, r);
-            const bool ok = ro >= 0;
-            const int so = ck_sw<D>(r, ch);
-            cp_async16(ks + so, ok ? kc + ro + ch * 8 : kc, ok);
-            cp_async16(vs + so, ok ? vc + ro + ch * 8 : vc, ok);
-        }
+        ck_load_tile<T, D, W>(tiles, kmask, st, tile, k_lo, k_hi, table, a, kvh, kc, vc, lane);
     };
 #pragma unroll
     for (int p = 0; p < ST - 1; p++) {
