@@ -648,37 +648,36 @@ static int ck_merge(qr_cuda_stream st, const struct qr_cuda_attn *a, const struc
     return qk_launch_result();
 }
 
-template <typename T, int D, int W>
-static int ck_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
+/* one launch of a chunk kernel (its shared-memory limit raised once per instantiation), then the merge of its splits */
+template <int D, typename... KArgs>
+static int ck_run(void (*kern)(KArgs...), size_t smem, bool *raised, int warps, qr_cuda_stream st,
+                  const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
 {
-    constexpr size_t smem = ck_smem_bytes<D>();
-    static bool raised;   /* per instantiation */
-    int rc = ck_raise_smem(k_attn_chunk<T, D, W>, smem, &raised);
+    int rc = ck_raise_smem(kern, smem, raised);
     if (rc)
         return rc;
     dim3 grid((unsigned)p.ns, (unsigned)(a->n_kv_heads * p.n_rg), (unsigned)a->n_seqs);
-    k_attn_chunk<T, D, W><<<grid, dim3(W * 32), smem, st>>>(*a, p.ns, p.n_rg, po, pml);
+    kern<<<grid, dim3(warps * 32), smem, st>>>(*a, p.ns, p.n_rg, po, pml);
     rc = qk_launch_result();
     if (rc || p.ns == 1)
         return rc;
     return ck_merge<D>(st, a, p, po, pml);
 }
 
+template <typename T, int D, int W>
+static int ck_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
+{
+    static bool raised;   /* per instantiation */
+    return ck_run<D>(k_attn_chunk<T, D, W>, ck_smem_bytes<D>(), &raised, W, st, a, p, po, pml);
+}
+
 /* k_attn_chunk2: always CK_MAXW warps (it takes only more than CK_MAXW m-tiles) */
 template <typename T, int D>
 static int ck_launch2(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
 {
-    constexpr size_t smem = ck2_smem_bytes<D, CK_MAXW>();
     static bool raised;   /* per instantiation */
-    int rc = ck_raise_smem(k_attn_chunk2<T, D, CK_MAXW>, smem, &raised);
-    if (rc)
-        return rc;
-    dim3 grid((unsigned)p.ns, (unsigned)(a->n_kv_heads * p.n_rg), (unsigned)a->n_seqs);
-    k_attn_chunk2<T, D, CK_MAXW><<<grid, dim3(CK_MAXW * 32), smem, st>>>(*a, p.ns, p.n_rg, po, pml);
-    rc = qk_launch_result();
-    if (rc || p.ns == 1)
-        return rc;
-    return ck_merge<D>(st, a, p, po, pml);
+    return ck_run<D>(k_attn_chunk2<T, D, CK_MAXW>, ck2_smem_bytes<D, CK_MAXW>(), &raised, CK_MAXW, st, a, p, po,
+                     pml);
 }
 
 template <typename T, int D>
