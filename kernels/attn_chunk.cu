@@ -535,9 +535,10 @@ extern "C" int cuda_attn_chunk_supported(int head_dim, int kv_dtype, int n_heads
  * variant 1 (opt-in, QR_CUDA_ATTN_CHUNK_V=1): the same for at most CK_MAXW m-tiles; more go to k_attn_chunk2 (two
  *   m-tiles a warp, 8-warp blocks, one per SM).  The split count is the one whose grid finishes first on n_sm
  *   SMs: blocks resident at once (slots) are n_sm x (CK_WARPS_SM / W) for the first kernel, n_sm for the second;
- *   a launch takes ceil(blocks / slots) waves, each as long as one split's keys plus its partial rows (written and merged: a row
- *   of D f32 is as many bytes as a key's K and V); ties go to fewer splits.  A grid just past the slots (9 splits
- *   x 16 row groups = 144 blocks on 132 SMs for 64 tokens in the first version) is two waves: avoided.
+ *   a launch takes ceil(blocks / slots) waves, each as long as one split's keys plus its partial rows (written
+ *   and merged: a row of D f32 is as many bytes as a key's K and V); ties go to fewer splits.  A grid just past the
+ *   slots (9 splits x 16 row groups = 144 blocks on 132 SMs for 64 tokens in the first version) is two waves:
+ *   avoided.
  * Both: at least CK_MIN_KEYS keys per split of the longest context, at most D2_MAX_SPLITS. */
 struct ck_plan {
     int w, mt, n_rg, ns;
