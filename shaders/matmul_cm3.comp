@@ -12,6 +12,10 @@
 //   - the epilogue reuses the stages: 16 rows of a subgroup's fragments at a time, written as whole 128-byte rows.
 // Vector path only: K % 32 == 0 and 16-byte aligned rows (QR_MM_VEC; the host uses matmul_cm.comp otherwise).
 // The tiles alias through GL_EXT_shared_memory_block (VK_KHR_workgroup_memory_explicit_layout, as matmul_cm2).
+// X16 (matmul_cm3h_*): x comes already converted to fp16 (to_f16.comp, binding 2 holds M rows of K halves), so the
+// slice is copied into the stage as 16-byte words with no conversion, and its global reads are half the bytes.
+// LAB (timing-only variants for the GEMM lab, wrong results): bit 1 no global reads, bit 2 no stage stores, bit 4 no
+// fragment loads or MMAs, bit 8 stores without the fp16 conversion (raw bits).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -40,7 +44,14 @@ layout(local_size_x = NT) in;
 #define WN (BN / (NSG / SGM))    // columns per subgroup
 #define FM (WM / 16)
 #define FN (WN / 16)
+#ifdef X16
+#define XQ (BM * BK / 8 / NT)    // uvec4 (8 halves) of x per thread and slice
+#else
 #define XQ (BM * BK / 4 / NT)    // vec4 of x per thread and slice
+#endif
+#ifndef LAB
+#define LAB 0
+#endif
 #if W_TYPE == QR_PC_F32
 #define WQ (BN * BK / 4 / NT)    // vec4 of W
 #else
@@ -59,6 +70,15 @@ uvec2 h16x4(vec4 v) {
     return uvec2(packFloat2x16(h.xy), packFloat2x16(h.zw));
 }
 
+#if W_TYPE != QR_PC_F32
+// 8 weights of one 16-byte word -> 8 fp16
+uvec4 w16x8(uvec4 u) {
+    vec4 lo, hi;
+    w_unpack8(u, lo, hi);
+    return uvec4(h16x4(lo), h16x4(hi));
+}
+#endif
+
 void main() {
     int m0 = int(gl_WorkGroupID.y) * BM, nb = int(gl_WorkGroupID.x) * BN;
     int tid = int(gl_LocalInvocationID.x);
@@ -68,14 +88,25 @@ void main() {
     for (int i = 0; i < FM; i++)
         for (int j = 0; j < FN; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
 
-    // thread tid loads x rows tid / 8 + q * NT / 8, column (tid % 8) * 4 of the slice (8 threads: 128 bytes)
-    const int xc = (tid % 8) * 4;
+#ifdef X16
+    // thread tid loads x rows tid / 4 + q * NT / 4, 8 halves at (tid % 4) * 8 (4 threads: 64 bytes); x is compact
+    const int xc = (tid % 4) * 8, xstep = NT / 4;
     uint xrow[XQ];
     for (int q = 0; q < XQ; q++) {
-        int r = tid / 8 + q * (NT / 8);
+        int r = tid / 4 + q * xstep;
+        xrow[q] = m0 + r < pc.M ? uint(pc.x_off) + uint(m0 + r) * uint(pc.K) + uint(xc) : 0xFFFFFFFFu;
+    }
+    uvec4 xr[XQ];
+#else
+    // thread tid loads x rows tid / 8 + q * NT / 8, column (tid % 8) * 4 of the slice (8 threads: 128 bytes)
+    const int xc = (tid % 8) * 4, xstep = NT / 8;
+    uint xrow[XQ];
+    for (int q = 0; q < XQ; q++) {
+        int r = tid / 8 + q * xstep;
         xrow[q] = m0 + r < pc.M ? x_row(m0 + r) + uint(xc) : 0xFFFFFFFFu;
     }
     vec4 xr[XQ];
+#endif
 #if W_TYPE == QR_PC_F32
     // W rows tid / 8 + q * NT / 8, 4 weights at (tid % 8) * 4
     const int wc = (tid % 8) * 4, wr0 = tid / 8, wstep = NT / 8;
@@ -91,10 +122,31 @@ void main() {
         wrow[q] = r < pc.N ? uint(pc.w_off) + uint(r) * uint(pc.K) + uint(wc) : 0xFFFFFFFFu;
     }
 
+#if (LAB & 1) != 0
 #define FETCH(k0) { \
+        for (int q = 0; q < XQ; q++) xr[q] = XR_T(q + (k0)); \
+        for (int q = 0; q < WQ; q++) wr[q] = WR_T(q + (k0)); }
+#ifdef X16
+#define XR_T(v) uvec4(uint(v))
+#else
+#define XR_T(v) vec4(float(v))
+#endif
+#if W_TYPE == QR_PC_F32
+#define WR_T(v) vec4(float(v))
+#else
+#define WR_T(v) uvec4(uint(v))
+#endif
+#else
+#ifdef X16
+#define FETCH_X(k0) \
         for (int q = 0; q < XQ; q++) \
-            xr[q] = xrow[q] != 0xFFFFFFFFu ? xv[(xrow[q] + uint(k0)) >> 2] : vec4(0.0); \
-        FETCH_W(k0) }
+            xr[q] = xrow[q] != 0xFFFFFFFFu ? floatBitsToUint(xv[(xrow[q] + uint(k0)) >> 3]) : uvec4(0u);
+#else
+#define FETCH_X(k0) \
+        for (int q = 0; q < XQ; q++) \
+            xr[q] = xrow[q] != 0xFFFFFFFFu ? xv[(xrow[q] + uint(k0)) >> 2] : vec4(0.0);
+#endif
+#define FETCH(k0) { FETCH_X(k0) FETCH_W(k0) }
 #if W_TYPE == QR_PC_F32
 #define FETCH_W(k0) \
         for (int q = 0; q < WQ; q++) \
@@ -104,25 +156,50 @@ void main() {
         for (int q = 0; q < WQ; q++) \
             wr[q] = wrow[q] != 0xFFFFFFFFu ? wv[(wrow[q] + uint(k0)) >> 3] : uvec4(0u);
 #endif
+#endif
     // element offsets (halves) of this thread's first x and W stores inside a stage
+#ifdef X16
+    const uint xs0 = uint((tid / 4) * SA + xc);
+#else
     const uint xs0 = uint((tid / 8) * SA + xc);
+#endif
     const uint ws0 = uint(BM * SA + wr0 * SA + wc);
+#if (LAB & 2) != 0
+#define STORE(st) { }
+#else
 #define STORE(st) { \
         uint base = (st) * uint(STAGE); \
-        for (int q = 0; q < XQ; q++) \
-            s2.v[(base + xs0 + uint(q * (NT / 8) * SA)) >> 2] = h16x4(xr[q]); \
+        STORE_X(base) \
         STORE_W(base) }
+#endif
+#if (LAB & 8) != 0
+#define CVT4(v) uvec2(floatBitsToUint(v.x), floatBitsToUint(v.y))
+#define CVT8(u) (u)
+#else
+#define CVT4(v) h16x4(v)
+#if W_TYPE == QR_PC_F16 && defined(X16)
+#define CVT8(u) (u)   // fp16 weights go in as they are (the f32 round trip only clamped infinities)
+#else
+#define CVT8(u) w16x8(u)
+#endif
+#endif
+#ifdef X16
+#define STORE_X(base) \
+        for (int q = 0; q < XQ; q++) \
+            s4.v[((base) + xs0 + uint(q * xstep * SA)) >> 3] = xr[q];
+#else
+#define STORE_X(base) \
+        for (int q = 0; q < XQ; q++) \
+            s2.v[((base) + xs0 + uint(q * xstep * SA)) >> 2] = CVT4(xr[q]);
+#endif
 #if W_TYPE == QR_PC_F32
 #define STORE_W(base) \
         for (int q = 0; q < WQ; q++) \
-            s2.v[((base) + ws0 + uint(q * wstep * SA)) >> 2] = h16x4(wr[q]);
+            s2.v[((base) + ws0 + uint(q * wstep * SA)) >> 2] = CVT4(wr[q]);
 #else
 #define STORE_W(base) \
-        for (int q = 0; q < WQ; q++) { \
-            vec4 lo, hi; \
-            w_unpack8(wr[q], lo, hi); \
-            s4.v[((base) + ws0 + uint(q * wstep * SA)) >> 3] = uvec4(h16x4(lo), h16x4(hi)); \
-        }
+        for (int q = 0; q < WQ; q++) \
+            s4.v[((base) + ws0 + uint(q * wstep * SA)) >> 3] = CVT8(wr[q]);
 #endif
 
     int nk = pc.K / BK;
@@ -138,7 +215,7 @@ void main() {
                 if (t + 2 < nk) FETCH((t + 2) * BK)
             }
             uint ab = st * uint(STAGE) + uint(wm * SA), bb = st * uint(STAGE) + uint((BM + wn) * SA);
-            for (int kk = 0; kk < BK; kk += 16) {
+            for (int kk = 0; kk < BK && (LAB & 4) == 0; kk += 16) {
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[FM];
                 for (int i = 0; i < FM; i++)
                     coopMatLoadNV(a[i], sh.h, ab + uint(i * 16 * SA + kk), uint(SA), false);

@@ -7,7 +7,8 @@
 # with the RMSNorm / SwiGLU neighbours folded in (11 bindings); matmul_gemvs1: SwiGLU folded into the input, staged per
 # round in shared memory (one x row); matmul_gemv1w: 256-thread workgroups (QR_VK_GEMV_WG=256).
 # matmul_cm3: the pipelined prompt GEMM, 8 subgroups of 64 x 32 (QR_VK_CM3=1); matmul_cm3b: 4 subgroups of 64 x 64
-# (QR_VK_CM3=2).
+# (QR_VK_CM3=2); matmul_cm3h / cm3hb: the same reading x pre-converted to fp16 by to_f16 (QR_VK_CM3=3|4);
+# matmul_cm3*lab*: timing-only variants of the GEMM lab (wrong results; QR_VK_MM_PIPE, tools/bench/dev_s42.sh).
 set(QR_SHADER_VARIANTS
   "embed_f32|embed.comp|W_TYPE=0|-"
   "embed_f16|embed.comp|W_TYPE=1|-"
@@ -60,6 +61,17 @@ set(QR_SHADER_VARIANTS
   "matmul_cm3b_f32|matmul_cm3.comp|W_TYPE=0,QR_COOPMAT_NV=1,NSG=4|coopmat_nv"
   "matmul_cm3b_f16|matmul_cm3.comp|W_TYPE=1,QR_COOPMAT_NV=1,NSG=4|coopmat_nv"
   "matmul_cm3b_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,NSG=4|coopmat_nv"
+  "matmul_cm3h_f16|matmul_cm3.comp|W_TYPE=1,QR_COOPMAT_NV=1,X16=1|coopmat_nv"
+  "matmul_cm3h_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,X16=1|coopmat_nv"
+  "matmul_cm3hb_f16|matmul_cm3.comp|W_TYPE=1,QR_COOPMAT_NV=1,X16=1,NSG=4|coopmat_nv"
+  "matmul_cm3hb_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,X16=1,NSG=4|coopmat_nv"
+  "matmul_cm3lab1_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,LAB=1|coopmat_nv"
+  "matmul_cm3lab3_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,LAB=3|coopmat_nv"
+  "matmul_cm3lab4_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,LAB=4|coopmat_nv"
+  "matmul_cm3lab8_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,LAB=8|coopmat_nv"
+  "matmul_cm3blab3_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,LAB=3,NSG=4|coopmat_nv"
+  "matmul_cm3hlab8_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,X16=1,LAB=8|coopmat_nv"
+  "to_f16|to_f16.comp||-"
   "rmsnorm|rmsnorm.comp|PREFETCH_W=1|-"
   "rmsnorm_late_w|rmsnorm.comp||-"
   "rope|rope.comp||-"

@@ -371,7 +371,8 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     bool want_coop = false, want_wide = false;
     const bool sw_cm2 = env_switch("QR_VK_CM2", false), sw_attn_cm2 = env_switch("QR_VK_ATTN_CM2", true);
     const char *cm3_env = getenv("QR_VK_CM3");
-    const int sw_cm3 = cm3_env && (atoi(cm3_env) == 1 || atoi(cm3_env) == 2) ? atoi(cm3_env) : 0;
+    const int sw_cm3 = cm3_env && atoi(cm3_env) >= 1 && atoi(cm3_env) <= 4 ? atoi(cm3_env) : 0;
+    const char *mm_pipe = getenv("QR_VK_MM_PIPE");
     VkPhysicalDeviceWorkgroupMemoryExplicitLayoutFeaturesKHR wgf = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_WORKGROUP_MEMORY_EXPLICIT_LAYOUT_FEATURES_KHR};
 #ifdef QR_GLSLC_HAS_COOPMAT_NV
@@ -389,7 +390,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         want_coop = q.cooperativeMatrix;
         /* the wide GEMM (matmul_cm2) stages its tiles through a second, vector view of workgroup memory */
         want_wide = qw.workgroupMemoryExplicitLayout && qw.workgroupMemoryExplicitLayout16BitAccess &&
-                    (sw_cm2 || sw_attn_cm2 || sw_cm3);
+                    (sw_cm2 || sw_attn_cm2 || sw_cm3 || (mm_pipe && *mm_pipe));
     }
     if (want_coop) {
         exts[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
@@ -437,12 +438,22 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * QR_VK_CM3=1 matmul_cm3 (8 subgroups of 64 x 32), QR_VK_CM3=2 matmul_cm3b (4 subgroups of 64 x 64).  Both need
      * the explicit workgroup layout (aliased stages) and 40 KiB of shared memory; otherwise matmul_cm stays */
     if (sw_cm3) {
-        const char *v = sw_cm3 == 2 ? "matmul_cm3b_bf16" : "matmul_cm3_bf16";
-        d->cm3 = d->use_coopmat && want_wide && vk_pipe_find(v) >= 0 &&
+        static const char *const cm3_names[] = {"", "matmul_cm3_bf16", "matmul_cm3b_bf16", "matmul_cm3h_bf16",
+                                                "matmul_cm3hb_bf16"};
+        const char *v = cm3_names[sw_cm3];
+        d->cm3 = d->use_coopmat && want_wide && vk_pipe_find(v) >= 0 && (sw_cm3 < 3 || vk_pipe_find("to_f16") >= 0) &&
                  d->props.limits.maxComputeSharedMemorySize >= VK_CM3_SMEM ? sw_cm3 : 0;
         qr_log(QR_LOG_INFO, "vulkan: QR_VK_CM3=%d: prompt GEMM %s", sw_cm3,
                d->cm3 ? v : !d->use_coopmat ? "matmul_cm* unused (no cooperative matrices)"
                           : "matmul_cm (no workgroup explicit layout, shared memory or variant)");
+    }
+    /* the GEMM lab: QR_VK_MM_PIPE=<variant prefix> (e.g. matmul_cm3lab3, timing-only) replaces every prompt GEMM's
+     * 128 x 128-tile pipeline; a prefix containing "cm3h" reads x through to_f16 */
+    if (mm_pipe && *mm_pipe && d->use_coopmat && want_wide) {
+        char full[64];
+        snprintf(full, sizeof full, "%s_bf16", mm_pipe);
+        if (strlen(mm_pipe) < sizeof d->mm_pipe && vk_pipe_find(full) >= 0) snprintf(d->mm_pipe, sizeof d->mm_pipe, "%s", mm_pipe);
+        qr_log(QR_LOG_WARN, "vulkan: QR_VK_MM_PIPE=%s: %s", mm_pipe, d->mm_pipe[0] ? "used for the prompt GEMMs" : "no such variant");
     }
     /* A/B switches of the decode fusions, read once here (QR_VK_NO_FUSE turns every fusion off) */
     /* the RMSNorm / SwiGLU folds into the decode GEMV lost on the H100 (decode 170.6 -> 155.7 tok/s with them,

@@ -56,7 +56,9 @@ struct vk_dev {
     bool use_cm2;   /* matmul_cm2 (128 x 256 tiles; QR_VK_CM2=1): needs VK_KHR_workgroup_memory_explicit_layout */
     bool attn_cm2;  /* attn_cm2 (the same extension; QR_VK_ATTN_CM2=0: attn_cm) */
     bool cm_bt;     /* matmul_cm_bt: W staged k-major (opt-in QR_VK_CM_BT=1) */
-    int cm3;        /* the pipelined prompt GEMM: 1 matmul_cm3, 2 matmul_cm3b (opt-in QR_VK_CM3=1|2); 0 off */
+    int cm3;        /* the pipelined prompt GEMM: 1 matmul_cm3, 2 matmul_cm3b, 3 matmul_cm3h, 4 matmul_cm3hb (x converted
+                     * to fp16 first by to_f16; opt-in QR_VK_CM3=1..4); 0 off */
+    char mm_pipe[40]; /* GEMM lab (QR_VK_MM_PIPE): this 128 x 128-tile variant prefix for every prompt GEMM; "" off */
     bool gemv_clamp; /* matmul_gemv: unconditional, clamped weight loads (opt-in QR_VK_GEMV_CLAMP=1) */
     bool gemv_wide;  /* one-row GEMV in 256-thread workgroups, matmul_gemv1w (default; QR_VK_GEMV_WG=128: off) */
     int max_bind;              /* storage buffers a dispatch may bind: min(VK_MAX_BINDINGS, the device's per-stage limit) */

@@ -137,6 +137,34 @@ struct mm_job {
     float eps;
 };
 
+static qr_status rec_scratch(struct vk_stream *s, size_t size, struct qr_buf **out);
+
+/* matmul_cm3h*: x (binding 1/2, and 6 for QR_MM_IDX) -> mc compact fp16 rows in scratch by to_f16; the GEMM then
+ * reads them through binding 2 (x_off 0, ldx K, no row indices) */
+static qr_status mm_x16(struct vk_stream *s, struct qr_pc_matmul *pc, int mc, struct vk_binding *b) {
+    struct vk_dev *d = s->d;
+    size_t bytes = (size_t)mc * pc->K * 2;
+    if (bytes + d->align > d->max_range) return qr_set_error(QR_E_INTERNAL, "vulkan: fp16 x of the GEMM exceeds a binding");
+    struct qr_buf *t;
+    TRY(rec_scratch(s, bytes, &t));
+    struct vk_binding cb[7] = {{0}};
+    int toff;
+    struct qr_view tv = {t, 0};
+    TRY(bind_at(d, &tv, 0, 2, bytes, &cb[0], &toff, "fp16 x"));
+    cb[2] = b[2];
+    cb[6] = b[6];
+    struct qr_pc_matmul cp = *pc;
+    cp.M = mc;
+    cp.y_off = toff;
+    TRY(vk_dispatch(s, vk_pipe_find("to_f16"), 7, cb, &cp, sizeof cp, cdiv(pc->K / 8, 256), (uint32_t)mc, 1));
+    b[1] = b[2] = cb[0];
+    b[6] = (struct vk_binding){0};
+    pc->x_off = toff;
+    pc->ldx = pc->K;
+    pc->flags &= ~QR_MM_IDX;
+    return QR_OK;
+}
+
 static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     struct vk_dev *d = s->d;
     if (j->M < 0 || j->N < 0 || j->K < 0) return qr_set_error(QR_E_INVALID_ARG, "vulkan: matmul: negative size");
@@ -173,12 +201,19 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
             tile_n = 256;
         }
     }
-    /* the pipelined GEMM (QR_VK_CM3): same 128 x 128 tiles and vector-path conditions; wins over QR_VK_CM2 */
-    if (kind == 2 && vec && d->cm3 && !(j->flags & QR_MM_SILU)) {
-        int p3 = pipe_named(d->cm3 == 2 ? "matmul_cm3b_%s" : "matmul_cm3_%s", sfx);
+    /* the pipelined GEMM (QR_VK_CM3): same 128 x 128 tiles and vector-path conditions; wins over QR_VK_CM2.
+     * 3 and 4 (and lab variants named "cm3h...") read x converted to fp16 by to_f16 first */
+    bool x16 = false;
+    if (kind == 2 && vec && (d->cm3 || d->mm_pipe[0]) && !(j->flags & QR_MM_SILU)) {
+        static const char *const cm3_pipes[] = {"", "matmul_cm3_%s", "matmul_cm3b_%s", "matmul_cm3h_%s",
+                                                "matmul_cm3hb_%s"};
+        char lab[64];
+        snprintf(lab, sizeof lab, "%s_%%s", d->mm_pipe);
+        int p3 = pipe_named(d->mm_pipe[0] ? lab : cm3_pipes[d->cm3], sfx);
         if (p3 >= 0) {
             pipe = p3;
             tile_n = 128;
+            x16 = d->mm_pipe[0] ? strstr(d->mm_pipe, "cm3h") != NULL : d->cm3 >= 3;
         }
     }
     if (fused && !vec) return qr_set_error(QR_E_INTERNAL, "vulkan: a fused GEMV needs 16-byte aligned rows");
@@ -228,6 +263,7 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
             b[6] = (struct vk_binding){0};
         }
         b[2] = b[1];
+        if (x16) TRY(mm_x16(s, &pc, mc, b));
         b[7] = (struct vk_binding){0};
         if (j->flags & (QR_MM_SILU | QR_MM_GLU)) {
             pc.ld_act = j->ld_act;

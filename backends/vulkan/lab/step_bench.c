@@ -12,7 +12,10 @@
  * Prints "decode: X ms/step, Y tok/s" and "prefill(N): Z ms".
  * --ops: also each decode op alone (M = 1): a graph of one node per layer,
  * each on that layer's own weights (so nothing is served from L2), replayed
- * --reps times; prints us per node and the weight/KV bandwidth. */
+ * --reps times; prints us per node and the weight/KV bandwidth.
+ * --gemm: only the four prompt GEMMs at M = --prompt rows (qkv, o, gate_up, down; one node per layer on that
+ * layer's weights, random x), each graph replayed --reps times: us per GEMM, TFLOP/s and a checksum of y (the
+ * fp16-staging GEMM variants must agree bit for bit; QR_VK_MM_PIPE picks a lab variant). */
 #include "qrun/qr_registry.h"
 
 #include <math.h>
@@ -63,6 +66,54 @@ static double time_graph(struct qr_graph *g, int reps) {
         if (rep >= 0 && dt < best) best = dt;
     }
     return 1e6 * best / g->n_nodes;
+}
+
+/* the prompt GEMMs alone at M rows (--gemm) */
+static void gemm_bench(struct qr_node *nodes, struct layer *L, int n_layers, int M, int reps, struct qr_buf *n,
+                       struct qr_buf *att, struct qr_buf *act, struct qr_buf *qkv, struct qr_buf *gu, struct qr_buf *h) {
+    float *xr = malloc(sizeof(float) * (size_t)M * FF);
+    uint32_t r = 7;
+    for (size_t i = 0; i < (size_t)M * FF; i++) {
+        r = r * 1664525u + 1013904223u;
+        xr[i] = ((int)(r >> 9) - (1 << 22)) / (float)(1 << 22);
+    }
+    CK(qr_stream_write(st, n, 0, xr, sizeof(float) * (size_t)M * DIM));
+    CK(qr_stream_write(st, att, 0, xr, sizeof(float) * (size_t)M * NH * HD));
+    CK(qr_stream_write(st, act, 0, xr, sizeof(float) * (size_t)M * FF));
+    static const int NN[4] = {QKV, DIM, 2 * FF, DIM}, KK[4] = {DIM, NH * HD, DIM, FF};
+    const char *names[] = {"qkv", "o_proj", "gate_up", "down"};
+    double tot = 0;
+    for (int kind = 0; kind < 4; kind++) {
+        struct qr_buf *y = kind == 0 ? qkv : kind == 2 ? gu : h, *xi = kind == 1 ? att : kind == 3 ? act : n;
+        for (int l = 0; l < n_layers; l++) {
+            struct qr_buf *w = kind == 0 ? L[l].qkv : kind == 1 ? L[l].o : kind == 2 ? L[l].gu : L[l].down;
+            nodes[l].op = QR_OP_MATMUL;
+            nodes[l].a.matmul = (struct qr_matmul_args){.y = V(y), .x = V(xi), .w = V(w), .wtype = QR_DTYPE_BF16,
+                                                        .M = M, .N = NN[kind], .K = KK[kind], .ldx = KK[kind],
+                                                        .ldy = NN[kind]};
+        }
+        struct qr_graph g = {nodes, n_layers, 0x9e770 + (uint64_t)kind};
+        double us = time_graph(&g, reps);
+        size_t ny = (size_t)M * NN[kind];
+        float *yv = malloc(sizeof(float) * ny);
+        CK(qr_stream_read(st, y, 0, yv, sizeof(float) * ny));
+        double sum = 0;
+        uint32_t hash = 2166136261u;
+        for (size_t i = 0; i < ny; i++) {
+            uint32_t b;
+            memcpy(&b, &yv[i], 4);
+            hash = (hash ^ b) * 16777619u;
+            sum += yv[i];
+        }
+        free(yv);
+        double tf = 2.0 * M * NN[kind] * KK[kind] / (us * 1e6);
+        tot += us;
+        printf("gemm %-8s M=%d N=%d K=%d: %9.1f us %7.1f TFLOP/s  checksum %.9e %08x\n", names[kind], M, NN[kind],
+               KK[kind], us, tf, sum, hash);
+        fflush(stdout);
+    }
+    printf("gemm per layer (M=%d): %.1f us\n", M, tot);
+    free(xr);
 }
 
 /* decode ops alone, M = 1, one node per layer on that layer's buffers */
@@ -145,7 +196,7 @@ static void op_bench(struct qr_node *nodes, struct layer *L, int n_layers, int c
 
 int main(int argc, char **argv) {
     const char *be = "vulkan";
-    int n_layers = 36, ctx = 1024, prompt = 8192, reps = 50, ops = 0;
+    int n_layers = 36, ctx = 1024, prompt = 8192, reps = 50, ops = 0, gemm = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-b") && i + 1 < argc) be = argv[++i];
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) n_layers = atoi(argv[++i]);
@@ -153,7 +204,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) prompt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ops")) ops = 1;
-        else { fprintf(stderr, "usage: %s [-b BACKEND] [--layers N] [--ctx N] [--prompt N] [--reps N] [--ops]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--gemm")) gemm = 1;
+        else {
+            fprintf(stderr, "usage: %s [-b BACKEND] [--layers N] [--ctx N] [--prompt N] [--reps N] [--ops] [--gemm]\n",
+                    argv[0]);
+            return 2;
+        }
     }
     qr_log_set_level(QR_LOG_WARN);
     struct qr_config_ini *ini = NULL;
@@ -203,6 +259,12 @@ int main(int argc, char **argv) {
     CK(qr_stream_write(st, bt, 0, btab, sizeof(int32_t) * nblk));
 
     struct qr_node *nodes = calloc((size_t)n_layers * 16 + 8, sizeof *nodes);
+    if (gemm) {
+        gemm_bench(nodes, L, n_layers, prompt, reps, n, att, act, qkv, gu, h);
+        qr_stream_destroy(st);
+        qr_device_close(dev);
+        return 0;
+    }
     for (int phase = 0; phase < 2; phase++) {
         int M = phase == 0 ? 1 : prompt;     /* tokens this step */
         int ctxlen = phase == 0 ? ctx : prompt;
