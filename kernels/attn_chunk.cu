@@ -23,7 +23,7 @@
  * n_heads * head_dim, out_h_type) where set, through pf_store2 like the prompt kernels.
  * FP8 caches are not taken (cuda_attn_chunk_supported says no): they stay on the prompt kernels.
  * Chunks of more than CK_MAXW m-tiles of rows (33+ tokens at GQA 4) run k_attn_chunk2 (two m-tiles per warp, below)
- * where QR_CUDA_ATTN_CHUNK_V=1 (opt-in; the default is the first version); ck_make_plan says how the grid is sized. */
+ * where QR_CUDA_ATTN_CHUNK_V=1 (the default; =0 the first version); ck_make_plan says how the grid is sized. */
 #include "attn_split.cuh"
 #include "qr_mma.cuh"
 
@@ -258,7 +258,8 @@ __global__ void __launch_bounds__(W * 32)
     }
 }
 
-/* The version for longer chunks (QR_CUDA_ATTN_CHUNK_V=1, opt-in until measured; where a sequence has more than CK_MAXW
+/* The version for longer chunks (QR_CUDA_ATTN_CHUNK_V=1, the default since the fifteenth session; where a
+ * sequence has more than CK_MAXW
  * m-tiles of rows): each warp owns CK2_MT = 2 m-tiles (32 rows) and every K / V fragment it loads from shared memory
  * feeds both, so a block of 8 warps holds 256 rows (64 tokens of a GQA-4 group) and shared-memory reads per MMA drop
  * from 1/2 to 3/8 (the Q fragments come from shared memory too: two m-tiles of Q in registers would not fit beside O).
@@ -532,7 +533,7 @@ extern "C" int cuda_attn_chunk_supported(int head_dim, int kv_dtype, int n_heads
 /* The launch plan: m-tiles per warp (mt), W warps, row groups of W * mt m-tiles, splits.
  * variant 0 (the first version, the default): one m-tile per warp; W the fewest powers of two that hold
  *   the longest sequence's qlen * G rows, at most CK_MAXW; splits for about CK_WARPS_SM warps per SM over the grid.
- * variant 1 (opt-in, QR_CUDA_ATTN_CHUNK_V=1): the same for at most CK_MAXW m-tiles; more go to k_attn_chunk2 (two
+ * variant 1 (the default, QR_CUDA_ATTN_CHUNK_V=1): the same for at most CK_MAXW m-tiles; more go to k_attn_chunk2 (two
  *   m-tiles a warp, 8-warp blocks, one per SM).  The split count is the one whose grid finishes first on n_sm
  *   SMs: blocks resident at once (slots) are n_sm x (CK_WARPS_SM / W) for the first kernel, n_sm for the second;
  *   a launch takes ceil(blocks / slots) waves, each as long as one split's keys plus its partial rows (written

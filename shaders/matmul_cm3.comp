@@ -15,7 +15,9 @@
 // X16 (matmul_cm3h_*): x comes already converted to fp16 (to_f16.comp, binding 2 holds M rows of K halves), so the
 // slice is copied into the stage as 16-byte words with no conversion, and its global reads are half the bytes.
 // LAB (timing-only variants for the GEMM lab, wrong results): bit 1 no global reads, bit 2 no stage stores, bit 4 no
-// fragment loads or MMAs, bit 8 stores without the fp16 conversion (raw bits).
+// fragment loads or MMAs, bit 8 stores without the fp16 conversion (raw bits), bit 16 fragments loaded once before
+// the K loop (MMAs only inside), bit 32 B fragments loaded row-major.  FRAG_N: the N size of the B and accumulator
+// fragments (16, or 8: 16 x 8 x 16 MMAs).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -42,8 +44,11 @@ layout(local_size_x = NT) in;
 #define STAGE ((BM + BN) * SA)   // halves per stage: BM rows of x, then BN rows of W
 #define WM (BM / SGM)            // rows of the tile per subgroup
 #define WN (BN / (NSG / SGM))    // columns per subgroup
+#ifndef FRAG_N
+#define FRAG_N 16
+#endif
 #define FM (WM / 16)
-#define FN (WN / 16)
+#define FN (WN / FRAG_N)
 #ifdef X16
 #define XQ (BM * BK / 8 / NT)    // uvec4 (8 halves) of x per thread and slice
 #else
@@ -84,9 +89,9 @@ void main() {
     int tid = int(gl_LocalInvocationID.x);
     uint sg = gl_SubgroupID;
     int wm = int(sg % uint(SGM)) * WM, wn = int(sg / uint(SGM)) * WN;
-    fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[FM][FN];
+    fcoopmatNV<32, gl_ScopeSubgroup, 16, FRAG_N> acc[FM][FN];
     for (int i = 0; i < FM; i++)
-        for (int j = 0; j < FN; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+        for (int j = 0; j < FN; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, FRAG_N>(0.0);
 
 #ifdef X16
     // thread tid loads x rows tid / 4 + q * NT / 4, 8 halves at (tid % 4) * 8 (4 threads: 64 bytes); x is compact
@@ -202,6 +207,17 @@ void main() {
             s4.v[((base) + ws0 + uint(q * wstep * SA)) >> 3] = CVT8(wr[q]);
 #endif
 
+#if (LAB & 32) != 0
+#define B_COLMAJOR false
+#else
+#define B_COLMAJOR true
+#endif
+#if (LAB & 16) != 0
+    fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> la[FM];
+    fcoopmatNV<16, gl_ScopeSubgroup, 16, FRAG_N> lb[FN];
+    for (int i = 0; i < FM; i++) coopMatLoadNV(la[i], sh.h, uint((wm + i * 16) * SA), uint(SA), false);
+    for (int j = 0; j < FN; j++) coopMatLoadNV(lb[j], sh.h, uint((BM + wn + j * FRAG_N) * SA), uint(SA), true);
+#endif
     int nk = pc.K / BK;
     if (nk > 0) {
         FETCH(0)
@@ -215,23 +231,29 @@ void main() {
                 if (t + 2 < nk) FETCH((t + 2) * BK)
             }
             uint ab = st * uint(STAGE) + uint(wm * SA), bb = st * uint(STAGE) + uint((BM + wn) * SA);
+#if (LAB & 16) != 0
+            for (int kk = 0; kk < BK; kk += 16)
+                for (int j = 0; j < FN; j++)
+                    for (int i = 0; i < FM; i++) acc[i][j] = coopMatMulAddNV(la[i], lb[j], acc[i][j]);
+#else
             for (int kk = 0; kk < BK && (LAB & 4) == 0; kk += 16) {
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[FM];
                 for (int i = 0; i < FM; i++)
                     coopMatLoadNV(a[i], sh.h, ab + uint(i * 16 * SA + kk), uint(SA), false);
                 for (int j = 0; j < FN; j++) {
-                    fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> b;
-                    coopMatLoadNV(b, sh.h, bb + uint(j * 16 * SA + kk), uint(SA), true);
+                    fcoopmatNV<16, gl_ScopeSubgroup, 16, FRAG_N> b;
+                    coopMatLoadNV(b, sh.h, bb + uint(j * FRAG_N * SA + kk), uint(SA), B_COLMAJOR);
                     for (int i = 0; i < FM; i++) acc[i][j] = coopMatMulAddNV(a[i], b, acc[i][j]);
                 }
             }
+#endif
             barrier();   // slice t+1 visible; stage st free for slice t+2
         }
     }
     // epilogue: the last barrier above ended every read of the stages, which SC aliases
     uint lane = gl_SubgroupInvocationID;
     for (int i = 0; i < FM; i++) {
-        for (int j = 0; j < FN; j++) coopMatStoreNV(acc[i][j], sc.c[sg], uint(j * 16), uint(WN), false);
+        for (int j = 0; j < FN; j++) coopMatStoreNV(acc[i][j], sc.c[sg], uint(j * FRAG_N), uint(WN), false);
         subgroupBarrier();
         for (uint e = lane; e < uint(16 * WN); e += 32u) {
             int m = m0 + wm + i * 16 + int(e / uint(WN)), n = nb + wn + int(e % uint(WN));

@@ -685,13 +685,15 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
          * 10.1 ms, after 32768 31.5 -> 11.2); QR_CUDA_ATTN_CHUNK=0 off, =force for every launch it supports (tests) */
         const char *ck = getenv("QR_CUDA_ATTN_CHUNK");
         cd->attn_chunk = ck && !strcmp(ck, "force") ? 2 : cuda_env_switch("QR_CUDA_ATTN_CHUNK", true) ? 1 : 0;
-        /* its version and the longest chunk the heuristic sends to it.  Defaults: the first version (one m-tile per
-         * warp) up to 64 tokens, the configuration measured on the H100; QR_CUDA_ATTN_CHUNK_V=1 takes the second
-         * (two m-tiles per warp past 8 m-tiles, splits by waves; attn_chunk.cu) and QR_CUDA_ATTN_CHUNK_QMAX=N (2 ..
-         * QR_CUDA_ATTN_CHUNK_QMAX = 256) longer chunks: written without a GPU, opt-in until measured */
-        cd->attn_chunk_v = cuda_env_switch("QR_CUDA_ATTN_CHUNK_V", false) ? 1 : 0;
+        /* its version and the longest chunk the heuristic sends to it.  Defaults: the second version (two m-tiles
+         * per warp past 8 m-tiles, splits by waves; attn_chunk.cu) up to 128 tokens, measured in the fifteenth
+         * session (H200, kernel lab: 64 tokens after 32768 keys 380 -> 230 us against the first version, 128 after
+         * 8192 141 us against the prompt kernel's 156; at 256 the prompt kernel wins, 165 vs 231).
+         * QR_CUDA_ATTN_CHUNK_V=0 the first version (one m-tile per warp), QR_CUDA_ATTN_CHUNK_QMAX=N (2 ..
+         * QR_CUDA_ATTN_CHUNK_QMAX = 256) the longest chunk */
+        cd->attn_chunk_v = cuda_env_switch("QR_CUDA_ATTN_CHUNK_V", true) ? 1 : 0;
         const char *cq = getenv("QR_CUDA_ATTN_CHUNK_QMAX");
-        long cqv = cq && *cq ? strtol(cq, NULL, 10) : 64;
+        long cqv = cq && *cq ? strtol(cq, NULL, 10) : 128;
         cd->attn_chunk_qmax = cqv < 2 ? 2 : cqv > QR_CUDA_ATTN_CHUNK_QMAX ? QR_CUDA_ATTN_CHUNK_QMAX : (int)cqv;
         cd->keep_intermediates = cuda_env_switch("QR_CUDA_KEEP_INTERMEDIATES", false);
         /* 16-byte loads/stores in the prompt RMSNorm and SwiGLU passes that write the GEMM input (same bits);

@@ -262,14 +262,16 @@ static size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
  * prompt kernel's (r ~ 1/2 taken; the lab's --attn-chunk measures it).  Its time is about B / (r n_sm) of the
  * prompt kernel's, so it wins where
  *   2 * B <= n_sm (B counting only the sequences of two or more tokens where skip), and
- *   max_q_len <= cd->attn_chunk_qmax (QR_CUDA_ATTN_CHUNK_QMAX: default 64, the measured range; at most
- *   QR_CUDA_ATTN_CHUNK_QMAX = 256: one sequence of up to 256 tokens of Qwen3-4B, two of up to 128, four of up to
- *   64), BF16/F16 KV, head_dim 64/128 (cuda_attn_chunk_supported), and
+ *   max_q_len <= cd->attn_chunk_qmax (QR_CUDA_ATTN_CHUNK_QMAX: default 128, where the lab measured the second
+ *   version ahead of the prompt kernel; at most QR_CUDA_ATTN_CHUNK_QMAX = 256: one sequence of up to 256 tokens of
+ *   Qwen3-4B, two of up to 128, four of up to 64), BF16/F16 KV, head_dim 64/128 (cuda_attn_chunk_supported), and
  *   max_seq_len >= CHUNK_MIN_CTX: each block's walk is long enough to matter against the merge launch.
- * Measured on the H100 (docs/PERF.md, fourteenth session, the first version): 16 new tokens after 8192 / 32768
- * cached keys 14.3 -> 10.1 / 31.5 -> 11.2 ms TTFT, 64 after 32768 30.9 -> 22.7; 128 / 256 tokens and the second
- * version (two m-tiles per warp, splits by waves) not yet; CHUNK_MIN_CTX is not tuned.  QR_CUDA_ATTN_CHUNK=force:
- * wherever supported, up to QR_CUDA_ATTN_CHUNK_QMAX (the tests). */
+ * Measured (docs/PERF.md): first version, H100, fourteenth session: 16 new tokens after 8192 / 32768 cached keys
+ * 14.3 -> 10.1 / 31.5 -> 11.2 ms TTFT, 64 after 32768 30.9 -> 22.7; second version (the default since the
+ * fifteenth), H200 kernel lab, us per launch, prompt kernel / chunk v2 / chunk v1: 16 after 8192 151 / 30 / 30,
+ * 64 157 / 98 / 97, 128 156 / 141 / 184, 256 165 / 231 / 301; after 32768: 16 602 / 74 / 74, 64 607 / 230 / 380,
+ * 128 584 / 405 / 669, 256 612 / 757 / 1105.  CHUNK_MIN_CTX is not tuned.  QR_CUDA_ATTN_CHUNK=force: wherever
+ * supported, up to QR_CUDA_ATTN_CHUNK_QMAX (the tests). */
 #define CHUNK_MIN_CTX 1024
 static bool attn_chunk_on(const struct cuda_device *cd, const struct qr_attn_args *a, bool skip)
 {

@@ -131,6 +131,28 @@ static void vk_fill_props(const struct vk_info *in, bool use_coop, struct qr_dev
     p->caps = QR_CAP_GRAPH_REPLAY | (in->fp16 ? QR_CAP_F16 : 0) | (use_coop ? QR_CAP_COOPMAT : 0);
 }
 
+/* the fragment shapes VK_NV_cooperative_matrix offers with fp16 inputs (logged at info level on open: the
+ * matmul_cm* shaders use 16 x 16 x 16 with f32 accumulators) */
+static void log_coop_nv(VkPhysicalDevice pd) {
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get = (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
+        vkGetInstanceProcAddr(vk_instance_get(), "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+    uint32_t n = 0;
+    if (!get || get(pd, &n, NULL) != VK_SUCCESS || n == 0) return;
+    VkCooperativeMatrixPropertiesNV pr[64];
+    if (n > 64) n = 64;
+    for (uint32_t i = 0; i < n; i++)
+        pr[i] = (VkCooperativeMatrixPropertiesNV){.sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+    if (get(pd, &n, pr) != VK_SUCCESS && n == 0) return;
+    char line[1024];
+    size_t o = 0;
+    for (uint32_t i = 0; i < n && o + 48 < sizeof line; i++)
+        if (pr[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV)
+            o += (size_t)snprintf(line + o, sizeof line - o, " %ux%ux%u%s", pr[i].MSize, pr[i].NSize, pr[i].KSize,
+                                  pr[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV ? "/f32" : "/f16");
+    qr_log(QR_LOG_INFO, "vulkan: NV cooperative matrix shapes (M x N x K/accumulator, fp16 inputs):%s",
+           o ? line : " none");
+}
+
 qr_status vk_device_describe(int idx, struct qr_device_props *p) {
     VkPhysicalDevice pd[VK_MAX_PDEV];
     int n = vk_list(pd, VK_MAX_PDEV);
@@ -393,6 +415,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
                     (sw_cm2 || sw_attn_cm2 || sw_cm3 || (mm_pipe && *mm_pipe));
     }
     if (want_coop) {
+        log_coop_nv(d->pd);
         exts[n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
         cmf.cooperativeMatrix = VK_TRUE;
         f11.pNext = &cmf;
@@ -452,8 +475,10 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     if (mm_pipe && *mm_pipe && d->use_coopmat && want_wide) {
         char full[64];
         snprintf(full, sizeof full, "%s_bf16", mm_pipe);
-        if (strlen(mm_pipe) < sizeof d->mm_pipe && vk_pipe_find(full) >= 0) snprintf(d->mm_pipe, sizeof d->mm_pipe, "%s", mm_pipe);
-        qr_log(QR_LOG_WARN, "vulkan: QR_VK_MM_PIPE=%s: %s", mm_pipe, d->mm_pipe[0] ? "used for the prompt GEMMs" : "no such variant");
+        if (strlen(mm_pipe) < sizeof d->mm_pipe && vk_pipe_find(full) >= 0)
+            snprintf(d->mm_pipe, sizeof d->mm_pipe, "%s", mm_pipe);
+        qr_log(QR_LOG_WARN, "vulkan: QR_VK_MM_PIPE=%s: %s", mm_pipe,
+               d->mm_pipe[0] ? "used for the prompt GEMMs" : "no such variant");
     }
     /* A/B switches of the decode fusions, read once here (QR_VK_NO_FUSE turns every fusion off) */
     /* the RMSNorm / SwiGLU folds into the decode GEMV lost on the H100 (decode 170.6 -> 155.7 tok/s with them,

@@ -144,7 +144,8 @@ static qr_status rec_scratch(struct vk_stream *s, size_t size, struct qr_buf **o
 static qr_status mm_x16(struct vk_stream *s, struct qr_pc_matmul *pc, int mc, struct vk_binding *b) {
     struct vk_dev *d = s->d;
     size_t bytes = (size_t)mc * pc->K * 2;
-    if (bytes + d->align > d->max_range) return qr_set_error(QR_E_INTERNAL, "vulkan: fp16 x of the GEMM exceeds a binding");
+    if (bytes + d->align > d->max_range)
+        return qr_set_error(QR_E_INTERNAL, "vulkan: fp16 x of the GEMM exceeds a binding");
     struct qr_buf *t;
     TRY(rec_scratch(s, bytes, &t));
     struct vk_binding cb[7] = {{0}};

@@ -260,6 +260,7 @@ int main(int argc, char **argv) {
 
     struct qr_node *nodes = calloc((size_t)n_layers * 16 + 8, sizeof *nodes);
     if (gemm) {
+        qr_log_set_level(QR_LOG_INFO);
         gemm_bench(nodes, L, n_layers, prompt, reps, n, att, act, qkv, gu, h);
         qr_stream_destroy(st);
         qr_device_close(dev);
