@@ -153,6 +153,42 @@ static void log_coop_nv(VkPhysicalDevice pd) {
            o ? line : " none");
 }
 
+/* VK_KHR_cooperative_matrix, declared here: Debian 12's Vulkan headers (1.3.239) predate it */
+#define QR_STYPE_COOPMAT_FEATURES_KHR ((VkStructureType)1000506000)
+#define QR_STYPE_COOPMAT_PROPERTIES_KHR ((VkStructureType)1000506001)
+struct qr_coopmat_features_khr {
+    VkStructureType sType;
+    void *pNext;
+    VkBool32 cooperativeMatrix, cooperativeMatrixRobustBufferAccess;
+};
+struct qr_coopmat_props_khr {
+    VkStructureType sType;
+    void *pNext;
+    uint32_t MSize, NSize, KSize, AType, BType, CType, ResultType;
+    VkBool32 saturatingAccumulation;
+    uint32_t scope;
+};
+typedef VkResult(VKAPI_PTR *qr_pfn_coopmat_props_khr)(VkPhysicalDevice, uint32_t *, struct qr_coopmat_props_khr *);
+
+/* whether the KHR extension offers the fragments of the matmul_cm3k_* shaders (tool/spv_nv2khr.c rewrites them
+ * from NV): 16 x 8 x 16, fp16 A and B, f32 C and result, subgroup scope */
+static bool coop_khr_16x8x16(VkPhysicalDevice pd) {
+    qr_pfn_coopmat_props_khr get = (qr_pfn_coopmat_props_khr)vkGetInstanceProcAddr(
+        vk_instance_get(), "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+    uint32_t n = 0;
+    if (!get || get(pd, &n, NULL) != VK_SUCCESS || n == 0) return false;
+    struct qr_coopmat_props_khr pr[64];
+    if (n > 64) n = 64;
+    for (uint32_t i = 0; i < n; i++) pr[i] = (struct qr_coopmat_props_khr){.sType = QR_STYPE_COOPMAT_PROPERTIES_KHR};
+    VkResult r = get(pd, &n, pr);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) return false;
+    for (uint32_t i = 0; i < n; i++)   /* component types: 0 fp16, 1 fp32; scope 3 subgroup */
+        if (pr[i].MSize == 16 && pr[i].NSize == 8 && pr[i].KSize == 16 && pr[i].AType == 0 && pr[i].BType == 0 &&
+            pr[i].CType == 1 && pr[i].ResultType == 1 && pr[i].scope == 3)
+            return true;
+    return false;
+}
+
 qr_status vk_device_describe(int idx, struct qr_device_props *p) {
     VkPhysicalDevice pd[VK_MAX_PDEV];
     int n = vk_list(pd, VK_MAX_PDEV);
@@ -381,7 +417,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = d->qfam,
                                    .queueCount = 1, .pQueuePriorities = &prio};
-    const char *exts[6];
+    const char *exts[8];
     uint32_t n_ext = 0;
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
@@ -390,7 +426,8 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
                                             .pNext = &f11, .shaderFloat16 = in.fp16};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f12};
-    bool want_coop = false, want_wide = false;
+    bool want_coop = false, want_wide = false, want_khr = false;
+    struct qr_coopmat_features_khr khrf = {.sType = QR_STYPE_COOPMAT_FEATURES_KHR};
     const bool sw_cm2 = env_switch("QR_VK_CM2", false), sw_attn_cm2 = env_switch("QR_VK_ATTN_CM2", true);
     const char *cm3_env = getenv("QR_VK_CM3");
     const int sw_cm3 = cm3_env && atoi(cm3_env) >= 1 && atoi(cm3_env) <= 4 ? atoi(cm3_env) : 0;
@@ -412,7 +449,11 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         want_coop = q.cooperativeMatrix;
         /* the wide GEMM (matmul_cm2) stages its tiles through a second, vector view of workgroup memory */
         want_wide = qw.workgroupMemoryExplicitLayout && qw.workgroupMemoryExplicitLayout16BitAccess &&
-                    (sw_cm2 || sw_attn_cm2 || sw_cm3 || (mm_pipe && *mm_pipe));
+                    (sw_cm2 || sw_attn_cm2 || sw_cm3 || (mm_pipe && *mm_pipe) || in.coop_khr);
+        /* the KHR path for the prompt GEMM (matmul_cm3k_*, rewritten from NV at build time): NVIDIA's driver runs
+         * the NV extension's MMAs at ~32 TFLOP/s on the H100; QR_VK_COOPMAT_KHR=0 keeps the NV shaders */
+        want_khr = want_coop && want_wide && in.coop_khr && env_switch("QR_VK_COOPMAT_KHR", true) &&
+                   vk_pipe_find("matmul_cm3k_bf16") >= 0 && coop_khr_16x8x16(d->pd);
     }
     if (want_coop) {
         log_coop_nv(d->pd);
@@ -424,6 +465,11 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
             wgf.workgroupMemoryExplicitLayout = VK_TRUE;
             wgf.workgroupMemoryExplicitLayout16BitAccess = VK_TRUE;
             cmf.pNext = &wgf;
+            if (want_khr) {
+                exts[n_ext++] = "VK_KHR_cooperative_matrix";
+                khrf.cooperativeMatrix = VK_TRUE;
+                wgf.pNext = &khrf;
+            }
         }
     }
 #endif
@@ -440,6 +486,9 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     vkGetDeviceQueue(d->dev, d->qfam, 0, &d->queue);
     if ((st = vk_pipelines_init(d)) != QR_OK) goto fail;
     d->use_coopmat = want_coop && vk_pipe_find("matmul_cm_bf16") >= 0;
+    d->coop_khr = d->use_coopmat && want_khr;
+    if (want_coop)
+        qr_log(QR_LOG_INFO, "vulkan: prompt GEMM on %s cooperative matrices", d->coop_khr ? "KHR (matmul_cm3k)" : "NV");
     /* the wide GEMM lost at 512 tokens and gained little at 8192 on the H100 (docs/PERF.md, eighth session):
      * opt-in with QR_VK_CM2=1; the accumulator-resident prompt attention is the default where the device has
      * VK_KHR_workgroup_memory_explicit_layout (QR_VK_ATTN_CM2=0 keeps attn_cm) */

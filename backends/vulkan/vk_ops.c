@@ -205,6 +205,13 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     /* the pipelined GEMM (QR_VK_CM3): same 128 x 128 tiles and vector-path conditions; wins over QR_VK_CM2.
      * 3 and 4 (and lab variants named "cm3h...") read x converted to fp16 by to_f16 first */
     bool x16 = false;
+    if (kind == 2 && vec && d->coop_khr && !d->cm3 && !d->mm_pipe[0] && !(j->flags & QR_MM_SILU)) {
+        int pk = pipe_named("matmul_cm3k_%s", sfx);   /* KHR cooperative matrices (vk_device.c) */
+        if (pk >= 0) {
+            pipe = pk;
+            tile_n = 128;
+        }
+    }
     if (kind == 2 && vec && (d->cm3 || d->mm_pipe[0]) && !(j->flags & QR_MM_SILU)) {
         static const char *const cm3_pipes[] = {"", "matmul_cm3_%s", "matmul_cm3b_%s", "matmul_cm3h_%s",
                                                 "matmul_cm3hb_%s"};
