@@ -13,6 +13,9 @@
 //  - K and V come in as 16-byte words, prefetched into registers one tile
 //    ahead and staged as f16vec4 through a second view of workgroup memory
 //    (GL_EXT_shared_memory_block).
+// FRAG8 (attn_cm2k, rewritten to VK_KHR_cooperative_matrix at build time by qr-spv-nv2khr): the B operands (K^T and
+// V) and the accumulators are 16 x 8 fragments, so the A (16 x 16) and B types differ as the KHR rewrite needs;
+// same products, same order of the sums.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -40,6 +43,14 @@ layout(std430, binding = 9) readonly buffer VC4 { uvec4 vc4[]; };
 #define SS 36    // f32 row stride of the per-subgroup S / O scratch
 #define SP 40    // fp16 row stride of P
 #define NEG_INF (-1.0 / 0.0)
+#ifdef FRAG8
+#define FN 8    // columns of a B / accumulator fragment
+#else
+#define FN 16
+#endif
+#define NS (KT / FN)   // S fragments per key tile
+#define NO (HD / FN)   // output fragments
+#define CPL (FN / 2)   // fragment columns per lane (lanes 2r, 2r + 1 share row r)
 #define RESCALE_AT 8.0
 
 // the two views alias (shared blocks start at the same address): vector stores, scalar fragment loads
@@ -112,8 +123,8 @@ void main() {
     uint rr = lane >> 1, hf = lane & 1u;
     int my_pos = sh.pos_sh[int(w) * 16 + int(rr)];
     float m = NEG_INF, l = 0.0;
-    fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[8];
-    for (int j = 0; j < 8; j++) acc[j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+    fcoopmatNV<32, gl_ScopeSubgroup, 16, FN> acc[NO];
+    for (int j = 0; j < NO; j++) acc[j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, FN>(0.0);
 
     // loader: thread t moves 16-byte chunk (t % 16) of key rows t / 16 + 8 i, i < 4, of K and of V
     int lrow = int(tid >> 4), lch = int(tid & 15u);
@@ -141,17 +152,16 @@ void main() {
         barrier();
         if (kb + KT < k_end) FETCH(kb + KT)
         // S = Q . K^T for this subgroup's 16 rows x 32 keys
-        fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> s0 = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
-        fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> s1 = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+        fcoopmatNV<32, gl_ScopeSubgroup, 16, FN> sf[NS];
+        for (int j = 0; j < NS; j++) sf[j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, FN>(0.0);
         for (int kk = 0; kk < HD / 16; kk++) {
-            fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> b0, b1;
-            coopMatLoadNV(b0, sh.kv, uint(kk * 16), uint(SQ), true);
-            coopMatLoadNV(b1, sh.kv, uint(16 * SQ + kk * 16), uint(SQ), true);
-            s0 = coopMatMulAddNV(qf[kk], b0, s0);
-            s1 = coopMatMulAddNV(qf[kk], b1, s1);
+            for (int j = 0; j < NS; j++) {
+                fcoopmatNV<16, gl_ScopeSubgroup, 16, FN> b;
+                coopMatLoadNV(b, sh.kv, uint(j * FN * SQ + kk * 16), uint(SQ), true);
+                sf[j] = coopMatMulAddNV(qf[kk], b, sf[j]);
+            }
         }
-        coopMatStoreNV(s0, sh.ssh[w], 0u, uint(SS), false);
-        coopMatStoreNV(s1, sh.ssh[w], 16u, uint(SS), false);
+        for (int j = 0; j < NS; j++) coopMatStoreNV(sf[j], sh.ssh[w], uint(j * FN), uint(SS), false);
         sg_sync();
         // softmax against the row's reference max m: lanes 2r and 2r+1 share row r, 16 keys each
         float sv16[16];
@@ -180,11 +190,11 @@ void main() {
         l = l * alpha + sum;
         // accumulators of rows whose reference moved (and held something) are scaled through the scratch
         if (subgroupAny(alpha != 1.0 && l_old > 0.0)) {
-            for (int j = 0; j < 8; j++) {
+            for (int j = 0; j < NO; j++) {
                 sg_sync();
                 coopMatStoreNV(acc[j], sh.ssh[w], 0u, uint(SS), false);
                 sg_sync();
-                for (int i = 0; i < 8; i++) sh.ssh[w][rr * SS + hf * 8u + uint(i)] *= alpha;
+                for (int i = 0; i < CPL; i++) sh.ssh[w][rr * SS + hf * uint(CPL) + uint(i)] *= alpha;
                 sg_sync();
                 coopMatLoadNV(acc[j], sh.ssh[w], 0u, uint(SS), false);
             }
@@ -194,10 +204,10 @@ void main() {
         fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> pa0, pa1;
         coopMatLoadNV(pa0, sh.psh[w], 0u, uint(SP), false);
         coopMatLoadNV(pa1, sh.psh[w], 16u, uint(SP), false);
-        for (int j = 0; j < 8; j++) {
-            fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> vb0, vb1;
-            coopMatLoadNV(vb0, sh.kv, uint(KT * SQ + j * 16), uint(SQ), false);
-            coopMatLoadNV(vb1, sh.kv, uint((KT + 16) * SQ + j * 16), uint(SQ), false);
+        for (int j = 0; j < NO; j++) {
+            fcoopmatNV<16, gl_ScopeSubgroup, 16, FN> vb0, vb1;
+            coopMatLoadNV(vb0, sh.kv, uint(KT * SQ + j * FN), uint(SQ), false);
+            coopMatLoadNV(vb1, sh.kv, uint((KT + 16) * SQ + j * FN), uint(SQ), false);
             acc[j] = coopMatMulAddNV(pa0, vb0, acc[j]);
             acc[j] = coopMatMulAddNV(pa1, vb1, acc[j]);
         }
@@ -205,14 +215,14 @@ void main() {
     }
     int row = int(w) * 16 + int(rr);
     int t = tok0 + row / pc.hs, h = hbase + row % pc.hs;
-    for (int j = 0; j < 8; j++) {
+    for (int j = 0; j < NO; j++) {
         sg_sync();
         coopMatStoreNV(acc[j], sh.ssh[w], 0u, uint(SS), false);
         sg_sync();
         if (my_pos >= 0)
-            for (int i = 0; i < 8; i++) {
-                int d = 16 * j + int(hf) * 8 + i;
-                o[pc.o_off + t * pc.ldo + h * HD + d] = l > 0.0 ? sh.ssh[w][rr * SS + hf * 8u + uint(i)] / l : 0.0;
+            for (int i = 0; i < CPL; i++) {
+                int d = FN * j + int(hf) * CPL + i;
+                o[pc.o_off + t * pc.ldo + h * HD + d] = l > 0.0 ? sh.ssh[w][rr * SS + hf * uint(CPL) + uint(i)] / l : 0.0;
             }
     }
 }

@@ -96,6 +96,8 @@ set(QR_SHADER_VARIANTS
   "attn_dec_h8|attn_dec.comp|HS=8|-"
   "attn_cm|attn_cm.comp|QR_COOPMAT_NV=1|coopmat_nv"
   "attn_cm2|attn_cm2.comp|QR_COOPMAT_NV=1|coopmat_nv"
+  "attn_cm2n8|attn_cm2.comp|QR_COOPMAT_NV=1,FRAG8=1|coopmat_nv"
+  "attn_cm2k|attn_cm2.comp|QR_COOPMAT_NV=1,FRAG8=1|coopmat_nv2khr"
   "attn_combine|attn_combine.comp||-"
   "silu_mul|silu_mul.comp||-"
   "add|add.comp||-"

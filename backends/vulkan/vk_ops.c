@@ -451,7 +451,13 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     /* its accumulator-resident form (16-bit cache read as 16-byte words through bindings 8 and 9) */
     bool cm2 = pipe_cm >= 0 && d->attn_cm2 && d->max_bind >= 10 && a->kv_dtype != QR_DTYPE_F32 &&
                pc.kc_off % 8 == 0 && pc.vc_off % 8 == 0 && vk_pipe_find("attn_cm2") >= 0;
-    if (cm2) pipe_cm = vk_pipe_find("attn_cm2");
+    if (cm2) {
+        /* on KHR cooperative matrices where the device has them (16 x 8 B fragments; vk_device.c), QR_VK_ATTN_PIPE
+         * names another variant of attn_cm2.comp (attn_cm2n8: the KHR variant's NV form) */
+        const char *ap = getenv("QR_VK_ATTN_PIPE");
+        int pk = ap && *ap ? vk_pipe_find(ap) : d->coop_khr ? vk_pipe_find("attn_cm2k") : -1;
+        pipe_cm = pk >= 0 ? pk : vk_pipe_find("attn_cm2");
+    }
     int rows = pipe_cm >= 0 ? 64 : ATTN_ROWS;
     int hs = dec ? hs_dec : (G < rows ? G : rows);
     int n_hsub = (G + hs - 1) / hs;
