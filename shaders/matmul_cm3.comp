@@ -17,7 +17,7 @@
 // LAB (timing-only variants for the GEMM lab, wrong results): bit 1 no global reads, bit 2 no stage stores, bit 4 no
 // fragment loads or MMAs, bit 8 stores without the fp16 conversion (raw bits), bit 16 fragments loaded once before
 // the K loop (MMAs only inside), bit 32 B fragments loaded row-major.  FRAG_N: the N size of the B and accumulator
-// fragments (16, or 8: 16 x 8 x 16 MMAs).
+// fragments (16, or 8: 16 x 8 x 16 MMAs).  ACC16 (lab only): fp16 accumulators, converted to f32 at the store.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_NV_cooperative_matrix : require
@@ -47,6 +47,11 @@ layout(local_size_x = NT) in;
 #define WN (BN / (NSG / SGM))    // columns per subgroup
 #ifndef FRAG_N
 #define FRAG_N 16
+#endif
+#ifdef ACC16
+#define ACC_T 16
+#else
+#define ACC_T 32
 #endif
 #define FM (WM / 16)
 #define FN (WN / FRAG_N)
@@ -90,9 +95,9 @@ void main() {
     int tid = int(gl_LocalInvocationID.x);
     uint sg = gl_SubgroupID;
     int wm = int(sg % uint(SGM)) * WM, wn = int(sg / uint(SGM)) * WN;
-    fcoopmatNV<32, gl_ScopeSubgroup, 16, FRAG_N> acc[FM][FN];
+    fcoopmatNV<ACC_T, gl_ScopeSubgroup, 16, FRAG_N> acc[FM][FN];
     [[unroll]] for (int i = 0; i < FM; i++)
-        [[unroll]] for (int j = 0; j < FN; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, FRAG_N>(0.0);
+        [[unroll]] for (int j = 0; j < FN; j++) acc[i][j] = fcoopmatNV<ACC_T, gl_ScopeSubgroup, 16, FRAG_N>(0.0);
 
 #ifdef X16
     // thread tid loads x rows tid / 4 + q * NT / 4, 8 halves at (tid % 4) * 8 (4 threads: 64 bytes); x is compact
@@ -254,7 +259,10 @@ void main() {
     // epilogue: the last barrier above ended every read of the stages, which SC aliases
     uint lane = gl_SubgroupInvocationID;
     [[unroll]] for (int i = 0; i < FM; i++) {
-        [[unroll]] for (int j = 0; j < FN; j++) coopMatStoreNV(acc[i][j], sc.c[sg], uint(j * FRAG_N), uint(WN), false);
+        [[unroll]] for (int j = 0; j < FN; j++) {
+            fcoopmatNV<32, gl_ScopeSubgroup, 16, FRAG_N> a32 = fcoopmatNV<32, gl_ScopeSubgroup, 16, FRAG_N>(acc[i][j]);
+            coopMatStoreNV(a32, sc.c[sg], uint(j * FRAG_N), uint(WN), false);
+        }
         subgroupBarrier();
         for (uint e = lane; e < uint(16 * WN); e += 32u) {
             int m = m0 + wm + i * 16 + int(e / uint(WN)), n = nb + wn + int(e % uint(WN));

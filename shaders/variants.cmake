@@ -82,6 +82,7 @@ set(QR_SHADER_VARIANTS
   "matmul_cm3k_f32|matmul_cm3.comp|W_TYPE=0,QR_COOPMAT_NV=1,FRAG_N=8|coopmat_nv2khr"
   "matmul_cm3kb_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,NSG=4|coopmat_nv2khr"
   "matmul_cm3klab19_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,LAB=19|coopmat_nv2khr"
+  "matmul_cm3lab19h_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,LAB=19,ACC16=1|coopmat_nv"
   "to_f16|to_f16.comp||-"
   "rmsnorm|rmsnorm.comp|PREFETCH_W=1|-"
   "rmsnorm_late_w|rmsnorm.comp||-"

@@ -17,6 +17,7 @@ gemm "default (KHR matmul_cm3k)" X=0
 gemm "KHR MMA only (matmul_cm3klab19, timing only)" QR_VK_MM_PIPE=matmul_cm3klab19
 gemm "NV (QR_VK_COOPMAT_KHR=0: matmul_cm)" QR_VK_COOPMAT_KHR=0
 gemm "NV matmul_cm3" QR_VK_COOPMAT_KHR=0 QR_VK_CM3=1
+gemm "NV MMA only with fp16 accumulators (matmul_cm3lab19h, timing only)" QR_VK_MM_PIPE=matmul_cm3lab19h
 echo "== (2) Vulkan parity (${SECONDS} s)"
 timeout 90 $B/test_backend_ops -b vulkan -o matmul 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
 timeout 90 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
