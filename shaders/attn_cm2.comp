@@ -18,6 +18,12 @@
 // same products, same order of the sums.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
+// UNROLL (the *u lab variants, not yet measured on a GPU): [[unroll]] on every constant-bound loop
+#ifdef UNROLL
+#define UNR [[unroll]]
+#else
+#define UNR
+#endif
 #extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -116,7 +122,7 @@ void main() {
     }
     barrier();
     fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qf[HD / 16];
-    [[unroll]] for (int kk = 0; kk < HD / 16; kk++)
+    UNR for (int kk = 0; kk < HD / 16; kk++)
         coopMatLoadNV(qf[kk], sh.kv, uint(int(w) * 16 * SQ + kk * 16), uint(SQ), false);
     barrier();   // the Q tile is in registers; kv now holds K and V
 
@@ -125,13 +131,13 @@ void main() {
     int my_pos = sh.pos_sh[int(w) * 16 + int(rr)];
     float m = NEG_INF, l = 0.0;
     fcoopmatNV<32, gl_ScopeSubgroup, 16, FN> acc[NO];
-    [[unroll]] for (int j = 0; j < NO; j++) acc[j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, FN>(0.0);
+    UNR for (int j = 0; j < NO; j++) acc[j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, FN>(0.0);
 
     // loader: thread t moves 16-byte chunk (t % 16) of key rows t / 16 + 8 i, i < 4, of K and of V
     int lrow = int(tid >> 4), lch = int(tid & 15u);
     uvec4 kr[4], vr[4];
 #define FETCH(kb0) \
-    [[unroll]] for (int i = 0; i < 4; i++) { \
+    UNR for (int i = 0; i < 4; i++) { \
         int jk = (kb0) + lrow + 8 * i; \
         kr[i] = uvec4(0u); vr[i] = uvec4(0u); \
         if (jk < k_end) { \
@@ -143,7 +149,7 @@ void main() {
     }
     FETCH(0)
     for (int kb = 0; kb < k_end; kb += KT) {
-        [[unroll]] for (int i = 0; i < 4; i++) {
+        UNR for (int i = 0; i < 4; i++) {
             int r = lrow + 8 * i;
             sv.kv4[r * SQ4 + 2 * lch] = h16x4(kv_lo(kr[i]));
             sv.kv4[r * SQ4 + 2 * lch + 1] = h16x4(kv_hi(kr[i]));
@@ -154,20 +160,20 @@ void main() {
         if (kb + KT < k_end) FETCH(kb + KT)
         // S = Q . K^T for this subgroup's 16 rows x 32 keys
         fcoopmatNV<32, gl_ScopeSubgroup, 16, FN> sf[NS];
-        [[unroll]] for (int j = 0; j < NS; j++) sf[j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, FN>(0.0);
-        [[unroll]] for (int kk = 0; kk < HD / 16; kk++) {
-            [[unroll]] for (int j = 0; j < NS; j++) {
+        UNR for (int j = 0; j < NS; j++) sf[j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, FN>(0.0);
+        UNR for (int kk = 0; kk < HD / 16; kk++) {
+            UNR for (int j = 0; j < NS; j++) {
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, FN> b;
                 coopMatLoadNV(b, sh.kv, uint(j * FN * SQ + kk * 16), uint(SQ), true);
                 sf[j] = coopMatMulAddNV(qf[kk], b, sf[j]);
             }
         }
-        [[unroll]] for (int j = 0; j < NS; j++) coopMatStoreNV(sf[j], sh.ssh[w], uint(j * FN), uint(SS), false);
+        UNR for (int j = 0; j < NS; j++) coopMatStoreNV(sf[j], sh.ssh[w], uint(j * FN), uint(SS), false);
         sg_sync();
         // softmax against the row's reference max m: lanes 2r and 2r+1 share row r, 16 keys each
         float sv16[16];
         float mx = NEG_INF;
-        [[unroll]] for (int i = 0; i < 16; i++) {
+        UNR for (int i = 0; i < 16; i++) {
             int col = int(hf) * 16 + i, jj = kb + col;
             bool ok = my_pos >= 0 && jj < k_end && jj <= my_pos;
             sv16[i] = ok ? sh.ssh[w][rr * SS + uint(col)] : NEG_INF;
@@ -181,7 +187,7 @@ void main() {
             m = mx;
         }
         float sum = 0.0;
-        [[unroll]] for (int i = 0; i < 16; i++) {
+        UNR for (int i = 0; i < 16; i++) {
             float p = sv16[i] == NEG_INF ? 0.0 : exp(sv16[i] - m);
             sum += p;
             sh.psh[w][rr * SP + hf * 16u + uint(i)] = float16_t(p);
@@ -191,11 +197,11 @@ void main() {
         l = l * alpha + sum;
         // accumulators of rows whose reference moved (and held something) are scaled through the scratch
         if (subgroupAny(alpha != 1.0 && l_old > 0.0)) {
-            [[unroll]] for (int j = 0; j < NO; j++) {
+            UNR for (int j = 0; j < NO; j++) {
                 sg_sync();
                 coopMatStoreNV(acc[j], sh.ssh[w], 0u, uint(SS), false);
                 sg_sync();
-                [[unroll]] for (int i = 0; i < CPL; i++) sh.ssh[w][rr * SS + hf * uint(CPL) + uint(i)] *= alpha;
+                UNR for (int i = 0; i < CPL; i++) sh.ssh[w][rr * SS + hf * uint(CPL) + uint(i)] *= alpha;
                 sg_sync();
                 coopMatLoadNV(acc[j], sh.ssh[w], 0u, uint(SS), false);
             }
@@ -205,7 +211,7 @@ void main() {
         fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> pa0, pa1;
         coopMatLoadNV(pa0, sh.psh[w], 0u, uint(SP), false);
         coopMatLoadNV(pa1, sh.psh[w], 16u, uint(SP), false);
-        [[unroll]] for (int j = 0; j < NO; j++) {
+        UNR for (int j = 0; j < NO; j++) {
             fcoopmatNV<16, gl_ScopeSubgroup, 16, FN> vb0, vb1;
             coopMatLoadNV(vb0, sh.kv, uint(KT * SQ + j * FN), uint(SQ), false);
             coopMatLoadNV(vb1, sh.kv, uint((KT + 16) * SQ + j * FN), uint(SQ), false);
@@ -216,12 +222,12 @@ void main() {
     }
     int row = int(w) * 16 + int(rr);
     int t = tok0 + row / pc.hs, h = hbase + row % pc.hs;
-    [[unroll]] for (int j = 0; j < NO; j++) {
+    UNR for (int j = 0; j < NO; j++) {
         sg_sync();
         coopMatStoreNV(acc[j], sh.ssh[w], 0u, uint(SS), false);
         sg_sync();
         if (my_pos >= 0)
-            [[unroll]] for (int i = 0; i < CPL; i++) {
+            UNR for (int i = 0; i < CPL; i++) {
                 int d = FN * j + int(hf) * CPL + i;
                 o[pc.o_off + t * pc.ldo + h * HD + d] = l > 0.0 ? sh.ssh[w][rr * SS + hf * uint(CPL) + uint(i)] / l : 0.0;
             }

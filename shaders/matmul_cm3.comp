@@ -20,6 +20,12 @@
 // fragments (16, or 8: 16 x 8 x 16 MMAs).  ACC16 (lab only): fp16 accumulators, converted to f32 at the store.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
+// UNROLL (the *u lab variants, not yet measured on a GPU): [[unroll]] on every constant-bound loop
+#ifdef UNROLL
+#define UNR [[unroll]]
+#else
+#define UNR
+#endif
 #extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -96,14 +102,14 @@ void main() {
     uint sg = gl_SubgroupID;
     int wm = int(sg % uint(SGM)) * WM, wn = int(sg / uint(SGM)) * WN;
     fcoopmatNV<ACC_T, gl_ScopeSubgroup, 16, FRAG_N> acc[FM][FN];
-    [[unroll]] for (int i = 0; i < FM; i++)
-        [[unroll]] for (int j = 0; j < FN; j++) acc[i][j] = fcoopmatNV<ACC_T, gl_ScopeSubgroup, 16, FRAG_N>(0.0);
+    UNR for (int i = 0; i < FM; i++)
+        UNR for (int j = 0; j < FN; j++) acc[i][j] = fcoopmatNV<ACC_T, gl_ScopeSubgroup, 16, FRAG_N>(0.0);
 
 #ifdef X16
     // thread tid loads x rows tid / 4 + q * NT / 4, 8 halves at (tid % 4) * 8 (4 threads: 64 bytes); x is compact
     const int xc = (tid % 4) * 8, xstep = NT / 4;
     uint xrow[XQ];
-    [[unroll]] for (int q = 0; q < XQ; q++) {
+    UNR for (int q = 0; q < XQ; q++) {
         int r = tid / 4 + q * xstep;
         xrow[q] = m0 + r < pc.M ? uint(pc.x_off) + uint(m0 + r) * uint(pc.K) + uint(xc) : 0xFFFFFFFFu;
     }
@@ -112,7 +118,7 @@ void main() {
     // thread tid loads x rows tid / 8 + q * NT / 8, column (tid % 8) * 4 of the slice (8 threads: 128 bytes)
     const int xc = (tid % 8) * 4, xstep = NT / 8;
     uint xrow[XQ];
-    [[unroll]] for (int q = 0; q < XQ; q++) {
+    UNR for (int q = 0; q < XQ; q++) {
         int r = tid / 8 + q * xstep;
         xrow[q] = m0 + r < pc.M ? x_row(m0 + r) + uint(xc) : 0xFFFFFFFFu;
     }
@@ -128,15 +134,15 @@ void main() {
     uvec4 wr[WQ];
 #endif
     uint wrow[WQ];
-    [[unroll]] for (int q = 0; q < WQ; q++) {
+    UNR for (int q = 0; q < WQ; q++) {
         int r = nb + wr0 + q * wstep;
         wrow[q] = r < pc.N ? uint(pc.w_off) + uint(r) * uint(pc.K) + uint(wc) : 0xFFFFFFFFu;
     }
 
 #if (LAB & 1) != 0
 #define FETCH(k0) { \
-        [[unroll]] for (int q = 0; q < XQ; q++) xr[q] = XR_T(q + (k0)); \
-        [[unroll]] for (int q = 0; q < WQ; q++) wr[q] = WR_T(q + (k0)); }
+        UNR for (int q = 0; q < XQ; q++) xr[q] = XR_T(q + (k0)); \
+        UNR for (int q = 0; q < WQ; q++) wr[q] = WR_T(q + (k0)); }
 #ifdef X16
 #define XR_T(v) uvec4(uint(v))
 #else
@@ -150,21 +156,21 @@ void main() {
 #else
 #ifdef X16
 #define FETCH_X(k0) \
-        [[unroll]] for (int q = 0; q < XQ; q++) \
+        UNR for (int q = 0; q < XQ; q++) \
             xr[q] = xrow[q] != 0xFFFFFFFFu ? floatBitsToUint(xv[(xrow[q] + uint(k0)) >> 3]) : uvec4(0u);
 #else
 #define FETCH_X(k0) \
-        [[unroll]] for (int q = 0; q < XQ; q++) \
+        UNR for (int q = 0; q < XQ; q++) \
             xr[q] = xrow[q] != 0xFFFFFFFFu ? xv[(xrow[q] + uint(k0)) >> 2] : vec4(0.0);
 #endif
 #define FETCH(k0) { FETCH_X(k0) FETCH_W(k0) }
 #if W_TYPE == QR_PC_F32
 #define FETCH_W(k0) \
-        [[unroll]] for (int q = 0; q < WQ; q++) \
+        UNR for (int q = 0; q < WQ; q++) \
             wr[q] = wrow[q] != 0xFFFFFFFFu ? uintBitsToFloat(wv[(wrow[q] + uint(k0)) >> 2]) : vec4(0.0);
 #else
 #define FETCH_W(k0) \
-        [[unroll]] for (int q = 0; q < WQ; q++) \
+        UNR for (int q = 0; q < WQ; q++) \
             wr[q] = wrow[q] != 0xFFFFFFFFu ? wv[(wrow[q] + uint(k0)) >> 3] : uvec4(0u);
 #endif
 #endif
@@ -196,20 +202,20 @@ void main() {
 #endif
 #ifdef X16
 #define STORE_X(base) \
-        [[unroll]] for (int q = 0; q < XQ; q++) \
+        UNR for (int q = 0; q < XQ; q++) \
             s4.v[((base) + xs0 + uint(q * xstep * SA)) >> 3] = xr[q];
 #else
 #define STORE_X(base) \
-        [[unroll]] for (int q = 0; q < XQ; q++) \
+        UNR for (int q = 0; q < XQ; q++) \
             s2.v[((base) + xs0 + uint(q * xstep * SA)) >> 2] = CVT4(xr[q]);
 #endif
 #if W_TYPE == QR_PC_F32
 #define STORE_W(base) \
-        [[unroll]] for (int q = 0; q < WQ; q++) \
+        UNR for (int q = 0; q < WQ; q++) \
             s2.v[((base) + ws0 + uint(q * wstep * SA)) >> 2] = CVT4(wr[q]);
 #else
 #define STORE_W(base) \
-        [[unroll]] for (int q = 0; q < WQ; q++) \
+        UNR for (int q = 0; q < WQ; q++) \
             s4.v[((base) + ws0 + uint(q * wstep * SA)) >> 3] = CVT8(wr[q]);
 #endif
 
@@ -221,8 +227,8 @@ void main() {
 #if (LAB & 16) != 0
     fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> la[FM];
     fcoopmatNV<16, gl_ScopeSubgroup, 16, FRAG_N> lb[FN];
-    [[unroll]] for (int i = 0; i < FM; i++) coopMatLoadNV(la[i], sh.h, uint((wm + i * 16) * SA), uint(SA), false);
-    [[unroll]] for (int j = 0; j < FN; j++) coopMatLoadNV(lb[j], sh.h, uint((BM + wn + j * FRAG_N) * SA), uint(SA), true);
+    UNR for (int i = 0; i < FM; i++) coopMatLoadNV(la[i], sh.h, uint((wm + i * 16) * SA), uint(SA), false);
+    UNR for (int j = 0; j < FN; j++) coopMatLoadNV(lb[j], sh.h, uint((BM + wn + j * FRAG_N) * SA), uint(SA), true);
 #endif
     int nk = pc.K / BK;
     if (nk > 0) {
@@ -238,18 +244,18 @@ void main() {
             }
             uint ab = st * uint(STAGE) + uint(wm * SA), bb = st * uint(STAGE) + uint((BM + wn) * SA);
 #if (LAB & 16) != 0
-            [[unroll]] for (int kk = 0; kk < BK; kk += 16)
-                [[unroll]] for (int j = 0; j < FN; j++)
-                    [[unroll]] for (int i = 0; i < FM; i++) acc[i][j] = coopMatMulAddNV(la[i], lb[j], acc[i][j]);
+            UNR for (int kk = 0; kk < BK; kk += 16)
+                UNR for (int j = 0; j < FN; j++)
+                    UNR for (int i = 0; i < FM; i++) acc[i][j] = coopMatMulAddNV(la[i], lb[j], acc[i][j]);
 #else
-            [[unroll]] for (int kk = 0; kk < BK && (LAB & 4) == 0; kk += 16) {
+            UNR for (int kk = 0; kk < BK && (LAB & 4) == 0; kk += 16) {
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[FM];
-                [[unroll]] for (int i = 0; i < FM; i++)
+                UNR for (int i = 0; i < FM; i++)
                     coopMatLoadNV(a[i], sh.h, ab + uint(i * 16 * SA + kk), uint(SA), false);
-                [[unroll]] for (int j = 0; j < FN; j++) {
+                UNR for (int j = 0; j < FN; j++) {
                     fcoopmatNV<16, gl_ScopeSubgroup, 16, FRAG_N> b;
                     coopMatLoadNV(b, sh.h, bb + uint(j * FRAG_N * SA + kk), uint(SA), B_COLMAJOR);
-                    [[unroll]] for (int i = 0; i < FM; i++) acc[i][j] = coopMatMulAddNV(a[i], b, acc[i][j]);
+                    UNR for (int i = 0; i < FM; i++) acc[i][j] = coopMatMulAddNV(a[i], b, acc[i][j]);
                 }
             }
 #endif
@@ -258,10 +264,14 @@ void main() {
     }
     // epilogue: the last barrier above ended every read of the stages, which SC aliases
     uint lane = gl_SubgroupInvocationID;
-    [[unroll]] for (int i = 0; i < FM; i++) {
-        [[unroll]] for (int j = 0; j < FN; j++) {
+    UNR for (int i = 0; i < FM; i++) {
+        UNR for (int j = 0; j < FN; j++) {
+#ifdef ACC16
             fcoopmatNV<32, gl_ScopeSubgroup, 16, FRAG_N> a32 = fcoopmatNV<32, gl_ScopeSubgroup, 16, FRAG_N>(acc[i][j]);
             coopMatStoreNV(a32, sc.c[sg], uint(j * FRAG_N), uint(WN), false);
+#else
+            coopMatStoreNV(acc[i][j], sc.c[sg], uint(j * FRAG_N), uint(WN), false);
+#endif
         }
         subgroupBarrier();
         for (uint e = lane; e < uint(16 * WN); e += 32u) {

