@@ -14,7 +14,8 @@
  *     MemoryLayout constant before the stride; MulAddNV / LengthNV -> MulAddKHR / LengthKHR (same operands);
  *   - three uint constants (0, 1, 2) are added after the 32-bit unsigned int type for the Use and layout operands.
  * The output is not validated (Debian 12's spirv-val predates the KHR extension); the NV input is, and the driver
- * checks the result when it builds the pipeline.  Exit status 1 with a message on anything it does not handle. */
+ * checks the result when it builds the pipeline.  Exit status 1 with a message on anything it does not handle.
+ * tests/test_spv_nv2khr.c includes this file with QR_SPV_NV2KHR_NO_MAIN and calls qr_spv_nv2khr() directly. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,75 +38,65 @@ static int has_result_type(uint32_t op) {
     return 0;
 }
 
-static int fail(const char *msg, uint32_t a) {
-    fprintf(stderr, "qr-spv-nv2khr: %s (%u)\n", msg, a);
-    return 1;
-}
+#define NV2KHR_FAIL(msg, a) \
+    do { \
+        snprintf(err, errsz, "%s (%u)", (msg), (unsigned)(a)); \
+        goto done; \
+    } while (0)
 
-int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s IN.spv OUT.spv\n", argv[0]);
-        return 2;
-    }
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) return fail("cannot open the input", 0);
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (sz < 20 || sz % 4) {
-        fclose(f);
-        return fail("not a SPIR-V module (size)", (uint32_t)sz);
-    }
-    size_t n = (size_t)sz / 4;
-    uint32_t *w = malloc((size_t)sz), *out = malloc((size_t)sz * 2 + 64);
-    if (!w || !out || fread(w, 4, n, f) != n) {
-        fclose(f);
-        return fail("cannot read the input", 0);
-    }
-    fclose(f);
-    if (w[0] != 0x07230203u) return fail("not a SPIR-V module (magic)", w[0]);
+/* The rewrite of module w (n words) into a new malloc'd module (*out, *out_n words).  Returns 0, or 1 with a message in
+ * err.  Every read stays inside w, whatever it holds (tests/test_spv_nv2khr.c feeds it broken modules). */
+static int qr_spv_nv2khr(const uint32_t *w, size_t n, uint32_t **out_p, size_t *out_n, char *err, size_t errsz) {
+    int rc = 1;
+    uint32_t *out = NULL, *type_of = NULL;
+    int *use = NULL;
+    unsigned char *flags = NULL;   /* per id: 1 NV matrix type, 2 true, 4 false, 8 32-bit scalar type */
+    *out_p = NULL;
+    *out_n = 0;
+    if (n < 5 || w[0] != 0x07230203u) NV2KHR_FAIL("not a SPIR-V module", n);
     uint32_t bound = w[3];
-    int *use = malloc(sizeof(int) * bound);
-    uint32_t *type_of = calloc(bound, sizeof(uint32_t));
-    unsigned char *is_nv = calloc(bound, 1), *is_true = calloc(bound, 1), *is_false = calloc(bound, 1);
-    unsigned char *comp32 = calloc(bound, 1), *is32 = calloc(bound, 1);
-    if (!use || !type_of || !is_nv || !is_true || !is_false || !comp32 || !is32) return fail("out of memory", 0);
+    if (bound == 0 || bound > (1u << 22)) NV2KHR_FAIL("id bound out of range", bound);
+    out = malloc(sizeof(uint32_t) * (2 * n + 16));
+    type_of = calloc(bound, sizeof(uint32_t));
+    use = malloc(sizeof(int) * bound);
+    flags = calloc(bound, 1);
+    if (!out || !type_of || !use || !flags) NV2KHR_FAIL("out of memory", 0);
     for (uint32_t i = 0; i < bound; i++) use[i] = USE_NONE;
     uint32_t uint_type = 0;
     /* pass 1: types, constants, the type of every value a matrix can come from, the roles */
     for (size_t i = 5; i < n;) {
         uint32_t wc = w[i] >> 16, op = w[i] & 0xFFFFu;
-        if (wc == 0 || i + wc > n) return fail("bad instruction length at word", (uint32_t)i);
+        if (wc == 0 || wc > n - i) NV2KHR_FAIL("bad instruction length at word", i);
         const uint32_t *o = &w[i + 1];
         if (op == OP_TYPE_INT && wc >= 4 && o[1] == 32 && o[2] == 0 && o[0] < bound) uint_type = o[0];
-        if ((op == OP_TYPE_INT || op == OP_TYPE_FLOAT) && wc >= 3 && o[0] < bound) is32[o[0]] = o[1] == 32;
-        if (op == OP_CONSTANT_TRUE && wc >= 3 && o[1] < bound) is_true[o[1]] = 1;
-        if (op == OP_CONSTANT_FALSE && wc >= 3 && o[1] < bound) is_false[o[1]] = 1;
+        if ((op == OP_TYPE_INT || op == OP_TYPE_FLOAT) && wc >= 3 && o[0] < bound && o[1] == 32) flags[o[0]] |= 8;
+        if (op == OP_CONSTANT_TRUE && wc >= 3 && o[1] < bound) flags[o[1]] |= 2;
+        if (op == OP_CONSTANT_FALSE && wc >= 3 && o[1] < bound) flags[o[1]] |= 4;
         if (op == NV_TYPE) {
-            if (wc != 6 || o[0] >= bound || o[1] >= bound) return fail("bad OpTypeCooperativeMatrixNV", (uint32_t)i);
-            is_nv[o[0]] = 1;
-            comp32[o[0]] = is32[o[1]];
-            if (comp32[o[0]]) use[o[0]] = USE_ACC;
+            if (wc != 6 || o[0] >= bound || o[1] >= bound) NV2KHR_FAIL("bad OpTypeCooperativeMatrixNV at word", i);
+            flags[o[0]] |= 1;
+            if (flags[o[1]] & 8) use[o[0]] = USE_ACC;
         }
         if (has_result_type(op) && wc >= 3 && o[1] < bound) type_of[o[1]] = o[0];
         if (op == NV_MULADD) {
-            if (wc != 6) return fail("bad OpCooperativeMatrixMulAddNV", (uint32_t)i);
             static const int roles[3] = {USE_A, USE_B, USE_ACC};
+            if (wc != 6) NV2KHR_FAIL("bad OpCooperativeMatrixMulAddNV at word", i);
             for (int k = 0; k < 3; k++) {
                 uint32_t id = o[2 + k], t = id < bound ? type_of[id] : 0;
-                if (!t || !is_nv[t]) return fail("a MulAdd operand of unknown type, id", id);
-                if (use[t] != USE_NONE && use[t] != roles[k]) return fail("one matrix type in two roles, type id", t);
+                if (!t || t >= bound || !(flags[t] & 1)) NV2KHR_FAIL("a MulAdd operand of unknown type, id", id);
+                if (use[t] != USE_NONE && use[t] != roles[k]) NV2KHR_FAIL("one matrix type in two roles, type id", t);
                 use[t] = roles[k];
             }
-            if (o[0] >= bound || !is_nv[o[0]]) return fail("a MulAdd result of unknown type", o[0]);
-            if (use[o[0]] != USE_NONE && use[o[0]] != USE_ACC) return fail("a MulAdd result type in two roles", o[0]);
+            if (o[0] >= bound || !(flags[o[0]] & 1)) NV2KHR_FAIL("a MulAdd result of unknown type", o[0]);
+            if (use[o[0]] != USE_NONE && use[o[0]] != USE_ACC) NV2KHR_FAIL("a MulAdd result type in two roles", o[0]);
             use[o[0]] = USE_ACC;
         }
         i += wc;
     }
-    if (!uint_type) return fail("no 32-bit unsigned int type", 0);
+    if (!uint_type) NV2KHR_FAIL("no 32-bit unsigned int type", 0);
     const uint32_t c_id[3] = {bound, bound + 1, bound + 2};   /* uint 0, 1, 2 */
     /* pass 2: rewrite */
+    static const char nv_ext[] = "SPV_NV_cooperative_matrix", khr_ext[] = "SPV_KHR_cooperative_matrix";
     size_t m = 0;
     for (int k = 0; k < 5; k++) out[m++] = w[k];
     out[3] = bound + 3;
@@ -116,38 +107,39 @@ int main(int argc, char **argv) {
         if (op == OP_CAPABILITY && wc == 2 && o[0] == NV_CAP) {
             out[m++] = w[i];
             out[m++] = KHR_CAP;
-        } else if (op == OP_EXTENSION && !strcmp((const char *)o, "SPV_NV_cooperative_matrix")) {
-            static const char ext[] = "SPV_KHR_cooperative_matrix";
-            uint32_t sw = (uint32_t)(sizeof ext + 3) / 4;
+        } else if (op == OP_EXTENSION && (size_t)(wc - 1) * 4 >= sizeof nv_ext && !memcmp(o, nv_ext, sizeof nv_ext)) {
+            uint32_t sw = (uint32_t)(sizeof khr_ext + 3) / 4;
             out[m++] = ((1 + sw) << 16) | OP_EXTENSION;
             memset(&out[m], 0, sw * 4);
-            memcpy(&out[m], ext, sizeof ext);
+            memcpy(&out[m], khr_ext, sizeof khr_ext);
             m += sw;
         } else if (op == NV_TYPE) {
             int u = use[o[0]];
-            if (u == USE_NONE) return fail("a matrix type used by no MulAdd, type id", o[0]);
+            if (u == USE_NONE) NV2KHR_FAIL("a matrix type used by no MulAdd, type id", o[0]);
             out[m++] = (7u << 16) | KHR_TYPE;
             for (uint32_t k = 0; k < 5; k++) out[m++] = o[k];
             out[m++] = c_id[u];
             n_nv++;
         } else if (op == NV_LOAD || op == NV_STORE) {
             /* load: rt r ptr stride colmajor [mem...]; store: ptr obj stride colmajor [mem...] */
-            uint32_t lead = op == NV_LOAD ? 3 : 2, cm = o[lead + 1];
-            if (wc < 1 + lead + 2 || cm >= bound || (!is_true[cm] && !is_false[cm]))
-                return fail("a load/store whose column-major operand is not a constant, word", (uint32_t)i);
+            uint32_t lead = op == NV_LOAD ? 3 : 2;
+            if (wc < 1 + lead + 2) NV2KHR_FAIL("a short cooperative-matrix load/store at word", i);
+            uint32_t cm = o[lead + 1];
+            if (cm >= bound || !(flags[cm] & 6))
+                NV2KHR_FAIL("a load/store whose column-major operand is not a constant, word", i);
             out[m++] = (wc << 16) | (op == NV_LOAD ? KHR_LOAD : KHR_STORE);
             for (uint32_t k = 0; k < lead; k++) out[m++] = o[k];
-            out[m++] = c_id[is_true[cm] ? 1 : 0];   /* ColumnMajorKHR = 1, RowMajorKHR = 0 */
-            out[m++] = o[lead];                      /* stride */
+            out[m++] = c_id[(flags[cm] & 2) ? 1 : 0];   /* ColumnMajorKHR = 1, RowMajorKHR = 0 */
+            out[m++] = o[lead];                         /* stride */
             for (uint32_t k = lead + 2; k < wc - 1; k++) out[m++] = o[k];
         } else if (op == NV_MULADD || op == NV_LENGTH) {
             out[m++] = (wc << 16) | (op == NV_MULADD ? KHR_MULADD : KHR_LENGTH);
             for (uint32_t k = 0; k < wc - 1; k++) out[m++] = o[k];
         } else if (op >= NV_CAP && op <= NV_LENGTH) {
-            return fail("an NV cooperative matrix opcode this tool does not handle", op);
+            NV2KHR_FAIL("an NV cooperative matrix opcode this tool does not handle", op);
         } else {
             for (uint32_t k = 0; k < wc; k++) out[m++] = w[i + k];
-            if (op == OP_TYPE_INT && o[0] == uint_type)
+            if (op == OP_TYPE_INT && wc >= 4 && o[0] == uint_type)
                 for (uint32_t k = 0; k < 3; k++) {
                     out[m++] = (4u << 16) | OP_CONSTANT;
                     out[m++] = uint_type;
@@ -157,17 +149,57 @@ int main(int argc, char **argv) {
         }
         i += wc;
     }
-    if (n_nv == 0) return fail("no NV cooperative matrix type in the module", 0);
-    FILE *g = fopen(argv[2], "wb");
-    if (!g || fwrite(out, 4, m, g) != m || fclose(g) != 0) return fail("cannot write the output", 0);
-    free(w);
+    if (n_nv == 0) NV2KHR_FAIL("no NV cooperative matrix type in the module", 0);
+    *out_p = out;
+    *out_n = m;
+    out = NULL;
+    rc = 0;
+done:
     free(out);
-    free(use);
     free(type_of);
-    free(is_nv);
-    free(is_true);
-    free(is_false);
-    free(comp32);
-    free(is32);
+    free(use);
+    free(flags);
+    return rc;
+}
+
+#ifndef QR_SPV_NV2KHR_NO_MAIN
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s IN.spv OUT.spv\n", argv[0]);
+        return 2;
+    }
+    FILE *f = fopen(argv[1], "rb");
+    if (!f) {
+        fprintf(stderr, "qr-spv-nv2khr: cannot open %s\n", argv[1]);
+        return 1;
+    }
+    long sz = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    uint32_t *w = sz >= 20 && sz % 4 == 0 ? malloc((size_t)sz) : NULL;
+    size_t n = sz > 0 ? (size_t)sz / 4 : 0;
+    int ok = w && fseek(f, 0, SEEK_SET) == 0 && fread(w, 4, n, f) == n;
+    fclose(f);
+    if (!ok) {
+        fprintf(stderr, "qr-spv-nv2khr: %s: not a readable SPIR-V module\n", argv[1]);
+        free(w);
+        return 1;
+    }
+    uint32_t *out;
+    size_t m;
+    char err[256];
+    int rc = qr_spv_nv2khr(w, n, &out, &m, err, sizeof err);
+    free(w);
+    if (rc) {
+        fprintf(stderr, "qr-spv-nv2khr: %s: %s\n", argv[1], err);
+        return 1;
+    }
+    FILE *g = fopen(argv[2], "wb");
+    ok = g && fwrite(out, 4, m, g) == m;
+    if (g && fclose(g) != 0) ok = 0;
+    free(out);
+    if (!ok) {
+        fprintf(stderr, "qr-spv-nv2khr: cannot write %s\n", argv[2]);
+        return 1;
+    }
     return 0;
 }
+#endif
