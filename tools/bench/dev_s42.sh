@@ -10,19 +10,14 @@
 . tools/bench/dev_env.sh
 (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
-source /dev/stdin <<<"$(sed -n '/vkloader)/,/;;/p' tools/bench/h100.sh | sed '1d;$d')"
-gemm() {   # label, env...
-  local label=$1; shift
-  echo "-- $label"
-  env "$@" timeout 40 $B/qr-step-bench -b vulkan --layers 4 --prompt 4096 --reps 4 --gemm 2>&1 | grep -E "^gemm|rror|QR_VK" | cut -c1-150
-}
+. tools/bench/dev_vk.sh
 echo "== (1) Vulkan prompt GEMMs, M=4096 (4 layers' weights, best of 4)"
-gemm "matmul_cm (default)" X=0
-gemm "matmul_cm3" QR_VK_CM3=1
-gemm "matmul_cm3h (fp16 x)" QR_VK_CM3=3
-gemm "matmul_cm3hb (fp16 x, 4 subgroups)" QR_VK_CM3=4
-gemm "matmul_cm3b" QR_VK_CM3=2
-for v in lab1 lab3 lab4 lab8 blab3 hlab8; do gemm "lab matmul_cm3$v" QR_VK_MM_PIPE=matmul_cm3$v; done
+vk_gemm "matmul_cm (default)" X=0
+vk_gemm "matmul_cm3" QR_VK_CM3=1
+vk_gemm "matmul_cm3h (fp16 x)" QR_VK_CM3=3
+vk_gemm "matmul_cm3hb (fp16 x, 4 subgroups)" QR_VK_CM3=4
+vk_gemm "matmul_cm3b" QR_VK_CM3=2
+for v in lab1 lab3 lab4 lab8 blab3 hlab8; do vk_gemm "lab matmul_cm3$v" QR_VK_MM_PIPE=matmul_cm3$v; done
 echo "== (2) parity, QR_VK_CM3=3 / 4 (${SECONDS} s)"
 for v in 3 4; do
   QR_VK_CM3=$v timeout 60 $B/test_backend_ops -b vulkan -o matmul 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -5

@@ -10,17 +10,11 @@
 . tools/bench/dev_env.sh
 (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
-source /dev/stdin <<<"$(sed -n '/vkloader)/,/;;/p' tools/bench/h100.sh | sed '1d;$d')"
-gemm() {   # label, env...
-  local label=$1; shift
-  echo "-- $label"
-  env "$@" timeout 40 $B/qr-step-bench -b vulkan --layers 4 --prompt 4096 --reps 4 --gemm 2>&1 | \
-      grep -E "^gemm (qkv|gate)|rror|cooperative matrix shapes" | cut -c1-230
-}
+. tools/bench/dev_vk.sh
 echo "== (1) Vulkan prompt GEMMs, M=4096 (4 layers' weights, best of 4)"
-gemm "matmul_cm3" QR_VK_CM3=1
-gemm "matmul_cm3n8 (16 x 8 x 16 fragments)" QR_VK_MM_PIPE=matmul_cm3n8
-for v in lab3 lab19 lab35 n8lab3 n8lab19 blab19; do gemm "lab matmul_cm3$v" QR_VK_MM_PIPE=matmul_cm3$v; done
+vk_gemm "matmul_cm3" QR_VK_CM3=1
+vk_gemm "matmul_cm3n8 (16 x 8 x 16 fragments)" QR_VK_MM_PIPE=matmul_cm3n8
+for v in lab3 lab19 lab35 n8lab3 n8lab19 blab19; do vk_gemm "lab matmul_cm3$v" QR_VK_MM_PIPE=matmul_cm3$v; done
 echo "== (2) CUDA parity, QR_CUDA_ATTN_CHUNK=force (second version) (${SECONDS} s)"
 export QR_CUDA_ATTN_CHUNK=force
 timeout 70 $B/test_backend_ops -b cuda -o attn 2>&1 | grep -E "FAIL|passed" | cut -c1-240 | tail -6

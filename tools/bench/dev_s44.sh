@@ -7,18 +7,12 @@
 . tools/bench/dev_env.sh
 (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
-source /dev/stdin <<<"$(sed -n '/vkloader)/,/;;/p' tools/bench/h100.sh | sed '1d;$d')"
-gemm() {   # label, env...
-  local label=$1; shift
-  echo "-- $label"
-  env "$@" timeout 40 $B/qr-step-bench -b vulkan --layers 4 --prompt 4096 --reps 4 --gemm 2>&1 | \
-      grep -E "^gemm|rror|prompt GEMM on|VK_ERROR|failed" | cut -c1-230
-}
+. tools/bench/dev_vk.sh
 echo "== (1) Vulkan prompt GEMMs, M=4096"
-gemm "default (KHR matmul_cm3k where offered)" X=0
-gemm "NV (QR_VK_COOPMAT_KHR=0)" QR_VK_COOPMAT_KHR=0
-gemm "KHR, 4 subgroups (matmul_cm3kb)" QR_VK_MM_PIPE=matmul_cm3kb
-gemm "KHR MMA only (matmul_cm3klab19, timing only)" QR_VK_MM_PIPE=matmul_cm3klab19
+vk_gemm "default (KHR matmul_cm3k where offered)" X=0
+vk_gemm "NV (QR_VK_COOPMAT_KHR=0)" QR_VK_COOPMAT_KHR=0
+vk_gemm "KHR, 4 subgroups (matmul_cm3kb)" QR_VK_MM_PIPE=matmul_cm3kb
+vk_gemm "KHR MMA only (matmul_cm3klab19, timing only)" QR_VK_MM_PIPE=matmul_cm3klab19
 echo "== (2) Vulkan parity with the default (${SECONDS} s)"
 timeout 90 $B/test_backend_ops -b vulkan 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -6
 echo "-- attention with attn_cm2n8 (the KHR variant's NV form)"

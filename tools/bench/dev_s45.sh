@@ -7,21 +7,15 @@
 . tools/bench/dev_env.sh
 (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
-source /dev/stdin <<<"$(sed -n '/vkloader)/,/;;/p' tools/bench/h100.sh | sed '1d;$d')"
-gemm() {   # label, env...
-  local label=$1; shift
-  echo "-- $label"
-  env "$@" timeout 40 $B/qr-step-bench -b vulkan --layers 4 --prompt 4096 --reps 4 --gemm 2>&1 | \
-      grep -E "^gemm|rror|VK_ERROR|failed" | cut -c1-230
-}
+. tools/bench/dev_vk.sh
 echo "== (1) Vulkan prompt GEMMs, M=4096"
-gemm "default (KHR matmul_cm3k)" X=0
-gemm "KHR unrolled (matmul_cm3ku)" QR_VK_MM_PIPE=matmul_cm3ku
-gemm "KHR MMA only (matmul_cm3klab19, timing only)" QR_VK_MM_PIPE=matmul_cm3klab19
-gemm "KHR MMA only, unrolled (matmul_cm3kulab19, timing only)" QR_VK_MM_PIPE=matmul_cm3kulab19
-gemm "NV (QR_VK_COOPMAT_KHR=0: matmul_cm)" QR_VK_COOPMAT_KHR=0
-gemm "NV matmul_cm3" QR_VK_COOPMAT_KHR=0 QR_VK_CM3=1
-gemm "NV MMA only with fp16 accumulators (matmul_cm3lab19h, timing only)" QR_VK_MM_PIPE=matmul_cm3lab19h
+vk_gemm "default (KHR matmul_cm3k)" X=0
+vk_gemm "KHR unrolled (matmul_cm3ku)" QR_VK_MM_PIPE=matmul_cm3ku
+vk_gemm "KHR MMA only (matmul_cm3klab19, timing only)" QR_VK_MM_PIPE=matmul_cm3klab19
+vk_gemm "KHR MMA only, unrolled (matmul_cm3kulab19, timing only)" QR_VK_MM_PIPE=matmul_cm3kulab19
+vk_gemm "NV (QR_VK_COOPMAT_KHR=0: matmul_cm)" QR_VK_COOPMAT_KHR=0
+vk_gemm "NV matmul_cm3" QR_VK_COOPMAT_KHR=0 QR_VK_CM3=1
+vk_gemm "NV MMA only with fp16 accumulators (matmul_cm3lab19h, timing only)" QR_VK_MM_PIPE=matmul_cm3lab19h
 echo "== (2) Vulkan parity (${SECONDS} s)"
 QR_VK_MM_PIPE=matmul_cm3ku timeout 90 $B/test_backend_ops -b vulkan -o matmul 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
 QR_VK_ATTN_PIPE=attn_cm2ku timeout 90 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
