@@ -296,14 +296,10 @@ template <typename T, int KVT, int D, int BK, int HPB, int MINB = 1>
 static int prefill_launch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     constexpr size_t smem = pf_smem_bytes<T, D, BK>();
-    static bool raised;   /* per instantiation; idempotent, so a race is harmless */
-    if (smem > 48 * 1024 && !raised) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill<T, KVT, D, BK, HPB, MINB>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        if (e != cudaSuccess)
-            return (int)e;
-        raised = true;
-    }
+    static unsigned long long raised;   /* per instantiation, a bit per device */
+    const int rs = qk_raise_smem(k_attn_prefill<T, KVT, D, BK, HPB, MINB>, smem, &raised);
+    if (rs)
+        return rs;
     dim3 grid((unsigned)((a->max_q_len + PF_BQ - 1) / PF_BQ), (unsigned)(a->n_heads / HPB), (unsigned)a->n_seqs);
     k_attn_prefill<T, KVT, D, BK, HPB, MINB><<<grid, PF_WARPS * 32 * HPB, smem, st>>>(*a);
     return qk_launch_result();

@@ -628,19 +628,6 @@ extern "C" size_t cuda_attn_chunk_scratch(const struct qr_cuda_attn *a, int n_sm
            ((size_t)a->head_dim + 2) * sizeof(float);
 }
 
-/* the dynamic shared memory above 48 KiB, once per kernel (idempotent, so a race is harmless) */
-template <typename K>
-static int ck_raise_smem(K kernel, size_t smem, bool *raised)
-{
-    if (smem <= 48 * 1024 || *raised)
-        return 0;
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (e != cudaSuccess)
-        return (int)e;
-    *raised = true;
-    return 0;
-}
-
 /* the merge of several splits' partials */
 template <int D>
 static int ck_merge(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
@@ -650,12 +637,13 @@ static int ck_merge(qr_cuda_stream st, const struct qr_cuda_attn *a, const struc
     return qk_launch_result();
 }
 
-/* one launch of a chunk kernel (its shared-memory limit raised once per instantiation), then the merge of its splits */
+/* one launch of a chunk kernel (its shared-memory limit raised once per instantiation and device), then the merge of
+ * its splits */
 template <int D, typename... KArgs>
-static int ck_run(void (*kern)(KArgs...), size_t smem, bool *raised, int warps, qr_cuda_stream st,
+static int ck_run(void (*kern)(KArgs...), size_t smem, unsigned long long *raised, int warps, qr_cuda_stream st,
                   const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
 {
-    int rc = ck_raise_smem(kern, smem, raised);
+    int rc = qk_raise_smem(kern, smem, raised);
     if (rc)
         return rc;
     dim3 grid((unsigned)p.ns, (unsigned)(a->n_kv_heads * p.n_rg), (unsigned)a->n_seqs);
@@ -669,7 +657,7 @@ static int ck_run(void (*kern)(KArgs...), size_t smem, bool *raised, int warps, 
 template <typename T, int D, int W>
 static int ck_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
 {
-    static bool raised;   /* per instantiation */
+    static unsigned long long raised;   /* per instantiation, a bit per device */
     return ck_run<D>(k_attn_chunk<T, D, W>, ck_smem_bytes<D>(), &raised, W, st, a, p, po, pml);
 }
 
@@ -677,7 +665,7 @@ static int ck_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const stru
 template <typename T, int D>
 static int ck_launch2(qr_cuda_stream st, const struct qr_cuda_attn *a, const struct ck_plan &p, float *po, float *pml)
 {
-    static bool raised;   /* per instantiation */
+    static unsigned long long raised;   /* per instantiation, a bit per device */
     return ck_run<D>(k_attn_chunk2<T, D, CK_MAXW>, ck2_smem_bytes<D, CK_MAXW>(), &raised, CK_MAXW, st, a, p, po,
                      pml);
 }

@@ -555,14 +555,10 @@ static int dt_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, int ns, fl
                      int early)
 {
     constexpr size_t smem = dt_smem_bytes<F8 ? 1 : (int)sizeof(T), D, W>();
-    static bool raised;   /* per instantiation; idempotent, so a race is harmless */
-    if (smem > 48 * 1024 && !raised) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_decode_tc<T, D, W, F8>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        if (e != cudaSuccess)
-            return (int)e;
-        raised = true;
-    }
+    static unsigned long long raised;   /* per instantiation, a bit per device */
+    const int rs = qk_raise_smem(k_attn_decode_tc<T, D, W, F8>, smem, &raised);
+    if (rs)
+        return rs;
     dim3 grid((unsigned)ns, (unsigned)a->n_kv_heads, (unsigned)a->n_seqs);
     qk_launch(k_attn_decode_tc<T, D, W, F8>, grid, dim3(W * 32), smem, st, *a, ns, po, pml, early, cnt);
     return qk_launch_result();

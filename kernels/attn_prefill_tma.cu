@@ -354,14 +354,10 @@ template <typename T, int ST, int BK, bool PP, bool F8 = false>
 static int tma_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const CUtensorMap &mk, const CUtensorMap &mv)
 {
     constexpr int smem = F8 ? TMA_SMEM_F8(ST, BK) : TMA_SMEM(ST, BK);
-    static bool raised;   /* per instantiation; idempotent, so a race is harmless */
-    if (!raised) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill_tma<T, ST, BK, PP, F8>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-        if (e != cudaSuccess)
-            return (int)e;
-        raised = true;
-    }
+    static unsigned long long raised;   /* per instantiation, a bit per device */
+    const int rs = qk_raise_smem(k_attn_prefill_tma<T, ST, BK, PP, F8>, (size_t)smem, &raised);
+    if (rs)
+        return rs;
     dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / WG_HPB), (unsigned)a->n_seqs);
     k_attn_prefill_tma<T, ST, BK, PP, F8><<<grid, WG_HPB * 128, smem, st>>>(*a, mk, mv);
     return qk_launch_result();

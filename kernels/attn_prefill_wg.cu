@@ -334,14 +334,10 @@ extern "C" int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_
 template <typename T, int ST, bool OVL, int BK = 64, int HPB = WG_HPB, bool MIX = false>
 static int wg_launch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
-    static bool raised;   /* per instantiation; idempotent, so a race is harmless */
-    if (!raised) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_prefill_wg<T, ST, OVL, BK, HPB, MIX>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM(ST, BK));
-        if (e != cudaSuccess)
-            return (int)e;
-        raised = true;
-    }
+    static unsigned long long raised;   /* per instantiation, a bit per device */
+    const int rs = qk_raise_smem(k_attn_prefill_wg<T, ST, OVL, BK, HPB, MIX>, (size_t)WG_SMEM(ST, BK), &raised);
+    if (rs)
+        return rs;
     dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / HPB), (unsigned)a->n_seqs);
     k_attn_prefill_wg<T, ST, OVL, BK, HPB, MIX><<<grid, HPB * 128, WG_SMEM(ST, BK), st>>>(*a);
     return qk_launch_result();

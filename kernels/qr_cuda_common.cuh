@@ -91,6 +91,29 @@ __device__ __forceinline__ float qk_block_sumsq(const float *__restrict__ x, int
 
 static inline int qk_launch_result(void) { return (int)cudaGetLastError(); }
 
+/* A kernel's dynamic shared memory above 48 KiB, raised once per device: the attribute belongs to the current
+ * device's context, so *done keeps a bit per device ordinal (ordinals of 64 and up set it at every launch).  The
+ * call is idempotent, so two threads racing on a bit only repeat it. */
+template <typename K>
+static inline int qk_raise_smem(K kernel, size_t smem, unsigned long long *done)
+{
+    if (smem <= 48 * 1024)
+        return 0;
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess)
+        return (int)e;
+    const unsigned long long bit = dev >= 0 && dev < 64 ? 1ull << dev : 0;
+    if (bit && (__atomic_load_n(done, __ATOMIC_RELAXED) & bit))
+        return 0;
+    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess)
+        return (int)e;
+    if (bit)
+        __atomic_fetch_or(done, bit, __ATOMIC_RELAXED);
+    return 0;
+}
+
 /* ---- programmatic dependent launch (sm_90+, the experimental path) ----
  * A kernel launched with qk_launch() while PDL is on may start before the
  * kernel ahead of it in the stream has finished.  Such a kernel calls
