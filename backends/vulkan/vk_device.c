@@ -486,7 +486,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     vkGetDeviceQueue(d->dev, d->qfam, 0, &d->queue);
     if ((st = vk_pipelines_init(d)) != QR_OK) goto fail;
     d->use_coopmat = want_coop && vk_pipe_find("matmul_cm_bf16") >= 0;
-    d->coop_khr = d->use_coopmat && want_khr;
+    d->coop_khr = d->use_coopmat && want_khr && d->props.limits.maxComputeSharedMemorySize >= VK_CM3_SMEM;
     if (want_coop)
         qr_log(QR_LOG_INFO, "vulkan: prompt GEMM on %s cooperative matrices", d->coop_khr ? "KHR (matmul_cm3k)" : "NV");
     /* the wide GEMM lost at 512 tokens and gained little at 8192 on the H100 (docs/PERF.md, eighth session):
