@@ -53,9 +53,12 @@ struct vk_info {
     VkPhysicalDeviceSubgroupProperties sg;
     VkPhysicalDeviceMemoryProperties mem;
     bool fp16, s16, coop_nv, coop_khr, budget, maint3, wgmem;
+    bool khr_16x8;   /* VK_KHR_cooperative_matrix lists the 16 x 8 x 16 fragments of matmul_cm3k / attn_cm2k */
     size_t max_alloc, max_range, heap_size;
     uint32_t heap;
 };
+
+static bool coop_khr_16x8x16(VkPhysicalDevice pd);
 
 static void vk_query(VkPhysicalDevice pd, struct vk_info *in) {
     memset(in, 0, sizeof *in);
@@ -84,6 +87,7 @@ static void vk_query(VkPhysicalDevice pd, struct vk_info *in) {
         in->budget = has_ext(ext, ne, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     }
     free(ext);
+    in->khr_16x8 = in->coop_khr && coop_khr_16x8x16(pd);
     vkGetPhysicalDeviceMemoryProperties(pd, &in->mem);
     in->max_alloc = (size_t)m3.maxMemoryAllocationSize;
     VkPhysicalDeviceMaintenance4Properties m4 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES};
@@ -109,15 +113,16 @@ static void vk_query(VkPhysicalDevice pd, struct vk_info *in) {
 static void vk_fill_props(const struct vk_info *in, bool use_coop, struct qr_device_props *p) {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%.127s", in->props.deviceName);
-    const char *coop = in->coop_khr && in->coop_nv ? "coopmat KHR+NV" : in->coop_khr ? "coopmat KHR"
-                       : in->coop_nv ? "coopmat NV" : "no coopmat";
+    const char *coop = in->coop_khr && in->coop_nv ? (in->khr_16x8 ? "coopmat KHR16x8+NV" : "coopmat KHR+NV")
+                       : in->coop_khr ? "coopmat KHR" : in->coop_nv ? "coopmat NV" : "no coopmat";
     snprintf(p->description, sizeof p->description,
              "driver %.40s %.60s, Vulkan %u.%u, subgroup %u%s, %s%s%s (%s), bind %zu MiB, alloc %zu MiB",
              in->drv.driverName, in->drv.driverInfo, VK_API_VERSION_MAJOR(in->props.apiVersion),
              VK_API_VERSION_MINOR(in->props.apiVersion), in->sg.subgroupSize,
              (in->sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) ? " (arith)" : "",
              in->fp16 ? "fp16, " : "", in->s16 ? "16-bit storage, " : "", coop,
-             use_coop ? "used by GEMM" : "unused", in->max_range >> 20, in->max_alloc >> 20);
+             use_coop ? (in->khr_16x8 && in->wgmem ? "GEMM+attn on KHR" : "used by GEMM") : "unused",
+             in->max_range >> 20, in->max_alloc >> 20);
     p->mem_total = in->heap_size;
     p->mem_free = in->heap_size;
     /* the largest buffer qrun allocates: one VkDeviceMemory allocation
@@ -453,7 +458,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         /* the KHR path for the prompt GEMM (matmul_cm3k_*, rewritten from NV at build time): NVIDIA's driver runs
          * the NV extension's MMAs at ~32 TFLOP/s on the H100; QR_VK_COOPMAT_KHR=0 keeps the NV shaders */
         want_khr = want_coop && want_wide && in.coop_khr && env_switch("QR_VK_COOPMAT_KHR", true) &&
-                   vk_pipe_find("matmul_cm3k_bf16") >= 0 && coop_khr_16x8x16(d->pd);
+                   vk_pipe_find("matmul_cm3k_bf16") >= 0 && in.khr_16x8;
     }
     if (want_coop) {
         log_coop_nv(d->pd);
