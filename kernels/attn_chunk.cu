@@ -85,6 +85,29 @@ __device__ __forceinline__ void ck_load_tile(T *tiles, uint32_t *kmask, int st, 
     }
 }
 
+/* A block's share of the work: its sequence, its rows r0 .. r0 + block_rows of the (token, query head) pairs, and the
+ * keys of its split that some of those rows see (causal).  False where the block has nothing to do. */
+struct ck_span {
+    int qs, qlen, ctx, rows, r0, k_lo, k_hi, n_tiles;
+};
+__device__ __forceinline__ bool ck_block_span(const struct qr_cuda_attn &a, int n_splits, int G, int s, int sp, int rg,
+                                              int block_rows, struct ck_span *o)
+{
+    if (!attn_seq(a, s, &o->qs, &o->qlen, &o->ctx) || o->qlen <= 0 || (a.skip_single && o->qlen == 1))
+        return false;
+    o->rows = o->qlen * G;
+    o->r0 = rg * block_rows;
+    if (o->r0 >= o->rows || sp >= d2_used_splits(o->ctx, n_splits))
+        return false;
+    const int last_tok = (min(o->r0 + block_rows, o->rows) - 1) / G;
+    const int kend = min(o->ctx, o->ctx - o->qlen + last_tok + 1);
+    const int kps = o->ctx > 0 ? d2_keys_per_split(o->ctx, n_splits) : 0;
+    o->k_lo = sp * kps;
+    o->k_hi = min(kend, o->k_lo + kps);
+    o->n_tiles = o->k_hi > o->k_lo ? (o->k_hi - o->k_lo + CK_BK - 1) / CK_BK : 0;
+    return true;
+}
+
 template <typename T, int D, int W>
 __global__ void __launch_bounds__(W * 32)
     k_attn_chunk(const struct qr_cuda_attn a, int n_splits, int n_rg, float *part_o, float *part_ml)
@@ -99,21 +122,11 @@ __global__ void __launch_bounds__(W * 32)
 
     const int sp = blockIdx.x, kvh = blockIdx.y / n_rg, rg = blockIdx.y % n_rg, s = blockIdx.z;
     const int G = a.n_heads / a.n_kv_heads;
-    int qs, qlen, ctx;
-    if (!attn_seq(a, s, &qs, &qlen, &ctx) || qlen <= 0 || (a.skip_single && qlen == 1))
+    struct ck_span sn;
+    if (!ck_block_span(a, n_splits, G, s, sp, rg, W * 16, &sn))
         return;
-    const int rows = qlen * G, r0 = rg * W * 16;
-    if (r0 >= rows)
-        return;
-    const int used = d2_used_splits(ctx, n_splits);
-    if (sp >= used)
-        return;
-    /* keys below kend matter to some row of the block (causal); the split's share of them */
-    const int last_tok = (min(r0 + W * 16, rows) - 1) / G;
-    const int kend = min(ctx, ctx - qlen + last_tok + 1);
-    const int kps = ctx > 0 ? d2_keys_per_split(ctx, n_splits) : 0;
-    const int k_lo = sp * kps, k_hi = min(kend, k_lo + kps);
-    const int n_tiles = k_hi > k_lo ? (k_hi - k_lo + CK_BK - 1) / CK_BK : 0;
+    const int qs = sn.qs, qlen = sn.qlen, ctx = sn.ctx, rows = sn.rows, r0 = sn.r0;
+    const int k_lo = sn.k_lo, k_hi = sn.k_hi, n_tiles = sn.n_tiles;
     const T *kc = (const T *)a.k_cache, *vc = (const T *)a.v_cache;
     const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
 
@@ -292,20 +305,11 @@ __global__ void __launch_bounds__(W * 32, 1)
 
     const int sp = blockIdx.x, kvh = blockIdx.y / n_rg, rg = blockIdx.y % n_rg, s = blockIdx.z;
     const int G = a.n_heads / a.n_kv_heads;
-    int qs, qlen, ctx;
-    if (!attn_seq(a, s, &qs, &qlen, &ctx) || qlen <= 0 || (a.skip_single && qlen == 1))
+    struct ck_span sn;
+    if (!ck_block_span(a, n_splits, G, s, sp, rg, QR, &sn))
         return;
-    const int rows = qlen * G, r0 = rg * QR;
-    if (r0 >= rows)
-        return;
-    const int used = d2_used_splits(ctx, n_splits);
-    if (sp >= used)
-        return;
-    const int last_tok = (min(r0 + QR, rows) - 1) / G;
-    const int kend = min(ctx, ctx - qlen + last_tok + 1);
-    const int kps = ctx > 0 ? d2_keys_per_split(ctx, n_splits) : 0;
-    const int k_lo = sp * kps, k_hi = min(kend, k_lo + kps);
-    const int n_tiles = k_hi > k_lo ? (k_hi - k_lo + CK_BK - 1) / CK_BK : 0;
+    const int qs = sn.qs, qlen = sn.qlen, ctx = sn.ctx, rows = sn.rows, r0 = sn.r0;
+    const int k_lo = sn.k_lo, k_hi = sn.k_hi, n_tiles = sn.n_tiles;
     const T *kc = (const T *)a.k_cache, *vc = (const T *)a.v_cache;
     const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
 

