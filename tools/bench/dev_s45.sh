@@ -37,4 +37,12 @@ lat "default (KHR)" X=0
 lat "KHR unrolled (matmul_cm3ku, attn_cm2ku)" QR_VK_MM_PIPE=matmul_cm3ku QR_VK_ATTN_PIPE=attn_cm2ku
 [ $SECONDS -lt 200 ] && QR_VK_PROFILE=1 timeout 40 $B/qrun bench latency --backend vulkan --model $M --prompt-lens 8192 \
       --gen 4 --long-run 0 2>&1 | grep -E "matmul_cm|attn_cm|to_f16" | head -8
+echo "-- cuda (same call, for the ratios)"
+timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512,8192 --gen 32 --long-run 0 2>&1 | \
+    grep -E -A3 "^prompt" | grep -v "^--"
+echo "== (4) decode ops alone, ctx 512, 36 layers (graph replay; the per-dispatch floor shows in rmsnorm) (${SECONDS} s)"
+for be in vulkan cuda; do
+  echo "-- $be"
+  timeout 60 $B/qr-step-bench -b $be --ctx 512 --prompt 0 --reps 20 --ops 2>&1 | grep -E "^op|^decode|rror" | cut -c1-160
+done
 echo "total ${SECONDS} s"
