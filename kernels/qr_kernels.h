@@ -32,6 +32,11 @@ int cuda_launch_gemv(qr_cuda_stream st, float *y, const float *x, const void *w,
                      int btype, int M, int N, int K, int ldx, int ldy, int accumulate, const int32_t *rows,
                      int64_t max_rows);
 
+/* pulls a[0, na) and then b[0, nb) into L2 (reads only; l2_prefetch.cu): mode 1 prefetch per 128-byte line, 2
+ * 16-byte loads, 3 bulk prefetch (sm_90); na a multiple of 16; blocks of 256 threads */
+int cuda_launch_l2_prefetch(qr_cuda_stream st, const void *a, size_t na, const void *b, size_t nb, int mode,
+                            int blocks);
+
 /* dst[m, :K] = convert(x[rows ? clamp(rows[m]) : m, :K]) to dtype (contiguous, ld K) */
 int cuda_launch_convert_rows(qr_cuda_stream st, void *dst, int dtype, const float *x, int M, int K, int ldx,
                              const int32_t *rows, int64_t max_rows);

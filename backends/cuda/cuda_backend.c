@@ -246,6 +246,14 @@ static void stream_release(struct cuda_stream *cs)
         cudaEventDestroy(cs->ev_fork);
     if (cs->ev_join)
         cudaEventDestroy(cs->ev_join);
+    if (cs->pf) {
+        cudaStreamSynchronize(cs->pf);
+        cudaStreamDestroy(cs->pf);
+    }
+    if (cs->pf_fork)
+        cudaEventDestroy(cs->pf_fork);
+    if (cs->pf_join)
+        cudaEventDestroy(cs->pf_join);
     if (cs->blas)
         cublasDestroy(cs->blas);
     if (cs->blas_ws)
@@ -451,10 +459,98 @@ qr_status cuda_run_node(struct qr_stream *s, const struct qr_node *n)
     }
 }
 
+/* ---- decode: weights into L2 ahead of their GEMV (QR_CUDA_L2PF, off by default) ---- */
+
+static bool pf_gemv(const struct qr_node *n)
+{
+    const struct qr_matmul_args *m = &n->a.matmul;
+    return n->op == QR_OP_MATMUL && m->M >= 1 && m->M <= QR_CUDA_GEMV_USE_M && m->w.buf &&
+           (m->wtype == QR_DTYPE_BF16 || m->wtype == QR_DTYPE_F16) && m->N > 0 && m->K > 0;
+}
+
+/* Before node i: where an attention of one-token rows comes within the next 6 nodes (once per attention; *last is
+ * the one served) and a GEMV reads its output right after it, that GEMV's weights, and the first l2pf_next_bytes of
+ * the next GEMV's within 3 nodes, are prefetched on the prefetch stream, forked from the stream here (after the ops
+ * before node i) and joined at the end of the graph (*forked).  The stream is made outside a capture only (the
+ * eager warm-up of a graph key makes it before its capture). */
+static qr_status l2pf_ahead(struct qr_stream *s, const struct qr_graph *g, int i, int *last, bool *forked)
+{
+    struct cuda_device *cd = cuda_dev(s->dev);
+    struct cuda_stream *cs = cuda_st(s);
+    int a = -1;
+    for (int j = i; j < g->n_nodes && j <= i + 6; j++)
+        if (g->nodes[j].op == QR_OP_ATTN) {
+            a = j;
+            break;
+        }
+    if (a < 0 || a <= *last || a + 1 >= g->n_nodes)
+        return QR_OK;
+    *last = a;
+    if (g->nodes[a].a.attn.n_tokens > QR_CUDA_GEMV_USE_M || !pf_gemv(&g->nodes[a + 1]))
+        return QR_OK;
+    const struct qr_matmul_args *o = &g->nodes[a + 1].a.matmul;
+    const char *wa = (const char *)o->w.buf->ptr + o->w.off;
+    size_t na = (size_t)o->N * (size_t)o->K * 2 & ~(size_t)15, nb = 0;
+    const char *wb = NULL;
+    for (int j = a + 2; cd->l2pf_next_bytes && j < g->n_nodes && j <= a + 4; j++)
+        if (pf_gemv(&g->nodes[j])) {
+            const struct qr_matmul_args *m = &g->nodes[j].a.matmul;
+            size_t all = (size_t)m->N * (size_t)m->K * 2;
+            nb = all < cd->l2pf_next_bytes ? all : cd->l2pf_next_bytes;
+            wb = (const char *)m->w.buf->ptr + m->w.off;
+            break;
+        }
+    if (!cs->pf) {
+        enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+        CUDA_TRY(s->dev, cudaStreamIsCapturing(cs->cs, &cap));
+        if (cap != cudaStreamCaptureStatusNone)
+            return QR_OK;
+        int lo = 0, hi = 0;
+        CUDA_TRY(s->dev, cudaDeviceGetStreamPriorityRange(&lo, &hi));
+        CUDA_TRY(s->dev, cudaEventCreateWithFlags(&cs->pf_fork, cudaEventDisableTiming));
+        CUDA_TRY(s->dev, cudaEventCreateWithFlags(&cs->pf_join, cudaEventDisableTiming));
+        CUDA_TRY(s->dev, cudaStreamCreateWithPriority(&cs->pf, cudaStreamNonBlocking, lo));
+    }
+    CUDA_TRY(s->dev, cudaEventRecord(cs->pf_fork, cs->cs));
+    CUDA_TRY(s->dev, cudaStreamWaitEvent(cs->pf, cs->pf_fork, 0));
+    *forked = true;
+    int e = cuda_launch_l2_prefetch((qr_cuda_stream)cs->pf, wa, na, wb, nb, cd->l2pf_mode, cd->l2pf_blocks);
+    if (e != 0)
+        return cuda_fail(s->dev, (cudaError_t)e, "cuda_launch_l2_prefetch", __FILE__, __LINE__);
+    return QR_OK;
+}
+
+static qr_status run_nodes_pf(struct qr_stream *s, const struct qr_graph *g, bool *forked);
+
 static qr_status run_nodes(struct qr_stream *s, const struct qr_graph *g)
 {
-    bool fuse = cuda_dev(s->dev)->fused;
+    struct cuda_stream *cs = cuda_st(s);
+    bool forked = false;
+    qr_status st = run_nodes_pf(s, g, &forked);
+    if (!forked)
+        return st;
+    /* joined whatever happened, so a capture in progress stays whole */
+    cudaError_t e = cudaEventRecord(cs->pf_join, cs->pf);
+    if (e == cudaSuccess)
+        e = cudaStreamWaitEvent(cs->cs, cs->pf_join, 0);
+    if (st != QR_OK)
+        return st;
+    if (e != cudaSuccess)
+        return cuda_fail(s->dev, e, "cudaEventRecord / cudaStreamWaitEvent (prefetch stream join)", __FILE__,
+                         __LINE__);
+    return QR_OK;
+}
+
+static qr_status run_nodes_pf(struct qr_stream *s, const struct qr_graph *g, bool *forked)
+{
+    bool fuse = cuda_dev(s->dev)->fused, pf = cuda_dev(s->dev)->l2pf_mode != 0;
+    int last_attn = -1;
     for (int i = 0; i < g->n_nodes; i++) {
+        if (pf) {
+            qr_status pst = l2pf_ahead(s, g, i, &last_attn, forked);
+            if (pst != QR_OK)
+                return pst;
+        }
         if (fuse) {
             int r = cuda_fuse_at(s, &g->nodes[i], g->n_nodes - i);
             if (r < 0)
@@ -680,6 +776,15 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
          * a serve burst's steps 143-147 ms either way: the prompt kernel's blocks leave no room), so opt-in
          * (QR_CUDA_ATTN_SIDE=1) */
         cd->attn_side = cuda_env_switch("QR_CUDA_ATTN_SIDE", false);
+        /* the decode L2 prefetch of o_proj's weights (l2pf_ahead above): written in the sixteenth session as an A/B,
+         * off until measured (QR_CUDA_L2PF=1|2|3, QR_CUDA_L2PF_BLOCKS, QR_CUDA_L2PF_NEXT_MB) */
+        const char *pfm = getenv("QR_CUDA_L2PF"), *pfb = getenv("QR_CUDA_L2PF_BLOCKS"),
+                   *pfn = getenv("QR_CUDA_L2PF_NEXT_MB");
+        long pm = pfm && *pfm ? strtol(pfm, NULL, 10) : 0, pb = pfb && *pfb ? strtol(pfb, NULL, 10) : 32,
+             pn = pfn && *pfn ? strtol(pfn, NULL, 10) : 0;
+        cd->l2pf_mode = cd->fused && pm >= 1 && pm <= 3 ? (int)pm : 0;
+        cd->l2pf_blocks = pb < 1 ? 1 : pb > 1024 ? 1024 : (int)pb;
+        cd->l2pf_next_bytes = pn <= 0 ? 0 : (size_t)(pn > 48 ? 48 : pn) << 20;
         /* short prompt chunks after a long context on the split-KV chunk kernel (attn_chunk.cu; cuda_ops.c says
          * when): on by default since the fourteenth session (H100: TTFT of 16 new tokens after 8192 cached 14.3 ->
          * 10.1 ms, after 32768 31.5 -> 11.2); QR_CUDA_ATTN_CHUNK=0 off, =force for every launch it supports (tests) */

@@ -24,8 +24,13 @@ struct cuda_device {
     bool attn_side;   /* a mixed batch's decode attention on a side stream (opt-in: QR_CUDA_ATTN_SIDE=1) */
     int attn_chunk;   /* short prompt chunks on the split-KV chunk kernel (QR_CUDA_ATTN_CHUNK: 0 off, 1 where the
                        * heuristic in cuda_ops.c says so, force: wherever it is supported; on by default) */
-    int attn_chunk_v;       /* its version (QR_CUDA_ATTN_CHUNK_V: 0 the first, the default; 1) */
-    int attn_chunk_qmax;    /* the longest chunk the heuristic gives it (QR_CUDA_ATTN_CHUNK_QMAX, default 64) */
+    int attn_chunk_v;       /* its version (QR_CUDA_ATTN_CHUNK_V: 0 the first; 1, the default) */
+    int attn_chunk_qmax;    /* the longest chunk the heuristic gives it (QR_CUDA_ATTN_CHUNK_QMAX, default 128) */
+    /* decode: the o_proj weights pulled into L2 on a low-priority side stream while the q/k-norm and the attention
+     * run (l2_prefetch.cu; QR_CUDA_L2PF: 0 off, the default; 1 prefetch lines, 2 loads, 3 bulk prefetch), by
+     * QR_CUDA_L2PF_BLOCKS blocks, plus the first QR_CUDA_L2PF_NEXT_MB MiB of the GEMV after o_proj */
+    int l2pf_mode, l2pf_blocks;
+    size_t l2pf_next_bytes;
     char name[128];
 };
 
@@ -50,6 +55,8 @@ struct cuda_stream {
     struct cuda_gemm_tune *tune;   /* cuda_gemm_tune.c: NULL until the first tuned GEMM */
     cudaStream_t side;             /* a mixed batch's decode attention beside the prompt kernel (cuda_ops.c) */
     cudaEvent_t ev_fork, ev_join;
+    cudaStream_t pf;               /* the L2 prefetches of decode weights (lowest priority; cuda_backend.c) */
+    cudaEvent_t pf_fork, pf_join;
 };
 
 /* the cuBLAS workspace of a stream (cublasLt shares it: both run in stream order) */
