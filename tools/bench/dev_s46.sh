@@ -11,7 +11,6 @@ SETUP=$!
 echo "== (1) Vulkan prompt GEMMs, M=4096"
 vk_gemm "default (KHR matmul_cm3k)" X=0
 vk_gemm "KHR unrolled (matmul_cm3ku)" QR_VK_MM_PIPE=matmul_cm3ku
-vk_gemm "KHR MMA only, unrolled (matmul_cm3kulab19, timing only)" QR_VK_MM_PIPE=matmul_cm3kulab19
 vk_gemm "NV MMA only with fp16 accumulators (matmul_cm3lab19h, timing only)" QR_VK_MM_PIPE=matmul_cm3lab19h
 wait $SETUP; cat $O/setup.txt
 echo "== (2) CUDA decode L2 prefetch (${SECONDS} s)"
@@ -26,7 +25,6 @@ dec "default" X=0
 dec "L2PF=1 (prefetch lines, 32 blocks)" QR_CUDA_L2PF=1
 dec "L2PF=2 (loads, 32 blocks)" QR_CUDA_L2PF=2
 dec "L2PF=3 (bulk, 32 blocks)" QR_CUDA_L2PF=3
-dec "L2PF=2, 66 blocks" QR_CUDA_L2PF=2 QR_CUDA_L2PF_BLOCKS=66
 dec "L2PF=2 + 16 MiB of gate_up" QR_CUDA_L2PF=2 QR_CUDA_L2PF_NEXT_MB=16
 dec "default" X=0
 echo "== (3) Vulkan latency (${SECONDS} s)"
