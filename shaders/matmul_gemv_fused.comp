@@ -17,15 +17,22 @@
 //     unfused GEMV would) and act[m, n] = silu(gate) * up (silu_mul.comp's
 //     formula), so the SwiGLU pass disappears.  Needs RPW >= 2 and all N gate
 //     columns in one dispatch (the host checks).
+//   NORM_SH (variant matmul_gemvn1: MR = 1, QR_MM_NORM without QR_MM_GLU, K <= KMAX, 256-thread workgroups): the
+//     workgroup stages g * x once in shared memory and sums x^2 while each subgroup's first round of weight loads
+//     is in flight; every subgroup then runs the plain GEMV's loop on the staged row (no norm-weight loads or x^2
+//     sums per weight word) and scales its dot product by 1 / rms.  QR_VK_GEMV_NORM_SH=1 (with QR_VK_FUSE_GEMV).
 // Needs 16-byte aligned x rows, weights and norm weight (the host checks).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
 #include "pc/matmul.h"
 #include "include/common.glsl"
-layout(local_size_x = 128) in;
+#ifndef WG
+#define WG 128
+#endif
+layout(local_size_x = WG) in;
 layout(constant_id = 0) const uint SG = 32;
-const uint RPW = 128u / SG;
+const uint RPW = uint(WG) / SG;
 #include "include/mm_io.glsl"
 #include "include/wload.glsl"
 
@@ -54,6 +61,69 @@ float g1(uint k) {
     return v[k & 3u];
 }
 
+#ifdef NORM_SH
+#define KMAX 4096u
+shared vec4 sh_gx[KMAX / 4u];   // g * x of the one row
+shared float sh_ss[64];         // per-subgroup sums of x^2 (WG / SG <= 64)
+
+void main() {
+    uint lane = gl_SubgroupInvocationID, sg = gl_SubgroupID, tid = gl_LocalInvocationID.x;
+    uint K = uint(pc.K), xr0 = x_row(0);
+    int n = int(gl_WorkGroupID.x * RPW + sg);
+    // every subgroup stages and reaches the barrier; only live ones load weights and store
+    bool live = sg < RPW && n < pc.N;
+    uint wrow = uint(pc.w_off) + uint(live ? n : 0) * K;
+    const uint step = SG * W_VEC_ELEMS;
+    uvec4 wq[U];
+    [[unroll]] for (uint u = 0u; u < U; u++) {   // round 0 in flight under the staging
+        uint k = lane * W_VEC_ELEMS + u * step;
+        wq[u] = live && k < K ? wv[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
+    }
+    float ss = 0.0;
+    for (uint i = tid; i < K / 4u; i += uint(WG)) {
+        vec4 v = xv[(xr0 >> 2) + i];
+        ss += dot(v, v);
+        sh_gx[i] = v * g4(4u * i);
+    }
+    ss = subgroupAdd(ss);
+    if (subgroupElect()) sh_ss[sg] = ss;
+    barrier();
+    float tot = 0.0;
+    for (uint i = 0u; i < gl_NumSubgroups; i++) tot += sh_ss[i];
+    float r = 1.0 / sqrt(tot / float(pc.K) + pc.eps);
+    if (live) {
+        float acc = 0.0;
+        for (uint k0 = lane * W_VEC_ELEMS; k0 < K; k0 += U * step) {
+            if (k0 >= U * step) {
+                [[unroll]] for (uint u = 0u; u < U; u++) {
+                    uint k = k0 + u * step;
+                    wq[u] = k < K ? wv[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
+                }
+            }
+            [[unroll]] for (uint u = 0u; u < U; u++) {
+                uint k = k0 + u * step;
+                if (k < K) {
+#if W_TYPE == QR_PC_F32
+                    acc += dot(uintBitsToFloat(wq[u]), sh_gx[k >> 2]);
+#else
+                    vec4 wa, wb;
+                    w_unpack8(wq[u], wa, wb);
+                    acc += dot(wa, sh_gx[k >> 2]) + dot(wb, sh_gx[(k >> 2) + 1u]);
+#endif
+                }
+            }
+        }
+        float s = subgroupAdd(acc) * r;
+        if (lane == 0u) y_store(0, n, s);
+    }
+    // the norm output for later readers, a slice of K per workgroup (matmul_gemvf's formula and bits)
+    if (pc.n0 == 0) {
+        uint part = (K + gl_NumWorkGroups.x - 1u) / gl_NumWorkGroups.x;
+        uint lo = gl_WorkGroupID.x * part, hi = min(K, lo + part);
+        for (uint k = lo + tid; k < hi; k += uint(WG)) hout[uint(pc.h_off) + k] = g1(k) * (xs[xr0 + k] * r);
+    }
+}
+#else
 void main() {
     int m_base = int(gl_WorkGroupID.y) * MR;
     int nm = min(MR, pc.M - m_base);
@@ -144,3 +214,4 @@ void main() {
         }
     }
 }
+#endif

@@ -5,7 +5,8 @@
 # probe says glslc can build it.  W_TYPE: 0 = F32, 1 = F16, 2 = BF16 weights.
 # matmul_gemv<MR>: MR rows of x per workgroup (the dispatch picks the smallest MR >= M); matmul_gemvf<MR>: the same
 # with the RMSNorm / SwiGLU neighbours folded in (11 bindings); matmul_gemvs1: SwiGLU folded into the input, staged per
-# round in shared memory (one x row); matmul_gemv1w: 256-thread workgroups (QR_VK_GEMV_WG=256).
+# round in shared memory (one x row); matmul_gemv1w: 256-thread workgroups (QR_VK_GEMV_WG=256); matmul_gemvn1: the
+# RMSNorm fold with g * x staged once per 256-thread workgroup (QR_VK_GEMV_NORM_SH=1).
 # matmul_cm3: the pipelined prompt GEMM, 8 subgroups of 64 x 32 (QR_VK_CM3=1); matmul_cm3b: 4 subgroups of 64 x 64
 # (QR_VK_CM3=2); matmul_cm3h / cm3hb: the same reading x pre-converted to fp16 by to_f16 (QR_VK_CM3=3|4);
 # matmul_cm3*lab*: timing-only variants of the GEMM lab (wrong results; QR_VK_MM_PIPE, tools/bench/dev_s42.sh).
@@ -43,6 +44,9 @@ set(QR_SHADER_VARIANTS
   "matmul_gemvf8_f32|matmul_gemv_fused.comp|W_TYPE=0,MR=8|-"
   "matmul_gemvf8_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=8|-"
   "matmul_gemvf8_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=8|-"
+  "matmul_gemvn1_f32|matmul_gemv_fused.comp|W_TYPE=0,MR=1,WG=256,NORM_SH=1|-"
+  "matmul_gemvn1_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1|-"
+  "matmul_gemvn1_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=1,WG=256,NORM_SH=1|-"
   "matmul_gemm_f32|matmul_gemm.comp|W_TYPE=0|-"
   "matmul_gemm_f16|matmul_gemm.comp|W_TYPE=1|-"
   "matmul_gemm_bf16|matmul_gemm.comp|W_TYPE=2|-"

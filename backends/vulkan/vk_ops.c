@@ -230,6 +230,13 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
         (size_t)8 * d->subgroup_size * vec_k * 4 <= d->props.limits.maxComputeSharedMemorySize) {
         int ps = pipe_named("matmul_gemvs1_%s", sfx);
         if (ps >= 0) pipe = ps;
+    } else if (kind == 0 && fused && !glu && j->M == 1 && vec && d->norm_sh && j->K <= 4096) {
+        /* the RMSNorm fold with g * x staged once per 256-thread workgroup (matmul_gemvn1; K <= its KMAX) */
+        int pn = pipe_named("matmul_gemvn1_%s", sfx);
+        if (pn >= 0) {
+            pipe = pn;
+            tile_n = (int)(256 / d->subgroup_size);
+        }
     } else if (kind == 0 && !fused && mr == 1 && d->gemv_wide) {   /* 256-thread workgroups: RPW rows doubled */
         int pw = pipe_named("matmul_gemv1w_%s", sfx);
         if (pw >= 0) {
