@@ -222,6 +222,18 @@ static void cuda_buf_free(struct qr_buf *b)
 
 /* ---- streams ---- */
 
+static void aux_release(cudaStream_t st, cudaEvent_t fork, cudaEvent_t join)
+{
+    if (st) {
+        cudaStreamSynchronize(st);
+        cudaStreamDestroy(st);
+    }
+    if (fork)
+        cudaEventDestroy(fork);
+    if (join)
+        cudaEventDestroy(join);
+}
+
 static void stream_release(struct cuda_stream *cs)
 {
     if (cs->cs)
@@ -238,22 +250,8 @@ static void stream_release(struct cuda_stream *cs)
     if (cs->counters)
         cudaFree(cs->counters);
     cuda_gemm_tune_free(cs);
-    if (cs->side) {
-        cudaStreamSynchronize(cs->side);
-        cudaStreamDestroy(cs->side);
-    }
-    if (cs->ev_fork)
-        cudaEventDestroy(cs->ev_fork);
-    if (cs->ev_join)
-        cudaEventDestroy(cs->ev_join);
-    if (cs->pf) {
-        cudaStreamSynchronize(cs->pf);
-        cudaStreamDestroy(cs->pf);
-    }
-    if (cs->pf_fork)
-        cudaEventDestroy(cs->pf_fork);
-    if (cs->pf_join)
-        cudaEventDestroy(cs->pf_join);
+    aux_release(cs->side, cs->ev_fork, cs->ev_join);
+    aux_release(cs->pf, cs->pf_fork, cs->pf_join);
     if (cs->blas)
         cublasDestroy(cs->blas);
     if (cs->blas_ws)
@@ -500,17 +498,10 @@ static qr_status l2pf_ahead(struct qr_stream *s, const struct qr_graph *g, int i
             wb = (const char *)m->w.buf->ptr + m->w.off;
             break;
         }
-    if (!cs->pf) {
-        enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
-        CUDA_TRY(s->dev, cudaStreamIsCapturing(cs->cs, &cap));
-        if (cap != cudaStreamCaptureStatusNone)
-            return QR_OK;
-        int lo = 0, hi = 0;
-        CUDA_TRY(s->dev, cudaDeviceGetStreamPriorityRange(&lo, &hi));
-        CUDA_TRY(s->dev, cudaEventCreateWithFlags(&cs->pf_fork, cudaEventDisableTiming));
-        CUDA_TRY(s->dev, cudaEventCreateWithFlags(&cs->pf_join, cudaEventDisableTiming));
-        CUDA_TRY(s->dev, cudaStreamCreateWithPriority(&cs->pf, cudaStreamNonBlocking, lo));
-    }
+    cudaStream_t pf = NULL;
+    qr_status st = cuda_aux_stream(s, &cs->pf, &cs->pf_fork, &cs->pf_join, false, &pf);
+    if (st != QR_OK || !pf)
+        return st;
     CUDA_TRY(s->dev, cudaEventRecord(cs->pf_fork, cs->cs));
     CUDA_TRY(s->dev, cudaStreamWaitEvent(cs->pf, cs->pf_fork, 0));
     *forked = true;

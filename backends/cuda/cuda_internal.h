@@ -125,6 +125,9 @@ qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *
 
 /* an A/B switch from the environment: dflt where NAME is unset or empty, off for "0", on for anything else */
 bool cuda_env_switch(const char *name, bool dflt);
+/* an auxiliary stream of s and its fork/join events, made at first use outside a capture (cuda_ops.c) */
+qr_status cuda_aux_stream(struct qr_stream *s, cudaStream_t *st, cudaEvent_t *fork, cudaEvent_t *join, bool highest,
+                          cudaStream_t *out);
 
 /* graph fusions at nodes nd[0..n): the nodes consumed (0: none), or a negative qr_status */
 int cuda_fuse_at(struct qr_stream *s, const struct qr_node *nd, int n);

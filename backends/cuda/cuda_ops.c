@@ -212,24 +212,33 @@ static qr_status decode_tc(struct qr_stream *s, const struct qr_cuda_attn *k, in
     return decode_tc_at(s, cst(s), k, n_sm, NULL);
 }
 
-/* the side stream (highest priority), created at first use outside a graph capture; NULL where there is none */
-static qr_status side_stream(struct qr_stream *s, cudaStream_t *out)
+/* an auxiliary stream of s with its fork/join events (*st, *fork, *join), created at first use outside a graph capture
+ * at the highest or lowest priority; *out NULL where there is none (first use inside a capture) */
+qr_status cuda_aux_stream(struct qr_stream *s, cudaStream_t *st, cudaEvent_t *fork, cudaEvent_t *join, bool highest,
+                          cudaStream_t *out)
 {
     struct cuda_stream *cs = cuda_st(s);
     *out = NULL;
-    if (!cs->side) {
+    if (!*st) {
         enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
         CUDA_TRY(s->dev, cudaStreamIsCapturing(cs->cs, &cap));
         if (cap != cudaStreamCaptureStatusNone)
             return QR_OK;
         int lo = 0, hi = 0;
         CUDA_TRY(s->dev, cudaDeviceGetStreamPriorityRange(&lo, &hi));
-        CUDA_TRY(s->dev, cudaEventCreateWithFlags(&cs->ev_fork, cudaEventDisableTiming));
-        CUDA_TRY(s->dev, cudaEventCreateWithFlags(&cs->ev_join, cudaEventDisableTiming));
-        CUDA_TRY(s->dev, cudaStreamCreateWithPriority(&cs->side, cudaStreamNonBlocking, hi));
+        CUDA_TRY(s->dev, cudaEventCreateWithFlags(fork, cudaEventDisableTiming));
+        CUDA_TRY(s->dev, cudaEventCreateWithFlags(join, cudaEventDisableTiming));
+        CUDA_TRY(s->dev, cudaStreamCreateWithPriority(st, cudaStreamNonBlocking, highest ? hi : lo));
     }
-    *out = cs->side;
+    *out = *st;
     return QR_OK;
+}
+
+/* the side stream (highest priority) of a mixed batch's decode attention */
+static qr_status side_stream(struct qr_stream *s, cudaStream_t *out)
+{
+    struct cuda_stream *cs = cuda_st(s);
+    return cuda_aux_stream(s, &cs->side, &cs->ev_fork, &cs->ev_join, true, out);
 }
 
 static struct qr_cuda_attn attn_kargs(const struct qr_attn_args *a)
