@@ -15,11 +15,20 @@
 // U * SG * W_VEC_ELEMS inputs once per workgroup into shared memory (after the
 // round's weight loads are issued) instead of once per subgroup, so the
 // exp/rcp work is 1 / RPW of the register path's.
+// X_SH (MR = 1, vector path, lab variant matmul_gemv1wx): the whole x row is
+// staged once per workgroup in shared memory (sized by specialization
+// constant 1 from the device limit) while the first weight round is in
+// flight, so the loop reads x from shared memory instead of L1/L2; same sums
+// in the same order as the register path.  XRESTRICT (matmul_gemv1wr): the x
+// and weight buffers are declared restrict.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
 #include "pc/matmul.h"
 #include "include/common.glsl"
+#ifdef XRESTRICT
+#define QR_XQ restrict
+#endif
 #ifndef WG
 #define WG 128
 #endif
@@ -38,6 +47,10 @@ layout(std430, binding = 7) writeonly buffer XO { float act[]; };
 const uint RE = U * SG * W_VEC_ELEMS;   // inputs per round (elements)
 shared vec4 sh_x[RE / 4u];
 #endif
+#ifdef X_SH
+layout(constant_id = 1) const uint XSH_V4 = 1024u;   // vec4 slots for x (the host checks K / 4 <= it)
+shared vec4 sh_xv[XSH_V4];
+#endif
 
 // sum_i w[i] * x[xe + i] over the VE weights of one 16-byte word
 float dot_word(uvec4 u, uint xe) {
@@ -49,6 +62,19 @@ float dot_word(uvec4 u, uint xe) {
     return dot(a, x_vec4(xe)) + dot(b, x_vec4(xe + 4u));
 #endif
 }
+
+#ifdef X_SH
+// the same sum as dot_word, with x from shared memory
+float dot_word_sh(uvec4 u, uint k) {
+#if W_TYPE == QR_PC_F32
+    return dot(uintBitsToFloat(u), sh_xv[k >> 2]);
+#else
+    vec4 a, b;
+    w_unpack8(u, a, b);
+    return dot(a, sh_xv[k >> 2]) + dot(b, sh_xv[(k >> 2) + 1u]);
+#endif
+}
+#endif
 
 void main() {
     int m_base = int(gl_WorkGroupID.y) * MR;
@@ -116,6 +142,39 @@ void main() {
     float s0 = subgroupAdd(acc0);
     if (live && nm > 0 && lane == 0u) y_store(m_base, n, s0);
     return;
+#endif
+#ifdef X_SH
+    {
+        // every subgroup takes part in the staging (barrier): no early exit before it
+        bool live = gl_SubgroupID < RPW && n < pc.N;
+        uint wrow0 = uint(pc.w_off) + uint(live ? n : 0) * K;
+        const uint step0 = SG * W_VEC_ELEMS;
+        uint k0 = lane * W_VEC_ELEMS;
+        uvec4 wq[U];
+        [[unroll]] for (uint u = 0u; u < U; u++) {
+            uint k = k0 + u * step0;
+            wq[u] = live && k < K ? wv[(wrow0 + k) / W_VEC_ELEMS] : uvec4(0u);
+        }
+        for (uint i = gl_LocalInvocationID.x; i < K / 4u; i += uint(WG)) sh_xv[i] = x_vec4(xr[0] + 4u * i);
+        barrier();
+        if (!live) return;
+        float acc0 = 0.0;
+        while (true) {
+            [[unroll]] for (uint u = 0u; u < U; u++) {
+                uint k = k0 + u * step0;
+                if (k < K) acc0 += dot_word_sh(wq[u], k);
+            }
+            k0 += U * step0;
+            if (k0 >= K) break;
+            [[unroll]] for (uint u = 0u; u < U; u++) {
+                uint k = k0 + u * step0;
+                wq[u] = k < K ? wv[(wrow0 + k) / W_VEC_ELEMS] : uvec4(0u);
+            }
+        }
+        float s0 = subgroupAdd(acc0);
+        if (nm > 0 && lane == 0u) y_store(m_base, n, s0);
+        return;
+    }
 #endif
     if (gl_SubgroupID >= RPW || n >= pc.N) return;
     float acc[MR];

@@ -6,7 +6,8 @@
 # matmul_gemv<MR>: MR rows of x per workgroup (the dispatch picks the smallest MR >= M); matmul_gemvf<MR>: the same
 # with the RMSNorm / SwiGLU neighbours folded in (11 bindings); matmul_gemvs1: SwiGLU folded into the input, staged per
 # round in shared memory (one x row); matmul_gemv1w: 256-thread workgroups (QR_VK_GEMV_WG=256); matmul_gemvn1: the
-# RMSNorm fold with g * x staged once per 256-thread workgroup (QR_VK_GEMV_NORM_SH=1).
+# RMSNorm fold with g * x staged once per 256-thread workgroup (QR_VK_GEMV_NORM_SH=1); matmul_gemv1wr / gemv1wx: lab
+# variants of gemv1w (QR_VK_GEMV_PIPE): x and weights restrict / the x row staged once per workgroup in shared memory.
 # matmul_cm3: the pipelined prompt GEMM, 8 subgroups of 64 x 32 (QR_VK_CM3=1); matmul_cm3b: 4 subgroups of 64 x 64
 # (QR_VK_CM3=2); matmul_cm3h / cm3hb: the same reading x pre-converted to fp16 by to_f16 (QR_VK_CM3=3|4);
 # matmul_cm3*lab*: timing-only variants of the GEMM lab (wrong results; QR_VK_MM_PIPE, tools/bench/dev_s42.sh).
@@ -29,6 +30,12 @@ set(QR_SHADER_VARIANTS
   "matmul_gemv1w_f32|matmul_gemv.comp|W_TYPE=0,MR=1,WG=256|-"
   "matmul_gemv1w_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256|-"
   "matmul_gemv1w_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256|-"
+  "matmul_gemv1wr_f32|matmul_gemv.comp|W_TYPE=0,MR=1,WG=256,XRESTRICT=1|-"
+  "matmul_gemv1wr_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256,XRESTRICT=1|-"
+  "matmul_gemv1wr_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,XRESTRICT=1|-"
+  "matmul_gemv1wx_f32|matmul_gemv.comp|W_TYPE=0,MR=1,WG=256,X_SH=1|-"
+  "matmul_gemv1wx_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256,X_SH=1|-"
+  "matmul_gemv1wx_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,X_SH=1|-"
   "matmul_gemvs1_f32|matmul_gemv.comp|W_TYPE=0,MR=1,SILU_SH=1|-"
   "matmul_gemvs1_f16|matmul_gemv.comp|W_TYPE=1,MR=1,SILU_SH=1|-"
   "matmul_gemvs1_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,SILU_SH=1|-"

@@ -508,6 +508,23 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         const char *wg = getenv("QR_VK_GEMV_WG");
         d->gemv_wide = !(wg && atoi(wg) == 128);
     }
+    /* the GEMV lab: QR_VK_GEMV_PIPE=<variant prefix> (matmul_gemv1wr: x and weights restrict; matmul_gemv1wx: the x
+     * row staged once per workgroup in shared memory) replaces matmul_gemv1w for one-row, 16-byte aligned GEMVs.
+     * Same sums in the same order; written in the seventeenth session to find why the decode GEMVs run at ~1.8 TB/s */
+    {
+        uint32_t shm = d->props.limits.maxComputeSharedMemorySize;
+        d->xsh_v4 = (shm < 49152 ? shm : 49152) / 16;
+        const char *gp = getenv("QR_VK_GEMV_PIPE");
+        if (gp && *gp) {
+            char full[64];
+            snprintf(full, sizeof full, "%s_bf16", gp);
+            if (strlen(gp) < sizeof d->gemv_pipe && vk_pipe_find(full) >= 0 && d->gemv_wide &&
+                d->props.limits.maxComputeWorkGroupSize[0] >= 256)
+                snprintf(d->gemv_pipe, sizeof d->gemv_pipe, "%s", gp);
+            qr_log(QR_LOG_WARN, "vulkan: QR_VK_GEMV_PIPE=%s: %s", gp,
+                   d->gemv_pipe[0] ? "used for the one-row decode GEMVs" : "no such variant (or QR_VK_GEMV_WG=128)");
+        }
+    }
     /* matmul_cm with W staged k-major (no transposed fragment loads): written without a GPU, QR_VK_CM_BT=1 */
     d->cm_bt = d->use_coopmat && env_switch("QR_VK_CM_BT", false) && vk_pipe_find("matmul_cm_bt_bf16") >= 0;
     d->attn_cm2 = d->use_coopmat && want_wide && sw_attn_cm2 && vk_pipe_find("attn_cm2") >= 0;

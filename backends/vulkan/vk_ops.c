@@ -238,7 +238,11 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
             tile_n = (int)(256 / d->subgroup_size);
         }
     } else if (kind == 0 && !fused && mr == 1 && d->gemv_wide) {   /* 256-thread workgroups: RPW rows doubled */
-        int pw = pipe_named("matmul_gemv1w_%s", sfx);
+        /* the GEMV lab's variant (QR_VK_GEMV_PIPE): vector path only; gemv1wx holds the x row in shared memory */
+        char lab[64];
+        bool use_lab = d->gemv_pipe[0] && vec && (!strstr(d->gemv_pipe, "gemv1wx") || (uint32_t)j->K / 4 <= d->xsh_v4);
+        if (use_lab) snprintf(lab, sizeof lab, "%s_%%s", d->gemv_pipe);
+        int pw = pipe_named(use_lab ? lab : "matmul_gemv1w_%s", sfx);
         if (pw >= 0) {
             pipe = pw;
             tile_n = (int)(256 / d->subgroup_size);

@@ -76,10 +76,12 @@ static qr_status vk_pipe_get(struct vk_dev *d, int idx, int n_bind, VkPipeline *
         VkShaderModule mod;
         VkResult r = vkCreateShaderModule(d->dev, &mi, NULL, &mod);
         if (r == VK_SUCCESS) {
-            /* constant_id 0 = the subgroup size (shaders that size arrays by it) */
-            uint32_t sg = d->subgroup_size;
-            VkSpecializationMapEntry me = {.constantID = 0, .offset = 0, .size = sizeof sg};
-            VkSpecializationInfo spec = {.mapEntryCount = 1, .pMapEntries = &me, .dataSize = sizeof sg, .pData = &sg};
+            /* constant_id 0 = the subgroup size (shaders that size arrays by it); 1 = the vec4 slots of shared
+             * memory for one x row (matmul_gemv1wx).  An entry a shader does not declare is ignored */
+            uint32_t sc[2] = {d->subgroup_size, d->xsh_v4};
+            VkSpecializationMapEntry me[2] = {{.constantID = 0, .offset = 0, .size = sizeof sc[0]},
+                                              {.constantID = 1, .offset = sizeof sc[0], .size = sizeof sc[1]}};
+            VkSpecializationInfo spec = {.mapEntryCount = 2, .pMapEntries = me, .dataSize = sizeof sc, .pData = sc};
             VkComputePipelineCreateInfo ci = {
                 .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
                 .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,

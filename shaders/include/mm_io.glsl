@@ -1,7 +1,11 @@
 // mm_io.glsl - activations, bias and row indices of the matmul shaders.
+// QR_XQ: a qualifier for the read-only x and weight buffers (the XRESTRICT variants set it to restrict)
+#ifndef QR_XQ
+#define QR_XQ
+#endif
 layout(std430, binding = 0) buffer Y { float y[]; };
-layout(std430, binding = 1) readonly buffer XS { float xs[]; };
-layout(std430, binding = 2) readonly buffer XV { vec4 xv[]; };
+layout(std430, binding = 1) readonly QR_XQ buffer XS { float xs[]; };
+layout(std430, binding = 2) readonly QR_XQ buffer XV { vec4 xv[]; };
 layout(std430, binding = 5) readonly buffer B { uint bias[]; };
 layout(std430, binding = 6) readonly buffer IDX { int idx[]; };
 

