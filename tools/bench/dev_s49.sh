@@ -44,26 +44,21 @@ vstep "norm fold staged (FUSE_GEMV=norm + GEMV_NORM_SH=1)" QR_VK_FUSE_GEMV=norm 
 vstep "gemv1wx + staged norm fold" QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
 wait $SETUP; cat $O/setup.txt
 echo "== (3) latency (${SECONDS} s)"
-lat() {   # backend label env...
-  local be=$1 label=$2; shift 2
+lat() {   # backend prompt-lens label env...
+  local be=$1 pl=$2 label=$3; shift 3
   printf -- "-- %-6s %-36s " "$be" "$label"
-  env "$@" timeout 60 $B/qrun bench latency --backend $be --model $M --prompt-lens 512,8192 --gen 64 --long-run 0 \
+  env "$@" timeout 60 $B/qrun bench latency --backend $be --model $M --prompt-lens $pl --gen 64 --long-run 0 \
       2>&1 | grep -E "^(512|8192) |at peak|rror" | sed "s/.*device in use at peak/peak/" | \
       awk '{printf "%s ", $0} END {print ""}'
 }
-lat vulkan "default" X=0
-lat vulkan "FUSE_GEMV=norm" QR_VK_FUSE_GEMV=norm
-lat vulkan "FUSE_GEMV=norm + GEMV_NORM_SH=1" QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
-lat vulkan "GEMV_PIPE=matmul_gemv1wx" QR_VK_GEMV_PIPE=matmul_gemv1wx
-lat vulkan "gemv1wx + staged norm fold" QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
-lat vulkan "unrolled GEMM + attention" QR_VK_MM_PIPE=matmul_cm3ku QR_VK_ATTN_PIPE=attn_cm2ku
-lat cuda "default" X=0
-lat cuda "L2PF=2" QR_CUDA_L2PF=2
-echo "== (4) decode ops alone, ctx 512 (${SECONDS} s)"
-for be in vulkan cuda; do
-  echo "-- $be"
-  timeout 50 $B/qr-step-bench -b $be --ctx 512 --prompt 0 --reps 20 --ops 2>&1 | grep -E "^op|rror" | cut -c1-150
-done
+lat vulkan 512,8192 "default" X=0
+lat vulkan 512 "FUSE_GEMV=norm + GEMV_NORM_SH=1" QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
+lat vulkan 512 "GEMV_PIPE=matmul_gemv1wx" QR_VK_GEMV_PIPE=matmul_gemv1wx
+lat vulkan 512 "gemv1wx + staged norm fold" QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
+lat vulkan 8192 "unrolled GEMM + attention" QR_VK_MM_PIPE=matmul_cm3ku QR_VK_ATTN_PIPE=attn_cm2ku
+lat cuda 512,8192 "default" X=0
+lat cuda 512,8192 "L2PF=2" QR_CUDA_L2PF=2
+lat vulkan 512 "default (again)" X=0
 echo "== (5) parity (${SECONDS} s)"
 QR_CUDA_L2PF=2 QR_CUDA_L2PF_NEXT_MB=16 timeout 60 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed|worst|rror" | cut -c1-200 | tail -3
 QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1 timeout 60 $B/test_graph_fusion -b vulkan --short-ctx 2>&1 | \
@@ -73,4 +68,9 @@ QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK_FUSE_SWIGLU=1 QR_VK_SWIGLU_SH=0 timeout 60 
 QR_VK_MM_PIPE=matmul_cm3ku timeout 60 $B/test_backend_ops -b vulkan -o matmul 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -3
 QR_VK_ATTN_PIPE=attn_cm2ku timeout 60 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -3
 QR_CUDA_ATTN_CHUNK=force timeout 60 $B/test_backend_ops -b cuda -o attn 2>&1 | grep -E "FAIL|passed" | cut -c1-200 | tail -3
+echo "== (4) decode ops alone, ctx 512 (${SECONDS} s)"
+for be in vulkan cuda; do
+  echo "-- $be"
+  timeout 50 $B/qr-step-bench -b $be --ctx 512 --prompt 0 --reps 20 --ops 2>&1 | grep -E "^op|rror" | cut -c1-150
+done
 echo "total ${SECONDS} s"
