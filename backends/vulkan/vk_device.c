@@ -575,7 +575,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     /* the RMSNorm fold with g * x staged in shared memory once per 256-thread workgroup while the first weight round
      * is in flight (matmul_gemvn1, one row, K <= 4096): the fold's per-word norm-weight loads and x^2 sums gone.
      * Written in the sixteenth session without a GPU (no device machine came): opt-in, QR_VK_GEMV_NORM_SH=1 with
-     * QR_VK_FUSE_GEMV=norm (or =1 for the qkv GEMV); tools/bench/dev_s48.sh measures it */
+     * QR_VK_FUSE_GEMV=norm (or =1 for the qkv GEMV); tools/bench/dev_s49.sh measures it */
     d->norm_sh = env_switch("QR_VK_GEMV_NORM_SH", false) && d->subgroup_size <= 64 && d->subgroup_size >= 4 &&
                  d->props.limits.maxComputeSharedMemorySize >= 4096 * 4 + 64 * 4 &&
                  d->props.limits.maxComputeWorkGroupSize[0] >= 256 && vk_pipe_find("matmul_gemvn1_bf16") >= 0;

@@ -1,4 +1,4 @@
-# dev_s49.sh: dev_s48.sh (written in the sixteenth session, never run: no device machine came) plus the seventeenth
+# dev_s49.sh: dev_s48.sh (sixteenth session; it and dev_s45-47 never ran and are folded in here) plus the seventeenth
 # session's GEMV lab (2b): the Vulkan decode step with QR_VK_GEMV_PIPE=matmul_gemv1wx (x row in shared memory) /
 # matmul_gemv1wr (restrict) and the staged norm fold, per-shader GPU times.  ~400 s; a timeout keeps what ran.
 # (1) Vulkan GEMM lab: [[unroll]] on the KHR GEMM (matmul_cm3ku) and the MMA-only loop with fp16 accumulators
