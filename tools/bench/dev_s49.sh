@@ -1,6 +1,6 @@
 # dev_s49.sh: dev_s48.sh (sixteenth session; it and dev_s45-47 never ran and are folded in here) plus the seventeenth
 # session's GEMV lab (2b): the Vulkan decode step with QR_VK_GEMV_PIPE=matmul_gemv1wx (x row in shared memory) /
-# matmul_gemv1wr (restrict) and the staged norm fold, per-shader GPU times.  ~400 s; a timeout keeps what ran.
+# matmul_gemv1wr (restrict) and the staged norm fold, per-shader GPU times.  ~400 s (SHORT=1 ~250 s), CUDA decode first; a timeout keeps what ran.
 # (1) Vulkan GEMM lab: [[unroll]] on the KHR GEMM (matmul_cm3ku) and the MMA-only loop with fp16 accumulators
 #     (matmul_cm3lab19h): does either lift the ~32 TFLOP/s ceiling?
 # (2) CUDA decode L2 prefetch (QR_CUDA_L2PF=1|2|3, o_proj's weights into L2 on a side stream during the q/k-norm and
@@ -15,10 +15,6 @@
 [ -z "$SHORT" ] && (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
 . tools/bench/dev_vk.sh
-echo "== (1) Vulkan prompt GEMMs, M=4096"
-vk_gemm "default (KHR matmul_cm3k)" X=0
-vk_gemm "KHR unrolled (matmul_cm3ku)" QR_VK_MM_PIPE=matmul_cm3ku
-vk_gemm "NV MMA only with fp16 accumulators (matmul_cm3lab19h, timing only)" QR_VK_MM_PIPE=matmul_cm3lab19h
 echo "== (2) CUDA decode step, ctx 512, L2 prefetch (${SECONDS} s)"
 step() {   # label env...
   local label=$1; shift
@@ -43,6 +39,10 @@ vstep "x in shared memory (matmul_gemv1wx)" QR_VK_GEMV_PIPE=matmul_gemv1wx
 vstep "restrict (matmul_gemv1wr)" QR_VK_GEMV_PIPE=matmul_gemv1wr
 vstep "norm fold staged (FUSE_GEMV=norm + GEMV_NORM_SH=1)" QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
 vstep "gemv1wx + staged norm fold" QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
+echo "== (1) Vulkan prompt GEMMs, M=4096 (${SECONDS} s)"
+vk_gemm "default (KHR matmul_cm3k)" X=0
+vk_gemm "KHR unrolled (matmul_cm3ku)" QR_VK_MM_PIPE=matmul_cm3ku
+vk_gemm "NV MMA only with fp16 accumulators (matmul_cm3lab19h, timing only)" QR_VK_MM_PIPE=matmul_cm3lab19h
 [ -z "$SHORT" ] && { wait $SETUP; cat $O/setup.txt; }
 [ -z "$SHORT" ] && echo "== (3) latency (${SECONDS} s)"
 lat() {   # backend prompt-lens label env...
