@@ -980,7 +980,19 @@ struct dev {
     struct qr_device *d;
     struct qr_stream *s;
     struct qr_buf *flush;   /* 64 MiB, memset before each perf rep */
+    bool f32_math;          /* no cooperative matrices: f32 arithmetic on every path (see tol_dev) */
 };
+
+/* A device without cooperative matrices (lavapipe in CI) computes every op in f32, with 16-bit storage only: its
+ * results differ from the CPU's by summation order and rounding ties, so the parity NMSE limits sized for bf16 / fp16
+ * tensor-core inputs (up to 1e-4) are capped at 3e-8 for it (a systematic error of 0.02 % fails) */
+#define F32_MATH_NMSE 3e-8
+static struct tol tol_dev(struct tol t, const struct dev *D)
+{
+    if (D->f32_math && t.nmse > F32_MATH_NMSE)
+        t.nmse = F32_MATH_NMSE;
+    return t;
+}
 
 static uint8_t canary_byte(size_t i) { return (uint8_t)(0xA5u ^ (i * 29u)); }
 
@@ -1319,6 +1331,11 @@ int main(int argc, char **argv)
             CHECK(false);
             continue;
         }
+        struct qr_device_props dp;
+        D->f32_math = qr_dev_props(D->d, &dp) == QR_OK && !(dp.caps & QR_CAP_COOPMAT);
+        if (D->f32_math)
+            printf("backend %-7s f32 math (no cooperative matrices): parity NMSE limits capped at %.0e\n", D->name,
+                   F32_MATH_NMSE);
         want_be_found = true;
         n_dev++;
     }
@@ -1417,10 +1434,10 @@ int main(int argc, char **argv)
             rc = run_problem(D, &P, got, has_graph ? gout : NULL, err, sizeof err, reps, &us);
             bool ok = rc == 0;
             if (ok && P.values_defined) {
-                ok = compare(&P, ref, got, tol_for(c, true), msg, sizeof msg);
+                ok = compare(&P, ref, got, tol_dev(tol_for(c, true), D), msg, sizeof msg);
                 if (ok && has_graph) {
                     char gmsg[512];
-                    ok = compare(&P, ref, gout, tol_for(c, true), gmsg, sizeof gmsg);
+                    ok = compare(&P, ref, gout, tol_dev(tol_for(c, true), D), gmsg, sizeof gmsg);
                     appendf(msg, sizeof msg, "; graph replay %s", ok ? "OK" : gmsg);
                 }
             } else if (ok) {
