@@ -983,14 +983,11 @@ struct dev {
     bool f32_math;          /* no cooperative matrices: f32 arithmetic on every path (see tol_dev) */
 };
 
-/* A device without cooperative matrices (lavapipe in CI) computes every op in f32, with 16-bit storage only: its
- * results differ from the CPU's by summation order and rounding ties, so the parity NMSE limits sized for bf16 / fp16
- * tensor-core inputs (up to 1e-4) are capped at 3e-8 for it (a systematic error of 0.02 % fails) */
-#define F32_MATH_NMSE 3e-8
+/* the parity limits for device D: capped for f32-math devices (testutil.h) */
 static struct tol tol_dev(struct tol t, const struct dev *D)
 {
-    if (D->f32_math && t.nmse > F32_MATH_NMSE)
-        t.nmse = F32_MATH_NMSE;
+    if (D->f32_math && t.nmse > QT_F32_MATH_NMSE)
+        t.nmse = QT_F32_MATH_NMSE;
     return t;
 }
 
@@ -1331,11 +1328,7 @@ int main(int argc, char **argv)
             CHECK(false);
             continue;
         }
-        struct qr_device_props dp;
-        D->f32_math = qr_dev_props(D->d, &dp) == QR_OK && !(dp.caps & QR_CAP_COOPMAT);
-        if (D->f32_math)
-            printf("backend %-7s f32 math (no cooperative matrices): parity NMSE limits capped at %.0e\n", D->name,
-                   F32_MATH_NMSE);
+        D->f32_math = qt_f32_math(D->d, D->name);
         want_be_found = true;
         n_dev++;
     }

@@ -427,12 +427,9 @@ int main(int argc, char **argv)
         return qt_summary("test_e2e");
     }
     const bool cpu = !strcmp(g_backend, "cpu");
-    struct qr_device_props dp;
-    if (!cpu && qr_dev_props(dev, &dp) == QR_OK && !(dp.caps & QR_CAP_COOPMAT)) {
-        /* a device without cooperative matrices (lavapipe in CI) computes in f32 like the CPU reference (16-bit
-         * storage only, no bf16 rounding of GEMM inputs): the CPU's tolerance applies */
+    if (!cpu && qt_f32_math(dev, g_backend)) {
+        /* f32 math like the CPU reference (testutil.h: no bf16 rounding of GEMM inputs): the CPU's tolerance */
         g_nll_rel = 1e-4, g_nll_abs = 0, g_logit_tol = 1e-3;
-        fprintf(stderr, "%s: f32 math (no cooperative matrices): the CPU tolerance\n", g_backend);
     }
     if (!fp8_only && cpu) {
         test_model(dev, "qwen3", -1, 16);

@@ -40,11 +40,6 @@ struct dev {
     bool f32_math;   /* no cooperative matrices: every path computes in f32 (16-bit storage only), see compare() */
 };
 
-/* the limit for f32-math devices: only the summation order and bf16/FP8 rounding ties differ from the reference
- * (lavapipe: y ~1e-12, bf16 caches and attention rows up to ~5e-9), so a systematic error of 0.02 % fails
- * (the per-output limits, up to 1e-4, are sized for fp16 / bf16 MMA inputs on tensor cores) */
-#define F32_MATH_NMSE 3e-8
-
 /* one problem: host images of its buffers, the node list (views use buffer indices) */
 struct prob {
     const char *what;
@@ -257,7 +252,7 @@ static void compare(struct dev *D, struct prob *P, uint8_t **ref, uint8_t **got)
                 worst = fabs(d);
         }
         double nmse = sr > 0 ? se / sr : se;
-        double lim = D->f32_math && P->nmse[b] > F32_MATH_NMSE ? F32_MATH_NMSE : P->nmse[b];
+        double lim = D->f32_math && P->nmse[b] > QT_F32_MATH_NMSE ? QT_F32_MATH_NMSE : P->nmse[b];
         CHECKF(bad == 0 && nmse <= lim, "[%s] %s: %s nmse %.2e (limit %.0e), max |diff| %.3g, %zu non-finite",
                D->name, P->what, P->bname[b], nmse, lim, worst, bad);
         printf("[%-6s] %-44s %-8s nmse %.2e  max|d| %.3g\n", D->name, P->what, P->bname[b], nmse, worst);
@@ -650,11 +645,7 @@ int main(int argc, char **argv)
             CHECKF(false, "open %s: %s", infos[i].name, qr_last_error());
             continue;
         }
-        struct qr_device_props dp;
-        devs[n_dev].f32_math = qr_dev_props(devs[n_dev].d, &dp) == QR_OK && !(dp.caps & QR_CAP_COOPMAT);
-        if (devs[n_dev].f32_math)
-            printf("backend %-7s f32 math (no cooperative matrices): every limit capped at %.0e\n", names[n_dev],
-                   F32_MATH_NMSE);
+        devs[n_dev].f32_math = qt_f32_math(devs[n_dev].d, names[n_dev]);
         n_dev++;
     }
     /* problems: (kind, tokens) */

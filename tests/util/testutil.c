@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "qrun/qr_registry.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,4 +56,14 @@ char *qt_read_file(const char *path, size_t *len)
             *len = (size_t)n;
     }
     return p;
+}
+
+int qt_f32_math(struct qr_device *d, const char *backend)
+{
+    struct qr_device_props p;
+    int f32 = qr_dev_props(d, &p) == QR_OK && !(p.caps & QR_CAP_COOPMAT);
+    if (f32)
+        printf("backend %-7s f32 math (no cooperative matrices): held to f32 limits (NMSE %.0e)\n", backend,
+               QT_F32_MATH_NMSE);
+    return f32;
 }

@@ -23,4 +23,13 @@ const char *qt_build_path(const char *rel);
 /* reads a whole file; NUL-terminated; NULL on error */
 char *qt_read_file(const char *path, size_t *len);
 
+/* A device without cooperative matrices (lavapipe in CI) computes every op in f32, with 16-bit storage only: its
+ * results differ from the CPU reference by summation order and rounding ties (lavapipe: NMSE <= ~5e-9), so the
+ * parity tests cap their NMSE limits, sized for bf16 / fp16 tensor-core inputs (up to 1e-4), at QT_F32_MATH_NMSE for
+ * it (a systematic error of 0.02 % fails) and test_e2e holds it to the CPU tolerance */
+#define QT_F32_MATH_NMSE 3e-8
+struct qr_device;
+/* whether d lacks cooperative matrices (f32 math); prints a line naming the backend when it does */
+int qt_f32_math(struct qr_device *d, const char *backend);
+
 #endif
