@@ -76,9 +76,26 @@ static char *read_text_file(const char *path, size_t *len, qr_status *st)
     return buf;
 }
 
-/* shared with model.c through a private declaration there */
-char *qr_config_read_file(const char *path, size_t *len, qr_status *st);
-char *qr_config_read_file(const char *path, size_t *len, qr_status *st) { return read_text_file(path, len, st); }
+/* Reads a JSON file whose top level must be an object (shared with model.c
+ * through a private declaration there); the caller owns *root. */
+qr_status qr_config_read_json_object(const char *path, cJSON **root);
+qr_status qr_config_read_json_object(const char *path, cJSON **root)
+{
+    size_t len = 0;
+    qr_status st;
+    *root = NULL;
+    char *text = read_text_file(path, &len, &st);
+    if (!text)
+        return st;
+    cJSON *r = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!cJSON_IsObject(r)) {
+        cJSON_Delete(r);
+        return qr_set_error(QR_E_FORMAT, "%s: not a valid JSON object", path);
+    }
+    *root = r;
+    return QR_OK;
+}
 
 /* Re-sets the thread's last error with a prefix (copying it first: the
  * message buffer is the one qr_set_error writes). */
@@ -446,17 +463,10 @@ qr_status qr_gen_defaults_load(const char *dir, const struct qr_model_config *cf
         *gen = g;                      /* optional file: neutral defaults */
         return QR_OK;
     }
-    size_t len = 0;
-    qr_status st;
-    char *text = read_text_file(path, &len, &st);
-    if (!text)
+    cJSON *root = NULL;
+    qr_status st = qr_config_read_json_object(path, &root);
+    if (st != QR_OK)
         return st;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return qr_set_error(QR_E_FORMAT, "%s: not a valid JSON object", path);
-    }
     float tk = 0.0f;
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(root, "do_sample");
     if ((st = gen_num(root, "temperature", 0.0, 100.0, &g.temperature)) != QR_OK ||

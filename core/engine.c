@@ -547,8 +547,9 @@ static void retire(struct qr_engine *e, struct eng_req *r)
     req_free(r);
 }
 
-/* fails every request in the scheduler (device lost) */
-static void fail_all(struct qr_engine *e, const char *msg)
+/* ends every request in the scheduler, running ones first: QR_FINISH_ERROR with msg (device lost) or
+ * QR_FINISH_CANCELLED (engine destroyed) */
+static void end_all(struct qr_engine *e, enum qr_finish_reason fin, const char *msg)
 {
     for (;;) {
         struct qr_sched_req *s = qr_sched_running(e->sched, 0);
@@ -557,7 +558,7 @@ static void fail_all(struct qr_engine *e, const char *msg)
         if (!s)
             break;
         struct eng_req *r = s->user;
-        end_request(e, r, QR_FINISH_ERROR, msg);
+        end_request(e, r, fin, msg);
         retire(e, r);
     }
 }
@@ -851,7 +852,7 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
         t1 = t2 = qr_time_s();
     if (st != QR_OK) {
         result = st;
-        fail_all(e, qr_last_error());
+        end_all(e, QR_FINISH_ERROR, qr_last_error());
     } else if (so.n_items > 0) {
         int n_out = 0;
         bool have_logits = false;
@@ -866,7 +867,7 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
                 pthread_mutex_lock(&e->mu);
                 e->healthy = false;
                 pthread_mutex_unlock(&e->mu);
-                fail_all(e, msg);
+                end_all(e, QR_FINISH_ERROR, msg);
             } else {
                 /* fail the step's requests; the others go on */
                 int nf = 0;
@@ -1040,18 +1041,8 @@ void qr_engine_destroy(struct qr_engine *e)
         in = n;
     }
     e->in_head = e->in_tail = NULL;
-    if (e->sched) {
-        for (;;) {
-            struct qr_sched_req *s = qr_sched_running(e->sched, 0);
-            if (!s)
-                s = qr_sched_waiting(e->sched, 0);
-            if (!s)
-                break;
-            struct eng_req *r = s->user;
-            end_request(e, r, QR_FINISH_CANCELLED, NULL);
-            retire(e, r);
-        }
-    }
+    if (e->sched)
+        end_all(e, QR_FINISH_CANCELLED, NULL);
     qr_sched_destroy(e->sched);
     qr_kv_pool_destroy(e->pool);
     qr_rt_destroy(e->rt);

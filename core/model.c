@@ -36,7 +36,7 @@
 #define MAX_SHARDS 4096
 
 /* from config.c */
-char *qr_config_read_file(const char *path, size_t *len, qr_status *st);
+qr_status qr_config_read_json_object(const char *path, cJSON **root);
 
 struct model_file {
     char *name;                  /* file name inside the model directory */
@@ -164,17 +164,10 @@ static qr_status add_file(struct model_priv *p, const char *name)
 /* Reads the index: fills the file list; returns the parsed weight_map in *wm_root. */
 static qr_status read_index(const char *dir, const char *path, struct model_priv *p, cJSON **wm_root)
 {
-    size_t len = 0;
-    qr_status st;
-    char *text = qr_config_read_file(path, &len, &st);
-    if (!text)
+    cJSON *root = NULL;
+    qr_status st = qr_config_read_json_object(path, &root);
+    if (st != QR_OK)
         return st;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return qr_set_error(QR_E_FORMAT, "%s: not a valid JSON object", path);
-    }
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(wm) || !wm->child) {
         cJSON_Delete(root);
