@@ -525,6 +525,16 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
                    d->gemv_pipe[0] ? "used for the one-row decode GEMVs" : "no such variant (or QR_VK_GEMV_WG=128)");
         }
     }
+    /* decode attention splits: QR_VK_ATTN_DEC_TILES=N (1..64) gives every split at least N 64-key tiles (fewer
+     * workgroups and partials to combine; a lab switch for the short-context decode, where attn_dec + attn_combine
+     * cost ~24 us per layer on the H100) */
+    {
+        const char *t = getenv("QR_VK_ATTN_DEC_TILES");
+        int v = t ? atoi(t) : 1;
+        d->attn_dec_tiles = v >= 1 && v <= 64 ? v : 1;
+        if (t && v != d->attn_dec_tiles)
+            qr_log(QR_LOG_WARN, "vulkan: QR_VK_ATTN_DEC_TILES=%s is not in 1..64; using 1", t);
+    }
     /* matmul_cm with W staged k-major (no transposed fragment loads): written without a GPU, QR_VK_CM_BT=1 */
     d->cm_bt = d->use_coopmat && env_switch("QR_VK_CM_BT", false) && vk_pipe_find("matmul_cm_bt_bf16") >= 0;
     d->attn_cm2 = d->use_coopmat && want_wide && sw_attn_cm2 && vk_pipe_find("attn_cm2") >= 0;

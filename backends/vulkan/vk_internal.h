@@ -64,6 +64,7 @@ struct vk_dev {
     bool gemv_wide;  /* one-row GEMV in 256-thread workgroups, matmul_gemv1w (default; QR_VK_GEMV_WG=128: off) */
     char gemv_pipe[40]; /* GEMV lab (QR_VK_GEMV_PIPE): this variant prefix instead of matmul_gemv1w; "" off */
     uint32_t xsh_v4;    /* specialization constant 1: vec4 slots of shared memory for an x row (matmul_gemv1wx) */
+    int attn_dec_tiles; /* decode attention: at least this many 64-key tiles per split (QR_VK_ATTN_DEC_TILES, lab; 1) */
     int max_bind;              /* storage buffers a dispatch may bind: min(VK_MAX_BINDINGS, the device's per-stage limit) */
     bool fuse_gemv;            /* decode GEMVs with the RMSNorm / SwiGLU folded in (opt-in: QR_VK_FUSE_GEMV=1) */
     bool fuse_glu;             /* with fuse_gemv: gate_up + SwiGLU in one GEMV too (QR_VK_FUSE_GEMV=norm: no) */

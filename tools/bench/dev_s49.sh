@@ -39,6 +39,8 @@ vstep "x in shared memory (matmul_gemv1wx)" QR_VK_GEMV_PIPE=matmul_gemv1wx
 vstep "restrict (matmul_gemv1wr)" QR_VK_GEMV_PIPE=matmul_gemv1wr
 vstep "norm fold staged (FUSE_GEMV=norm + GEMV_NORM_SH=1)" QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
 vstep "gemv1wx + staged norm fold" QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
+vstep "decode attention, 4 tiles per split (2 splits)" QR_VK_ATTN_DEC_TILES=4
+vstep "decode attention, 8 tiles per split (no merge)" QR_VK_ATTN_DEC_TILES=8
 echo "== (1) Vulkan prompt GEMMs, M=4096 (${SECONDS} s)"
 vk_gemm "default (KHR matmul_cm3k)" X=0
 vk_gemm "KHR unrolled (matmul_cm3ku)" QR_VK_MM_PIPE=matmul_cm3ku
@@ -60,6 +62,7 @@ lat vulkan 512 "gemv1wx + staged norm fold" QR_VK_GEMV_PIPE=matmul_gemv1wx QR_VK
 lat vulkan 8192 "unrolled GEMM + attention" QR_VK_MM_PIPE=matmul_cm3ku QR_VK_ATTN_PIPE=attn_cm2ku
 lat cuda 512,8192 "default" X=0
 lat cuda 512,8192 "L2PF=2" QR_CUDA_L2PF=2
+lat vulkan 512 "ATTN_DEC_TILES=8" QR_VK_ATTN_DEC_TILES=8
 lat vulkan 512 "default (again)" X=0
 echo "== (5) parity (${SECONDS} s)"
 QR_CUDA_L2PF=2 QR_CUDA_L2PF_NEXT_MB=16 timeout 60 $B/test_e2e -b cuda 2>&1 | grep -E "FAIL|passed|worst|rror" | cut -c1-200 | tail -3
