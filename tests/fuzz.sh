@@ -4,7 +4,8 @@
 #   QR_FUZZ_SECONDS  seconds per target (default 15)
 #   QR_FUZZ_BUILD    build dir (default build-fuzz)
 # New inputs go to $QR_FUZZ_BUILD/corpus-work/<name> (the checked-in corpus is read
-# only); crashes are written to $QR_FUZZ_BUILD/artifacts/ and fail the script.
+# only; fuzz/<name>.dict, where present, is the target's libFuzzer dictionary); crashes are written to
+# $QR_FUZZ_BUILD/artifacts/ and fail the script.
 # Skips cleanly (exit 0, message) without clang or libFuzzer.  scripts/test.sh
 # calls it after ctest; as a ctest (sh_fuzz, QR_BUILD_DIR set) it only runs when
 # QR_FUZZ_IN_CTEST=1, so the suite does not fuzz twice.
@@ -42,7 +43,8 @@ for t in "${targets[@]}"; do
   work="$BD/corpus-work/$name"; mkdir -p "$work"
   dirs=("$work"); [ -d "fuzz/corpus/$name" ] && dirs+=("fuzz/corpus/$name")
   echo "fuzz: $t for ${SECS}s"
-  if ASAN_OPTIONS=detect_leaks=1 "$BD/bin/$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
+  dict=(); [ -f "fuzz/$name.dict" ] && dict=(-dict="fuzz/$name.dict")
+  if ASAN_OPTIONS=detect_leaks=1 "$BD/bin/$t" "${dict[@]}" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
       -max_len=65536 -print_final_stats=1 -artifact_prefix="$BD/artifacts/$t-" "${dirs[@]}" >"$BD/$t.log" 2>&1; then
     pass=$((pass+1)); grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$BD/$t.log" | tail -1
   else

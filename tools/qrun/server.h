@@ -127,9 +127,9 @@ struct srv_toolparse {
 void srv_tp_init(struct srv_toolparse *tp, bool enabled);
 /* starts inside a call whose opening text `prefix` was put into the prompt */
 void srv_tp_start_inside(struct srv_toolparse *tp, const char *prefix);
-/* feeds generated text; appends plain content to `content`; *n_new = calls completed by this text */
+/* feeds generated text; appends plain content to `content`; adds the calls this text completes to *n_new */
 void srv_tp_feed(struct srv_toolparse *tp, const char *s, size_t n, struct srv_buf *content, int *n_new);
-/* end of generation: releases held text (an unterminated call stays content) */
+/* end of generation: releases held text (an unterminated call stays content); adds completed calls to *n_new */
 void srv_tp_finish(struct srv_toolparse *tp, struct srv_buf *content, int *n_new);
 void srv_tp_free(struct srv_toolparse *tp);
 
