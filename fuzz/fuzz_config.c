@@ -2,22 +2,17 @@
  * success the invariants the loader and runtime rely on are asserted.
  * Build: CC=clang cmake -S . -B build-fuzz -DQR_FUZZ=ON -DQR_SANITIZE=ON -DQR_CUDA=OFF -DQR_VULKAN=OFF
  *        ninja -C build-fuzz fuzz_config && build-fuzz/bin/fuzz_config fuzz/corpus/config */
+#include "fuzz_util.h"
 #include "qrun/qr_model.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void quiet(enum qr_log_level lvl, const char *msg, void *user) { (void)lvl, (void)msg, (void)user; }
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int init;
-    if (!init) {
-        qr_log_set_callback(quiet, NULL);
-        init = 1;
-    }
+    fuzz_quiet_once();
     char *buf = malloc(size ? size : 1);   /* not NUL-terminated on purpose */
     if (!buf)
         return 0;

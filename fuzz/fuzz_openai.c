@@ -9,6 +9,7 @@
  * and token ids within the limits it was given, sampling values the sampler accepts.
  * The server sources are compiled in directly, as in tests/test_openai_parse.c. */
 #define _GNU_SOURCE
+#include "fuzz_util.h"
 #include "../tools/qrun/server_util.c"
 #include "../tools/qrun/server_openai.c"
 #include "../tools/qrun/server_toolcall.c"
@@ -22,8 +23,6 @@
 
 static const char *const NAMES[] = {"qwen-fuzz", "/models/qwen-fuzz"};
 enum { VOCAB = 1000, MAX_LEN = 4096 };
-
-static void quiet(enum qr_log_level lvl, const char *msg, void *user) { (void)lvl, (void)msg, (void)user; }
 
 static void check_request(const struct srv_request *r)
 {
@@ -85,11 +84,7 @@ static void toolcalls(const char *s, size_t n, size_t split)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int init;
-    if (!init) {
-        qr_log_set_callback(quiet, NULL);
-        init = 1;
-    }
+    fuzz_quiet_once();
     if (size < 1)
         return 0;
     const uint8_t sel = data[0];

@@ -3,22 +3,17 @@
  * so ASan catches any range the parser let point outside the input.
  * Build: CC=clang cmake -S . -B build-fuzz -DQR_FUZZ=ON -DQR_SANITIZE=ON -DQR_CUDA=OFF -DQR_VULKAN=OFF
  *        ninja -C build-fuzz fuzz_safetensors && build-fuzz/bin/fuzz_safetensors fuzz/corpus/safetensors */
+#include "fuzz_util.h"
 #include "qrun/qr_model.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void quiet(enum qr_log_level lvl, const char *msg, void *user) { (void)lvl, (void)msg, (void)user; }
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int init;
-    if (!init) {
-        qr_log_set_callback(quiet, NULL);
-        init = 1;
-    }
+    fuzz_quiet_once();
     /* an exact-size heap copy: reads past the end are ASan errors */
     uint8_t *buf = malloc(size ? size : 1);
     if (!buf)

@@ -5,6 +5,7 @@
  *   2: qr_chat_render of the bytes parsed as JSON messages, for every variant
  * Build: CC=clang cmake -S . -B build-fuzz -DQR_FUZZ=ON -DQR_SANITIZE=ON -DQR_CUDA=OFF -DQR_VULKAN=OFF
  *        ninja -C build-fuzz fuzz_tokenizer && build-fuzz/bin/fuzz_tokenizer fuzz/corpus/tokenizer */
+#include "fuzz_util.h"
 #include "qrun/qr_tokenizer.h"
 
 #include <cjson/cJSON.h>

@@ -15,12 +15,8 @@
 [ -z "$SHORT" ] && (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
 . tools/bench/dev_vk.sh
+. tools/bench/dev_steps.sh
 echo "== (2) CUDA decode step, ctx 512, L2 prefetch (${SECONDS} s)"
-step() {   # label env...
-  local label=$1; shift
-  printf -- "-- %-28s " "$label"
-  env "$@" timeout 30 $B/qr-step-bench -b cuda --ctx 512 --prompt 0 --reps 100 2>&1 | grep -E "^decode|rror" | cut -c1-120
-}
 for r in 1 2; do
   step "default" X=0
   step "L2PF=1 (prefetch lines)" QR_CUDA_L2PF=1
@@ -28,12 +24,6 @@ for r in 1 2; do
   step "L2PF=3 (bulk)" QR_CUDA_L2PF=3
 done
 echo "== (2b) Vulkan decode step, ctx 512, per-shader GPU time (${SECONDS} s)"
-vstep() {   # label env...
-  local label=$1; shift
-  echo "-- $label"
-  env QR_VK_PROFILE=1 "$@" timeout 40 $B/qr-step-bench -b vulkan --ctx 512 --prompt 0 --reps 50 2>&1 | \
-      grep -E "^decode|matmul_gemv|rmsnorm|attn_|silu|qk_norm|GEMV_PIPE|rror" | sed 's/qrun warn: *//' | cut -c1-120
-}
 vstep "default (matmul_gemv1w)" X=0
 vstep "x in shared memory (matmul_gemv1wx)" QR_VK_GEMV_PIPE=matmul_gemv1wx
 vstep "restrict (matmul_gemv1wr)" QR_VK_GEMV_PIPE=matmul_gemv1wr

