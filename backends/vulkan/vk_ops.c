@@ -479,8 +479,8 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
         /* about 384 workgroups in all, at least one 64-key tile each (QR_VK_ATTN_DEC_TILES=N: at least N, a lab
          * switch: fewer splits, fewer partials for attn_combine, longer serial loops); the shader rounds each split
          * up to whole tiles */
-        int tiles = d->attn_dec_tiles > 0 ? d->attn_dec_tiles : 1;
-        int want = (a->max_seq_len + 64 * tiles - 1) / (64 * tiles), cap = 384 / (wgs > 0 ? wgs : 1);
+        int keys = 64 * d->attn_dec_tiles;   /* 1..64 tiles, set at device open */
+        int want = (a->max_seq_len + keys - 1) / keys, cap = 384 / (wgs > 0 ? wgs : 1);
         n_split = want < cap ? want : cap;
         if (n_split > 128) n_split = 128;
         if (n_split < 1) n_split = 1;
