@@ -43,19 +43,7 @@ __device__ __forceinline__ void kv_load8(const void *base, int64_t elem, float *
         float4 a = p[0], b = p[1];
         f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
     } else {
-        uint4 v = *(const uint4 *)((const uint16_t *)base + elem);
-        const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            if (KVT == QK_BF16) {
-                f[2 * j] = __uint_as_float(u[j] << 16);
-                f[2 * j + 1] = __uint_as_float(u[j] & 0xffff0000u);
-            } else {
-                float2 t = __half22float2(*(const __half2 *)&u[j]);
-                f[2 * j] = t.x;
-                f[2 * j + 1] = t.y;
-            }
-        }
+        qk_unpack8<KVT>(*(const uint4 *)((const uint16_t *)base + elem), f);
     }
 }
 

@@ -47,19 +47,7 @@ __device__ __forceinline__ void d2_cp_async_wait_all(void)
 template <int KVT>
 __device__ __forceinline__ void d2_load8(const uint16_t *p, float *f)
 {
-    uint4 v = *(const uint4 *)p;
-    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        if (KVT == QK_BF16) {
-            f[2 * j] = __uint_as_float(u[j] << 16);
-            f[2 * j + 1] = __uint_as_float(u[j] & 0xffff0000u);
-        } else {
-            float2 t = __half22float2(*(const __half2 *)&u[j]);
-            f[2 * j] = t.x;
-            f[2 * j + 1] = t.y;
-        }
-    }
+    qk_unpack8<KVT>(*(const uint4 *)p, f);
 }
 
 template <int KVT>
