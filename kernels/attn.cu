@@ -235,21 +235,12 @@ __global__ void __launch_bounds__(PF_WARPS * 32 * HPB, MINB) k_attn_prefill(cons
             float al0, al1;
             pf_softmax<PF_BK / 8>(sc, m0, m1, l0, l1, al0, al1);
             if (__any_sync(0xffffffffu, al0 != 1.f || al1 != 1.f)) {   /* the max moved: rescale O */
-#pragma unroll
-                for (int i = 0; i < D / 8; i++) {
-                    o[i][0] *= al0;
-                    o[i][1] *= al0;
-                    o[i][2] *= al1;
-                    o[i][3] *= al1;
-                }
+                pf_rescale(o, al0, al1);
             }
 #pragma unroll
             for (int jj = 0; jj < PF_BK / 16; jj++) {
                 uint32_t pa[4];
-                pa[0] = pf_pack<T>(sc[2 * jj][0], sc[2 * jj][1]);
-                pa[1] = pf_pack<T>(sc[2 * jj][2], sc[2 * jj][3]);
-                pa[2] = pf_pack<T>(sc[2 * jj + 1][0], sc[2 * jj + 1][1]);
-                pa[3] = pf_pack<T>(sc[2 * jj + 1][2], sc[2 * jj + 1][3]);
+                pf_pack_p<T>(pa, sc, jj);
                 const T *vr = &Vt[(jj * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * KS + (lane >> 4) * 8];
 #pragma unroll
                 for (int dt = 0; dt < D / 8; dt += 2) {

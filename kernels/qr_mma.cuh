@@ -240,4 +240,28 @@ __device__ __forceinline__ void pf_softmax(float (&sc)[NT][4], float &m0, float 
     l1 = l1 * al1 + t1[0];
 }
 
+
+/* O's rows rescaled by the factors pf_softmax returned (rows g: elements 0, 1; g + 8: 2, 3) */
+template <int N>
+__device__ __forceinline__ void pf_rescale(float (&o)[N][4], float al0, float al1)
+{
+#pragma unroll
+    for (int i = 0; i < N; i++) {
+        o[i][0] *= al0;
+        o[i][1] *= al0;
+        o[i][2] *= al1;
+        o[i][3] *= al1;
+    }
+}
+
+/* the A fragment of P for keys 16 jj .. 16 jj + 15: score fragments 2 jj and 2 jj + 1 packed to 16 bits */
+template <typename T, int NT>
+__device__ __forceinline__ void pf_pack_p(uint32_t (&pa)[4], const float (&sc)[NT][4], int jj)
+{
+    pa[0] = pf_pack<T>(sc[2 * jj][0], sc[2 * jj][1]);
+    pa[1] = pf_pack<T>(sc[2 * jj][2], sc[2 * jj][3]);
+    pa[2] = pf_pack<T>(sc[2 * jj + 1][0], sc[2 * jj + 1][1]);
+    pa[3] = pf_pack<T>(sc[2 * jj + 1][2], sc[2 * jj + 1][3]);
+}
+
 #endif
