@@ -35,6 +35,8 @@ echo "== (1) Vulkan prompt GEMMs, M=4096 (${SECONDS} s)"
 vk_gemm "default (KHR matmul_cm3k)" X=0
 vk_gemm "KHR unrolled (matmul_cm3ku)" QR_VK_MM_PIPE=matmul_cm3ku
 vk_gemm "NV MMA only with fp16 accumulators (matmul_cm3lab19h, timing only)" QR_VK_MM_PIPE=matmul_cm3lab19h
+vk_gemm "KHR MMA only (matmul_cm3klab19, timing only)" QR_VK_MM_PIPE=matmul_cm3klab19
+vk_gemm "KHR MMA only, unrolled (matmul_cm3kulab19, timing only)" QR_VK_MM_PIPE=matmul_cm3kulab19
 [ -z "$SHORT" ] && { wait $SETUP; cat $O/setup.txt; }
 [ -z "$SHORT" ] && echo "== (3) latency (${SECONDS} s)"
 lat() {   # backend prompt-lens label env...
