@@ -8,6 +8,7 @@
 // (two lanes per row), P (fp16) . V gives 8 output fragments that are added
 // to the f32 output rows each lane keeps in registers.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -81,7 +82,7 @@ void main() {
     }
     barrier();
     fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qf[HD / 16];
-    for (int kk = 0; kk < HD / 16; kk++) coopMatLoadNV(qf[kk], kvsh, uint(int(w) * 16 * SQ + kk * 16), uint(SQ), false);
+    [[unroll]] for (int kk = 0; kk < HD / 16; kk++) coopMatLoadNV(qf[kk], kvsh, uint(int(w) * 16 * SQ + kk * 16), uint(SQ), false);
     barrier();   // the Q tile is in registers; kvsh now holds K and V
 
     int k_end = min(sl[pc.sl_off + seq], pos0 + ntok);
@@ -89,7 +90,7 @@ void main() {
     int my_pos = pos_sh[int(w) * 16 + int(rr)];
     float m = NEG_INF, l = 0.0;
     float acc[8][8];
-    for (int j = 0; j < 8; j++) for (int i = 0; i < 8; i++) acc[j][i] = 0.0;
+    [[unroll]] for (int j = 0; j < 8; j++) [[unroll]] for (int i = 0; i < 8; i++) acc[j][i] = 0.0;
     int lc = int(tid >> 2);                 // loader: key row of this thread
     for (int kb = 0; kb < k_end; kb += KT) {
         int jk = kb + lc;
@@ -99,7 +100,7 @@ void main() {
             int blk = clamp(bt[pc.bt_off + seq * pc.mbps + jk / pc.block_size], 0, pc.num_blocks - 1);
             base = uint((blk * pc.n_kv_heads + kvh) * pc.block_size + jk % pc.block_size) * uint(HD);
         }
-        for (int i = 0; i < 16; i++) {
+        [[unroll]] for (int i = 0; i < 16; i++) {
             uint d = 2u * ((tid & 3u) + 4u * uint(i));
             float k0 = 0.0, k1 = 0.0, v0 = 0.0, v1 = 0.0;
             if (jin) {
@@ -116,7 +117,7 @@ void main() {
         // S = Q . K^T for this subgroup's 16 rows x 32 keys
         fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> s0 = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
         fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> s1 = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
-        for (int kk = 0; kk < HD / 16; kk++) {
+        [[unroll]] for (int kk = 0; kk < HD / 16; kk++) {
             fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> b0, b1;
             coopMatLoadNV(b0, kvsh, uint(kk * 16), uint(SQ), true);
             coopMatLoadNV(b1, kvsh, uint(16 * SQ + kk * 16), uint(SQ), true);
@@ -129,7 +130,7 @@ void main() {
         // online softmax: lanes 2r and 2r+1 share row r, 16 keys each
         float sv[16];
         float mx = m;
-        for (int i = 0; i < 16; i++) {
+        [[unroll]] for (int i = 0; i < 16; i++) {
             int col = int(hf) * 16 + i, jj = kb + col;
             bool ok = my_pos >= 0 && jj < k_end && jj <= my_pos;
             sv[i] = ok ? ssh[w][rr * SS + uint(col)] : NEG_INF;
@@ -138,7 +139,7 @@ void main() {
         mx = max(mx, subgroupShuffleXor(mx, 1u));
         float alpha = mx == NEG_INF ? 1.0 : exp(m - mx);
         float sum = 0.0;
-        for (int i = 0; i < 16; i++) {
+        [[unroll]] for (int i = 0; i < 16; i++) {
             float p = sv[i] == NEG_INF ? 0.0 : exp(sv[i] - mx);
             sum += p;
             psh[w][rr * SP + hf * 16u + uint(i)] = float16_t(p);
@@ -146,13 +147,13 @@ void main() {
         sum += subgroupShuffleXor(sum, 1u);
         l = l * alpha + sum;
         m = mx;
-        for (int j = 0; j < 8; j++) for (int i = 0; i < 8; i++) acc[j][i] *= alpha;
+        [[unroll]] for (int j = 0; j < 8; j++) [[unroll]] for (int i = 0; i < 8; i++) acc[j][i] *= alpha;
         sg_sync();
         // O += P . V, one 16x16 output fragment at a time through the scratch
         fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> pa0, pa1;
         coopMatLoadNV(pa0, psh[w], 0u, uint(SP), false);
         coopMatLoadNV(pa1, psh[w], 16u, uint(SP), false);
-        for (int j = 0; j < 8; j++) {
+        [[unroll]] for (int j = 0; j < 8; j++) {
             fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> vb0, vb1;
             coopMatLoadNV(vb0, kvsh, uint(KT * SQ + j * 16), uint(SQ), false);
             coopMatLoadNV(vb1, kvsh, uint((KT + 16) * SQ + j * 16), uint(SQ), false);
@@ -161,7 +162,7 @@ void main() {
             pv = coopMatMulAddNV(pa1, vb1, pv);
             coopMatStoreNV(pv, ssh[w], 0u, uint(SS), false);
             sg_sync();
-            for (int i = 0; i < 8; i++) acc[j][i] += ssh[w][rr * SS + hf * 8u + uint(i)];
+            [[unroll]] for (int i = 0; i < 8; i++) acc[j][i] += ssh[w][rr * SS + hf * 8u + uint(i)];
             sg_sync();
         }
         barrier();   // before the next K/V tile overwrites kvsh
@@ -169,8 +170,8 @@ void main() {
     int row = int(w) * 16 + int(rr);
     if (my_pos < 0) return;
     int t = tok0 + row / pc.hs, h = hbase + row % pc.hs;
-    for (int j = 0; j < 8; j++)
-        for (int i = 0; i < 8; i++) {
+    [[unroll]] for (int j = 0; j < 8; j++)
+        [[unroll]] for (int i = 0; i < 8; i++) {
             int d = 16 * j + int(hf) * 8 + i;
             o[pc.o_off + t * pc.ldo + h * HD + d] = l > 0.0 ? acc[j][i] / l : 0.0;
         }

@@ -18,12 +18,10 @@
 // same products, same order of the sums.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
-// UNROLL (the *u lab variants, not yet measured on a GPU): [[unroll]] on every constant-bound loop
-#ifdef UNROLL
+// Every constant-bound loop carries [[unroll]] (UNR): without it glslc keeps the fragment arrays in Function
+// memory indexed by the loop counter, and the NVIDIA driver ran the MMAs ~13x slower (H100, docs/PERF.md,
+// nineteenth session: MMA-only GEMM loop 31 -> 394-502 TFLOP/s, whole GEMM 29-31 -> 97-101 TFLOP/s).
 #define UNR [[unroll]]
-#else
-#define UNR
-#endif
 #extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require

@@ -8,6 +8,7 @@
 // GPU): W is staged k-major ([BK][BN]), so its fragments load without the
 // transpose; the loaders then take 128 consecutive rows per k chunk.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -56,7 +57,7 @@ void main() {
     uint sg = gl_SubgroupID;
     int wm = int(sg / 2u) * 32, wn = int(sg % 2u) * 64;
     fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[2][4];
-    for (int i = 0; i < 2; i++) for (int j = 0; j < 4; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+    [[unroll]] for (int i = 0; i < 2; i++) [[unroll]] for (int j = 0; j < 4; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
     bool vec = (pc.flags & QR_MM_VEC) != 0;   // then K % 32 == 0 (host checks)
     if (vec) {
         // register double buffering: the next K slice is fetched from global
@@ -68,42 +69,42 @@ void main() {
         uvec4 wr[2];
 #endif
         uint xrow[4];
-        for (int q = 0; q < 4; q++) {
+        [[unroll]] for (int q = 0; q < 4; q++) {
             int r = (int(tid) + q * 256) / 8;
             xrow[q] = m0 + r < pc.M ? x_row(m0 + r) : 0xFFFFFFFFu;
         }
 #define FETCH(k0) { \
-            for (int q = 0; q < 4; q++) { \
+            [[unroll]] for (int q = 0; q < 4; q++) { \
                 int e = int(tid) + q * 256, c = (e % 8) * 4; \
                 xr[q] = xrow[q] != 0xFFFFFFFFu ? xv[(xrow[q] + uint((k0) + c)) >> 2] : vec4(0.0); \
             } \
             FETCH_W(k0) }
 #if W_TYPE == QR_PC_F32
 #define FETCH_W(k0) \
-            for (int q = 0; q < 4; q++) { \
+            [[unroll]] for (int q = 0; q < 4; q++) { \
                 int e = int(tid) + q * 256, r = W_ROW4(e), c = W_COL4(e); \
                 wr[q] = nb + r < pc.N ? uintBitsToFloat(wv[(uint(pc.w_off) + uint(nb + r) * uint(pc.K) + uint((k0) + c)) >> 2]) : vec4(0.0); \
             }
 #else
 #define FETCH_W(k0) \
-            for (int q = 0; q < 2; q++) { \
+            [[unroll]] for (int q = 0; q < 2; q++) { \
                 int e = int(tid) + q * 256, r = W_ROW8(e), c = W_COL8(e); \
                 wr[q] = nb + r < pc.N ? wv[(uint(pc.w_off) + uint(nb + r) * uint(pc.K) + uint((k0) + c)) >> 3] : uvec4(0u); \
             }
 #endif
         FETCH(0)
         for (int k0 = 0; k0 < pc.K; k0 += BK) {
-            for (int q = 0; q < 4; q++) {
+            [[unroll]] for (int q = 0; q < 4; q++) {
                 int e = int(tid) + q * 256, r = e / 8, c = (e % 8) * 4;
-                for (int i = 0; i < 4; i++) ash[r * SA + c + i] = h16(xr[q][i]);
+                [[unroll]] for (int i = 0; i < 4; i++) ash[r * SA + c + i] = h16(xr[q][i]);
             }
 #if W_TYPE == QR_PC_F32
-            for (int q = 0; q < 4; q++) {
+            [[unroll]] for (int q = 0; q < 4; q++) {
                 int e = int(tid) + q * 256, r = W_ROW4(e), c = W_COL4(e);
-                for (int i = 0; i < 4; i++) B_AT(r, c + i) = h16(wr[q][i]);
+                [[unroll]] for (int i = 0; i < 4; i++) B_AT(r, c + i) = h16(wr[q][i]);
             }
 #else
-            for (int q = 0; q < 2; q++) {
+            [[unroll]] for (int q = 0; q < 2; q++) {
                 int e = int(tid) + q * 256, r = W_ROW8(e), c = W_COL8(e);
                 uvec4 u = wr[q];
 #if W_TYPE == QR_PC_BF16
@@ -113,23 +114,23 @@ void main() {
                 vec4 a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
                 vec4 b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
 #endif
-                for (int i = 0; i < 4; i++) { B_AT(r, c + i) = h16(a[i]); B_AT(r, c + 4 + i) = h16(b[i]); }
+                [[unroll]] for (int i = 0; i < 4; i++) { B_AT(r, c + i) = h16(a[i]); B_AT(r, c + 4 + i) = h16(b[i]); }
             }
 #endif
             barrier();
             if (k0 + BK < pc.K) FETCH(k0 + BK)
-            for (int kk = 0; kk < BK; kk += 16) {
+            [[unroll]] for (int kk = 0; kk < BK; kk += 16) {
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[2], b[4];
-                for (int i = 0; i < 2; i++) coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
-                for (int j = 0; j < 4; j++) B_LOAD(b[j], wn + j * 16, kk);
-                for (int i = 0; i < 2; i++)
-                    for (int j = 0; j < 4; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
+                [[unroll]] for (int i = 0; i < 2; i++) coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
+                [[unroll]] for (int j = 0; j < 4; j++) B_LOAD(b[j], wn + j * 16, kk);
+                [[unroll]] for (int i = 0; i < 2; i++)
+                    [[unroll]] for (int j = 0; j < 4; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
             }
             barrier();
         }
     } else {
         for (int k0 = 0; k0 < pc.K; k0 += BK) {
-            for (int q = 0; q < 16; q++) {
+            [[unroll]] for (int q = 0; q < 16; q++) {
                 int e = int(tid) + q * 256;
                 int r = e / BK, c = e % BK;
                 int k = k0 + c;
@@ -139,19 +140,19 @@ void main() {
                 B_AT(r, c) = h16(wb);
             }
             barrier();
-            for (int kk = 0; kk < BK; kk += 16) {
+            [[unroll]] for (int kk = 0; kk < BK; kk += 16) {
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[2], b[4];
-                for (int i = 0; i < 2; i++) coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
-                for (int j = 0; j < 4; j++) B_LOAD(b[j], wn + j * 16, kk);
-                for (int i = 0; i < 2; i++)
-                    for (int j = 0; j < 4; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
+                [[unroll]] for (int i = 0; i < 2; i++) coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
+                [[unroll]] for (int j = 0; j < 4; j++) B_LOAD(b[j], wn + j * 16, kk);
+                [[unroll]] for (int i = 0; i < 2; i++)
+                    [[unroll]] for (int j = 0; j < 4; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
             }
             barrier();
         }
     }
     uint lane = gl_SubgroupInvocationID;
-    for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 4; j++) {
+    [[unroll]] for (int i = 0; i < 2; i++)
+        [[unroll]] for (int j = 0; j < 4; j++) {
             coopMatStoreNV(acc[i][j], csh[sg], 0u, 16u, false);
             subgroupBarrier();
             for (uint e = lane; e < 256u; e += 32u) {

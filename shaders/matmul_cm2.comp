@@ -9,6 +9,7 @@
 // work on the current one.  Vector path only (K % 32 == 0, 16-byte aligned
 // rows: the host checks and uses matmul_cm.comp otherwise).
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -37,8 +38,8 @@ void main() {
     uint sg = gl_SubgroupID;
     int wm = int(sg / 4u) * 64, wn = int(sg % 4u) * 64;
     fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+    [[unroll]] for (int i = 0; i < 4; i++)
+        [[unroll]] for (int j = 0; j < 4; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
     // x: 128 rows x 8 vec4 per slice = 4 per thread; W: 256 rows x (4 uvec4 | 8 vec4) = 4 | 8 per thread
     vec4 xr[4];
 #if W_TYPE == QR_PC_F32
@@ -47,24 +48,24 @@ void main() {
     uvec4 wr[4];
 #endif
     uint xrow[4];
-    for (int q = 0; q < 4; q++) {
+    [[unroll]] for (int q = 0; q < 4; q++) {
         int r = (int(tid) + q * 256) / 8;
         xrow[q] = m0 + r < pc.M ? x_row(m0 + r) : 0xFFFFFFFFu;
     }
 #define FETCH_X(k0) \
-    for (int q = 0; q < 4; q++) { \
+    [[unroll]] for (int q = 0; q < 4; q++) { \
         int c = ((int(tid) + q * 256) % 8) * 4; \
         xr[q] = xrow[q] != 0xFFFFFFFFu ? xv[(xrow[q] + uint((k0) + c)) >> 2] : vec4(0.0); \
     }
 #if W_TYPE == QR_PC_F32
 #define FETCH_W(k0) \
-    for (int q = 0; q < 8; q++) { \
+    [[unroll]] for (int q = 0; q < 8; q++) { \
         int e = int(tid) + q * 256, r = e / 8, c = (e % 8) * 4; \
         wr[q] = nb + r < pc.N ? uintBitsToFloat(wv[(uint(pc.w_off) + uint(nb + r) * uint(pc.K) + uint((k0) + c)) >> 2]) : vec4(0.0); \
     }
 #else
 #define FETCH_W(k0) \
-    for (int q = 0; q < 4; q++) { \
+    [[unroll]] for (int q = 0; q < 4; q++) { \
         int e = int(tid) + q * 256, r = e / 4, c = (e % 4) * 8; \
         wr[q] = nb + r < pc.N ? wv[(uint(pc.w_off) + uint(nb + r) * uint(pc.K) + uint((k0) + c)) >> 3] : uvec4(0u); \
     }
@@ -72,17 +73,17 @@ void main() {
     FETCH_X(0)
     FETCH_W(0)
     for (int k0 = 0; k0 < pc.K; k0 += BK) {
-        for (int q = 0; q < 4; q++) {
+        [[unroll]] for (int q = 0; q < 4; q++) {
             int e = int(tid) + q * 256;
             sv.a[(e / 8) * SA4 + e % 8] = h16x4(xr[q]);
         }
 #if W_TYPE == QR_PC_F32
-        for (int q = 0; q < 8; q++) {
+        [[unroll]] for (int q = 0; q < 8; q++) {
             int e = int(tid) + q * 256;
             sv.b[(e / 8) * SA4 + e % 8] = h16x4(wr[q]);
         }
 #else
-        for (int q = 0; q < 4; q++) {
+        [[unroll]] for (int q = 0; q < 4; q++) {
             int e = int(tid) + q * 256;
             vec4 a, b;
             w_unpack8(wr[q], a, b);
@@ -96,21 +97,21 @@ void main() {
             FETCH_X(k0 + BK)
             FETCH_W(k0 + BK)
         }
-        for (int kk = 0; kk < BK / 4; kk += 4) {   // 16 columns = 4 f16vec4 per fragment step
+        [[unroll]] for (int kk = 0; kk < BK / 4; kk += 4) {   // 16 columns = 4 f16vec4 per fragment step
             fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[4];
-            for (int i = 0; i < 4; i++)
+            [[unroll]] for (int i = 0; i < 4; i++)
                 coopMatLoadNV(a[i], sh.a, uint(((wm + i * 16) * SA4 + kk) * 4), uint(SA4 * 4), false);
-            for (int j = 0; j < 4; j++) {
+            [[unroll]] for (int j = 0; j < 4; j++) {
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> b;
                 coopMatLoadNV(b, sh.b, uint(((wn + j * 16) * SA4 + kk) * 4), uint(SA4 * 4), true);
-                for (int i = 0; i < 4; i++) acc[i][j] = coopMatMulAddNV(a[i], b, acc[i][j]);
+                [[unroll]] for (int i = 0; i < 4; i++) acc[i][j] = coopMatMulAddNV(a[i], b, acc[i][j]);
             }
         }
         barrier();
     }
     uint lane = gl_SubgroupInvocationID;
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
+    [[unroll]] for (int i = 0; i < 4; i++)
+        [[unroll]] for (int j = 0; j < 4; j++) {
             coopMatStoreNV(acc[i][j], sh.c[sg], 0u, 16u, false);
             subgroupBarrier();
             for (uint e = lane; e < 256u; e += 32u) {

@@ -562,17 +562,18 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
                d->mm_pipe[0] ? "used for the prompt GEMMs" : "no such variant");
     }
     /* A/B switches of the decode fusions, read once here (QR_VK_NO_FUSE turns every fusion off) */
-    /* the RMSNorm / SwiGLU folds into the decode GEMV lost on the H100 (decode 170.6 -> 155.7 tok/s with them,
-     * docs/PERF.md, eighth session): opt-in with QR_VK_FUSE_GEMV=1; the KV write folded into q/k norm + RoPE won
-     * (164.0 -> 170.6) and stays on.  QR_VK_FUSE_GEMV=norm folds the RMSNorm only (the gate_up + SwiGLU fold was the
-     * one measured slower per dispatch: 43.4 vs 31.1 us; the norm fold alone saves two dispatches per layer and is
-     * not yet measured on a GPU).  Since then the GLU fold runs gate and up rows in different subgroups of one
-     * workgroup (one weight stream per subgroup, as the plain GEMV) and the norm output is written in slices by every
-     * workgroup instead of by workgroup 0 after its rows: both unmeasured */
+    /* the RMSNorm / SwiGLU folds into the decode GEMV lost on the H100 in the eighth session (decode 170.6 -> 155.7
+     * tok/s with both; the gate_up + SwiGLU fold was the one slower per dispatch: 43.4 vs 31.1 us).  The RMSNorm fold
+     * alone, with g * x staged per workgroup (QR_VK_GEMV_NORM_SH, below), won in the nineteenth session (decode step
+     * 7.52 -> 6.97 ms, bench latency 176.1 -> 178.1 tok/s at 512 and 155.7 -> 161.9 at 8192; docs/PERF.md) and is the
+     * default for one-token steps (the staged form; two dispatches fewer per layer).  QR_VK_FUSE_GEMV=norm folds the
+     * RMSNorm at every row count up to 16 (the per-word form above one row: unmeasured), =1 adds the SwiGLU fold to
+     * gate_up, =0 turns both off */
     const char *fg = getenv("QR_VK_FUSE_GEMV");
-    d->fuse_gemv = env_switch("QR_VK_FUSE_GEMV", false) && d->max_bind >= 11 && d->subgroup_arith &&
+    d->fuse_gemv = env_switch("QR_VK_FUSE_GEMV", true) && d->max_bind >= 11 && d->subgroup_arith &&
                    vk_pipe_find("matmul_gemvf1_bf16") >= 0;
-    d->fuse_glu = d->fuse_gemv && !(fg && strcasecmp(fg, "norm") == 0);
+    d->fuse_glu = d->fuse_gemv && fg && *fg && strcasecmp(fg, "norm") != 0;
+    d->fuse_gemv_any = d->fuse_gemv && fg && *fg;
     d->fuse_kv = env_switch("QR_VK_FUSE_KV", true) && vk_pipe_find("qk_norm_rope_kv") >= 0;
     /* SwiGLU folded into the down_proj GEMV recomputes the activation for every output row: on the H100 it took
      * 60 us against 35 us for the plain GEMV plus ~6 us for silu_mul (qr-step-bench --ops), so it is opt-in
@@ -583,10 +584,10 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * instead of once per subgroup (exp + rcp for every weight); unmeasured.  QR_VK_SWIGLU_SH=0: per subgroup */
     d->swiglu_sh = env_switch("QR_VK_SWIGLU_SH", true);
     /* the RMSNorm fold with g * x staged in shared memory once per 256-thread workgroup while the first weight round
-     * is in flight (matmul_gemvn1, one row, K <= 4096): the fold's per-word norm-weight loads and x^2 sums gone.
-     * Written in the sixteenth session without a GPU (no device machine came): opt-in, QR_VK_GEMV_NORM_SH=1 with
-     * QR_VK_FUSE_GEMV=norm (or =1 for the qkv GEMV); tools/bench/dev_s49.sh measures it */
-    d->norm_sh = env_switch("QR_VK_GEMV_NORM_SH", false) && d->subgroup_size <= 64 && d->subgroup_size >= 4 &&
+     * is in flight (matmul_gemvn1, one row, K <= 4096): the fold's per-word norm-weight loads and x^2 sums gone.  On
+     * by default since the nineteenth session (with it the fold wins, above); QR_VK_GEMV_NORM_SH=0: the per-word
+     * form (matmul_gemvf1) */
+    d->norm_sh = env_switch("QR_VK_GEMV_NORM_SH", true) && d->subgroup_size <= 64 && d->subgroup_size >= 4 &&
                  d->props.limits.maxComputeSharedMemorySize >= 4096 * 4 + 64 * 4 &&
                  d->props.limits.maxComputeWorkGroupSize[0] >= 256 && vk_pipe_find("matmul_gemvn1_bf16") >= 0;
     d->fuse_off = getenv("QR_VK_NO_FUSE") != NULL;

@@ -66,12 +66,14 @@ struct vk_dev {
     uint32_t xsh_v4;    /* specialization constant 1: vec4 slots of shared memory for an x row (matmul_gemv1wx) */
     int attn_dec_tiles; /* decode attention: at least this many 64-key tiles per split (QR_VK_ATTN_DEC_TILES, lab; 1) */
     int max_bind;              /* storage buffers a dispatch may bind: min(VK_MAX_BINDINGS, the device's per-stage limit) */
-    bool fuse_gemv;            /* decode GEMVs with the RMSNorm / SwiGLU folded in (opt-in: QR_VK_FUSE_GEMV=1) */
+    bool fuse_gemv;            /* decode GEMVs with the RMSNorm (and with fuse_glu the SwiGLU) folded in */
+    bool fuse_gemv_any;        /* the fold for every row count up to 16 (QR_VK_FUSE_GEMV set); else one-row steps
+                                  where the staged form (norm_sh) runs: the only form measured faster */
     bool fuse_glu;             /* with fuse_gemv: gate_up + SwiGLU in one GEMV too (QR_VK_FUSE_GEMV=norm: no) */
     bool fuse_kv;              /* the KV write folded into q/k norm + RoPE (QR_VK_FUSE_KV=0: off) */
     bool fuse_swiglu;          /* SwiGLU folded into down_proj's GEMV (opt-in: QR_VK_FUSE_SWIGLU=1) */
     bool swiglu_sh;            /* ... computed once per workgroup through shared memory (QR_VK_SWIGLU_SH=0: per subgroup) */
-    bool norm_sh;              /* the RMSNorm fold staged per workgroup, matmul_gemvn1 (opt-in: QR_VK_GEMV_NORM_SH=1) */
+    bool norm_sh;              /* the RMSNorm fold staged per workgroup, matmul_gemvn1 (default; QR_VK_GEMV_NORM_SH=0: off) */
     bool fuse_off;             /* QR_VK_NO_FUSE set: every op runs on its own */
     bool norm_prefetch;        /* rmsnorm loads its weights with x, before the reduction (QR_VK_NORM_PREFETCH=0: after) */
     double mem_fraction;

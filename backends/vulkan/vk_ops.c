@@ -607,6 +607,8 @@ static int fuse_norm_matmul(struct vk_stream *s, const struct qr_node *nd, int n
     if (r->n_heads != 1 || T < 1 || T > 16 || m->M != T || m->K != K || !same_view(&m->x, &r->out) ||
         m->ldx != r->ldout || !is_float_dtype(r->wtype) || !is_float_dtype(m->wtype) || m->N < 1)
         return 0;
+    /* by default only where matmul_gemvn1 (the staged fold) runs; QR_VK_FUSE_GEMV set: every row count */
+    if (!d->fuse_gemv_any && (T != 1 || !d->norm_sh || K > 4096)) return 0;
     unsigned vk = m->wtype == QR_DTYPE_F32 ? 4 : 8;
     if (K % (int)vk || r->x.off % 16 || r->ldx % 4 || m->w.off % 16 || r->w.off % 16 || r->out.off % 4)
         return 0;
