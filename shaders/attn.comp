@@ -8,6 +8,7 @@
 // writes (max, sum, unnormalised acc) to the partial buffer; attn_combine
 // merges them.  head_dim <= 128.
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "pc/attn.h"
 #include "include/common.glsl"
 layout(local_size_x = 128) in;
@@ -84,7 +85,7 @@ void main() {
         k_hi = min(k_end, k_lo + chunk);
     }
     float acc[ROWS];
-    for (int r = 0; r < ROWS; r++) acc[r] = 0.0;
+    [[unroll]] for (int r = 0; r < ROWS; r++) acc[r] = 0.0;
     uint kvbase_k = uint(pc.kc_off), kvbase_v = uint(pc.vc_off);
     barrier();
     // tile loader: 8 threads per key row, each loads dims (tid & 7) + 8*i
@@ -98,19 +99,19 @@ void main() {
             ebase = uint((blk * pc.n_kv_heads + kvh) * pc.block_size + j % pc.block_size) * uint(hd);
         }
         float kr[HDMAX / 8], vr[HDMAX / 8];
-        for (int i = 0; i < HDMAX / 8; i++) {
+        [[unroll]] for (int i = 0; i < HDMAX / 8; i++) {
             int d = ld0 + 8 * i;
             bool in_ = jin && d < hd;
             kr[i] = in_ ? QR_LOAD_ANY(kc, kvbase_k + ebase + uint(d), pc.kvtype) : 0.0;
             vr[i] = in_ ? QR_LOAD_ANY(vc, kvbase_v + ebase + uint(d), pc.kvtype) : 0.0;
         }
-        for (int i = 0; i < HDMAX / 8; i++) {
+        [[unroll]] for (int i = 0; i < HDMAX / 8; i++) {
             int d = ld0 + 8 * i;
             ksh4[lc][d >> 2][d & 3] = kr[i];
             vsh[lc][d] = vr[i];
         }
         barrier();
-        for (int h2 = 0; h2 < 2; h2++) {
+        [[unroll]] for (int h2 = 0; h2 < 2; h2++) {
             int r = int(tid >> 4) + h2 * 8, c = int(tid & 15u);
             int j = kb + c;
             float s = -1.0 / 0.0;
@@ -145,10 +146,10 @@ void main() {
         } else if (tid < uint(ROWS)) {
             int r = int(tid);
             float mo = m_sh[r], mx = mo;
-            for (int c = 0; c < KT; c++) mx = max(mx, ssh4[r][c >> 2][c & 3]);
+            [[unroll]] for (int c = 0; c < KT; c++) mx = max(mx, ssh4[r][c >> 2][c & 3]);
             float alpha = (mx == -1.0 / 0.0) ? 1.0 : exp(mo - mx);
             float sum = 0.0;
-            for (int c = 0; c < KT; c++) {
+            [[unroll]] for (int c = 0; c < KT; c++) {
                 float sv = ssh4[r][c >> 2][c & 3];
                 float p = sv == -1.0 / 0.0 ? 0.0 : exp(sv - mx);
                 ssh4[r][c >> 2][c & 3] = p; sum += p;
@@ -159,12 +160,12 @@ void main() {
         if (int(tid) < hd) {
             int d = int(tid);
             vec4 vcol[KT / 4];
-            for (int c4 = 0; c4 < KT / 4; c4++)
+            [[unroll]] for (int c4 = 0; c4 < KT / 4; c4++)
                 vcol[c4] = vec4(vsh[4 * c4][d], vsh[4 * c4 + 1][d], vsh[4 * c4 + 2][d], vsh[4 * c4 + 3][d]);
-            for (int r = 0; r < ROWS; r++) {
+            [[unroll]] for (int r = 0; r < ROWS; r++) {
                 if (r >= nrows) break;
                 float s = acc[r] * a_sh[r];
-                for (int c4 = 0; c4 < KT / 4; c4++) s += dot(ssh4[r][c4], vcol[c4]);
+                [[unroll]] for (int c4 = 0; c4 < KT / 4; c4++) s += dot(ssh4[r][c4], vcol[c4]);
                 acc[r] = s;
             }
         }
@@ -172,7 +173,7 @@ void main() {
     }
     if (int(tid) >= hd) return;
     int d = int(tid);
-    for (int r = 0; r < ROWS; r++) {
+    [[unroll]] for (int r = 0; r < ROWS; r++) {
         if (r >= nrows) break;
         if (pos_sh[r] < 0) continue;
         int t = tok0 + r / pc.hs, h = hbase + r % pc.hs;

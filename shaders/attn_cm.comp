@@ -82,7 +82,8 @@ void main() {
     }
     barrier();
     fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qf[HD / 16];
-    [[unroll]] for (int kk = 0; kk < HD / 16; kk++) coopMatLoadNV(qf[kk], kvsh, uint(int(w) * 16 * SQ + kk * 16), uint(SQ), false);
+    [[unroll]] for (int kk = 0; kk < HD / 16; kk++)
+        coopMatLoadNV(qf[kk], kvsh, uint(int(w) * 16 * SQ + kk * 16), uint(SQ), false);
     barrier();   // the Q tile is in registers; kvsh now holds K and V
 
     int k_end = min(sl[pc.sl_off + seq], pos0 + ntok);

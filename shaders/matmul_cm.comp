@@ -57,7 +57,8 @@ void main() {
     uint sg = gl_SubgroupID;
     int wm = int(sg / 2u) * 32, wn = int(sg % 2u) * 64;
     fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[2][4];
-    [[unroll]] for (int i = 0; i < 2; i++) [[unroll]] for (int j = 0; j < 4; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+    [[unroll]] for (int i = 0; i < 2; i++)
+        [[unroll]] for (int j = 0; j < 4; j++) acc[i][j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
     bool vec = (pc.flags & QR_MM_VEC) != 0;   // then K % 32 == 0 (host checks)
     if (vec) {
         // register double buffering: the next K slice is fetched from global
@@ -121,7 +122,8 @@ void main() {
             if (k0 + BK < pc.K) FETCH(k0 + BK)
             [[unroll]] for (int kk = 0; kk < BK; kk += 16) {
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[2], b[4];
-                [[unroll]] for (int i = 0; i < 2; i++) coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
+                [[unroll]] for (int i = 0; i < 2; i++)
+                    coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
                 [[unroll]] for (int j = 0; j < 4; j++) B_LOAD(b[j], wn + j * 16, kk);
                 [[unroll]] for (int i = 0; i < 2; i++)
                     [[unroll]] for (int j = 0; j < 4; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
@@ -142,7 +144,8 @@ void main() {
             barrier();
             [[unroll]] for (int kk = 0; kk < BK; kk += 16) {
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a[2], b[4];
-                [[unroll]] for (int i = 0; i < 2; i++) coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
+                [[unroll]] for (int i = 0; i < 2; i++)
+                    coopMatLoadNV(a[i], ash, uint((wm + i * 16) * SA + kk), uint(SA), false);
                 [[unroll]] for (int j = 0; j < 4; j++) B_LOAD(b[j], wn + j * 16, kk);
                 [[unroll]] for (int i = 0; i < 2; i++)
                     [[unroll]] for (int j = 0; j < 4; j++) acc[i][j] = coopMatMulAddNV(a[i], b[j], acc[i][j]);
