@@ -73,7 +73,7 @@ struct vk_dev {
     bool fuse_kv;              /* the KV write folded into q/k norm + RoPE (QR_VK_FUSE_KV=0: off) */
     bool fuse_swiglu;          /* SwiGLU folded into down_proj's GEMV (opt-in: QR_VK_FUSE_SWIGLU=1) */
     bool swiglu_sh;            /* ... computed once per workgroup through shared memory (QR_VK_SWIGLU_SH=0: per subgroup) */
-    bool norm_sh;              /* the RMSNorm fold staged per workgroup, matmul_gemvn1 (default; QR_VK_GEMV_NORM_SH=0: off) */
+    bool norm_sh;              /* the RMSNorm fold staged per workgroup, matmul_gemvn1 (QR_VK_GEMV_NORM_SH=0: off) */
     bool fuse_off;             /* QR_VK_NO_FUSE set: every op runs on its own */
     bool norm_prefetch;        /* rmsnorm loads its weights with x, before the reduction (QR_VK_NORM_PREFETCH=0: after) */
     double mem_fraction;
