@@ -16,7 +16,8 @@
 // slice is copied into the stage as 16-byte words with no conversion, and its global reads are half the bytes.
 // LAB (timing-only variants for the GEMM lab, wrong results): bit 1 no global reads, bit 2 no stage stores, bit 4 no
 // fragment loads or MMAs, bit 8 stores without the fp16 conversion (raw bits), bit 16 fragments loaded once before
-// the K loop (MMAs only inside), bit 32 B fragments loaded row-major.  FRAG_N: the N size of the B and accumulator
+// the K loop (MMAs only inside), bit 32 B fragments loaded row-major.  GROUP_M (lab matmul_cm3kg): grouped
+// workgroup order (below).  FRAG_N: the N size of the B and accumulator
 // fragments (16, or 8: 16 x 8 x 16 MMAs).  ACC16 (lab only): fp16 accumulators, converted to f32 at the store.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -95,7 +96,17 @@ uvec4 w16x8(uvec4 u) {
 #endif
 
 void main() {
+#ifdef GROUP_M
+    // grouped order: consecutive workgroups take GROUP_M row tiles down one column of W tiles, then the next column,
+    // so a wave re-reads W tiles from L2 instead of streaming all of W once per row of tiles (a bijection of the
+    // grid: the last group holds the remaining mt % GROUP_M row tiles)
+    uint n_tn = gl_NumWorkGroups.x, n_tm = gl_NumWorkGroups.y;
+    uint wg_id = gl_WorkGroupID.y * n_tn + gl_WorkGroupID.x, per_group = uint(GROUP_M) * n_tn;
+    uint grp = wg_id / per_group, rem = wg_id % per_group, gm = min(uint(GROUP_M), n_tm - grp * uint(GROUP_M));
+    int m0 = int(grp * uint(GROUP_M) + rem % gm) * BM, nb = int(rem / gm) * BN;
+#else
     int m0 = int(gl_WorkGroupID.y) * BM, nb = int(gl_WorkGroupID.x) * BN;
+#endif
     int tid = int(gl_LocalInvocationID.x);
     uint sg = gl_SubgroupID;
     int wm = int(sg % uint(SGM)) * WM, wn = int(sg / uint(SGM)) * WN;

@@ -11,7 +11,8 @@
 # matmul_cm3: the pipelined prompt GEMM, 8 subgroups of 64 x 32 (QR_VK_CM3=1); matmul_cm3b: 4 subgroups of 64 x 64
 # (QR_VK_CM3=2); matmul_cm3h / cm3hb: the same reading x pre-converted to fp16 by to_f16 (QR_VK_CM3=3|4);
 # matmul_cm3*lab*: timing-only variants of the GEMM lab (wrong results; QR_VK_MM_PIPE, tools/bench/dev_s42.sh);
-# matmul_cm3k*: the KHR forms (16 x 8 fragments, rewritten by qr-spv-nv2khr); matmul_cm3hk: KHR with fp16 x (to_f16).
+# matmul_cm3k*: the KHR forms (16 x 8 fragments, rewritten by qr-spv-nv2khr); matmul_cm3hk: KHR with fp16 x (to_f16);
+# matmul_cm3kg: KHR with the workgroups in groups of 8 row tiles (GROUP_M).
 set(QR_SHADER_VARIANTS
   "embed_f32|embed.comp|W_TYPE=0|-"
   "embed_f16|embed.comp|W_TYPE=1|-"
@@ -95,6 +96,7 @@ set(QR_SHADER_VARIANTS
   "matmul_cm3kb_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,NSG=4|coopmat_nv2khr"
   "matmul_cm3klab19_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,LAB=19|coopmat_nv2khr"
   "matmul_cm3hk_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1|coopmat_nv2khr"
+  "matmul_cm3kg_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,GROUP_M=8|coopmat_nv2khr"
   "matmul_cm3klab1_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,LAB=1|coopmat_nv2khr"
   "matmul_cm3klab3_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,LAB=3|coopmat_nv2khr"
   "matmul_cm3klab8_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,LAB=8|coopmat_nv2khr"
