@@ -16,6 +16,10 @@
 // FRAG8 (attn_cm2k, rewritten to VK_KHR_cooperative_matrix at build time by qr-spv-nv2khr): the B operands (K^T and
 // V) and the accumulators are 16 x 8 fragments, so the A (16 x 16) and B types differ as the KHR rewrite needs;
 // same products, same order of the sums.
+// NSG = 8 (attn_cm2k_w8): 128 rows per workgroup of 8 subgroups (each K/V tile staged once for twice the rows; the Q
+// tile goes through the K/V region in 64-row passes); REVERSE (attn_cm2k_r): workgroups take the query tiles last to
+// first, so the longest (causal) tiles start first and the short ones fill the tail.  Both keep every sum's order.
+// LAB (timing only, wrong results): 1 no S -> P softmax (P left as it is in shared memory), 2 no K/V global reads.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 // Every constant-bound loop carries [[unroll]] (UNR): without it glslc keeps the fragment arrays in Function
@@ -31,7 +35,11 @@
 #extension GL_EXT_shared_memory_block : require
 #include "pc/attn.h"
 #include "include/common.glsl"
-layout(local_size_x = 128) in;
+#ifndef NSG
+#define NSG 4
+#endif
+#define NT (32 * NSG)   // threads
+layout(local_size_x = NT) in;
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
 layout(std430, binding = 1) readonly buffer Q { float q[]; };
 layout(std430, binding = 4) readonly buffer BT { int bt[]; };
@@ -40,7 +48,7 @@ layout(std430, binding = 6) readonly buffer QS { int qs[]; };
 layout(std430, binding = 8) readonly buffer KC4 { uvec4 kc4[]; };
 layout(std430, binding = 9) readonly buffer VC4 { uvec4 vc4[]; };
 
-#define ROWS 64
+#define ROWS (16 * NSG)
 #define KT 32
 #define HD 128
 #define SQ 136   // fp16 row stride of the Q / K / V tiles
@@ -57,13 +65,18 @@ layout(std430, binding = 9) readonly buffer VC4 { uvec4 vc4[]; };
 #define NO (HD / FN)   // output fragments
 #define CPL (FN / 2)   // fragment columns per lane (lanes 2r, 2r + 1 share row r)
 #define RESCALE_AT 8.0
+#define LSTEP (NT / 16)      // key rows one loader pass covers (16 threads x 16 bytes per 128-dim row)
+#define LP (KT / LSTEP)      // loader passes per tile
+#ifndef LAB
+#define LAB 0
+#endif
 
 // the two views alias (shared blocks start at the same address): vector stores, scalar fragment loads
 shared SV { f16vec4 kv4[2 * KT * SQ4]; } sv;
 shared SH {
     float16_t kv[2 * KT * SQ];   // the Q tile (64 x SQ) first, then K (KT x SQ) and V
-    float ssh[4][16 * SS];
-    float16_t psh[4][16 * SP];
+    float ssh[NSG][16 * SS];
+    float16_t psh[NSG][16 * SP];
     int pos_sh[ROWS];
     int s_seq, s_tok0, s_ntok, s_pos0;
 } sh;
@@ -90,7 +103,11 @@ void main() {
     int hbase = kvh * G + (int(gl_WorkGroupID.y) % n_hsub) * pc.hs;
     int hcount = min(pc.hs, kvh * G + G - hbase);
     if (tid == 0u) {
+#ifdef REVERSE
+        int idx = int(gl_NumWorkGroups.x - 1u - gl_WorkGroupID.x);
+#else
         int idx = int(gl_WorkGroupID.x);
+#endif
         sh.s_seq = -1;
         for (int s = 0; s < pc.n_seqs; s++) {
             int a = qs[pc.qs_off + s], b = qs[pc.qs_off + s + 1];
@@ -111,18 +128,22 @@ void main() {
         int r = int(tid);
         sh.pos_sh[r] = (r < nrows && (r % pc.hs) < hcount) ? pos0 + r / pc.hs : -1;
     }
-    for (uint e = tid; e < uint(ROWS * HD); e += 128u) {
-        int r = int(e >> 7), d = int(e & 127u);
-        int tq = r / pc.hs, hl = r % pc.hs;
-        float v = 0.0;
-        if (r < nrows && hl < hcount) v = q[pc.q_off + (tok0 + tq) * pc.ldq + (hbase + hl) * HD + d] * pc.scale;
-        sh.kv[r * SQ + d] = h16(v);
-    }
-    barrier();
+    // the Q tile in 64-row passes through kv (one pass for 4 subgroups)
     fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qf[HD / 16];
-    UNR for (int kk = 0; kk < HD / 16; kk++)
-        coopMatLoadNV(qf[kk], sh.kv, uint(int(w) * 16 * SQ + kk * 16), uint(SQ), false);
-    barrier();   // the Q tile is in registers; kv now holds K and V
+    UNR for (int ps = 0; ps < NSG / 4; ps++) {
+        for (uint e = tid; e < uint(64 * HD); e += uint(NT)) {
+            int rp = int(e >> 7), r = ps * 64 + rp, d = int(e & 127u);
+            int tq = r / pc.hs, hl = r % pc.hs;
+            float v = 0.0;
+            if (r < nrows && hl < hcount) v = q[pc.q_off + (tok0 + tq) * pc.ldq + (hbase + hl) * HD + d] * pc.scale;
+            sh.kv[rp * SQ + d] = h16(v);
+        }
+        barrier();
+        if (int(w) / 4 == ps)
+            UNR for (int kk = 0; kk < HD / 16; kk++)
+                coopMatLoadNV(qf[kk], sh.kv, uint((int(w) - ps * 4) * 16 * SQ + kk * 16), uint(SQ), false);
+        barrier();   // this pass's rows are in registers; kv is free again (for K and V after the last)
+    }
 
     int k_end = min(sl[pc.sl_off + seq], pos0 + ntok);
     uint rr = lane >> 1, hf = lane & 1u;
@@ -131,24 +152,28 @@ void main() {
     fcoopmatNV<32, gl_ScopeSubgroup, 16, FN> acc[NO];
     UNR for (int j = 0; j < NO; j++) acc[j] = fcoopmatNV<32, gl_ScopeSubgroup, 16, FN>(0.0);
 
-    // loader: thread t moves 16-byte chunk (t % 16) of key rows t / 16 + 8 i, i < 4, of K and of V
+    // loader: thread t moves 16-byte chunk (t % 16) of key rows t / 16 + LSTEP i, i < LP, of K and of V
     int lrow = int(tid >> 4), lch = int(tid & 15u);
-    uvec4 kr[4], vr[4];
+    uvec4 kr[LP], vr[LP];
+#if LAB == 2
+#define KV_READ(e) kr[i] = uvec4(e, e + 1u, e + 2u, e + 3u) & uvec4(0x3c003c00u); vr[i] = kr[i];
+#else
+#define KV_READ(e) kr[i] = kc4[(uint(pc.kc_off) + e) >> 3]; vr[i] = vc4[(uint(pc.vc_off) + e) >> 3];
+#endif
 #define FETCH(kb0) \
-    UNR for (int i = 0; i < 4; i++) { \
-        int jk = (kb0) + lrow + 8 * i; \
+    UNR for (int i = 0; i < LP; i++) { \
+        int jk = (kb0) + lrow + LSTEP * i; \
         kr[i] = uvec4(0u); vr[i] = uvec4(0u); \
         if (jk < k_end) { \
             int blk = clamp(bt[pc.bt_off + seq * pc.mbps + jk / pc.block_size], 0, pc.num_blocks - 1); \
             uint e = uint((blk * pc.n_kv_heads + kvh) * pc.block_size + jk % pc.block_size) * uint(HD) + uint(lch * 8); \
-            kr[i] = kc4[(uint(pc.kc_off) + e) >> 3]; \
-            vr[i] = vc4[(uint(pc.vc_off) + e) >> 3]; \
+            KV_READ(e) \
         } \
     }
     FETCH(0)
     for (int kb = 0; kb < k_end; kb += KT) {
-        UNR for (int i = 0; i < 4; i++) {
-            int r = lrow + 8 * i;
+        UNR for (int i = 0; i < LP; i++) {
+            int r = lrow + LSTEP * i;
             sv.kv4[r * SQ4 + 2 * lch] = h16x4(kv_lo(kr[i]));
             sv.kv4[r * SQ4 + 2 * lch + 1] = h16x4(kv_hi(kr[i]));
             sv.kv4[(KT + r) * SQ4 + 2 * lch] = h16x4(kv_lo(vr[i]));
@@ -168,6 +193,7 @@ void main() {
         }
         UNR for (int j = 0; j < NS; j++) coopMatStoreNV(sf[j], sh.ssh[w], uint(j * FN), uint(SS), false);
         sg_sync();
+#if LAB != 1
         // softmax against the row's reference max m: lanes 2r and 2r+1 share row r, 16 keys each
         float sv16[16];
         float mx = NEG_INF;
@@ -204,6 +230,7 @@ void main() {
                 coopMatLoadNV(acc[j], sh.ssh[w], 0u, uint(SS), false);
             }
         }
+#endif
         sg_sync();
         // O += P . V in the accumulators
         fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> pa0, pa1;

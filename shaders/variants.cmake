@@ -11,8 +11,10 @@
 # matmul_cm3: the pipelined prompt GEMM, 8 subgroups of 64 x 32 (QR_VK_CM3=1); matmul_cm3b: 4 subgroups of 64 x 64
 # (QR_VK_CM3=2); matmul_cm3h / cm3hb: the same reading x pre-converted to fp16 by to_f16 (QR_VK_CM3=3|4);
 # matmul_cm3*lab*: timing-only variants of the GEMM lab (wrong results; QR_VK_MM_PIPE, tools/bench/dev_s42.sh);
-# matmul_cm3k*: the KHR forms (16 x 8 fragments, rewritten by qr-spv-nv2khr); matmul_cm3hk: KHR with fp16 x (to_f16);
-# matmul_cm3kg: KHR with the workgroups in groups of 8 row tiles (GROUP_M).
+# matmul_cm3k*: the KHR forms (16 x 8 fragments, rewritten by qr-spv-nv2khr); matmul_cm3hk: KHR with fp16 x (to_f16;
+# the KHR default since the twentieth session); matmul_cm3kg / cm3hkg: KHR with the workgroups in groups of 8 row tiles
+# (GROUP_M).  attn_cm2k_w8 / _r / _w8r: the KHR prompt attention with 8 subgroups (128 rows) / query tiles last to
+# first / both; attn_cm2k_lab1 / lab2: timing only (no softmax / no K/V global reads); QR_VK_ATTN_PIPE picks one.
 set(QR_SHADER_VARIANTS
   "embed_f32|embed.comp|W_TYPE=0|-"
   "embed_f16|embed.comp|W_TYPE=1|-"
@@ -96,6 +98,8 @@ set(QR_SHADER_VARIANTS
   "matmul_cm3kb_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,NSG=4|coopmat_nv2khr"
   "matmul_cm3klab19_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,LAB=19|coopmat_nv2khr"
   "matmul_cm3hk_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1|coopmat_nv2khr"
+  "matmul_cm3hk_f16|matmul_cm3.comp|W_TYPE=1,QR_COOPMAT_NV=1,FRAG_N=8,X16=1|coopmat_nv2khr"
+  "matmul_cm3hkg_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=8|coopmat_nv2khr"
   "matmul_cm3kg_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,GROUP_M=8|coopmat_nv2khr"
   "matmul_cm3klab1_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,LAB=1|coopmat_nv2khr"
   "matmul_cm3klab3_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,LAB=3|coopmat_nv2khr"
@@ -117,6 +121,11 @@ set(QR_SHADER_VARIANTS
   "attn_cm2|attn_cm2.comp|QR_COOPMAT_NV=1|coopmat_nv"
   "attn_cm2n8|attn_cm2.comp|QR_COOPMAT_NV=1,FRAG8=1|coopmat_nv"
   "attn_cm2k|attn_cm2.comp|QR_COOPMAT_NV=1,FRAG8=1|coopmat_nv2khr"
+  "attn_cm2k_w8|attn_cm2.comp|QR_COOPMAT_NV=1,FRAG8=1,NSG=8|coopmat_nv2khr"
+  "attn_cm2k_r|attn_cm2.comp|QR_COOPMAT_NV=1,FRAG8=1,REVERSE=1|coopmat_nv2khr"
+  "attn_cm2k_w8r|attn_cm2.comp|QR_COOPMAT_NV=1,FRAG8=1,NSG=8,REVERSE=1|coopmat_nv2khr"
+  "attn_cm2k_lab1|attn_cm2.comp|QR_COOPMAT_NV=1,FRAG8=1,LAB=1|coopmat_nv2khr"
+  "attn_cm2k_lab2|attn_cm2.comp|QR_COOPMAT_NV=1,FRAG8=1,LAB=2|coopmat_nv2khr"
   "attn_combine|attn_combine.comp||-"
   "silu_mul|silu_mul.comp||-"
   "add|add.comp||-"

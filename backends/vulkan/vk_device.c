@@ -492,8 +492,14 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     if ((st = vk_pipelines_init(d)) != QR_OK) goto fail;
     d->use_coopmat = want_coop && vk_pipe_find("matmul_cm_bf16") >= 0;
     d->coop_khr = d->use_coopmat && want_khr && d->props.limits.maxComputeSharedMemorySize >= VK_CM3_SMEM;
+    /* fp16 x (to_f16 once per GEMM, then half the x bytes and no conversion per column tile): the KHR prompt GEMM
+     * went from 96-100 to 138-164 TFLOP/s on the H100 (M = 4096, same checksums) and TTFT(8192) from 998 to 796 ms
+     * (docs/PERF.md, twentieth session); QR_VK_CM3_X16=0 keeps the conversion inside the GEMM (matmul_cm3k) */
+    d->khr_x16 = d->coop_khr && env_switch("QR_VK_CM3_X16", true) && vk_pipe_find("to_f16") >= 0 &&
+                 vk_pipe_find("matmul_cm3hk_bf16") >= 0;
     if (want_coop)
-        qr_log(QR_LOG_INFO, "vulkan: prompt GEMM on %s cooperative matrices", d->coop_khr ? "KHR (matmul_cm3k)" : "NV");
+        qr_log(QR_LOG_INFO, "vulkan: prompt GEMM on %s cooperative matrices",
+               d->coop_khr ? (d->khr_x16 ? "KHR (matmul_cm3hk, fp16 x)" : "KHR (matmul_cm3k)") : "NV");
     /* the wide GEMM lost at 512 tokens and gained little at 8192 on the H100 (docs/PERF.md, eighth session):
      * opt-in with QR_VK_CM2=1; the accumulator-resident prompt attention is the default where the device has
      * VK_KHR_workgroup_memory_explicit_layout (QR_VK_ATTN_CM2=0 keeps attn_cm) */

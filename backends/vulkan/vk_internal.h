@@ -54,6 +54,7 @@ struct vk_dev {
     bool has_fp16, has_16bit_storage, has_coopmat_nv, has_coopmat_khr, has_budget;
     bool use_coopmat;
     bool coop_khr;  /* VK_KHR_cooperative_matrix enabled: the prompt GEMM is matmul_cm3k_* (QR_VK_COOPMAT_KHR=0 off) */
+    bool khr_x16;   /* ... reading x converted to fp16 by to_f16 (matmul_cm3hk_*; QR_VK_CM3_X16=0: matmul_cm3k_*) */
     bool use_cm2;   /* matmul_cm2 (128 x 256 tiles; QR_VK_CM2=1): needs VK_KHR_workgroup_memory_explicit_layout */
     bool attn_cm2;  /* attn_cm2 (the same extension; QR_VK_ATTN_CM2=0: attn_cm) */
     bool cm_bt;     /* matmul_cm_bt: W staged k-major (opt-in QR_VK_CM_BT=1) */

@@ -206,10 +206,13 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
      * 3 and 4 (and lab variants named "cm3h...") read x converted to fp16 by to_f16 first */
     bool x16 = false;
     if (kind == 2 && vec && d->coop_khr && !d->cm3 && !d->mm_pipe[0] && !(j->flags & QR_MM_SILU)) {
-        int pk = pipe_named("matmul_cm3k_%s", sfx);   /* KHR cooperative matrices (vk_device.c) */
+        /* KHR cooperative matrices (vk_device.c); fp16 x where the weight type has that variant (bf16, f16) */
+        int ph = d->khr_x16 ? pipe_named("matmul_cm3hk_%s", sfx) : -1;
+        int pk = ph >= 0 ? ph : pipe_named("matmul_cm3k_%s", sfx);
         if (pk >= 0) {
             pipe = pk;
             tile_n = 128;
+            x16 = ph >= 0;
         }
     }
     if (kind == 2 && vec && (d->cm3 || d->mm_pipe[0]) && !(j->flags & QR_MM_SILU)) {
@@ -261,6 +264,10 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     if (!(j->flags & QR_MM_IDX)) {
         int64_t mx = (int64_t)((d->max_range - d->align) / ((size_t)j->ldx * 4));
         if (mx < mmax) mmax = mx;
+    }
+    if (x16) {   /* the fp16 copy of the chunk's x rows is one binding too */
+        int64_t mh = (int64_t)((d->max_range - d->align) / ((size_t)j->K * 2));
+        if (mh < mmax) mmax = mh;
     }
     int64_t gmy = (int64_t)d->props.limits.maxComputeWorkGroupCount[1] * tile_m;
     if (gmy < mmax) mmax = gmy;
@@ -460,6 +467,7 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     int pipe_cm = d->use_coopmat && !dec && a->head_dim == 128 && d->subgroup_size == 32 &&
                   getenv("QR_VK_NO_ATTN_CM") == NULL ? vk_pipe_find("attn_cm") : -1;
     /* its accumulator-resident form (16-bit cache read as 16-byte words through bindings 8 and 9) */
+    int cm_rows = 64;
     bool cm2 = pipe_cm >= 0 && d->attn_cm2 && d->max_bind >= 10 && a->kv_dtype != QR_DTYPE_F32 &&
                pc.kc_off % 8 == 0 && pc.vc_off % 8 == 0 && vk_pipe_find("attn_cm2") >= 0;
     if (cm2) {
@@ -468,8 +476,10 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
         const char *ap = getenv("QR_VK_ATTN_PIPE");
         int pk = ap && *ap ? vk_pipe_find(ap) : d->coop_khr ? vk_pipe_find("attn_cm2k") : -1;
         pipe_cm = pk >= 0 ? pk : vk_pipe_find("attn_cm2");
+        /* the 8-subgroup variants (attn_cm2k_w8*) take 128 (token, head) rows per workgroup */
+        if (pk >= 0 && strstr(ap && *ap ? ap : "", "_w8")) cm_rows = 128;
     }
-    int rows = pipe_cm >= 0 ? 64 : ATTN_ROWS;
+    int rows = pipe_cm >= 0 ? cm_rows : ATTN_ROWS;
     int hs = dec ? hs_dec : (G < rows ? G : rows);
     int n_hsub = (G + hs - 1) / hs;
     int qt = a->max_q_len <= 1 ? 1 : rows / hs;

@@ -15,7 +15,9 @@
  * --reps times; prints us per node and the weight/KV bandwidth.
  * --gemm: only the four prompt GEMMs at M = --prompt rows (qkv, o, gate_up, down; one node per layer on that
  * layer's weights, random x), each graph replayed --reps times: us per GEMM, TFLOP/s and a checksum of y (the
- * fp16-staging GEMM variants must agree bit for bit; QR_VK_MM_PIPE picks a lab variant). */
+ * fp16-staging GEMM variants must agree bit for bit; QR_VK_MM_PIPE picks a lab variant).
+ * --attn: only the prompt attention of --prompt tokens (causal, one node per layer): us, TFLOP/s and a checksum of the
+ * output (QR_VK_ATTN_PIPE picks a variant). */
 #include "qrun/qr_registry.h"
 
 #include <math.h>
@@ -116,6 +118,51 @@ static void gemm_bench(struct qr_node *nodes, struct layer *L, int n_layers, int
     free(xr);
 }
 
+/* the prompt attention alone (--attn): one sequence of M tokens from position 0 (causal), one node per layer on that
+ * layer's KV cache (random bf16), random q; us per node, TFLOP/s (4 * heads * head_dim per visible key) and a
+ * checksum of the output (attention variants that keep the order of the sums must agree bit for bit) */
+static void attn_bench(struct qr_node *nodes, struct layer *L, int n_layers, int M, int reps, int nblk,
+                       struct qr_buf *qkv, struct qr_buf *att, struct qr_buf *bt, struct qr_buf *sl, struct qr_buf *qs) {
+    size_t nq = (size_t)M * QKV;
+    float *qv = malloc(sizeof(float) * nq);
+    uint32_t r = 11;
+    for (size_t i = 0; i < nq; i++) {
+        r = r * 1664525u + 1013904223u;
+        qv[i] = ((int)(r >> 9) - (1 << 22)) / (float)(1 << 22) * 4.0f;
+    }
+    CK(qr_stream_write(st, qkv, 0, qv, sizeof(float) * nq));
+    free(qv);
+    int32_t q2[2] = {0, M};
+    CK(qr_stream_write(st, sl, 0, &M, 4));
+    CK(qr_stream_write(st, qs, 0, q2, 8));
+    for (int l = 0; l < n_layers; l++) {
+        nodes[l].op = QR_OP_ATTN;
+        nodes[l].a.attn = (struct qr_attn_args){.out = V(att), .q = V(qkv), .k_cache = V(L[l].kc), .v_cache = V(L[l].vc),
+                                                .block_tables = V(bt), .seq_lens = V(sl), .q_start = V(qs),
+                                                .kv_dtype = QR_DTYPE_BF16, .n_tokens = M, .n_seqs = 1, .n_heads = NH,
+                                                .n_kv_heads = NKV, .head_dim = HD, .block_size = BS,
+                                                .max_blocks_per_seq = nblk, .num_blocks = nblk, .ldq = QKV,
+                                                .ldo = NH * HD, .max_seq_len = M, .max_q_len = M,
+                                                .scale = 1.0f / sqrtf(HD)};
+    }
+    struct qr_graph g = {nodes, n_layers, 0xa77e0};
+    double us = time_graph(&g, reps);
+    size_t ny = (size_t)M * NH * HD;
+    float *yv = malloc(sizeof(float) * ny);
+    CK(qr_stream_read(st, att, 0, yv, sizeof(float) * ny));
+    double sum = 0;
+    uint32_t hash = 2166136261u;
+    for (size_t i = 0; i < ny; i++) {
+        uint32_t b;
+        memcpy(&b, &yv[i], 4);
+        hash = (hash ^ b) * 16777619u;
+        sum += yv[i];
+    }
+    free(yv);
+    double tf = 4.0 * NH * HD * ((double)M * (M + 1) / 2) / (us * 1e6);
+    printf("attn prompt M=%d: %9.1f us %7.1f TFLOP/s  checksum %.9e %08x\n", M, us, tf, sum, hash);
+}
+
 /* decode ops alone, M = 1, one node per layer on that layer's buffers */
 static void op_bench(struct qr_node *nodes, struct layer *L, int n_layers, int ctx, int reps, struct qr_buf *emb,
                      struct qr_buf *qkv, struct qr_buf *n, struct qr_buf *att, struct qr_buf *h, struct qr_buf *gu,
@@ -196,7 +243,7 @@ static void op_bench(struct qr_node *nodes, struct layer *L, int n_layers, int c
 
 int main(int argc, char **argv) {
     const char *be = "vulkan";
-    int n_layers = 36, ctx = 1024, prompt = 8192, reps = 50, ops = 0, gemm = 0;
+    int n_layers = 36, ctx = 1024, prompt = 8192, reps = 50, ops = 0, gemm = 0, attn = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-b") && i + 1 < argc) be = argv[++i];
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) n_layers = atoi(argv[++i]);
@@ -205,8 +252,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ops")) ops = 1;
         else if (!strcmp(argv[i], "--gemm")) gemm = 1;
+        else if (!strcmp(argv[i], "--attn")) attn = 1;
         else {
-            fprintf(stderr, "usage: %s [-b BACKEND] [--layers N] [--ctx N] [--prompt N] [--reps N] [--ops] [--gemm]\n",
+            fprintf(stderr, "usage: %s [-b BACKEND] [--layers N] [--ctx N] [--prompt N] [--reps N] [--ops] [--gemm] "
+                    "[--attn]\n",
                     argv[0]);
             return 2;
         }
@@ -259,9 +308,10 @@ int main(int argc, char **argv) {
     CK(qr_stream_write(st, bt, 0, btab, sizeof(int32_t) * nblk));
 
     struct qr_node *nodes = calloc((size_t)n_layers * 16 + 8, sizeof *nodes);
-    if (gemm) {
+    if (gemm || attn) {
         qr_log_set_level(QR_LOG_INFO);
-        gemm_bench(nodes, L, n_layers, prompt, reps, n, att, act, qkv, gu, h);
+        if (gemm) gemm_bench(nodes, L, n_layers, prompt, reps, n, att, act, qkv, gu, h);
+        if (attn) attn_bench(nodes, L, n_layers, prompt, reps, nblk, qkv, att, bt, sl, qs);
         qr_stream_destroy(st);
         qr_device_close(dev);
         return 0;
