@@ -21,6 +21,11 @@
 // flight, so the loop reads x from shared memory instead of L1/L2; same sums
 // in the same order as the register path.  XRESTRICT (matmul_gemv1wr): the x
 // and weight buffers are declared restrict.
+// KSPLIT (MR = 1, vector path, matmul_gemv1k<KS>, 256 threads): KS subgroups share one output row, subgroup part p
+// taking 16-byte slots p, p + KS, p + 2 KS, ... of SG words each (the KS subgroups read contiguous spans together), so
+// a long row (down_proj: K = 9728) is read in one round of U loads per lane instead of five, and the N = 2560 GEMVs
+// have KS times as many workgroups to spread over the SMs; the KS partial sums meet in shared memory and the row's
+// first subgroup adds them in part order (a different summation order from the one-subgroup form).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
@@ -46,6 +51,9 @@ layout(std430, binding = 7) writeonly buffer XO { float act[]; };
 #ifdef SILU_SH
 const uint RE = U * SG * W_VEC_ELEMS;   // inputs per round (elements)
 shared vec4 sh_x[RE / 4u];
+#endif
+#ifdef KSPLIT
+shared float ks_part[WG / 4];   // one partial per subgroup (SG >= 4)
 #endif
 #ifdef X_SH
 layout(constant_id = 1) const uint XSH_V4 = 1024u;   // vec4 slots for x (the host checks K / 4 <= it)
@@ -173,6 +181,39 @@ void main() {
         }
         float s0 = subgroupAdd(acc0);
         if (nm > 0 && lane == 0u) y_store(m_base, n, s0);
+        return;
+    }
+#endif
+#ifdef KSPLIT
+    {
+        // every subgroup reaches the barrier: no early exit before it
+        uint sgid = gl_SubgroupID, part = sgid % uint(KSPLIT);
+        int nk = int(gl_WorkGroupID.x * (RPW / uint(KSPLIT)) + sgid / uint(KSPLIT));
+        bool live = sgid < RPW && nk < pc.N && nm > 0;
+        float acc0 = 0.0;
+        if (live) {
+            uint wrow = uint(pc.w_off) + uint(nk) * K;
+            const uint step = SG * W_VEC_ELEMS, stride = uint(KSPLIT) * step;
+            for (uint k0 = part * step + lane * W_VEC_ELEMS; k0 < K; k0 += U * stride) {
+                uvec4 wq[U];
+                [[unroll]] for (uint u = 0u; u < U; u++) {
+                    uint k = k0 + u * stride;
+                    wq[u] = k < K ? wv[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
+                }
+                [[unroll]] for (uint u = 0u; u < U; u++) {
+                    uint k = k0 + u * stride;
+                    if (k < K) acc0 += dot_word(wq[u], xr[0] + k);
+                }
+            }
+        }
+        float s = subgroupAdd(acc0);
+        if (lane == 0u && sgid < RPW) ks_part[sgid] = s;
+        barrier();
+        if (live && part == 0u && lane == 0u) {
+            float t = ks_part[sgid];
+            for (uint p = 1u; p < uint(KSPLIT); p++) t += ks_part[sgid + p];
+            y_store(m_base, nk, t);
+        }
         return;
     }
 #endif

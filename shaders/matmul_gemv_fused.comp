@@ -65,18 +65,27 @@ float g1(uint k) {
 #define KMAX 4096u
 shared vec4 sh_gx[KMAX / 4u];   // g * x of the one row
 shared float sh_ss[64];         // per-subgroup sums of x^2 (WG / SG <= 64)
+// KSPLIT (matmul_gemvn1k<KS>, QR_VK_GEMV_KSPLIT): KS subgroups per output row, part p taking 16-byte slots p, p + KS,
+// ... (one round of U loads per lane for K <= KS * U * SG * 8); partials meet in shared memory, added in part order
+#ifndef KSPLIT
+#define KSPLIT 1
+#endif
+#if KSPLIT > 1
+shared float sh_part[64];
+#endif
 
 void main() {
     uint lane = gl_SubgroupInvocationID, sg = gl_SubgroupID, tid = gl_LocalInvocationID.x;
     uint K = uint(pc.K), xr0 = x_row(0);
-    int n = int(gl_WorkGroupID.x * RPW + sg);
+    uint part = sg % uint(KSPLIT);
+    int n = int(gl_WorkGroupID.x * (RPW / uint(KSPLIT)) + sg / uint(KSPLIT));
     // every subgroup stages and reaches the barrier; only live ones load weights and store
     bool live = sg < RPW && n < pc.N;
     uint wrow = uint(pc.w_off) + uint(live ? n : 0) * K;
-    const uint step = SG * W_VEC_ELEMS;
+    const uint step = uint(KSPLIT) * SG * W_VEC_ELEMS, kfirst = (part * SG + lane) * W_VEC_ELEMS;
     uvec4 wq[U];
     [[unroll]] for (uint u = 0u; u < U; u++) {   // round 0 in flight under the staging
-        uint k = lane * W_VEC_ELEMS + u * step;
+        uint k = kfirst + u * step;
         wq[u] = live && k < K ? wv[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
     }
     float ss = 0.0;
@@ -91,10 +100,10 @@ void main() {
     float tot = 0.0;
     for (uint i = 0u; i < gl_NumSubgroups; i++) tot += sh_ss[i];
     float r = 1.0 / sqrt(tot / float(pc.K) + pc.eps);
+    float acc = 0.0;
     if (live) {
-        float acc = 0.0;
-        for (uint k0 = lane * W_VEC_ELEMS; k0 < K; k0 += U * step) {
-            if (k0 >= U * step) {
+        for (uint k0 = kfirst; k0 < K; k0 += U * step) {
+            if (k0 >= kfirst + U * step) {
                 [[unroll]] for (uint u = 0u; u < U; u++) {
                     uint k = k0 + u * step;
                     wq[u] = k < K ? wv[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
@@ -113,9 +122,22 @@ void main() {
                 }
             }
         }
+    }
+#if KSPLIT > 1
+    float sp = subgroupAdd(acc);
+    if (lane == 0u && sg < RPW) sh_part[sg] = sp;
+    barrier();
+    if (live && part == 0u && lane == 0u) {
+        float t = sh_part[sg];
+        for (uint p = 1u; p < uint(KSPLIT); p++) t += sh_part[sg + p];
+        y_store(0, n, t * r);
+    }
+#else
+    if (live) {
         float s = subgroupAdd(acc) * r;
         if (lane == 0u) y_store(0, n, s);
     }
+#endif
     // the norm output for later readers, a slice of K per workgroup (matmul_gemvf's formula and bits)
     if (pc.n0 == 0) {
         uint part = (K + gl_NumWorkGroups.x - 1u) / gl_NumWorkGroups.x;

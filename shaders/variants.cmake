@@ -8,13 +8,16 @@
 # round in shared memory (one x row); matmul_gemv1w: 256-thread workgroups (QR_VK_GEMV_WG=256); matmul_gemvn1: the
 # RMSNorm fold with g * x staged once per 256-thread workgroup (QR_VK_GEMV_NORM_SH=1); matmul_gemv1wr / gemv1wx: lab
 # variants of gemv1w (QR_VK_GEMV_PIPE): x and weights restrict / the x row staged once per workgroup in shared memory.
+# matmul_gemv1k<KS> / gemvn1k<KS>: the one-row GEMV / staged RMSNorm fold with KS subgroups per output row
+# (QR_VK_GEMV_KSPLIT).
 # matmul_cm3: the pipelined prompt GEMM, 8 subgroups of 64 x 32 (QR_VK_CM3=1); matmul_cm3b: 4 subgroups of 64 x 64
 # (QR_VK_CM3=2); matmul_cm3h / cm3hb: the same reading x pre-converted to fp16 by to_f16 (QR_VK_CM3=3|4);
 # matmul_cm3*lab*: timing-only variants of the GEMM lab (wrong results; QR_VK_MM_PIPE, tools/bench/dev_s42.sh);
-# matmul_cm3k*: the KHR forms (16 x 8 fragments, rewritten by qr-spv-nv2khr); matmul_cm3hk: KHR with fp16 x (to_f16;
-# the KHR default since the twentieth session); matmul_cm3kg / cm3hkg: KHR with the workgroups in groups of 8 row tiles
-# (GROUP_M).  attn_cm2k_w8 / _r / _w8r: the KHR prompt attention with 8 subgroups (128 rows) / query tiles last to
-# first / both; attn_cm2k_lab1 / lab2: timing only (no softmax / no K/V global reads); QR_VK_ATTN_PIPE picks one.
+# matmul_cm3k*: the KHR forms (16 x 8 fragments, rewritten by qr-spv-nv2khr); matmul_cm3hk: KHR with fp16 x (to_f16);
+# matmul_cm3kg / cm3hkg: KHR with the workgroups in groups of 8 row tiles (GROUP_M; cm3hkg: the KHR default since the
+# twentieth session).  attn_cm2k_w8 / _r / _w8r: the KHR prompt attention with 8 subgroups (128 rows) / query tiles
+# last to first / both (w8r: the KHR default); attn_cm2k_lab1 / lab2: timing only (no softmax / no K/V global reads);
+# QR_VK_ATTN_PIPE picks one.
 set(QR_SHADER_VARIANTS
   "embed_f32|embed.comp|W_TYPE=0|-"
   "embed_f16|embed.comp|W_TYPE=1|-"
@@ -40,6 +43,15 @@ set(QR_SHADER_VARIANTS
   "matmul_gemv1wx_f32|matmul_gemv.comp|W_TYPE=0,MR=1,WG=256,X_SH=1|-"
   "matmul_gemv1wx_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256,X_SH=1|-"
   "matmul_gemv1wx_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,X_SH=1|-"
+  "matmul_gemv1k2_f32|matmul_gemv.comp|W_TYPE=0,MR=1,WG=256,KSPLIT=2|-"
+  "matmul_gemv1k2_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256,KSPLIT=2|-"
+  "matmul_gemv1k2_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,KSPLIT=2|-"
+  "matmul_gemv1k4_f32|matmul_gemv.comp|W_TYPE=0,MR=1,WG=256,KSPLIT=4|-"
+  "matmul_gemv1k4_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256,KSPLIT=4|-"
+  "matmul_gemv1k4_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,KSPLIT=4|-"
+  "matmul_gemv1k8_f32|matmul_gemv.comp|W_TYPE=0,MR=1,WG=256,KSPLIT=8|-"
+  "matmul_gemv1k8_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256,KSPLIT=8|-"
+  "matmul_gemv1k8_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,KSPLIT=8|-"
   "matmul_gemvs1_f32|matmul_gemv.comp|W_TYPE=0,MR=1,SILU_SH=1|-"
   "matmul_gemvs1_f16|matmul_gemv.comp|W_TYPE=1,MR=1,SILU_SH=1|-"
   "matmul_gemvs1_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,SILU_SH=1|-"
@@ -58,6 +70,12 @@ set(QR_SHADER_VARIANTS
   "matmul_gemvn1_f32|matmul_gemv_fused.comp|W_TYPE=0,MR=1,WG=256,NORM_SH=1|-"
   "matmul_gemvn1_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1|-"
   "matmul_gemvn1_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=1,WG=256,NORM_SH=1|-"
+  "matmul_gemvn1k2_f32|matmul_gemv_fused.comp|W_TYPE=0,MR=1,WG=256,NORM_SH=1,KSPLIT=2|-"
+  "matmul_gemvn1k2_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1,KSPLIT=2|-"
+  "matmul_gemvn1k2_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=1,WG=256,NORM_SH=1,KSPLIT=2|-"
+  "matmul_gemvn1k4_f32|matmul_gemv_fused.comp|W_TYPE=0,MR=1,WG=256,NORM_SH=1,KSPLIT=4|-"
+  "matmul_gemvn1k4_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1,KSPLIT=4|-"
+  "matmul_gemvn1k4_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=1,WG=256,NORM_SH=1,KSPLIT=4|-"
   "matmul_gemm_f32|matmul_gemm.comp|W_TYPE=0|-"
   "matmul_gemm_f16|matmul_gemm.comp|W_TYPE=1|-"
   "matmul_gemm_bf16|matmul_gemm.comp|W_TYPE=2|-"
@@ -100,6 +118,7 @@ set(QR_SHADER_VARIANTS
   "matmul_cm3hk_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1|coopmat_nv2khr"
   "matmul_cm3hk_f16|matmul_cm3.comp|W_TYPE=1,QR_COOPMAT_NV=1,FRAG_N=8,X16=1|coopmat_nv2khr"
   "matmul_cm3hkg_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=8|coopmat_nv2khr"
+  "matmul_cm3hkg_f16|matmul_cm3.comp|W_TYPE=1,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=8|coopmat_nv2khr"
   "matmul_cm3kg_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,GROUP_M=8|coopmat_nv2khr"
   "matmul_cm3klab1_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,LAB=1|coopmat_nv2khr"
   "matmul_cm3klab3_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,LAB=3|coopmat_nv2khr"

@@ -116,13 +116,14 @@ static void vk_fill_props(const struct vk_info *in, bool use_coop, struct qr_dev
     const char *coop = in->coop_khr && in->coop_nv ? (in->khr_16x8 ? "coopmat KHR16x8+NV" : "coopmat KHR+NV")
                        : in->coop_khr ? "coopmat KHR" : in->coop_nv ? "coopmat NV" : "no coopmat";
     snprintf(p->description, sizeof p->description,
-             "driver %.40s %.60s, Vulkan %u.%u, subgroup %u%s, %s%s%s (%s), bind %zu MiB, alloc %zu MiB",
+             "driver %.32s %.40s, Vulkan %u.%u, subgroup %u%s, %s%s%s (%s), bind %zu MiB, alloc %zu MiB, "
+             "shared %u KiB",
              in->drv.driverName, in->drv.driverInfo, VK_API_VERSION_MAJOR(in->props.apiVersion),
              VK_API_VERSION_MINOR(in->props.apiVersion), in->sg.subgroupSize,
              (in->sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) ? " (arith)" : "",
              in->fp16 ? "fp16, " : "", in->s16 ? "16-bit storage, " : "", coop,
              use_coop ? (in->khr_16x8 && in->wgmem ? "GEMM+attn on KHR" : "used by GEMM") : "unused",
-             in->max_range >> 20, in->max_alloc >> 20);
+             in->max_range >> 20, in->max_alloc >> 20, in->props.limits.maxComputeSharedMemorySize >> 10);
     p->mem_total = in->heap_size;
     p->mem_free = in->heap_size;
     /* the largest buffer qrun allocates: one VkDeviceMemory allocation
@@ -497,9 +498,23 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * (docs/PERF.md, twentieth session); QR_VK_CM3_X16=0 keeps the conversion inside the GEMM (matmul_cm3k) */
     d->khr_x16 = d->coop_khr && env_switch("QR_VK_CM3_X16", true) && vk_pipe_find("to_f16") >= 0 &&
                  vk_pipe_find("matmul_cm3hk_bf16") >= 0;
+    /* ... and its workgroups in groups of 8 row tiles down one column of W tiles (a wave shares W tiles in L2):
+     * 5690 -> 5187 us per layer of prompt GEMMs at M = 4096 (gate_up 2945 -> 2505), same checksums (twentieth
+     * session); QR_VK_CM3_GROUP=0: row-major order */
+    d->khr_group = d->khr_x16 && env_switch("QR_VK_CM3_GROUP", true) && vk_pipe_find("matmul_cm3hkg_bf16") >= 0;
     if (want_coop)
         qr_log(QR_LOG_INFO, "vulkan: prompt GEMM on %s cooperative matrices",
-               d->coop_khr ? (d->khr_x16 ? "KHR (matmul_cm3hk, fp16 x)" : "KHR (matmul_cm3k)") : "NV");
+               d->coop_khr ? (d->khr_group ? "KHR (matmul_cm3hkg, fp16 x, grouped order)"
+                              : d->khr_x16 ? "KHR (matmul_cm3hk, fp16 x)" : "KHR (matmul_cm3k)") : "NV");
+    /* the KHR prompt attention: 8 subgroups (128 rows per workgroup, each K/V tile staged for twice the rows) with the
+     * query tiles taken longest first: 10.06 -> 5.42 ms per layer at 8192 tokens on the H100 (same checksums),
+     * TTFT(8192) 791 -> 620 ms (twentieth session).  QR_VK_ATTN_W8=0 (or < 46 KiB of shared memory): attn_cm2k */
+    snprintf(d->attn_khr, sizeof d->attn_khr, "%s",
+             env_switch("QR_VK_ATTN_W8", true) && d->props.limits.maxComputeSharedMemorySize >= VK_ATTN_W8_SMEM &&
+                     d->props.limits.maxComputeWorkGroupSize[0] >= 256 &&
+                     d->props.limits.maxComputeWorkGroupInvocations >= 256 && vk_pipe_find("attn_cm2k_w8r") >= 0
+                 ? "attn_cm2k_w8r"
+                 : "attn_cm2k");
     /* the wide GEMM lost at 512 tokens and gained little at 8192 on the H100 (docs/PERF.md, eighth session):
      * opt-in with QR_VK_CM2=1; the accumulator-resident prompt attention is the default where the device has
      * VK_KHR_workgroup_memory_explicit_layout (QR_VK_ATTN_CM2=0 keeps attn_cm) */
@@ -530,6 +545,15 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
             qr_log(QR_LOG_WARN, "vulkan: QR_VK_GEMV_PIPE=%s: %s", gp,
                    d->gemv_pipe[0] ? "used for the one-row decode GEMVs" : "no such variant (or QR_VK_GEMV_WG=128)");
         }
+    }
+    /* the split one-row GEMV (matmul_gemv1k<KS>, unmeasured): QR_VK_GEMV_KSPLIT=auto picks KS per K (one round of
+     * loads per lane: o_proj KS 2, down_proj KS 8 on Qwen3-4B), =2|4|8 fixes it; off by default */
+    {
+        const char *t = getenv("QR_VK_GEMV_KSPLIT");
+        int v = !t || !*t ? 0 : strcasecmp(t, "auto") == 0 ? -1 : atoi(t);
+        d->gemv_ks = v == -1 || v == 0 || v == 2 || v == 4 || v == 8 ? v : 0;
+        if (t && *t && d->gemv_ks != v)
+            qr_log(QR_LOG_WARN, "vulkan: QR_VK_GEMV_KSPLIT=%s is not auto, 0, 2, 4 or 8; off", t);
     }
     /* decode attention splits: QR_VK_ATTN_DEC_TILES=N (1..64) gives every split at least N 64-key tiles (fewer
      * workgroups and partials to combine; a lab switch for the short-context decode, where attn_dec + attn_combine

@@ -22,6 +22,9 @@
 #define VK_MAX_BINDINGS 12
 /* workgroup memory of matmul_cm3.comp: two stages of (128 + 128) rows x 80 bytes */
 #define VK_CM3_SMEM 40960u
+/* attn_cm2k_w8*'s shared memory: K/V tile 2 x 32 x 136 halves, 8 x (16 x 36 f32 S + 16 x 40 fp16 P), 128 positions,
+ * 4 ints */
+#define VK_ATTN_W8_SMEM (2u * 32 * 136 * 2 + 8u * (16 * 36 * 4 + 16 * 40 * 2) + 128u * 4 + 16)
 
 struct vk_dev;
 
@@ -55,6 +58,9 @@ struct vk_dev {
     bool use_coopmat;
     bool coop_khr;  /* VK_KHR_cooperative_matrix enabled: the prompt GEMM is matmul_cm3k_* (QR_VK_COOPMAT_KHR=0 off) */
     bool khr_x16;   /* ... reading x converted to fp16 by to_f16 (matmul_cm3hk_*; QR_VK_CM3_X16=0: matmul_cm3k_*) */
+    bool khr_group; /* ... with workgroups in groups of 8 row tiles (matmul_cm3hkg_*; QR_VK_CM3_GROUP=0: cm3hk) */
+    char attn_khr[32]; /* the KHR prompt attention: attn_cm2k_w8r (QR_VK_ATTN_W8=0 or too little shared memory:
+                        * attn_cm2k) */
     bool use_cm2;   /* matmul_cm2 (128 x 256 tiles; QR_VK_CM2=1): needs VK_KHR_workgroup_memory_explicit_layout */
     bool attn_cm2;  /* attn_cm2 (the same extension; QR_VK_ATTN_CM2=0: attn_cm) */
     bool cm_bt;     /* matmul_cm_bt: W staged k-major (opt-in QR_VK_CM_BT=1) */
@@ -64,6 +70,7 @@ struct vk_dev {
     bool gemv_clamp; /* matmul_gemv: unconditional, clamped weight loads (opt-in QR_VK_GEMV_CLAMP=1) */
     bool gemv_wide;  /* one-row GEMV in 256-thread workgroups, matmul_gemv1w (default; QR_VK_GEMV_WG=128: off) */
     char gemv_pipe[40]; /* GEMV lab (QR_VK_GEMV_PIPE): this variant prefix instead of matmul_gemv1w; "" off */
+    int gemv_ks;        /* one-row GEMV with KS subgroups per row (matmul_gemv1k<KS>): 0 off, -1 auto, 2/4/8 fixed */
     uint32_t xsh_v4;    /* specialization constant 1: vec4 slots of shared memory for an x row (matmul_gemv1wx) */
     int attn_dec_tiles; /* decode attention: at least this many 64-key tiles per split (QR_VK_ATTN_DEC_TILES, lab; 1) */
     int max_bind;              /* storage buffers a dispatch may bind: min(VK_MAX_BINDINGS, the device's per-stage limit) */

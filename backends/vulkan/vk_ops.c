@@ -166,6 +166,17 @@ static qr_status mm_x16(struct vk_stream *s, struct qr_pc_matmul *pc, int mc, st
     return QR_OK;
 }
 
+/* subgroups per output row of the split one-row GEMV: the fixed QR_VK_GEMV_KSPLIT, or (auto) the fewest that read
+ * the row in one round of 8 16-byte loads per lane; 1 where the workgroup's subgroups do not divide by it */
+static int gemv_ksplit(const struct vk_dev *d, int K) {
+    int rpw = (int)(256 / d->subgroup_size), ks = d->gemv_ks;
+    if (ks < 0) {
+        long slots = ((long)K + 8L * d->subgroup_size - 1) / (8L * d->subgroup_size);   /* 16-byte loads per lane */
+        for (ks = 1; ks < 8 && slots > 8L * ks; ks *= 2) {}
+    }
+    return ks >= 1 && rpw % ks == 0 ? ks : 1;
+}
+
 static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     struct vk_dev *d = s->d;
     if (j->M < 0 || j->N < 0 || j->K < 0) return qr_set_error(QR_E_INVALID_ARG, "vulkan: matmul: negative size");
@@ -207,7 +218,8 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     bool x16 = false;
     if (kind == 2 && vec && d->coop_khr && !d->cm3 && !d->mm_pipe[0] && !(j->flags & QR_MM_SILU)) {
         /* KHR cooperative matrices (vk_device.c); fp16 x where the weight type has that variant (bf16, f16) */
-        int ph = d->khr_x16 ? pipe_named("matmul_cm3hk_%s", sfx) : -1;
+        int ph = d->khr_group ? pipe_named("matmul_cm3hkg_%s", sfx) : -1;
+        if (ph < 0 && d->khr_x16) ph = pipe_named("matmul_cm3hk_%s", sfx);
         int pk = ph >= 0 ? ph : pipe_named("matmul_cm3k_%s", sfx);
         if (pk >= 0) {
             pipe = pk;
@@ -228,17 +240,36 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
         }
     }
     if (fused && !vec) return qr_set_error(QR_E_INTERNAL, "vulkan: a fused GEMV needs 16-byte aligned rows");
+    int ks = 1;
     /* SwiGLU folded into one x row: the variant that stages each round's inputs in shared memory (U * SG * 8 floats) */
     if (kind == 0 && (j->flags & QR_MM_SILU) && j->M == 1 && vec && d->swiglu_sh &&
         (size_t)8 * d->subgroup_size * vec_k * 4 <= d->props.limits.maxComputeSharedMemorySize) {
         int ps = pipe_named("matmul_gemvs1_%s", sfx);
         if (ps >= 0) pipe = ps;
     } else if (kind == 0 && fused && !glu && j->M == 1 && vec && d->norm_sh && j->K <= 4096) {
-        /* the RMSNorm fold with g * x staged once per 256-thread workgroup (matmul_gemvn1; K <= its KMAX) */
-        int pn = pipe_named("matmul_gemvn1_%s", sfx);
+        /* the RMSNorm fold with g * x staged once per 256-thread workgroup (matmul_gemvn1; K <= its KMAX); with
+         * QR_VK_GEMV_KSPLIT, KS subgroups per output row (matmul_gemvn1k<KS>, KS 2 or 4) */
+        int kn = d->gemv_ks ? gemv_ksplit(d, j->K) : 1, pn = -1;
+        if (kn > 1) {
+            char name[32];
+            snprintf(name, sizeof name, "matmul_gemvn1k%d_%%s", kn);
+            pn = pipe_named(name, sfx);
+        }
+        if (pn >= 0) ks = kn;
+        else pn = pipe_named("matmul_gemvn1_%s", sfx);
         if (pn >= 0) {
             pipe = pn;
-            tile_n = (int)(256 / d->subgroup_size);
+            tile_n = (int)(256 / d->subgroup_size) / ks;
+        }
+    } else if (kind == 0 && !fused && mr == 1 && d->gemv_wide && d->gemv_ks && vec && !(j->flags & QR_MM_SILU) &&
+               (ks = gemv_ksplit(d, j->K)) > 1) {
+        /* KS subgroups per output row (matmul_gemv1k<KS>; QR_VK_GEMV_KSPLIT) */
+        char name[32];
+        snprintf(name, sizeof name, "matmul_gemv1k%d_%%s", ks);
+        int pk = pipe_named(name, sfx);
+        if (pk >= 0) {
+            pipe = pk;
+            tile_n = (int)(256 / d->subgroup_size) / ks;
         }
     } else if (kind == 0 && !fused && mr == 1 && d->gemv_wide) {   /* 256-thread workgroups: RPW rows doubled */
         /* the GEMV lab's variant (QR_VK_GEMV_PIPE): vector path only; gemv1wx holds the x row in shared memory */
@@ -473,11 +504,11 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     if (cm2) {
         /* on KHR cooperative matrices where the device has them (16 x 8 B fragments; vk_device.c), QR_VK_ATTN_PIPE
          * names another variant of attn_cm2.comp (attn_cm2n8: the KHR variant's NV form) */
-        const char *ap = getenv("QR_VK_ATTN_PIPE");
-        int pk = ap && *ap ? vk_pipe_find(ap) : d->coop_khr ? vk_pipe_find("attn_cm2k") : -1;
+        const char *ap = getenv("QR_VK_ATTN_PIPE"), *an = ap && *ap ? ap : d->coop_khr ? d->attn_khr : "";
+        int pk = *an ? vk_pipe_find(an) : -1;
         pipe_cm = pk >= 0 ? pk : vk_pipe_find("attn_cm2");
         /* the 8-subgroup variants (attn_cm2k_w8*) take 128 (token, head) rows per workgroup */
-        if (pk >= 0 && strstr(ap && *ap ? ap : "", "_w8")) cm_rows = 128;
+        if (pk >= 0 && strstr(an, "_w8")) cm_rows = 128;
     }
     int rows = pipe_cm >= 0 ? cm_rows : ATTN_ROWS;
     int hs = dec ? hs_dec : (G < rows ? G : rows);
