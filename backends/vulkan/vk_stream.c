@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "vk_internal.h"
+#include "pc/copy.h"
 
 #define VK_STAGING_SIZE ((size_t)64 << 20)
 #define VK_MAX_GRAPHS 64
@@ -150,6 +151,30 @@ static qr_status vk_read(struct qr_stream *qs, struct qr_buf *src, size_t off, v
     return QR_OK;
 }
 
+/* the copy as copy.comp dispatches (16-byte aligned offsets and size), in chunks one binding covers */
+static qr_status copy_shader(struct vk_stream *s, struct qr_buf *dst, size_t doff, struct qr_buf *src, size_t soff,
+                             size_t n, int pipe) {
+    struct vk_dev *d = s->d;
+    size_t chunk = (d->max_range - d->align) & ~(size_t)15;
+    if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;   /* word counts stay within int */
+    vk_cmd_barrier(s->pending.cb);
+    for (size_t done = 0; done < n;) {
+        size_t c = n - done < chunk ? n - done : chunk;
+        size_t da = (doff + done) - (doff + done) % d->align, sa = (soff + done) - (soff + done) % d->align;
+        struct vk_binding b[2] = {{.buf = vk_buf_of(dst)->buf, .off = da, .range = (doff + done - da) + c},
+                                  {.buf = vk_buf_of(src)->buf, .off = sa, .range = (soff + done - sa) + c}};
+        struct qr_pc_copy pc = {.n = (int)(c / 16), .d_off = (int)((doff + done - da) / 16),
+                                .s_off = (int)((soff + done - sa) / 16)};
+        uint32_t groups = (uint32_t)((c / 16 + 255) / 256);
+        if (groups > 8192) groups = 8192;
+        qr_status st = vk_dispatch(s, pipe, 2, b, &pc, sizeof pc, groups, 1, 1);
+        if (st != QR_OK) return st;
+        done += c;
+    }
+    vk_cmd_barrier(s->pending.cb);
+    return QR_OK;
+}
+
 static qr_status vk_copy(struct qr_stream *qs, struct qr_buf *dst, size_t doff, struct qr_buf *src, size_t soff,
                          size_t n) {
     struct vk_stream *s = vk_stream_of(qs);
@@ -158,6 +183,12 @@ static qr_status vk_copy(struct qr_stream *qs, struct qr_buf *dst, size_t doff, 
     if (st != QR_OK || n == 0) return st;
     if (s->cur != &s->pending) return qr_set_error(QR_E_INTERNAL, "vulkan: copy inside a graph");
     if ((st = vk_stream_begin(s)) != QR_OK) return st;
+    /* a shader copy where the words line up and the two ranges do not overlap (vkCmdCopyBuffer's rule too) */
+    int pipe = vk_pipe_find("copy");
+    bool overlap = dst == src && doff < soff + n && soff < doff + n;
+    if (pipe >= 0 && !overlap && doff % 16 == 0 && soff % 16 == 0 && n % 16 == 0 && s->d->align % 16 == 0 &&
+        getenv("QR_VK_COPY_CMD") == NULL)
+        return copy_shader(s, dst, doff, src, soff, n, pipe);
     VkBufferCopy c = {.srcOffset = soff, .dstOffset = doff, .size = n};
     vk_cmd_barrier(s->pending.cb);
     vkCmdCopyBuffer(s->pending.cb, vk_buf_of(src)->buf, vk_buf_of(dst)->buf, 1, &c);
