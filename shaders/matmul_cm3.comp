@@ -16,8 +16,8 @@
 // slice is copied into the stage as 16-byte words with no conversion, and its global reads are half the bytes.
 // LAB (timing-only variants for the GEMM lab, wrong results): bit 1 no global reads, bit 2 no stage stores, bit 4 no
 // fragment loads or MMAs, bit 8 stores without the fp16 conversion (raw bits), bit 16 fragments loaded once before
-// the K loop (MMAs only inside), bit 32 B fragments loaded row-major.  GROUP_M (lab matmul_cm3kg): grouped
-// workgroup order (below).  FRAG_N: the N size of the B and accumulator
+// the K loop (MMAs only inside), bit 32 B fragments loaded row-major.  GROUP_M (matmul_cm3hkg: 16, the KHR default; lab
+// cm3kg / cm3hkg8: 8): grouped workgroup order (below).  FRAG_N: the N size of the B and accumulator
 // fragments (16, or 8: 16 x 8 x 16 MMAs).  ACC16 (lab only): fp16 accumulators, converted to f32 at the store.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require

@@ -14,9 +14,9 @@
 # (QR_VK_CM3=2); matmul_cm3h / cm3hb: the same reading x pre-converted to fp16 by to_f16 (QR_VK_CM3=3|4);
 # matmul_cm3*lab*: timing-only variants of the GEMM lab (wrong results; QR_VK_MM_PIPE, tools/bench/dev_s42.sh);
 # matmul_cm3k*: the KHR forms (16 x 8 fragments, rewritten by qr-spv-nv2khr); matmul_cm3hk: KHR with fp16 x (to_f16);
-# matmul_cm3kg / cm3hkg: KHR with the workgroups in groups of 8 row tiles (GROUP_M; cm3hkg: the KHR default since the
-# twentieth session; lab: cm3hkg4 / cm3hkg16 groups of 4 / 16, cm3hkbg 4 subgroups of 64 x 64, cm3hkgs4 8 subgroups
-# of 32 x 64).  attn_cm2k_w8 / _r / _w8r: the KHR prompt attention with 8 subgroups (128 rows) / query tiles
+# matmul_cm3kg: KHR with the workgroups in groups of 8 row tiles (GROUP_M); matmul_cm3hkg: fp16 x and groups of 16
+# (the KHR default since the twentieth session; lab: cm3hkg4 / cm3hkg8 groups of 4 / 8, cm3hkbg 4 subgroups of
+# 64 x 64, cm3hkgs4 8 subgroups of 32 x 64, both groups of 8).  attn_cm2k_w8 / _r / _w8r: the KHR prompt attention with 8 subgroups (128 rows) / query tiles
 # last to first / both (w8r: the KHR default); attn_cm2k_lab1 / lab2: timing only (no softmax / no K/V global reads);
 # QR_VK_ATTN_PIPE picks one.
 set(QR_SHADER_VARIANTS
@@ -118,10 +118,10 @@ set(QR_SHADER_VARIANTS
   "matmul_cm3klab19_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,LAB=19|coopmat_nv2khr"
   "matmul_cm3hk_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1|coopmat_nv2khr"
   "matmul_cm3hk_f16|matmul_cm3.comp|W_TYPE=1,QR_COOPMAT_NV=1,FRAG_N=8,X16=1|coopmat_nv2khr"
-  "matmul_cm3hkg_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=8|coopmat_nv2khr"
-  "matmul_cm3hkg_f16|matmul_cm3.comp|W_TYPE=1,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=8|coopmat_nv2khr"
+  "matmul_cm3hkg_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=16|coopmat_nv2khr"
+  "matmul_cm3hkg_f16|matmul_cm3.comp|W_TYPE=1,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=16|coopmat_nv2khr"
+  "matmul_cm3hkg8_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=8|coopmat_nv2khr"
   "matmul_cm3hkg4_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=4|coopmat_nv2khr"
-  "matmul_cm3hkg16_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=16|coopmat_nv2khr"
   "matmul_cm3hkbg_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=8,NSG=4|coopmat_nv2khr"
   "matmul_cm3hkgs4_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,X16=1,GROUP_M=8,SGM=4|coopmat_nv2khr"
   "matmul_cm3kg_bf16|matmul_cm3.comp|W_TYPE=2,QR_COOPMAT_NV=1,FRAG_N=8,GROUP_M=8|coopmat_nv2khr"

