@@ -9,7 +9,8 @@
 # RMSNorm fold with g * x staged once per 256-thread workgroup (QR_VK_GEMV_NORM_SH=1); matmul_gemv1wr / gemv1wx: lab
 # variants of gemv1w (QR_VK_GEMV_PIPE): x and weights restrict / the x row staged once per workgroup in shared memory.
 # matmul_gemv1k<KS> / gemvn1k<KS>: the one-row GEMV / staged RMSNorm fold with KS subgroups per output row
-# (QR_VK_GEMV_KSPLIT).
+# (QR_VK_GEMV_KSPLIT); matmul_gemv1wnt / gemvn1nt / attn_dec_h4nt: gemv1w / gemvn1 / attn_dec_h4 with their weight
+# (KV) loads marked Nontemporal after compilation (feature nt_w / nt_kv; QR_VK_GEMV_NT=1, QR_VK_ATTN_NT=1).
 # matmul_cm3: the pipelined prompt GEMM, 8 subgroups of 64 x 32 (QR_VK_CM3=1); matmul_cm3b: 4 subgroups of 64 x 64
 # (QR_VK_CM3=2); matmul_cm3h / cm3hb: the same reading x pre-converted to fp16 by to_f16 (QR_VK_CM3=3|4);
 # matmul_cm3*lab*: timing-only variants of the GEMM lab (wrong results; QR_VK_MM_PIPE, tools/bench/dev_s42.sh);
@@ -53,6 +54,10 @@ set(QR_SHADER_VARIANTS
   "matmul_gemv1k8_f32|matmul_gemv.comp|W_TYPE=0,MR=1,WG=256,KSPLIT=8|-"
   "matmul_gemv1k8_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256,KSPLIT=8|-"
   "matmul_gemv1k8_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,KSPLIT=8|-"
+  "matmul_gemv1wnt_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256|nt_w"
+  "matmul_gemv1wnt_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256|nt_w"
+  "matmul_gemvn1nt_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1|nt_w"
+  "matmul_gemvn1nt_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=1,WG=256,NORM_SH=1|nt_w"
   "matmul_gemvs1_f32|matmul_gemv.comp|W_TYPE=0,MR=1,SILU_SH=1|-"
   "matmul_gemvs1_f16|matmul_gemv.comp|W_TYPE=1,MR=1,SILU_SH=1|-"
   "matmul_gemvs1_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,SILU_SH=1|-"
@@ -140,6 +145,7 @@ set(QR_SHADER_VARIANTS
   "attn_dec_h1|attn_dec.comp|HS=1|-"
   "attn_dec_h2|attn_dec.comp|HS=2|-"
   "attn_dec_h4|attn_dec.comp|HS=4|-"
+  "attn_dec_h4nt|attn_dec.comp|HS=4|nt_kv"
   "attn_dec_h8|attn_dec.comp|HS=8|-"
   "attn_cm|attn_cm.comp|QR_COOPMAT_NV=1|coopmat_nv"
   "attn_cm2|attn_cm2.comp|QR_COOPMAT_NV=1|coopmat_nv"

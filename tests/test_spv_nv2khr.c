@@ -1,4 +1,5 @@
-/* test_spv_nv2khr.c - the build-time NV -> KHR cooperative-matrix rewriter (backends/vulkan/tool/spv_nv2khr.c):
+/* test_spv_nv2khr.c - the build-time NV -> KHR cooperative-matrix rewriter (backends/vulkan/tool/spv_nv2khr.c) and
+ * its Nontemporal pass (tool/spv_nontemporal.c, test_nontemporal below):
  *  - the build's NV modules of matmul_cm3k_bf16 and attn_cm2k convert to exactly the embedded KHR modules, and the
  *    result is well formed: every instruction's length inside the module, no NV opcode or capability left, one KHR
  *    type per NV type with a Use that is one of the added constants, loads/stores with a layout constant;
@@ -89,14 +90,87 @@ static void check_refused(const uint32_t *w, size_t n, const char *want, const c
     if (!rc) free(out);
 }
 
+/* OpLoads with the Nontemporal bit in module w */
+static int count_nontemporal(const uint32_t *w, size_t n) {
+    int c = 0;
+    for (size_t i = 5; i < n && (w[i] >> 16); i += w[i] >> 16)
+        if ((w[i] & 0xffff) == 61 && (w[i] >> 16) >= 5 && (w[i + 4] & 0x4)) c++;
+    return c;
+}
+
+/* the Nontemporal pass (tool/spv_nontemporal.c): the build's GEMV module marks to exactly the embedded one, marking
+ * twice changes nothing, a binding with no loads marks none and keeps the bytes, bad input is refused, truncations
+ * and corruptions return 0 or 1 */
+static void test_nontemporal(void) {
+    size_t n_in = 0, n_ref = 0;
+    uint32_t *in = load("matmul_gemv1wnt_bf16.spv.in", &n_in), *ref = load("matmul_gemv1wnt_bf16.spv", &n_ref);
+    if (!in || !ref) {
+        printf("SKIP nontemporal: no matmul_gemv1wnt_bf16 module in the build (no Vulkan plugin)\n");
+        free(in);
+        free(ref);
+        return;
+    }
+    static const uint32_t wb[3] = {3, 4, 10}, none[1] = {9};
+    uint32_t *out = NULL, *out2 = NULL;
+    size_t m = 0, m2 = 0;
+    int marked = 0, marked2 = 0;
+    char err[256] = "";
+    CHECKF(qr_spv_nontemporal(in, n_in, wb, 3, &out, &m, &marked, err, sizeof err) == 0, "nontemporal: %s", err);
+    CHECKF(out && m == n_ref && !memcmp(out, ref, m * 4), "nontemporal: differs from the build's module");
+    CHECKF(marked > 0 && marked == count_nontemporal(out, m) && count_nontemporal(in, n_in) == 0,
+           "nontemporal: %d loads marked, %d in the output", marked, out ? count_nontemporal(out, m) : -1);
+    CHECK(out && qr_spv_nontemporal(out, m, wb, 3, &out2, &m2, &marked2, err, sizeof err) == 0);
+    CHECK(out2 && m2 == m && !memcmp(out2, out, m * 4) && marked2 == marked);
+    free(out2);
+    out2 = NULL;
+    CHECK(qr_spv_nontemporal(in, n_in, none, 1, &out2, &m2, &marked2, err, sizeof err) == 0);
+    CHECK(out2 && marked2 == 0 && m2 == n_in && !memcmp(out2, in, m2 * 4));
+    free(out2);
+    uint32_t *bad = malloc(n_in * 4);
+    memcpy(bad, in, n_in * 4);
+    bad[1] = 0x00010300u;   /* SPIR-V 1.3 */
+    CHECK(qr_spv_nontemporal(bad, n_in, wb, 3, &out2, &m2, &marked2, err, sizeof err) == 1 && strstr(err, "1.4"));
+    bad[1] = in[1];
+    bad[0] = 0x03022307u;
+    CHECK(qr_spv_nontemporal(bad, n_in, wb, 3, &out2, &m2, &marked2, err, sizeof err) == 1 && !out2);
+    int bad_rc = 0;
+    for (size_t len = 0; len <= n_in; len += len < 300 ? 1 : 53) {
+        int rc = qr_spv_nontemporal(in, len, wb, 3, &out2, &m2, &marked2, err, sizeof err);
+        if (rc != 0 && rc != 1) bad_rc++;
+        free(out2);
+    }
+    uint32_t r = 777;
+    for (int it = 0; it < 2000; it++) {
+        memcpy(bad, in, n_in * 4);
+        r = r * 1664525u + 1013904223u;
+        size_t at = 5 + (r >> 8) % (n_in - 5);
+        r = r * 1664525u + 1013904223u;
+        bad[at] = (it & 1) ? (bad[at] ^ (1u << (r >> 27))) : r;
+        int rc = qr_spv_nontemporal(bad, n_in, wb, 3, &out2, &m2, &marked2, err, sizeof err);
+        if (rc != 0 && rc != 1) bad_rc++;
+        free(out2);
+    }
+    CHECKF(bad_rc == 0, "nontemporal: %d calls returned neither 0 nor 1", bad_rc);
+    printf("nontemporal: %d loads marked in matmul_gemv1wnt_bf16\n", marked);
+    free(bad);
+    free(out);
+    free(in);
+    free(ref);
+}
+
 int main(void) {
+    test_nontemporal();
     size_t n_nv = 0, n_khr = 0, n_attn = 0, n_attn_khr = 0;
     uint32_t *nv = load("matmul_cm3k_bf16.spv.nv", &n_nv), *khr = load("matmul_cm3k_bf16.spv", &n_khr);
     uint32_t *anv = load("attn_cm2k.spv.nv", &n_attn), *akhr = load("attn_cm2k.spv", &n_attn_khr);
     if (!nv || !khr || !anv || !akhr) {
         printf("SKIP: no NV cooperative-matrix modules in the build (no Vulkan plugin or glslc without "
                "GL_NV_cooperative_matrix)\n");
-        return 0;
+        free(nv);
+        free(khr);
+        free(anv);
+        free(akhr);
+        return qt_summary("test_spv_nv2khr");
     }
     /* the real modules: the same bytes as the build embeds, well formed, one KHR type per NV type */
     const uint32_t *ins[2] = {nv, anv}, *refs[2] = {khr, akhr};

@@ -555,6 +555,11 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         if (t && *t && d->gemv_ks != v)
             qr_log(QR_LOG_WARN, "vulkan: QR_VK_GEMV_KSPLIT=%s is not auto, 0, 2, 4 or 8; off", t);
     }
+    /* the streaming hint on the decode GEMVs' weight loads / decode attention's K/V loads (SPIR-V Nontemporal, set
+     * after compilation: tool/spv_nontemporal.c), so that the x row (read by every output row) stays in L1: lab
+     * switches, unmeasured */
+    d->gemv_nt = env_switch("QR_VK_GEMV_NT", false);
+    d->attn_nt = env_switch("QR_VK_ATTN_NT", false);
     /* decode attention splits: QR_VK_ATTN_DEC_TILES=N (1..64) gives every split at least N 64-key tiles (fewer
      * workgroups and partials to combine; a lab switch for the short-context decode, where attn_dec + attn_combine
      * cost ~24 us per layer on the H100) */

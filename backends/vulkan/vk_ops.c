@@ -256,7 +256,8 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
             pn = pipe_named(name, sfx);
         }
         if (pn >= 0) ks = kn;
-        else pn = pipe_named("matmul_gemvn1_%s", sfx);
+        else pn = pipe_named(d->gemv_nt ? "matmul_gemvn1nt_%s" : "matmul_gemvn1_%s", sfx);
+        if (pn < 0) pn = pipe_named("matmul_gemvn1_%s", sfx);
         if (pn >= 0) {
             pipe = pn;
             tile_n = (int)(256 / d->subgroup_size) / ks;
@@ -276,7 +277,8 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
         char lab[64];
         bool use_lab = d->gemv_pipe[0] && vec && (!strstr(d->gemv_pipe, "gemv1wx") || (uint32_t)j->K / 4 <= d->xsh_v4);
         if (use_lab) snprintf(lab, sizeof lab, "%s_%%s", d->gemv_pipe);
-        int pw = pipe_named(use_lab ? lab : "matmul_gemv1w_%s", sfx);
+        int pw = pipe_named(use_lab ? lab : d->gemv_nt ? "matmul_gemv1wnt_%s" : "matmul_gemv1w_%s", sfx);
+        if (pw < 0) pw = pipe_named("matmul_gemv1w_%s", sfx);
         if (pw >= 0) {
             pipe = pw;
             tile_n = (int)(256 / d->subgroup_size);
@@ -485,7 +487,8 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
      * tiled attn */
     int hs_dec = G > 4 ? 8 : G > 2 ? 4 : G;
     char dec_name[32];
-    snprintf(dec_name, sizeof dec_name, "attn_dec_h%d", hs_dec);
+    snprintf(dec_name, sizeof dec_name, "attn_dec_h%d%s", hs_dec,
+             d->attn_nt && hs_dec == 4 ? "nt" : "");   /* QR_VK_ATTN_NT=1: Nontemporal K/V loads (lab) */
     size_t dec_smem = (size_t)4 * hs_dec * (4 * 128 + 64 + 2 * 32);
     int pipe_dec = a->max_q_len <= 1 && a->kv_dtype != QR_DTYPE_F32 && a->head_dim % 8 == 0 &&
                    pc.kc_off % 8 == 0 && pc.vc_off % 8 == 0 && d->subgroup_shuffle && d->subgroup_size >= 4 &&

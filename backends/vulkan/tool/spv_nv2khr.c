@@ -162,15 +162,39 @@ done:
     return rc;
 }
 
+#include "spv_nontemporal.c"
+
 #ifndef QR_SPV_NV2KHR_NO_MAIN
+/* qr-spv-nv2khr [--keep-nv] [--nontemporal B[,B...]] IN.spv OUT.spv: the KHR rewrite (unless --keep-nv), then the
+ * Nontemporal hint on the loads of the given bindings (spv_nontemporal.c; at least one load must be marked) */
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s IN.spv OUT.spv\n", argv[0]);
+    bool keep_nv = false;
+    uint32_t nt[8];
+    int n_nt = 0, a = 1;
+    for (; a < argc - 2; a++) {
+        if (!strcmp(argv[a], "--keep-nv")) {
+            keep_nv = true;
+        } else if (!strcmp(argv[a], "--nontemporal") && a + 1 < argc - 2) {
+            for (char *p = argv[++a], *e; *p; p = *e ? e + 1 : e) {
+                unsigned long b = strtoul(p, &e, 10);
+                if (e == p || (*e && *e != ',') || b > 64 || n_nt == 8) {
+                    fprintf(stderr, "qr-spv-nv2khr: --nontemporal wants up to 8 bindings 0..64, comma-separated\n");
+                    return 2;
+                }
+                nt[n_nt++] = (uint32_t)b;
+            }
+        } else {
+            break;
+        }
+    }
+    if (argc - a != 2) {
+        fprintf(stderr, "usage: %s [--keep-nv] [--nontemporal B[,B...]] IN.spv OUT.spv\n", argv[0]);
         return 2;
     }
-    FILE *f = fopen(argv[1], "rb");
+    const char *in_path = argv[a], *out_path = argv[a + 1];
+    FILE *f = fopen(in_path, "rb");
     if (!f) {
-        fprintf(stderr, "qr-spv-nv2khr: cannot open %s\n", argv[1]);
+        fprintf(stderr, "qr-spv-nv2khr: cannot open %s\n", in_path);
         return 1;
     }
     long sz = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
@@ -179,25 +203,42 @@ int main(int argc, char **argv) {
     int ok = w && fseek(f, 0, SEEK_SET) == 0 && fread(w, 4, n, f) == n;
     fclose(f);
     if (!ok) {
-        fprintf(stderr, "qr-spv-nv2khr: %s: not a readable SPIR-V module\n", argv[1]);
+        fprintf(stderr, "qr-spv-nv2khr: %s: not a readable SPIR-V module\n", in_path);
         free(w);
         return 1;
     }
-    uint32_t *out;
-    size_t m;
+    uint32_t *out = w, *o;
+    size_t m = n, on;
     char err[256];
-    int rc = qr_spv_nv2khr(w, n, &out, &m, err, sizeof err);
-    free(w);
+    int rc = 0;
+    if (!keep_nv) {
+        rc = qr_spv_nv2khr(out, m, &o, &on, err, sizeof err);
+        free(out);
+        out = o;
+        m = on;
+    }
+    if (!rc && n_nt > 0) {
+        int marked = 0;
+        rc = qr_spv_nontemporal(out, m, nt, n_nt, &o, &on, &marked, err, sizeof err);
+        free(out);
+        out = o;
+        m = on;
+        if (!rc && marked == 0) {
+            snprintf(err, sizeof err, "no load of the --nontemporal bindings");
+            rc = 1;
+        }
+    }
     if (rc) {
-        fprintf(stderr, "qr-spv-nv2khr: %s: %s\n", argv[1], err);
+        fprintf(stderr, "qr-spv-nv2khr: %s: %s\n", in_path, err);
+        free(out);
         return 1;
     }
-    FILE *g = fopen(argv[2], "wb");
+    FILE *g = fopen(out_path, "wb");
     ok = g && fwrite(out, 4, m, g) == m;
     if (g && fclose(g) != 0) ok = 0;
     free(out);
     if (!ok) {
-        fprintf(stderr, "qr-spv-nv2khr: cannot write %s\n", argv[2]);
+        fprintf(stderr, "qr-spv-nv2khr: cannot write %s\n", out_path);
         return 1;
     }
     return 0;
