@@ -557,7 +557,7 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     }
     /* the streaming hint on the decode GEMVs' weight loads / decode attention's K/V loads (SPIR-V Nontemporal, set
      * after compilation: tool/spv_nontemporal.c), so that the x row (read by every output row) stays in L1: lab
-     * switches, unmeasured */
+     * switches; the H100's driver ran them in the same GPU time (twentieth session, docs/PERF.md) */
     d->gemv_nt = env_switch("QR_VK_GEMV_NT", false);
     d->attn_nt = env_switch("QR_VK_ATTN_NT", false);
     /* decode attention splits: QR_VK_ATTN_DEC_TILES=N (1..64) gives every split at least N 64-key tiles (fewer
