@@ -7,12 +7,6 @@
 . tools/bench/dev_env.sh
 . tools/bench/dev_vk.sh
 [ -f $M/config.json ] || (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1)
-lat() {   # backend prompt-lens label env...
-  local be=$1 pl=$2 label=$3; shift 3
-  echo "-- $be $label"
-  env "$@" timeout 90 $B/qrun bench latency --backend $be --model $M --prompt-lens $pl --gen 64 --long-run 0 2>&1 | \
-      grep -E "^(512|8192) |at peak|rror" | cut -c1-200
-}
 attn() {  # backend label env...
   local be=$1 label=$2; shift 2
   echo "-- $be $label"

@@ -7,17 +7,6 @@
 . tools/bench/dev_vk.sh
 . tools/bench/dev_steps.sh
 [ -f $M/config.json ] || (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1)
-vrate() {   # label env...: the unprofiled Vulkan decode step at ctx 512
-  local label=$1; shift
-  printf -- "-- %-28s " "$label"
-  env "$@" timeout 40 $B/qr-step-bench -b vulkan --ctx 512 --prompt 0 --reps 100 2>&1 | grep -E "^decode|rror" | cut -c1-120
-}
-lat() {   # backend prompt-lens label env...
-  local be=$1 pl=$2 label=$3; shift 3
-  echo "-- $be $label"
-  env "$@" timeout 90 $B/qrun bench latency --backend $be --model $M --prompt-lens $pl --gen 64 --long-run 0 2>&1 | \
-      grep -E "^(512|8192) |copy bandwidth|at peak|rror" | cut -c1-200
-}
 echo "== Vulkan decode step, ctx 512 (${SECONDS} s)"
 vrate "default" X=0
 vrate "KSPLIT=auto" QR_VK_GEMV_KSPLIT=auto

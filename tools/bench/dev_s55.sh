@@ -7,11 +7,6 @@
 . tools/bench/dev_env.sh
 . tools/bench/dev_vk.sh
 [ -f $M/config.json ] || (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1)
-vrate() {   # label env...: the unprofiled Vulkan decode step at ctx 512
-  local label=$1; shift
-  printf -- "-- %-28s " "$label"
-  env "$@" timeout 40 $B/qr-step-bench -b vulkan --ctx 512 --prompt 0 --reps 100 2>&1 | grep -E "^decode|rror" | cut -c1-120
-}
 echo "== stream copy (${SECONDS} s)"
 timeout 60 $B/test_stream_copy 2>&1 | grep -E "FAIL|passed|checked|rror" | cut -c1-200
 QR_VK_COPY_CMD=1 timeout 60 $B/test_stream_copy 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200

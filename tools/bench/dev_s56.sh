@@ -5,12 +5,6 @@
 . tools/bench/dev_env.sh
 . tools/bench/dev_vk.sh
 [ -f $M/config.json ] || (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1)
-lat() {   # backend prompt-lens label env...
-  local be=$1 pl=$2 label=$3; shift 3
-  echo "-- $be $label"
-  env "$@" timeout 90 $B/qrun bench latency --backend $be --model $M --prompt-lens $pl --gen 64 --long-run 0 2>&1 | \
-      grep -E "^(512|8192) |copy bandwidth|at peak|rror" | cut -c1-200
-}
 echo "== parity (${SECONDS} s)"
 timeout 60 $B/test_stream_copy 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200
 for t in "test_e2e -b vulkan" "test_backend_ops -b vulkan" "test_graph_fusion -b vulkan --short-ctx" "test_e2e -b cuda"; do

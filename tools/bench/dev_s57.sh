@@ -6,11 +6,6 @@
 . tools/bench/dev_vk.sh
 . tools/bench/dev_steps.sh
 [ -f $M/config.json ] || (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1)
-vrate() {   # label env...: the unprofiled Vulkan decode step at ctx 512
-  local label=$1; shift
-  printf -- "-- %-28s " "$label"
-  env "$@" timeout 40 $B/qr-step-bench -b vulkan --ctx 512 --prompt 0 --reps 100 2>&1 | grep -E "^decode|rror" | cut -c1-120
-}
 echo "== Vulkan decode step, ctx 512 (${SECONDS} s)"
 vrate "default" X=0
 vrate "GEMV_NT=1" QR_VK_GEMV_NT=1

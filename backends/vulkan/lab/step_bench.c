@@ -70,6 +70,27 @@ static double time_graph(struct qr_graph *g, int reps) {
     return 1e6 * best / g->n_nodes;
 }
 
+/* the first n floats of b: their sum (*sum) and an FNV-1a hash of their bits (returned), for bit-for-bit comparisons
+ * of kernel variants */
+static uint32_t checksum(struct qr_buf *b, size_t n, double *sum) {
+    float *v = malloc(sizeof(float) * n);
+    if (!v) {
+        fprintf(stderr, "out of host memory\n");
+        exit(1);
+    }
+    CK(qr_stream_read(st, b, 0, v, sizeof(float) * n));
+    uint32_t hash = 2166136261u;
+    *sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t w;
+        memcpy(&w, &v[i], 4);
+        hash = (hash ^ w) * 16777619u;
+        *sum += v[i];
+    }
+    free(v);
+    return hash;
+}
+
 /* the prompt GEMMs alone at M rows (--gemm) */
 static void gemm_bench(struct qr_node *nodes, struct layer *L, int n_layers, int M, int reps, struct qr_buf *n,
                        struct qr_buf *att, struct qr_buf *act, struct qr_buf *qkv, struct qr_buf *gu, struct qr_buf *h) {
@@ -97,17 +118,8 @@ static void gemm_bench(struct qr_node *nodes, struct layer *L, int n_layers, int
         struct qr_graph g = {nodes, n_layers, 0x9e770 + (uint64_t)kind};
         double us = time_graph(&g, reps);
         size_t ny = (size_t)M * NN[kind];
-        float *yv = malloc(sizeof(float) * ny);
-        CK(qr_stream_read(st, y, 0, yv, sizeof(float) * ny));
-        double sum = 0;
-        uint32_t hash = 2166136261u;
-        for (size_t i = 0; i < ny; i++) {
-            uint32_t b;
-            memcpy(&b, &yv[i], 4);
-            hash = (hash ^ b) * 16777619u;
-            sum += yv[i];
-        }
-        free(yv);
+        double sum;
+        uint32_t hash = checksum(y, ny, &sum);
         double tf = 2.0 * M * NN[kind] * KK[kind] / (us * 1e6);
         tot += us;
         printf("gemm %-8s M=%d N=%d K=%d: %9.1f us %7.1f TFLOP/s  checksum %.9e %08x\n", names[kind], M, NN[kind],
@@ -148,17 +160,8 @@ static void attn_bench(struct qr_node *nodes, struct layer *L, int n_layers, int
     struct qr_graph g = {nodes, n_layers, 0xa77e0};
     double us = time_graph(&g, reps);
     size_t ny = (size_t)M * NH * HD;
-    float *yv = malloc(sizeof(float) * ny);
-    CK(qr_stream_read(st, att, 0, yv, sizeof(float) * ny));
-    double sum = 0;
-    uint32_t hash = 2166136261u;
-    for (size_t i = 0; i < ny; i++) {
-        uint32_t b;
-        memcpy(&b, &yv[i], 4);
-        hash = (hash ^ b) * 16777619u;
-        sum += yv[i];
-    }
-    free(yv);
+    double sum;
+    uint32_t hash = checksum(att, ny, &sum);
     double tf = 4.0 * NH * HD * ((double)M * (M + 1) / 2) / (us * 1e6);
     printf("attn prompt M=%d: %9.1f us %7.1f TFLOP/s  checksum %.9e %08x\n", M, us, tf, sum, hash);
 }
