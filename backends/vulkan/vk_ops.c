@@ -278,10 +278,11 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
         bool use_lab = d->gemv_pipe[0] && vec && (!strstr(d->gemv_pipe, "gemv1wx") || (uint32_t)j->K / 4 <= d->xsh_v4);
         if (use_lab) snprintf(lab, sizeof lab, "%s_%%s", d->gemv_pipe);
         int pw = pipe_named(use_lab ? lab : d->gemv_nt ? "matmul_gemv1wnt_%s" : "matmul_gemv1w_%s", sfx);
+        bool two_rows = pw >= 0 && use_lab && strstr(d->gemv_pipe, "gemv1w2");   /* two rows per subgroup */
         if (pw < 0) pw = pipe_named("matmul_gemv1w_%s", sfx);
         if (pw >= 0) {
             pipe = pw;
-            tile_n = (int)(256 / d->subgroup_size);
+            tile_n = (int)(256 / d->subgroup_size) * (two_rows ? 2 : 1);
         }
     }
     int n_bind = fused ? 11 : 8;
