@@ -73,21 +73,35 @@ shared float sh_ss[64];         // per-subgroup sums of x^2 (WG / SG <= 64)
 #if KSPLIT > 1
 shared float sh_part[64];
 #endif
+// NROWS2 (matmul_gemvn1r2): two adjacent output rows per subgroup, NROWS2 loads of each in flight per round, one g * x
+// read from shared memory serving both; each row's sums keep the one-row order (same bits)
+#ifdef NROWS2
+#define NR 2
+#define UR uint(NROWS2)
+#if KSPLIT > 1
+#error "NROWS2 with KSPLIT"
+#endif
+#else
+#define NR 1
+#define UR U
+#endif
 
 void main() {
     uint lane = gl_SubgroupInvocationID, sg = gl_SubgroupID, tid = gl_LocalInvocationID.x;
     uint K = uint(pc.K), xr0 = x_row(0);
     uint part = sg % uint(KSPLIT);
-    int n = int(gl_WorkGroupID.x * (RPW / uint(KSPLIT)) + sg / uint(KSPLIT));
+    int n = int(gl_WorkGroupID.x * (RPW / uint(KSPLIT)) + sg / uint(KSPLIT)) * NR;
     // every subgroup stages and reaches the barrier; only live ones load weights and store
     bool live = sg < RPW && n < pc.N;
-    uint wrow = uint(pc.w_off) + uint(live ? n : 0) * K;
+    uint wrow[NR];
+    [[unroll]] for (int q = 0; q < NR; q++) wrow[q] = uint(pc.w_off) + uint(live ? min(n + q, pc.N - 1) : 0) * K;
     const uint step = uint(KSPLIT) * SG * W_VEC_ELEMS, kfirst = (part * SG + lane) * W_VEC_ELEMS;
-    uvec4 wq[U];
-    [[unroll]] for (uint u = 0u; u < U; u++) {   // round 0 in flight under the staging
-        uint k = kfirst + u * step;
-        wq[u] = live && k < K ? wv[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
-    }
+    uvec4 wq[NR][UR];
+    [[unroll]] for (int q = 0; q < NR; q++)
+        [[unroll]] for (uint u = 0u; u < UR; u++) {   // round 0 in flight under the staging
+            uint k = kfirst + u * step;
+            wq[q][u] = live && k < K ? wv[(wrow[q] + k) / W_VEC_ELEMS] : uvec4(0u);
+        }
     float ss = 0.0;
     for (uint i = tid; i < K / 4u; i += uint(WG)) {
         vec4 v = xv[(xr0 >> 2) + i];
@@ -100,31 +114,36 @@ void main() {
     float tot = 0.0;
     for (uint i = 0u; i < gl_NumSubgroups; i++) tot += sh_ss[i];
     float r = 1.0 / sqrt(tot / float(pc.K) + pc.eps);
-    float acc = 0.0;
+    float acc[NR];
+    [[unroll]] for (int q = 0; q < NR; q++) acc[q] = 0.0;
     if (live) {
-        for (uint k0 = kfirst; k0 < K; k0 += U * step) {
-            if (k0 >= kfirst + U * step) {
-                [[unroll]] for (uint u = 0u; u < U; u++) {
-                    uint k = k0 + u * step;
-                    wq[u] = k < K ? wv[(wrow + k) / W_VEC_ELEMS] : uvec4(0u);
-                }
+        for (uint k0 = kfirst; k0 < K; k0 += UR * step) {
+            if (k0 >= kfirst + UR * step) {
+                [[unroll]] for (int q = 0; q < NR; q++)
+                    [[unroll]] for (uint u = 0u; u < UR; u++) {
+                        uint k = k0 + u * step;
+                        wq[q][u] = k < K ? wv[(wrow[q] + k) / W_VEC_ELEMS] : uvec4(0u);
+                    }
             }
-            [[unroll]] for (uint u = 0u; u < U; u++) {
+            [[unroll]] for (uint u = 0u; u < UR; u++) {
                 uint k = k0 + u * step;
                 if (k < K) {
 #if W_TYPE == QR_PC_F32
-                    acc += dot(uintBitsToFloat(wq[u]), sh_gx[k >> 2]);
+                    vec4 ga = sh_gx[k >> 2];
+                    [[unroll]] for (int q = 0; q < NR; q++) acc[q] += dot(uintBitsToFloat(wq[q][u]), ga);
 #else
-                    vec4 wa, wb;
-                    w_unpack8(wq[u], wa, wb);
-                    acc += dot(wa, sh_gx[k >> 2]) + dot(wb, sh_gx[(k >> 2) + 1u]);
+                    vec4 ga = sh_gx[k >> 2], gb = sh_gx[(k >> 2) + 1u], wa, wb;
+                    [[unroll]] for (int q = 0; q < NR; q++) {
+                        w_unpack8(wq[q][u], wa, wb);
+                        acc[q] += dot(wa, ga) + dot(wb, gb);
+                    }
 #endif
                 }
             }
         }
     }
 #if KSPLIT > 1
-    float sp = subgroupAdd(acc);
+    float sp = subgroupAdd(acc[0]);
     if (lane == 0u && sg < RPW) sh_part[sg] = sp;
     barrier();
     if (live && part == 0u && lane == 0u) {
@@ -134,8 +153,10 @@ void main() {
     }
 #else
     if (live) {
-        float s = subgroupAdd(acc) * r;
-        if (lane == 0u) y_store(0, n, s);
+        [[unroll]] for (int q = 0; q < NR; q++) {
+            float s = subgroupAdd(acc[q]) * r;
+            if (lane == 0u && n + q < pc.N) y_store(0, n + q, s);
+        }
     }
 #endif
     // the norm output for later readers, a slice of K per workgroup (matmul_gemvf's formula and bits)

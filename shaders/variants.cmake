@@ -10,7 +10,7 @@
 # variants of gemv1w (QR_VK_GEMV_PIPE): x and weights restrict / the x row staged once per workgroup in shared memory.
 # matmul_gemv1k<KS> / gemvn1k<KS>: the one-row GEMV / staged RMSNorm fold with KS subgroups per output row
 # (QR_VK_GEMV_KSPLIT); matmul_gemv1w2 / gemv1w2u4: two output rows per subgroup, 8 / 4 loads of each in flight
-# (QR_VK_GEMV_PIPE); matmul_gemv1wnt / gemvn1nt / attn_dec_h4nt: gemv1w / gemvn1 / attn_dec_h4 with their weight
+# (QR_VK_GEMV_PIPE), gemvn1r2 the RMSNorm fold's (QR_VK_GEMV_R2=1: gemv1w2u4 + gemvn1r2); matmul_gemv1wnt / gemvn1nt / attn_dec_h4nt: gemv1w / gemvn1 / attn_dec_h4 with their weight
 # (KV) loads marked Nontemporal after compilation (feature nt_w / nt_kv; QR_VK_GEMV_NT=1, QR_VK_ATTN_NT=1).
 # matmul_cm3: the pipelined prompt GEMM, 8 subgroups of 64 x 32 (QR_VK_CM3=1); matmul_cm3b: 4 subgroups of 64 x 64
 # (QR_VK_CM3=2); matmul_cm3h / cm3hb: the same reading x pre-converted to fp16 by to_f16 (QR_VK_CM3=3|4);
@@ -57,7 +57,10 @@ set(QR_SHADER_VARIANTS
   "matmul_gemv1k8_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,KSPLIT=8|-"
   "matmul_gemv1w2_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256,NROWS2=8|-"
   "matmul_gemv1w2_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,NROWS2=8|-"
+  "matmul_gemv1w2u4_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256,NROWS2=4|-"
   "matmul_gemv1w2u4_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,NROWS2=4|-"
+  "matmul_gemvn1r2_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1,NROWS2=4|-"
+  "matmul_gemvn1r2_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=1,WG=256,NORM_SH=1,NROWS2=4|-"
   "matmul_gemv1wnt_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256|nt_w"
   "matmul_gemv1wnt_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256|nt_w"
   "matmul_gemvn1nt_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1|nt_w"

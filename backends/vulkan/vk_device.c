@@ -559,6 +559,10 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * after compilation: tool/spv_nontemporal.c), so that the x row (read by every output row) stays in L1: lab
      * switches; the H100's driver ran them in the same GPU time (twentieth session, docs/PERF.md) */
     d->gemv_nt = env_switch("QR_VK_GEMV_NT", false);
+    /* two output rows per subgroup in the one-row GEMV and the staged RMSNorm fold, four loads of each in flight, one
+     * x / g * x read for both (same sums, same bits): matmul_gemv1w2u4 took 24.51 -> 23.55 us per dispatch on the H100
+     * (decode step +1.5-2 %, twentieth session); QR_VK_GEMV_R2=1 adds the fold's form (matmul_gemvn1r2) */
+    d->gemv_r2 = env_switch("QR_VK_GEMV_R2", false);
     d->attn_nt = env_switch("QR_VK_ATTN_NT", false);
     /* decode attention splits: QR_VK_ATTN_DEC_TILES=N (1..64) gives every split at least N 64-key tiles (fewer
      * workgroups and partials to combine; a lab switch for the short-context decode, where attn_dec + attn_combine
