@@ -26,9 +26,9 @@
 // a long row (down_proj: K = 9728) is read in one round of U loads per lane instead of five, and the N = 2560 GEMVs
 // have KS times as many workgroups to spread over the SMs; the KS partial sums meet in shared memory and the row's
 // first subgroup adds them in part order (a different summation order from the one-subgroup form).
-// NROWS2 (MR = 1, vector path, 16-bit weights, lab matmul_gemv1w2 / gemv1w2u4): each subgroup takes two adjacent
-// output rows, U2 loads of each in flight per round, one x read serving both (half the x traffic through L1); the
-// sums per row keep gemv1w's order (same bits).
+// NROWS2 (MR = 1, vector path, 16-bit weights; matmul_gemv1w2u4 the default, gemv1w4u2 and gemv1w2 lab): each
+// subgroup takes RPS (2 or 4) adjacent output rows, NROWS2 loads of each in flight per round, one x read serving all
+// (1 / RPS of the x traffic through L1); the sums per row keep gemv1w's order (same bits).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
@@ -54,6 +54,9 @@ layout(std430, binding = 7) writeonly buffer XO { float act[]; };
 #ifdef SILU_SH
 const uint RE = U * SG * W_VEC_ELEMS;   // inputs per round (elements)
 shared vec4 sh_x[RE / 4u];
+#endif
+#ifndef RPS
+#define RPS 2
 #endif
 #ifdef KSPLIT
 shared float ks_part[WG / 4];   // one partial per subgroup (SG >= 4)
@@ -189,34 +192,36 @@ void main() {
 #endif
 #ifdef NROWS2
     {
-        int n2 = int(gl_WorkGroupID.x * RPW + gl_SubgroupID) * 2;
+        int n2 = int(gl_WorkGroupID.x * RPW + gl_SubgroupID) * RPS;
         if (gl_SubgroupID >= RPW || n2 >= pc.N || nm <= 0) return;
-        bool two = n2 + 1 < pc.N;
-        uint wr0 = uint(pc.w_off) + uint(n2) * K, wr1 = two ? wr0 + K : wr0;
+        uint wr[RPS];
+        float a[RPS];
+        [[unroll]] for (int q = 0; q < RPS; q++) {
+            wr[q] = uint(pc.w_off) + uint(min(n2 + q, pc.N - 1)) * K;
+            a[q] = 0.0;
+        }
         const uint step = SG * W_VEC_ELEMS;
-        float a0 = 0.0, a1 = 0.0;
         for (uint k0 = lane * W_VEC_ELEMS; k0 < K; k0 += uint(NROWS2) * step) {
-            uvec4 q0[NROWS2], q1[NROWS2];
-            [[unroll]] for (uint u = 0u; u < uint(NROWS2); u++) {
-                uint k = k0 + u * step;
-                q0[u] = k < K ? wv[(wr0 + k) / W_VEC_ELEMS] : uvec4(0u);
-                q1[u] = k < K ? wv[(wr1 + k) / W_VEC_ELEMS] : uvec4(0u);
-            }
+            uvec4 qv[RPS][NROWS2];
+            [[unroll]] for (int q = 0; q < RPS; q++)
+                [[unroll]] for (uint u = 0u; u < uint(NROWS2); u++) {
+                    uint k = k0 + u * step;
+                    qv[q][u] = k < K ? wv[(wr[q] + k) / W_VEC_ELEMS] : uvec4(0u);
+                }
             [[unroll]] for (uint u = 0u; u < uint(NROWS2); u++) {
                 uint k = k0 + u * step;
                 if (k < K) {
                     vec4 xa = x_vec4(xr[0] + k), xb = x_vec4(xr[0] + k + 4u), wa, wb;
-                    w_unpack8(q0[u], wa, wb);
-                    a0 += dot(wa, xa) + dot(wb, xb);
-                    w_unpack8(q1[u], wa, wb);
-                    a1 += dot(wa, xa) + dot(wb, xb);
+                    [[unroll]] for (int q = 0; q < RPS; q++) {
+                        w_unpack8(qv[q][u], wa, wb);
+                        a[q] += dot(wa, xa) + dot(wb, xb);
+                    }
                 }
             }
         }
-        float s0 = subgroupAdd(a0), s1 = subgroupAdd(a1);
-        if (lane == 0u) {
-            y_store(m_base, n2, s0);
-            if (two) y_store(m_base, n2 + 1, s1);
+        [[unroll]] for (int q = 0; q < RPS; q++) {
+            float sq = subgroupAdd(a[q]);
+            if (lane == 0u && n2 + q < pc.N) y_store(m_base, n2 + q, sq);
         }
         return;
     }

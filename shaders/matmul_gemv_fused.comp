@@ -73,10 +73,15 @@ shared float sh_ss[64];         // per-subgroup sums of x^2 (WG / SG <= 64)
 #if KSPLIT > 1
 shared float sh_part[64];
 #endif
-// NROWS2 (matmul_gemvn1r2): two adjacent output rows per subgroup, NROWS2 loads of each in flight per round, one g * x
-// read from shared memory serving both; each row's sums keep the one-row order (same bits)
+// NROWS2 (matmul_gemvn1r2, the default; gemvn1r4 lab: RPS = 4): RPS (2) adjacent output rows per subgroup, NROWS2
+// loads of each in flight per round, one g * x read from shared memory serving all; each row's sums keep the one-row
+// order (same bits)
 #ifdef NROWS2
+#ifdef RPS
+#define NR RPS
+#else
 #define NR 2
+#endif
 #define UR uint(NROWS2)
 #if KSPLIT > 1
 #error "NROWS2 with KSPLIT"

@@ -557,12 +557,20 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     }
     /* the streaming hint on the decode GEMVs' weight loads / decode attention's K/V loads (SPIR-V Nontemporal, set
      * after compilation: tool/spv_nontemporal.c), so that the x row (read by every output row) stays in L1: lab
-     * switches; the H100's driver ran them in the same GPU time (twentieth session, docs/PERF.md) */
+     * switches (the GEMV one with QR_VK_GEMV_ROWS=1); the H100 driver ran them in the same GPU time (twentieth
+     * session, docs/PERF.md) */
     d->gemv_nt = env_switch("QR_VK_GEMV_NT", false);
-    /* two output rows per subgroup in the one-row GEMV and the staged RMSNorm fold, four loads of each in flight, one
-     * x / g * x read for both (same sums, same bits): matmul_gemv1w2u4 took 24.51 -> 23.55 us per dispatch on the H100
-     * (decode step +1.5-2 %, twentieth session); QR_VK_GEMV_R2=1 adds the fold's form (matmul_gemvn1r2) */
-    d->gemv_r2 = env_switch("QR_VK_GEMV_R2", false);
+    /* output rows per subgroup in the one-row GEMV and the staged RMSNorm fold (four / two loads of each row in
+     * flight, one x or g * x read for all; same sums, same bits): two (matmul_gemv1w2u4, gemvn1r2) took the decode
+     * step from 185.4 to 204.0 tok/s on the H100 and bench latency from 178.6-180.4 to 197.8-198.9 (the fold 38.48 ->
+     * 33.93 us per dispatch; twentieth session, docs/PERF.md): the default.  QR_VK_GEMV_ROWS=1: one row (gemv1w,
+     * gemvn1), =4: four (gemv1w4u2, gemvn1r4) */
+    {
+        const char *t = getenv("QR_VK_GEMV_ROWS");
+        int v = t && *t ? atoi(t) : 2;
+        d->gemv_rows = v == 1 || v == 2 || v == 4 ? v : 2;
+        if (t && *t && d->gemv_rows != v) qr_log(QR_LOG_WARN, "vulkan: QR_VK_GEMV_ROWS=%s is not 1, 2 or 4; using 2", t);
+    }
     d->attn_nt = env_switch("QR_VK_ATTN_NT", false);
     /* decode attention splits: QR_VK_ATTN_DEC_TILES=N (1..64) gives every split at least N 64-key tiles (fewer
      * workgroups and partials to combine; a lab switch for the short-context decode, where attn_dec + attn_combine

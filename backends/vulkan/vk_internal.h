@@ -71,7 +71,7 @@ struct vk_dev {
     bool gemv_wide;  /* one-row GEMV in 256-thread workgroups, matmul_gemv1w (default; QR_VK_GEMV_WG=128: off) */
     char gemv_pipe[40]; /* GEMV lab (QR_VK_GEMV_PIPE): this variant prefix instead of matmul_gemv1w; "" off */
     int gemv_ks;        /* one-row GEMV with KS subgroups per row (matmul_gemv1k<KS>): 0 off, -1 auto, 2/4/8 fixed */
-    bool gemv_r2;       /* one-row GEMVs and RMSNorm folds with two rows per subgroup (gemv1w2u4 / gemvn1r2) */
+    int gemv_rows;      /* output rows per subgroup of the one-row GEMV / RMSNorm fold: 1, 2 (default) or 4 */
     bool gemv_nt;       /* one-row GEMVs with Nontemporal weight loads (matmul_gemv1wnt / gemvn1nt; QR_VK_GEMV_NT=1) */
     bool attn_nt;       /* decode attention with Nontemporal K/V loads (attn_dec_h4nt; QR_VK_ATTN_NT=1) */
     uint32_t xsh_v4;    /* specialization constant 1: vec4 slots of shared memory for an x row (matmul_gemv1wx) */

@@ -256,12 +256,17 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
             pn = pipe_named(name, sfx);
         }
         if (pn >= 0) ks = kn;
-        bool r2 = pn < 0 && d->gemv_r2 && (pn = pipe_named("matmul_gemvn1r2_%s", sfx)) >= 0;   /* two rows a subgroup */
+        int rows = 1;   /* output rows per subgroup: matmul_gemvn1r<rows> */
+        if (pn < 0 && d->gemv_rows > 1) {
+            char name[32];
+            snprintf(name, sizeof name, "matmul_gemvn1r%d_%%s", d->gemv_rows);
+            if ((pn = pipe_named(name, sfx)) >= 0) rows = d->gemv_rows;
+        }
         if (pn < 0) pn = pipe_named(d->gemv_nt ? "matmul_gemvn1nt_%s" : "matmul_gemvn1_%s", sfx);
         if (pn < 0) pn = pipe_named("matmul_gemvn1_%s", sfx);
         if (pn >= 0) {
             pipe = pn;
-            tile_n = (int)(256 / d->subgroup_size) * (r2 ? 2 : 1) / ks;
+            tile_n = (int)(256 / d->subgroup_size) * rows / ks;
         }
     } else if (kind == 0 && !fused && mr == 1 && d->gemv_wide && d->gemv_ks && vec && !(j->flags & QR_MM_SILU) &&
                (ks = gemv_ksplit(d, j->K)) > 1) {
@@ -278,16 +283,18 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
         char lab[64];
         bool use_lab = d->gemv_pipe[0] && vec && (!strstr(d->gemv_pipe, "gemv1wx") || (uint32_t)j->K / 4 <= d->xsh_v4);
         if (use_lab) snprintf(lab, sizeof lab, "%s_%%s", d->gemv_pipe);
-        const char *plain = d->gemv_r2 && vec ? "matmul_gemv1w2u4_%s"
-                            : d->gemv_nt      ? "matmul_gemv1wnt_%s"
-                                              : "matmul_gemv1w_%s";
+        /* QR_VK_GEMV_ROWS output rows per subgroup (gemv1w2u4, gemv1w4u2; vector path), Nontemporal loads (lab) */
+        const char *plain = vec && d->gemv_rows == 2 ? "matmul_gemv1w2u4_%s"
+                            : vec && d->gemv_rows == 4 ? "matmul_gemv1w4u2_%s"
+                            : d->gemv_nt               ? "matmul_gemv1wnt_%s"
+                                                       : "matmul_gemv1w_%s";
         int pw = pipe_named(use_lab ? lab : plain, sfx);
-        /* two rows per subgroup: gemv1w2* */
-        bool two_rows = pw >= 0 && strstr(use_lab ? d->gemv_pipe : plain, "gemv1w2") != NULL;
+        const char *used = use_lab ? d->gemv_pipe : plain;
+        int rows = pw < 0 ? 1 : strstr(used, "gemv1w2") ? 2 : strstr(used, "gemv1w4") ? 4 : 1;
         if (pw < 0) pw = pipe_named("matmul_gemv1w_%s", sfx);
         if (pw >= 0) {
             pipe = pw;
-            tile_n = (int)(256 / d->subgroup_size) * (two_rows ? 2 : 1);
+            tile_n = (int)(256 / d->subgroup_size) * rows;
         }
     }
     int n_bind = fused ? 11 : 8;
