@@ -569,7 +569,8 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         const char *t = getenv("QR_VK_GEMV_ROWS");
         int v = t && *t ? atoi(t) : 2;
         d->gemv_rows = v == 1 || v == 2 || v == 4 ? v : 2;
-        if (t && *t && d->gemv_rows != v) qr_log(QR_LOG_WARN, "vulkan: QR_VK_GEMV_ROWS=%s is not 1, 2 or 4; using 2", t);
+        if (t && *t && d->gemv_rows != v)
+            qr_log(QR_LOG_WARN, "vulkan: QR_VK_GEMV_ROWS=%s is not 1, 2 or 4; using 2", t);
     }
     d->attn_nt = env_switch("QR_VK_ATTN_NT", false);
     /* decode attention splits: QR_VK_ATTN_DEC_TILES=N (1..64) gives every split at least N 64-key tiles (fewer
