@@ -76,8 +76,13 @@ shared float sh_part[64];
 // NROWS2 (matmul_gemvn1r2, the default; gemvn1r4 lab: RPS = 4): RPS (2) adjacent output rows per subgroup, NROWS2
 // loads of each in flight per round, one g * x read from shared memory serving all; each row's sums keep the one-row
 // order (same bits)
+// GLU_PAIR (matmul_gemvn1g, with NROWS2; QR_MM_NORM | QR_MM_GLU, one row of x): the subgroup's two rows are the gate
+// row n (W) and the up row n (W2) of one column, so it stores gate, up and act = silu(gate) * up itself (the GLU
+// fold's outputs and formula above) with no exchange between subgroups; the SwiGLU pass disappears
 #ifdef NROWS2
-#ifdef RPS
+#ifdef GLU_PAIR
+#define NR 2
+#elif defined(RPS)
 #define NR RPS
 #else
 #define NR 2
@@ -90,22 +95,36 @@ shared float sh_part[64];
 #define NR 1
 #define UR U
 #endif
+#ifdef GLU_PAIR
+#define WLOAD(q, e) ((q) == 0 ? wv[(e) / W_VEC_ELEMS] : wv2[(e) / W_VEC_ELEMS])
+#else
+#define WLOAD(q, e) wv[(e) / W_VEC_ELEMS]
+#endif
 
 void main() {
     uint lane = gl_SubgroupInvocationID, sg = gl_SubgroupID, tid = gl_LocalInvocationID.x;
     uint K = uint(pc.K), xr0 = x_row(0);
     uint part = sg % uint(KSPLIT);
+#ifdef GLU_PAIR
+    int n = int(gl_WorkGroupID.x * RPW + sg);   // one column: gate row n of W, up row n of W2
+#else
     int n = int(gl_WorkGroupID.x * (RPW / uint(KSPLIT)) + sg / uint(KSPLIT)) * NR;
+#endif
     // every subgroup stages and reaches the barrier; only live ones load weights and store
     bool live = sg < RPW && n < pc.N;
     uint wrow[NR];
+#ifdef GLU_PAIR
+    wrow[0] = uint(pc.w_off) + uint(live ? n : 0) * K;
+    wrow[1] = uint(pc.w2_off) + uint(live ? n : 0) * K;
+#else
     [[unroll]] for (int q = 0; q < NR; q++) wrow[q] = uint(pc.w_off) + uint(live ? min(n + q, pc.N - 1) : 0) * K;
+#endif
     const uint step = uint(KSPLIT) * SG * W_VEC_ELEMS, kfirst = (part * SG + lane) * W_VEC_ELEMS;
     uvec4 wq[NR][UR];
     [[unroll]] for (int q = 0; q < NR; q++)
         [[unroll]] for (uint u = 0u; u < UR; u++) {   // round 0 in flight under the staging
             uint k = kfirst + u * step;
-            wq[q][u] = live && k < K ? wv[(wrow[q] + k) / W_VEC_ELEMS] : uvec4(0u);
+            wq[q][u] = live && k < K ? WLOAD(q, wrow[q] + k) : uvec4(0u);
         }
     float ss = 0.0;
     for (uint i = tid; i < K / 4u; i += uint(WG)) {
@@ -127,7 +146,7 @@ void main() {
                 [[unroll]] for (int q = 0; q < NR; q++)
                     [[unroll]] for (uint u = 0u; u < UR; u++) {
                         uint k = k0 + u * step;
-                        wq[q][u] = k < K ? wv[(wrow[q] + k) / W_VEC_ELEMS] : uvec4(0u);
+                        wq[q][u] = k < K ? WLOAD(q, wrow[q] + k) : uvec4(0u);
                     }
             }
             [[unroll]] for (uint u = 0u; u < UR; u++) {
@@ -155,6 +174,17 @@ void main() {
         float t = sh_part[sg];
         for (uint p = 1u; p < uint(KSPLIT); p++) t += sh_part[sg + p];
         y_store(0, n, t * r);
+    }
+#elif defined(GLU_PAIR)
+    if (live) {
+        float sg_gate = subgroupAdd(acc[0]) * r, sg_up = subgroupAdd(acc[1]) * r;
+        if (lane == 0u) {
+            int col = pc.n0 + n;
+            float gate = y_value(0, col, sg_gate), upv = y_value(0, col + pc.N, sg_up);
+            y[uint(pc.y_off) + uint(col)] = gate;
+            y[uint(pc.y_off) + uint(col + pc.N)] = upv;
+            act[uint(pc.act_off) + uint(col)] = gate / (1.0 + exp(-gate)) * upv;
+        }
     }
 #else
     if (live) {

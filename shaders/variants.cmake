@@ -11,8 +11,10 @@
 # matmul_gemv1k<KS> / gemvn1k<KS>: the one-row GEMV / staged RMSNorm fold with KS subgroups per output row
 # (QR_VK_GEMV_KSPLIT); matmul_gemv1w2u4 / gemvn1r2: two output rows per subgroup, 4 loads of each in flight, in the
 # one-row GEMV / the staged RMSNorm fold (the default since the twentieth session; QR_VK_GEMV_ROWS=4: gemv1w4u2 /
-# gemvn1r4, =1: gemv1w / gemvn1); matmul_gemv1w2: 8 loads of each (lab, QR_VK_GEMV_PIPE); matmul_gemv1wnt / gemvn1nt / attn_dec_h4nt: gemv1w / gemvn1 / attn_dec_h4 with their weight
-# (KV) loads marked Nontemporal after compilation (feature nt_w / nt_kv; QR_VK_GEMV_NT=1, QR_VK_ATTN_NT=1).
+# gemvn1r4, =1: gemv1w / gemvn1); matmul_gemvn1g: the staged fold of gate_up with SwiGLU, gate and up rows of one
+# column per subgroup (QR_VK_FUSE_GEMV=1, one row); matmul_gemv1w2: 8 loads of each (lab, QR_VK_GEMV_PIPE);
+# matmul_gemv1wnt / gemvn1nt / attn_dec_h4nt: gemv1w / gemvn1 / attn_dec_h4 with their weight (KV) loads marked
+# Nontemporal after compilation (feature nt_w / nt_kv; QR_VK_GEMV_NT=1, QR_VK_ATTN_NT=1).
 # matmul_cm3: the pipelined prompt GEMM, 8 subgroups of 64 x 32 (QR_VK_CM3=1); matmul_cm3b: 4 subgroups of 64 x 64
 # (QR_VK_CM3=2); matmul_cm3h / cm3hb: the same reading x pre-converted to fp16 by to_f16 (QR_VK_CM3=3|4);
 # matmul_cm3*lab*: timing-only variants of the GEMM lab (wrong results; QR_VK_MM_PIPE, tools/bench/dev_s42.sh);
@@ -62,6 +64,8 @@ set(QR_SHADER_VARIANTS
   "matmul_gemv1w2u4_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,NROWS2=4|-"
   "matmul_gemvn1r2_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1,NROWS2=4|-"
   "matmul_gemvn1r2_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=1,WG=256,NORM_SH=1,NROWS2=4|-"
+  "matmul_gemvn1g_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1,NROWS2=4,GLU_PAIR=1|-"
+  "matmul_gemvn1g_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=1,WG=256,NORM_SH=1,NROWS2=4,GLU_PAIR=1|-"
   "matmul_gemv1w4u2_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256,NROWS2=2,RPS=4|-"
   "matmul_gemv1w4u2_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,NROWS2=2,RPS=4|-"
   "matmul_gemvn1r4_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1,NROWS2=2,RPS=4|-"

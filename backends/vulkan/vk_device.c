@@ -616,7 +616,8 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * 7.52 -> 6.97 ms, bench latency 176.1 -> 178.1 tok/s at 512 and 155.7 -> 161.9 at 8192; docs/PERF.md) and is the
      * default for one-token steps (the staged form; two dispatches fewer per layer).  QR_VK_FUSE_GEMV=norm folds the
      * RMSNorm at every row count up to 16 (the per-word form above one row: unmeasured), =1 adds the SwiGLU fold to
-     * gate_up, =0 turns both off */
+     * gate_up (one row: matmul_gemvn1g, the staged fold with the gate and up rows of a column in one subgroup,
+     * written in the twentieth session and unmeasured; tools/bench/dev_s61.sh), =0 turns both off */
     const char *fg = getenv("QR_VK_FUSE_GEMV");
     d->fuse_gemv = env_switch("QR_VK_FUSE_GEMV", true) && d->max_bind >= 11 && d->subgroup_arith &&
                    vk_pipe_find("matmul_gemvf1_bf16") >= 0;

@@ -246,6 +246,12 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
         (size_t)8 * d->subgroup_size * vec_k * 4 <= d->props.limits.maxComputeSharedMemorySize) {
         int ps = pipe_named("matmul_gemvs1_%s", sfx);
         if (ps >= 0) pipe = ps;
+    } else if (kind == 0 && glu && (j->flags & QR_MM_NORM) && j->M == 1 && vec && d->norm_sh && j->K <= 4096 &&
+               d->gemv_rows >= 2 && pipe_named("matmul_gemvn1g_%s", sfx) >= 0) {
+        /* the gate_up + SwiGLU fold (QR_VK_FUSE_GEMV=1) staged like matmul_gemvn1, the gate and up rows of one column
+         * per subgroup (matmul_gemvn1g): no exchange between subgroups */
+        pipe = pipe_named("matmul_gemvn1g_%s", sfx);
+        tile_n = (int)(256 / d->subgroup_size);
     } else if (kind == 0 && fused && !glu && j->M == 1 && vec && d->norm_sh && j->K <= 4096) {
         /* the RMSNorm fold with g * x staged once per 256-thread workgroup (matmul_gemvn1; K <= its KMAX); with
          * QR_VK_GEMV_KSPLIT, KS subgroups per output row (matmul_gemvn1k<KS>, KS 2 or 4) */
