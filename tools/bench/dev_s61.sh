@@ -6,7 +6,7 @@
 . tools/bench/dev_env.sh
 . tools/bench/dev_vk.sh
 . tools/bench/dev_steps.sh
-[ -f $M/config.json ] || (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1)
+need_model
 echo "== Vulkan decode step, ctx 512 (${SECONDS} s)"
 for i in 1 2; do
   vrate "default" X=0

@@ -5,6 +5,7 @@
 #   lat BACKEND LENS LABEL [VAR=VALUE ...]   qrun bench latency at those prompt lengths (--gen 64) on $M: the rows,
 #                                   the copy probe and peak memory (dev_s52.sh on)
 #   vrate LABEL [VAR=VALUE ...]     the unprofiled Vulkan decode step at a 512-token context (qr-step-bench, 100 steps)
+#   need_model                      makes the random-weight model $M unless a warm machine still has it
 source /dev/stdin <<<"$(sed -n '/vkloader)/,/;;/p' tools/bench/h100.sh | sed '1d;$d')"
 vk_gemm() {
   local label=$1; shift
@@ -22,4 +23,7 @@ vrate() {
   local label=$1; shift
   printf -- "-- %-28s " "$label"
   env "$@" timeout 40 $B/qr-step-bench -b vulkan --ctx 512 --prompt 0 --reps 100 2>&1 | grep -E "^decode|rror" | cut -c1-120
+}
+need_model() {
+  [ -f $M/config.json ] || (timeout 100 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1)
 }
