@@ -240,17 +240,17 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
         }
     }
     if (fused && !vec) return qr_set_error(QR_E_INTERNAL, "vulkan: a fused GEMV needs 16-byte aligned rows");
-    int ks = 1;
+    int ks = 1, pg = -1;
     /* SwiGLU folded into one x row: the variant that stages each round's inputs in shared memory (U * SG * 8 floats) */
     if (kind == 0 && (j->flags & QR_MM_SILU) && j->M == 1 && vec && d->swiglu_sh &&
         (size_t)8 * d->subgroup_size * vec_k * 4 <= d->props.limits.maxComputeSharedMemorySize) {
         int ps = pipe_named("matmul_gemvs1_%s", sfx);
         if (ps >= 0) pipe = ps;
     } else if (kind == 0 && glu && (j->flags & QR_MM_NORM) && j->M == 1 && vec && d->norm_sh && j->K <= 4096 &&
-               d->gemv_rows >= 2 && pipe_named("matmul_gemvn1g_%s", sfx) >= 0) {
+               d->gemv_rows >= 2 && (pg = pipe_named("matmul_gemvn1g_%s", sfx)) >= 0) {
         /* the gate_up + SwiGLU fold (QR_VK_FUSE_GEMV=1) staged like matmul_gemvn1, the gate and up rows of one column
          * per subgroup (matmul_gemvn1g): no exchange between subgroups */
-        pipe = pipe_named("matmul_gemvn1g_%s", sfx);
+        pipe = pg;
         tile_n = (int)(256 / d->subgroup_size);
     } else if (kind == 0 && fused && !glu && j->M == 1 && vec && d->norm_sh && j->K <= 4096) {
         /* the RMSNorm fold with g * x staged once per 256-thread workgroup (matmul_gemvn1; K <= its KMAX); with
@@ -295,8 +295,9 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
                             : d->gemv_nt               ? "matmul_gemv1wnt_%s"
                                                        : "matmul_gemv1w_%s";
         int pw = pipe_named(use_lab ? lab : plain, sfx);
-        const char *used = use_lab ? d->gemv_pipe : plain;
-        int rows = pw < 0 ? 1 : strstr(used, "gemv1w2") ? 2 : strstr(used, "gemv1w4") ? 4 : 1;
+        int rows = 1;   /* output rows per subgroup: the default's QR_VK_GEMV_ROWS, a lab gemv1w2* / gemv1w4* */
+        if (pw >= 0 && use_lab) rows = strstr(d->gemv_pipe, "gemv1w2") ? 2 : strstr(d->gemv_pipe, "gemv1w4") ? 4 : 1;
+        else if (pw >= 0 && vec) rows = d->gemv_rows;
         if (pw < 0) pw = pipe_named("matmul_gemv1w_%s", sfx);
         if (pw >= 0) {
             pipe = pw;
