@@ -13,6 +13,9 @@
 // At the end the key groups are summed in shared memory.  With n_split > 1
 // the (max, sum, unnormalised acc) partials go to attn_combine.comp (the
 // layout attn.comp uses); otherwise the output is written directly.
+// PIPE (attn_dec_h4p, QR_VK_ATTN_DEC_PIPE=1): the next tile's K and V loads are issued before this tile's math
+// (double-buffered registers) and carry no condition (clamped to the split's last key, zeroed by a select): same
+// sums in the same order as attn_dec_h4.
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -60,6 +63,56 @@ void unpack8(uvec4 u, out vec4 a, out vec4 b) {
     } else {
         a = vec4(unpackHalf2x16(u.x), unpackHalf2x16(u.y));
         b = vec4(unpackHalf2x16(u.z), unpackHalf2x16(u.w));
+    }
+}
+
+// the K words (q.k mapping) and V words (p.V mapping) of the tile at j0 into registers; keys past k_hi read zeros.
+// CLAMPED (with PIPE): the loads carry no condition (a key past k_hi reads the last key's word, then zeroed by a
+// select), so every load of the tile can issue before the first returns.
+void load_tile(int j0, int k_hi, int bt_row, uint kvrow, int kvh, uint d0, uint kslot, uint vkg, uint vp, bool vdim,
+               out uvec4 kr[KU][CPL], out uvec4 vr[VKU]) {
+    uint hd = uint(pc.head_dim);
+    [[unroll]] for (uint i = 0u; i < KU; i++) {
+        int j = j0 + int(i * KPW + kslot);
+        bool ok = j < k_hi;
+#ifdef PIPE
+        int jc = min(j, k_hi - 1);
+        int blk = clamp(bt[bt_row + jc / pc.block_size], 0, pc.num_blocks - 1);
+        uint base = uint(blk) * kvrow + uint(kvh * pc.block_size + jc % pc.block_size) * hd;
+        [[unroll]] for (uint c = 0u; c < CPL; c++) {
+            uint dd = min(d0 + 8u * c, hd - 8u);
+            uvec4 w = kc[(uint(pc.kc_off) + base + dd) >> 3];
+            kr[i][c] = ok && d0 + 8u * c < hd ? w : uvec4(0u);
+        }
+#else
+        uint base = 0u;
+        if (ok) {
+            int blk = clamp(bt[bt_row + j / pc.block_size], 0, pc.num_blocks - 1);
+            base = uint(blk) * kvrow + uint(kvh * pc.block_size + j % pc.block_size) * hd;
+        }
+        [[unroll]] for (uint c = 0u; c < CPL; c++) {
+            uint dd = d0 + 8u * c;
+            kr[i][c] = ok && dd < hd ? kc[(uint(pc.kc_off) + base + dd) >> 3] : uvec4(0u);
+        }
+#endif
+    }
+    [[unroll]] for (uint i = 0u; i < VKU; i++) {
+        int j = j0 + int(i * VKG + vkg);
+        bool ok = j < k_hi && vdim;
+#ifdef PIPE
+        int jc = min(j, k_hi - 1);
+        int blk = clamp(bt[bt_row + jc / pc.block_size], 0, pc.num_blocks - 1);
+        uint base = uint(blk) * kvrow + uint(kvh * pc.block_size + jc % pc.block_size) * hd;
+        uvec4 w = vc[(uint(pc.vc_off) + base + min(vp * 8u, hd - 8u)) >> 3];
+        vr[i] = ok ? w : uvec4(0u);
+#else
+        uint base = 0u;
+        if (ok) {
+            int blk = clamp(bt[bt_row + j / pc.block_size], 0, pc.num_blocks - 1);
+            base = uint(blk) * kvrow + uint(kvh * pc.block_size + j % pc.block_size) * hd;
+        }
+        vr[i] = ok ? vc[(uint(pc.vc_off) + base + vp * 8u) >> 3] : uvec4(0u);
+#endif
     }
 }
 
@@ -111,33 +164,20 @@ void main() {
         m[h] = NEG_INF; lsum[h] = 0.0; acca[h] = vec4(0.0); accb[h] = vec4(0.0);
     }
     uint kvrow = uint(pc.n_kv_heads * pc.block_size) * hd;   // elements per block
+#ifdef PIPE
+    // the first tile's K and V words in flight before the loop; each pass issues the next tile's before its math
+    uvec4 kr[KU][CPL], vr[VKU];
+    if (k_lo < k_hi) load_tile(k_lo, k_hi, bt_row, kvrow, kvh, d0, kslot, vkg, vp, vdim, kr, vr);
+    for (int j0 = k_lo; j0 < k_hi; j0 += int(TK)) {
+        uvec4 kn[KU][CPL], vn[VKU];
+        bool more = j0 + int(TK) < k_hi;
+        if (more) load_tile(j0 + int(TK), k_hi, bt_row, kvrow, kvh, d0, kslot, vkg, vp, vdim, kn, vn);
+#else
     for (int j0 = k_lo; j0 < k_hi; j0 += int(TK)) {
         // 1. every K and V word of the tile in flight
-        uvec4 kr[KU][CPL];
-        [[unroll]] for (uint i = 0u; i < KU; i++) {
-            int j = j0 + int(i * KPW + kslot);
-            bool ok = j < k_hi;
-            uint base = 0u;
-            if (ok) {
-                int blk = clamp(bt[bt_row + j / pc.block_size], 0, pc.num_blocks - 1);
-                base = uint(blk) * kvrow + uint(kvh * pc.block_size + j % pc.block_size) * hd;
-            }
-            [[unroll]] for (uint c = 0u; c < CPL; c++) {
-                uint dd = d0 + 8u * c;
-                kr[i][c] = ok && dd < hd ? kc[(uint(pc.kc_off) + base + dd) >> 3] : uvec4(0u);
-            }
-        }
-        uvec4 vr[VKU];
-        [[unroll]] for (uint i = 0u; i < VKU; i++) {
-            int j = j0 + int(i * VKG + vkg);
-            bool ok = j < k_hi && vdim;
-            uint base = 0u;
-            if (ok) {
-                int blk = clamp(bt[bt_row + j / pc.block_size], 0, pc.num_blocks - 1);
-                base = uint(blk) * kvrow + uint(kvh * pc.block_size + j % pc.block_size) * hd;
-            }
-            vr[i] = ok ? vc[(uint(pc.vc_off) + base + vp * 8u) >> 3] : uvec4(0u);
-        }
+        uvec4 kr[KU][CPL], vr[VKU];
+        load_tile(j0, k_hi, bt_row, kvrow, kvh, d0, kslot, vkg, vp, vdim, kr, vr);
+#endif
         // 2. scores, reduced over the LPK lanes of each key
         float s[KU][HS];
         float mx[HS];
@@ -195,6 +235,13 @@ void main() {
                 accb[h] += p * vb;
             }
         }
+#ifdef PIPE
+        if (more) {
+            [[unroll]] for (uint i = 0u; i < KU; i++)
+                [[unroll]] for (uint c = 0u; c < CPL; c++) kr[i][c] = kn[i][c];
+            [[unroll]] for (uint i = 0u; i < VKU; i++) vr[i] = vn[i];
+        }
+#endif
     }
     // sums over the subgroups, accumulators over the key groups (tree in shared memory)
     if (lane == 0u) {

@@ -550,10 +550,13 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * loads per lane: o_proj KS 2, down_proj KS 8 on Qwen3-4B), =2|4|8 fixes it; off by default */
     {
         const char *t = getenv("QR_VK_GEMV_KSPLIT");
-        int v = !t || !*t ? 0 : strcasecmp(t, "auto") == 0 ? -1 : atoi(t);
-        d->gemv_ks = v == -1 || v == 0 || v == 2 || v == 4 || v == 8 ? v : 0;
+        int v = !t || !*t                     ? 0
+                : strcasecmp(t, "auto") == 0   ? VK_GEMV_KS_AUTO
+                : strcasecmp(t, "narrow") == 0 ? VK_GEMV_KS_NARROW
+                                               : atoi(t);
+        d->gemv_ks = v == VK_GEMV_KS_AUTO || v == VK_GEMV_KS_NARROW || v == 0 || v == 2 || v == 4 || v == 8 ? v : 0;
         if (t && *t && d->gemv_ks != v)
-            qr_log(QR_LOG_WARN, "vulkan: QR_VK_GEMV_KSPLIT=%s is not auto, 0, 2, 4 or 8; off", t);
+            qr_log(QR_LOG_WARN, "vulkan: QR_VK_GEMV_KSPLIT=%s is not auto, narrow, 0, 2, 4 or 8; off", t);
     }
     /* the streaming hint on the decode GEMVs' weight loads / decode attention's K/V loads (SPIR-V Nontemporal, set
      * after compilation: tool/spv_nontemporal.c), so that the x row (read by every output row) stays in L1: lab
@@ -573,6 +576,9 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
             qr_log(QR_LOG_WARN, "vulkan: QR_VK_GEMV_ROWS=%s is not 1, 2 or 4; using 2", t);
     }
     d->attn_nt = env_switch("QR_VK_ATTN_NT", false);
+    /* decode attention with the next tile's K/V loads issued before this tile's math, unconditional (attn_dec_h4p,
+     * same sums): QR_VK_ATTN_DEC_PIPE=1 */
+    d->attn_dec_pipe = env_switch("QR_VK_ATTN_DEC_PIPE", false);
     /* decode attention splits: QR_VK_ATTN_DEC_TILES=N (1..64) gives every split at least N 64-key tiles (fewer
      * workgroups and partials to combine; a lab switch for the short-context decode, where attn_dec + attn_combine
      * cost ~24 us per layer on the H100) */

@@ -35,6 +35,8 @@ struct vk_pipe {
     bool tried;
 };
 
+enum { VK_GEMV_KS_AUTO = -1, VK_GEMV_KS_NARROW = -2 };
+
 struct vk_dev {
     struct qr_device pub;
     int index;
@@ -70,7 +72,9 @@ struct vk_dev {
     bool gemv_clamp; /* matmul_gemv: unconditional, clamped weight loads (opt-in QR_VK_GEMV_CLAMP=1) */
     bool gemv_wide;  /* one-row GEMV in 256-thread workgroups, matmul_gemv1w (default; QR_VK_GEMV_WG=128: off) */
     char gemv_pipe[40]; /* GEMV lab (QR_VK_GEMV_PIPE): this variant prefix instead of matmul_gemv1w; "" off */
-    int gemv_ks;        /* one-row GEMV with KS subgroups per row (matmul_gemv1k<KS>): 0 off, -1 auto, 2/4/8 fixed */
+    bool attn_dec_pipe; /* decode attention with the next tile's K/V loads issued first (attn_dec_h4p) */
+    int gemv_ks;        /* one-row GEMV with KS subgroups per row (matmul_gemv1k<KS>): 0 off, VK_GEMV_KS_AUTO,
+                         * VK_GEMV_KS_NARROW (auto for N < 512 one-row workgroups only), 2/4/8 fixed */
     int gemv_rows;      /* output rows per subgroup of the one-row GEMV / RMSNorm fold: 1, 2 (default) or 4 */
     bool gemv_nt;       /* one-row GEMVs with Nontemporal weight loads (matmul_gemv1wnt / gemvn1nt; QR_VK_GEMV_NT=1) */
     bool attn_nt;       /* decode attention with Nontemporal K/V loads (attn_dec_h4nt; QR_VK_ATTN_NT=1) */

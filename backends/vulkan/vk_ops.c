@@ -167,10 +167,13 @@ static qr_status mm_x16(struct vk_stream *s, struct qr_pc_matmul *pc, int mc, st
 }
 
 /* subgroups per output row of the split one-row GEMV: the fixed QR_VK_GEMV_KSPLIT, or (auto) the fewest that read
- * the row in one round of 8 16-byte loads per lane; 1 where the workgroup's subgroups do not divide by it */
-static int gemv_ksplit(const struct vk_dev *d, int K) {
+ * the row in one round of 8 16-byte loads per lane, or (narrow) auto's for GEMVs of fewer than 512 one-row workgroups
+ * only (N < 512 * 8: o_proj and down_proj of Qwen3-4B, not qkv, gate_up or the LM head); 1 where the workgroup's
+ * subgroups do not divide by it */
+static int gemv_ksplit(const struct vk_dev *d, int N, int K) {
     int rpw = (int)(256 / d->subgroup_size), ks = d->gemv_ks;
-    if (ks < 0) {
+    if (ks == VK_GEMV_KS_NARROW) ks = (long)N < 512L * rpw ? VK_GEMV_KS_AUTO : 1;
+    if (ks == VK_GEMV_KS_AUTO) {
         long slots = ((long)K + 8L * d->subgroup_size - 1) / (8L * d->subgroup_size);   /* 16-byte loads per lane */
         for (ks = 1; ks < 8 && slots > 8L * ks; ks *= 2) {}
     }
@@ -255,7 +258,7 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
     } else if (kind == 0 && fused && !glu && j->M == 1 && vec && d->norm_sh && j->K <= 4096) {
         /* the RMSNorm fold with g * x staged once per 256-thread workgroup (matmul_gemvn1; K <= its KMAX); with
          * QR_VK_GEMV_KSPLIT, KS subgroups per output row (matmul_gemvn1k<KS>, KS 2 or 4) */
-        int kn = d->gemv_ks ? gemv_ksplit(d, j->K) : 1, pn = -1;
+        int kn = d->gemv_ks ? gemv_ksplit(d, j->N, j->K) : 1, pn = -1;
         if (kn > 1) {
             char name[32];
             snprintf(name, sizeof name, "matmul_gemvn1k%d_%%s", kn);
@@ -275,7 +278,7 @@ static qr_status mm_run(struct vk_stream *s, const struct mm_job *j) {
             tile_n = (int)(256 / d->subgroup_size) * rows / ks;
         }
     } else if (kind == 0 && !fused && mr == 1 && d->gemv_wide && d->gemv_ks && vec && !(j->flags & QR_MM_SILU) &&
-               (ks = gemv_ksplit(d, j->K)) > 1) {
+               (ks = gemv_ksplit(d, j->N, j->K)) > 1) {
         /* KS subgroups per output row (matmul_gemv1k<KS>; QR_VK_GEMV_KSPLIT) */
         char name[32];
         snprintf(name, sizeof name, "matmul_gemv1k%d_%%s", ks);
@@ -507,8 +510,9 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
      * tiled attn */
     int hs_dec = G > 4 ? 8 : G > 2 ? 4 : G;
     char dec_name[32];
+    /* QR_VK_ATTN_NT=1: Nontemporal K/V loads (lab); QR_VK_ATTN_DEC_PIPE=1: the next tile's loads before the math */
     snprintf(dec_name, sizeof dec_name, "attn_dec_h%d%s", hs_dec,
-             d->attn_nt && hs_dec == 4 ? "nt" : "");   /* QR_VK_ATTN_NT=1: Nontemporal K/V loads (lab) */
+             hs_dec != 4 ? "" : d->attn_dec_pipe ? "p" : d->attn_nt ? "nt" : "");
     size_t dec_smem = (size_t)4 * hs_dec * (4 * 128 + 64 + 2 * 32);
     int pipe_dec = a->max_q_len <= 1 && a->kv_dtype != QR_DTYPE_F32 && a->head_dim % 8 == 0 &&
                    pc.kc_off % 8 == 0 && pc.vc_off % 8 == 0 && d->subgroup_shuffle && d->subgroup_size >= 4 &&
