@@ -589,6 +589,17 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         if (t && v != d->attn_dec_tiles)
             qr_log(QR_LOG_WARN, "vulkan: QR_VK_ATTN_DEC_TILES=%s is not in 1..64; using 1", t);
     }
+    /* decode attention lab (twenty-first session): QR_VK_ATTN_DEC_HS=1|2|4|8 query heads per workgroup (fewer: more
+     * workgroups, each K/V tile read by G / HS of them), QR_VK_ATTN_DEC_WGS=N workgroups aimed at (64..4096; 384) */
+    {
+        const char *t = getenv("QR_VK_ATTN_DEC_HS"), *w = getenv("QR_VK_ATTN_DEC_WGS");
+        int v = t ? atoi(t) : 0, n = w ? atoi(w) : 384;
+        d->attn_dec_hs = v == 1 || v == 2 || v == 4 || v == 8 ? v : 0;
+        d->attn_dec_wgs = n >= 64 && n <= 4096 ? n : 384;
+        if ((t && v != d->attn_dec_hs) || (w && n != d->attn_dec_wgs))
+            qr_log(QR_LOG_WARN, "vulkan: QR_VK_ATTN_DEC_HS=%s / QR_VK_ATTN_DEC_WGS=%s out of range; defaults used",
+                   t ? t : "-", w ? w : "-");
+    }
     /* matmul_cm with W staged k-major (no transposed fragment loads): written without a GPU, QR_VK_CM_BT=1 */
     d->cm_bt = d->use_coopmat && env_switch("QR_VK_CM_BT", false) && vk_pipe_find("matmul_cm_bt_bf16") >= 0;
     d->attn_cm2 = d->use_coopmat && want_wide && sw_attn_cm2 && vk_pipe_find("attn_cm2") >= 0;

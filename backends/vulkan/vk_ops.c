@@ -509,6 +509,7 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
      * per workgroup, HS = 1/2/4/8); prompts, mixed batches and F32 KV: the
      * tiled attn */
     int hs_dec = G > 4 ? 8 : G > 2 ? 4 : G;
+    if (d->attn_dec_hs && d->attn_dec_hs < hs_dec) hs_dec = d->attn_dec_hs;   /* lab: fewer heads per workgroup */
     char dec_name[32];
     /* QR_VK_ATTN_NT=1: Nontemporal K/V loads (lab); QR_VK_ATTN_DEC_PIPE=1: the next tile's loads before the math */
     snprintf(dec_name, sizeof dec_name, "attn_dec_h%d%s", hs_dec,
@@ -548,7 +549,7 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
          * switch: fewer splits, fewer partials for attn_combine, longer serial loops); the shader rounds each split
          * up to whole tiles */
         int keys = 64 * d->attn_dec_tiles;   /* 1..64 tiles, set at device open */
-        int want = (a->max_seq_len + keys - 1) / keys, cap = 384 / (wgs > 0 ? wgs : 1);
+        int want = (a->max_seq_len + keys - 1) / keys, cap = d->attn_dec_wgs / (wgs > 0 ? wgs : 1);
         n_split = want < cap ? want : cap;
         if (n_split > 128) n_split = 128;
         if (n_split < 1) n_split = 1;
