@@ -22,6 +22,7 @@
 #include "qr_cuda_common.cuh"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define FX_WARPS 8
 #define FX_UNROLL 8
@@ -159,6 +160,95 @@ __global__ void __launch_bounds__(NW * 32)
     }
 }
 
+/* The plain one-token GEMV with KS warps per output row (NW / KS rows per block; QR_CUDA_GEMV_KS): warp part p of a
+ * row reads its 512-byte spans p, p + KS, p + 2 KS, ... (the KS warps stream adjacent spans together), so a long row
+ * (down_proj: K = 9728, 1216 16-byte chunks) is one round of U predicated loads per lane at KS = 8 instead of five,
+ * all of it issued before the PDL wait.  The KS partial sums meet in shared memory and the row's first warp adds
+ * them in part order (a different summation order from k_gemv_fx's). */
+template <int WT, int NW, int KS, int U>
+__global__ void __launch_bounds__(NW * 32)
+    k_gemv_ks(float *__restrict__ y, const float *__restrict__ x, const uint16_t *__restrict__ w,
+              const void *__restrict__ bias, int btype, int N, int K, int accumulate, int early)
+{
+    __shared__ float part[NW];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, p = warp % KS;
+    const int n = blockIdx.x * (NW / KS) + warp / KS;
+    const int nk = K >> 3, stride = 32 * KS;
+    const uint4 *w4 = (const uint4 *)(w + (int64_t)(n < N ? n : 0) * K);
+    int base = p * 32 + lane;
+    uint4 wv[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int c = base + u * stride;
+        wv[u] = n < N && c < nk ? __ldcs(w4 + c) : make_uint4(0, 0, 0, 0);
+    }
+    if (early & QK_EARLY_CHAIN) {
+        qk_pdl_trigger();
+        qk_pdl_wait();
+    } else {
+        qk_pdl_wait();
+        qk_pdl_trigger();
+    }
+    float acc = 0.0f;
+    while (base < nk) {
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int c = base + u * stride;
+            if (c < nk) {
+                float wf[8];
+                qk_unpack8<WT>(wv[u], wf);
+                const float4 *x4 = (const float4 *)x + 2 * c;
+                const float4 a = __ldg(x4), b = __ldg(x4 + 1);
+                acc += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b.x + wf[5] * b.y +
+                       wf[6] * b.z + wf[7] * b.w;
+            }
+        }
+        base += U * stride;
+        if (base >= nk)
+            break;
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int c = base + u * stride;
+            wv[u] = n < N && c < nk ? __ldcs(w4 + c) : make_uint4(0, 0, 0, 0);
+        }
+    }
+    const float v = qk_warp_sum(acc);
+    if (lane == 0)
+        part[warp] = v;
+    __syncthreads();
+    if (p == 0 && lane == 0 && n < N) {
+        float t = part[warp];
+#pragma unroll
+        for (int q = 1; q < KS; q++)
+            t += part[warp + q];
+        t += bias ? qk_load(bias, btype, n) : 0.0f;
+        float *yp = y + n;
+        *yp = accumulate ? *yp + t : t;
+    }
+}
+
+/* warps per output row of the plain one-token GEMV (k_gemv_ks): QR_CUDA_GEMV_KS=2|4|8 for every such GEMV,
+ * =auto for the long rows (K > 4096) of GEMVs of few blocks (N / 8 < 4 blocks per SM: down_proj of Qwen3-4B);
+ * 1 (k_gemv_fx) by default */
+static int fx_ksplit(int N, int K)
+{
+    static int mode = -2, n_sm = 0;
+    if (mode == -2) {
+        const char *e = getenv("QR_CUDA_GEMV_KS");
+        int v = e && strcmp(e, "auto") == 0 ? -1 : e ? atoi(e) : 0;
+        mode = v == -1 || v == 2 || v == 4 || v == 8 ? v : 0;
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev))
+            n_sm = 0;
+        (void)cudaGetLastError();
+    }
+    if (mode > 0)
+        return mode;
+    if (mode == -1 && K > 4096 && n_sm > 0 && qk_blocks(N, FX_WARPS) < 4u * (unsigned)n_sm)
+        return 8;
+    return 1;
+}
+
 /* warps (output rows) per block of the plain one-token GEMV: where N / 8 blocks would leave the SMs unevenly loaded
  * (N = 2560: 320 blocks, 2 or 3 per SM), 4-warp blocks (640: 4 or 5).  QR_CUDA_GEMV_NW=8 / 4 / 2 forces one. */
 static int fx_plain_warps(int N)
@@ -189,7 +279,19 @@ static void fx_go(qr_cuda_stream st, float *y, const float *x, const void *w, co
     qk_launch(k_gemv_fx<WT, MT, XM, NWT, NW>, dim3(qk_blocks(N, NW)), dim3(NW * 32), smem, st, y, x, wp, bias, btype, \
               M, N, K, ldx, ldy, accumulate, np, eps, side, ld_side, early)
     const int nw1 = XM == XM_PLAIN && M == 1 ? fx_plain_warps(N) : FX_WARPS;
-    if (M <= 1) {
+    const int ks = XM == XM_PLAIN && M == 1 ? fx_ksplit(N, K) : 1;
+    if (ks > 1) {
+#define KS_L(KS, U)                                                                                                \
+    qk_launch(k_gemv_ks<WT, 8, KS, U>, dim3(qk_blocks(N, 8 / KS)), dim3(8 * 32), 0, st, y, x, wp, bias, btype, N, K, \
+              accumulate, early)
+        if (ks == 2)
+            KS_L(2, 8);
+        else if (ks == 4)
+            KS_L(4, 8);
+        else
+            KS_L(8, 8);
+#undef KS_L
+    } else if (M <= 1) {
         if (XM == XM_PLAIN && (early & QK_EARLY_FULLROW) && K <= 16 * 32 * 8 && nw1 == 4)
             qk_launch(k_gemv_fx<WT, 1, XM, NWT, 4, 16>, dim3(qk_blocks(N, 4)), dim3(4 * 32), smem, st, y, x, wp, bias,
                       btype, M, N, K, ldx, ldy, accumulate, np, eps, side, ld_side, early);

@@ -589,11 +589,14 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
         if (t && v != d->attn_dec_tiles)
             qr_log(QR_LOG_WARN, "vulkan: QR_VK_ATTN_DEC_TILES=%s is not in 1..64; using 1", t);
     }
-    /* decode attention lab (twenty-first session): QR_VK_ATTN_DEC_HS=1|2|4|8 query heads per workgroup (fewer: more
-     * workgroups, each K/V tile read by G / HS of them), QR_VK_ATTN_DEC_WGS=N workgroups aimed at (64..4096; 384) */
+    /* decode attention (twenty-first session): QR_VK_ATTN_DEC_HS=1|2|4|8 query heads per workgroup (fewer: more
+     * workgroups, each K/V tile read by G / HS of them; lab), QR_VK_ATTN_DEC_WGS=N workgroups aimed at (64..4096;
+     * 384; lab), QR_VK_ATTN_DEC_SHORT=N: two heads per workgroup up to N keys (1024; 0 off) */
     {
         const char *t = getenv("QR_VK_ATTN_DEC_HS"), *w = getenv("QR_VK_ATTN_DEC_WGS");
-        int v = t ? atoi(t) : 0, n = w ? atoi(w) : 384;
+        const char *sh = getenv("QR_VK_ATTN_DEC_SHORT");   /* keys; 0: never two heads by length */
+        int v = t ? atoi(t) : 0, n = w ? atoi(w) : 384, k = sh ? atoi(sh) : 1024;
+        d->attn_dec_short = k >= 0 ? k : 1024;
         d->attn_dec_hs = v == 1 || v == 2 || v == 4 || v == 8 ? v : 0;
         d->attn_dec_wgs = n >= 64 && n <= 4096 ? n : 384;
         if ((t && v != d->attn_dec_hs) || (w && n != d->attn_dec_wgs))

@@ -80,6 +80,7 @@ struct vk_dev {
     bool attn_nt;       /* decode attention with Nontemporal K/V loads (attn_dec_h4nt; QR_VK_ATTN_NT=1) */
     uint32_t xsh_v4;    /* specialization constant 1: vec4 slots of shared memory for an x row (matmul_gemv1wx) */
     int attn_dec_hs;    /* decode attention: query heads per workgroup (QR_VK_ATTN_DEC_HS, lab; 0: by G) */
+    int attn_dec_short; /* decode attention: two query heads per workgroup up to this many keys (QR_VK_ATTN_DEC_SHORT) */
     int attn_dec_wgs;   /* decode attention: workgroups aimed at by the split count (QR_VK_ATTN_DEC_WGS, lab; 384) */
     int attn_dec_tiles; /* decode attention: at least this many 64-key tiles per split (QR_VK_ATTN_DEC_TILES, lab; 1) */
     int max_bind;              /* storage buffers a dispatch may bind: min(VK_MAX_BINDINGS, the device's per-stage limit) */

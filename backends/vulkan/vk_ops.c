@@ -509,7 +509,11 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
      * per workgroup, HS = 1/2/4/8); prompts, mixed batches and F32 KV: the
      * tiled attn */
     int hs_dec = G > 4 ? 8 : G > 2 ? 4 : G;
-    if (d->attn_dec_hs && d->attn_dec_hs < hs_dec) hs_dec = d->attn_dec_hs;   /* lab: fewer heads per workgroup */
+    /* two query heads per workgroup up to attn_dec_short keys (twice the workgroups: attn_dec + combine 20.8 -> 18.2 us
+     * per layer at 512 on the H100, bench latency 195.4 -> 201.5 tok/s; at 8192 four won, 175.1 against 163.5:
+     * docs/PERF.md, twenty-first session); QR_VK_ATTN_DEC_HS fixes it (lab) */
+    int hs_want = d->attn_dec_hs ? d->attn_dec_hs : a->max_seq_len <= d->attn_dec_short ? 2 : 0;
+    if (hs_want && hs_want < hs_dec) hs_dec = hs_want;
     char dec_name[32];
     /* QR_VK_ATTN_NT=1: Nontemporal K/V loads (lab); QR_VK_ATTN_DEC_PIPE=1: the next tile's loads before the math */
     snprintf(dec_name, sizeof dec_name, "attn_dec_h%d%s", hs_dec,
