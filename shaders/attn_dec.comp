@@ -13,6 +13,7 @@
 // At the end the key groups are summed in shared memory.  With n_split > 1
 // the (max, sum, unnormalised acc) partials go to attn_combine.comp (the
 // layout attn.comp uses); otherwise the output is written directly.
+// PRO (attn_dec_h2q / h4q, QR_VK_FUSE_ATTN): the q/k RMSNorm + RoPE + KV write of the step folded in front (below).
 // PIPE (attn_dec_h4p, QR_VK_ATTN_DEC_PIPE=1): the next tile's K and V loads are issued before this tile's math
 // (double-buffered registers) and carry no condition (clamped to the split's last key, zeroed by a select): same
 // sums in the same order as attn_dec_h4.
@@ -20,8 +21,15 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_control_flow_attributes : require
+#ifdef PRO
+#include "pc/attn_pro.h"
+#else
 #include "pc/attn.h"
+#endif
 #include "include/common.glsl"
+#ifdef PRO
+#include "include/rope_cs.glsl"
+#endif
 layout(local_size_x = 128) in;
 layout(constant_id = 0) const uint SG = 32;   // subgroup size, set at pipeline creation
 #ifndef HS
@@ -43,9 +51,24 @@ const uint KU = TK / KPW;                     // q.k passes per tile
 #define NEG_INF (-1.0 / 0.0)
 
 layout(std430, binding = 0) writeonly buffer O { float o[]; };
+#ifdef PRO
+// the raw q/k/v rows of the fused qkv GEMV, and the caches written too (the new token's k and v row)
+layout(std430, binding = 1) readonly buffer Q { float q[]; };
+layout(std430, binding = 2) buffer KC { uvec4 kc[]; };
+layout(std430, binding = 3) buffer VC { uvec4 vc[]; };
+layout(std430, binding = 8) readonly buffer WQ { uint wq[]; };
+layout(std430, binding = 9) readonly buffer WK { uint wk[]; };
+layout(std430, binding = 10) readonly buffer PS { int pos[]; };
+layout(std430, binding = 11) readonly buffer IF { float inv_freq[]; };
+layout(std430, binding = 12) readonly buffer SLT { int slots[]; };
+shared float sh_q[HS][128];        // the workgroup's q heads, normalized and rotated
+shared float sh_kv[2][128];        // the new token's k (normalized, rotated) and v
+shared float sh_nr[2][64];         // sums of squares per subgroup, two heads per pass (64 threads each, SG <= 64)
+#else
 layout(std430, binding = 1) readonly buffer Q { float q[]; };
 layout(std430, binding = 2) readonly buffer KC { uvec4 kc[]; };
 layout(std430, binding = 3) readonly buffer VC { uvec4 vc[]; };
+#endif
 layout(std430, binding = 4) readonly buffer BT { int bt[]; };
 layout(std430, binding = 5) readonly buffer SL { int sl[]; };
 layout(std430, binding = 6) readonly buffer QS { int qs[]; };
@@ -69,8 +92,21 @@ void unpack8(uvec4 u, out vec4 a, out vec4 b) {
 // the K words (q.k mapping) and V words (p.V mapping) of the tile at j0 into registers; keys past k_hi read zeros.
 // CLAMPED (with PIPE): the loads carry no condition (a key past k_hi reads the last key's word, then zeroed by a
 // select), so every load of the tile can issue before the first returns.
+#ifdef PRO
+// 8 values of the new token's k (r = 0) or v (r = 1) row from dimension d, packed as the cache holds them
+uvec4 kv_word(int r, uint d) {
+    uvec4 u;
+    [[unroll]] for (uint e = 0u; e < 4u; e++) {
+        float a = sh_kv[r][d + 2u * e], b = sh_kv[r][d + 2u * e + 1u];
+        u[e] = pc.kvtype == QR_PC_BF16 ? qr_f32_to_bf16(a) | (qr_f32_to_bf16(b) << 16) : packHalf2x16(vec2(a, b));
+    }
+    return u;
+}
+#endif
+
+// jn (PRO): the new token's key, taken from sh_kv instead of the cache (-1: none in this split)
 void load_tile(int j0, int k_hi, int bt_row, uint kvrow, int kvh, uint d0, uint kslot, uint vkg, uint vp, bool vdim,
-               out uvec4 kr[KU][CPL], out uvec4 vr[VKU]) {
+               int jn, out uvec4 kr[KU][CPL], out uvec4 vr[VKU]) {
     uint hd = uint(pc.head_dim);
     [[unroll]] for (uint i = 0u; i < KU; i++) {
         int j = j0 + int(i * KPW + kslot);
@@ -86,13 +122,21 @@ void load_tile(int j0, int k_hi, int bt_row, uint kvrow, int kvh, uint d0, uint 
         }
 #else
         uint base = 0u;
-        if (ok) {
+#ifdef PRO
+        bool fresh = j == jn;
+#else
+        const bool fresh = false;
+#endif
+        if (ok && !fresh) {
             int blk = clamp(bt[bt_row + j / pc.block_size], 0, pc.num_blocks - 1);
             base = uint(blk) * kvrow + uint(kvh * pc.block_size + j % pc.block_size) * hd;
         }
         [[unroll]] for (uint c = 0u; c < CPL; c++) {
             uint dd = d0 + 8u * c;
-            kr[i][c] = ok && dd < hd ? kc[(uint(pc.kc_off) + base + dd) >> 3] : uvec4(0u);
+            kr[i][c] = ok && dd < hd && !fresh ? kc[(uint(pc.kc_off) + base + dd) >> 3] : uvec4(0u);
+#ifdef PRO
+            if (ok && dd < hd && fresh) kr[i][c] = kv_word(0, dd);
+#endif
         }
 #endif
     }
@@ -107,11 +151,19 @@ void load_tile(int j0, int k_hi, int bt_row, uint kvrow, int kvh, uint d0, uint 
         vr[i] = ok ? w : uvec4(0u);
 #else
         uint base = 0u;
-        if (ok) {
+#ifdef PRO
+        bool fresh = j == jn;
+#else
+        const bool fresh = false;
+#endif
+        if (ok && !fresh) {
             int blk = clamp(bt[bt_row + j / pc.block_size], 0, pc.num_blocks - 1);
             base = uint(blk) * kvrow + uint(kvh * pc.block_size + j % pc.block_size) * hd;
         }
-        vr[i] = ok ? vc[(uint(pc.vc_off) + base + vp * 8u) >> 3] : uvec4(0u);
+        vr[i] = ok && !fresh ? vc[(uint(pc.vc_off) + base + vp * 8u) >> 3] : uvec4(0u);
+#ifdef PRO
+        if (ok && fresh) vr[i] = kv_word(1, vp * 8u);
+#endif
 #endif
     }
 }
@@ -140,6 +192,74 @@ void main() {
         k_hi = min(L, k_lo + chunk);
     }
     int bt_row = pc.bt_off + seq * pc.mbps;
+#ifdef PRO
+    // the folded q/k RMSNorm + RoPE + KV write (qk_norm_rope.comp's KV_STORE form, the same expressions and sums):
+    // passes of two heads, threads 0-63 and 64-127 one head each (64 threads per head as there, so the per-subgroup
+    // sums of squares are the same).  The heads: this workgroup's q heads, then the new token's k head where this
+    // split holds its key (L - 1); the first head group of that split writes the token's cache row.  The rotated q
+    // and k are not written back to the qkv rows (other workgroups read them raw): the host folds only where no
+    // later node reads those rows (a QR_BUF_TRANSIENT buffer).
+    int jn = -1;
+    {
+        int slot = slots[pc.slots_off + t];
+        bool slot_ok = slot >= 0 && slot < pc.num_blocks * pc.block_size;
+        bool own = L >= 1 && L - 1 >= k_lo && L - 1 < k_hi && slot_ok;
+        bool lead = int(gl_WorkGroupID.y) % n_hsub == 0;
+        int nh = hcount + (own ? 1 : 0), half_d = int(hd) / 2;
+        uint u = tid / 64u, i = tid % 64u, spu = 64u / SG;   // unit (head of the pass), thread in it, subgroups per unit
+        bool act = int(i) < half_d;
+        uint xrow = uint(pc.q_off + t * pc.ldq);
+        int ii = act ? int(i) : 0;
+        vec2 cs = qr_rope_cs(pos[pc.pos_off + t], inv_freq[pc.if_off + ii], pc.attn_factor);
+        for (int p0 = 0; p0 < nh; p0 += 2) {
+            int e = p0 + int(u);
+            bool isq = e < hcount, live = e < nh;
+            uint col = isq ? uint((hbase + e) * int(hd)) : uint((pc.n_heads + kvh) * int(hd));
+            uint b = xrow + col + i;
+            float x1 = live && act ? q[b] : 0.0, x2 = live && act ? q[b + uint(half_d)] : 0.0;
+            float ssq = subgroupAdd(x1 * x1 + x2 * x2);
+            if (subgroupElect()) sh_nr[u][gl_SubgroupID % spu] = ssq;
+            barrier();
+            float tot = 0.0;
+            for (uint k = 0u; k < spu; k++) tot += sh_nr[u][k];
+            float r = 1.0 / sqrt(tot / float(pc.head_dim) + pc.eps);
+            float n1 = x1, n2 = x2;
+            if (pc.norm != 0) {
+                float w1 = isq ? QR_LOAD_ANY(wq, uint(pc.wq_off + ii), pc.wqtype) : QR_LOAD_ANY(wk, uint(pc.wk_off + ii), pc.wktype);
+                float w2 = isq ? QR_LOAD_ANY(wq, uint(pc.wq_off + ii + half_d), pc.wqtype)
+                               : QR_LOAD_ANY(wk, uint(pc.wk_off + ii + half_d), pc.wktype);
+                n1 = w1 * (x1 * r);
+                n2 = w2 * (x2 * r);
+            }
+            float o1 = n1 * cs.x - n2 * cs.y, o2 = n2 * cs.x + n1 * cs.y;
+            if (live && act) {
+                if (isq) {
+                    sh_q[e][i] = o1;
+                    sh_q[e][i + uint(half_d)] = o2;
+                } else {
+                    sh_kv[0][i] = o1;
+                    sh_kv[0][i + uint(half_d)] = o2;
+                }
+            }
+            barrier();   // sh_nr is rewritten by the next pass
+        }
+        if (own) {
+            uint vcol = xrow + uint((pc.n_heads + pc.n_kv_heads + kvh) * int(hd));
+            if (tid < hd) sh_kv[1][tid] = q[vcol + tid];
+            barrier();
+            jn = L - 1;
+            if (lead) {   // the cache row of the new token (kv_store's packing), k words then v words
+                uint w8 = hd / 8u;
+                int blk = slot / pc.block_size, off = slot % pc.block_size;
+                uint ce = uint((blk * pc.n_kv_heads + kvh) * pc.block_size + off) * hd;
+                if (tid < w8) kc[(uint(pc.kc_off) + ce + 8u * tid) >> 3] = kv_word(0, 8u * tid);
+                else if (tid < 2u * w8) vc[(uint(pc.vc_off) + ce + 8u * (tid - w8)) >> 3] = kv_word(1, 8u * (tid - w8));
+            }
+        }
+    }
+#else
+    const int jn = -1;
+#endif
 
     // q.k mapping: lane kpart (dims kpart*DPT ..), key slot within a pass
     uint kpart = lane % LPK;
@@ -151,8 +271,15 @@ void main() {
             uint dd = d0 + 8u * c;
             bool ok = h < hcount && dd < hd;
             uint qb0 = uint(pc.q_off + t * pc.ldq + (hbase + h) * int(hd)) + dd;
+#ifdef PRO
+            uint sd = ok ? dd : 0u;
+            qa[h][c] = ok ? vec4(sh_q[h][sd], sh_q[h][sd + 1u], sh_q[h][sd + 2u], sh_q[h][sd + 3u]) * pc.scale : vec4(0.0);
+            qb[h][c] = ok ? vec4(sh_q[h][sd + 4u], sh_q[h][sd + 5u], sh_q[h][sd + 6u], sh_q[h][sd + 7u]) * pc.scale
+                          : vec4(0.0);
+#else
             qa[h][c] = ok ? vec4(q[qb0], q[qb0 + 1u], q[qb0 + 2u], q[qb0 + 3u]) * pc.scale : vec4(0.0);
             qb[h][c] = ok ? vec4(q[qb0 + 4u], q[qb0 + 5u], q[qb0 + 6u], q[qb0 + 7u]) * pc.scale : vec4(0.0);
+#endif
         }
     // p.V mapping: 8 dims (vp*8 ..) of keys vkg, vkg + VKG, ...
     uint vp = tid % 16u, vkg = tid / 16u;
@@ -167,16 +294,16 @@ void main() {
 #ifdef PIPE
     // the first tile's K and V words in flight before the loop; each pass issues the next tile's before its math
     uvec4 kr[KU][CPL], vr[VKU];
-    if (k_lo < k_hi) load_tile(k_lo, k_hi, bt_row, kvrow, kvh, d0, kslot, vkg, vp, vdim, kr, vr);
+    if (k_lo < k_hi) load_tile(k_lo, k_hi, bt_row, kvrow, kvh, d0, kslot, vkg, vp, vdim, -1, kr, vr);
     for (int j0 = k_lo; j0 < k_hi; j0 += int(TK)) {
         uvec4 kn[KU][CPL], vn[VKU];
         bool more = j0 + int(TK) < k_hi;
-        if (more) load_tile(j0 + int(TK), k_hi, bt_row, kvrow, kvh, d0, kslot, vkg, vp, vdim, kn, vn);
+        if (more) load_tile(j0 + int(TK), k_hi, bt_row, kvrow, kvh, d0, kslot, vkg, vp, vdim, -1, kn, vn);
 #else
     for (int j0 = k_lo; j0 < k_hi; j0 += int(TK)) {
         // 1. every K and V word of the tile in flight
         uvec4 kr[KU][CPL], vr[VKU];
-        load_tile(j0, k_hi, bt_row, kvrow, kvh, d0, kslot, vkg, vp, vdim, kr, vr);
+        load_tile(j0, k_hi, bt_row, kvrow, kvh, d0, kslot, vkg, vp, vdim, jn, kr, vr);
 #endif
         // 2. scores, reduced over the LPK lanes of each key
         float s[KU][HS];

@@ -11,6 +11,7 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #include "pc/qk_norm_rope.h"
 #include "include/common.glsl"
+#include "include/rope_cs.glsl"
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer WQ { uint wq[]; };
@@ -83,12 +84,8 @@ void main() {
         n1 = w1 * (x1 * r);
         n2 = w2 * (x2 * r);
     }
-    precise float a = float(pos[pc.pos_off + t]) * inv_freq[pc.if_off + ii];
-    precise float k = round(a * 0.15915494309189535);
-    precise float rr = fma(-k, 6.28125, a);
-    rr = fma(-k, 0.0019353071693331003, rr);
-    rr = fma(-k, 1.0253131677018246e-11, rr);
-    float c = cos(rr) * pc.attn_factor, sn = sin(rr) * pc.attn_factor;
+    vec2 cs = qr_rope_cs(pos[pc.pos_off + t], inv_freq[pc.if_off + ii], pc.attn_factor);
+    float c = cs.x, sn = cs.y;
     float o1 = n1 * c - n2 * sn, o2 = n2 * c + n1 * sn;
     if (act) {
         x[b] = o1;

@@ -7,6 +7,7 @@
 #extension GL_GOOGLE_include_directive : require
 #include "pc/rope.h"
 #include "include/common.glsl"
+#include "include/rope_cs.glsl"
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer P { int pos[]; };
@@ -18,12 +19,8 @@ void main() {
     int t = int(gl_WorkGroupID.y);
     if (g >= pc.n_heads * half_d || t >= pc.n_tokens) return;
     int h = g / half_d, i = g % half_d;
-    precise float a = float(pos[pc.pos_off + t]) * inv_freq[pc.if_off + i];
-    precise float k = round(a * 0.15915494309189535);
-    precise float r = fma(-k, 6.28125, a);
-    r = fma(-k, 0.0019353071693331003, r);
-    r = fma(-k, 1.0253131677018246e-11, r);
-    float c = cos(r) * pc.attn_factor, s = sin(r) * pc.attn_factor;
+    vec2 cs = qr_rope_cs(pos[pc.pos_off + t], inv_freq[pc.if_off + i], pc.attn_factor);
+    float c = cs.x, s = cs.y;
     int b = pc.x_off + t * pc.ld + h * pc.head_dim + i;
     float x1 = x[b], x2 = x[b + half_d];
     x[b] = x1 * c - x2 * s;

@@ -15,7 +15,8 @@
 # column per subgroup (QR_VK_FUSE_GEMV=1, one row); matmul_gemv1w2: 8 loads of each (lab, QR_VK_GEMV_PIPE);
 # matmul_gemv1wnt / gemvn1nt / attn_dec_h4nt: gemv1w / gemvn1 / attn_dec_h4 with their weight (KV) loads marked
 # Nontemporal after compilation (feature nt_w / nt_kv; QR_VK_GEMV_NT=1, QR_VK_ATTN_NT=1); attn_dec_h4p: the next
-# tile's K/V loads issued before this tile's math, unconditional (QR_VK_ATTN_DEC_PIPE=1).
+# tile's K/V loads issued before this tile's math, unconditional (QR_VK_ATTN_DEC_PIPE=1); attn_dec_h2q / h4q: the
+# q/k RMSNorm + RoPE + KV write folded in front of the decode attention (QR_VK_FUSE_ATTN).
 # matmul_cm3: the pipelined prompt GEMM, 8 subgroups of 64 x 32 (QR_VK_CM3=1); matmul_cm3b: 4 subgroups of 64 x 64
 # (QR_VK_CM3=2); matmul_cm3h / cm3hb: the same reading x pre-converted to fp16 by to_f16 (QR_VK_CM3=3|4);
 # matmul_cm3*lab*: timing-only variants of the GEMM lab (wrong results; QR_VK_MM_PIPE, tools/bench/dev_s42.sh);
@@ -164,6 +165,8 @@ set(QR_SHADER_VARIANTS
   "attn_dec_h4|attn_dec.comp|HS=4|-"
   "attn_dec_h4nt|attn_dec.comp|HS=4|nt_kv"
   "attn_dec_h4p|attn_dec.comp|HS=4,PIPE=1|-"
+  "attn_dec_h2q|attn_dec.comp|HS=2,PRO=1|-"
+  "attn_dec_h4q|attn_dec.comp|HS=4,PRO=1|-"
   "attn_dec_h8|attn_dec.comp|HS=8|-"
   "attn_cm|attn_cm.comp|QR_COOPMAT_NV=1|coopmat_nv"
   "attn_cm2|attn_cm2.comp|QR_COOPMAT_NV=1|coopmat_nv"

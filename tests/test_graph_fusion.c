@@ -499,18 +499,26 @@ static void mk_attn_matmul(struct prob *P, int T, int ctx0, bool mixed, bool tra
  * h and qkv in QR_BUF_TRANSIENT buffers (nothing after the attention reads qkv's k and v rows, so a backend may keep
  * qkv in 16 bits and write only the rotated q: CUDA's QR_CUDA_QKV16); compared: the caches and the attention's
  * output (plus h and qkv when not transient) */
-static void mk_qkv_attn(struct prob *P, int T, bool transient, enum qr_dtype kv, uint64_t key)
+/* batch (decode): T sequences of one token each, sequence s after ctx0 + 53 s cached tokens (the per-sequence block
+ * tables from the top of the pool); Vulkan folds the q/k norm + RoPE + KV write into its decode attention there when
+ * transient (attn_dec_h2q up to 1024 keys, h4q above, over several key splits) */
+static void mk_qkv_attn(struct prob *P, int T, bool transient, enum qr_dtype kv, bool batch, int ctx0_b, uint64_t key)
 {
-    static char what[2][2][96];
+    static char what[2][2][2][96];
     const bool f8 = kv == QR_DTYPE_F8E4M3;
-    snprintf(what[transient][f8], sizeof what[0][0], "norm+qkv+q/k norm+RoPE+KV+attn%s%s, %d tokens",
-             f8 ? " (FP8 KV)" : "", transient ? " (transient)" : "", T);
+    const int S = batch ? T : 1, ctx0 = batch ? ctx0_b : 21, ctx = batch ? ctx0 + 53 * (S - 1) + 1 : ctx0 + T;
+    if (batch)
+        snprintf(what[transient][f8][1], sizeof what[0][0][0], "decode q/k norm+RoPE+KV+attn%s%s, %dx1 after %d",
+                 f8 ? " (FP8 KV)" : "", transient ? " (transient)" : "", T, ctx0);
+    else
+        snprintf(what[transient][f8][0], sizeof what[0][0][0], "norm+qkv+q/k norm+RoPE+KV+attn%s%s, %d tokens",
+                 f8 ? " (FP8 KV)" : "", transient ? " (transient)" : "", T);
     memset(P, 0, sizeof *P);
-    P->what = what[transient][f8];
+    P->what = what[transient][f8][batch];
     P->key = key;
     P->kv = kv;
-    const int Hq = 8, Hk = 2, hd = 128, K = 1024, N = (Hq + 2 * Hk) * hd, bs = 16, ctx0 = 21, ctx = ctx0 + T;
-    const int mb = (ctx + bs - 1) / bs, nblk = mb + 2;
+    const int Hq = 8, Hk = 2, hd = 128, K = 1024, N = (Hq + 2 * Hk) * hd, bs = 16;
+    const int mb = (ctx + bs - 1) / bs, nblk = S * mb + 2;
     const float eps = 1e-6f;
     int x = add_buf(P, "x", (size_t)T * K * 4, QR_DTYPE_F32, false, 0);
     fill_f32(P, x, 2.0f);
@@ -529,20 +537,23 @@ static void mk_qkv_attn(struct prob *P, int T, bool transient, enum qr_dtype kv,
     int invf = add_buf(P, "inv_freq", (size_t)hd / 2 * 4, QR_DTYPE_F32, false, 0);
     for (int i = 0; i < hd / 2; i++)
         ((float *)P->init[invf])[i] = (float)pow(1000000.0, -2.0 * i / hd);
-    int bt = add_buf(P, "block_tables", (size_t)mb * 4, QR_DTYPE_F32, false, 0);
+    int bt = add_buf(P, "block_tables", (size_t)S * mb * 4, QR_DTYPE_F32, false, 0);
     int pos = add_buf(P, "pos", (size_t)T * 4, QR_DTYPE_F32, false, 0);
     int slot = add_buf(P, "slots", (size_t)T * 4, QR_DTYPE_F32, false, 0);
     int32_t *btp = (int32_t *)P->init[bt];
-    for (int j = 0; j < mb; j++)   /* blocks from the top: the table is not the identity */
+    for (int j = 0; j < S * mb; j++)   /* blocks from the top: the table is not the identity */
         btp[j] = nblk - 1 - j;
+    int sl = add_buf(P, "seq_lens", (size_t)S * 4, QR_DTYPE_F32, false, 0);
+    int qs = add_buf(P, "q_start", (size_t)(S + 1) * 4, QR_DTYPE_F32, false, 0);
     for (int t = 0; t < T; t++) {
-        ((int32_t *)P->init[pos])[t] = ctx0 + t;
-        ((int32_t *)P->init[slot])[t] = btp[(ctx0 + t) / bs] * bs + (ctx0 + t) % bs;
+        int s = batch ? t : 0, p = batch ? ctx0 + 53 * t : ctx0 + t;   /* the token's position */
+        ((int32_t *)P->init[pos])[t] = p;
+        ((int32_t *)P->init[slot])[t] = btp[s * mb + p / bs] * bs + p % bs;
     }
-    int sl = add_buf(P, "seq_lens", 4, QR_DTYPE_F32, false, 0);
-    int qs = add_buf(P, "q_start", 8, QR_DTYPE_F32, false, 0);
-    ((int32_t *)P->init[sl])[0] = ctx;
-    ((int32_t *)P->init[qs])[0] = 0, ((int32_t *)P->init[qs])[1] = T;
+    for (int s = 0; s < S; s++)
+        ((int32_t *)P->init[sl])[s] = batch ? ctx0 + 53 * s + 1 : ctx;
+    for (int s = 0; s <= S; s++)
+        ((int32_t *)P->init[qs])[s] = batch ? s : s * T;
     /* 16-bit qkv (CUDA): k and v rounded once more (k before its norm), so a few cache codes move by one: 1e-4;
      * FP8 E4M3 codes are 2^-3 apart (relative), so one moved code weighs ~40x a BF16 one, and the attention reads
      * them: 1e-3 for the caches and the output (the f32 path measured 1.5-2e-4 on the attention output, the 16-bit
@@ -585,10 +596,11 @@ static void mk_qkv_attn(struct prob *P, int T, bool transient, enum qr_dtype kv,
     bind(P, 6, 0, kc, 0), bind(P, 6, 1, vc, 0), bind(P, 6, 2, qkv, kof), bind(P, 6, 3, qkv, vof);
     bind(P, 6, 4, slot, 0);
     new_node(P, QR_OP_ATTN);
-    P->node[7].a.attn = (struct qr_attn_args){.kv_dtype = kv, .n_tokens = T, .n_seqs = 1, .n_heads = Hq,
+    P->node[7].a.attn = (struct qr_attn_args){.kv_dtype = kv, .n_tokens = T, .n_seqs = S, .n_heads = Hq,
                                               .n_kv_heads = Hk, .head_dim = hd, .block_size = bs,
                                               .max_blocks_per_seq = mb, .num_blocks = nblk, .ldq = N, .ldo = Hq * hd,
-                                              .max_seq_len = ctx, .max_q_len = T, .scale = 0.08838834764f};
+                                              .max_seq_len = ctx, .max_q_len = batch ? 1 : T,
+                                              .scale = 0.08838834764f};
     bind(P, 7, 0, att, 0), bind(P, 7, 1, qkv, 0), bind(P, 7, 2, kc, 0), bind(P, 7, 3, vc, 0);
     bind(P, 7, 4, bt, 0), bind(P, 7, 5, sl, 0), bind(P, 7, 6, qs, 0);
 }
@@ -652,8 +664,9 @@ int main(int argc, char **argv)
     /* kinds: 0/1 qkv post with/without q/k norm; 2/3 norm/SwiGLU + matmul; 4/5 the same, transient; 6/7 transient
      * with a second reader; 8 attn + o_proj; 9 the same, transient; 10 transient, with a decoding sequence;
      * 11/12 the MLP (norm, gate_up, SwiGLU, down), transient or not; 13/14 norm + qkv + q/k norm + RoPE + KV +
-     * attention, transient or not; 15 attn + o_proj with a decoding sequence, not transient.  f8: the KV cache in
-     * FP8 E4M3 (kinds 0, 1, 8-10, 13-15) */
+     * attention, transient or not; 15 attn + o_proj with a decoding sequence, not transient; 16/17 the same front
+     * as 13/14 for a decode batch (T sequences of one token after ctx0 + 53 s), transient or not.  f8: the KV cache
+     * in FP8 E4M3 (kinds 0, 1, 8-10, 13-16) */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
     /* ctx0: cached tokens before the chunk of the attn + o_proj kinds (0: 70); the long ones are short chunks after a
@@ -669,7 +682,9 @@ int main(int argc, char **argv)
                  {13, 100}, {13, 40}, {13, 2}, {14, 100}, {13, 1}, {14, 1}, {13, 1, true}, {13, 100, true}, {14, 40, true}, {15, 40}, {10, 2},
                  {15, 3, true}, {8, 16, false, 2000}, {9, 64, false, 1500}, {10, 5, false, 2000},
                  {15, 33, false, 2500}, {10, 2, false, 1200}, {9, 40, false, 3000}, {8, 256, false, 2000},
-                 {9, 130, false, 1500}, {15, 65, false, 2500}, {10, 255, false, 1300}, {8, 128, false, 3000}};
+                 {9, 130, false, 1500}, {15, 65, false, 2500}, {10, 255, false, 1300}, {8, 128, false, 3000},
+                 {16, 3, false, 700}, {17, 3, false, 700}, {16, 4, false, 1500}, {16, 1, false, 3000},
+                 {16, 2, true, 700}, {16, 1, false, 0}};
 #pragma GCC diagnostic pop
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         if (short_ctx && cases[c].ctx0 >= 1000)
@@ -687,7 +702,7 @@ int main(int argc, char **argv)
         else if (kind <= 12)
             mk_mlp(&P, cases[c].T, kind == 12, key);
         else
-            mk_qkv_attn(&P, cases[c].T, kind == 13, kv, key);
+            mk_qkv_attn(&P, cases[c].T, kind == 13 || kind == 16, kv, kind >= 16, cases[c].ctx0, key);
         uint8_t *ref[MAXB] = {0};
         int rc = run(&devs[0], &P, false, ref);
         CHECKF(rc == 0, "CPU reference run of %s", P.what);

@@ -100,42 +100,6 @@ static int fuse_qkv_post(struct qr_stream *s, const struct qr_node *nd, int n)
     return c;
 }
 
-/* the views a node reads (r) and writes (w); returns how many, at most 8 */
-static int node_views(const struct qr_node *n, const struct qr_view **v, bool *w)
-{
-    int k = 0;
-#define R(x) (v[k] = &(x), w[k++] = false)
-#define W(x) (v[k] = &(x), w[k++] = true)
-    switch (n->op) {
-    case QR_OP_EMBED: W(n->a.embed.out), R(n->a.embed.table), R(n->a.embed.ids); break;
-    case QR_OP_MATMUL:
-        R(n->a.matmul.x), R(n->a.matmul.w), R(n->a.matmul.bias);
-        if (n->a.matmul.accumulate)
-            R(n->a.matmul.y);
-        W(n->a.matmul.y);
-        break;
-    case QR_OP_RMSNORM:
-    case QR_OP_QK_NORM: R(n->a.rmsnorm.x), R(n->a.rmsnorm.w), W(n->a.rmsnorm.out); break;
-    case QR_OP_ROPE: R(n->a.rope.x), R(n->a.rope.pos), R(n->a.rope.inv_freq), W(n->a.rope.x); break;
-    case QR_OP_KV_STORE:
-        R(n->a.kv_store.k), R(n->a.kv_store.v), R(n->a.kv_store.slots), W(n->a.kv_store.k_cache),
-            W(n->a.kv_store.v_cache);
-        break;
-    case QR_OP_ATTN:
-        R(n->a.attn.q), R(n->a.attn.k_cache), R(n->a.attn.v_cache), R(n->a.attn.block_tables),
-            R(n->a.attn.seq_lens), R(n->a.attn.q_start), W(n->a.attn.out);
-        break;
-    case QR_OP_SILU_MUL: R(n->a.silu_mul.gu), W(n->a.silu_mul.out); break;
-    case QR_OP_ADD: R(n->a.add.y), R(n->a.add.x), W(n->a.add.y); break;
-    case QR_OP_LOGITS: R(n->a.logits.x), R(n->a.logits.idx), R(n->a.logits.w), W(n->a.logits.out); break;
-    case QR_OP_ARGMAX: R(n->a.argmax.x), W(n->a.argmax.out); break;
-    default: v[k] = NULL, w[k++] = false; break;   /* unknown op: counted as a read of nothing known */
-    }
-#undef R
-#undef W
-    return k;
-}
-
 /* does node n write at least what producer p wrote (same op, same output view, same shape)? */
 static bool overwrites(const struct qr_node *n, const struct qr_node *p)
 {
@@ -175,9 +139,9 @@ static bool dead_after_but(struct qr_stream *s, const struct qr_node *p, const s
     if (!out->buf || !((uintptr_t)out->buf->ctx & QR_BUF_TRANSIENT) || cuda_dev(s->dev)->keep_intermediates)
         return false;
     for (int i = 0; i < n; i++) {
-        const struct qr_view *v[8];
-        bool w[8];
-        int k = node_views(&nd[i], v, w);
+        const struct qr_view *v[QR_NODE_MAX_VIEWS];
+        bool w[QR_NODE_MAX_VIEWS];
+        int k = qr_node_views(&nd[i], v, w);
         for (int j = 0; j < k; j++)
             if (!v[j] || (!w[j] && v[j]->buf == out->buf && !(allow && allow(&nd[i], v[j], ctx))))
                 return false;

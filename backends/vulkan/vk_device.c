@@ -282,7 +282,7 @@ static qr_status vk_buf_alloc(struct qr_device *qd, size_t size, unsigned usage,
     b->pub.size = size;
     b->pub.ptr = NULL;
     b->pub.ctx = b;
-    (void)usage;
+    b->usage = usage;
     *out = &b->pub;
     return QR_OK;
 }
@@ -579,6 +579,9 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     /* decode attention with the next tile's K/V loads issued before this tile's math, unconditional (attn_dec_h4p,
      * same sums): QR_VK_ATTN_DEC_PIPE=1 */
     d->attn_dec_pipe = env_switch("QR_VK_ATTN_DEC_PIPE", false);
+    /* the one-token q/k RMSNorm + RoPE + KV write folded in front of the decode attention (attn_dec_h2q / h4q: one
+     * dispatch less per layer) where the qkv rows are transient: QR_VK_FUSE_ATTN=0 keeps qk_norm_rope_kv */
+    d->fuse_attn = env_switch("QR_VK_FUSE_ATTN", true);
     /* decode attention splits: QR_VK_ATTN_DEC_TILES=N (1..64) gives every split at least N 64-key tiles (fewer
      * workgroups and partials to combine; a lab switch for the short-context decode, where attn_dec + attn_combine
      * cost ~24 us per layer on the H100) */

@@ -19,7 +19,7 @@
 #define VK_TRY(dev, stmt) do { VkResult vk_r_ = (stmt); \
     if (vk_r_ != VK_SUCCESS) return vk_fail((dev), vk_r_, #stmt, __func__, __FILE__, __LINE__); } while (0)
 
-#define VK_MAX_BINDINGS 12
+#define VK_MAX_BINDINGS 13
 /* workgroup memory of matmul_cm3.comp: two stages of (128 + 128) rows x 80 bytes */
 #define VK_CM3_SMEM 40960u
 /* attn_cm2k_w8*'s shared memory: K/V tile 2 x 32 x 136 halves, 8 x (16 x 36 f32 S + 16 x 40 fp16 P), 128 positions,
@@ -72,6 +72,7 @@ struct vk_dev {
     bool gemv_clamp; /* matmul_gemv: unconditional, clamped weight loads (opt-in QR_VK_GEMV_CLAMP=1) */
     bool gemv_wide;  /* one-row GEMV in 256-thread workgroups, matmul_gemv1w (default; QR_VK_GEMV_WG=128: off) */
     char gemv_pipe[40]; /* GEMV lab (QR_VK_GEMV_PIPE): this variant prefix instead of matmul_gemv1w; "" off */
+    bool fuse_attn;     /* the q/k norm + RoPE + KV write folded into the decode attention (QR_VK_FUSE_ATTN) */
     bool attn_dec_pipe; /* decode attention with the next tile's K/V loads issued first (attn_dec_h4p) */
     int gemv_ks;        /* one-row GEMV with KS subgroups per row (matmul_gemv1k<KS>): 0 off, VK_GEMV_KS_AUTO,
                          * VK_GEMV_KS_NARROW (auto for N < 512 one-row workgroups only), 2/4/8 fixed */
@@ -116,6 +117,7 @@ struct vk_buf {
     VkDeviceMemory mem;
     void *map;                 /* when host visible */
     size_t alloc_size;
+    unsigned usage;            /* QR_BUF_* flags it was allocated with */
 };
 
 /* a growable chain of descriptor pools */

@@ -9,6 +9,7 @@
  * tensors is larger than one binding. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include "vk_internal.h"
 #include "pc/embed.h"
@@ -18,6 +19,7 @@
 #include "pc/kv_store.h"
 #include "pc/attn.h"
 #include "pc/attn_combine.h"
+#include "pc/attn_pro.h"
 #include "pc/silu_mul.h"
 #include "pc/add.h"
 #include "pc/argmax.h"
@@ -30,6 +32,9 @@ _Static_assert(sizeof(struct qr_pc_rope) == 8 * 4, "pc rope");
 _Static_assert(sizeof(struct qr_pc_kv_store) == 12 * 4, "pc kv_store");
 _Static_assert(sizeof(struct qr_pc_attn) == 22 * 4, "pc attn");
 _Static_assert(sizeof(struct qr_pc_attn_combine) == 6 * 4, "pc attn_combine");
+_Static_assert(offsetof(struct qr_pc_attn_pro, wq_off) == sizeof(struct qr_pc_attn) &&
+                   sizeof(struct qr_pc_attn_pro) == 32 * 4,
+               "pc attn_pro: qr_pc_attn, then the fold's fields");
 _Static_assert(sizeof(struct qr_pc_silu_mul) == 6 * 4, "pc silu_mul");
 _Static_assert(sizeof(struct qr_pc_add) == 3 * 4, "pc add");
 _Static_assert(sizeof(struct qr_pc_argmax) == 6 * 4, "pc argmax");
@@ -477,8 +482,16 @@ static qr_status rec_scratch(struct vk_stream *s, size_t size, struct qr_buf **o
 }
 
 /* ---- attention ---- */
-static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
-    struct vk_stream *s = vk_stream_of(qs);
+/* the one-token q/k RMSNorm + RoPE + KV write folded in front of a decode attention (attn_dec_h<HS>q; qkv_post) */
+struct attn_pro {
+    const struct qr_rmsnorm_args *nq, *nk;   /* NULL: RoPE only (Qwen2) */
+    const struct qr_rope_args *rq;
+    const struct qr_kv_store_args *kv;
+};
+
+/* the attention; with pro, the folded form where the decode kernel has it (else *declined, nothing recorded) */
+static qr_status attn_run(struct vk_stream *s, const struct qr_attn_args *a, const struct attn_pro *pro,
+                          bool *declined) {
     struct vk_dev *d = s->d;
     TRY(check_pos("attn", a->n_tokens, "n_tokens"));
     if (a->n_tokens == 0 || a->n_seqs <= 0) return QR_OK;
@@ -491,7 +504,7 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
     size_t ksz = qr_dtype_size(a->kv_dtype);
     size_t cache = (size_t)a->num_blocks * a->n_kv_heads * a->block_size * a->head_dim * ksz;
     int G = a->n_heads / a->n_kv_heads;
-    struct vk_binding b[10];   /* 8, and the K/V caches again as 16-byte words for attn_cm2 */
+    struct vk_binding b[13];   /* 8, the K/V caches again as 16-byte words for attn_cm2, the fold's 8..12 */
     struct qr_pc_attn pc = {.n_tokens = a->n_tokens, .n_seqs = a->n_seqs, .n_heads = a->n_heads,
                             .n_kv_heads = a->n_kv_heads, .head_dim = a->head_dim, .block_size = a->block_size,
                             .mbps = a->max_blocks_per_seq, .num_blocks = a->num_blocks, .ldq = a->ldq, .ldo = a->ldo,
@@ -526,6 +539,37 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
                        ? vk_pipe_find(dec_name)
                        : -1;
     bool dec = pipe_dec >= 0;
+    struct qr_pc_attn_pro pcp = {0};
+    if (pro) {
+        char pn[32];
+        snprintf(pn, sizeof pn, "attn_dec_h%dq", hs_dec);
+        int pp = dec && d->max_bind >= 13 && d->subgroup_size <= 64 && 64 % d->subgroup_size == 0 ? vk_pipe_find(pn)
+                                                                                                 : -1;
+        if (pp < 0) {
+            *declined = true;
+            return QR_OK;
+        }
+        pipe_dec = pp;
+        const struct qr_rope_args *rq = pro->rq;
+        const struct qr_kv_store_args *kv = pro->kv;
+        int hd = a->head_dim;
+        size_t row = ((size_t)(a->n_tokens - 1) * a->ldq + (size_t)(a->n_heads + 2 * a->n_kv_heads) * hd) * 4;
+        TRY(bind_at(d, &a->q, 0, 4, row, &b[1], &pc.q_off, "attn q/k/v"));
+        TRY(bind_at(d, &rq->pos, 0, 4, (size_t)a->n_tokens * 4, &b[10], &pcp.pos_off, "rope pos"));
+        TRY(bind_at(d, &rq->inv_freq, 0, 4, (size_t)hd / 2 * 4, &b[11], &pcp.if_off, "rope inv_freq"));
+        TRY(bind_at(d, &kv->slots, 0, 4, (size_t)a->n_tokens * 4, &b[12], &pcp.slots_off, "slots"));
+        b[8] = b[9] = (struct vk_binding){0};
+        if (pro->nq) {
+            size_t wq = qr_dtype_size(pro->nq->wtype), wk = qr_dtype_size(pro->nk->wtype);
+            pcp.wqtype = pro->nq->wtype;
+            pcp.wktype = pro->nk->wtype;
+            pcp.eps = pro->nq->eps;
+            pcp.norm = 1;
+            TRY(bind_at(d, &pro->nq->w, 0, wq, (size_t)hd * wq, &b[8], &pcp.wq_off, "q_norm w"));
+            TRY(bind_at(d, &pro->nk->w, 0, wk, (size_t)hd * wk, &b[9], &pcp.wk_off, "k_norm w"));
+        }
+        pcp.attn_factor = rq->attn_factor;
+    }
     /* prompts on cooperative-matrix devices: attn_cm (64-row tiles, head_dim 128) */
     int pipe_cm = d->use_coopmat && !dec && a->head_dim == 128 && d->subgroup_size == 32 &&
                   getenv("QR_VK_NO_ATTN_CM") == NULL ? vk_pipe_find("attn_cm") : -1;
@@ -574,11 +618,18 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
         TRY(bind_at(d, &pv, 0, 4, psz, &b[7], &dummy, "attn partials"));
     }
     uint32_t gx = dec ? (uint32_t)a->n_tokens : cdiv(a->n_tokens, qt) + (uint32_t)a->n_seqs;
-    b[8] = b[2];
-    b[9] = b[3];
-    TRY(vk_dispatch(s, dec ? pipe_dec : pipe_cm >= 0 ? pipe_cm : vk_pipe_find("attn"), cm2 ? 10 : 8, b, &pc,
-                    sizeof pc, gx,
-                    (uint32_t)(a->n_kv_heads * n_hsub), (uint32_t)n_split));
+    if (pro) {   /* qr_pc_attn's fields first (same layout), then the fold's */
+        struct qr_pc_attn_pro fold = pcp;
+        memcpy(&pcp, &pc, sizeof pc);
+        memcpy((char *)&pcp + sizeof pc, (const char *)&fold + sizeof pc, sizeof pcp - sizeof pc);
+        TRY(vk_dispatch(s, pipe_dec, 13, b, &pcp, sizeof pcp, gx, (uint32_t)(a->n_kv_heads * n_hsub),
+                        (uint32_t)n_split));
+    } else {
+        b[8] = b[2];
+        b[9] = b[3];
+        TRY(vk_dispatch(s, dec ? pipe_dec : pipe_cm >= 0 ? pipe_cm : vk_pipe_find("attn"), cm2 ? 10 : 8, b, &pc,
+                        sizeof pc, gx, (uint32_t)(a->n_kv_heads * n_hsub), (uint32_t)n_split));
+    }
     if (n_split > 1) {
         struct qr_pc_attn_combine pcc = {.n_tokens = a->n_tokens, .n_heads = a->n_heads, .head_dim = a->head_dim,
                                          .ldo = a->ldo, .o_off = pc.o_off, .n_split = n_split};
@@ -587,6 +638,10 @@ static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
                         (uint32_t)a->n_tokens, 1));
     }
     return QR_OK;
+}
+
+static qr_status vk_attn(struct qr_stream *qs, const struct qr_attn_args *a) {
+    return attn_run(vk_stream_of(qs), a, NULL, NULL);
 }
 
 /* ---- element-wise ---- */
@@ -715,13 +770,48 @@ static int fuse_norm_matmul(struct vk_stream *s, const struct qr_node *nd, int n
     return st == QR_OK ? used : (int)st;
 }
 
+/* no node of nd[0..n) reads the rows x[0..T) x [0, cols) (ld floats apart) before a matmul overwrites them whole, and
+ * x lies in a QR_BUF_TRANSIENT buffer (never read by the host): a fused kernel may leave them unwritten */
+static bool rows_dead_after(const struct qr_view *x, int T, int ld, int cols, const struct qr_node *nd, int n) {
+    if (!x->buf || !(vk_buf_of(x->buf)->usage & QR_BUF_TRANSIENT)) return false;
+    for (int i = 0; i < n; i++) {
+        const struct qr_view *v[QR_NODE_MAX_VIEWS];
+        bool w[QR_NODE_MAX_VIEWS];
+        int k = qr_node_views(&nd[i], v, w);
+        const struct qr_matmul_args *m = &nd[i].a.matmul;
+        bool over = nd[i].op == QR_OP_MATMUL && same_view(&m->y, x) && !m->accumulate && m->M >= T && m->ldy == ld &&
+                    m->N >= cols;
+        for (int j = 0; j < k; j++)
+            if (!v[j] || (v[j]->buf == x->buf && !(over && w[j]))) return false;
+        if (over) return true;
+    }
+    return true;
+}
+
+/* may the decode attention at take the q/k norm + RoPE + KV write in front of it (attn_dec_h<HS>q)?  Its q rows are
+ * the rotated ones, its caches the KV write's, one query per sequence, and the rows are dead after it */
+static bool attn_fold_ok(const struct vk_dev *d, const struct qr_attn_args *at, const struct qr_rope_args *rq,
+                         const struct qr_rope_args *rk, const struct qr_kv_store_args *kv, const struct qr_node *rest,
+                         int n_rest) {
+    int hd = rq->head_dim, T = rq->n_tokens;
+    return d->fuse_attn && at && kv && at->max_q_len <= 1 && at->n_tokens == T && at->n_seqs >= 1 &&
+           same_view(&at->q, &rq->x) && at->ldq == rq->ld && at->n_heads == rq->n_heads &&
+           at->n_kv_heads == rk->n_heads && at->head_dim == hd && hd % 8 == 0 && same_view(&at->k_cache, &kv->k_cache) &&
+           same_view(&at->v_cache, &kv->v_cache) && at->kv_dtype == kv->kv_dtype &&
+           (at->kv_dtype == QR_DTYPE_BF16 || at->kv_dtype == QR_DTYPE_F16) && at->block_size == kv->block_size &&
+           at->num_blocks == kv->num_blocks &&
+           rows_dead_after(&rq->x, T, rq->ld, (rq->n_heads + rk->n_heads) * hd, rest, n_rest);
+}
+
 /* [QK_NORM q, QK_NORM k,] ROPE q, ROPE k (in place, k heads right after the q heads, as the runtime lays out the
  * fused qkv rows) and, if it follows, the KV_STORE of those k rows and the v rows after them -> one dispatch
- * (qk_norm_rope, or qk_norm_rope_kv).  nq == NULL (Qwen2): only with the KV_STORE; the two ROPEs alone are merged
- * by the caller.  Returns the nodes consumed, 0, or a negative status. */
+ * (qk_norm_rope, or qk_norm_rope_kv); and if a one-token ATTN on those rows follows too, where attn_fold_ok, that
+ * dispatch is the attention's (attn_dec_h<HS>q).  nq == NULL (Qwen2): only with the KV_STORE; the two ROPEs alone
+ * are merged by the caller.  at / rest / n_rest: the node after the KV_STORE if an ATTN, and the graph after it.
+ * Returns the nodes consumed, 0, or a negative status. */
 static int qkv_post(struct vk_stream *s, const struct qr_rmsnorm_args *nq, const struct qr_rmsnorm_args *nk,
                     const struct qr_rope_args *rq, const struct qr_rope_args *rk, const struct qr_kv_store_args *kv,
-                    int n_before_kv) {
+                    int n_before_kv, const struct qr_attn_args *at, const struct qr_node *rest, int n_rest) {
     struct vk_dev *d = s->d;
     int hd = rq->head_dim, T = rq->n_tokens, ld = rq->ld;
     if (hd < 2 || hd % 2 || hd > 128 || rk->head_dim != hd || rk->n_tokens != T || T < 1 || rk->ld != ld) return 0;
@@ -743,6 +833,13 @@ static int qkv_post(struct vk_stream *s, const struct qr_rmsnorm_args *nq, const
                 kv->block_size > 0 && kv->num_blocks > 0 && kv->k_cache.off % 4 == 0 && kv->v_cache.off % 4 == 0))
         kv = NULL;
     if (!nq && !kv) return 0;
+    if (attn_fold_ok(d, at, rq, rk, kv, rest, n_rest)) {
+        struct attn_pro pro = {.nq = nq, .nk = nk, .rq = rq, .kv = kv};
+        bool declined = false;
+        qr_status st = attn_run(s, at, &pro, &declined);
+        if (st != QR_OK) return (int)st;
+        if (!declined) return n_before_kv + 2;
+    }
     int heads = rq->n_heads + rk->n_heads;
     struct vk_binding b[8] = {{0}};
     struct qr_pc_qk_norm_rope pc = {.n_tokens = T, .n_hq = rq->n_heads, .n_hk = rk->n_heads, .head_dim = hd, .ld = ld,
@@ -785,7 +882,9 @@ static int fuse_qk_norm_rope(struct vk_stream *s, const struct qr_node *n, int n
         n[3].op != QR_OP_ROPE)
         return 0;
     const struct qr_kv_store_args *kv = n_nodes >= 5 && n[4].op == QR_OP_KV_STORE ? &n[4].a.kv_store : NULL;
-    return qkv_post(s, &n[0].a.rmsnorm, &n[1].a.rmsnorm, &n[2].a.rope, &n[3].a.rope, kv, 4);
+    const struct qr_attn_args *at = kv && n_nodes >= 6 && n[5].op == QR_OP_ATTN ? &n[5].a.attn : NULL;
+    return qkv_post(s, &n[0].a.rmsnorm, &n[1].a.rmsnorm, &n[2].a.rope, &n[3].a.rope, kv, 4, at, n + 6,
+                    at ? n_nodes - 6 : 0);
 }
 
 /* ROPE q, ROPE k [, KV_STORE] (Qwen2: no q/k norm): with the KV write, one qk_norm_rope_kv dispatch (norm off);
@@ -794,7 +893,8 @@ static int fuse_rope(struct vk_stream *s, const struct qr_node *n, int n_nodes) 
     if (n_nodes < 2 || n[0].op != QR_OP_ROPE || n[1].op != QR_OP_ROPE) return 0;
     const struct qr_rope_args *a = &n[0].a.rope, *b = &n[1].a.rope;
     if (n_nodes >= 3 && n[2].op == QR_OP_KV_STORE) {
-        int r = qkv_post(s, NULL, NULL, a, b, &n[2].a.kv_store, 2);
+        const struct qr_attn_args *at = n_nodes >= 4 && n[3].op == QR_OP_ATTN ? &n[3].a.attn : NULL;
+        int r = qkv_post(s, NULL, NULL, a, b, &n[2].a.kv_store, 2, at, n + 4, at ? n_nodes - 4 : 0);
         if (r != 0) return r;
     }
     if (!(a->x.buf == b->x.buf && b->x.off == a->x.off + (size_t)a->n_heads * a->head_dim * 4 &&

@@ -225,6 +225,11 @@ struct qr_node {
     } a;
 };
 
+/* the views node n reads (w[i] false) and writes (w[i] true), at most QR_NODE_MAX_VIEWS; returns their count.  An
+ * unknown op gives one NULL view (a read of nothing known: callers treat it as reading everything) */
+#define QR_NODE_MAX_VIEWS 8
+int qr_node_views(const struct qr_node *n, const struct qr_view **v, bool *w);
+
 /* key != 0 promises: every graph executed with this key has exactly the same
  * nodes and args (only the contents of index/input buffers change), so the
  * backend may record it once and replay it.  key == 0: never cache. */
