@@ -546,8 +546,10 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
                    d->gemv_pipe[0] ? "used for the one-row decode GEMVs" : "no such variant (or QR_VK_GEMV_WG=128)");
         }
     }
-    /* the split one-row GEMV (matmul_gemv1k<KS>, unmeasured): QR_VK_GEMV_KSPLIT=auto picks KS per K (one round of
-     * loads per lane: o_proj KS 2, down_proj KS 8 on Qwen3-4B), =2|4|8 fixes it; off by default */
+    /* the split one-row GEMV (matmul_gemv1k<KS>): QR_VK_GEMV_KSPLIT=auto picks KS per K (one round of loads per
+     * lane: o_proj KS 2, down_proj KS 8 on Qwen3-4B), =narrow the same for GEMVs of few workgroups only (o_proj,
+     * down_proj), =2|4|8 fixes it; off by default: on the H100 narrow took down_proj alone from 37.4 to 28.0 us
+     * (qr-step-bench --ops) but the whole step from 189.8-196.3 to 183.3-187.3 tok/s (twenty-first session) */
     {
         const char *t = getenv("QR_VK_GEMV_KSPLIT");
         int v = !t || !*t                     ? 0
@@ -580,8 +582,10 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
      * same sums): QR_VK_ATTN_DEC_PIPE=1 */
     d->attn_dec_pipe = env_switch("QR_VK_ATTN_DEC_PIPE", false);
     /* the one-token q/k RMSNorm + RoPE + KV write folded in front of the decode attention (attn_dec_h2q / h4q: one
-     * dispatch less per layer) where the qkv rows are transient: QR_VK_FUSE_ATTN=0 keeps qk_norm_rope_kv */
-    d->fuse_attn = env_switch("QR_VK_FUSE_ATTN", true);
+     * dispatch less per layer) where the qkv rows are transient: bench latency on the H100 191.1 / 196.3 against
+     * 196.1 tok/s after 512 and 144.2 / 146.6 against 170.6 at 8192 (every key split redoes the q norm; twenty-first
+     * session, docs/PERF.md), so opt-in: QR_VK_FUSE_ATTN=1 */
+    d->fuse_attn = env_switch("QR_VK_FUSE_ATTN", false);
     /* decode attention splits: QR_VK_ATTN_DEC_TILES=N (1..64) gives every split at least N 64-key tiles (fewer
      * workgroups and partials to combine; a lab switch for the short-context decode, where attn_dec + attn_combine
      * cost ~24 us per layer on the H100) */
