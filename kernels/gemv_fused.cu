@@ -227,45 +227,49 @@ __global__ void __launch_bounds__(NW * 32)
     }
 }
 
+/* would N output rows at 8 per block leave fewer than 4 blocks per SM (the SM count read once)? */
+static bool fx_few_blocks(int N)
+{
+    static int n_sm = -1;
+    if (n_sm < 0) {
+        int dev = 0, v = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev))
+            v = 0;
+        (void)cudaGetLastError();
+        n_sm = v;
+    }
+    return n_sm > 0 && qk_blocks(N, FX_WARPS) < 4u * (unsigned)n_sm;
+}
+
 /* warps per output row of the plain one-token GEMV (k_gemv_ks): QR_CUDA_GEMV_KS=2|4|8 for every such GEMV,
  * =auto for the long rows (K > 4096) of GEMVs of few blocks (N / 8 < 4 blocks per SM: down_proj of Qwen3-4B);
  * 1 (k_gemv_fx) by default */
 static int fx_ksplit(int N, int K)
 {
-    static int mode = -2, n_sm = 0;
+    static int mode = -2;
     if (mode == -2) {
         const char *e = getenv("QR_CUDA_GEMV_KS");
         int v = e && strcmp(e, "auto") == 0 ? -1 : e ? atoi(e) : 0;
         mode = v == -1 || v == 2 || v == 4 || v == 8 ? v : 0;
-        int dev = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev))
-            n_sm = 0;
-        (void)cudaGetLastError();
     }
     if (mode > 0)
         return mode;
-    if (mode == -1 && K > 4096 && n_sm > 0 && qk_blocks(N, FX_WARPS) < 4u * (unsigned)n_sm)
-        return 8;
-    return 1;
+    return mode == -1 && K > 4096 && fx_few_blocks(N) ? 8 : 1;
 }
 
 /* warps (output rows) per block of the plain one-token GEMV: where N / 8 blocks would leave the SMs unevenly loaded
  * (N = 2560: 320 blocks, 2 or 3 per SM), 4-warp blocks (640: 4 or 5).  QR_CUDA_GEMV_NW=8 / 4 / 2 forces one. */
 static int fx_plain_warps(int N)
 {
-    static int forced = -1, n_sm = 0;
+    static int forced = -1;
     if (forced < 0) {
         const char *e = getenv("QR_CUDA_GEMV_NW");
         int v = e ? atoi(e) : 0;
         forced = v == 2 || v == 4 || v == 8 ? v : 0;
-        int dev = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev))
-            n_sm = 0;
-        (void)cudaGetLastError();
     }
     if (forced)
         return forced;
-    return n_sm > 0 && qk_blocks(N, FX_WARPS) < 4u * (unsigned)n_sm ? 4 : FX_WARPS;
+    return fx_few_blocks(N) ? 4 : FX_WARPS;
 }
 
 template <int WT, int XM, int NWT>
