@@ -28,7 +28,9 @@
 // first subgroup adds them in part order (a different summation order from the one-subgroup form).
 // NROWS2 (MR = 1, vector path, 16-bit weights; matmul_gemv1w2u4 the default, gemv1w4u2 and gemv1w2 lab): each
 // subgroup takes RPS (2 or 4) adjacent output rows, NROWS2 loads of each in flight per round, one x read serving all
-// (1 / RPS of the x traffic through L1); the sums per row keep gemv1w's order (same bits).
+// (1 / RPS of the x traffic through L1); the sums per row keep gemv1w's order (same bits).  SHTOUCH (lab,
+// matmul_gemv1w2u4s): the same with a shared array declared but never used, to time what a kernel that has shared
+// memory costs between dispatches (the split GEMVs: faster per dispatch, slower per step).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_control_flow_attributes : require
@@ -60,6 +62,9 @@ shared vec4 sh_x[RE / 4u];
 #endif
 #ifdef KSPLIT
 shared float ks_part[WG / 4];   // one partial per subgroup (SG >= 4)
+#endif
+#ifdef SHTOUCH
+shared float sh_touch[WG];      // lab (matmul_gemv1w2u4s): shared memory declared, never used at run time
 #endif
 #ifdef X_SH
 layout(constant_id = 1) const uint XSH_V4 = 1024u;   // vec4 slots for x (the host checks K / 4 <= it)
@@ -221,6 +226,12 @@ void main() {
         }
         [[unroll]] for (int q = 0; q < RPS; q++) {
             float sq = subgroupAdd(a[q]);
+#ifdef SHTOUCH
+            if (K == 0xFFFFFFFFu) {   // never (K is a row length): keeps the array in the pipeline
+                sh_touch[gl_LocalInvocationID.x] = sq;
+                sq = sh_touch[gl_LocalInvocationID.x ^ 1u];
+            }
+#endif
             if (lane == 0u && n2 + q < pc.N) y_store(m_base, n2 + q, sq);
         }
         return;

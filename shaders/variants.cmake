@@ -64,6 +64,7 @@ set(QR_SHADER_VARIANTS
   "matmul_gemv1w2_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,NROWS2=8|-"
   "matmul_gemv1w2u4_f16|matmul_gemv.comp|W_TYPE=1,MR=1,WG=256,NROWS2=4|-"
   "matmul_gemv1w2u4_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,NROWS2=4|-"
+  "matmul_gemv1w2u4s_bf16|matmul_gemv.comp|W_TYPE=2,MR=1,WG=256,NROWS2=4,SHTOUCH=1|-"
   "matmul_gemvn1r2_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1,NROWS2=4|-"
   "matmul_gemvn1r2_bf16|matmul_gemv_fused.comp|W_TYPE=2,MR=1,WG=256,NORM_SH=1,NROWS2=4|-"
   "matmul_gemvn1g_f16|matmul_gemv_fused.comp|W_TYPE=1,MR=1,WG=256,NORM_SH=1,NROWS2=4,GLU_PAIR=1|-"
