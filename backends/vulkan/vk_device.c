@@ -549,7 +549,8 @@ qr_status vk_device_open(int idx, const struct qr_backend_opts *opts, struct qr_
     /* the split one-row GEMV (matmul_gemv1k<KS>): QR_VK_GEMV_KSPLIT=auto picks KS per K (one round of loads per
      * lane: o_proj KS 2, down_proj KS 8 on Qwen3-4B), =narrow the same for GEMVs of few workgroups only (o_proj,
      * down_proj), =2|4|8 fixes it; off by default: on the H100 narrow took down_proj alone from 37.4 to 28.0 us
-     * (qr-step-bench --ops) but the whole step from 189.8-196.3 to 183.3-187.3 tok/s (twenty-first session) */
+     * (qr-step-bench --ops), the whole step -4 % on one machine and +2.5 % on another, bench latency +0-3 % after
+     * 512 and -1-2 % at 8192 (twenty-first session) */
     {
         const char *t = getenv("QR_VK_GEMV_KSPLIT");
         int v = !t || !*t                     ? 0
