@@ -990,6 +990,12 @@ int main(int argc, char **argv)
         }
         return g_fail ? 1 : 0;
     }
+    if (argc > 1 && !strcmp(argv[1], "--attn-tma-time")) {   /* the default TMA kernel, 8192 causal, 64-token blocks */
+        if (!cuda_attn_prefill_wg_available())
+            return 1;
+        run_attn({8192, 8192, 32, 8, 128, 64}, false, true, VARIANT_WG_TMA);
+        return g_fail ? 1 : 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "--attn-ncu64")) {   /* one launch of the default TMA kernel, 64-token blocks */
         if (!cuda_attn_prefill_wg_available())
             return 1;
