@@ -45,7 +45,9 @@
 #define TMA_SMEM_F8(st, bk) ((st) * 2 * (bk) * 128 + 5 * WG_TILE_BYTES(bk) + 1024 + (st) * (bk) / 8 + (st) * 16)
 #define TMA_F8_BAR 5   /* the named barrier of the conversions (1 and 2 are the turns') */
 
-template <typename T, int ST, int BK, bool PP, bool F8 = false>
+/* FL: lab bits (cuda_launch_attn_prefill_tma_fl; 0 is the engine's kernel): 1 no basic-block boundary between the
+ * softmax and the P V wait */
+template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
     k_attn_prefill_tma(const struct qr_cuda_attn a, const __grid_constant__ CUtensorMap tmk,
                        const __grid_constant__ CUtensorMap tmv)
@@ -289,7 +291,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         wg_fence_regs<BK / 2>(&sa[0][0]);
         float al0, al1;
         softmax(j, al0, al1);
-        if (qlen < 0)   /* never: a basic-block boundary, so the P V wait stays below the softmax */
+        if (!(FL & 1) && qlen < 0)   /* never: a basic-block boundary, so the P V wait stays below the softmax */
             __trap();
         wg_wait<0>();   /* P V_{j-1} */
         wg_fence_regs<WG_D / 2>(o);
@@ -350,16 +352,16 @@ static bool tma_map(CUtensorMap *m, PFN_cuTensorMapEncodeTiled_v12000 enc, const
     return r == CUDA_SUCCESS;
 }
 
-template <typename T, int ST, int BK, bool PP, bool F8 = false>
+template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 static int tma_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const CUtensorMap &mk, const CUtensorMap &mv)
 {
     constexpr int smem = F8 ? TMA_SMEM_F8(ST, BK) : TMA_SMEM(ST, BK);
     static unsigned long long raised;   /* per instantiation, a bit per device */
-    const int rs = qk_raise_smem(k_attn_prefill_tma<T, ST, BK, PP, F8>, (size_t)smem, &raised);
+    const int rs = qk_raise_smem(k_attn_prefill_tma<T, ST, BK, PP, F8, FL>, (size_t)smem, &raised);
     if (rs)
         return rs;
     dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / WG_HPB), (unsigned)a->n_seqs);
-    k_attn_prefill_tma<T, ST, BK, PP, F8><<<grid, WG_HPB * 128, smem, st>>>(*a, mk, mv);
+    k_attn_prefill_tma<T, ST, BK, PP, F8, FL><<<grid, WG_HPB * 128, smem, st>>>(*a, mk, mv);
     return qk_launch_result();
 }
 
@@ -391,7 +393,7 @@ static int tma_f8(qr_cuda_stream st, const struct qr_cuda_attn *a)
 
 /* checks the shape; where TMA cannot serve it (block size not a power of two >= 8, no encoder, a cache not 16-byte
  * aligned, 2^31 rows or more) the default kernel runs */
-template <int ST, int BK, bool PP>
+template <int ST, int BK, bool PP, int FL = 0>
 static int tma_dispatch(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     if (a->n_seqs <= 0 || a->n_tokens <= 0 || a->max_q_len <= 0)
@@ -411,8 +413,8 @@ static int tma_dispatch(qr_cuda_stream st, const struct qr_cuda_attn *a)
     if (!tma_map(&mk, enc, a->k_cache, a->kv_dtype, rows, box_rows) ||
         !tma_map(&mv, enc, a->v_cache, a->kv_dtype, rows, box_rows))
         return cuda_launch_attn_prefill_wg(st, a);
-    return a->kv_dtype == QK_BF16 ? tma_launch<__nv_bfloat16, ST, BK, PP>(st, a, mk, mv)
-                                  : tma_launch<__half, ST, BK, PP>(st, a, mk, mv);
+    return a->kv_dtype == QK_BF16 ? tma_launch<__nv_bfloat16, ST, BK, PP, false, FL>(st, a, mk, mv)
+                                  : tma_launch<__half, ST, BK, PP, false, FL>(st, a, mk, mv);
 }
 
 /* 128-key tiles, 3 stages, no turn-taking (QR_CUDA_ATTN_WG_TMA=1) */
@@ -424,4 +426,13 @@ extern "C" int cuda_launch_attn_prefill_tma(qr_cuda_stream st, const struct qr_c
 extern "C" int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct qr_cuda_attn *a)
 {
     return tma_dispatch<3, 128, true>(st, a);
+}
+/* lab variants of the default (FL bits above; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
+extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct qr_cuda_attn *a, int fl)
+{
+    switch (fl) {
+    case 0: return tma_dispatch<3, 128, false>(st, a);
+    case 1: return tma_dispatch<3, 128, false, 1>(st, a);
+    default: return (int)cudaErrorInvalidValue;
+    }
 }

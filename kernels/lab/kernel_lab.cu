@@ -305,10 +305,16 @@ static float from_f8(uint8_t b)
 }
 
 typedef int (*prefill_fn)(qr_cuda_stream, const struct qr_cuda_attn *);
+template <int FL>
+static int tma_fl(qr_cuda_stream st, const struct qr_cuda_attn *a)
+{
+    return cuda_launch_attn_prefill_tma_fl(st, a, FL);
+}
 static const struct {
     const char *name;
     prefill_fn fn;
 } k_variants[] = {
+    {"wgmma tma fl1", tma_fl<1>},
     {"BK32 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 1>},
     {"BK32 HPB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2>},
     {"BK64 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 1>},
@@ -994,6 +1000,23 @@ int main(int argc, char **argv)
         if (!cuda_attn_prefill_wg_available())
             return 1;
         run_attn({8192, 8192, 32, 8, 128, 64}, false, true, VARIANT_WG_TMA);
+        return g_fail ? 1 : 0;
+    }
+    if (argc > 2 && !strcmp(argv[1], "--attn-tma-fl")) {   /* lab variant FL of the TMA kernel: checks, then timing */
+        if (!cuda_attn_prefill_wg_available())
+            return 1;
+        char want[32];
+        snprintf(want, sizeof want, "wgmma tma fl%s", argv[2]);
+        int v = -1;
+        for (int i = 0; i < N_VARIANTS; i++)
+            if (!strcmp(k_variants[i].name, want))
+                v = i;
+        if (v < 0)
+            return 2;
+        run_attn({1200, 1200, 32, 8, 128, 64}, true, false, v);
+        run_attn({1000, 65, 4, 2, 128, 16, 3}, true, false, v);
+        run_attn({700, 300, 32, 8, 128, 256}, true, false, v);
+        run_attn({8192, 8192, 32, 8, 128, 64}, false, true, v);
         return g_fail ? 1 : 0;
     }
     if (argc > 1 && !strcmp(argv[1], "--attn-ncu64")) {   /* one launch of the default TMA kernel, 64-token blocks */
