@@ -38,15 +38,18 @@
 #include "qr_fp8.cuh"
 
 #include <cudaTypedefs.h>
+#include <type_traits>
 
 #define TMA_SMEM(st, bk) (WG_SMEM(st, bk) + (st) * 16)   /* + full[st], empty[st] */
 /* F8: staging stages of 2 * bk rows of 128 bytes, two f16 K slots and three V slots, slack, key masks, barriers
  * (ST 2, BK 128: 230,464 bytes) */
 #define TMA_SMEM_F8(st, bk) ((st) * 2 * (bk) * 128 + 5 * WG_TILE_BYTES(bk) + 1024 + (st) * (bk) / 8 + (st) * 16)
 #define TMA_F8_BAR 5   /* the named barrier of the conversions (1 and 2 are the turns') */
+#define TMA_QS_BAR 6   /* FL & 2: the named barriers (6 + warpgroup) of the Q stores */
+#define TMA_QB (WG_BQ * WG_D * 2)   /* FL & 2: one warpgroup's Q tile, 16-bit, swizzled as the K tiles */
 
 /* FL: lab bits (cuda_launch_attn_prefill_tma_fl; 0 is the engine's kernel): 1 no basic-block boundary between the
- * softmax and the P V wait */
+ * softmax and the P V wait; 2 Q in shared memory (S = Q K^T with both operands there, as FA3: 32 registers fewer) */
 template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
     k_attn_prefill_tma(const struct qr_cuda_attn a, const __grid_constant__ CUtensorMap tmk,
@@ -62,12 +65,14 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     constexpr uint32_t TILES = F8 ? ST * STG + 5 * TILE : ST * 2 * TILE;
     constexpr int AHEAD = F8 ? ST : ST - 1;                          /* tiles in flight before the first */
     constexpr int KMW = BK / 32;   /* key-valid words per stage */
+    constexpr uint32_t QB = (FL & 2) ? TMA_QB : 0;                   /* FL & 2: Q tiles after the K/V tiles */
+    static_assert(!(FL & 2) || !F8, "Q in shared memory: 16-bit caches");
     extern __shared__ __align__(1024) unsigned char tma_smem_raw[];
     const uint32_t raw = smem_u32(tma_smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
     unsigned char *sbase = tma_smem_raw + (base - raw);
-    const uint32_t bars = base + TILES;                         /* full[ST], empty[ST]: 8 bytes each */
-    uint32_t *kmask = (uint32_t *)(sbase + TILES + ST * 16);   /* [ST][KMW] */
+    const uint32_t bars = base + TILES + WG_HPB * QB;                         /* full[ST], empty[ST]: 8 bytes each */
+    uint32_t *kmask = (uint32_t *)(sbase + TILES + WG_HPB * QB + ST * 16);   /* [ST][KMW] */
     const uint32_t hb = base + (F8 ? ST * STG : 0);            /* F8: the f16 slots, 2 K then 3 V, TILE each */
     auto full = [&](int st) { return bars + 8u * (uint32_t)st; };
     auto empty = [&](int st) { return bars + 8u * (uint32_t)(ST + st); };
@@ -144,7 +149,30 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
 
     /* ---- the consumers: warpgroup wg owns head h, query rows q0 .. q0 + 63 ---- */
     uint32_t qa[WG_D / 16][4];
-    wg_load_q<T>(qa, a, r, h, t4);
+    const uint32_t qt = base + TILES + (uint32_t)wg * QB;   /* FL & 2: this warpgroup's Q tile */
+    if constexpr (FL & 2) {
+        /* thread tl stores 16-byte chunk tl % 16 of rows tl / 16 + 8 i: Q * scale * log2 e in 16 bits, zeros past
+         * the queries (the values pf_load_q packs) */
+        const int tl = tid & 127, ch = tl & 15;
+        const float qscale = a.scale * WG_LOG2E;
+#pragma unroll
+        for (int i = 0; i < WG_BQ / 8; i++) {
+            const int rr = (tl >> 4) + 8 * i, row = r.q0 + rr;
+            const float *src = a.q + (int64_t)(qs + row) * a.ldq + (int64_t)h * WG_D + ch * 8;
+            float x[8];
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                x[e] = row < qlen ? src[e] * qscale : 0.f;
+            asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(qt + wg_sw<WG_BQ>(rr, ch)),
+                         "r"(pf_pack<T>(x[0], x[1])), "r"(pf_pack<T>(x[2], x[3])), "r"(pf_pack<T>(x[4], x[5])),
+                         "r"(pf_pack<T>(x[6], x[7]))
+                         : "memory");
+        }
+        wg_fence_proxy_async();   /* generic-proxy stores, read by wgmma */
+        nb_sync(TMA_QS_BAR + wg, 128);
+    } else {
+        wg_load_q<T>(qa, a, r, h, t4);
+    }
     float o[WG_D / 2];
 #pragma unroll
     for (int i = 0; i < WG_D / 2; i++)
@@ -179,6 +207,23 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
             nb_arrive(1, WG_HPB * 128);
     }
 
+    /* S = Q K^T of the K tile at kt (asynchronous; the caller commits) */
+    auto issue_s = [&](uint32_t kt) {
+        if constexpr (FL & 2) {
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < WG_D / 16; kk++) {
+                const uint64_t ad = wg_desc(qt + (kk >> 2) * (WG_BQ * 128) + (kk & 3) * 32, 16, 1024);
+                const uint64_t bd = wg_desc(kt + (kk >> 2) * (BK * 128) + (kk & 3) * 32, 16, 1024);
+                if constexpr (sizeof(T) == 2 && std::is_same<T, __half>::value)
+                    wg_mma_n128_ss_h(&sa[0][0], ad, bd, kk > 0);
+                else
+                    wg_mma_n128_ss_bf(&sa[0][0], ad, bd, kk > 0);
+            }
+        } else {
+            wg_issue_s<T, BK>(sa, qa, kt);
+        }
+    };
     /* the K tile of tile t for the MMAs, its V tile */
     auto ktile = [&](int t) { return F8 ? hb + (uint32_t)(t & 1) * TILE : base + (uint32_t)(t % ST) * 2 * TILE; };
     auto vtile = [&](int t) { return F8 ? hb + (uint32_t)(2 + t % 3) * TILE : ktile(t) + TILE; };
@@ -261,7 +306,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     if (n_tiles > 0) {
         wait_full(0);
         turn_wait();
-        wg_issue_s<T, BK>(sa, qa, ktile(0));
+        issue_s(ktile(0));
         wg_commit();
         turn_pass(false);
         wg_wait<0>();
@@ -273,7 +318,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     for (int j = 1; j < n_tiles; j++) {
         wait_full(j);
         turn_wait();
-        wg_issue_s<T, BK>(sa, qa, ktile(j));
+        issue_s(ktile(j));
         wg_commit();
         wg_issue_pv<T, BK>(o, pa, vtile(j - 1));
         wg_commit();
@@ -355,7 +400,7 @@ static bool tma_map(CUtensorMap *m, PFN_cuTensorMapEncodeTiled_v12000 enc, const
 template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 static int tma_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const CUtensorMap &mk, const CUtensorMap &mv)
 {
-    constexpr int smem = F8 ? TMA_SMEM_F8(ST, BK) : TMA_SMEM(ST, BK);
+    constexpr int smem = F8 ? TMA_SMEM_F8(ST, BK) : TMA_SMEM(ST, BK) + ((FL & 2) ? WG_HPB * TMA_QB : 0);
     static unsigned long long raised;   /* per instantiation, a bit per device */
     const int rs = qk_raise_smem(k_attn_prefill_tma<T, ST, BK, PP, F8, FL>, (size_t)smem, &raised);
     if (rs)
@@ -433,6 +478,8 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     switch (fl) {
     case 0: return tma_dispatch<3, 128, false>(st, a);
     case 1: return tma_dispatch<3, 128, false, 1>(st, a);
+    case 2: return tma_dispatch<3, 128, false, 2>(st, a);
+    case 3: return tma_dispatch<3, 128, false, 3>(st, a);
     default: return (int)cudaErrorInvalidValue;
     }
 }
