@@ -472,7 +472,7 @@ extern "C" int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct q
 {
     return tma_dispatch<3, 128, true>(st, a);
 }
-/* lab variants of the default (FL bits above; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
+/* lab variants of the default (FL bits above, 4 for turns; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
 extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct qr_cuda_attn *a, int fl)
 {
     switch (fl) {
@@ -480,6 +480,7 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     case 1: return tma_dispatch<3, 128, false, 1>(st, a);
     case 2: return tma_dispatch<3, 128, false, 2>(st, a);
     case 3: return tma_dispatch<3, 128, false, 3>(st, a);
+    case 7: return tma_dispatch<3, 128, true, 3>(st, a);   /* 4: the warpgroups taking turns */
     default: return (int)cudaErrorInvalidValue;
     }
 }

@@ -10,7 +10,7 @@ $CO -sass -fun ${F/Li0EEv/Li1EEv} $B/cuda_kernel_lab > $O/tma_fl1.sass 2>&1; wc 
 echo "== lab timing (TMA kernel, 8192 causal, 64-token blocks), three runs"
 for i in 1 2 3; do
   timeout 60 $B/cuda_kernel_lab --attn-tma-time 2>&1 | tail -1
-  for f in 1 2 3; do timeout 60 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | tail -4; done
+  for f in 1 2 3 7; do timeout 60 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | tail -4; done
 done
 echo "== ncu (${SECONDS} s)"
 timeout 240 $NCU --set full --import-source no --launch-count 1 -k regex:k_attn_prefill_tma -o /tmp/tma \
