@@ -394,6 +394,8 @@ extern "C" int cuda_launch_attn_prefill_wg_variant(qr_cuda_stream st, const stru
     case QK_WG_TMA_PP: return cuda_launch_attn_prefill_tma_pp(st, a);
     case QK_WG_NOTMA: return cuda_launch_attn_prefill_wg(st, a);
     default:
+        if (variant > QK_WG_TMA_FL0 && a->block_size >= 64 && (a->block_size & (a->block_size - 1)) == 0)
+            return cuda_launch_attn_prefill_tma_fl(st, a, variant - QK_WG_TMA_FL0);
         /* TMA boxes of 64 rows or more beat the cp.async gather (H100, tenth session: 1174-1196 vs 1392-1405 us at
          * 8192 causal with 64- and 128-row blocks); with 16-row boxes they lose (1488 vs 1393 us) */
         if (a->block_size >= 64 && (a->block_size & (a->block_size - 1)) == 0)

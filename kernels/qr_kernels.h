@@ -99,7 +99,8 @@ int cuda_attn_prefill_wg_supported(int head_dim, int kv_dtype, int n_heads, int 
 int cuda_launch_attn_prefill_wg(qr_cuda_stream st, const struct qr_cuda_attn *a);
 /* A/B variants of the Hopper prompt attention, chosen at device open (QR_CUDA_ATTN_WG_* switches) */
 enum qk_wg_variant {
-    QK_WG_DEFAULT = 0, QK_WG_SERIAL, QK_WG_1WG, QK_WG_BK64, QK_WG_NOMIX, QK_WG_TMA, QK_WG_TMA_PP, QK_WG_NOTMA
+    QK_WG_DEFAULT = 0, QK_WG_SERIAL, QK_WG_1WG, QK_WG_BK64, QK_WG_NOMIX, QK_WG_TMA, QK_WG_TMA_PP, QK_WG_NOTMA,
+    QK_WG_TMA_FL0 = 100   /* + n: lab variant n of the TMA kernel where the default would take TMA */
 };
 int cuda_launch_attn_prefill_wg_variant(qr_cuda_stream st, const struct qr_cuda_attn *a, int variant);
 /* the same kernel one tile at a time (no overlap of softmax and the MMAs), for A/B runs */

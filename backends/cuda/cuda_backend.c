@@ -746,7 +746,10 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         /* K/V tiles by TMA: by default for KV blocks of 64 rows or more; QR_CUDA_ATTN_WG_TMA=1 for every block size
          * >= 8 (slower at 16), =0 never, =pp the warpgroups taking turns, =64 64-key tiles (both slower) */
         const char *tma = getenv("QR_CUDA_ATTN_WG_TMA");
-        cd->wg_variant = tma && !strcmp(tma, "pp")                       ? QK_WG_TMA_PP
+        /* lab variants of the TMA kernel (QR_CUDA_ATTN_TMA_FL=n, kernels/attn_prefill_tma.cu's FL bits) */
+        const char *tfl = getenv("QR_CUDA_ATTN_TMA_FL");
+        cd->wg_variant = tfl && atoi(tfl) > 0                            ? QK_WG_TMA_FL0 + atoi(tfl)
+                         : tma && !strcmp(tma, "pp")                     ? QK_WG_TMA_PP
                          : tma && !strcmp(tma, "1")                      ? QK_WG_TMA
                          : tma && !strcmp(tma, "0")                      ? QK_WG_NOTMA
                          : !cuda_env_switch("QR_CUDA_ATTN_WG_OVL", true) ? QK_WG_SERIAL
