@@ -49,7 +49,9 @@
 #define TMA_QB (WG_BQ * WG_D * 2)   /* FL & 2: one warpgroup's Q tile, 16-bit, swizzled as the K tiles */
 
 /* FL: lab bits (cuda_launch_attn_prefill_tma_fl; 0 is the engine's kernel): 1 no basic-block boundary between the
- * softmax and the P V wait; 2 Q in shared memory (S = Q K^T with both operands there, as FA3: 32 registers fewer) */
+ * softmax and the P V wait; 2 Q in shared memory (S = Q K^T with both operands there, as FA3: 32 registers fewer);
+ * 8 O rescaled after the next S is issued, before its P V (FA3's order), instead of between the P V wait and the
+ * next issue */
 template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
     k_attn_prefill_tma(const struct qr_cuda_attn a, const __grid_constant__ CUtensorMap tmk,
@@ -261,6 +263,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         }
     };
 
+    float ral0 = 1.f, ral1 = 1.f;   /* FL & 8: the factors of the last softmax, applied before the next P V issue */
     if constexpr (F8) {
         uint32_t kmc[KMW], kmn[KMW];
         auto softmax8 = [&](int t, float &al0, float &al1) {
@@ -320,6 +323,8 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         turn_wait();
         issue_s(ktile(j));
         wg_commit();
+        if constexpr ((FL & 8) != 0)   /* softmax j - 1's factors, under S_j (P V_{j-2} is done) */
+            wg_rescale_o(o, ral0, ral1);
         wg_issue_pv<T, BK>(o, pa, vtile(j - 1));
         wg_commit();
         turn_pass(false);
@@ -341,12 +346,19 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         wg_wait<0>();   /* P V_{j-1} */
         wg_fence_regs<WG_D / 2>(o);
         release(j - 1);
-        wg_rescale_o(o, al0, al1);
+        if constexpr ((FL & 8) != 0) {
+            ral0 = al0;
+            ral1 = al1;
+        } else {
+            wg_rescale_o(o, al0, al1);
+        }
         wg_pack_p<T, BK>(pa, sa);
     }
     }
     if (n_tiles > 0) {
         turn_wait();
+        if constexpr ((FL & 8) != 0)
+            wg_rescale_o(o, ral0, ral1);
         wg_issue_pv<T, BK>(o, pa, vtile(n_tiles - 1));
         wg_commit();
         turn_pass(true);
@@ -481,6 +493,8 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     case 2: return tma_dispatch<3, 128, false, 2>(st, a);
     case 3: return tma_dispatch<3, 128, false, 3>(st, a);
     case 7: return tma_dispatch<3, 128, true, 3>(st, a);   /* 4: the warpgroups taking turns */
+    case 8: return tma_dispatch<3, 128, false, 8>(st, a);
+    case 11: return tma_dispatch<3, 128, false, 11>(st, a);
     default: return (int)cudaErrorInvalidValue;
     }
 }

@@ -318,6 +318,8 @@ static const struct {
     {"wgmma tma fl2", tma_fl<2>},
     {"wgmma tma fl3", tma_fl<3>},
     {"wgmma tma fl7", tma_fl<7>},
+    {"wgmma tma fl8", tma_fl<8>},
+    {"wgmma tma fl11", tma_fl<11>},
     {"BK32 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 1>},
     {"BK32 HPB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2>},
     {"BK64 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 1>},

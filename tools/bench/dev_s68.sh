@@ -12,15 +12,15 @@ wc -l $O/*.sass
 echo "== lab: default, then FL 1 2 3 7 (checks, then 8192 causal, 64-token blocks), two rounds"
 for i in 1; do
   timeout 60 $B/cuda_kernel_lab --attn-tma-time 2>&1 | tail -1
-  for f in 1 2 3 7; do timeout 60 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | grep -E "FAIL|fail| us "; done
+  for f in 1 2 3 7 8 11; do timeout 60 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | grep -E "FAIL|fail| us "; done
 done
 echo "== parity with FL 3 and 7 (${SECONDS} s)"
-for f in 3 7; do
+for f in 3 7 11; do
   QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/test_backend_ops -b cuda 2>&1 | tail -1
 done
 wait $SETUP; cat $O/setup.txt
 echo "== TTFT(8192) by variant (${SECONDS} s)"
-for i in 1; do for f in 0 3 7 1; do
+for i in 1; do for f in 0 3 7 8 11 1; do
   echo "-- FL $f"; QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512,8192 \
       --gen 16 --long-run 0 2>&1 | grep -E "^(512|8192) |rror" | cut -c1-160
 done; done
