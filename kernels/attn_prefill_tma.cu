@@ -484,6 +484,12 @@ extern "C" int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct q
 {
     return tma_dispatch<3, 128, true>(st, a);
 }
+/* the lab variants built (cuda_launch_attn_prefill_tma_fl takes these) */
+extern "C" int cuda_attn_prefill_tma_fl_built(int fl)
+{
+    return fl == 0 || fl == 1 || fl == 2 || fl == 3 || fl == 7 || fl == 8 || fl == 11;
+}
+
 /* lab variants of the default (FL bits above, 4 for turns; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
 extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct qr_cuda_attn *a, int fl)
 {

@@ -119,6 +119,7 @@ int cuda_launch_attn_prefill_wg_nomix(qr_cuda_stream st, const struct qr_cuda_at
 int cuda_launch_attn_prefill_tma(qr_cuda_stream st, const struct qr_cuda_attn *a);
 int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct qr_cuda_attn *a);
 int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct qr_cuda_attn *a, int fl);   /* lab variants */
+int cuda_attn_prefill_tma_fl_built(int fl);   /* whether lab variant fl exists */
 /* FP8 E4M3 caches on the TMA kernel (f16 math; tiles converted in shared memory): can it take this launch? */
 int cuda_attn_prefill_tma_f8_supported(const struct qr_cuda_attn *a);
 

@@ -748,7 +748,12 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         const char *tma = getenv("QR_CUDA_ATTN_WG_TMA");
         /* lab variants of the TMA kernel (QR_CUDA_ATTN_TMA_FL=n, kernels/attn_prefill_tma.cu's FL bits) */
         const char *tfl = getenv("QR_CUDA_ATTN_TMA_FL");
-        cd->wg_variant = tfl && atoi(tfl) > 0                            ? QK_WG_TMA_FL0 + atoi(tfl)
+        int fl = tfl ? atoi(tfl) : 0;
+        if (fl && !cuda_attn_prefill_tma_fl_built(fl)) {
+            qr_log(QR_LOG_WARN, "cuda: QR_CUDA_ATTN_TMA_FL=%s: no such variant (1, 2, 3, 7, 8, 11); ignored", tfl);
+            fl = 0;
+        }
+        cd->wg_variant = fl > 0                                          ? QK_WG_TMA_FL0 + fl
                          : tma && !strcmp(tma, "pp")                     ? QK_WG_TMA_PP
                          : tma && !strcmp(tma, "1")                      ? QK_WG_TMA
                          : tma && !strcmp(tma, "0")                      ? QK_WG_NOTMA
