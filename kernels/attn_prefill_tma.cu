@@ -51,7 +51,7 @@
 /* FL: lab bits (cuda_launch_attn_prefill_tma_fl; 0 is the engine's kernel): 1 no basic-block boundary between the
  * softmax and the P V wait; 2 Q in shared memory (S = Q K^T with both operands there, as FA3: 32 registers fewer);
  * 8 O rescaled after the next S is issued, before its P V (FA3's order), instead of between the P V wait and the
- * next issue */
+ * next issue; 16 / 32 timing only (below) */
 template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
     k_attn_prefill_tma(const struct qr_cuda_attn a, const __grid_constant__ CUtensorMap tmk,
@@ -264,6 +264,32 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     };
 
     float ral0 = 1.f, ral1 = 1.f;   /* FL & 8: the factors of the last softmax, applied before the next P V issue */
+    /* timing-only lab bits (wrong results; never in the engine): 16 no softmax (P = S), 32 no MMAs (S stays opaque
+     * registers) -- the two halves of a tile's time, to see how much of them overlaps */
+    if constexpr ((FL & 32) != 0) {
+#pragma unroll
+        for (int j = 0; j < BK / 8; j++)
+            sa[j][0] = sa[j][1] = sa[j][2] = sa[j][3] = 0.f;
+    }
+    auto smx = [&](int t, float &x0, float &x1) {
+        if constexpr ((FL & 16) != 0)
+            x0 = x1 = 1.f;
+        else
+            softmax(t, x0, x1);
+    };
+    auto iss = [&](uint32_t kt) {
+        if constexpr ((FL & 32) == 0)
+            issue_s(kt);
+    };
+    auto ipv = [&](uint32_t vt) {
+        if constexpr ((FL & 32) == 0) {
+            wg_issue_pv<T, BK>(o, pa, vt);
+        } else {
+#pragma unroll
+            for (int jj = 0; jj < BK / 16; jj++)
+                asm volatile("" ::"r"(pa[jj][0]), "r"(pa[jj][1]), "r"(pa[jj][2]), "r"(pa[jj][3]));
+        }
+    };
     if constexpr (F8) {
         uint32_t kmc[KMW], kmn[KMW];
         auto softmax8 = [&](int t, float &al0, float &al1) {
@@ -309,23 +335,23 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     if (n_tiles > 0) {
         wait_full(0);
         turn_wait();
-        issue_s(ktile(0));
+        iss(ktile(0));
         wg_commit();
         turn_pass(false);
         wg_wait<0>();
         wg_fence_regs<BK / 2>(&sa[0][0]);
         float al0, al1;
-        softmax(0, al0, al1);
+        smx(0, al0, al1);
         wg_pack_p<T, BK>(pa, sa);
     }
     for (int j = 1; j < n_tiles; j++) {
         wait_full(j);
         turn_wait();
-        issue_s(ktile(j));
+        iss(ktile(j));
         wg_commit();
         if constexpr ((FL & 8) != 0)   /* softmax j - 1's factors, under S_j (P V_{j-2} is done) */
             wg_rescale_o(o, ral0, ral1);
-        wg_issue_pv<T, BK>(o, pa, vtile(j - 1));
+        ipv(vtile(j - 1));
         wg_commit();
         turn_pass(false);
         /* tile j + AHEAD - 1 goes into the stage of tile j + AHEAD - 1 - ST, once every warp released it */
@@ -340,7 +366,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         wg_wait<1>();   /* S_j */
         wg_fence_regs<BK / 2>(&sa[0][0]);
         float al0, al1;
-        softmax(j, al0, al1);
+        smx(j, al0, al1);
         if (!(FL & 1) && qlen < 0)   /* never: a basic-block boundary, so the P V wait stays below the softmax */
             __trap();
         wg_wait<0>();   /* P V_{j-1} */
@@ -359,7 +385,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         turn_wait();
         if constexpr ((FL & 8) != 0)
             wg_rescale_o(o, ral0, ral1);
-        wg_issue_pv<T, BK>(o, pa, vtile(n_tiles - 1));
+        ipv(vtile(n_tiles - 1));
         wg_commit();
         turn_pass(true);
     }
@@ -501,6 +527,8 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     case 7: return tma_dispatch<3, 128, true, 3>(st, a);   /* 4: the warpgroups taking turns */
     case 8: return tma_dispatch<3, 128, false, 8>(st, a);
     case 11: return tma_dispatch<3, 128, false, 11>(st, a);
+    case 16: return tma_dispatch<3, 128, false, 16>(st, a);   /* timing only (the lab) */
+    case 32: return tma_dispatch<3, 128, false, 32>(st, a);   /* timing only (the lab) */
     default: return (int)cudaErrorInvalidValue;
     }
 }

@@ -12,7 +12,7 @@ wc -l $O/*.sass
 echo "== lab: default, then FL 1 2 3 7 (checks, then 8192 causal, 64-token blocks), two rounds"
 for i in 1; do
   timeout 60 $B/cuda_kernel_lab --attn-tma-time 2>&1 | tail -1
-  for f in 1 2 3 7 8 11; do timeout 60 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | grep -E "FAIL|fail| us "; done
+  for f in 1 2 3 7 8 11 16 32; do timeout 60 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | grep -E "FAIL|fail| us "; done
 done
 echo "== parity with FL 3 and 7 (${SECONDS} s)"
 for f in 3 7 11; do
