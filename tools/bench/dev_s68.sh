@@ -9,6 +9,10 @@ F=_Z18k_attn_prefill_tmaI13__nv_bfloat16Li3ELi128ELb0ELb0ELi0EEv12qr_cuda_attn14
 CO=$(ls /usr/local/cuda/bin/cuobjdump 2>/dev/null || which cuobjdump); NCU=$(ls /usr/local/cuda/bin/ncu 2>/dev/null || which ncu)
 for v in 0 1 3; do $CO -sass -fun ${F/Li0EEv/Li${v}EEv} $B/cuda_kernel_lab > $O/tma_fl$v.sass 2>&1; done
 wc -l $O/*.sass
+for v in 0 1 3; do   # the order of the MMAs, their waits and the exponentials in each kernel (runs counted)
+  echo "-- SASS FL $v"; grep -oE "HGMMA|WARPGROUP\.(DEPBAR|ARRIVE)[^;]*|MUFU\.EX2|BAR\.(SYNC|ARV)|SYNCS\.[A-Z.]+" \
+      $O/tma_fl$v.sass | sed 's/ *$//' | uniq -c | tr -s ' ' | paste -sd';' | cut -c1-1500
+done
 echo "== lab: default, then FL 1 2 3 7 (checks, then 8192 causal, 64-token blocks), two rounds"
 for i in 1; do
   timeout 60 $B/cuda_kernel_lab --attn-tma-time 2>&1 | tail -1

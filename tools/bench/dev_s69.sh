@@ -6,6 +6,10 @@ F=_Z18k_attn_prefill_tmaI13__nv_bfloat16Li3ELi128ELb0ELb0ELi0EEv12qr_cuda_attn14
 CO=$(ls /usr/local/cuda/bin/cuobjdump 2>/dev/null || which cuobjdump)
 for v in 0 1 3; do $CO -sass -fun ${F/Li0EEv/Li${v}EEv} $B/cuda_kernel_lab > $O/tma_fl$v.sass 2>&1; done
 wc -l $O/*.sass
+for v in 0 1 3; do   # the order of the MMAs, their waits and the exponentials in each kernel (runs counted)
+  echo "-- SASS FL $v"; grep -oE "HGMMA|WARPGROUP\.(DEPBAR|ARRIVE)[^;]*|MUFU\.EX2|BAR\.(SYNC|ARV)|SYNCS\.[A-Z.]+" \
+      $O/tma_fl$v.sass | sed 's/ *$//' | uniq -c | tr -s ' ' | paste -sd';' | cut -c1-1500
+done
 echo "== lab: default, then FL 1 2 3 7 8 11 (checks; 16 no softmax and 32 no MMAs: timing only, then 8192 causal, 64-token blocks)"
 timeout 30 $B/cuda_kernel_lab --attn-tma-time 2>&1 | tail -1
 for f in 1 2 3 7 8 11 16 32; do timeout 40 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | grep -E "FAIL|fail| us "; done
