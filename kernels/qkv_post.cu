@@ -79,6 +79,106 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
     }
 }
 
+/* The same for head_dim 128 and at most QP_PRE_HPW heads per warp, 16-bit input (QR_CUDA_QKV_PRE=1, opt-in,
+ * unmeasured): each warp issues the loads of all its heads before the RoPE table's barrier and before any math
+ * (k_qkv_post_tok keeps one head's 256 bytes in flight per warp, a latency-bound ~1.5 TB/s at 8192 tokens).  Lane l
+ * holds elements l, l + 32, l + 64, l + 96 of each head, the order qp_head reads them in, and every expression is
+ * qp_head's (sum of squares in that order, the same warp sum, the same RoPE pairs), so the bits are the same. */
+#define QP_PRE_HPW 6
+template <bool NORM>
+__global__ void __launch_bounds__(QP_WARPS * 32)
+    k_qkv_post_pre(float *qkv, int ld, const uint16_t *src, int ht, int src_ld, int n_q, int n_kv, const void *wq,
+                   int wqt, const void *wk, int wkt, float eps, const int32_t *pos, const float *inv_freq,
+                   float attn_factor, void *kc, void *vc, const int32_t *slots, int kv_dtype, int block_size,
+                   int num_blocks)
+{
+    constexpr int hd = 128, half = 64;
+    __shared__ float cs[hd];
+    qk_pdl_wait();
+    qk_pdl_trigger();
+    const int64_t t = blockIdx.x;
+    const int heads = n_q + 2 * n_kv, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    uint16_t x[QP_PRE_HPW][4];
+    const uint16_t *row = src + t * src_ld;
+#pragma unroll
+    for (int k = 0; k < QP_PRE_HPW; k++) {
+        const int h = warp + k * QP_WARPS;
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            x[k][e] = h < heads ? row[(int64_t)h * hd + lane + 32 * e] : (uint16_t)0;
+    }
+    const qp_rope_direct direct = {(float)pos[t], attn_factor, inv_freq};
+    for (int i = threadIdx.x; i < half; i += blockDim.x)
+        direct(i, cs[i], cs[half + i]);
+    __syncthreads();
+    const int64_t slot = slots ? slots[t] : -1;
+    const bool store = slot >= 0 && slot < (int64_t)num_blocks * block_size;
+    const int64_t blk = store ? slot / block_size : 0, off = store ? slot % block_size : 0;
+#pragma unroll
+    for (int k = 0; k < QP_PRE_HPW; k++) {
+        const int h = warp + k * QP_WARPS;
+        if (h >= heads)
+            break;
+        float v[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            v[e] = ht == QK_BF16 ? qk_bf16_f32(x[k][e]) : qk_f16_f32(x[k][e]);
+        if (h >= n_q + n_kv) {   /* a v head: to the V cache */
+            if (store) {
+                const int64_t dst = ((blk * n_kv + (h - n_q - n_kv)) * block_size + off) * hd;
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    qp_put(vc, kv_dtype, dst + lane + 32 * e, v[e]);
+            }
+            continue;
+        }
+        const bool is_k = h >= n_q;
+        float inv = 1.0f;
+        const void *nw = is_k ? wk : wq;
+        const int nwt = is_k ? wkt : wqt;
+        if (NORM) {
+            float ss = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                ss += v[e] * v[e];
+            ss = qk_warp_sum(ss);
+            inv = rsqrtf(ss / (float)hd + eps);
+        }
+        float *r = h < n_q ? qkv + t * ld + (int64_t)h * hd : nullptr;
+        const int64_t dst = is_k ? ((blk * n_kv + (h - n_q)) * block_size + off) * hd : 0;
+#pragma unroll
+        for (int e = 0; e < 2; e++) {   /* pairs (i, i + 64), i = lane + 32 e */
+            const int i = lane + 32 * e;
+            float x0 = v[e], x1 = v[e + 2];
+            if (NORM) {
+                x0 = qk_load(nw, nwt, i) * (x0 * inv);
+                x1 = qk_load(nw, nwt, i + half) * (x1 * inv);
+            }
+            const float c = cs[i], sn = cs[half + i];
+            const float y0 = x0 * c - x1 * sn, y1 = x1 * c + x0 * sn;
+            if (r) {
+                r[i] = y0;
+                r[i + half] = y1;
+            }
+            if (is_k && store) {
+                qp_put(kc, kv_dtype, dst + i, y0);
+                qp_put(kc, kv_dtype, dst + i + half, y1);
+            }
+        }
+    }
+}
+
+/* QR_CUDA_QKV_PRE=1: the prompt-sized 16-bit form takes k_qkv_post_pre where it fits (read once) */
+static bool qp_pre_on(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("QR_CUDA_QKV_PRE");
+        on = e && e[0] == '1';
+    }
+    return on != 0;
+}
+
 /* the per-token kernel of either input form (src NULL: f32 in place) */
 static int qp_launch_tok(qr_cuda_stream st, float *qkv, int ld, const uint16_t *src, int ht, int src_ld, int n_tokens,
                          int n_q, int n_kv, int hd, const void *wq, int wqt, const void *wk, int wkt, float eps,
@@ -87,6 +187,13 @@ static int qp_launch_tok(qr_cuda_stream st, float *qkv, int ld, const uint16_t *
 {
     const size_t sh = (size_t)hd * sizeof(float);
     const bool norm = wq && wk;
+    if (src && hd == 128 && n_q + 2 * n_kv <= QP_PRE_HPW * QP_WARPS && qp_pre_on()) {
+        qk_launch(norm ? k_qkv_post_pre<true> : k_qkv_post_pre<false>, dim3((unsigned)n_tokens), dim3(QP_WARPS * 32),
+                  0, st, qkv, ld, src, ht, src_ld, n_q, n_kv, norm ? wq : nullptr, norm ? wqt : 0,
+                  norm ? wk : nullptr, norm ? wkt : 0, eps, pos, inv_freq, attn_factor, kc, vc, slots, kv_dtype,
+                  block_size, num_blocks);
+        return qk_launch_result();
+    }
     auto kern = src ? (norm ? k_qkv_post_tok<true, true> : k_qkv_post_tok<false, true>)
                     : (norm ? k_qkv_post_tok<true, false> : k_qkv_post_tok<false, false>);
     qk_launch(kern, dim3((unsigned)n_tokens), dim3(QP_WARPS * 32), sh, st, qkv, ld, src, ht, src_ld, n_q, n_kv, hd,

