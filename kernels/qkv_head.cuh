@@ -55,6 +55,14 @@ struct qp_src16 {
     }
 };
 
+/* a head already in registers: lane l holds elements l, l + 32, l + 64, l + 96 (head_dim 128; qp_head reads only
+ * those, so with hd a compile-time 128 the index folds to a register) */
+struct qp_src_lane4 {
+    const float *v;
+    int lane;
+    __device__ __forceinline__ float operator[](int i) const { return v[(i - lane) >> 5]; }
+};
+
 /* one warp, head h of a token's qkv row stored at (blk, off) when store: v heads to the V cache; q/k heads normed
  * (NORM) and rotated, k heads also to the K cache.  The rotated q/k head goes to r (NULL: nowhere); the f32 kernels
  * read and write the same row (in = r), the 16-bit form reads in and writes only the q heads */

@@ -82,8 +82,8 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
 /* The same for head_dim 128 and at most QP_PRE_HPW heads per warp, 16-bit input (QR_CUDA_QKV_PRE=1, opt-in,
  * unmeasured): each warp issues the loads of all its heads before the RoPE table's barrier and before any math
  * (k_qkv_post_tok keeps one head's 256 bytes in flight per warp, a latency-bound ~1.5 TB/s at 8192 tokens).  Lane l
- * holds elements l, l + 32, l + 64, l + 96 of each head, the order qp_head reads them in, and every expression is
- * qp_head's (sum of squares in that order, the same warp sum, the same RoPE pairs), so the bits are the same. */
+ * holds elements l, l + 32, l + 64, l + 96 of each head in registers (qp_src_lane4), and qp_head does the rest as
+ * for the other kernels (with head_dim 128 known here its loops unroll onto those registers): the same bits. */
 #define QP_PRE_HPW 6
 template <bool NORM>
 __global__ void __launch_bounds__(QP_WARPS * 32)
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
     __syncthreads();
     const int64_t slot = slots ? slots[t] : -1;
     const bool store = slot >= 0 && slot < (int64_t)num_blocks * block_size;
-    const int64_t blk = store ? slot / block_size : 0, off = store ? slot % block_size : 0;
+    const qp_rope_table rope = {cs, half};
 #pragma unroll
     for (int k = 0; k < QP_PRE_HPW; k++) {
         const int h = warp + k * QP_WARPS;
@@ -123,48 +123,9 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
 #pragma unroll
         for (int e = 0; e < 4; e++)
             v[e] = ht == QK_BF16 ? qk_bf16_f32(x[k][e]) : qk_f16_f32(x[k][e]);
-        if (h >= n_q + n_kv) {   /* a v head: to the V cache */
-            if (store) {
-                const int64_t dst = ((blk * n_kv + (h - n_q - n_kv)) * block_size + off) * hd;
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    qp_put(vc, kv_dtype, dst + lane + 32 * e, v[e]);
-            }
-            continue;
-        }
-        const bool is_k = h >= n_q;
-        float inv = 1.0f;
-        const void *nw = is_k ? wk : wq;
-        const int nwt = is_k ? wkt : wqt;
-        if (NORM) {
-            float ss = 0.0f;
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                ss += v[e] * v[e];
-            ss = qk_warp_sum(ss);
-            inv = rsqrtf(ss / (float)hd + eps);
-        }
-        float *r = h < n_q ? qkv + t * ld + (int64_t)h * hd : nullptr;
-        const int64_t dst = is_k ? ((blk * n_kv + (h - n_q)) * block_size + off) * hd : 0;
-#pragma unroll
-        for (int e = 0; e < 2; e++) {   /* pairs (i, i + 64), i = lane + 32 e */
-            const int i = lane + 32 * e;
-            float x0 = v[e], x1 = v[e + 2];
-            if (NORM) {
-                x0 = qk_load(nw, nwt, i) * (x0 * inv);
-                x1 = qk_load(nw, nwt, i + half) * (x1 * inv);
-            }
-            const float c = cs[i], sn = cs[half + i];
-            const float y0 = x0 * c - x1 * sn, y1 = x1 * c + x0 * sn;
-            if (r) {
-                r[i] = y0;
-                r[i + half] = y1;
-            }
-            if (is_k && store) {
-                qp_put(kc, kv_dtype, dst + i, y0);
-                qp_put(kc, kv_dtype, dst + i + half, y1);
-            }
-        }
+        qp_head<NORM>(qp_src_lane4{v, lane}, h < n_q ? qkv + t * ld + (int64_t)h * hd : nullptr, h, lane, n_q, n_kv,
+                      hd, wq, wqt, wk, wkt, eps, rope, kc, vc, store, store ? slot / block_size : 0,
+                      store ? slot % block_size : 0, kv_dtype, block_size);
     }
 }
 

