@@ -51,7 +51,7 @@
 /* FL: lab bits (cuda_launch_attn_prefill_tma_fl; 0 is the engine's kernel): 1 no basic-block boundary between the
  * softmax and the P V wait; 2 Q in shared memory (S = Q K^T with both operands there, as FA3: 32 registers fewer);
  * 8 O rescaled after the next S is issued, before its P V (FA3's order), instead of between the P V wait and the
- * next issue; 16 / 32 timing only (below) */
+ * next issue; 16 / 32 / 64 timing only (below) */
 template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
     k_attn_prefill_tma(const struct qr_cuda_attn a, const __grid_constant__ CUtensorMap tmk,
@@ -183,7 +183,10 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     float sa[BK / 8][4];
     uint32_t pa[BK / 16][4];
 
-    auto wait_full = [&](int t) { mb_wait(full(t % ST), (uint32_t)((t / ST) & 1)); };
+    auto wait_full = [&](int t) {
+        if (!(FL & 64) || t < ST)   /* FL & 64 (timing only): tiles past the first ST are never loaded */
+            mb_wait(full(t % ST), (uint32_t)((t / ST) & 1));
+    };
     auto release = [&](int t) {   /* this warp is done with tile t's stage */
         if (lane == 0)
             mb_arrive(empty(t % ST));
@@ -265,7 +268,8 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
 
     float ral0 = 1.f, ral1 = 1.f;   /* FL & 8: the factors of the last softmax, applied before the next P V issue */
     /* timing-only lab bits (wrong results; never in the engine): 16 no softmax (P = S), 32 no MMAs (S stays opaque
-     * registers) -- the two halves of a tile's time, to see how much of them overlaps */
+     * registers) -- the two halves of a tile's time, to see how much of them overlaps; 64 no K/V loads after the
+     * first ST tiles (the MMAs read the stale stages): what the loads cost */
     if constexpr ((FL & 32) != 0) {
 #pragma unroll
         for (int j = 0; j < BK / 8; j++)
@@ -357,7 +361,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         /* tile j + AHEAD - 1 goes into the stage of tile j + AHEAD - 1 - ST, once every warp released it */
         if (tid < 32) {
             const int t = j + AHEAD - 1;
-            if (t < n_tiles) {
+            if (t < n_tiles && (!(FL & 64) || t < ST)) {
                 if (t >= ST)
                     mb_wait(empty(t % ST), (uint32_t)(((t - ST) / ST) & 1));
                 produce(t);
@@ -513,7 +517,7 @@ extern "C" int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct q
 /* the lab variants built (cuda_launch_attn_prefill_tma_fl takes these) */
 extern "C" int cuda_attn_prefill_tma_fl_built(int fl)
 {
-    return fl == 0 || fl == 1 || fl == 2 || fl == 3 || fl == 7 || fl == 8 || fl == 11;
+    return fl == 0 || fl == 1 || fl == 2 || fl == 3 || fl == 7 || fl == 8 || fl == 9 || fl == 11;
 }
 
 /* lab variants of the default (FL bits above, 4 for turns; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
@@ -526,9 +530,13 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     case 3: return tma_dispatch<3, 128, false, 3>(st, a);
     case 7: return tma_dispatch<3, 128, true, 3>(st, a);   /* 4: the warpgroups taking turns */
     case 8: return tma_dispatch<3, 128, false, 8>(st, a);
+    case 9: return tma_dispatch<3, 128, false, 9>(st, a);
     case 11: return tma_dispatch<3, 128, false, 11>(st, a);
     case 16: return tma_dispatch<3, 128, false, 16>(st, a);   /* timing only (the lab) */
     case 32: return tma_dispatch<3, 128, false, 32>(st, a);   /* timing only (the lab) */
+    case 64: return tma_dispatch<3, 128, false, 64>(st, a);   /* timing only (the lab) */
+    case 80: return tma_dispatch<3, 128, false, 80>(st, a);   /* timing only (the lab) */
+    case 65: return tma_dispatch<3, 128, false, 65>(st, a);   /* timing only (the lab) */
     default: return (int)cudaErrorInvalidValue;
     }
 }

@@ -319,9 +319,13 @@ static const struct {
     {"wgmma tma fl3", tma_fl<3>},
     {"wgmma tma fl7", tma_fl<7>},
     {"wgmma tma fl8", tma_fl<8>},
+    {"wgmma tma fl9", tma_fl<9>},
     {"wgmma tma fl11", tma_fl<11>},
     {"timing tma fl16", tma_fl<16>},   /* no softmax: timing only, wrong results (never checked) */
     {"timing tma fl32", tma_fl<32>},   /* no MMAs: timing only */
+    {"timing tma fl64", tma_fl<64>},   /* no K/V loads after the first 3 tiles: timing only */
+    {"timing tma fl65", tma_fl<65>},
+    {"timing tma fl80", tma_fl<80>},   /* no loads, no softmax: the MMAs and their waits alone */
     {"BK32 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 1>},
     {"BK32 HPB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2>},
     {"BK64 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 1>},
