@@ -51,7 +51,9 @@
 /* FL: lab bits (cuda_launch_attn_prefill_tma_fl; 0 is the engine's kernel): 1 no basic-block boundary between the
  * softmax and the P V wait; 2 Q in shared memory (S = Q K^T with both operands there, as FA3: 32 registers fewer);
  * 8 O rescaled after the next S is issued, before its P V (FA3's order), instead of between the P V wait and the
- * next issue; 16 / 32 / 64 timing only (below) */
+ * next issue; 128 K and V stages on their own barriers: a K stage goes back after its softmax's masks, a V stage
+ * after its P V, so K is fetched two tiles ahead and V one tile before its P V (three stages: one tile ahead for
+ * both before); 16 / 32 / 64 timing only (below) */
 template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
     k_attn_prefill_tma(const struct qr_cuda_attn a, const __grid_constant__ CUtensorMap tmk,
@@ -69,15 +71,20 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     constexpr int KMW = BK / 32;   /* key-valid words per stage */
     constexpr uint32_t QB = (FL & 2) ? TMA_QB : 0;                   /* FL & 2: Q tiles after the K/V tiles */
     static_assert(!(FL & 2) || !F8, "Q in shared memory: 16-bit caches");
+    constexpr bool SKV = (FL & 128) != 0;   /* K and V stages on barriers of their own (below) */
+    static_assert(!SKV || (!F8 && !(FL & 64) && ST == 3), "split K/V stages: 16-bit caches, loads on, 3 stages");
+    constexpr uint32_t BB = (SKV ? 32 : 16) * ST;   /* barrier bytes */
     extern __shared__ __align__(1024) unsigned char tma_smem_raw[];
     const uint32_t raw = smem_u32(tma_smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
     unsigned char *sbase = tma_smem_raw + (base - raw);
-    const uint32_t bars = base + TILES + WG_HPB * QB;                         /* full[ST], empty[ST]: 8 bytes each */
-    uint32_t *kmask = (uint32_t *)(sbase + TILES + WG_HPB * QB + ST * 16);   /* [ST][KMW] */
+    const uint32_t bars = base + TILES + WG_HPB * QB;   /* full[ST], empty[ST] (SKV: fullv[ST], emptyv[ST]): 8 B */
+    uint32_t *kmask = (uint32_t *)(sbase + TILES + WG_HPB * QB + BB);   /* [ST][KMW] */
     const uint32_t hb = base + (F8 ? ST * STG : 0);            /* F8: the f16 slots, 2 K then 3 V, TILE each */
     auto full = [&](int st) { return bars + 8u * (uint32_t)st; };
     auto empty = [&](int st) { return bars + 8u * (uint32_t)(ST + st); };
+    auto fullv = [&](int st) { return bars + 8u * (uint32_t)(2 * ST + st); };   /* SKV only */
+    auto emptyv = [&](int st) { return bars + 8u * (uint32_t)(3 * ST + st); };
 
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int h = blockIdx.y * WG_HPB + wg;
@@ -92,6 +99,10 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         for (int st = 0; st < ST; st++) {
             mb_init(full(st), 1);            /* lane 0's arrive.expect_tx (+ the tile's bytes) */
             mb_init(empty(st), WG_HPB * 4);  /* one arrival per warp */
+            if constexpr (SKV) {
+                mb_init(fullv(st), 1);
+                mb_init(emptyv(st), WG_HPB * 4);
+            }
         }
         mb_init_fence();
     }
@@ -104,6 +115,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     const uint32_t nblk = (uint32_t)a.num_blocks;
     const int rows_total = (int)(nblk * rows_blk);   /* < 2^31 (the host checks); a box there is zero-filled */
     int nid = -1;                                    /* this lane's block id for the next tile */
+    int vid = -1;                                    /* SKV: this lane's block id of the last K produced */
     auto fetch_id = [&](int k0) {
         const int k = k0 + lane * R;
         nid = lane < nbox && k < kend ? table[k >> bs_sh] : -1;
@@ -120,7 +132,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
 #pragma unroll
             for (int w = 0; w < KMW; w++)
                 kmask[st * KMW + w] = m[w];
-            mb_arrive_expect_tx(full(st), F8 ? STG : 2 * TILE);   /* release: the words above are visible */
+            mb_arrive_expect_tx(full(st), F8 ? STG : SKV ? TILE : 2 * TILE);   /* release: the words are visible */
         }
         __syncwarp();
         if (lane < nbox) {
@@ -135,18 +147,46 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
                 const uint32_t kt = base + st * 2 * TILE + lane * R * 128, vt = kt + TILE;
                 tma_load_2d(kt, &tmk, 0, row, full(st));
                 tma_load_2d(kt + BK * 128, &tmk, 64, row, full(st));
-                tma_load_2d(vt, &tmv, 0, row, full(st));
-                tma_load_2d(vt + BK * 128, &tmv, 64, row, full(st));
+                if constexpr (!SKV) {
+                    tma_load_2d(vt, &tmv, 0, row, full(st));
+                    tma_load_2d(vt + BK * 128, &tmv, 64, row, full(st));
+                }
             }
         }
+        vid = nid;
         fetch_id(k0 + BK);
+    };
+    /* SKV: tile t's V, one production after its K (whose ids are in vid) */
+    auto produce_v = [&](int t) {
+        const int st = t % ST;
+        if (lane == 0)
+            mb_arrive_expect_tx(fullv(st), TILE);
+        __syncwarp();
+        if (lane < nbox) {
+            const int k = t * BK + lane * R;
+            const bool ok = k < kend && (uint32_t)vid < nblk;
+            const int row = ok ? (int)((uint32_t)vid * rows_blk + row_h + (uint32_t)(k & (bs - 1))) : rows_total;
+            const uint32_t vt = base + st * 2 * TILE + TILE + lane * R * 128;
+            tma_load_2d(vt, &tmv, 0, row, fullv(st));
+            tma_load_2d(vt + BK * 128, &tmv, 64, row, fullv(st));
+        }
     };
     if (tid < 32) {
         fetch_id(0);
+        if constexpr (SKV) {   /* K 0 .. ST - 1, V 0 .. ST - 2 (each V right after its K) */
 #pragma unroll
-        for (int p = 0; p < AHEAD; p++)
-            if (p < n_tiles)
-                produce(p);
+            for (int p = 0; p < ST; p++)
+                if (p < n_tiles) {
+                    produce(p);
+                    if (p < ST - 1)
+                        produce_v(p);
+                }
+        } else {
+#pragma unroll
+            for (int p = 0; p < AHEAD; p++)
+                if (p < n_tiles)
+                    produce(p);
+        }
     }
 
     /* ---- the consumers: warpgroup wg owns head h, query rows q0 .. q0 + 63 ---- */
@@ -187,9 +227,17 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         if (!(FL & 64) || t < ST)   /* FL & 64 (timing only): tiles past the first ST are never loaded */
             mb_wait(full(t % ST), (uint32_t)((t / ST) & 1));
     };
-    auto release = [&](int t) {   /* this warp is done with tile t's stage */
+    auto release = [&](int t) {   /* this warp is done with tile t's stage (SKV: its V) */
         if (lane == 0)
+            mb_arrive(SKV ? emptyv(t % ST) : empty(t % ST));
+    };
+    auto release_k = [&](int t) {   /* SKV: this warp is done with tile t's K and key-valid words */
+        if (SKV && lane == 0)
             mb_arrive(empty(t % ST));
+    };
+    auto wait_v = [&](int t) {
+        if constexpr (SKV)
+            mb_wait(fullv(t % ST), (uint32_t)((t / ST) & 1));
     };
     auto softmax = [&](int t, float &al0, float &al1) {
         wg_apply_masks<BK>(sa, kmask + (t % ST) * KMW, t * BK, r.pos_min, r.pos0, r.pos1, t4);
@@ -346,6 +394,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         wg_fence_regs<BK / 2>(&sa[0][0]);
         float al0, al1;
         smx(0, al0, al1);
+        release_k(0);
         wg_pack_p<T, BK>(pa, sa);
     }
     for (int j = 1; j < n_tiles; j++) {
@@ -355,11 +404,23 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         wg_commit();
         if constexpr ((FL & 8) != 0)   /* softmax j - 1's factors, under S_j (P V_{j-2} is done) */
             wg_rescale_o(o, ral0, ral1);
+        wait_v(j - 1);
         ipv(vtile(j - 1));
         wg_commit();
         turn_pass(false);
-        /* tile j + AHEAD - 1 goes into the stage of tile j + AHEAD - 1 - ST, once every warp released it */
-        if (tid < 32) {
+        if constexpr (SKV) {   /* V j + 1 into V j + 1 - ST's stage, K j + 2 into K j + 2 - ST's, once released */
+            if (tid < 32) {
+                if (j + 1 < n_tiles) {
+                    if (j + 1 >= ST)
+                        mb_wait(emptyv((j + 1) % ST), (uint32_t)(((j + 1 - ST) / ST) & 1));
+                    produce_v(j + 1);
+                }
+                if (j + 2 < n_tiles) {
+                    mb_wait(empty((j + 2) % ST), (uint32_t)(((j + 2 - ST) / ST) & 1));
+                    produce(j + 2);
+                }
+            }
+        } else if (tid < 32) {   /* tile j + AHEAD - 1 into the stage of tile j + AHEAD - 1 - ST, once released */
             const int t = j + AHEAD - 1;
             if (t < n_tiles && (!(FL & 64) || t < ST)) {
                 if (t >= ST)
@@ -371,6 +432,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         wg_fence_regs<BK / 2>(&sa[0][0]);
         float al0, al1;
         smx(j, al0, al1);
+        release_k(j);
         if (!(FL & 1) && qlen < 0)   /* never: a basic-block boundary, so the P V wait stays below the softmax */
             __trap();
         wg_wait<0>();   /* P V_{j-1} */
@@ -389,6 +451,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         turn_wait();
         if constexpr ((FL & 8) != 0)
             wg_rescale_o(o, ral0, ral1);
+        wait_v(n_tiles - 1);
         ipv(vtile(n_tiles - 1));
         wg_commit();
         turn_pass(true);
@@ -442,7 +505,8 @@ static bool tma_map(CUtensorMap *m, PFN_cuTensorMapEncodeTiled_v12000 enc, const
 template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 static int tma_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const CUtensorMap &mk, const CUtensorMap &mv)
 {
-    constexpr int smem = F8 ? TMA_SMEM_F8(ST, BK) : TMA_SMEM(ST, BK) + ((FL & 2) ? WG_HPB * TMA_QB : 0);
+    constexpr int smem = F8 ? TMA_SMEM_F8(ST, BK)
+                            : TMA_SMEM(ST, BK) + ((FL & 2) ? WG_HPB * TMA_QB : 0) + ((FL & 128) ? ST * 16 : 0);
     static unsigned long long raised;   /* per instantiation, a bit per device */
     const int rs = qk_raise_smem(k_attn_prefill_tma<T, ST, BK, PP, F8, FL>, (size_t)smem, &raised);
     if (rs)
@@ -517,7 +581,8 @@ extern "C" int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct q
 /* the lab variants built (cuda_launch_attn_prefill_tma_fl takes these) */
 extern "C" int cuda_attn_prefill_tma_fl_built(int fl)
 {
-    return fl == 0 || fl == 1 || fl == 2 || fl == 3 || fl == 7 || fl == 8 || fl == 9 || fl == 11;
+    return fl == 0 || fl == 1 || fl == 2 || fl == 3 || fl == 7 || fl == 8 || fl == 9 || fl == 11 || fl == 128 ||
+           fl == 129 || fl == 137;
 }
 
 /* lab variants of the default (FL bits above, 4 for turns; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
@@ -532,6 +597,9 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     case 8: return tma_dispatch<3, 128, false, 8>(st, a);
     case 9: return tma_dispatch<3, 128, false, 9>(st, a);
     case 11: return tma_dispatch<3, 128, false, 11>(st, a);
+    case 128: return tma_dispatch<3, 128, false, 128>(st, a);
+    case 129: return tma_dispatch<3, 128, false, 129>(st, a);
+    case 137: return tma_dispatch<3, 128, false, 137>(st, a);
     case 16: return tma_dispatch<3, 128, false, 16>(st, a);   /* timing only (the lab) */
     case 32: return tma_dispatch<3, 128, false, 32>(st, a);   /* timing only (the lab) */
     case 64: return tma_dispatch<3, 128, false, 64>(st, a);   /* timing only (the lab) */

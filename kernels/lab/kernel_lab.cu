@@ -321,6 +321,9 @@ static const struct {
     {"wgmma tma fl8", tma_fl<8>},
     {"wgmma tma fl9", tma_fl<9>},
     {"wgmma tma fl11", tma_fl<11>},
+    {"wgmma tma fl128", tma_fl<128>},
+    {"wgmma tma fl129", tma_fl<129>},
+    {"wgmma tma fl137", tma_fl<137>},
     {"timing tma fl16", tma_fl<16>},   /* no softmax: timing only, wrong results (never checked) */
     {"timing tma fl32", tma_fl<32>},   /* no MMAs: timing only */
     {"timing tma fl64", tma_fl<64>},   /* no K/V loads after the first 3 tiles: timing only */
