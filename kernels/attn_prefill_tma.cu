@@ -604,6 +604,8 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     case 32: return tma_dispatch<3, 128, false, 32>(st, a);   /* timing only (the lab) */
     case 64: return tma_dispatch<3, 128, false, 64>(st, a);   /* timing only (the lab) */
     case 80: return tma_dispatch<3, 128, false, 80>(st, a);   /* timing only (the lab) */
+    case 18: return tma_dispatch<3, 128, false, 18>(st, a);   /* timing only (the lab) */
+    case 82: return tma_dispatch<3, 128, false, 82>(st, a);   /* timing only (the lab) */
     case 65: return tma_dispatch<3, 128, false, 65>(st, a);   /* timing only (the lab) */
     default: return (int)cudaErrorInvalidValue;
     }

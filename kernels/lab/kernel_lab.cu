@@ -329,6 +329,8 @@ static const struct {
     {"timing tma fl64", tma_fl<64>},   /* no K/V loads after the first 3 tiles: timing only */
     {"timing tma fl65", tma_fl<65>},
     {"timing tma fl80", tma_fl<80>},   /* no loads, no softmax: the MMAs and their waits alone */
+    {"timing tma fl18", tma_fl<18>},   /* 16 with S from two shared-memory operands */
+    {"timing tma fl82", tma_fl<82>},   /* 80 with S from two shared-memory operands */
     {"BK32 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 1>},
     {"BK32 HPB2", prefill_launch<__nv_bfloat16, QK_BF16, 128, 32, 2>},
     {"BK64 HPB1", prefill_launch<__nv_bfloat16, QK_BF16, 128, 64, 1>},

@@ -10,7 +10,7 @@ NCU=$(ls /usr/local/cuda/bin/ncu 2>/dev/null || which ncu)
 echo "== lab, two rounds (8192 causal, 64-token blocks)"
 for i in 1 2; do
   timeout 60 $B/cuda_kernel_lab --attn-tma-time 2>&1 | tail -1
-  for f in 1 8 9 128 129 137 16 64 65 80; do timeout 60 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | grep -E "FAIL|fail| us "; done
+  for f in 1 8 9 128 129 137 16 18 64 65 80 82; do timeout 60 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | grep -E "FAIL|fail| us "; done
 done
 echo "== parity with FL 9, 128, 137, then QKV_PRE=1 (${SECONDS} s)"
 for f in 9 128 137; do QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/test_backend_ops -b cuda 2>&1 | tail -1; done
@@ -33,5 +33,5 @@ echo "ncu rc $?"; tail -2 $O/ncu_run.txt
 $NCU -i /tmp/tma.ncu-rep --page source --csv --print-source sass > $O/tma_src.csv 2>&1
 wc -c $O/tma_src.csv; head -c 300 $O/tma_src.csv; echo
 $NCU -i /tmp/tma.ncu-rep --page details > $O/tma_details.txt 2>&1
-grep -E "Duration|Issue Slots Busy|Warp Cycles Per Issued|Tensor|No Eligible|L2 Hit|Throughput" $O/tma_details.txt | head -24
+grep -E "Frequency|Duration|Issue Slots Busy|Warp Cycles Per Issued|Tensor|No Eligible|L2 Hit|Throughput" $O/tma_details.txt | head -24
 echo "total ${SECONDS} s"
