@@ -53,7 +53,8 @@
  * 8 O rescaled after the next S is issued, before its P V (FA3's order), instead of between the P V wait and the
  * next issue; 128 K and V stages on their own barriers: a K stage goes back after its softmax's masks, a V stage
  * after its P V, so K is fetched two tiles ahead and V one tile before its P V (three stages: one tile ahead for
- * both before); 16 / 32 / 64 timing only (below) */
+ * both before); 256 heads fastest in the launch order (blocks running together read different KV heads);
+ * 16 / 32 / 64 timing only (below) */
 template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
     k_attn_prefill_tma(const struct qr_cuda_attn a, const __grid_constant__ CUtensorMap tmk,
@@ -87,9 +88,10 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     auto emptyv = [&](int st) { return bars + 8u * (uint32_t)(3 * ST + st); };
 
     const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-    const int h = blockIdx.y * WG_HPB + wg;
+    constexpr bool HF = (FL & 256) != 0;   /* heads fastest in the launch order (wg_rows_of) */
+    const int h = (HF ? blockIdx.x : blockIdx.y) * WG_HPB + wg;
     wg_rows r;
-    if (!wg_rows_of(a, h, warp, g, r))
+    if (!wg_rows_of(a, h, warp, g, r, HF))
         return;
     const int qs = r.qs, qlen = r.qlen, kvh = r.kvh, row0 = r.row0, row1 = r.row1, kend = r.kend;
     const int32_t *table = a.block_tables + (int64_t)(int)blockIdx.z * a.max_blocks_per_seq;
@@ -511,7 +513,8 @@ static int tma_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const CUt
     const int rs = qk_raise_smem(k_attn_prefill_tma<T, ST, BK, PP, F8, FL>, (size_t)smem, &raised);
     if (rs)
         return rs;
-    dim3 grid((unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), (unsigned)(a->n_heads / WG_HPB), (unsigned)a->n_seqs);
+    const unsigned nq = (unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), nh = (unsigned)(a->n_heads / WG_HPB);
+    const dim3 grid((FL & 256) ? nh : nq, (FL & 256) ? nq : nh, (unsigned)a->n_seqs);
     k_attn_prefill_tma<T, ST, BK, PP, F8, FL><<<grid, WG_HPB * 128, smem, st>>>(*a, mk, mv);
     return qk_launch_result();
 }
@@ -582,7 +585,7 @@ extern "C" int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct q
 extern "C" int cuda_attn_prefill_tma_fl_built(int fl)
 {
     return fl == 0 || fl == 1 || fl == 2 || fl == 3 || fl == 7 || fl == 8 || fl == 9 || fl == 11 || fl == 128 ||
-           fl == 129 || fl == 137;
+           fl == 129 || fl == 137 || fl == 256 || fl == 257 || fl == 385;
 }
 
 /* lab variants of the default (FL bits above, 4 for turns; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
@@ -600,6 +603,10 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     case 128: return tma_dispatch<3, 128, false, 128>(st, a);
     case 129: return tma_dispatch<3, 128, false, 129>(st, a);
     case 137: return tma_dispatch<3, 128, false, 137>(st, a);
+    case 256: return tma_dispatch<3, 128, false, 256>(st, a);
+    case 257: return tma_dispatch<3, 128, false, 257>(st, a);
+    case 385: return tma_dispatch<3, 128, false, 385>(st, a);
+    case 320: return tma_dispatch<3, 128, false, 320>(st, a);   /* timing only (the lab) */
     case 16: return tma_dispatch<3, 128, false, 16>(st, a);   /* timing only (the lab) */
     case 32: return tma_dispatch<3, 128, false, 32>(st, a);   /* timing only (the lab) */
     case 64: return tma_dispatch<3, 128, false, 64>(st, a);   /* timing only (the lab) */

@@ -75,11 +75,14 @@ struct wg_rows {
     int pos_min, kend;   /* the tile's first position; keys below kend matter (causal, context) */
 };
 /* false: nothing to do (a bad sequence, one query token left to the decode kernel, a tile past the queries) */
-__device__ __forceinline__ bool wg_rows_of(const struct qr_cuda_attn &a, int h, int warp, int g, wg_rows &r)
+/* heads_fast: the grid is (head groups, query blocks, sequences), so blocks launched together read different KV
+ * heads; else (query blocks, head groups, sequences) */
+__device__ __forceinline__ bool wg_rows_of(const struct qr_cuda_attn &a, int h, int warp, int g, wg_rows &r,
+                                           bool heads_fast = false)
 {
     if (!attn_seq(a, blockIdx.z, &r.qs, &r.qlen, &r.ctx) || (a.skip_single && r.qlen == 1))
         return false;
-    r.q0 = (gridDim.x - 1 - blockIdx.x) * WG_BQ;   /* longest tiles first */
+    r.q0 = (heads_fast ? gridDim.y - 1 - blockIdx.y : gridDim.x - 1 - blockIdx.x) * WG_BQ;   /* longest first */
     if (r.q0 >= r.qlen)
         return false;
     r.kvh = h / (a.n_heads / a.n_kv_heads);
