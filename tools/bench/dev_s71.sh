@@ -15,7 +15,7 @@ for f in 256 257 385; do QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/test_backend_ops -
 for t in test_graph_fusion test_e2e test_engine; do QR_CUDA_ATTN_TMA_FL=385 timeout 90 $B/$t -b cuda 2>&1 | tail -1; done
 wait $SETUP; cat $O/setup.txt
 echo "== TTFT(512/8192), two rounds (${SECONDS} s)"
-for i in 1 2; do for f in 0 257 385; do
+for i in 1 2; do for f in 0 385 257; do
   echo "-- FL $f"; QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/qrun bench latency --backend cuda --model $M \
       --prompt-lens 512,8192 --gen 16 --long-run 0 2>&1 | grep -E "^(512|8192) |rror" | cut -c1-160
 done; done
