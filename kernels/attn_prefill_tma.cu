@@ -53,7 +53,8 @@
  * 8 O rescaled after the next S is issued, before its P V (FA3's order), instead of between the P V wait and the
  * next issue; 128 K and V stages on their own barriers: a K stage goes back after its softmax's masks, a V stage
  * after its P V, so K is fetched two tiles ahead and V one tile before its P V (three stages: one tile ahead for
- * both before); 256 heads fastest in the launch order (blocks running together read different KV heads);
+ * both before); 256 heads fastest in the launch order (blocks running together read different KV heads); 512 the
+ * two blocks of a head quad as a cluster, each tile fetched once for both (TMA multicast, half the L2 reads);
  * 16 / 32 / 64 timing only (below) */
 template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
@@ -75,6 +76,11 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     constexpr bool SKV = (FL & 128) != 0;   /* K and V stages on barriers of their own (below) */
     static_assert(!SKV || (!F8 && !(FL & 64) && ST == 3), "split K/V stages: 16-bit caches, loads on, 3 stages");
     constexpr uint32_t BB = (SKV ? 32 : 16) * ST;   /* barrier bytes */
+    /* MC: clusters of 2 blocks over the 4 query heads of one KV head; each block fetches half of every K and V tile
+     * (one 64-column half) for both, so the L2 is read once per pair (the host launches it only where the GQA group
+     * holds whole head quads) */
+    constexpr bool MC = (FL & 512) != 0;
+    static_assert(!MC || (!F8 && !SKV && !(FL & 64)), "multicast: 16-bit caches, one barrier pair per stage");
     extern __shared__ __align__(1024) unsigned char tma_smem_raw[];
     const uint32_t raw = smem_u32(tma_smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
@@ -100,7 +106,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     if (tid == 0) {
         for (int st = 0; st < ST; st++) {
             mb_init(full(st), 1);            /* lane 0's arrive.expect_tx (+ the tile's bytes) */
-            mb_init(empty(st), WG_HPB * 4);  /* one arrival per warp */
+            mb_init(empty(st), WG_HPB * 4 * (MC ? 2 : 1));   /* one arrival per warp (MC: of both blocks) */
             if constexpr (SKV) {
                 mb_init(fullv(st), 1);
                 mb_init(emptyv(st), WG_HPB * 4);
@@ -108,7 +114,11 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         }
         mb_init_fence();
     }
-    __syncthreads();
+    if constexpr (MC)
+        cluster_sync_all();   /* both blocks' barriers are ready before either multicasts into them */
+    else
+        __syncthreads();
+    const uint32_t crank = MC ? cluster_rank() : 0;
 
     /* ---- the producer: warp 0; lane b < BK / R issues box b of each tile ---- */
     /* box rows R = min(block size, BK), as the host's tensor maps */
@@ -147,9 +157,14 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
                 tma_load_2d(kt + BK * 128, &tmv, 0, row, full(st));
             } else {
                 const uint32_t kt = base + st * 2 * TILE + lane * R * 128, vt = kt + TILE;
-                tma_load_2d(kt, &tmk, 0, row, full(st));
-                tma_load_2d(kt + BK * 128, &tmk, 64, row, full(st));
-                if constexpr (!SKV) {
+                if constexpr (MC) {   /* this block's half of K and of V, into both blocks */
+                    tma_load_2d_mc(kt + crank * (BK * 128), &tmk, 64 * (int)crank, row, full(st), 3);
+                    tma_load_2d_mc(vt + crank * (BK * 128), &tmv, 64 * (int)crank, row, full(st), 3);
+                } else {
+                    tma_load_2d(kt, &tmk, 0, row, full(st));
+                    tma_load_2d(kt + BK * 128, &tmk, 64, row, full(st));
+                }
+                if constexpr (!SKV && !MC) {
                     tma_load_2d(vt, &tmv, 0, row, full(st));
                     tma_load_2d(vt + BK * 128, &tmv, 64, row, full(st));
                 }
@@ -229,9 +244,12 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         if (!(FL & 64) || t < ST)   /* FL & 64 (timing only): tiles past the first ST are never loaded */
             mb_wait(full(t % ST), (uint32_t)((t / ST) & 1));
     };
-    auto release = [&](int t) {   /* this warp is done with tile t's stage (SKV: its V) */
-        if (lane == 0)
+    auto release = [&](int t) {   /* this warp is done with tile t's stage (SKV: its V; MC: in both blocks) */
+        if (lane == 0) {
             mb_arrive(SKV ? emptyv(t % ST) : empty(t % ST));
+            if constexpr (MC)
+                mb_arrive_cluster(empty(t % ST), crank ^ 1u);
+        }
     };
     auto release_k = [&](int t) {   /* SKV: this warp is done with tile t's K and key-valid words */
         if (SKV && lane == 0)
@@ -461,6 +479,8 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     wg_wait<0>();
     wg_fence_regs<WG_D / 2>(o);
     pf_store_rows<WG_D>(a, o, l0, l1, row0, row1, qs, qlen, h, t4);
+    if constexpr (MC)
+        cluster_sync_all();   /* no block leaves while the other may still arrive on its barriers */
 #else
     __trap();   /* the host launches this only where the sm_90a code exists */
 #endif
@@ -515,6 +535,23 @@ static int tma_launch(qr_cuda_stream st, const struct qr_cuda_attn *a, const CUt
         return rs;
     const unsigned nq = (unsigned)((a->max_q_len + WG_BQ - 1) / WG_BQ), nh = (unsigned)(a->n_heads / WG_HPB);
     const dim3 grid((FL & 256) ? nh : nq, (FL & 256) ? nq : nh, (unsigned)a->n_seqs);
+    if constexpr ((FL & 512) != 0) {   /* clusters of the two blocks of a head quad (grid y pairs) */
+        static_assert((FL & 256) == 0, "multicast pairs along y");
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = grid;
+        cfg.blockDim = dim3(WG_HPB * 128);
+        cfg.dynamicSmemBytes = (size_t)smem;
+        cfg.stream = st;
+        cudaLaunchAttribute at[1];
+        at[0].id = cudaLaunchAttributeClusterDimension;
+        at[0].val.clusterDim.x = 1;
+        at[0].val.clusterDim.y = 2;
+        at[0].val.clusterDim.z = 1;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+        const cudaError_t e = cudaLaunchKernelEx(&cfg, k_attn_prefill_tma<T, ST, BK, PP, F8, FL>, *a, mk, mv);
+        return e != cudaSuccess ? (int)e : qk_launch_result();
+    }
     k_attn_prefill_tma<T, ST, BK, PP, F8, FL><<<grid, WG_HPB * 128, smem, st>>>(*a, mk, mv);
     return qk_launch_result();
 }
@@ -567,6 +604,11 @@ static int tma_dispatch(qr_cuda_stream st, const struct qr_cuda_attn *a)
     if (!tma_map(&mk, enc, a->k_cache, a->kv_dtype, rows, box_rows) ||
         !tma_map(&mv, enc, a->v_cache, a->kv_dtype, rows, box_rows))
         return cuda_launch_attn_prefill_wg(st, a);
+    if constexpr ((FL & 512) != 0) {   /* multicast pairs need GQA groups of whole head quads */
+        if ((a->n_heads / a->n_kv_heads) % (2 * WG_HPB) != 0)
+            return a->kv_dtype == QK_BF16 ? tma_launch<__nv_bfloat16, ST, BK, PP, false, (FL & ~512)>(st, a, mk, mv)
+                                          : tma_launch<__half, ST, BK, PP, false, (FL & ~512)>(st, a, mk, mv);
+    }
     return a->kv_dtype == QK_BF16 ? tma_launch<__nv_bfloat16, ST, BK, PP, false, FL>(st, a, mk, mv)
                                   : tma_launch<__half, ST, BK, PP, false, FL>(st, a, mk, mv);
 }
@@ -585,7 +627,7 @@ extern "C" int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct q
 extern "C" int cuda_attn_prefill_tma_fl_built(int fl)
 {
     return fl == 0 || fl == 1 || fl == 2 || fl == 3 || fl == 7 || fl == 8 || fl == 9 || fl == 11 || fl == 128 ||
-           fl == 129 || fl == 137 || fl == 256 || fl == 257 || fl == 385;
+           fl == 129 || fl == 137 || fl == 256 || fl == 257 || fl == 385 || fl == 512 || fl == 513;
 }
 
 /* lab variants of the default (FL bits above, 4 for turns; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
@@ -607,6 +649,8 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     case 257: return tma_dispatch<3, 128, false, 257>(st, a);
     case 385: return tma_dispatch<3, 128, false, 385>(st, a);
     case 320: return tma_dispatch<3, 128, false, 320>(st, a);   /* timing only (the lab) */
+    case 512: return tma_dispatch<3, 128, false, 512>(st, a);
+    case 513: return tma_dispatch<3, 128, false, 513>(st, a);
     case 16: return tma_dispatch<3, 128, false, 16>(st, a);   /* timing only (the lab) */
     case 32: return tma_dispatch<3, 128, false, 32>(st, a);   /* timing only (the lab) */
     case 64: return tma_dispatch<3, 128, false, 64>(st, a);   /* timing only (the lab) */

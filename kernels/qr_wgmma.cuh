@@ -113,6 +113,43 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const void *map, int c
                  : "memory");
 #endif
 }
+/* tma_load_2d into the same shared-memory offset of every block of the cluster in `mask` (bit = block rank); the
+ * bytes complete_tx on the mbarrier at offset bar of each of them */
+__device__ __forceinline__ void tma_load_2d_mc(uint32_t dst, const void *map, int c0, int c1, uint32_t bar,
+                                               uint16_t mask)
+{
+#ifdef QR_HAVE_WGMMA
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster "
+                 "[%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
+                 "l"((uint64_t)map), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
+                 : "memory");
+#endif
+}
+/* an arrival on the mbarrier at offset bar of the cluster's block `rank` (release at cluster scope) */
+__device__ __forceinline__ void mb_arrive_cluster(uint32_t bar, uint32_t rank)
+{
+#ifdef QR_HAVE_WGMMA
+    asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
+                 "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar),
+                 "r"(rank)
+                 : "memory");
+#endif
+}
+/* this block's rank in its cluster; every thread of every block of the cluster meets here */
+__device__ __forceinline__ uint32_t cluster_rank(void)
+{
+    uint32_t r = 0;
+#ifdef QR_HAVE_WGMMA
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+#endif
+    return r;
+}
+__device__ __forceinline__ void cluster_sync_all(void)
+{
+#ifdef QR_HAVE_WGMMA
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+}
 /* named barriers (ids 1..15; 0 is __syncthreads) over `n` threads: sync waits, arrive does not */
 __device__ __forceinline__ void nb_sync(int id, int n)
 {
