@@ -6,17 +6,24 @@
 . tools/bench/dev_env.sh
 (timeout 150 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
+echo "== first: does the cluster kernel run at all (20 s limit; a hang or failure skips every multicast run below)"
+MCV="512 513 641"
+timeout 20 $B/cuda_kernel_lab --attn-tma-fl 512 > $O/mc512.txt 2>&1 || { echo "512 failed (rc $?): skipped"; MCV=""; }
+tail -4 $O/mc512.txt
 echo "== lab, two rounds (8192 causal, 64-token blocks)"
 for i in 1 2; do
   timeout 60 $B/cuda_kernel_lab --attn-tma-time 2>&1 | tail -1
-  for f in 512 513 641 129 64; do timeout 60 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | grep -E "FAIL|fail|rror| us "; done
+  for f in $MCV 129 64; do timeout 30 $B/cuda_kernel_lab --attn-tma-fl $f 2>&1 | grep -E "FAIL|fail|rror| us "; done
 done
 echo "== parity (${SECONDS} s)"
-for f in 512 513 641; do QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/test_backend_ops -b cuda 2>&1 | tail -1; done
-for t in test_graph_fusion test_e2e test_engine; do QR_CUDA_ATTN_TMA_FL=513 timeout 90 $B/$t -b cuda 2>&1 | tail -1; done
+for f in $MCV; do QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/test_backend_ops -b cuda 2>&1 | tail -1; done
+for t in test_graph_fusion test_e2e test_engine; do
+  [ -n "$MCV" ] && QR_CUDA_ATTN_TMA_FL=641 timeout 90 $B/$t -b cuda 2>&1 | tail -1
+  QR_CUDA_ATTN_TMA_FL=129 timeout 90 $B/$t -b cuda 2>&1 | tail -1
+done
 wait $SETUP; cat $O/setup.txt
 echo "== TTFT(512/8192), two rounds (${SECONDS} s)"
-for i in 1 2; do for f in 0 513 641 129; do
+for i in 1 2; do for f in 0 ${MCV:+513 641} 129; do
   echo "-- FL $f"; QR_CUDA_ATTN_TMA_FL=$f timeout 60 $B/qrun bench latency --backend cuda --model $M \
       --prompt-lens 512,8192 --gen 16 --long-run 0 2>&1 | grep -E "^(512|8192) |rror" | cut -c1-160
 done; done
