@@ -132,6 +132,10 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         const int k = k0 + lane * R;
         nid = lane < nbox && k < kend ? table[k >> bs_sh] : -1;
     };
+    auto box_row = [&](int k, int id) {   /* the cache row of key k in block id; past the tensor if k or id is bad */
+        const bool ok = k < kend && (uint32_t)id < nblk;
+        return ok ? (int)((uint32_t)id * rows_blk + row_h + (uint32_t)(k & (bs - 1))) : rows_total;
+    };
     auto produce = [&](int t) {   /* warp 0 only; tile t's ids are in nid */
         const int st = t % ST, k0 = t * BK;
         uint32_t m[KMW];
@@ -148,9 +152,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         }
         __syncwarp();
         if (lane < nbox) {
-            const int k = k0 + lane * R;
-            const bool ok = k < kend && (uint32_t)nid < nblk;
-            const int row = ok ? (int)((uint32_t)nid * rows_blk + row_h + (uint32_t)(k & (bs - 1))) : rows_total;
+            const int row = box_row(k0 + lane * R, nid);
             if constexpr (F8) {   /* whole 128-byte rows */
                 const uint32_t kt = base + st * STG + lane * R * 128;
                 tma_load_2d(kt, &tmk, 0, row, full(st));
@@ -181,9 +183,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
             mb_arrive_expect_tx(fullv(st), TILE);
         __syncwarp();
         if (lane < nbox) {
-            const int k = t * BK + lane * R;
-            const bool ok = k < kend && (uint32_t)vid < nblk;
-            const int row = ok ? (int)((uint32_t)vid * rows_blk + row_h + (uint32_t)(k & (bs - 1))) : rows_total;
+            const int row = box_row(t * BK + lane * R, vid);
             const uint32_t vt = base + st * 2 * TILE + TILE + lane * R * 128;
             if constexpr (MC) {
                 tma_load_2d_mc(vt + crank * (BK * 128), &tmv, 64 * (int)crank, row, fullv(st), 3);
