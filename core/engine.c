@@ -368,7 +368,10 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
         goto fail;
     struct qr_sched_opts so = {.max_batched_tokens = o->max_num_batched_tokens, .max_seqs = e->max_seqs,
                                .max_len = e->max_len, .debug_preempt_every = o->debug_preempt_every,
-                               .decode_budget = e->max_step_tokens - o->max_num_batched_tokens};
+                               .decode_budget = e->max_step_tokens - o->max_num_batched_tokens,
+                               .decode_pause_ms = o->decode_pause_ms == 0   ? QR_DEFAULT_DECODE_PAUSE_MS
+                                                  : o->decode_pause_ms < 0 ? 0
+                                                                           : o->decode_pause_ms};
     if ((st = qr_sched_create(&so, e->pool, &e->sched)) != QR_OK)
         goto fail;
     /* EOS: generation_config's ids, else config.json's */
@@ -386,7 +389,7 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
             qr_log(QR_LOG_WARN, "engine: cannot open QRUN_STEP_TRACE file %s; no step trace", tr);
         else
             fprintf(e->trace, "# t_ms sched_ms forward_ms emit_ms items tokens decodes prompt_tokens waiting running "
-                              "max_blocks preempted\n");
+                              "max_blocks preempted paused_decodes\n");
         e->t_trace0 = qr_time_s();
     }
     e->st.kv_blocks_total = e->nb;
@@ -761,6 +764,7 @@ static void update_stats(struct qr_engine *e)
     e->st.kv_blocks_used = qr_kv_pool_num_used(e->pool);
     e->st.kv_blocks_cached_free = qr_kv_pool_num_cached_free(e->pool);
     e->st.steps = qr_sched_num_steps(e->sched);
+    e->st.paused_steps = qr_sched_num_paused_steps(e->sched);
     e->st.decode_only_steps = e->n_dec_steps;
     e->st.decode_only_tokens = e->n_dec_tokens;
     e->st.prompt_steps = e->n_prompt_steps;
@@ -914,10 +918,10 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
     }
     if (e->trace && so.n_items > 0) {
         double t3 = qr_time_s();
-        fprintf(e->trace, "%.3f %.3f %.3f %.3f %d %d %d %d %d %d %d %d\n", (t0 - e->t_trace0) * 1e3,
+        fprintf(e->trace, "%.3f %.3f %.3f %.3f %d %d %d %d %d %d %d %d %d\n", (t0 - e->t_trace0) * 1e3,
                 (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, so.n_items, so.n_tokens, so.n_decode,
                 so.n_tokens - so.n_decode, qr_sched_num_waiting(e->sched), qr_sched_num_running(e->sched),
-                so.max_blocks, so.n_preempted);
+                so.max_blocks, so.n_preempted, so.n_paused);
         fflush(e->trace);
     }
     update_stats(e);

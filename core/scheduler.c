@@ -1,6 +1,7 @@
 /* scheduler.c - continuous batching over the paged KV pool: token budget,
  * chunked prefill, FCFS admission with prefix-cache hits, preemption by
- * recompute (vLLM v1 scheduler.py concepts).  See qr_sched.h. */
+ * recompute (vLLM v1 scheduler.py concepts), prefill first with a bounded
+ * decode pause.  See qr_sched.h. */
 #include "qrun/qr_sched.h"
 
 #include <stdlib.h>
@@ -17,7 +18,9 @@ struct qr_sched {
     int n_items;
     int32_t *hit;                    /* (max_blocks_per_seq) prefix lookup scratch */
     int hit_cap;
-    uint64_t steps, preemptions;
+    uint64_t steps, preemptions, paused_steps;
+    bool pausing;                    /* in a run of steps with prompt work and decodes (decode_pause_ms) */
+    double pause_t0;                 /* when that run began */
 };
 
 qr_status qr_sched_create(const struct qr_sched_opts *o, struct qr_kv_pool *pool, struct qr_sched **out)
@@ -26,6 +29,8 @@ qr_status qr_sched_create(const struct qr_sched_opts *o, struct qr_kv_pool *pool
         return qr_set_error(QR_E_INVALID_ARG, "scheduler: need max_batched_tokens, max_seqs and max_len > 0");
     if (o->decode_budget < 0)
         return qr_set_error(QR_E_INVALID_ARG, "scheduler: decode_budget must be >= 0");
+    if (o->decode_pause_ms < 0)
+        return qr_set_error(QR_E_INVALID_ARG, "scheduler: decode_pause_ms must be >= 0");
     struct qr_sched *s = calloc(1, sizeof *s);
     if (!s)
         return qr_set_error(QR_E_OOM_HOST, "scheduler: out of host memory");
@@ -193,6 +198,106 @@ static void item_add(struct qr_sched *s, struct qr_sched_req *r, int n_new)
     r->item = s->n_items++;
 }
 
+/* a running request's one token left is a decode once it has generated (a prompt's last token is prompt work) */
+static bool is_decode(const struct qr_sched_req *r)
+{
+    return r->n_tokens - r->n_computed == 1 && r->n_tokens > r->n_prompt;
+}
+
+/* one pass over the running requests: those with one token left (pass 0; without the decodes in a paused step) or
+ * their partial prefills (pass 1), oldest first; a request that needs a block and finds none preempts the latest
+ * running one (perhaps itself) */
+static qr_status schedule_running(struct qr_sched *s, int pass, bool pause, int *budget, int *dbudget)
+{
+    for (int i = 0; i < s->n_running && (*budget > 0 || (pass == 0 && *dbudget > 0)); i++) {
+        struct qr_sched_req *r = s->running[i];
+        if (r->item >= 0)
+            continue;
+        int remaining = r->n_tokens - r->n_computed;
+        if (remaining <= 0 || (pass == 0) != (remaining == 1) || (pause && is_decode(r)))
+            continue;
+        bool from_d = pass == 0 && *dbudget > 0;
+        int n_new = from_d ? 1 : remaining < *budget ? remaining : *budget;
+        bool scheduled = false;
+        for (;;) {
+            qr_status st;
+            if (qr_kv_seq_alloc(s->pool, &r->kv, r->n_computed + n_new, &st)) {
+                scheduled = true;
+                break;
+            }
+            if (st != QR_OK)
+                return st;
+            struct qr_sched_req *victim = s->running[s->n_running - 1];
+            if (victim->item >= 0) {
+                if (s->items[victim->item].from_decode_budget)
+                    *dbudget += s->items[victim->item].n_new;
+                else
+                    *budget += s->items[victim->item].n_new;
+            }
+            uint64_t before = s->preemptions;
+            qr_sched_preempt(s, victim);
+            if (s->preemptions == before)
+                return qr_set_error(QR_E_OOM_HOST, "scheduler: out of host memory while preempting");
+            if (victim == r)
+                break;
+        }
+        if (scheduled) {
+            item_add(s, r, n_new);
+            if (from_d) {
+                s->items[r->item].from_decode_budget = true;
+                *dbudget -= n_new;
+            } else {
+                *budget -= n_new;
+            }
+        }
+    }
+    return QR_OK;
+}
+
+static int count_decodes(const struct qr_sched *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->n_running; i++)
+        n += is_decode(s->running[i]);
+    return n;
+}
+
+/* whether this step has prompt work: a running request with prompt tokens left (a chunk, a recompute), or a front
+ * waiting request that the sequence cap and the free blocks admit now (the admission loop's test, whole budget) */
+static bool prompt_work_pending(struct qr_sched *s)
+{
+    for (int i = 0; i < s->n_running; i++)
+        if (s->running[i]->n_tokens - s->running[i]->n_computed >= 1 && !is_decode(s->running[i]))
+            return true;
+    if (s->n_waiting == 0 || s->n_running >= s->o.max_seqs)
+        return false;
+    struct qr_sched_req *r = s->waiting[0];
+    int bs = qr_kv_pool_block_size(s->pool);
+    int nh = qr_kv_prefix_lookup(s->pool, r->tokens, r->n_tokens, s->hit, s->hit_cap);
+    int computed = nh * bs;
+    int n_new = r->n_tokens - computed;
+    if (n_new > s->o.max_batched_tokens)
+        n_new = s->o.max_batched_tokens;
+    int need = (computed + n_new + bs - 1) / bs - nh;
+    int avail = qr_kv_pool_num_free(s->pool) - qr_kv_count_free_among(s->pool, s->hit, nh);
+    return need <= avail;
+}
+
+/* prefill first: whether this step leaves the running decodes out (and keeps the pause clock) */
+static bool decide_pause(struct qr_sched *s)
+{
+    if (s->o.decode_pause_ms <= 0 || count_decodes(s) == 0 || !prompt_work_pending(s)) {
+        s->pausing = false;
+        return false;
+    }
+    double now = s->o.clock_s ? s->o.clock_s(s->o.clock_user) : qr_time_s();
+    if (!s->pausing) {
+        s->pausing = true;
+        s->pause_t0 = now;
+    }
+    return (now - s->pause_t0) * 1000.0 < (double)s->o.decode_pause_ms;
+}
+
 qr_status qr_sched_schedule(struct qr_sched *s, struct qr_sched_out *out)
 {
     memset(out, 0, sizeof *out);
@@ -206,50 +311,12 @@ qr_status qr_sched_schedule(struct qr_sched *s, struct qr_sched_out *out)
     if (s->o.debug_preempt_every > 0 && s->steps % (uint64_t)s->o.debug_preempt_every == 0 && s->n_running >= 2)
         qr_sched_preempt(s, s->running[s->n_running - 1]);
 
-    /* running requests: decodes (pass 0), then partial prefills (pass 1) */
+    /* running requests: one token left (pass 0; no decodes in a paused step), then partial prefills (pass 1) */
+    bool pause = decide_pause(s);
     for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < s->n_running && (budget > 0 || (pass == 0 && dbudget > 0)); i++) {
-            struct qr_sched_req *r = s->running[i];
-            if (r->item >= 0)
-                continue;
-            int remaining = r->n_tokens - r->n_computed;
-            if (remaining <= 0 || (pass == 0) != (remaining == 1))
-                continue;
-            bool from_d = pass == 0 && dbudget > 0;
-            int n_new = from_d ? 1 : remaining < budget ? remaining : budget;
-            bool scheduled = false;
-            for (;;) {
-                qr_status st;
-                if (qr_kv_seq_alloc(s->pool, &r->kv, r->n_computed + n_new, &st)) {
-                    scheduled = true;
-                    break;
-                }
-                if (st != QR_OK)
-                    return st;
-                struct qr_sched_req *victim = s->running[s->n_running - 1];
-                if (victim->item >= 0) {
-                    if (s->items[victim->item].from_decode_budget)
-                        dbudget += s->items[victim->item].n_new;
-                    else
-                        budget += s->items[victim->item].n_new;
-                }
-                uint64_t before = s->preemptions;
-                qr_sched_preempt(s, victim);
-                if (s->preemptions == before)
-                    return qr_set_error(QR_E_OOM_HOST, "scheduler: out of host memory while preempting");
-                if (victim == r)
-                    break;
-            }
-            if (scheduled) {
-                item_add(s, r, n_new);
-                if (from_d) {
-                    s->items[r->item].from_decode_budget = true;
-                    dbudget -= n_new;
-                } else {
-                    budget -= n_new;
-                }
-            }
-        }
+        qr_status st = schedule_running(s, pass, pause, &budget, &dbudget);
+        if (st != QR_OK)
+            return st;
     }
     preempted = (int)(s->preemptions - pre0);
 
@@ -283,6 +350,19 @@ qr_status qr_sched_schedule(struct qr_sched *s, struct qr_sched_out *out)
         s->running[s->n_running++] = r;
         item_add(s, r, n_new);
         budget -= n_new;
+    }
+    /* a paused step that found no prompt work after all (a prefix hit's blocks went, a preemption) runs the decodes */
+    if (pause && s->n_items == 0) {
+        pause = false;
+        qr_status st = schedule_running(s, 0, false, &budget, &dbudget);
+        if (st != QR_OK)
+            return st;
+        preempted = (int)(s->preemptions - pre0);
+    }
+    if (pause) {
+        for (int i = 0; i < s->n_running; i++)
+            out->n_paused += s->running[i]->item < 0 && is_decode(s->running[i]);
+        s->paused_steps++;
     }
 
     out->items = s->items;
@@ -332,6 +412,7 @@ int qr_sched_num_waiting(const struct qr_sched *s) { return s->n_waiting; }
 int qr_sched_num_running(const struct qr_sched *s) { return s->n_running; }
 uint64_t qr_sched_num_preemptions(const struct qr_sched *s) { return s->preemptions; }
 uint64_t qr_sched_num_steps(const struct qr_sched *s) { return s->steps; }
+uint64_t qr_sched_num_paused_steps(const struct qr_sched *s) { return s->paused_steps; }
 struct qr_sched_req *qr_sched_waiting(const struct qr_sched *s, int i)
 {
     return i >= 0 && i < s->n_waiting ? s->waiting[i] : NULL;

@@ -69,7 +69,8 @@ U="http://127.0.0.1:$PORT"
 check "/health 200" '[ "$(code GET $U/health)" = 200 ]'
 check "/ serves the chat page" '[ "$(code GET $U/ - $tmp/index.html)" = 200 ] && grep -q "qrun chat" $tmp/index.html'
 check "/metrics is Prometheus text" '[ "$(code GET $U/metrics - $tmp/metrics.txt)" = 200 ] &&
-    grep -q "^# TYPE qrun_time_to_first_token_seconds histogram" $tmp/metrics.txt'
+    grep -q "^# TYPE qrun_time_to_first_token_seconds histogram" $tmp/metrics.txt &&
+    grep -q "^qrun_engine_paused_steps_total{.*} [0-9]" $tmp/metrics.txt'
 
 # the openai client suite
 QR_PORT=$PORT QR_KEY=$KEY QR_MODEL="$tmp/model" QRUN="$QRUN" QR_SERVER_PID=$SPID \

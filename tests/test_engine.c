@@ -73,6 +73,7 @@ static void on_event(const struct qr_token_event *ev, void *user)
 }
 
 static int g_decode_budget;   /* qr_engine_opts.decode_budget of the next mk_engine (0: the default) */
+static int g_decode_pause;    /* qr_engine_opts.decode_pause_ms of the next mk_engine (0: the default, prefill first) */
 /* qr_engine_opts.block_size of the next mk_engine: these tests count their prompts and pools in 16-token blocks
  * (0: the engine's default, QR_DEFAULT_BLOCK_SIZE) */
 static int g_block_size = 16;
@@ -96,6 +97,7 @@ static struct qr_engine *mk_engine(int budget, int max_seqs, bool prefix, int pr
     o.num_blocks = num_blocks;
     o.decode_bucketing = bucketing;
     o.decode_budget = g_decode_budget;
+    o.decode_pause_ms = g_decode_pause;
     o.block_size = g_block_size;
     struct qr_engine *e = NULL;
     qr_status st = qr_engine_create(&o, &e);
@@ -204,6 +206,21 @@ static void test_batch_invariance(void)
         }
     }
     g_decode_budget = 0;
+    /* prefill first off (decodes in every step) and on (the default): the same tokens, paused steps only when on */
+    for (int pz = -1; pz <= 0; pz++) {
+        g_decode_pause = pz;
+        e = mk_engine(16, 16, false, 0, 0, -1);
+        if (e) {
+            run_and_compare(e, eight, 8, pz < 0 ? "chunk 16, decodes in every step" : "chunk 16, prefill first",
+                            false);
+            struct qr_engine_stats s;
+            qr_engine_get_stats(e, &s);
+            CHECKF(pz < 0 ? s.paused_steps == 0 : s.paused_steps > 0, "decode pause %d: %llu paused steps", pz,
+                   (unsigned long long)s.paused_steps);
+            qr_engine_destroy(e);
+        }
+    }
+    g_decode_pause = 0;
     /* prefix caching on: the second round hits the cache (shared prefixes and repeats) */
     e = mk_engine(64, 16, true, 0, 0, -1);
     int sixteen[16];

@@ -1,5 +1,6 @@
 /* test_scheduler.c - the scheduler without a model: token budget, chunked
  * prefill, decodes first (and outside the budget with decode_budget), FCFS,
+ * prefill first with its bounded decode pause (a fake clock),
  * preemption and resume, forced preemption,
  * rejection of requests that can never fit, prefix hits.
  *
@@ -36,6 +37,15 @@ struct sim {
     int chunk_count[MAXREQ];    /* prompt chunks seen (first admission) */
 };
 
+/* the fake clock of decode_pause_ms: sim_step advances it by g_tick seconds per step */
+static int g_pause_ms;
+static double g_now, g_tick;
+static double fake_clock(void *user)
+{
+    (void)user;
+    return g_now;
+}
+
 static void sim_init_d(struct sim *m, int nb, int bs, bool prefix, int budget, int max_seqs, int preempt_every,
                        int decode_budget)
 {
@@ -43,7 +53,8 @@ static void sim_init_d(struct sim *m, int nb, int bs, bool prefix, int budget, i
     struct qr_kv_pool_opts po = {.num_blocks = nb, .block_size = bs, .enable_prefix_caching = prefix};
     CHECK(qr_kv_pool_create(&po, &m->pool) == QR_OK);
     struct qr_sched_opts so = {.max_batched_tokens = budget, .max_seqs = max_seqs, .max_len = 256,
-                               .debug_preempt_every = preempt_every, .decode_budget = decode_budget};
+                               .debug_preempt_every = preempt_every, .decode_budget = decode_budget,
+                               .decode_pause_ms = g_pause_ms, .clock_s = fake_clock};
     CHECK(qr_sched_create(&so, m->pool, &m->s) == QR_OK);
     m->kv = calloc((size_t)nb * bs, sizeof *m->kv);
 }
@@ -67,6 +78,7 @@ static int sim_step(struct sim *m)
 {
     struct qr_sched_out o;
     CHECK(qr_sched_schedule(m->s, &o) == QR_OK);
+    g_now += g_tick;
     if (o.n_tokens > m->max_step_tokens)
         m->max_step_tokens = o.n_tokens;
     if (o.n_items > m->max_step_seqs)
@@ -223,6 +235,115 @@ static void test_decode_budget(void)
                           m.pool, &m.s) == QR_E_INVALID_ARG);
 }
 
+/* one step's plan: n items, n decodes, n paused, and the id and length of item k (k < 0: no check) */
+static void expect_step(struct sim *m, int n_items, int n_decode, int n_paused, int k, int id, int n_new)
+{
+    struct qr_sched_out o;
+    CHECK(qr_sched_schedule(m->s, &o) == QR_OK);
+    g_now += g_tick;
+    CHECKF(o.n_items == n_items && o.n_decode == n_decode && o.n_paused == n_paused,
+           "step: %d items (want %d), %d decodes (%d), %d paused (%d)", o.n_items, n_items, o.n_decode, n_decode,
+           o.n_paused, n_paused);
+    if (k >= 0 && k < o.n_items)
+        CHECKF(o.items[k].req->id == (uint64_t)id && o.items[k].n_new == n_new, "item %d: request %llu, %d tokens",
+               k, (unsigned long long)o.items[k].req->id, o.items[k].n_new);
+    qr_sched_update(m->s, &o);
+    for (int i = 0; i < o.n_items; i++)
+        if (o.items[i].needs_logits)
+            CHECK(qr_sched_append(m->s, o.items[i].req, 100) == QR_OK);
+}
+
+/* prefill first: while prompts can be admitted the running decodes wait, up to decode_pause_ms in one run of such
+ * steps; a step without prompt work (the sequence cap, no free blocks) runs them */
+static void test_prefill_first(void)
+{
+    int32_t t[10];
+    for (int i = 0; i < 10; i++)
+        t[i] = i + 1;
+    struct sim m;
+    /* a burst of 4 prompts, one per step (budget 10), the clock far from the bound: prompts only, then 4 decodes */
+    g_pause_ms = 1000;
+    g_now = 0;
+    g_tick = 0.1;
+    sim_init_d(&m, 64, 4, false, 10, 8, 0, 8);
+    for (int r = 0; r < 4; r++)
+        CHECK(qr_sched_add(m.s, (uint64_t)r, t, 10, 5, NULL, NULL) == QR_OK);
+    expect_step(&m, 1, 0, 0, 0, 0, 10);   /* nothing decodes yet: no pause */
+    expect_step(&m, 1, 0, 1, 0, 1, 10);
+    expect_step(&m, 1, 0, 2, 0, 2, 10);
+    expect_step(&m, 1, 0, 3, 0, 3, 10);
+    expect_step(&m, 4, 4, 0, 0, 0, 1);
+    CHECK(qr_sched_num_paused_steps(m.s) == 3);
+    for (int r = 0; r < 4; r++)
+        qr_sched_finish(m.s, qr_sched_running(m.s, 0));
+    sim_free(&m);
+
+    /* the bound: 600 ms per step against 1000 ms: two paused steps, then the decodes ride along with the prompt */
+    g_now = 0;
+    g_tick = 0.6;
+    sim_init_d(&m, 64, 4, false, 10, 8, 0, 8);
+    for (int r = 0; r < 5; r++)
+        CHECK(qr_sched_add(m.s, (uint64_t)r, t, 10, 5, NULL, NULL) == QR_OK);
+    expect_step(&m, 1, 0, 0, 0, 0, 10);   /* t = 0 */
+    expect_step(&m, 1, 0, 1, 0, 1, 10);   /* t = 0.6: the pause begins */
+    expect_step(&m, 1, 0, 2, 0, 2, 10);   /* 0.6 s paused */
+    expect_step(&m, 4, 3, 0, 3, 3, 10);   /* 1.2 s: over the bound, decodes first, then request 3 */
+    expect_step(&m, 5, 4, 0, 4, 4, 10);   /* still the same run of prompt steps: no new pause */
+    expect_step(&m, 5, 5, 0, 0, 0, 1);    /* no prompt work: the run ends */
+    for (int r = 0; r < 5; r++)
+        CHECK(qr_sched_add(m.s, (uint64_t)(10 + r), t, 10, 5, NULL, NULL) == QR_OK);
+    g_tick = 0.1;
+    for (int r = 0; r < 5; r++)
+        qr_sched_finish(m.s, qr_sched_running(m.s, 0));
+    expect_step(&m, 1, 0, 0, 0, 10, 10);
+    expect_step(&m, 1, 0, 1, 0, 11, 10);  /* a new run: the clock starts again */
+    for (int r = 0; r < 2; r++)
+        qr_sched_finish(m.s, qr_sched_running(m.s, 0));
+    sim_free(&m);
+
+    /* the sequence cap (2) leaves the third prompt waiting: that step decodes */
+    g_tick = 0.1;
+    sim_init_d(&m, 64, 4, false, 10, 2, 0, 8);
+    for (int r = 0; r < 3; r++)
+        CHECK(qr_sched_add(m.s, (uint64_t)r, t, 10, 5, NULL, NULL) == QR_OK);
+    expect_step(&m, 1, 0, 0, 0, 0, 10);
+    expect_step(&m, 1, 0, 1, 0, 1, 10);
+    expect_step(&m, 2, 2, 0, 0, 0, 1);
+    sim_free(&m);
+
+    /* a partial prefill is prompt work: request 1's second chunk runs without request 0's decode */
+    sim_init_d(&m, 64, 4, false, 16, 8, 0, 8);
+    CHECK(qr_sched_add(m.s, 0, t, 10, 5, NULL, NULL) == QR_OK);
+    CHECK(qr_sched_add(m.s, 1, t, 10, 5, NULL, NULL) == QR_OK);
+    expect_step(&m, 2, 0, 0, 1, 1, 6);
+    expect_step(&m, 1, 0, 1, 0, 1, 4);
+    expect_step(&m, 2, 2, 0, 0, 0, 1);
+    sim_free(&m);
+
+    /* too few free blocks for the next prompt (6 blocks needed, 5 free): the decode goes on, nothing pauses */
+    sim_init_d(&m, 8, 4, false, 32, 8, 0, 8);
+    CHECK(qr_sched_add(m.s, 0, t, 10, 5, NULL, NULL) == QR_OK);
+    expect_step(&m, 1, 0, 0, 0, 0, 10);
+    int32_t u[24];
+    for (int i = 0; i < 24; i++)
+        u[i] = 50 + i;
+    CHECK(qr_sched_add(m.s, 1, u, 24, 2, NULL, NULL) == QR_OK);
+    expect_step(&m, 1, 1, 0, 0, 0, 1);
+    CHECK(qr_sched_num_waiting(m.s) == 1 && qr_sched_num_paused_steps(m.s) == 0);
+    sim_free(&m);
+    g_pause_ms = 0;
+    g_tick = 0;
+
+    struct qr_sched *bad = NULL;
+    struct qr_kv_pool *pool = NULL;
+    struct qr_kv_pool_opts po = {.num_blocks = 4, .block_size = 4};
+    CHECK(qr_kv_pool_create(&po, &pool) == QR_OK);
+    CHECK(qr_sched_create(&(struct qr_sched_opts){.max_batched_tokens = 4, .max_seqs = 2, .max_len = 8,
+                                                  .decode_pause_ms = -1},
+                          pool, &bad) == QR_E_INVALID_ARG);
+    qr_kv_pool_destroy(pool);
+}
+
 /* the same outputs under any budget, pool size, prefix caching and forced preemption */
 static void test_invariance(void)
 {
@@ -231,20 +352,28 @@ static void test_invariance(void)
     add_reqs(&ref, 9, 12, 0);
     sim_run(&ref);
     CHECK(ref.bad_kv == 0 && ref.bad_write == 0);
-    struct cfg { int nb, budget, max_seqs, preempt; bool prefix; int share, dbudget; } cfgs[] = {
-        {512, 1, 16, 0, false, 0, 0}, {512, 16, 16, 0, true, 0, 0}, {512, 7, 3, 0, false, 0, 0},
-        {20, 64, 16, 0, false, 0, 0},  /* tight pool: preemption by recompute */
-        {20, 64, 16, 0, true, 0, 0},   /* tight pool with prefix hits on resume */
-        {512, 16, 16, 3, true, 0, 0}, {512, 16, 16, 2, false, 0, 0}, {24, 5, 4, 4, true, 0, 0},
-        {512, 16, 16, 0, true, 9, 0},  /* shared prompt prefix */
-        {16, 32, 16, 0, true, 9, 0},
-        {512, 7, 3, 0, false, 0, 3}, {20, 16, 16, 0, false, 0, 16},   /* decodes outside the budget */
-        {24, 5, 4, 4, true, 0, 2}, {16, 32, 16, 0, true, 9, 16},
+    struct cfg { int nb, budget, max_seqs, preempt; bool prefix; int share, dbudget, pause; } cfgs[] = {
+        {512, 1, 16, 0, false, 0, 0, 0}, {512, 16, 16, 0, true, 0, 0, 0}, {512, 7, 3, 0, false, 0, 0, 0},
+        {20, 64, 16, 0, false, 0, 0, 0},  /* tight pool: preemption by recompute */
+        {20, 64, 16, 0, true, 0, 0, 0},   /* tight pool with prefix hits on resume */
+        {512, 16, 16, 3, true, 0, 0, 0}, {512, 16, 16, 2, false, 0, 0, 0}, {24, 5, 4, 4, true, 0, 0, 0},
+        {512, 16, 16, 0, true, 9, 0, 0},  /* shared prompt prefix */
+        {16, 32, 16, 0, true, 9, 0, 0},
+        {512, 7, 3, 0, false, 0, 3, 0}, {20, 16, 16, 0, false, 0, 16, 0},   /* decodes outside the budget */
+        {24, 5, 4, 4, true, 0, 2, 0}, {16, 32, 16, 0, true, 9, 16, 0},
+        /* prefill first (the clock never reaches the bound), then with a bound that expires mid-burst */
+        {512, 16, 16, 0, false, 0, 16, 1000000}, {20, 16, 16, 0, true, 0, 16, 1000000},
+        {24, 5, 4, 4, true, 0, 2, 1000000}, {512, 7, 3, 0, false, 0, 3, 1000000}, {512, 16, 16, 0, true, 9, 16, 250},
+        {16, 32, 16, 0, true, 9, 16, 250},
     };
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
         struct sim m;
+        g_pause_ms = cfgs[c].pause;
+        g_now = 0;
+        g_tick = 0.1;
         sim_init_d(&m, cfgs[c].nb, 4, cfgs[c].prefix, cfgs[c].budget, cfgs[c].max_seqs, cfgs[c].preempt,
                    cfgs[c].dbudget);
+        g_pause_ms = 0;
         add_reqs(&m, 9, 12, cfgs[c].share);
         struct sim *r = &ref, shared;
         if (cfgs[c].share) {   /* reference for shared prompts */
@@ -269,6 +398,8 @@ static void test_invariance(void)
             CHECK(pre == 0);
         if (cfgs[c].prefix && cfgs[c].share)
             CHECK(qr_kv_pool_num_cached(m.pool) > 0);
+        CHECKF((qr_sched_num_paused_steps(m.s) > 0) == (cfgs[c].pause > 0), "config %zu: %llu paused steps", c,
+               (unsigned long long)qr_sched_num_paused_steps(m.s));
         sim_free(&m);
         if (cfgs[c].share)
             sim_free(&shared);
@@ -345,6 +476,7 @@ int main(void)
 {
     test_budget_and_chunks();
     test_decode_budget();
+    test_prefill_first();
     test_invariance();
     test_preempt_resume();
     test_reject();

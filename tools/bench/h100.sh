@@ -3,6 +3,7 @@
 # dir made here for sm_90 and carried along).  Usage:
 #   tools/bench/h100.sh BUILD_DIR STAGE...     stages: setup vkloader tests lab unfused latency vulkan
 #                                               vkprofile throughput long serve report report_vulkan
+#                                               (serve: SERVE_ARGS = extra server flags, SERVE_TAG = log suffix)
 # Writes logs and JSON under ${OUT:-/tmp/qrun-bench}.  The model is random
 # weights in the real Qwen3-4B-Instruct-2507 shapes, made on that machine.
 set -u
@@ -88,11 +89,11 @@ for stage in "$@"; do
   serve)
     log "serve capacity 8192/512"
     port=18123
-    $Q serve --backend cuda --model $M --port $port --max-model-len 16384 > "$OUT/serve.log" 2>&1 &
+    $Q serve --backend cuda --model $M --port $port --max-model-len 16384 ${SERVE_ARGS:-} > "$OUT/serve${SERVE_TAG:-}.log" 2>&1 &
     spid=$!
     for i in $(seq 1 120); do curl -sf localhost:$port/health >/dev/null 2>&1 && break; sleep 1; done
     $Q bench serve --port $port --input-len 8192 --output-len 512 --find-max-concurrency --ttft-slo 1000 \
-        --json-out "$OUT/capacity.json" 2>&1 | tail -30
+        --json-out "$OUT/capacity${SERVE_TAG:-}.json" 2>&1 | tail -30
     kill -TERM $spid; wait $spid
     ;;
   report)

@@ -272,8 +272,10 @@ int qr_cli_bench_throughput(int argc, char **argv)
     printf("Throughput: %.2f requests/s, %.2f total tokens/s, %.2f output tokens/s\n", rps, tps, ops);
     printf("Total num prompt tokens:  %lld\n", prompt_tokens);
     printf("Total num output tokens:  %lld\n", b.out_tokens);
-    printf("Elapsed: %.2f s (load %.2f s); steps %llu, preemptions %d, prefix-cache hit tokens %llu\n", elapsed, t_load,
-           (unsigned long long)s.steps, s.n_preempted_total, (unsigned long long)s.prefix_hit_tokens_total);
+    printf("Elapsed: %.2f s (load %.2f s); steps %llu (%llu with the decodes paused for prompts), preemptions %d, "
+           "prefix-cache hit tokens %llu\n",
+           elapsed, t_load, (unsigned long long)s.steps, (unsigned long long)s.paused_steps, s.n_preempted_total,
+           (unsigned long long)s.prefix_hit_tokens_total);
     printf("Steps: %llu decode-only in %.2f s (%.0f tok/s), %llu with prompt tokens in %.2f s (%llu prompt tokens "
            "computed, recomputed ones after preemption included)\n",
            (unsigned long long)s.decode_only_steps, s.decode_only_s,
@@ -291,6 +293,7 @@ int qr_cli_bench_throughput(int argc, char **argv)
         cJSON_AddNumberToObject(j, "output_tokens_per_second", ops);
         cJSON_AddNumberToObject(j, "load_time", t_load);
         cJSON_AddNumberToObject(j, "steps", (double)s.steps);
+        cJSON_AddNumberToObject(j, "paused_steps", (double)s.paused_steps);
         cJSON_AddNumberToObject(j, "preemptions", s.n_preempted_total);
         cJSON_AddNumberToObject(j, "decode_only_steps", (double)s.decode_only_steps);
         cJSON_AddNumberToObject(j, "decode_only_tokens", (double)s.decode_only_tokens);

@@ -51,6 +51,8 @@ void qr_cli_engine_usage(FILE *f)
             "                                   budget not counted\n"
             "  --decode-budget N                decode tokens per step on top of that (default: max-num-seqs,\n"
             "                                   so decodes never split a prompt; 0: none, as in vLLM)\n"
+            "  --decode-pause-ms N              prefill first: running decodes wait up to N ms while waiting\n"
+            "                                   prompts are prefilled (default 2000; 0: decodes in every step)\n"
             "  --enable-prefix-caching / --no-prefix-caching\n"
             "  --block-size N                   tokens per KV block (default 64)\n"
             "  --kv-dtype f32|f16|bf16|fp8      KV cache precision (fp8: E4M3, CPU and CUDA backends)\n");
@@ -114,6 +116,12 @@ int qr_cli_engine_flag(struct qr_engine_opts *o, int argc, char **argv, int i)
         NEED_VALUE();
         if (qr_cli_parse_int(a, v, 0, 65536, &n)) return -1;
         o->decode_budget = n == 0 ? -1 : (int)n;
+        return 2;
+    }
+    if (!strcmp(a, "--decode-pause-ms")) {
+        NEED_VALUE();
+        if (qr_cli_parse_int(a, v, 0, 3600000, &n)) return -1;
+        o->decode_pause_ms = n == 0 ? -1 : (int)n;
         return 2;
     }
     if (!strcmp(a, "--enable-prefix-caching")) { o->enable_prefix_caching = true; return 1; }

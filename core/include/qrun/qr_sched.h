@@ -10,6 +10,12 @@
  *   3. waiting requests, first come first served, while the budget, the
  *      sequence cap and the free blocks allow (a prefix-cache hit skips the
  *      cached tokens, but never the last one).
+ * Prefill first (decode_pause_ms > 0): a step that has prompt work to do (a
+ * running partial prefill, or a waiting request that can be admitted now)
+ * leaves the running decodes out, as SGLang's and vLLM v0's schedulers do, so
+ * a burst of prompts reaches its first tokens sooner (mean TTFT); once the
+ * decodes have waited decode_pause_ms in one run of such steps they ride along
+ * again until a step has no prompt work.
  * When a running request needs a block and none is free, the latest running
  * request is preempted: its blocks are freed, n_computed is reset to 0 and it
  * goes back to the front of the queue, to be recomputed.  No waiting request
@@ -49,6 +55,10 @@ struct qr_sched_opts {
     int decode_budget;      /* decode tokens per step outside max_batched_tokens (0: decodes spend the budget,
                              * as in vLLM); with it >= max_seqs a prompt no longer than max_batched_tokens is
                              * prefilled in one step however many requests decode beside it */
+    int decode_pause_ms;    /* prefill first: the longest the running decodes wait while prompts are prefilled
+                             * (> 0; 0: decodes run in every step) */
+    double (*clock_s)(void *user);   /* seconds for decode_pause_ms (NULL: qr_time_s); tests pass a fake */
+    void *clock_user;
 };
 
 /* one scheduled piece of work: tokens [start, start + n_new) of req */
@@ -67,6 +77,7 @@ struct qr_sched_out {
     int n_decode;                  /* items with n_new == 1 and needs_logits */
     int n_preempted;               /* preemptions in this step */
     int max_blocks;                /* longest block table among the items */
+    int n_paused;                  /* running decodes left out of this step (prefill first) */
 };
 
 struct qr_sched;
@@ -103,6 +114,8 @@ int qr_sched_num_waiting(const struct qr_sched *s);
 int qr_sched_num_running(const struct qr_sched *s);
 uint64_t qr_sched_num_preemptions(const struct qr_sched *s);
 uint64_t qr_sched_num_steps(const struct qr_sched *s);
+/* steps that left running decodes out (prefill first) */
+uint64_t qr_sched_num_paused_steps(const struct qr_sched *s);
 /* the i-th waiting / running request (in queue / admission order) */
 struct qr_sched_req *qr_sched_waiting(const struct qr_sched *s, int i);
 struct qr_sched_req *qr_sched_running(const struct qr_sched *s, int i);

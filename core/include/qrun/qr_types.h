@@ -15,6 +15,9 @@ extern "C" {
  * 64-row boxes (measured 1196 vs 1392 us at 8192 tokens on the H100 against 16-row blocks); TensorRT-LLM's default
  * is 64 too, vLLM's 16.  Prefix caching matches whole blocks. */
 #define QR_DEFAULT_BLOCK_SIZE 64
+/* prefill first: running decodes wait at most this long (ms) while a burst of prompts is prefilled (engine default;
+ * a burst of 13 8192-token prompts on the H100 pauses the first request's decode ~1.7 s) */
+#define QR_DEFAULT_DECODE_PAUSE_MS 2000
 
 /* Every fallible function returns a qr_status.  Outputs go through out-params
  * and are left untouched on failure. */

@@ -27,6 +27,9 @@ struct qr_engine_opts {
     int decode_budget;              /* decode tokens per step outside max_num_batched_tokens: 0 = max_num_seqs
                                        (a prompt that fits the budget is never cut by decodes beside it),
                                        < 0 = none (every token spends the budget, as in vLLM) */
+    int decode_pause_ms;            /* prefill first: the longest the running decodes wait while a burst of prompts is
+                                       prefilled (steps with prompt work leave them out until then): 0 = the
+                                       default (QR_DEFAULT_DECODE_PAUSE_MS), < 0 = never (decodes in every step) */
     bool enable_prefix_caching;
     int block_size;                 /* 0: QR_DEFAULT_BLOCK_SIZE (64) */
     enum qr_dtype kv_dtype;         /* QR_DTYPE_COUNT: backend default (F32 on cpu, BF16 on GPUs) */
@@ -110,7 +113,7 @@ qr_status qr_engine_run_until_idle(struct qr_engine *e);
 struct qr_engine_stats {
     int n_waiting, n_running, n_preempted_total;
     int kv_blocks_total, kv_blocks_used, kv_blocks_cached_free;
-    uint64_t steps, prompt_tokens_total, gen_tokens_total, prefix_hit_tokens_total;
+    uint64_t steps, paused_steps, prompt_tokens_total, gen_tokens_total, prefix_hit_tokens_total;
     uint64_t requests_finished;
     /* where the steps' time went (wall time of a step: schedule, forward, sampling): steps that only decoded, and
      * steps with prompt tokens, whose prompt tokens run through the model (recomputed ones after a preemption
