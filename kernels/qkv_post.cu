@@ -79,8 +79,8 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
     }
 }
 
-/* The same for head_dim 128 and at most QP_PRE_HPW heads per warp, 16-bit input (QR_CUDA_QKV_PRE=1, opt-in,
- * unmeasured): each warp issues the loads of all its heads before the RoPE table's barrier and before any math
+/* The same for head_dim 128 and at most QP_PRE_HPW heads per warp, 16-bit input (the default; QR_CUDA_QKV_PRE=0 off):
+ * each warp issues the loads of all its heads before the RoPE table's barrier and before any math
  * (k_qkv_post_tok keeps one head's 256 bytes in flight per warp, a latency-bound ~1.5 TB/s at 8192 tokens).  Lane l
  * holds elements l, l + 32, l + 64, l + 96 of each head in registers (qp_src_lane4), and qp_head does the rest as
  * for the other kernels (with head_dim 128 known here its loops unroll onto those registers): the same bits. */
@@ -129,13 +129,14 @@ __global__ void __launch_bounds__(QP_WARPS * 32)
     }
 }
 
-/* QR_CUDA_QKV_PRE=1: the prompt-sized 16-bit form takes k_qkv_post_pre where it fits (read once) */
+/* the prompt-sized 16-bit form takes k_qkv_post_pre where it fits (read once): on by default since the twenty-fourth
+ * session (H100 node profile at 8192: 908.99 -> 880.08 us per layer, the same bits); QR_CUDA_QKV_PRE=0 turns it off */
 static bool qp_pre_on(void)
 {
     static int on = -1;
     if (on < 0) {
         const char *e = getenv("QR_CUDA_QKV_PRE");
-        on = e && e[0] == '1';
+        on = !(e && e[0] == '0');
     }
     return on != 0;
 }

@@ -746,9 +746,14 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         /* K/V tiles by TMA: by default for KV blocks of 64 rows or more; QR_CUDA_ATTN_WG_TMA=1 for every block size
          * >= 8 (slower at 16), =0 never, =pp the warpgroups taking turns, =64 64-key tiles (both slower) */
         const char *tma = getenv("QR_CUDA_ATTN_WG_TMA");
-        /* lab variants of the TMA kernel (QR_CUDA_ATTN_TMA_FL=n, kernels/attn_prefill_tma.cu's FL bits) */
+        /* variants of the TMA kernel (QR_CUDA_ATTN_TMA_FL=n, kernels/attn_prefill_tma.cu's FL bits); by default 129
+         * (split K/V barriers, no basic-block boundary before the P V wait) where no other switch picks a kernel:
+         * 1151-1168 us against 1182-1204 for FL 0 at 8192 causal in every lab round of three H100 calls (twenty-third
+         * and twenty-fourth sessions); QR_CUDA_ATTN_TMA_FL=0 runs the earlier default */
         const char *tfl = getenv("QR_CUDA_ATTN_TMA_FL");
-        int fl = tfl ? atoi(tfl) : 0;
+        bool other = tma || !cuda_env_switch("QR_CUDA_ATTN_WG_OVL", true) || (hpb && atoi(hpb) == 1) ||
+                     (bk && atoi(bk) == 64) || !cuda_env_switch("QR_CUDA_ATTN_WG_MIX", true);
+        int fl = tfl ? atoi(tfl) : other ? 0 : 129;
         if (fl && !cuda_attn_prefill_tma_fl_built(fl)) {
             qr_log(QR_LOG_WARN, "cuda: QR_CUDA_ATTN_TMA_FL=%s: no such variant (1, 2, 3, 7, 8, 9, 11, 128, 129, 137, 256, 257, 385, 512, 513, 641); ignored", tfl);
             fl = 0;
