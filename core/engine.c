@@ -40,6 +40,7 @@ struct eng_req {
     double t_arrival, t_first;
     int n_gen, n_cached;
     bool simple_greedy;           /* greedy, no penalties, no logprobs: argmax is enough */
+    bool shown;                   /* some generated text has been emitted (the scheduler's awaiting_output) */
     bool done;
     struct eng_req *next;         /* incoming queue */
 };
@@ -678,6 +679,9 @@ static bool on_token(struct qr_engine *e, struct eng_req *r, int32_t tok, float 
     }
     emit_n = fin != QR_FINISH_NONE ? r->pend_len : r->pend_len - stop_holdback(r, r->pend, r->pend_len);
     emit(e, r, tok, r->pend, emit_n, lp, top_ids, top_lp, n_top, fin, NULL);
+    /* until the client sees text its next token is still its first output: prefill first does not pause it */
+    r->shown = r->shown || emit_n > 0;
+    r->sr->awaiting_output = !r->shown;
     if (r->pend_len > emit_n)
         memmove(r->pend, r->pend + emit_n, r->pend_len - emit_n);
     r->pend_len -= emit_n;

@@ -204,6 +204,12 @@ static bool is_decode(const struct qr_sched_req *r)
     return r->n_tokens - r->n_computed == 1 && r->n_tokens > r->n_prompt;
 }
 
+/* a decode prefill first may pause: its request has shown the client output already */
+static bool pausable(const struct qr_sched_req *r)
+{
+    return is_decode(r) && !r->awaiting_output;
+}
+
 /* one pass over the running requests: those with one token left (pass 0; without the decodes in a paused step) or
  * their partial prefills (pass 1), oldest first; a request that needs a block and finds none preempts the latest
  * running one (perhaps itself) */
@@ -214,7 +220,7 @@ static qr_status schedule_running(struct qr_sched *s, int pass, bool pause, int 
         if (r->item >= 0)
             continue;
         int remaining = r->n_tokens - r->n_computed;
-        if (remaining <= 0 || (pass == 0) != (remaining == 1) || (pause && is_decode(r)))
+        if (remaining <= 0 || (pass == 0) != (remaining == 1) || (pause && pausable(r)))
             continue;
         bool from_d = pass == 0 && *dbudget > 0;
         int n_new = from_d ? 1 : remaining < *budget ? remaining : *budget;
@@ -254,11 +260,11 @@ static qr_status schedule_running(struct qr_sched *s, int pass, bool pause, int 
     return QR_OK;
 }
 
-static int count_decodes(const struct qr_sched *s)
+static int count_pausable(const struct qr_sched *s)
 {
     int n = 0;
     for (int i = 0; i < s->n_running; i++)
-        n += is_decode(s->running[i]);
+        n += pausable(s->running[i]);
     return n;
 }
 
@@ -286,7 +292,7 @@ static bool prompt_work_pending(struct qr_sched *s)
 /* prefill first: whether this step leaves the running decodes out (and keeps the pause clock) */
 static bool decide_pause(struct qr_sched *s)
 {
-    if (s->o.decode_pause_ms <= 0 || count_decodes(s) == 0 || !prompt_work_pending(s)) {
+    if (s->o.decode_pause_ms <= 0 || count_pausable(s) == 0 || !prompt_work_pending(s)) {
         s->pausing = false;
         return false;
     }
@@ -361,7 +367,7 @@ qr_status qr_sched_schedule(struct qr_sched *s, struct qr_sched_out *out)
     }
     if (pause) {
         for (int i = 0; i < s->n_running; i++)
-            out->n_paused += s->running[i]->item < 0 && is_decode(s->running[i]);
+            out->n_paused += s->running[i]->item < 0 && pausable(s->running[i]);
         s->paused_steps++;
     }
 

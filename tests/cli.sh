@@ -88,6 +88,9 @@ expect_fail "bad -n" "max-tokens|-n" "$QRUN" "${E[@]}" -n 0 "$T/p.txt"
 expect_fail "bad --presence-penalty" "presence" "$QRUN" "${E[@]}" --presence-penalty 5 "$T/p.txt"
 expect_fail "bad --seed" "seed" "$QRUN" "${E[@]}" --seed x1 "$T/p.txt"
 expect_fail "bad --decode-budget" "decode-budget" "$QRUN" "${E[@]}" --decode-budget -3 "$T/p.txt"
+expect_fail "negative --decode-pause-ms" "decode-pause-ms" "$QRUN" "${E[@]}" --decode-pause-ms -1 "$T/p.txt"
+expect_fail "bad --decode-pause-ms" "decode-pause-ms" "$QRUN" "${E[@]}" --decode-pause-ms 2s "$T/p.txt"
+expect_fail "--decode-pause-ms without a value" "decode-pause-ms" "$QRUN" "${E[@]}" --decode-pause-ms
 expect_fail "bad --kv-dtype" "kv-dtype" "$QRUN" "${E[@]}" --kv-dtype int4 "$T/p.txt"
 # an FP8 KV cache on the CPU backend: generates, says so, and ppl stays near transformers' (E4M3 rounds K and V by
 # up to 2^-4; test_e2e bounds the per-token NLLs)

@@ -301,6 +301,25 @@ static void test_prefill_first(void)
         qr_sched_finish(m.s, qr_sched_running(m.s, 0));
     sim_free(&m);
 
+    /* a request whose tokens have shown the client nothing yet (awaiting_output) keeps decoding in paused steps,
+     * and an awaiting decode alone is no prompt work */
+    g_now = 0;
+    g_tick = 0.1;
+    sim_init_d(&m, 64, 4, false, 10, 8, 0, 8);
+    for (int r = 0; r < 3; r++)
+        CHECK(qr_sched_add(m.s, (uint64_t)r, t, 10, 5, NULL, NULL) == QR_OK);
+    expect_step(&m, 1, 0, 0, 0, 0, 10);
+    qr_sched_running(m.s, 0)->awaiting_output = true;
+    expect_step(&m, 2, 1, 0, 1, 1, 10);   /* request 0's decode, then request 1's prompt */
+    qr_sched_running(m.s, 0)->awaiting_output = false;
+    expect_step(&m, 1, 0, 2, 0, 2, 10);   /* both paused now */
+    qr_sched_running(m.s, 1)->awaiting_output = true;
+    expect_step(&m, 3, 3, 0, 0, 0, 1);    /* no prompt work: everyone decodes */
+    CHECK(qr_sched_num_paused_steps(m.s) == 1);
+    for (int r = 0; r < 3; r++)
+        qr_sched_finish(m.s, qr_sched_running(m.s, 0));
+    sim_free(&m);
+
     /* the sequence cap (2) leaves the third prompt waiting: that step decodes */
     g_tick = 0.1;
     sim_init_d(&m, 64, 4, false, 10, 2, 0, 8);

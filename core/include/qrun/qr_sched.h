@@ -12,7 +12,8 @@
  *      cached tokens, but never the last one).
  * Prefill first (decode_pause_ms > 0): a step that has prompt work to do (a
  * running partial prefill, or a waiting request that can be admitted now)
- * leaves the running decodes out, as SGLang's and vLLM v0's schedulers do, so
+ * leaves the running decodes out (but those still awaiting their first visible
+ * output), as SGLang's and vLLM v0's schedulers do, so
  * a burst of prompts reaches its first tokens sooner (mean TTFT); once the
  * decodes have waited decode_pause_ms in one run of such steps they ride along
  * again until a step has no prompt work.
@@ -45,6 +46,9 @@ struct qr_sched_req {
     struct qr_kv_seq kv;
     void *user;             /* the engine's per-request state */
     int item;               /* index into this step's items, -1 if not scheduled (internal) */
+    bool awaiting_output;   /* set by the engine while the generated tokens have shown the client nothing (an
+                             * incomplete UTF-8 character, a held-back stop-string prefix, an id without text):
+                             * its first visible output is still TTFT, so prefill first never pauses its decode */
 };
 
 struct qr_sched_opts {
