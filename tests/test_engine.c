@@ -9,7 +9,9 @@
  * Also: seeded sampling is batch-invariant; cancellation (waiting and
  * running, from another thread and from the callback); stop strings spanning
  * tokens are never emitted; stop ids; logprobs; rejection of requests that
- * can never fit; a dead device fails requests and marks the engine unhealthy.
+ * can never fit; a dead device fails requests and marks the engine unhealthy;
+ * prefill first pauses decodes for prompts but not one whose output is still
+ * unseen.
  * After every run the KV pool is back to all blocks free or cached-free. */
 #include "qrun/qrun.h"
 #include "qrun/qr_registry.h"
@@ -367,6 +369,55 @@ static void test_seeded_sampling(void)
     qr_engine_destroy(e);
 }
 
+/* prefill first: a running request's decode waits while prompts are prefilled, unless its tokens have shown the
+ * client nothing yet (here: its first token's text held back as the start of a stop string) */
+static void test_prefill_first_awaiting(void)
+{
+    for (int hold = 0; hold < 2; hold++) {
+        struct qr_engine *e = mk_engine(16, 8, false, 0, 0, -1);   /* 16-token chunks: a prompt takes steps */
+        if (!e)
+            return;
+        struct qr_request_params p, q;
+        greedy_params(e, &p, 8);
+        q = p;
+        char st[96];
+        if (hold) {
+            /* the first token's text, then a stop string it begins: nothing is emitted after that token */
+            struct res probe;
+            memset(&probe, 0, sizeof probe);
+            struct qr_request_params one = p;
+            one.max_tokens = 1;
+            CHECK(qr_engine_add(e, g_prompt[1], g_plen[1], &one, on_event, &probe, NULL) == QR_OK);
+            CHECK(qr_engine_run_until_idle(e) == QR_OK);
+            CHECK(probe.tlen > 0 && probe.tlen < 64);
+            snprintf(st, sizeof st, "%.*s\x01\x02never", (int)probe.tlen, probe.text);
+            q.stop[0] = st;
+            q.n_stop = 1;
+        }
+        struct res a, b, c;
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        memset(&c, 0, sizeof c);
+        CHECK(qr_engine_add(e, g_prompt[1], g_plen[1], &q, on_event, &a, NULL) == QR_OK);
+        int left = 0;
+        for (int k = 0; k < 8 && a.n == 0; k++)
+            CHECK(qr_engine_step(e, &left) == QR_OK);
+        CHECKF(a.n == 1 && (hold ? a.tlen == 0 : a.tlen > 0), "hold %d: %d tokens, %zu bytes shown", hold, a.n,
+               a.tlen);
+        CHECK(qr_engine_add(e, g_prompt[3], g_plen[3], &p, on_event, &b, NULL) == QR_OK);
+        CHECK(qr_engine_add(e, g_prompt[7], g_plen[7], &p, on_event, &c, NULL) == QR_OK);
+        CHECK(qr_engine_step(e, &left) == QR_OK);
+        CHECK(qr_engine_step(e, &left) == QR_OK);
+        /* two steps of request b's prompt: a waits, unless nothing of it has been shown (then its second token
+         * shows the held text, and it waits from then on) */
+        CHECKF(b.n == 0 && a.n == (hold ? 2 : 1), "hold %d: a has %d tokens, b %d", hold, a.n, b.n);
+        CHECK(qr_engine_run_until_idle(e) == QR_OK);
+        CHECK(b.n == 8 && c.n == 8 && a.fin != QR_FINISH_NONE);
+        check_idle(e, "prefill first, awaiting output");
+        qr_engine_destroy(e);
+    }
+}
+
 static void test_cancel(void)
 {
     struct qr_engine *e = mk_engine(64, 8, true, 0, 0, -1);
@@ -615,6 +666,7 @@ int main(void)
     double t1 = qr_time_s();
     test_seeded_sampling();
     test_sampler_threads();
+    test_prefill_first_awaiting();
     test_cancel();
     double t2 = qr_time_s();
     test_stops_and_logprobs();
