@@ -255,6 +255,27 @@ static void expect_step(struct sim *m, int n_items, int n_decode, int n_paused, 
 
 /* prefill first: while prompts can be admitted the running decodes wait, up to decode_pause_ms in one run of such
  * steps; a step without prompt work (the sequence cap, no free blocks) runs them */
+/* a fresh scheduler (budget, sequence cap, decode allowance 8, 64 blocks of 4) holding n 10-token requests with ids
+ * 0..n-1, the fake clock at 0 and advancing tick seconds per step */
+static void burst(struct sim *m, int budget, int max_seqs, int n, double tick)
+{
+    int32_t t[10];
+    for (int i = 0; i < 10; i++)
+        t[i] = i + 1;
+    g_now = 0;
+    g_tick = tick;
+    sim_init_d(m, 64, 4, false, budget, max_seqs, 0, 8);
+    for (int r = 0; r < n; r++)
+        CHECK(qr_sched_add(m->s, (uint64_t)r, t, 10, 5, NULL, NULL) == QR_OK);
+}
+
+/* finishes the n oldest running requests */
+static void finish_running(struct sim *m, int n)
+{
+    for (int r = 0; r < n; r++)
+        qr_sched_finish(m->s, qr_sched_running(m->s, 0));
+}
+
 static void test_prefill_first(void)
 {
     int32_t t[10];
@@ -263,27 +284,18 @@ static void test_prefill_first(void)
     struct sim m;
     /* a burst of 4 prompts, one per step (budget 10), the clock far from the bound: prompts only, then 4 decodes */
     g_pause_ms = 1000;
-    g_now = 0;
-    g_tick = 0.1;
-    sim_init_d(&m, 64, 4, false, 10, 8, 0, 8);
-    for (int r = 0; r < 4; r++)
-        CHECK(qr_sched_add(m.s, (uint64_t)r, t, 10, 5, NULL, NULL) == QR_OK);
+    burst(&m, 10, 8, 4, 0.1);
     expect_step(&m, 1, 0, 0, 0, 0, 10);   /* nothing decodes yet: no pause */
     expect_step(&m, 1, 0, 1, 0, 1, 10);
     expect_step(&m, 1, 0, 2, 0, 2, 10);
     expect_step(&m, 1, 0, 3, 0, 3, 10);
     expect_step(&m, 4, 4, 0, 0, 0, 1);
     CHECK(qr_sched_num_paused_steps(m.s) == 3);
-    for (int r = 0; r < 4; r++)
-        qr_sched_finish(m.s, qr_sched_running(m.s, 0));
+    finish_running(&m, 4);
     sim_free(&m);
 
     /* the bound: 600 ms per step against 1000 ms: two paused steps, then the decodes ride along with the prompt */
-    g_now = 0;
-    g_tick = 0.6;
-    sim_init_d(&m, 64, 4, false, 10, 8, 0, 8);
-    for (int r = 0; r < 5; r++)
-        CHECK(qr_sched_add(m.s, (uint64_t)r, t, 10, 5, NULL, NULL) == QR_OK);
+    burst(&m, 10, 8, 5, 0.6);
     expect_step(&m, 1, 0, 0, 0, 0, 10);   /* t = 0 */
     expect_step(&m, 1, 0, 1, 0, 1, 10);   /* t = 0.6: the pause begins */
     expect_step(&m, 1, 0, 2, 0, 2, 10);   /* 0.6 s paused */
@@ -293,21 +305,15 @@ static void test_prefill_first(void)
     for (int r = 0; r < 5; r++)
         CHECK(qr_sched_add(m.s, (uint64_t)(10 + r), t, 10, 5, NULL, NULL) == QR_OK);
     g_tick = 0.1;
-    for (int r = 0; r < 5; r++)
-        qr_sched_finish(m.s, qr_sched_running(m.s, 0));
+    finish_running(&m, 5);
     expect_step(&m, 1, 0, 0, 0, 10, 10);
     expect_step(&m, 1, 0, 1, 0, 11, 10);  /* a new run: the clock starts again */
-    for (int r = 0; r < 2; r++)
-        qr_sched_finish(m.s, qr_sched_running(m.s, 0));
+    finish_running(&m, 2);
     sim_free(&m);
 
     /* a request whose tokens have shown the client nothing yet (awaiting_output) keeps decoding in paused steps,
      * and an awaiting decode alone is no prompt work */
-    g_now = 0;
-    g_tick = 0.1;
-    sim_init_d(&m, 64, 4, false, 10, 8, 0, 8);
-    for (int r = 0; r < 3; r++)
-        CHECK(qr_sched_add(m.s, (uint64_t)r, t, 10, 5, NULL, NULL) == QR_OK);
+    burst(&m, 10, 8, 3, 0.1);
     expect_step(&m, 1, 0, 0, 0, 0, 10);
     qr_sched_running(m.s, 0)->awaiting_output = true;
     expect_step(&m, 2, 1, 0, 1, 1, 10);   /* request 0's decode, then request 1's prompt */
@@ -316,15 +322,11 @@ static void test_prefill_first(void)
     qr_sched_running(m.s, 1)->awaiting_output = true;
     expect_step(&m, 3, 3, 0, 0, 0, 1);    /* no prompt work: everyone decodes */
     CHECK(qr_sched_num_paused_steps(m.s) == 1);
-    for (int r = 0; r < 3; r++)
-        qr_sched_finish(m.s, qr_sched_running(m.s, 0));
+    finish_running(&m, 3);
     sim_free(&m);
 
     /* the sequence cap (2) leaves the third prompt waiting: that step decodes */
-    g_tick = 0.1;
-    sim_init_d(&m, 64, 4, false, 10, 2, 0, 8);
-    for (int r = 0; r < 3; r++)
-        CHECK(qr_sched_add(m.s, (uint64_t)r, t, 10, 5, NULL, NULL) == QR_OK);
+    burst(&m, 10, 2, 3, 0.1);
     expect_step(&m, 1, 0, 0, 0, 0, 10);
     expect_step(&m, 1, 0, 1, 0, 1, 10);
     expect_step(&m, 2, 2, 0, 0, 0, 1);
