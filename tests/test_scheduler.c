@@ -333,9 +333,7 @@ static void test_prefill_first(void)
     sim_free(&m);
 
     /* a partial prefill is prompt work: request 1's second chunk runs without request 0's decode */
-    sim_init_d(&m, 64, 4, false, 16, 8, 0, 8);
-    CHECK(qr_sched_add(m.s, 0, t, 10, 5, NULL, NULL) == QR_OK);
-    CHECK(qr_sched_add(m.s, 1, t, 10, 5, NULL, NULL) == QR_OK);
+    burst(&m, 16, 8, 2, 0.1);
     expect_step(&m, 2, 0, 0, 1, 1, 6);
     expect_step(&m, 1, 0, 1, 0, 1, 4);
     expect_step(&m, 2, 2, 0, 0, 0, 1);
