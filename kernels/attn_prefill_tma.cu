@@ -55,6 +55,10 @@
  * after its P V, so K is fetched two tiles ahead and V one tile before its P V (three stages: one tile ahead for
  * both before); 256 heads fastest in the launch order (blocks running together read different KV heads); 512 the
  * two blocks of a head quad as a cluster, each tile fetched once for both (TMA multicast, half the L2 reads);
+ * 1024 the last warp to release a stage refills it (each warp counts itself out on the stage's word with an
+ * acquire-release atomic; the eighth issues tile t + ST, whose block ids every warp loaded at the top of the
+ * iteration): no warp ever waits for a stage to come free, where in the other forms warp 0 -- one of warpgroup 0's
+ * MMA warps -- waits for warpgroup 1 to finish with tile j - 2 before its own next softmax;
  * 16 / 32 / 64 timing only (below) */
 template <typename T, int ST, int BK, bool PP, bool F8 = false, int FL = 0>
 __global__ void __launch_bounds__(WG_HPB * 128, 1)
@@ -81,6 +85,9 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
      * holds whole head quads) */
     constexpr bool MC = (FL & 512) != 0;
     static_assert(!MC || (!F8 && !(FL & 64)), "multicast: 16-bit caches, loads on");
+    /* LR: the last warp out of a stage refills it (empty[st] is then a plain counter word) */
+    constexpr bool LR = (FL & 1024) != 0;
+    static_assert(!LR || (!F8 && !SKV && !MC && !(FL & 64) && !PP), "last-releaser refill: the plain 16-bit form");
     extern __shared__ __align__(1024) unsigned char tma_smem_raw[];
     const uint32_t raw = smem_u32(tma_smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
@@ -106,7 +113,10 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     if (tid == 0) {
         for (int st = 0; st < ST; st++) {
             mb_init(full(st), 1);            /* lane 0's arrive.expect_tx (+ the tile's bytes) */
-            mb_init(empty(st), WG_HPB * 4 * (MC ? 2 : 1));   /* one arrival per warp (MC: of both blocks) */
+            if constexpr (LR)
+                asm volatile("st.shared.u32 [%0], 0;\n" ::"r"(empty(st)) : "memory");   /* releases so far */
+            else
+                mb_init(empty(st), WG_HPB * 4 * (MC ? 2 : 1));   /* one arrival per warp (MC: of both blocks) */
             if constexpr (SKV) {
                 mb_init(fullv(st), 1);
                 mb_init(emptyv(st), WG_HPB * 4 * (MC ? 2 : 1));
@@ -136,7 +146,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         const bool ok = k < kend && (uint32_t)id < nblk;
         return ok ? (int)((uint32_t)id * rows_blk + row_h + (uint32_t)(k & (bs - 1))) : rows_total;
     };
-    auto produce = [&](int t) {   /* warp 0 only; tile t's ids are in nid */
+    auto produce = [&](int t, bool next_ids = true) {   /* one warp; tile t's ids are in nid */
         const int st = t % ST, k0 = t * BK;
         uint32_t m[KMW];
 #pragma unroll
@@ -174,7 +184,8 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
             }
         }
         vid = nid;
-        fetch_id(k0 + BK);
+        if (next_ids)
+            fetch_id(k0 + BK);
     };
     /* SKV: tile t's V, one production after its K (whose ids are in vid) */
     auto produce_v = [&](int t) {
@@ -205,7 +216,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
                 }
         } else {
 #pragma unroll
-            for (int p = 0; p < AHEAD; p++)
+            for (int p = 0; p < (LR ? ST : AHEAD); p++)
                 if (p < n_tiles)
                     produce(p);
         }
@@ -250,6 +261,20 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
             mb_wait(full(t % ST), (uint32_t)((t / ST) & 1));
     };
     auto release = [&](int t) {   /* this warp is done with tile t's stage (SKV: its V; MC: in both blocks) */
+        if constexpr (LR) {   /* the eighth warp out refills the stage with tile t + ST (its ids are in nid) */
+            uint32_t old = 0;
+            if (lane == 0)
+                asm volatile("atom.acq_rel.cta.shared::cta.add.u32 %0, [%1], 1;\n"
+                             : "=r"(old)
+                             : "r"(empty(t % ST))
+                             : "memory");
+            old = __shfl_sync(0xffffffffu, old, 0);
+            if ((old & (WG_HPB * 4 - 1)) == WG_HPB * 4 - 1 && t + ST < n_tiles) {
+                wg_fence_proxy_async();   /* the other warps' MMA reads of the stage before the TMA writes */
+                produce(t + ST, false);
+            }
+            return;
+        }
         if (lane == 0) {
             mb_arrive(SKV ? emptyv(t % ST) : empty(t % ST));
             if constexpr (MC)
@@ -426,6 +451,8 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         wg_pack_p<T, BK>(pa, sa);
     }
     for (int j = 1; j < n_tiles; j++) {
+        if constexpr (LR)   /* tile j + 2's block ids, for whichever warp refills tile j - 1's stage */
+            fetch_id((j - 1 + ST) * BK);
         wait_full(j);
         turn_wait();
         iss(ktile(j));
@@ -448,7 +475,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
                     produce(j + 2);
                 }
             }
-        } else if (tid < 32) {   /* tile j + AHEAD - 1 into the stage of tile j + AHEAD - 1 - ST, once released */
+        } else if (!LR && tid < 32) {   /* tile j + AHEAD - 1 into tile j + AHEAD - 1 - ST's stage, once released */
             const int t = j + AHEAD - 1;
             if (t < n_tiles && (!(FL & 64) || t < ST)) {
                 if (t >= ST)
@@ -635,7 +662,8 @@ extern "C" int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct q
 extern "C" int cuda_attn_prefill_tma_fl_built(int fl)
 {
     return fl == 0 || fl == 1 || fl == 2 || fl == 3 || fl == 7 || fl == 8 || fl == 9 || fl == 11 || fl == 128 ||
-           fl == 129 || fl == 137 || fl == 256 || fl == 257 || fl == 385 || fl == 512 || fl == 513 || fl == 641;
+           fl == 129 || fl == 137 || fl == 256 || fl == 257 || fl == 385 || fl == 512 || fl == 513 || fl == 641 ||
+           fl == 1024 || fl == 1025;
 }
 
 /* lab variants of the default (FL bits above, 4 for turns; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
@@ -660,6 +688,8 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     case 512: return tma_dispatch<3, 128, false, 512>(st, a);
     case 513: return tma_dispatch<3, 128, false, 513>(st, a);
     case 641: return tma_dispatch<3, 128, false, 641>(st, a);
+    case 1024: return tma_dispatch<3, 128, false, 1024>(st, a);
+    case 1025: return tma_dispatch<3, 128, false, 1025>(st, a);
     case 16: return tma_dispatch<3, 128, false, 16>(st, a);   /* timing only (the lab) */
     case 32: return tma_dispatch<3, 128, false, 32>(st, a);   /* timing only (the lab) */
     case 64: return tma_dispatch<3, 128, false, 64>(st, a);   /* timing only (the lab) */

@@ -755,7 +755,10 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
                      (bk && atoi(bk) == 64) || !cuda_env_switch("QR_CUDA_ATTN_WG_MIX", true);
         int fl = tfl ? atoi(tfl) : other ? 0 : 129;
         if (fl && !cuda_attn_prefill_tma_fl_built(fl)) {
-            qr_log(QR_LOG_WARN, "cuda: QR_CUDA_ATTN_TMA_FL=%s: no such variant (1, 2, 3, 7, 8, 9, 11, 128, 129, 137, 256, 257, 385, 512, 513, 641); ignored", tfl);
+            qr_log(QR_LOG_WARN,
+                   "cuda: QR_CUDA_ATTN_TMA_FL=%s: no such variant (0, 1, 2, 3, 7, 8, 9, 11, 128, 129, 137, 256, 257, "
+                   "385, 512, 513, 641, 1024, 1025); ignored",
+                   tfl);
             fl = 0;
         }
         cd->wg_variant = fl > 0                                          ? QK_WG_TMA_FL0 + fl
