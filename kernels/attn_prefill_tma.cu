@@ -87,7 +87,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     static_assert(!MC || (!F8 && !(FL & 64)), "multicast: 16-bit caches, loads on");
     /* LR: the last warp out of a stage refills it (empty[st] is then a plain counter word) */
     constexpr bool LR = (FL & 1024) != 0;
-    static_assert(!LR || (!F8 && !SKV && !MC && !(FL & 64) && !PP), "last-releaser refill: the plain 16-bit form");
+    static_assert(!LR || (!F8 && !MC && !(FL & 64) && !PP), "last-releaser refill: 16-bit caches, one block, no turns");
     extern __shared__ __align__(1024) unsigned char tma_smem_raw[];
     const uint32_t raw = smem_u32(tma_smem_raw);
     const uint32_t base = (raw + 1023u) & ~1023u;
@@ -119,7 +119,10 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
                 mb_init(empty(st), WG_HPB * 4 * (MC ? 2 : 1));   /* one arrival per warp (MC: of both blocks) */
             if constexpr (SKV) {
                 mb_init(fullv(st), 1);
-                mb_init(emptyv(st), WG_HPB * 4 * (MC ? 2 : 1));
+                if constexpr (LR)
+                    asm volatile("st.shared.u32 [%0], 0;\n" ::"r"(emptyv(st)) : "memory");
+                else
+                    mb_init(emptyv(st), WG_HPB * 4 * (MC ? 2 : 1));
             }
         }
         mb_init_fence();
@@ -183,9 +186,10 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
                 }
             }
         }
-        vid = nid;
-        if (next_ids)
+        if (next_ids) {   /* (LR keeps vid and nid itself) */
+            vid = nid;
             fetch_id(k0 + BK);
+        }
     };
     /* SKV: tile t's V, one production after its K (whose ids are in vid) */
     auto produce_v = [&](int t) {
@@ -206,12 +210,12 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
     };
     if (tid < 32) {
         fetch_id(0);
-        if constexpr (SKV) {   /* K 0 .. ST - 1, V 0 .. ST - 2 (each V right after its K) */
+        if constexpr (SKV) {   /* K 0 .. ST - 1, V 0 .. ST - 2 (LR: ST - 1), each V right after its K */
 #pragma unroll
             for (int p = 0; p < ST; p++)
                 if (p < n_tiles) {
                     produce(p);
-                    if (p < ST - 1)
+                    if (LR || p < ST - 1)
                         produce_v(p);
                 }
         } else {
@@ -260,18 +264,25 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         if (!(FL & 64) || t < ST)   /* FL & 64 (timing only): tiles past the first ST are never loaded */
             mb_wait(full(t % ST), (uint32_t)((t / ST) & 1));
     };
+    /* LR: this warp counts itself out of the stage word at w; true for the eighth (it refills the stage), never for
+     * a stage whose next tile t + ST does not exist */
+    auto last_out = [&](uint32_t w, int t) {
+        uint32_t old = 0;
+        if (lane == 0)
+            asm volatile("atom.acq_rel.cta.shared::cta.add.u32 %0, [%1], 1;\n" : "=r"(old) : "r"(w) : "memory");
+        old = __shfl_sync(0xffffffffu, old, 0);
+        const bool last = (old & (WG_HPB * 4 - 1)) == WG_HPB * 4 - 1 && t + ST < n_tiles;
+        if (last)
+            wg_fence_proxy_async();   /* the other warps' MMA reads of the stage before the TMA writes */
+        return last;
+    };
     auto release = [&](int t) {   /* this warp is done with tile t's stage (SKV: its V; MC: in both blocks) */
-        if constexpr (LR) {   /* the eighth warp out refills the stage with tile t + ST (its ids are in nid) */
-            uint32_t old = 0;
-            if (lane == 0)
-                asm volatile("atom.acq_rel.cta.shared::cta.add.u32 %0, [%1], 1;\n"
-                             : "=r"(old)
-                             : "r"(empty(t % ST))
-                             : "memory");
-            old = __shfl_sync(0xffffffffu, old, 0);
-            if ((old & (WG_HPB * 4 - 1)) == WG_HPB * 4 - 1 && t + ST < n_tiles) {
-                wg_fence_proxy_async();   /* the other warps' MMA reads of the stage before the TMA writes */
-                produce(t + ST, false);
+        if constexpr (LR) {   /* the eighth warp out refills the stage with tile t + ST (ids: nid, SKV's V: vid) */
+            if (last_out(SKV ? emptyv(t % ST) : empty(t % ST), t)) {
+                if constexpr (SKV)
+                    produce_v(t + ST);
+                else
+                    produce(t + ST, false);
             }
             return;
         }
@@ -282,6 +293,11 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         }
     };
     auto release_k = [&](int t) {   /* SKV: this warp is done with tile t's K and key-valid words */
+        if constexpr (SKV && LR) {   /* the eighth refills the K stage with tile t + ST (ids in nid) */
+            if (last_out(empty(t % ST), t))
+                produce(t + ST, false);
+            return;
+        }
         if (SKV && lane == 0) {
             mb_arrive(empty(t % ST));
             if constexpr (MC)
@@ -437,6 +453,8 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
             wg_pack_p<T, BK>(pa, sa);
         }
     } else {
+    if constexpr (LR && SKV)   /* tile ST's ids, for the refill of tile 0's K stage below */
+        fetch_id(ST * BK);
     if (n_tiles > 0) {
         wait_full(0);
         turn_wait();
@@ -451,8 +469,12 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         wg_pack_p<T, BK>(pa, sa);
     }
     for (int j = 1; j < n_tiles; j++) {
-        if constexpr (LR)   /* tile j + 2's block ids, for whichever warp refills tile j - 1's stage */
+        if constexpr (LR && SKV) {   /* ids: V refill of tile j - 1's stage (tile j + 2), K refill of tile j's */
+            vid = nid;
+            fetch_id((j + ST) * BK);
+        } else if constexpr (LR) {   /* tile j + 2's ids, for whichever warp refills tile j - 1's stage */
             fetch_id((j - 1 + ST) * BK);
+        }
         wait_full(j);
         turn_wait();
         iss(ktile(j));
@@ -464,7 +486,7 @@ __global__ void __launch_bounds__(WG_HPB * 128, 1)
         wg_commit();
         turn_pass(false);
         if constexpr (SKV) {   /* V j + 1 into V j + 1 - ST's stage, K j + 2 into K j + 2 - ST's, once released */
-            if (tid < 32) {
+            if (!LR && tid < 32) {
                 if (j + 1 < n_tiles) {
                     if (j + 1 >= ST)
                         mb_wait(emptyv((j + 1) % ST), (uint32_t)(((j + 1 - ST) / ST) & 1));
@@ -663,7 +685,7 @@ extern "C" int cuda_attn_prefill_tma_fl_built(int fl)
 {
     return fl == 0 || fl == 1 || fl == 2 || fl == 3 || fl == 7 || fl == 8 || fl == 9 || fl == 11 || fl == 128 ||
            fl == 129 || fl == 137 || fl == 256 || fl == 257 || fl == 385 || fl == 512 || fl == 513 || fl == 641 ||
-           fl == 1024 || fl == 1025;
+           fl == 1024 || fl == 1025 || fl == 1152 || fl == 1153;
 }
 
 /* lab variants of the default (FL bits above, 4 for turns; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
@@ -690,6 +712,8 @@ extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct q
     case 641: return tma_dispatch<3, 128, false, 641>(st, a);
     case 1024: return tma_dispatch<3, 128, false, 1024>(st, a);
     case 1025: return tma_dispatch<3, 128, false, 1025>(st, a);
+    case 1152: return tma_dispatch<3, 128, false, 1152>(st, a);
+    case 1153: return tma_dispatch<3, 128, false, 1153>(st, a);
     case 16: return tma_dispatch<3, 128, false, 16>(st, a);   /* timing only (the lab) */
     case 32: return tma_dispatch<3, 128, false, 32>(st, a);   /* timing only (the lab) */
     case 64: return tma_dispatch<3, 128, false, 64>(st, a);   /* timing only (the lab) */

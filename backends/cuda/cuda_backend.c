@@ -757,7 +757,7 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         if (fl && !cuda_attn_prefill_tma_fl_built(fl)) {
             qr_log(QR_LOG_WARN,
                    "cuda: QR_CUDA_ATTN_TMA_FL=%s: no such variant (0, 1, 2, 3, 7, 8, 9, 11, 128, 129, 137, 256, 257, "
-                   "385, 512, 513, 641, 1024, 1025); ignored",
+                   "385, 512, 513, 641, 1024, 1025, 1152, 1153); ignored",
                    tfl);
             fl = 0;
         }

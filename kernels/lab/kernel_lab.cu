@@ -333,6 +333,8 @@ static const struct {
     {"wgmma tma fl641", tma_fl<641>},
     {"wgmma tma fl1024", tma_fl<1024>},   /* the last warp out of a stage refills it */
     {"wgmma tma fl1025", tma_fl<1025>},
+    {"wgmma tma fl1152", tma_fl<1152>},   /* 1024 with K and V stages on counters of their own (128) */
+    {"wgmma tma fl1153", tma_fl<1153>},
     {"timing tma fl16", tma_fl<16>},   /* no softmax: timing only, wrong results (never checked) */
     {"timing tma fl32", tma_fl<32>},   /* no MMAs: timing only */
     {"timing tma fl64", tma_fl<64>},   /* no K/V loads after the first 3 tiles: timing only */
