@@ -210,6 +210,20 @@ static bool pausable(const struct qr_sched_req *r)
     return is_decode(r) && !r->awaiting_output;
 }
 
+/* the front waiting request's admission with a budget: its prefix-cache hit (nh blocks, in s->hit), the tokens it
+ * would compute now (*n_new) and whether the free blocks hold them */
+static bool front_fits(struct qr_sched *s, int budget, int *nh, int *n_new)
+{
+    struct qr_sched_req *r = s->waiting[0];
+    int bs = qr_kv_pool_block_size(s->pool);
+    *nh = qr_kv_prefix_lookup(s->pool, r->tokens, r->n_tokens, s->hit, s->hit_cap);
+    int computed = *nh * bs;
+    *n_new = r->n_tokens - computed < budget ? r->n_tokens - computed : budget;
+    int need = (computed + *n_new + bs - 1) / bs - *nh;
+    int avail = qr_kv_pool_num_free(s->pool) - qr_kv_count_free_among(s->pool, s->hit, *nh);
+    return need <= avail;
+}
+
 /* one pass over the running requests: those with one token left (pass 0; without the decodes in a paused step) or
  * their partial prefills (pass 1), oldest first; a request that needs a block and finds none preempts the latest
  * running one (perhaps itself) */
@@ -275,18 +289,8 @@ static bool prompt_work_pending(struct qr_sched *s)
     for (int i = 0; i < s->n_running; i++)
         if (s->running[i]->n_tokens - s->running[i]->n_computed >= 1 && !is_decode(s->running[i]))
             return true;
-    if (s->n_waiting == 0 || s->n_running >= s->o.max_seqs)
-        return false;
-    struct qr_sched_req *r = s->waiting[0];
-    int bs = qr_kv_pool_block_size(s->pool);
-    int nh = qr_kv_prefix_lookup(s->pool, r->tokens, r->n_tokens, s->hit, s->hit_cap);
-    int computed = nh * bs;
-    int n_new = r->n_tokens - computed;
-    if (n_new > s->o.max_batched_tokens)
-        n_new = s->o.max_batched_tokens;
-    int need = (computed + n_new + bs - 1) / bs - nh;
-    int avail = qr_kv_pool_num_free(s->pool) - qr_kv_count_free_among(s->pool, s->hit, nh);
-    return need <= avail;
+    int nh, n_new;
+    return s->n_waiting > 0 && s->n_running < s->o.max_seqs && front_fits(s, s->o.max_batched_tokens, &nh, &n_new);
 }
 
 /* prefill first: whether this step leaves the running decodes out (and keeps the pause clock) */
@@ -330,15 +334,10 @@ qr_status qr_sched_schedule(struct qr_sched *s, struct qr_sched_out *out)
     int bs = qr_kv_pool_block_size(s->pool);
     while (!preempted && s->n_waiting > 0 && s->n_running < s->o.max_seqs && budget > 0) {
         struct qr_sched_req *r = s->waiting[0];
-        int nh = qr_kv_prefix_lookup(s->pool, r->tokens, r->n_tokens, s->hit, s->hit_cap);
-        int computed = nh * bs;
-        int n_new = r->n_tokens - computed;
-        if (n_new > budget)
-            n_new = budget;
-        int need = (computed + n_new + bs - 1) / bs - nh;
-        int avail = qr_kv_pool_num_free(s->pool) - qr_kv_count_free_among(s->pool, s->hit, nh);
-        if (need > avail)
+        int nh, n_new;
+        if (!front_fits(s, budget, &nh, &n_new))
             break;
+        int computed = nh * bs;
         if (!grow(&s->running, &s->cap_running, s->n_running + 1, sizeof *s->running))
             return qr_set_error(QR_E_OOM_HOST, "scheduler: out of host memory");
         qr_status st = qr_kv_seq_take_prefix(s->pool, &r->kv, r->tokens, s->hit, nh);
