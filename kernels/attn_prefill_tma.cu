@@ -680,47 +680,32 @@ extern "C" int cuda_launch_attn_prefill_tma_pp(qr_cuda_stream st, const struct q
 {
     return tma_dispatch<3, 128, true>(st, a);
 }
+/* the variants the engine may select (QR_CUDA_ATTN_TMA_FL): number, turns, FL bits (7 is 3 with the turns, bit 4) */
+#define TMA_FL_ENGINE(X)                                                                                              \
+    X(0, false, 0) X(1, false, 1) X(2, false, 2) X(3, false, 3) X(7, true, 3) X(8, false, 8) X(9, false, 9)            \
+    X(11, false, 11) X(128, false, 128) X(129, false, 129) X(137, false, 137) X(256, false, 256) X(257, false, 257)   \
+    X(385, false, 385) X(512, false, 512) X(513, false, 513) X(641, false, 641) X(1024, false, 1024)                 \
+    X(1025, false, 1025) X(1152, false, 1152) X(1153, false, 1153)
+/* timing-only bits (the lab; wrong results, never selectable in the engine) */
+#define TMA_FL_TIMING(X)                                                                                              \
+    X(16, false, 16) X(18, false, 18) X(32, false, 32) X(64, false, 64) X(65, false, 65) X(80, false, 80)              \
+    X(82, false, 82) X(320, false, 320)
+#define TMA_FL_IS(n, pp, bits) || fl == (n)
+#define TMA_FL_CASE(n, pp, bits)                                                                                      \
+    case (n): return tma_dispatch<3, 128, (pp), (bits)>(st, a);
+
 /* the lab variants built (cuda_launch_attn_prefill_tma_fl takes these) */
 extern "C" int cuda_attn_prefill_tma_fl_built(int fl)
 {
-    return fl == 0 || fl == 1 || fl == 2 || fl == 3 || fl == 7 || fl == 8 || fl == 9 || fl == 11 || fl == 128 ||
-           fl == 129 || fl == 137 || fl == 256 || fl == 257 || fl == 385 || fl == 512 || fl == 513 || fl == 641 ||
-           fl == 1024 || fl == 1025 || fl == 1152 || fl == 1153;
+    return false TMA_FL_ENGINE(TMA_FL_IS);
 }
 
 /* lab variants of the default (FL bits above, 4 for turns; 16-bit caches): 0 is cuda_launch_attn_prefill_tma */
 extern "C" int cuda_launch_attn_prefill_tma_fl(qr_cuda_stream st, const struct qr_cuda_attn *a, int fl)
 {
     switch (fl) {
-    case 0: return tma_dispatch<3, 128, false>(st, a);
-    case 1: return tma_dispatch<3, 128, false, 1>(st, a);
-    case 2: return tma_dispatch<3, 128, false, 2>(st, a);
-    case 3: return tma_dispatch<3, 128, false, 3>(st, a);
-    case 7: return tma_dispatch<3, 128, true, 3>(st, a);   /* 4: the warpgroups taking turns */
-    case 8: return tma_dispatch<3, 128, false, 8>(st, a);
-    case 9: return tma_dispatch<3, 128, false, 9>(st, a);
-    case 11: return tma_dispatch<3, 128, false, 11>(st, a);
-    case 128: return tma_dispatch<3, 128, false, 128>(st, a);
-    case 129: return tma_dispatch<3, 128, false, 129>(st, a);
-    case 137: return tma_dispatch<3, 128, false, 137>(st, a);
-    case 256: return tma_dispatch<3, 128, false, 256>(st, a);
-    case 257: return tma_dispatch<3, 128, false, 257>(st, a);
-    case 385: return tma_dispatch<3, 128, false, 385>(st, a);
-    case 320: return tma_dispatch<3, 128, false, 320>(st, a);   /* timing only (the lab) */
-    case 512: return tma_dispatch<3, 128, false, 512>(st, a);
-    case 513: return tma_dispatch<3, 128, false, 513>(st, a);
-    case 641: return tma_dispatch<3, 128, false, 641>(st, a);
-    case 1024: return tma_dispatch<3, 128, false, 1024>(st, a);
-    case 1025: return tma_dispatch<3, 128, false, 1025>(st, a);
-    case 1152: return tma_dispatch<3, 128, false, 1152>(st, a);
-    case 1153: return tma_dispatch<3, 128, false, 1153>(st, a);
-    case 16: return tma_dispatch<3, 128, false, 16>(st, a);   /* timing only (the lab) */
-    case 32: return tma_dispatch<3, 128, false, 32>(st, a);   /* timing only (the lab) */
-    case 64: return tma_dispatch<3, 128, false, 64>(st, a);   /* timing only (the lab) */
-    case 80: return tma_dispatch<3, 128, false, 80>(st, a);   /* timing only (the lab) */
-    case 18: return tma_dispatch<3, 128, false, 18>(st, a);   /* timing only (the lab) */
-    case 82: return tma_dispatch<3, 128, false, 82>(st, a);   /* timing only (the lab) */
-    case 65: return tma_dispatch<3, 128, false, 65>(st, a);   /* timing only (the lab) */
+        TMA_FL_ENGINE(TMA_FL_CASE)
+        TMA_FL_TIMING(TMA_FL_CASE)
     default: return (int)cudaErrorInvalidValue;
     }
 }
