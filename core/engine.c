@@ -390,7 +390,7 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
             qr_log(QR_LOG_WARN, "engine: cannot open QRUN_STEP_TRACE file %s; no step trace", tr);
         else
             fprintf(e->trace, "# t_ms sched_ms forward_ms emit_ms items tokens decodes prompt_tokens waiting running "
-                              "max_blocks preempted paused_decodes\n");
+                              "max_blocks preempted paused_decodes kv_tokens\n");
         e->t_trace0 = qr_time_s();
     }
     e->st.kv_blocks_total = e->nb;
@@ -922,10 +922,13 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
     }
     if (e->trace && so.n_items > 0) {
         double t3 = qr_time_s();
-        fprintf(e->trace, "%.3f %.3f %.3f %.3f %d %d %d %d %d %d %d %d %d\n", (t0 - e->t_trace0) * 1e3,
+        long long kv = 0;   /* the positions the step's attention reads: each item's context up to its last token */
+        for (int i = 0; i < so.n_items; i++)
+            kv += so.items[i].start + so.items[i].n_new;
+        fprintf(e->trace, "%.3f %.3f %.3f %.3f %d %d %d %d %d %d %d %d %d %lld\n", (t0 - e->t_trace0) * 1e3,
                 (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, so.n_items, so.n_tokens, so.n_decode,
                 so.n_tokens - so.n_decode, qr_sched_num_waiting(e->sched), qr_sched_num_running(e->sched),
-                so.max_blocks, so.n_preempted, so.n_paused);
+                so.max_blocks, so.n_preempted, so.n_paused, kv);
         fflush(e->trace);
     }
     update_stats(e);
