@@ -13,6 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct topk_cand {
+    float v;
+    int32_t id;
+};
+
 struct qr_sampler {
     struct qr_sampler_params p;
     int vocab;
@@ -28,6 +33,10 @@ struct qr_sampler {
     /* candidates (lazily allocated to the needed size) */
     int32_t *cand_id;
     int cap_cand;
+    float *cand_v;         /* the sorted candidates' values */
+    int cap_cand_v;
+    struct topk_cand *kc;      /* qr_sampler_sample_topk: the candidates, sorted */
+    int cap_kc;
     float *raw;                /* (vocab) copy of the raw row, only when logprobs are asked for */
 };
 
@@ -117,6 +126,8 @@ void qr_sampler_free(struct qr_sampler *s)
     free(s->gen);
     free(s->gen_uniq);
     free(s->cand_id);
+    free(s->cand_v);
+    free(s->kc);
     free(s->raw);
     free(s);
 }
@@ -243,6 +254,47 @@ static void heap_sift(int32_t *h, int n, int i, const float *x)
     }
 }
 
+/* top-p, min-p and the draw over n candidates sorted by (value desc, id asc); v are temperature-scaled logits and
+ * mx the row's largest (v[0]) */
+static int32_t finish_cands(struct qr_sampler *s, const int32_t *id, const float *v, int n, float mx)
+{
+    float top_p = s->p.top_p, min_p = s->p.min_p;
+    /* softmax over candidates, then top-p, then min-p */
+    double z = 0;
+    for (int i = 0; i < n; i++)
+        z += exp((double)(v[i] - mx));
+    if (top_p < 1.0f) {
+        double cum = 0;
+        int keep = n;
+        for (int i = 0; i < n; i++) {
+            cum += exp((double)(v[i] - mx)) / z;
+            if (cum >= top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        n = keep;
+    }
+    float top = v[0];
+    if (min_p > 0) {
+        float thr = top + logf(min_p);
+        int keep = 1;
+        while (keep < n && v[keep] >= thr)
+            keep++;
+        n = keep;
+    }
+    double tot = 0;
+    for (int i = 0; i < n; i++)
+        tot += exp((double)(v[i] - mx));
+    double u = rng_uniform(s->rng) * tot, cum = 0;
+    for (int i = 0; i < n; i++) {
+        cum += exp((double)(v[i] - mx));
+        if (u < cum)
+            return id[i];
+    }
+    return id[n - 1];
+}
+
 static int32_t sample_row(struct qr_sampler *s, float *x)
 {
     int V = s->vocab;
@@ -290,40 +342,11 @@ static int32_t sample_row(struct qr_sampler *s, float *x)
     }
     if (n > 0) {
         qsort_r(s->cand_id, (size_t)n, sizeof(int32_t), cand_cmp, x);
-        /* softmax over candidates, then top-p, then min-p */
-        double z = 0;
+        if (grow((void **)&s->cand_v, &s->cap_cand_v, n, sizeof(float)))
+            return s->cand_id[0];
         for (int i = 0; i < n; i++)
-            z += exp((double)(x[s->cand_id[i]] - mx));
-        if (top_p < 1.0f) {
-            double cum = 0;
-            int keep = n;
-            for (int i = 0; i < n; i++) {
-                cum += exp((double)(x[s->cand_id[i]] - mx)) / z;
-                if (cum >= top_p) {
-                    keep = i + 1;
-                    break;
-                }
-            }
-            n = keep;
-        }
-        float top = x[s->cand_id[0]];
-        if (min_p > 0) {
-            float thr = top + logf(min_p);
-            int keep = 1;
-            while (keep < n && x[s->cand_id[keep]] >= thr)
-                keep++;
-            n = keep;
-        }
-        double tot = 0;
-        for (int i = 0; i < n; i++)
-            tot += exp((double)(x[s->cand_id[i]] - mx));
-        double u = rng_uniform(s->rng) * tot, cum = 0;
-        for (int i = 0; i < n; i++) {
-            cum += exp((double)(x[s->cand_id[i]] - mx));
-            if (u < cum)
-                return s->cand_id[i];
-        }
-        return s->cand_id[n - 1];
+            s->cand_v[i] = x[s->cand_id[i]];
+        return finish_cands(s, s->cand_id, s->cand_v, n, mx);
     }
     /* whole vocabulary (min-p alone is a threshold on the logit) */
     float thr = min_p > 0 ? mx + logf(min_p) : -INFINITY;
@@ -368,5 +391,44 @@ int32_t qr_sampler_sample(struct qr_sampler *s, float *logits, float *logprob)
     record(s, t);
     if (logprob && raw_z > 0)
         *logprob = (float)((double)(s->raw[t] - raw_mx) - log(raw_z));
+    return t;
+}
+
+bool qr_sampler_topk_ok(const struct qr_sampler_params *p, int vocab, int kmax)
+{
+    return p->temperature > 0 && p->top_k >= 1 && p->top_k <= kmax && p->top_k < vocab &&
+           p->repetition_penalty == 1.0f && p->presence_penalty == 0 && p->frequency_penalty == 0;
+}
+
+/* descending by value, ascending id on ties (cand_cmp's order) */
+static int kc_cmp(const void *a, const void *b)
+{
+    const struct topk_cand *x = a, *y = b;
+    if (x->v > y->v)
+        return -1;
+    if (x->v < y->v)
+        return 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int32_t qr_sampler_sample_topk(struct qr_sampler *s, const int32_t *ids, const float *vals, int n)
+{
+    if (!s || !ids || !vals || n < 1 || !qr_sampler_topk_ok(&s->p, s->vocab, n))
+        return -1;
+    if (grow((void **)&s->kc, &s->cap_kc, n, sizeof *s->kc) ||
+        grow((void **)&s->cand_id, &s->cap_cand, n, sizeof(int32_t)) ||
+        grow((void **)&s->cand_v, &s->cap_cand_v, n, sizeof(float)))
+        return -1;
+    for (int i = 0; i < n; i++)
+        s->kc[i] = (struct topk_cand){isnan(vals[i]) ? -INFINITY : vals[i], ids[i]};
+    qsort(s->kc, (size_t)n, sizeof *s->kc, kc_cmp);
+    const int k = s->p.top_k;
+    for (int i = 0; i < k; i++) {
+        s->cand_id[i] = s->kc[i].id;
+        s->cand_v[i] = s->kc[i].v;
+    }
+    /* sample_row: a row of -inf (or NaN) gives token 0 without a draw */
+    int32_t t = s->cand_v[0] == -INFINITY ? 0 : finish_cands(s, s->cand_id, s->cand_v, k, s->cand_v[0]);
+    record(s, t);
     return t;
 }

@@ -1,7 +1,7 @@
 /* test_sampler.c - qr_sampler: parameter checks, greedy, seeded sampling and
  * its distribution, top-k / top-p / min-p truncation, repetition (HF: over the
  * prompt and the output), presence and frequency (OpenAI: over the output)
- * penalties, logprobs, reset. */
+ * penalties, logprobs, reset; sampling from a device top-k's candidates. */
 #include "qrun/qr_sampler.h"
 #include "testutil.h"
 
@@ -274,6 +274,116 @@ static void test_logprob(void)
     qr_sampler_free(s);
 }
 
+/* the n best of row x by (x / T desc, id asc), NaN as -inf, in a scrambled order: what a device top-k returns */
+static int ref_topk(const float *x, int V, float temp, int n, int32_t *ids, float *vals, unsigned *rng)
+{
+    float inv_t = 1.0f / temp;
+    bool *used = calloc((size_t)V, 1);
+    for (int c = 0; c < n; c++) {
+        int b = -1;
+        float bv = 0;
+        for (int i = 0; i < V; i++) {
+            if (used[i])
+                continue;
+            float v = isnan(x[i]) ? -INFINITY : x[i] * inv_t;
+            if (b < 0 || v > bv) {
+                b = i;
+                bv = v;
+            }
+        }
+        used[b] = true;
+        ids[c] = b;
+        vals[c] = bv;
+    }
+    free(used);
+    for (int c = n - 1; c > 0; c--) {   /* scramble */
+        *rng = *rng * 1103515245u + 12345u;
+        int j = (int)((*rng >> 8) % (unsigned)(c + 1));
+        int32_t ti = ids[c];
+        float tv = vals[c];
+        ids[c] = ids[j];
+        vals[c] = vals[j];
+        ids[j] = ti;
+        vals[j] = tv;
+    }
+    return n;
+}
+
+/* qr_sampler_sample_topk over a row's 64 best gives qr_sampler_sample's tokens, draw for draw (ties, NaN, -inf
+ * rows, top-p / min-p on the candidates), and refuses what it cannot stand in for */
+static void test_topk_candidates(void)
+{
+    enum { V = 300, KMAX = 64, DRAWS = 40 };
+    float x[V], row[V], vals[KMAX];
+    int32_t ids[KMAX];
+    unsigned rng = 7;
+    const struct {
+        float t, p, mp;
+        int k;
+    } cfg[] = {{1.0f, 1.0f, 0, 1}, {0.7f, 0.8f, 0, 20}, {1.3f, 1.0f, 0.05f, 64}, {0.5f, 0.95f, 0.1f, 5},
+               {2.0f, 0.3f, 0, 64}};
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        struct qr_sampler_params p = defaults();
+        p.temperature = cfg[c].t;
+        p.top_p = cfg[c].p;
+        p.min_p = cfg[c].mp;
+        p.top_k = cfg[c].k;
+        p.seed = 1000 + c;
+        CHECK(qr_sampler_topk_ok(&p, V, KMAX));
+        struct qr_sampler *a, *b;
+        CHECK(qr_sampler_create(&p, V, &a) == QR_OK);
+        CHECK(qr_sampler_create(&p, V, &b) == QR_OK);
+        int same = 0;
+        for (int d = 0; d < DRAWS; d++) {
+            for (int i = 0; i < V; i++) {   /* coarse values: many ties; a few NaN and -inf */
+                rng = rng * 1103515245u + 12345u;
+                x[i] = (float)((rng >> 16) % 40) * 0.25f - 5.0f;
+                if ((rng >> 8) % 97 == 0)
+                    x[i] = NAN;
+                else if ((rng >> 8) % 89 == 0)
+                    x[i] = -INFINITY;
+            }
+            if (d == 7)   /* a row with nothing finite: token 0, no draw */
+                for (int i = 0; i < V; i++)
+                    x[i] = i % 2 ? NAN : -INFINITY;
+            memcpy(row, x, sizeof row);
+            int32_t ta = qr_sampler_sample(a, row, NULL);
+            ref_topk(x, V, p.temperature, KMAX, ids, vals, &rng);
+            int32_t tb = qr_sampler_sample_topk(b, ids, vals, KMAX);
+            same += ta == tb;
+            if (ta != tb)
+                CHECKF(0, "config %zu draw %d: full row %d, candidates %d", c, d, ta, tb);
+        }
+        CHECKF(same == DRAWS, "config %zu: %d of %d draws agree", c, same, DRAWS);
+        qr_sampler_free(a);
+        qr_sampler_free(b);
+    }
+    struct qr_sampler_params p = defaults();
+    p.top_k = 20;
+    CHECK(qr_sampler_topk_ok(&p, V, KMAX));
+    CHECK(!qr_sampler_topk_ok(&p, V, 16));   /* k above the candidates */
+    CHECK(!qr_sampler_topk_ok(&p, 20, KMAX));   /* k >= vocab: sample_row's whole-vocabulary path */
+    p.temperature = 0;
+    CHECK(!qr_sampler_topk_ok(&p, V, KMAX));
+    p = defaults();
+    CHECK(!qr_sampler_topk_ok(&p, V, KMAX));   /* no top-k */
+    p.top_k = 20;
+    p.presence_penalty = 0.5f;
+    CHECK(!qr_sampler_topk_ok(&p, V, KMAX));
+    p.presence_penalty = 0;
+    p.repetition_penalty = 1.1f;
+    CHECK(!qr_sampler_topk_ok(&p, V, KMAX));
+    struct qr_sampler *s;
+    CHECK(qr_sampler_create(&p, V, &s) == QR_OK);
+    CHECK(qr_sampler_sample_topk(s, ids, vals, KMAX) == -1);   /* penalties: refused */
+    qr_sampler_free(s);
+    p.repetition_penalty = 1.0f;
+    CHECK(qr_sampler_create(&p, V, &s) == QR_OK);
+    CHECK(qr_sampler_sample_topk(s, ids, vals, 10) == -1);   /* fewer candidates than top_k */
+    CHECK(qr_sampler_sample_topk(s, NULL, vals, KMAX) == -1);
+    qr_sampler_free(s);
+}
+
 int main(void)
 {
     test_params();
@@ -282,5 +392,6 @@ int main(void)
     test_seed();
     test_penalties();
     test_logprob();
+    test_topk_candidates();
     return qt_summary("test_sampler");
 }
