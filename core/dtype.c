@@ -20,7 +20,7 @@ int qr_dtype_from_name(const char *s)
 }
 
 static const char *const k_op_names[QR_OP_COUNT] = {
-    "embed", "matmul", "rmsnorm", "qk_norm", "rope", "kv_store", "attn", "silu_mul", "add", "logits", "argmax",
+    "embed", "matmul", "rmsnorm", "qk_norm", "rope", "kv_store", "attn", "silu_mul", "add", "logits", "argmax", "topk",
 };
 const char *qr_op_name(enum qr_op op) { return (unsigned)op < QR_OP_COUNT ? k_op_names[op] : "?"; }
 

@@ -28,6 +28,7 @@ int qr_node_views(const struct qr_node *n, const struct qr_view **v, bool *w) {
     case QR_OP_ADD: R(n->a.add.y), R(n->a.add.x), W(n->a.add.y); break;
     case QR_OP_LOGITS: R(n->a.logits.x), R(n->a.logits.idx), R(n->a.logits.w), W(n->a.logits.out); break;
     case QR_OP_ARGMAX: R(n->a.argmax.x), W(n->a.argmax.out); break;
+    case QR_OP_TOPK: R(n->a.topk.x), R(n->a.topk.inv_t), W(n->a.topk.ids), W(n->a.topk.vals); break;
     default: v[k] = NULL, w[k++] = false; break;   /* unknown op: counted as a read of nothing known */
     }
 #undef R

@@ -744,6 +744,7 @@ bool qr_dev_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype)
     case QR_OP_ADD: fn = (const void *)d->ops->add; break;
     case QR_OP_LOGITS: fn = (const void *)d->ops->logits; break;
     case QR_OP_ARGMAX: fn = (const void *)d->ops->argmax; break;
+    case QR_OP_TOPK: fn = (const void *)d->ops->topk; break;
     case QR_OP_COUNT: break;
     }
     if (!fn)
@@ -1154,6 +1155,20 @@ static qr_status node_validate(struct qr_device *d, const struct qr_node *n, boo
         vneed(&c, &a->x, (int64_t)a->n_rows * a->n * 4, "x", false);
         break;
     }
+    case QR_OP_TOPK: {
+        const struct qr_topk_args *a = &n->a.topk;
+        vpos(&c, a->n_rows, "n_rows"), vpos(&c, a->n, "n"), vpos(&c, a->k, "k");
+        *empty = a->n_rows == 0;
+        if (c.st || *empty)
+            break;
+        if (a->k < 1 || a->k > QR_TOPK_MAX || a->k > a->n)
+            vfail(&c, "k %d is outside [1, min(n %d, %d)]", a->k, a->n, QR_TOPK_MAX);
+        vneed(&c, &a->ids, (int64_t)a->n_rows * a->k * 4, "ids", false);
+        vneed(&c, &a->vals, (int64_t)a->n_rows * a->k * 4, "vals", false);
+        vneed(&c, &a->x, (int64_t)a->n_rows * a->n * 4, "x", false);
+        vneed(&c, &a->inv_t, (int64_t)a->n_rows * 4, "inv_t", false);
+        break;
+    }
     default:
         return qr_set_error(QR_E_INVALID_ARG, "unknown op %d", (int)n->op);
     }
@@ -1228,6 +1243,7 @@ static qr_status node_exec(struct qr_stream *s, const struct qr_node *n)
     case QR_OP_ARGMAX:
         st = o->argmax ? o->argmax(s, &n->a.argmax) : argmax_fallback(s, &n->a.argmax);
         break;
+    case QR_OP_TOPK: have = o->topk; if (have) st = o->topk(s, &n->a.topk); break;
     default: have = false; break;
     }
     if (!have)

@@ -50,8 +50,8 @@ enum {
     F_BADIDX = 1 << 3,    /* out-of-range indices (embed: ids; kv_store: slots; attn: block ids) */
     F_YARN = 1 << 4,      /* rope: attn_factor != 1 */
     F_NEGSLOT = 1 << 5,   /* kv_store: some slots are -1 (skipped) */
-    F_TIES = 1 << 6,      /* argmax: values from a small set (ties) */
-    F_NANINF = 1 << 7,    /* matmul: an Inf in one x row, a NaN in another (must propagate alike) */
+    F_TIES = 1 << 6,      /* argmax, topk: values from a small set (ties) */
+    F_NANINF = 1 << 7,    /* matmul: an Inf in one x row, a NaN in another (must propagate alike); topk: NaN, +-Inf in x */
     F_RAMP = 1 << 8,      /* attn: keys grow with their position, so a row's max keeps rising tile after tile */
 };
 
@@ -61,6 +61,7 @@ enum {
  *   rope: tokens (heads, head_dim)     kv_store: tokens, -, num_blocks (kv_heads, head_dim, block_size)
  *   attn: seqs = "ctx:qlen,..." ("ctx:qlen*R" repeats R times)
  *   silu_mul: tokens, n_ff             add: n                     argmax: rows, n
+ *   topk: rows, n, k
  * pad: extra elements in every activation row stride (non-contiguous rows). */
 struct tcase {
     enum qr_op op;
@@ -250,6 +251,14 @@ static const struct tcase k_cases[] = {
     {QR_OP_ARGMAX, F32, 5, 7, 0, 0, F_TIES},
     {QR_OP_ARGMAX, F32, 4, 10007, 0, 0, F_TIES},   /* ties across the chunks of the two-pass reduction */
     {QR_OP_ARGMAX, F32, 64, 151936, .perf = true},
+    {QR_OP_TOPK, F32, 1, 151936, 64},
+    {QR_OP_TOPK, F32, 3, 1001, 20},
+    {QR_OP_TOPK, F32, 5, 300, 64, 0, F_TIES},
+    {QR_OP_TOPK, F32, 4, 10007, 256, 0, F_TIES},
+    {QR_OP_TOPK, F32, 6, 5000, 50, 0, F_NANINF},
+    {QR_OP_TOPK, F32, 2, 7, 7, 0, F_TIES},
+    {QR_OP_TOPK, F32, 9, 151936, 1, 0, F_TIES},
+    {QR_OP_TOPK, F32, 256, 151936, 64, .perf = true},
 };
 #pragma GCC diagnostic pop
 #define N_CASES ((int)(sizeof k_cases / sizeof k_cases[0]))
@@ -273,6 +282,7 @@ static const struct tol k_tol_self[QR_OP_COUNT] = {
     [QR_OP_ADD] = {-1, 0, 0},
     [QR_OP_LOGITS] = {1e-10, 1e-4, 1e-4},
     [QR_OP_ARGMAX] = {-1, 0, 0},
+    [QR_OP_TOPK] = {-1, 0, 0},   /* exact: the same ids and values, in the same order */
 };
 static const struct tol k_tol_parity[QR_OP_COUNT] = {
     [QR_OP_EMBED] = {-1, 0, 0},
@@ -286,6 +296,7 @@ static const struct tol k_tol_parity[QR_OP_COUNT] = {
     [QR_OP_ADD] = {-1, 1e-7, 1e-6},
     [QR_OP_LOGITS] = {1e-4, -1, 0},
     [QR_OP_ARGMAX] = {-1, 0, 0},
+    [QR_OP_TOPK] = {-1, 0, 0},   /* exact: the same ids and values, in the same order */
 };
 
 static struct tol tol_for(const struct tcase *c, bool parity)
@@ -753,6 +764,36 @@ static void gen_argmax(struct problem *P, const struct tcase *c)
     snprintf(P->desc, sizeof P->desc, "rows=%d n=%d%s", R, n, c->flags & F_TIES ? " ties" : "");
 }
 
+static void gen_topk(struct problem *P, const struct tcase *c)
+{
+    struct qr_topk_args *a = &P->node.a.topk;
+    int R = c->a, n = c->b, k = c->c;
+    int oi = add_t(P, "ids", QR_DTYPE_I32, (size_t)R * k, true);
+    int ov = add_t(P, "vals", F32, (size_t)R * k, true);
+    int x = add_t(P, "x", F32, (size_t)R * n, false);
+    int it = add_t(P, "inv_t", F32, (size_t)R, false);
+    for (size_t i = 0; i < (size_t)R * k; i++)
+        ti32(P, oi)[i] = -1;
+    float *xv = (float *)P->t[x].host;
+    for (size_t i = 0; i < (size_t)R * n; i++) {
+        xv[i] = c->flags & F_TIES ? (float)rndi(5) * 0.5f : rnd() * 10;
+        if (c->flags & F_NANINF) {
+            int q = rndi(40);
+            xv[i] = q == 0 ? NAN : q == 1 ? -INFINITY : q == 2 && i % 977 == 0 ? INFINITY : xv[i];
+        }
+    }
+    if ((c->flags & F_NANINF) && R > 1)   /* a row with nothing finite */
+        for (int i = 0; i < n; i++)
+            xv[(size_t)n + i] = i % 3 ? NAN : -INFINITY;
+    for (int r = 0; r < R; r++)
+        ((float *)P->t[it].host)[r] = r % 3 == 0 ? 1.0f : 1.0f / (0.3f + 1.7f * (rnd() + 1) / 2);
+    *a = (struct qr_topk_args){.n_rows = R, .n = n, .k = k};
+    bind(P, &a->ids, oi), bind(P, &a->vals, ov), bind(P, &a->x, x), bind(P, &a->inv_t, it);
+    P->bytes = 4.0 * R * n;
+    snprintf(P->desc, sizeof P->desc, "rows=%d n=%d k=%d%s%s", R, n, k, c->flags & F_TIES ? " ties" : "",
+             c->flags & F_NANINF ? " nan/inf" : "");
+}
+
 static void gen(struct problem *P, const struct tcase *c, int idx)
 {
     memset(P, 0, sizeof *P);
@@ -772,6 +813,7 @@ static void gen(struct problem *P, const struct tcase *c, int idx)
     case QR_OP_SILU_MUL: gen_silu(P, c); break;
     case QR_OP_ADD: gen_add(P, c); break;
     case QR_OP_ARGMAX: gen_argmax(P, c); break;
+    case QR_OP_TOPK: gen_topk(P, c); break;
     default: break;
     }
 }
@@ -953,6 +995,33 @@ static void naive_argmax(struct problem *P, float **e)
     }
 }
 
+/* the k best by (v desc, index asc), v = x * inv_t in f32, NaN as -inf: k selection passes */
+static void naive_topk(struct problem *P, float **e)
+{
+    const struct qr_topk_args *a = &P->node.a.topk;
+    const float *x = (const float *)P->t[2].host, *it = (const float *)P->t[3].host;
+    float *v = malloc((size_t)a->n * sizeof *v);
+    bool *used = malloc((size_t)a->n);
+    for (int r = 0; r < a->n_rows; r++) {
+        for (int j = 0; j < a->n; j++) {
+            float xj = x[(size_t)r * a->n + j];
+            v[j] = isnan(xj) ? -INFINITY : xj * it[r];
+            used[j] = false;
+        }
+        for (int i = 0; i < a->k; i++) {
+            int b = -1;
+            for (int j = 0; j < a->n; j++)
+                if (!used[j] && (b < 0 || v[j] > v[b]))
+                    b = j;
+            used[b] = true;
+            e[0][(size_t)r * a->k + i] = (float)b;
+            e[1][(size_t)r * a->k + i] = v[b];
+        }
+    }
+    free(v);
+    free(used);
+}
+
 static void naive(struct problem *P, float **e)
 {
     switch (P->c->op) {
@@ -967,6 +1036,7 @@ static void naive(struct problem *P, float **e)
     case QR_OP_SILU_MUL: naive_silu(P, e); break;
     case QR_OP_ADD: naive_add(P, e); break;
     case QR_OP_ARGMAX: naive_argmax(P, e); break;
+    case QR_OP_TOPK: naive_topk(P, e); break;
     default: break;
     }
 }
@@ -1202,7 +1272,8 @@ static const char *dt_label(const struct tcase *c)
     case QR_OP_ROPE:
     case QR_OP_SILU_MUL:
     case QR_OP_ADD:
-    case QR_OP_ARGMAX: snprintf(b, sizeof b, "f32"); break;
+    case QR_OP_ARGMAX:
+    case QR_OP_TOPK: snprintf(b, sizeof b, "f32"); break;
     default: snprintf(b, sizeof b, "w=%s", qr_dtype_name(c->dt)); break;
     }
     return b;
@@ -1212,7 +1283,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: test_backend_ops [-o OP] [-b BACKEND] [-p SUBSTR] [--perf] [--list] [--config INI]\n"
                "                        [--threads N] [-v]\n"
-               "  -o OP       only this op (embed matmul rmsnorm qk_norm rope kv_store attn silu_mul add logits argmax)\n"
+               "  -o OP       only this op (embed matmul rmsnorm qk_norm rope kv_store attn silu_mul add logits argmax topk)\n"
                "  -b NAME     compare only this backend with the CPU reference (default: every loaded non-CPU one;\n"
                "              -b cpu: CPU self-checks only)\n"
                "  -p SUBSTR   only cases whose description contains SUBSTR\n"

@@ -228,6 +228,7 @@ static const bool k_supports[QR_OP_COUNT][QR_DTYPE_COUNT] = {
     [QR_OP_ADD] = {true, true, true, false, false},
     [QR_OP_LOGITS] = {true, true, true, false, false},
     [QR_OP_ARGMAX] = {true, true, true, false, false},
+    [QR_OP_TOPK] = {true, true, true, false, false},
 };
 
 static bool cpu_supports(struct qr_device *d, enum qr_op op, enum qr_dtype wtype)

@@ -547,6 +547,75 @@ static qr_status cpu_argmax(struct qr_stream *s, const struct qr_argmax_args *a)
     return QR_OK;
 }
 
+/* ---- top-k per row for sampling: v = x * inv_t (NaN as -inf), the k best by (v desc, index asc), in that order.
+ * A min-heap of the k best so far (root: the worst kept), then the heap sorted out from the back. ---- */
+
+struct topk_job {
+    const struct qr_topk_args *a;
+};
+
+/* a ranks below b: lower value, or equal value and higher index */
+static bool topk_below(float va, int ia, float vb, int ib) { return va < vb || (va == vb && ia > ib); }
+
+static void topk_sift(float *hv, int32_t *hi, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && topk_below(hv[l], hi[l], hv[m], hi[m]))
+            m = l;
+        if (r < n && topk_below(hv[r], hi[r], hv[m], hi[m]))
+            m = r;
+        if (m == i)
+            return;
+        float tv = hv[i];
+        int32_t ti = hi[i];
+        hv[i] = hv[m], hi[i] = hi[m];
+        hv[m] = tv, hi[m] = ti;
+        i = m;
+    }
+}
+
+static void topk_task(void *ctx, int64_t b, int64_t e, int tid)
+{
+    const struct qr_topk_args *a = ((struct topk_job *)ctx)->a;
+    const float *x = vp(&a->x), *inv_t = vp(&a->inv_t);
+    int32_t *ids = vp(&a->ids);
+    float *vals = vp(&a->vals);
+    const int k = a->k;
+    for (int64_t r = b; r < e; r++) {
+        const float *row = x + r * a->n;
+        float *hv = vals + r * k;
+        int32_t *hi = ids + r * k;
+        const float it = inv_t[r];
+        for (int i = 0; i < a->n; i++) {
+            float v = isnan(row[i]) ? -INFINITY : row[i] * it;
+            if (i < k) {
+                hv[i] = v, hi[i] = i;
+                if (i == k - 1)
+                    for (int j = k / 2 - 1; j >= 0; j--)
+                        topk_sift(hv, hi, k, j);
+            } else if (!topk_below(v, i, hv[0], hi[0])) {
+                hv[0] = v, hi[0] = i;
+                topk_sift(hv, hi, k, 0);
+            }
+        }
+        for (int n = k - 1; n > 0; n--) {   /* the worst goes last */
+            float tv = hv[0];
+            int32_t ti = hi[0];
+            hv[0] = hv[n], hi[0] = hi[n];
+            hv[n] = tv, hi[n] = ti;
+            topk_sift(hv, hi, n, 0);
+        }
+    }
+}
+
+static qr_status cpu_topk(struct qr_stream *s, const struct qr_topk_args *a)
+{
+    struct topk_job j = {a};
+    qr_pool_run(cpu_pool_of(s), topk_task, &j, a->n_rows, 1);
+    return QR_OK;
+}
+
 const struct qr_ops cpu_ref_ops = {
     .embed = cpu_embed,
     .matmul = cpu_matmul,
@@ -559,4 +628,5 @@ const struct qr_ops cpu_ref_ops = {
     .add = cpu_add,
     .logits = cpu_logits,
     .argmax = cpu_argmax,
+    .topk = cpu_topk,
 };

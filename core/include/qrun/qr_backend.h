@@ -73,6 +73,7 @@ enum qr_op {
     QR_OP_ADD,
     QR_OP_LOGITS,
     QR_OP_ARGMAX,
+    QR_OP_TOPK,
     QR_OP_COUNT
 };
 const char *qr_op_name(enum qr_op op);
@@ -183,6 +184,18 @@ struct qr_argmax_args {
     int n_rows, n;
 };
 
+/* The k best of each row for sampling: v[r, j] = isnan(x[r, j]) ? -inf : x[r, j] * inv_t[r] (one f32 multiply),
+ * ranked by v descending, then index ascending; ids[r, i] / vals[r, i] (i < k) are the i-th best's index and v, in
+ * that order.  1 <= k <= QR_TOPK_MAX, k <= n. */
+#define QR_TOPK_MAX 256
+struct qr_topk_args {
+    struct qr_view ids;                /* i32 (n_rows, k) */
+    struct qr_view vals;               /* f32 (n_rows, k) */
+    struct qr_view x;                  /* f32 (n_rows, n) */
+    struct qr_view inv_t;              /* f32 (n_rows) */
+    int n_rows, n, k;
+};
+
 typedef qr_status (*qr_op_embed_fn)(struct qr_stream *, const struct qr_embed_args *);
 typedef qr_status (*qr_op_matmul_fn)(struct qr_stream *, const struct qr_matmul_args *);
 typedef qr_status (*qr_op_rmsnorm_fn)(struct qr_stream *, const struct qr_rmsnorm_args *);
@@ -193,6 +206,7 @@ typedef qr_status (*qr_op_silu_mul_fn)(struct qr_stream *, const struct qr_silu_
 typedef qr_status (*qr_op_add_fn)(struct qr_stream *, const struct qr_add_args *);
 typedef qr_status (*qr_op_logits_fn)(struct qr_stream *, const struct qr_logits_args *);
 typedef qr_status (*qr_op_argmax_fn)(struct qr_stream *, const struct qr_argmax_args *);
+typedef qr_status (*qr_op_topk_fn)(struct qr_stream *, const struct qr_topk_args *);
 
 struct qr_ops {
     qr_op_embed_fn embed;
@@ -206,6 +220,7 @@ struct qr_ops {
     qr_op_add_fn add;
     qr_op_logits_fn logits;
     qr_op_argmax_fn argmax;    /* optional: NULL -> core reads logits back */
+    qr_op_topk_fn topk;        /* optional: NULL -> core reads logits back and samples from whole rows */
 };
 
 /* ---- a step as a graph: the op sequence of one forward pass ---- */
@@ -222,6 +237,7 @@ struct qr_node {
         struct qr_add_args add;
         struct qr_logits_args logits;
         struct qr_argmax_args argmax;
+        struct qr_topk_args topk;
     } a;
 };
 
