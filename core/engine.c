@@ -40,6 +40,7 @@ struct eng_req {
     double t_arrival, t_first;
     int n_gen, n_cached;
     bool simple_greedy;           /* greedy, no penalties, no logprobs: argmax is enough */
+    bool topk_ok;                 /* sampled from its row's best QR_TOPK_MAX alone (qr_sampler_topk_ok, no logprobs) */
     bool shown;                   /* some generated text has been emitted (the scheduler's awaiting_output) */
     bool done;
     struct eng_req *next;         /* incoming queue */
@@ -85,6 +86,12 @@ struct qr_engine {
 
     /* step buffers (engine thread) */
     int32_t *b_tokens, *b_pos, *b_slots, *b_qstart, *b_seqlens, *b_outidx, *b_argmax, *b_bt;
+    /* sampling on the device: each output row's best tk_k (ids, values) and the rows' 1 / temperature */
+    bool dev_topk;                /* the backend has the top-k op (QRUN_DEVICE_TOPK=0: always whole rows) */
+    int tk_k;                     /* this step's k (0: no top-k step) */
+    uint64_t n_topk_steps, n_logits_steps;
+    int32_t *tk_ids;
+    float *tk_vals, *tk_inv_t;
     size_t bt_cap;
     int *out_item;
     float *logits;
@@ -358,6 +365,10 @@ qr_status qr_engine_create(const struct qr_engine_opts *opts, struct qr_engine *
     if ((st = qr_rt_create(e->model, e->dev, &ro, opts->progress, opts->progress_user, &e->rt)) != QR_OK)
         goto fail;
     e->vocab = e->model->cfg.vocab_size;
+    {
+        const char *tk = getenv("QRUN_DEVICE_TOPK");
+        e->dev_topk = qr_rt_has_topk(e->rt) && !(tk && !strcmp(tk, "0"));
+    }
     e->nb = qr_rt_num_blocks(e->rt);
     e->bs = qr_rt_block_size(e->rt);
     e->max_len = qr_rt_max_model_len(e->rt);
@@ -459,6 +470,7 @@ qr_status qr_engine_add(struct qr_engine *e, const int32_t *prompt, int n_prompt
     const struct qr_sampler_params *sp = &pp->sampling;
     r->simple_greedy = sp->temperature == 0 && sp->repetition_penalty == 1.0f && sp->presence_penalty == 0 &&
                        sp->frequency_penalty == 0 && pp->logprobs < 0;
+    r->topk_ok = qr_sampler_topk_ok(sp, e->vocab, QR_TOPK_MAX) && pp->logprobs < 0;
     if ((st = qr_sampler_create(sp, e->vocab, &r->sampler)) != QR_OK ||
         (st = qr_tok_stream_create(e->tok, pp->skip_special, &r->ts)) != QR_OK) {
         req_free(r);
@@ -712,7 +724,7 @@ static qr_status build_and_run(struct qr_engine *e, const struct qr_sched_out *s
     }
     memset(e->b_bt, 0, need_bt * sizeof *e->b_bt);
     bool need_logits = false;
-    int no = 0;
+    int no = 0, max_k = 0;
     for (int i = 0; i < ns; i++) {
         const struct qr_sched_item *it = &so->items[i];
         const struct qr_sched_req *sr = it->req;
@@ -725,10 +737,15 @@ static qr_status build_and_run(struct qr_engine *e, const struct qr_sched_out *s
         e->b_seqlens[i] = it->start + it->n_new;
         memcpy(e->b_bt + (size_t)i * width, sr->kv.blocks, (size_t)sr->kv.n_blocks * sizeof(int32_t));
         if (it->needs_logits) {
+            const struct eng_req *er = sr->user;
             e->out_item[no] = i;
             e->b_outidx[no++] = t - 1;
-            if (!((struct eng_req *)sr->user)->simple_greedy)
+            if (er->topk_ok && e->dev_topk) {
+                if (er->p.sampling.top_k > max_k)
+                    max_k = er->p.sampling.top_k;
+            } else if (!er->simple_greedy) {
                 need_logits = true;
+            }
         }
     }
     /* padding sequences (decode-only steps): one dummy token each, KV write skipped */
@@ -742,6 +759,29 @@ static qr_status build_and_run(struct qr_engine *e, const struct qr_sched_out *s
         e->b_outidx[no++] = t;
     }
     e->b_qstart[ns_pad] = t;
+    /* a step whose sampled rows all qualify reads back only each row's best k (greedy rows: the first; it differs
+     * from the argmax op only on a row with no finite logit, NaN and -inf alone, where it is index 0) */
+    e->tk_k = 0;
+    if (max_k > 0 && !need_logits) {
+        e->tk_k = max_k <= 64 ? 64 : QR_TOPK_MAX;
+        if (e->tk_k > e->vocab)
+            e->tk_k = e->vocab;
+        if (!e->tk_ids) {
+            e->tk_ids = malloc((size_t)e->max_seqs * QR_TOPK_MAX * sizeof(int32_t));
+            e->tk_vals = malloc((size_t)e->max_seqs * QR_TOPK_MAX * sizeof(float));
+            e->tk_inv_t = malloc((size_t)e->max_seqs * sizeof(float));
+            if (!e->tk_ids || !e->tk_vals || !e->tk_inv_t)
+                return qr_set_error(QR_E_OOM_HOST, "engine: out of host memory for top-k rows");
+        }
+        for (int k = 0; k < no; k++) {
+            int i = e->out_item[k];
+            const struct eng_req *er = i >= 0 ? so->items[i].req->user : NULL;
+            /* the sampler's own scale (1.0f / temperature in float); greedy rows and padding: 1 */
+            e->tk_inv_t[k] = er && !er->simple_greedy ? 1.0f / er->p.sampling.temperature : 1.0f;
+        }
+    } else if (max_k > 0) {
+        need_logits = true;   /* some row needs its whole row: every row is sampled on the host */
+    }
     if (need_logits && !e->logits) {
         e->logits = malloc((size_t)e->max_seqs * (size_t)e->vocab * sizeof(float));
         if (!e->logits)
@@ -756,6 +796,8 @@ static qr_status build_and_run(struct qr_engine *e, const struct qr_sched_out *s
     *have_logits = need_logits;
     if (no == 0)
         return qr_rt_forward(e->rt, &b, NULL, NULL);
+    if (e->tk_k > 0)
+        return qr_rt_forward_topk(e->rt, &b, e->tk_inv_t, e->tk_k, e->tk_ids, e->tk_vals);
     return qr_rt_forward(e->rt, &b, need_logits ? e->logits : NULL, need_logits ? NULL : e->b_argmax);
 }
 
@@ -769,6 +811,8 @@ static void update_stats(struct qr_engine *e)
     e->st.kv_blocks_cached_free = qr_kv_pool_num_cached_free(e->pool);
     e->st.steps = qr_sched_num_steps(e->sched);
     e->st.paused_steps = qr_sched_num_paused_steps(e->sched);
+    e->st.topk_steps = e->n_topk_steps;
+    e->st.logits_steps = e->n_logits_steps;
     e->st.decode_only_steps = e->n_dec_steps;
     e->st.decode_only_tokens = e->n_dec_tokens;
     e->st.prompt_steps = e->n_prompt_steps;
@@ -865,6 +909,8 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
         int n_out = 0;
         bool have_logits = false;
         st = build_and_run(e, &so, &n_out, &have_logits);
+        e->n_topk_steps += e->tk_k > 0;
+        e->n_logits_steps += have_logits;
         if (e->trace)
             t2 = qr_time_s();
         if (st != QR_OK) {
@@ -899,8 +945,19 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
                     continue;
                 struct eng_req *r = so.items[i].req->user;
                 struct eng_pick *pk = &e->pick[k];
-                if (!have_logits)
+                if (e->tk_k > 0) {
+                    const size_t o = (size_t)k * (size_t)e->tk_k;
+                    int32_t tok = r->simple_greedy ? e->tk_ids[o]
+                                                   : qr_sampler_sample_topk(r->sampler, e->tk_ids + o,
+                                                                            e->tk_vals + o, e->tk_k);
+                    if (tok < 0) {   /* cannot happen: topk_ok and tk_k >= top_k were checked */
+                        qr_log(QR_LOG_ERROR, "engine: top-k sampling refused a row; taking its best token");
+                        tok = e->tk_ids[o];
+                    }
+                    *pk = (struct eng_pick){.tok = tok};
+                } else if (!have_logits) {
                     *pk = (struct eng_pick){.tok = e->b_argmax[k]};
+                }
                 if (on_token(e, r, pk->tok, pk->lp, pk->top_ids, pk->top_lp, pk->n_top))
                     e->fin[nf++] = r;
             }
@@ -1076,6 +1133,9 @@ void qr_engine_destroy(struct qr_engine *e)
         fclose(e->trace);
     free(e->fin);
     free(e->logits);
+    free(e->tk_ids);
+    free(e->tk_vals);
+    free(e->tk_inv_t);
     free(e->cancels);
     free(e->live);
     free(e->model_dir);

@@ -298,6 +298,9 @@ static void layout_buffers(struct qr_runtime *rt)
     io->block_tables = p; p = align_up(p + S * (size_t)rt->max_blocks_per_seq * i4, a);
     io->out_idx = p; p = align_up(p + (size_t)rt->o.max_out * i4, a);
     io->argmax = p; p = align_up(p + (size_t)rt->o.max_out * i4, a);
+    io->inv_t = p; p = align_up(p + (size_t)rt->o.max_out * i4, a);
+    io->topk_ids = p; p = align_up(p + (size_t)rt->o.max_out * QR_TOPK_MAX * i4, a);
+    io->topk_vals = p; p = align_up(p + (size_t)rt->o.max_out * QR_TOPK_MAX * i4, a);
     io->size = p;
     rt->io_bytes = io->size;
 }

@@ -151,7 +151,10 @@ static qr_status write_inputs(struct qr_runtime *rt, const struct qr_batch *b, i
 }
 
 /* builds the node list; returns the count */
-static int build(struct qr_runtime *rt, const struct qr_batch *b, int width, int max_len, int max_q, bool want_argmax)
+enum rt_out { OUT_LOGITS, OUT_ARGMAX, OUT_TOPK };
+
+static int build(struct qr_runtime *rt, const struct qr_batch *b, int width, int max_len, int max_q, enum rt_out out,
+                 int k)
 {
     const struct qr_model_config *c = &rt->cfg;
     const struct rt_scratch *sb = &rt->sb;
@@ -269,17 +272,24 @@ static int build(struct qr_runtime *rt, const struct qr_batch *b, int width, int
                                                    .idx = V(IO, io->out_idx), .w = V(lm, 0),
                                                    .wtype = rt->lm_head.dtype, .n_out = b->n_out, .dim = D,
                                                    .vocab = c->vocab_size, .ldx = D};
-        if (want_argmax) {
+        if (out == OUT_ARGMAX) {
             nd[n].op = QR_OP_ARGMAX;
             nd[n++].a.argmax = (struct qr_argmax_args){.out = V(IO, io->argmax), .x = V(sb->logits, 0),
                                                        .n_rows = b->n_out, .n = c->vocab_size};
+        } else if (out == OUT_TOPK) {
+            nd[n].op = QR_OP_TOPK;
+            nd[n++].a.topk = (struct qr_topk_args){.ids = V(IO, io->topk_ids), .vals = V(IO, io->topk_vals),
+                                                   .x = V(sb->logits, 0), .inv_t = V(IO, io->inv_t),
+                                                   .n_rows = b->n_out, .n = c->vocab_size, .k = k};
         }
     }
     QR_ASSERT(n <= rt->max_nodes);
     return n;
 }
 
-qr_status qr_rt_forward(struct qr_runtime *rt, const struct qr_batch *b, float *logits, int32_t *argmax)
+/* one step; the outputs: logits rows, argmax ids, or each row's k best (inv_t: n_out per-row scales) */
+static qr_status forward(struct qr_runtime *rt, const struct qr_batch *b, float *logits, int32_t *argmax,
+                         const float *inv_t, int k, int32_t *tk_ids, float *tk_vals)
 {
     if (!rt || !b)
         return qr_set_error(QR_E_INVALID_ARG, "qr_rt_forward: NULL argument");
@@ -287,7 +297,7 @@ qr_status qr_rt_forward(struct qr_runtime *rt, const struct qr_batch *b, float *
     qr_status st = validate(rt, b, &need, &max_len, &max_q);
     if (st != QR_OK)
         return st;
-    if ((logits || argmax) && b->n_out == 0)
+    if ((logits || argmax || tk_ids) && b->n_out == 0)
         return qr_set_error(QR_E_INVALID_ARG, "step: outputs asked for with n_out = 0");
     /* shape buckets: the graph's args depend on these alone */
     int width = pow2_at_least(need, 4);
@@ -302,10 +312,14 @@ qr_status qr_rt_forward(struct qr_runtime *rt, const struct qr_batch *b, float *
     if (q_b > b->n_tokens)
         q_b = b->n_tokens;
     bool dev_argmax = argmax && rt->dev->ops && rt->dev->ops->argmax;
+    enum rt_out out = tk_ids ? OUT_TOPK : dev_argmax ? OUT_ARGMAX : OUT_LOGITS;
 
     if ((st = write_inputs(rt, b, width)) != QR_OK)
         return st;
-    struct qr_graph g = {.nodes = rt->nodes, .n_nodes = build(rt, b, width, len_b, q_b, dev_argmax)};
+    if (out == OUT_TOPK &&
+        (st = qr_stream_write(rt->st, rt->io, rt->il.inv_t, inv_t, (size_t)b->n_out * sizeof(float))) != QR_OK)
+        return st;
+    struct qr_graph g = {.nodes = rt->nodes, .n_nodes = build(rt, b, width, len_b, q_b, out, k)};
     uint64_t h = 0xcbf29ce484222325ull;
     h = fnv(h, b->n_tokens);
     h = fnv(h, b->n_seqs);
@@ -314,9 +328,17 @@ qr_status qr_rt_forward(struct qr_runtime *rt, const struct qr_batch *b, float *
     h = fnv(h, q_b);
     h = fnv(h, b->n_out);
     h = fnv(h, dev_argmax);
+    if (out == OUT_TOPK)
+        h = fnv(h, 0x70000 + k);
     g.key = h | 1;
     if ((st = qr_graph_run(rt->st, &g)) != QR_OK)
         return st;
+    if (out == OUT_TOPK) {
+        size_t nb = (size_t)b->n_out * (size_t)k * sizeof(int32_t);
+        if ((st = qr_stream_read(rt->st, rt->io, rt->il.topk_ids, tk_ids, nb)) != QR_OK)
+            return st;
+        return qr_stream_read(rt->st, rt->io, rt->il.topk_vals, tk_vals, nb);
+    }
 
     size_t row = (size_t)rt->cfg.vocab_size * sizeof(float);
     if (dev_argmax && (st = qr_stream_read(rt->st, rt->io, rt->il.argmax, argmax,
@@ -343,4 +365,30 @@ qr_status qr_rt_forward(struct qr_runtime *rt, const struct qr_batch *b, float *
     if (!lg && !dev_argmax)
         return qr_stream_sync(rt->st);
     return QR_OK;
+}
+
+qr_status qr_rt_forward(struct qr_runtime *rt, const struct qr_batch *b, float *logits, int32_t *argmax)
+{
+    return forward(rt, b, logits, argmax, NULL, 0, NULL, NULL);
+}
+
+bool qr_rt_has_topk(const struct qr_runtime *rt)
+{
+    return rt && rt->dev->ops && rt->dev->ops->topk && qr_dev_supports(rt->dev, QR_OP_TOPK, QR_DTYPE_F32);
+}
+
+qr_status qr_rt_forward_topk(struct qr_runtime *rt, const struct qr_batch *b, const float *inv_t, int k, int32_t *ids,
+                             float *vals)
+{
+    if (!rt || !b || !inv_t || !ids || !vals)
+        return qr_set_error(QR_E_INVALID_ARG, "qr_rt_forward_topk: NULL argument");
+    if (!qr_rt_has_topk(rt))
+        return qr_set_error(QR_E_UNSUPPORTED, "qr_rt_forward_topk: the backend has no top-k op");
+    if (k < 1 || k > QR_TOPK_MAX || k > rt->cfg.vocab_size)
+        return qr_set_error(QR_E_INVALID_ARG, "qr_rt_forward_topk: k %d outside [1, %d]", k, QR_TOPK_MAX);
+    for (int r = 0; r < b->n_out; r++)
+        if (!(inv_t[r] > 0) || !isfinite(inv_t[r]))
+            return qr_set_error(QR_E_INVALID_ARG, "qr_rt_forward_topk: row %d's 1/temperature %g is not positive",
+                                r, (double)inv_t[r]);
+    return forward(rt, b, NULL, NULL, inv_t, k, ids, vals);
 }

@@ -28,7 +28,7 @@ struct rt_layer {
 
 /* byte offsets of the per-step inputs in the IO buffer */
 struct rt_io_layout {
-    size_t ids, pos, slots, q_start, seq_lens, block_tables, out_idx, argmax, size;
+    size_t ids, pos, slots, q_start, seq_lens, block_tables, out_idx, argmax, inv_t, topk_ids, topk_vals, size;
 };
 
 /* activations (f32), one buffer each so none meets the device's largest-buffer limit */

@@ -306,6 +306,58 @@ static void test_sampler_threads(void)
                "request %d: 1 vs 4 sampler threads give different tokens or logprobs", i);
 }
 
+/* sampling from each row's best k computed by the backend (QR_OP_TOPK) gives the tokens sampling from whole rows on
+ * the host gives: qualifying rows (top_k 20 / 64 / 200, temperatures, top-p, min-p), greedy rows beside them, and a
+ * row that needs its whole row (logprobs) turning a step back to whole rows */
+static void test_device_topk(void)
+{
+    enum { N = 8, GEN = 10 };
+    struct res r[2][N];
+    memset(r, 0, sizeof r);
+    struct qr_engine_stats st[2];
+    for (int v = 0; v < 2; v++) {
+        setenv("QRUN_DEVICE_TOPK", v ? "0" : "1", 1);
+        struct qr_engine *e = mk_engine(512, 16, false, 0, 0, -1);
+        unsetenv("QRUN_DEVICE_TOPK");
+        if (!e)
+            return;
+        struct qr_request_params p;
+        qr_request_params_default(qr_engine_model(e), &p);
+        p.max_tokens = GEN;
+        p.ignore_eos = true;
+        for (int i = 0; i < N; i++) {
+            struct qr_request_params q = p;
+            q.sampling.temperature = i == 5 ? 0.0f : i % 2 ? 0.7f : 1.3f;
+            q.sampling.top_k = i == 3 ? 64 : i == 4 ? 200 : 20;
+            q.sampling.top_p = i % 3 == 0 ? 0.8f : 1.0f;
+            q.sampling.min_p = i == 6 ? 0.05f : 0.0f;
+            q.sampling.seed = 500 + (uint64_t)i;
+            if (i == 7)
+                q.logprobs = 0;   /* whole rows while it runs */
+            CHECK(qr_engine_add(e, g_prompt[i], g_plen[i], &q, on_event, &r[v][i], NULL) == QR_OK);
+            if (i == 6)   /* the first seven decode a few steps alone */
+                for (int k = 0; k < 4; k++) {
+                    int n;
+                    CHECK(qr_engine_step(e, &n) == QR_OK);
+                }
+        }
+        CHECK(qr_engine_run_until_idle(e) == QR_OK);
+        qr_engine_get_stats(e, &st[v]);
+        check_idle(e, "device top-k");
+        qr_engine_destroy(e);
+    }
+    const char *be = getenv("QRUN_TEST_BACKEND");
+    printf("  device top-k on %s: %llu top-k steps, %llu whole-row steps (whole rows only: %llu)\n",
+           be && *be ? be : "cpu", (unsigned long long)st[0].topk_steps, (unsigned long long)st[0].logits_steps,
+           (unsigned long long)st[1].logits_steps);
+    CHECKF(st[0].topk_steps > 0 && st[0].logits_steps > 0, "top-k steps %llu, whole-row steps %llu",
+           (unsigned long long)st[0].topk_steps, (unsigned long long)st[0].logits_steps);
+    CHECK(st[1].topk_steps == 0 && st[1].logits_steps > 0);
+    for (int i = 0; i < N; i++)
+        CHECKF(r[0][i].n == GEN && r[1][i].n == GEN && !memcmp(r[0][i].toks, r[1][i].toks, sizeof r[0][i].toks),
+               "request %d: device top-k and whole rows sample different tokens", i);
+}
+
 /* seeded sampling gives the same text alone and in a batch */
 static void test_seeded_sampling(void)
 {
@@ -666,6 +718,7 @@ int main(void)
     double t1 = qr_time_s();
     test_seeded_sampling();
     test_sampler_threads();
+    test_device_topk();
     test_prefill_first_awaiting();
     test_cancel();
     double t2 = qr_time_s();

@@ -453,6 +453,7 @@ qr_status cuda_run_node(struct qr_stream *s, const struct qr_node *n)
     case QR_OP_ADD: return o->add(s, &n->a.add);
     case QR_OP_LOGITS: return o->logits(s, &n->a.logits);
     case QR_OP_ARGMAX: return o->argmax(s, &n->a.argmax);
+    case QR_OP_TOPK: return o->topk(s, &n->a.topk);
     default: return qr_set_error(QR_E_INVALID_ARG, "cuda: unknown op %d in a graph", (int)n->op);
     }
 }

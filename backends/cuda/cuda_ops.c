@@ -501,6 +501,14 @@ static qr_status op_argmax(struct qr_stream *s, const struct qr_argmax_args *a)
     return QR_OK;
 }
 
+static qr_status op_topk(struct qr_stream *s, const struct qr_topk_args *a)
+{
+    ENTER(s);
+    LAUNCH_TRY(s->dev, cuda_launch_topk(cst(s), vp(&a->ids), vp(&a->vals), vp(&a->x), vp(&a->inv_t), a->n_rows, a->n,
+                                        a->k));
+    return QR_OK;
+}
+
 const struct qr_ops cuda_ops = {
     .embed = op_embed,
     .matmul = op_matmul,
@@ -513,4 +521,5 @@ const struct qr_ops cuda_ops = {
     .add = op_add,
     .logits = op_logits,
     .argmax = op_argmax,
+    .topk = op_topk,
 };

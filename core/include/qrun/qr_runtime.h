@@ -67,6 +67,13 @@ struct qr_batch {
  * may be NULL) are filled on return.  Inputs are validated (ids, slots,
  * block ids, lengths) before anything is written to the device. */
 qr_status qr_rt_forward(struct qr_runtime *rt, const struct qr_batch *b, float *logits, int32_t *argmax);
+/* Runs the step and returns each output row's k best (1 <= k <= QR_TOPK_MAX) by v = logit * inv_t[row] (NaN as
+ * -inf), ranked by v descending then index ascending: ids and vals, n_out x k, in that order -- what
+ * qr_sampler_sample_topk samples from, without reading whole logits rows back.  QR_E_UNSUPPORTED where the
+ * backend lacks the op (qr_rt_has_topk). */
+bool qr_rt_has_topk(const struct qr_runtime *rt);
+qr_status qr_rt_forward_topk(struct qr_runtime *rt, const struct qr_batch *b, const float *inv_t, int k, int32_t *ids,
+                             float *vals);
 
 /* Convenience for tests and the CLI: rope inverse frequencies of the config
  * (head_dim/2 values) and the YaRN attention factor. */

@@ -120,6 +120,9 @@ struct qr_engine_stats {
      * included, prefix-cache hits not) */
     uint64_t decode_only_steps, decode_only_tokens, prompt_steps, prompt_tokens_computed;
     double decode_only_s, prompt_steps_s;
+    /* steps sampled from each row's best k computed on the device (no logits rows read back), and steps that read
+     * whole logits rows back for sampling on the host */
+    uint64_t topk_steps, logits_steps;
     double last_step_time;          /* qr_time_s() of the last finished step */
     bool healthy;                   /* false once the device is dead */
 };
