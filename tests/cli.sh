@@ -91,6 +91,9 @@ expect_fail "bad --decode-budget" "decode-budget" "$QRUN" "${E[@]}" --decode-bud
 expect_fail "negative --decode-pause-ms" "decode-pause-ms" "$QRUN" "${E[@]}" --decode-pause-ms -1 "$T/p.txt"
 expect_fail "bad --decode-pause-ms" "decode-pause-ms" "$QRUN" "${E[@]}" --decode-pause-ms 2s "$T/p.txt"
 expect_fail "--decode-pause-ms without a value" "decode-pause-ms" "$QRUN" "${E[@]}" --decode-pause-ms
+expect_fail "negative bench --top-k" "top-k" "$QRUN" bench throughput "${E[@]}" --temperature 1 --top-k -1
+expect_fail "bench --top-p 0" "top-p" "$QRUN" bench throughput "${E[@]}" --temperature 1 --top-p 0
+expect_fail "bench --top-p above 1" "top-p" "$QRUN" bench throughput "${E[@]}" --temperature 1 --top-p 1.5
 expect_fail "bad --kv-dtype" "kv-dtype" "$QRUN" "${E[@]}" --kv-dtype int4 "$T/p.txt"
 # an FP8 KV cache on the CPU backend: generates, says so, and ppl stays near transformers' (E4M3 rounds K and V by
 # up to 2^-4; test_e2e bounds the per-token NLLs)

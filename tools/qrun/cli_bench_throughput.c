@@ -23,6 +23,9 @@ static void usage(FILE *f)
             "  --random-range R    lengths uniform in [L*(1-R), L*(1+R)], R in [0, 1) (default 0: fixed)\n"
             "  --dataset F         JSONL with {\"prompt\": \"...\"} per line instead of random ids\n"
             "  --temperature T     sampling temperature (default 0: greedy)\n"
+            "  --top-k K           with --temperature: sample among the K best (default 0: all; 1..256 sample on\n"
+            "                      the device where the backend can)\n"
+            "  --top-p P           with --temperature: nucleus sampling (default 1: off)\n"
             "  --json-out F        write the results as JSON\n"
             "  --seed S            seed for the random prompts and lengths (default 0)\n");
     qr_cli_engine_usage(f);
@@ -149,7 +152,8 @@ int qr_cli_bench_throughput(int argc, char **argv)
     eo.progress = qr_cli_progress;
     eo.progress_user = "loading";
     long long num = 1000, in_len = 1024, out_len = 128, seed = 0;
-    double range = 0, temp = 0;
+    double range = 0, temp = 0, top_p = 1;
+    long long top_k = 0;
     const char *dataset = NULL, *json_out = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -179,6 +183,10 @@ int qr_cli_bench_throughput(int argc, char **argv)
             if (qr_cli_parse_float(a, v, 0, 0.999, &range)) return 2;
         } else if (!strcmp(a, "--temperature")) {
             if (qr_cli_parse_float(a, v, 0, 100, &temp)) return 2;
+        } else if (!strcmp(a, "--top-k")) {
+            if (qr_cli_parse_int(a, v, 0, 1 << 30, &top_k)) return 2;
+        } else if (!strcmp(a, "--top-p")) {
+            if (qr_cli_parse_float(a, v, 1e-6, 1, &top_p)) return 2;
         } else if (!strcmp(a, "--seed")) {
             if (qr_cli_parse_int(a, v, 0, (1LL << 62), &seed)) return 2;
         } else if (!strcmp(a, "--dataset")) {
@@ -239,13 +247,17 @@ int qr_cli_bench_throughput(int argc, char **argv)
     struct qr_request_params p;
     qr_request_params_default(m, &p);
     p.sampling.temperature = (float)temp;
-    p.sampling.top_k = 0;
-    p.sampling.top_p = 1;
+    p.sampling.top_k = (int)top_k;
+    p.sampling.top_p = (float)top_p;
     p.sampling.min_p = 0;
     p.sampling.repetition_penalty = 1;
     p.sampling.presence_penalty = 0;
     p.sampling.frequency_penalty = 0;
     p.ignore_eos = true;
+    if (qr_sampler_params_check(&p.sampling, m->cfg.vocab_size) != QR_OK) {
+        fprintf(stderr, "qrun bench: %s\n", qr_last_error());
+        goto out;
+    }
     long long prompt_tokens = 0;
     b.t0 = qr_time_s();
     for (int i = 0; i < n; i++) {
@@ -281,6 +293,9 @@ int qr_cli_bench_throughput(int argc, char **argv)
            (unsigned long long)s.decode_only_steps, s.decode_only_s,
            s.decode_only_s > 0 ? (double)s.decode_only_tokens / s.decode_only_s : 0.0,
            (unsigned long long)s.prompt_steps, s.prompt_steps_s, (unsigned long long)s.prompt_tokens_computed);
+    if (temp > 0)
+        printf("Sampling: %llu steps from each row's best k on the device, %llu from whole logits rows on the host\n",
+               (unsigned long long)s.topk_steps, (unsigned long long)s.logits_steps);
     if (json_out) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "elapsed_time", elapsed);
