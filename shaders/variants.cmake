@@ -183,4 +183,5 @@ set(QR_SHADER_VARIANTS
   "add|add.comp||-"
   "copy|copy.comp||-"
   "argmax|argmax.comp||-"
+  "topk|topk.comp||-"
 )

@@ -23,6 +23,7 @@
 #include "pc/silu_mul.h"
 #include "pc/add.h"
 #include "pc/argmax.h"
+#include "pc/topk.h"
 #include "pc/qk_norm_rope.h"
 
 _Static_assert(sizeof(struct qr_pc_embed) == 8 * 4, "pc embed");
@@ -38,6 +39,7 @@ _Static_assert(offsetof(struct qr_pc_attn_pro, wq_off) == sizeof(struct qr_pc_at
 _Static_assert(sizeof(struct qr_pc_silu_mul) == 6 * 4, "pc silu_mul");
 _Static_assert(sizeof(struct qr_pc_add) == 3 * 4, "pc add");
 _Static_assert(sizeof(struct qr_pc_argmax) == 6 * 4, "pc argmax");
+_Static_assert(sizeof(struct qr_pc_topk) == 8 * 4, "pc topk");
 _Static_assert(sizeof(struct qr_pc_qk_norm_rope) == 21 * 4, "pc qk_norm_rope");
 _Static_assert(sizeof(struct qr_pc_attn) <= 128 && sizeof(struct qr_pc_matmul) <= 128, "push constants must fit in 128 bytes");
 
@@ -695,6 +697,22 @@ static qr_status vk_argmax(struct qr_stream *qs, const struct qr_argmax_args *a)
     return vk_dispatch(s, pipe, 3, b, &pc, sizeof pc, 1, (uint32_t)a->n_rows, 1);
 }
 
+static qr_status vk_topk(struct qr_stream *qs, const struct qr_topk_args *a) {
+    struct vk_stream *s = vk_stream_of(qs);
+    struct vk_dev *d = s->d;
+    if (a->n_rows <= 0) return QR_OK;
+    if (a->n <= 0 || a->k < 1 || a->k > QR_TOPK_MAX || a->k > a->n)
+        return qr_set_error(QR_E_INVALID_ARG, "vulkan: topk: k %d outside [1, min(n %d, %d)]", a->k, a->n, QR_TOPK_MAX);
+    struct vk_binding b[4];
+    struct qr_pc_topk pc = {.n_rows = a->n_rows, .n = a->n, .k = a->k};
+    size_t nk = (size_t)a->n_rows * (size_t)a->k * 4;
+    TRY(bind_at(d, &a->ids, 0, 4, nk, &b[0], &pc.ids_off, "topk ids"));
+    TRY(bind_at(d, &a->vals, 0, 4, nk, &b[1], &pc.vals_off, "topk vals"));
+    TRY(bind_at(d, &a->x, 0, 4, (size_t)a->n_rows * a->n * 4, &b[2], &pc.x_off, "topk x"));
+    TRY(bind_at(d, &a->inv_t, 0, 4, (size_t)a->n_rows * 4, &b[3], &pc.it_off, "topk inv_t"));
+    return vk_dispatch(s, vk_pipe_find("topk"), 4, b, &pc, sizeof pc, (uint32_t)a->n_rows, 1, 1);
+}
+
 static bool overlap(const struct qr_view *a, size_t na, const struct qr_view *b, size_t nb) {
     return a->buf && a->buf == b->buf && a->off < b->off + nb && b->off < a->off + na;
 }
@@ -937,4 +955,5 @@ const struct qr_ops vk_ops = {
     .add = vk_add,
     .logits = vk_logits,
     .argmax = vk_argmax,
+    .topk = vk_topk,
 };

@@ -235,6 +235,7 @@ static qr_status run_node(struct qr_stream *qs, const struct qr_node *n) {
     case QR_OP_ADD: return o->add(qs, &n->a.add);
     case QR_OP_LOGITS: return o->logits(qs, &n->a.logits);
     case QR_OP_ARGMAX: return o->argmax(qs, &n->a.argmax);
+    case QR_OP_TOPK: return o->topk(qs, &n->a.topk);
     default: return qr_set_error(QR_E_INVALID_ARG, "vulkan: unknown op %d", (int)n->op);
     }
 }
