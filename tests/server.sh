@@ -70,7 +70,8 @@ check "/health 200" '[ "$(code GET $U/health)" = 200 ]'
 check "/ serves the chat page" '[ "$(code GET $U/ - $tmp/index.html)" = 200 ] && grep -q "qrun chat" $tmp/index.html'
 check "/metrics is Prometheus text" '[ "$(code GET $U/metrics - $tmp/metrics.txt)" = 200 ] &&
     grep -q "^# TYPE qrun_time_to_first_token_seconds histogram" $tmp/metrics.txt &&
-    grep -q "^qrun_engine_paused_steps_total{.*} [0-9]" $tmp/metrics.txt'
+    grep -q "^qrun_engine_paused_steps_total{.*} [0-9]" $tmp/metrics.txt &&
+    grep -q "^qrun_engine_topk_sampling_steps_total{.*} [0-9]" $tmp/metrics.txt'
 
 # the openai client suite
 QR_PORT=$PORT QR_KEY=$KEY QR_MODEL="$tmp/model" QRUN="$QRUN" QR_SERVER_PID=$SPID \
@@ -103,6 +104,10 @@ tail -n 20 "$tmp/bench.out"
 check "bench serve exits 0 (rc $rc)" '[ $rc -eq 0 ]'
 check "bench serve JSON has all requests completed" \
     'node -e "const j=require(process.argv[1]); process.exit(j.completed===12 && j.failed===0 && j.total_output_tokens===96 && j.mean_ttft_ms>0 && j.p99_itl_ms>=0 ? 0 : 1)" "$tmp/bench.json"'
+# the model's generation_config samples with top-k 20: the suite's requests that keep the defaults sampled on the
+# device
+check "default sampling ran top-k steps on the device" '[ "$(code GET $U/metrics - $tmp/metrics2.txt)" = 200 ] &&
+    awk "/^qrun_engine_topk_sampling_steps_total/ { n = \$2 } END { exit !(n > 0) }" $tmp/metrics2.txt'
 
 kill -TERM "$SPID"
 for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done

@@ -143,12 +143,18 @@ void srv_metrics_render(struct srv_metrics *m, const struct qr_engine_stats *st,
                       "# TYPE qrun_engine_steps_total counter\nqrun_engine_steps_total{%s} %llu\n"
                       "# HELP qrun_engine_paused_steps_total Steps that left the running decodes out for prompts.\n"
                       "# TYPE qrun_engine_paused_steps_total counter\nqrun_engine_paused_steps_total{%s} %llu\n"
+                      "# HELP qrun_engine_topk_sampling_steps_total Steps sampled from each row's best k on the device.\n"
+                      "# TYPE qrun_engine_topk_sampling_steps_total counter\nqrun_engine_topk_sampling_steps_total{%s} %llu\n"
+                      "# HELP qrun_engine_logits_sampling_steps_total Steps that read whole logits rows back to sample.\n"
+                      "# TYPE qrun_engine_logits_sampling_steps_total counter\nqrun_engine_logits_sampling_steps_total{%s} %llu\n"
                       "# HELP qrun_prefix_cache_hit_tokens_total Prompt tokens served from the prefix cache.\n"
                       "# TYPE qrun_prefix_cache_hit_tokens_total counter\nqrun_prefix_cache_hit_tokens_total{%s} %llu\n"
                       "# HELP qrun_engine_healthy 1 while the device works.\n"
                       "# TYPE qrun_engine_healthy gauge\nqrun_engine_healthy %d\n",
                    lbl, st->n_preempted_total, lbl, (unsigned long long)st->steps, lbl,
-                   (unsigned long long)st->paused_steps, lbl, (unsigned long long)st->prefix_hit_tokens_total, st->healthy ? 1 : 0);
+                   (unsigned long long)st->paused_steps, lbl, (unsigned long long)st->topk_steps, lbl,
+                   (unsigned long long)st->logits_steps, lbl, (unsigned long long)st->prefix_hit_tokens_total,
+                   st->healthy ? 1 : 0);
 }
 
 const char *srv_health_reason(int state, const struct qr_engine_stats *st, double last_add, double now,
