@@ -396,7 +396,9 @@ int32_t qr_sampler_sample(struct qr_sampler *s, float *logits, float *logprob)
 
 bool qr_sampler_topk_ok(const struct qr_sampler_params *p, int vocab, int kmax)
 {
-    return p->temperature > 0 && p->top_k >= 1 && p->top_k <= kmax && p->top_k < vocab &&
+    /* 1 / temperature must be finite: the device op refuses other scales (a denormal temperature overflows it) */
+    return p->temperature > 0 && isfinite(1.0f / p->temperature) && p->top_k >= 1 && p->top_k <= kmax &&
+           p->top_k < vocab &&
            p->repetition_penalty == 1.0f && p->presence_penalty == 0 && p->frequency_penalty == 0;
 }
 

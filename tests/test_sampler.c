@@ -363,6 +363,8 @@ static void test_topk_candidates(void)
     CHECK(qr_sampler_topk_ok(&p, V, KMAX));
     CHECK(!qr_sampler_topk_ok(&p, V, 16));   /* k above the candidates */
     CHECK(!qr_sampler_topk_ok(&p, 20, KMAX));   /* k >= vocab: sample_row's whole-vocabulary path */
+    p.temperature = 1e-39f;   /* 1 / T overflows: whole rows */
+    CHECK(!qr_sampler_topk_ok(&p, V, KMAX));
     p.temperature = 0;
     CHECK(!qr_sampler_topk_ok(&p, V, KMAX));
     p = defaults();
