@@ -325,6 +325,39 @@ static void test_model(struct qr_device *dev, const char *name, int concat, int 
         CHECK(qr_rt_forward(rt, &b, logits, NULL) == QR_E_INVALID_ARG);
         lens[0] = 2;
         CHECK(qr_rt_forward(rt, &b, logits, NULL) == QR_OK);
+        /* (f) the device top-k of the same step: each row's best k of logits / T, by (value desc, index asc) --
+         * the whole row's order -- and its bad arguments */
+        if (qr_rt_has_topk(rt)) {
+            enum { K = 40 };
+            int32_t ids[K];
+            float vals[K], it[1] = {1.0f / 0.7f};
+            CHECK(qr_rt_forward_topk(rt, &b, it, K, ids, vals) == QR_OK);
+            int ok = 0;
+            for (int i = 0; i < K; i++) {
+                float v = logits[ids[i]] * it[0];
+                int rank = 0;   /* how many of the row rank above ids[i] */
+                for (int j = 0; j < V; j++) {
+                    float w = logits[j] * it[0];
+                    rank += w > v || (w == v && j < ids[i]);
+                }
+                ok += rank == i && vals[i] == v;
+            }
+            CHECKF(ok == K, "device top-k: %d of %d candidates in their place with their value", ok, K);
+            CHECK(qr_rt_forward_topk(rt, &b, it, 0, ids, vals) == QR_E_INVALID_ARG);
+            CHECK(qr_rt_forward_topk(rt, &b, it, QR_TOPK_MAX + 1, ids, vals) == QR_E_INVALID_ARG);
+            CHECK(qr_rt_forward_topk(rt, &b, NULL, K, ids, vals) == QR_E_INVALID_ARG);
+            it[0] = 0;
+            CHECK(qr_rt_forward_topk(rt, &b, it, K, ids, vals) == QR_E_INVALID_ARG);
+            it[0] = INFINITY;
+            CHECK(qr_rt_forward_topk(rt, &b, it, K, ids, vals) == QR_E_INVALID_ARG);
+            it[0] = NAN;
+            CHECK(qr_rt_forward_topk(rt, &b, it, K, ids, vals) == QR_E_INVALID_ARG);
+            it[0] = 1.0f;
+            tok[1] = V;   /* a bad batch: refused as by qr_rt_forward */
+            CHECK(qr_rt_forward_topk(rt, &b, it, K, ids, vals) == QR_E_INVALID_ARG);
+            tok[1] = 2;
+            CHECK(qr_rt_forward_topk(rt, &b, it, K, ids, vals) == QR_OK);
+        }
     }
     free(logits);
     free(nll_a);
