@@ -41,6 +41,7 @@ struct eng_req {
     int n_gen, n_cached;
     bool simple_greedy;           /* greedy, no penalties, no logprobs: argmax is enough */
     bool topk_ok;                 /* sampled from its row's best QR_TOPK_MAX alone (qr_sampler_topk_ok, no logprobs) */
+    bool topk_raw;                /* with penalties: its candidates come unscaled, QR_TOPK_MAX of them */
     bool shown;                   /* some generated text has been emitted (the scheduler's awaiting_output) */
     bool done;
     struct eng_req *next;         /* incoming queue */
@@ -89,7 +90,8 @@ struct qr_engine {
     /* sampling on the device: each output row's best tk_k (ids, values) and the rows' 1 / temperature */
     bool dev_topk;                /* the backend has the top-k op (QRUN_DEVICE_TOPK=0: always whole rows) */
     int tk_k;                     /* this step's k (0: no top-k step) */
-    uint64_t n_topk_steps, n_logits_steps;
+    uint64_t n_topk_steps, n_logits_steps, n_topk_rows_refetched;
+    float *tk_row;                /* a whole row read back when a row's candidates could not decide */
     int32_t *tk_ids;
     float *tk_vals, *tk_inv_t;
     size_t bt_cap;
@@ -471,6 +473,7 @@ qr_status qr_engine_add(struct qr_engine *e, const int32_t *prompt, int n_prompt
     r->simple_greedy = sp->temperature == 0 && sp->repetition_penalty == 1.0f && sp->presence_penalty == 0 &&
                        sp->frequency_penalty == 0 && pp->logprobs < 0;
     r->topk_ok = qr_sampler_topk_ok(sp, e->vocab, QR_TOPK_MAX) && pp->logprobs < 0;
+    r->topk_raw = qr_sampler_topk_raw(sp);
     if ((st = qr_sampler_create(sp, e->vocab, &r->sampler)) != QR_OK ||
         (st = qr_tok_stream_create(e->tok, pp->skip_special, &r->ts)) != QR_OK) {
         req_free(r);
@@ -741,8 +744,9 @@ static qr_status build_and_run(struct qr_engine *e, const struct qr_sched_out *s
             e->out_item[no] = i;
             e->b_outidx[no++] = t - 1;
             if (er->topk_ok && e->dev_topk) {
-                if (er->p.sampling.top_k > max_k)
-                    max_k = er->p.sampling.top_k;
+                int want = er->topk_raw ? QR_TOPK_MAX : er->p.sampling.top_k;
+                if (want > max_k)
+                    max_k = want;
             } else if (!er->simple_greedy) {
                 need_logits = true;
             }
@@ -776,8 +780,9 @@ static qr_status build_and_run(struct qr_engine *e, const struct qr_sched_out *s
         for (int k = 0; k < no; k++) {
             int i = e->out_item[k];
             const struct eng_req *er = i >= 0 ? so->items[i].req->user : NULL;
-            /* the sampler's own scale (1.0f / temperature in float); greedy rows and padding: 1 */
-            e->tk_inv_t[k] = er && !er->simple_greedy ? 1.0f / er->p.sampling.temperature : 1.0f;
+            /* the sampler's own scale (1.0f / temperature in float); greedy rows, padding and rows with penalties
+             * (applied on the host to raw candidates): 1 */
+            e->tk_inv_t[k] = er && !er->simple_greedy && !er->topk_raw ? 1.0f / er->p.sampling.temperature : 1.0f;
         }
     } else if (max_k > 0) {
         need_logits = true;   /* some row needs its whole row: every row is sampled on the host */
@@ -813,6 +818,7 @@ static void update_stats(struct qr_engine *e)
     e->st.paused_steps = qr_sched_num_paused_steps(e->sched);
     e->st.topk_steps = e->n_topk_steps;
     e->st.logits_steps = e->n_logits_steps;
+    e->st.topk_rows_refetched = e->n_topk_rows_refetched;
     e->st.decode_only_steps = e->n_dec_steps;
     e->st.decode_only_tokens = e->n_dec_tokens;
     e->st.prompt_steps = e->n_prompt_steps;
@@ -950,7 +956,17 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
                     int32_t tok = r->simple_greedy ? e->tk_ids[o]
                                                    : qr_sampler_sample_topk(r->sampler, e->tk_ids + o,
                                                                             e->tk_vals + o, e->tk_k);
-                    if (tok < 0) {   /* cannot happen: topk_ok and tk_k >= top_k were checked */
+                    if (tok == QR_SAMPLER_NEED_ROW) {   /* penalties: the candidates could not decide */
+                        if (!e->tk_row && !(e->tk_row = malloc((size_t)e->vocab * sizeof(float)))) {
+                            tok = -1;
+                        } else if (qr_rt_read_logits(e->rt, k, e->tk_row) == QR_OK) {
+                            tok = qr_sampler_sample(r->sampler, e->tk_row, NULL);
+                            e->n_topk_rows_refetched++;
+                        } else {
+                            tok = -1;
+                        }
+                    }
+                    if (tok < 0) {   /* out of host memory, a failed read: the row's best candidate */
                         qr_log(QR_LOG_ERROR, "engine: top-k sampling refused a row; taking its best token");
                         tok = e->tk_ids[o];
                     }
@@ -1136,6 +1152,7 @@ void qr_engine_destroy(struct qr_engine *e)
     free(e->tk_ids);
     free(e->tk_vals);
     free(e->tk_inv_t);
+    free(e->tk_row);
     free(e->cancels);
     free(e->live);
     free(e->model_dir);

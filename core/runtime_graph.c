@@ -331,8 +331,10 @@ static qr_status forward(struct qr_runtime *rt, const struct qr_batch *b, float 
     if (out == OUT_TOPK)
         h = fnv(h, 0x70000 + k);
     g.key = h | 1;
+    rt->last_n_out = 0;
     if ((st = qr_graph_run(rt->st, &g)) != QR_OK)
         return st;
+    rt->last_n_out = b->n_out;
     if (out == OUT_TOPK) {
         size_t nb = (size_t)b->n_out * (size_t)k * sizeof(int32_t);
         if ((st = qr_stream_read(rt->st, rt->io, rt->il.topk_ids, tk_ids, nb)) != QR_OK)
@@ -391,4 +393,15 @@ qr_status qr_rt_forward_topk(struct qr_runtime *rt, const struct qr_batch *b, co
             return qr_set_error(QR_E_INVALID_ARG, "qr_rt_forward_topk: row %d's 1/temperature %g is not positive",
                                 r, (double)inv_t[r]);
     return forward(rt, b, NULL, NULL, inv_t, k, ids, vals);
+}
+
+qr_status qr_rt_read_logits(struct qr_runtime *rt, int row, float *out)
+{
+    if (!rt || !out)
+        return qr_set_error(QR_E_INVALID_ARG, "qr_rt_read_logits: NULL argument");
+    if (row < 0 || row >= rt->last_n_out)
+        return qr_set_error(QR_E_INVALID_ARG, "qr_rt_read_logits: row %d of a step with %d output rows", row,
+                            rt->last_n_out);
+    size_t rb = (size_t)rt->cfg.vocab_size * sizeof(float);
+    return qr_stream_read(rt->st, rt->sb.logits, (size_t)row * rb, out, rb);
 }

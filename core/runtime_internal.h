@@ -71,6 +71,7 @@ struct qr_runtime {
     struct qr_node *nodes;
     int max_nodes;
     float *host_logits;               /* argmax fallback (max_out x vocab) when logits == NULL */
+    int last_n_out;                   /* output rows of the last step (qr_rt_read_logits), 0 after a failed one */
 };
 
 /* runtime_graph.c */

@@ -396,10 +396,18 @@ int32_t qr_sampler_sample(struct qr_sampler *s, float *logits, float *logprob)
 
 bool qr_sampler_topk_ok(const struct qr_sampler_params *p, int vocab, int kmax)
 {
-    /* 1 / temperature must be finite: the device op refuses other scales (a denormal temperature overflows it) */
+    /* 1 / temperature must be finite: the device op refuses other scales (a denormal temperature overflows it).
+     * Penalties that can only lower a logit (repetition >= 1, presence >= 0) are applied to the candidates here; a
+     * frequency penalty needs each token's count (not kept), and raising penalties could lift a token from outside
+     * the candidates */
     return p->temperature > 0 && isfinite(1.0f / p->temperature) && p->top_k >= 1 && p->top_k <= kmax &&
-           p->top_k < vocab &&
-           p->repetition_penalty == 1.0f && p->presence_penalty == 0 && p->frequency_penalty == 0;
+           p->top_k < vocab && p->repetition_penalty >= 1.0f && p->presence_penalty >= 0 &&
+           p->frequency_penalty == 0;
+}
+
+bool qr_sampler_topk_raw(const struct qr_sampler_params *p)
+{
+    return p->repetition_penalty != 1.0f || p->presence_penalty != 0;
 }
 
 /* descending by value, ascending id on ties (cand_cmp's order) */
@@ -421,10 +429,35 @@ int32_t qr_sampler_sample_topk(struct qr_sampler *s, const int32_t *ids, const f
         grow((void **)&s->cand_id, &s->cap_cand, n, sizeof(int32_t)) ||
         grow((void **)&s->cand_v, &s->cap_cand_v, n, sizeof(float)))
         return -1;
-    for (int i = 0; i < n; i++)
-        s->kc[i] = (struct topk_cand){isnan(vals[i]) ? -INFINITY : vals[i], ids[i]};
-    qsort(s->kc, (size_t)n, sizeof *s->kc, kc_cmp);
     const int k = s->p.top_k;
+    if (qr_sampler_topk_raw(&s->p)) {
+        /* raw candidates (scale 1): apply_penalties' float operations per token, in its order (repetition once for
+         * a prompt or generated token, then presence for a generated one), then sample_row's scale */
+        const float rp = s->p.repetition_penalty, pp = s->p.presence_penalty, inv_t = 1.0f / s->p.temperature;
+        float xmin = INFINITY;
+        for (int i = 0; i < n; i++) {
+            const int32_t t = ids[i];
+            float x = isnan(vals[i]) ? -INFINITY : vals[i];
+            if (x < xmin)
+                xmin = x;
+            if (t < 0 || t >= s->vocab)
+                return -1;
+            if (rp != 1.0f && (s->in_prompt[t] || s->in_gen[t]))
+                x = x > 0 ? x / rp : x * rp;
+            if (pp != 0 && s->in_gen[t])
+                x -= pp;
+            s->kc[i] = (struct topk_cand){isnan(x) ? -INFINITY : x * inv_t, t};
+        }
+        qsort(s->kc, (size_t)n, sizeof *s->kc, kc_cmp);
+        /* every token outside the candidates had a logit <= xmin and the penalties only lower it: the k-th
+         * candidate must rank strictly above xmin's scale, or one of them could be among the k best */
+        if (n < s->vocab && !(s->kc[k - 1].v > xmin * inv_t))
+            return QR_SAMPLER_NEED_ROW;
+    } else {
+        for (int i = 0; i < n; i++)
+            s->kc[i] = (struct topk_cand){isnan(vals[i]) ? -INFINITY : vals[i], ids[i]};
+        qsort(s->kc, (size_t)n, sizeof *s->kc, kc_cmp);
+    }
     for (int i = 0; i < k; i++) {
         s->cand_id[i] = s->kc[i].id;
         s->cand_v[i] = s->kc[i].v;

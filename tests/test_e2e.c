@@ -357,6 +357,13 @@ static void test_model(struct qr_device *dev, const char *name, int concat, int 
             CHECK(qr_rt_forward_topk(rt, &b, it, K, ids, vals) == QR_E_INVALID_ARG);
             tok[1] = 2;
             CHECK(qr_rt_forward_topk(rt, &b, it, K, ids, vals) == QR_OK);
+            /* the step's whole row stays readable until the next step */
+            float *row = malloc((size_t)V * sizeof *row);
+            CHECK(row && qr_rt_read_logits(rt, 0, row) == QR_OK && memcmp(row, logits, (size_t)V * sizeof *row) == 0);
+            CHECK(qr_rt_read_logits(rt, 1, row) == QR_E_INVALID_ARG);
+            CHECK(qr_rt_read_logits(rt, -1, row) == QR_E_INVALID_ARG);
+            CHECK(qr_rt_read_logits(rt, 0, NULL) == QR_E_INVALID_ARG);
+            free(row);
         }
     }
     free(logits);

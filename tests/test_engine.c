@@ -358,6 +358,49 @@ static void test_device_topk(void)
                "request %d: device top-k and whole rows sample different tokens", i);
 }
 
+/* the same with penalties that only lower logits (repetition >= 1, presence >= 0): the rows' raw best 256 come back
+ * and the penalties are applied to them; a row they cannot decide is read back whole */
+static void test_device_topk_penalties(void)
+{
+    enum { N = 6, GEN = 12 };
+    struct res r[2][N];
+    memset(r, 0, sizeof r);
+    struct qr_engine_stats st[2];
+    for (int v = 0; v < 2; v++) {
+        setenv("QRUN_DEVICE_TOPK", v ? "0" : "1", 1);
+        struct qr_engine *e = mk_engine(512, 16, false, 0, 0, -1);
+        unsetenv("QRUN_DEVICE_TOPK");
+        if (!e)
+            return;
+        struct qr_request_params p;
+        qr_request_params_default(qr_engine_model(e), &p);
+        p.max_tokens = GEN;
+        p.ignore_eos = true;
+        for (int i = 0; i < N; i++) {
+            struct qr_request_params q = p;
+            q.sampling.temperature = i == 4 ? 0.0f : 0.8f;
+            q.sampling.top_k = i == 2 ? 256 : i == 1 ? 40 : 20;
+            q.sampling.top_p = i == 0 ? 0.8f : 1.0f;
+            q.sampling.repetition_penalty = i == 0 ? 1.05f : i == 2 ? 3.0f : 1.0f;
+            q.sampling.presence_penalty = i == 1 ? 0.5f : i == 2 ? 2.0f : 0.0f;
+            q.sampling.seed = 900 + (uint64_t)i;
+            CHECK(qr_engine_add(e, g_prompt[i], g_plen[i], &q, on_event, &r[v][i], NULL) == QR_OK);
+        }
+        CHECK(qr_engine_run_until_idle(e) == QR_OK);
+        qr_engine_get_stats(e, &st[v]);
+        check_idle(e, "device top-k with penalties");
+        qr_engine_destroy(e);
+    }
+    printf("  device top-k with penalties: %llu top-k steps, %llu whole-row steps, %llu rows read back whole\n",
+           (unsigned long long)st[0].topk_steps, (unsigned long long)st[0].logits_steps,
+           (unsigned long long)st[0].topk_rows_refetched);
+    CHECK(st[0].topk_steps > 0 && st[0].logits_steps == 0 && st[1].topk_steps == 0);
+    CHECK(st[0].topk_rows_refetched > 0);   /* request 2 (repetition 3, presence 2): its candidates cannot decide */
+    for (int i = 0; i < N; i++)
+        CHECKF(r[0][i].n == GEN && r[1][i].n == GEN && !memcmp(r[0][i].toks, r[1][i].toks, sizeof r[0][i].toks),
+               "request %d: device top-k with penalties and whole rows sample different tokens", i);
+}
+
 /* seeded sampling gives the same text alone and in a batch */
 static void test_seeded_sampling(void)
 {
@@ -719,6 +762,7 @@ int main(void)
     test_seeded_sampling();
     test_sampler_threads();
     test_device_topk();
+    test_device_topk_penalties();
     test_prefill_first_awaiting();
     test_cancel();
     double t2 = qr_time_s();

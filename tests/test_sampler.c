@@ -370,20 +370,88 @@ static void test_topk_candidates(void)
     p = defaults();
     CHECK(!qr_sampler_topk_ok(&p, V, KMAX));   /* no top-k */
     p.top_k = 20;
-    p.presence_penalty = 0.5f;
+    p.presence_penalty = 0.5f;   /* lowering penalties: applied to the candidates */
+    p.repetition_penalty = 1.1f;
+    CHECK(qr_sampler_topk_ok(&p, V, KMAX) && qr_sampler_topk_raw(&p));
+    p.presence_penalty = -0.5f;   /* a raising one could lift a token from outside */
     CHECK(!qr_sampler_topk_ok(&p, V, KMAX));
     p.presence_penalty = 0;
-    p.repetition_penalty = 1.1f;
+    p.repetition_penalty = 0.9f;
+    CHECK(!qr_sampler_topk_ok(&p, V, KMAX));
+    p.repetition_penalty = 1.0f;
+    p.frequency_penalty = 0.5f;   /* needs counts */
     CHECK(!qr_sampler_topk_ok(&p, V, KMAX));
     struct qr_sampler *s;
     CHECK(qr_sampler_create(&p, V, &s) == QR_OK);
-    CHECK(qr_sampler_sample_topk(s, ids, vals, KMAX) == -1);   /* penalties: refused */
+    CHECK(qr_sampler_sample_topk(s, ids, vals, KMAX) == -1);   /* refused */
     qr_sampler_free(s);
-    p.repetition_penalty = 1.0f;
+    p.frequency_penalty = 0;
+    CHECK(!qr_sampler_topk_raw(&p));
     CHECK(qr_sampler_create(&p, V, &s) == QR_OK);
     CHECK(qr_sampler_sample_topk(s, ids, vals, 10) == -1);   /* fewer candidates than top_k */
     CHECK(qr_sampler_sample_topk(s, NULL, vals, KMAX) == -1);
     qr_sampler_free(s);
+}
+
+/* with lowering penalties the candidates are the raw row's best 256 (scale 1): the draws equal whole-row sampling,
+ * and where the candidates cannot decide (many penalized tokens at the top) the caller samples the whole row */
+static void test_topk_penalties(void)
+{
+    enum { V = 2000, KMAX = 256, DRAWS = 60 };
+    static float x[V], row[V], vals[KMAX];
+    static int32_t ids[KMAX], prompt[300];
+    unsigned rng = 99;
+    const struct {
+        float t, rp, pp, p;
+        int k, spread;
+    } cfg[] = {{0.7f, 1.05f, 0, 0.8f, 20, 40}, {1.0f, 1.3f, 0.5f, 1.0f, 64, 40}, {0.9f, 3.0f, 1.5f, 0.95f, 256, 4},
+               {0.5f, 1.0f, 2.0f, 1.0f, 50, 40}};
+    int need_rows = 0;
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        struct qr_sampler_params p = defaults();
+        p.temperature = cfg[c].t;
+        p.repetition_penalty = cfg[c].rp;
+        p.presence_penalty = cfg[c].pp;
+        p.top_p = cfg[c].p;
+        p.top_k = cfg[c].k;
+        p.seed = 77 + c;
+        CHECK(qr_sampler_topk_ok(&p, V, KMAX) && qr_sampler_topk_raw(&p));
+        for (int i = 0; i < 300; i++) {   /* prompt tokens among the likely ones */
+            rng = rng * 1103515245u + 12345u;
+            prompt[i] = (int32_t)((rng >> 8) % 600);
+        }
+        struct qr_sampler *a, *b;
+        CHECK(qr_sampler_create(&p, V, &a) == QR_OK);
+        CHECK(qr_sampler_create(&p, V, &b) == QR_OK);
+        qr_sampler_set_prompt(a, prompt, 300);
+        qr_sampler_set_prompt(b, prompt, 300);
+        int same = 0;
+        for (int d = 0; d < DRAWS; d++) {
+            for (int i = 0; i < V; i++) {   /* the first 600 ids high (ties when spread is small) */
+                rng = rng * 1103515245u + 12345u;
+                x[i] = (float)((rng >> 16) % (unsigned)cfg[c].spread) * (8.0f / cfg[c].spread) + (i < 600 ? 4.0f : -4.0f);
+                if ((rng >> 8) % 101 == 0)
+                    x[i] = NAN;
+            }
+            memcpy(row, x, sizeof row);
+            int32_t ta = qr_sampler_sample(a, row, NULL);
+            ref_topk(x, V, 1.0f, KMAX, ids, vals, &rng);
+            int32_t tb = qr_sampler_sample_topk(b, ids, vals, KMAX);
+            if (tb == QR_SAMPLER_NEED_ROW) {
+                need_rows++;
+                memcpy(row, x, sizeof row);
+                tb = qr_sampler_sample(b, row, NULL);
+            }
+            same += ta == tb;
+        }
+        CHECKF(same == DRAWS, "penalty config %zu: %d of %d draws agree", c, same, DRAWS);
+        qr_sampler_free(a);
+        qr_sampler_free(b);
+    }
+    printf("  penalties on candidates: %d of %d draws needed the whole row\n", need_rows,
+           (int)(DRAWS * (sizeof cfg / sizeof cfg[0])));
+    CHECKF(need_rows > 0 && need_rows < DRAWS * 2, "whole-row fallbacks %d (the strong-penalty config needs some)",
+           need_rows);
 }
 
 int main(void)
@@ -395,5 +463,6 @@ int main(void)
     test_penalties();
     test_logprob();
     test_topk_candidates();
+    test_topk_penalties();
     return qt_summary("test_sampler");
 }

@@ -74,6 +74,9 @@ qr_status qr_rt_forward(struct qr_runtime *rt, const struct qr_batch *b, float *
 bool qr_rt_has_topk(const struct qr_runtime *rt);
 qr_status qr_rt_forward_topk(struct qr_runtime *rt, const struct qr_batch *b, const float *inv_t, int k, int32_t *ids,
                              float *vals);
+/* One whole logits row (vocab floats) of the last step, which is still on the device until the next one: for a
+ * sampled row its top-k could not decide (QR_SAMPLER_NEED_ROW). */
+qr_status qr_rt_read_logits(struct qr_runtime *rt, int row, float *out);
 
 /* Convenience for tests and the CLI: rope inverse frequencies of the config
  * (head_dim/2 values) and the YaRN attention factor. */

@@ -123,6 +123,7 @@ struct qr_engine_stats {
     /* steps sampled from each row's best k computed on the device (no logits rows read back), and steps that read
      * whole logits rows back for sampling on the host */
     uint64_t topk_steps, logits_steps;
+    uint64_t topk_rows_refetched;   /* rows with penalties whose candidates could not decide: read back whole */
     double last_step_time;          /* qr_time_s() of the last finished step */
     bool healthy;                   /* false once the device is dead */
 };
