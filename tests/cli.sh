@@ -94,6 +94,8 @@ expect_fail "--decode-pause-ms without a value" "decode-pause-ms" "$QRUN" "${E[@
 expect_fail "negative bench --top-k" "top-k" "$QRUN" bench throughput "${E[@]}" --temperature 1 --top-k -1
 expect_fail "bench --top-p 0" "top-p" "$QRUN" bench throughput "${E[@]}" --temperature 1 --top-p 0
 expect_fail "bench --top-p above 1" "top-p" "$QRUN" bench throughput "${E[@]}" --temperature 1 --top-p 1.5
+expect_fail "bench --repetition-penalty 0" "repetition-penalty" "$QRUN" bench throughput "${E[@]}" --temperature 1 --repetition-penalty 0
+expect_fail "bench --presence-penalty 3" "presence-penalty" "$QRUN" bench throughput "${E[@]}" --temperature 1 --presence-penalty 3
 expect_fail "bad --kv-dtype" "kv-dtype" "$QRUN" "${E[@]}" --kv-dtype int4 "$T/p.txt"
 # an FP8 KV cache on the CPU backend: generates, says so, and ppl stays near transformers' (E4M3 rounds K and V by
 # up to 2^-4; test_e2e bounds the per-token NLLs)

@@ -26,6 +26,8 @@ static void usage(FILE *f)
             "  --top-k K           with --temperature: sample among the K best (default 0: all; 1..256 sample on\n"
             "                      the device where the backend can)\n"
             "  --top-p P           with --temperature: nucleus sampling (default 1: off)\n"
+            "  --repetition-penalty R, --presence-penalty P\n"
+            "                      with --temperature: penalties (default 1 / 0: off)\n"
             "  --json-out F        write the results as JSON\n"
             "  --seed S            seed for the random prompts and lengths (default 0)\n");
     qr_cli_engine_usage(f);
@@ -152,7 +154,7 @@ int qr_cli_bench_throughput(int argc, char **argv)
     eo.progress = qr_cli_progress;
     eo.progress_user = "loading";
     long long num = 1000, in_len = 1024, out_len = 128, seed = 0;
-    double range = 0, temp = 0, top_p = 1;
+    double range = 0, temp = 0, top_p = 1, rep_pen = 1, pres_pen = 0;
     long long top_k = 0;
     const char *dataset = NULL, *json_out = NULL;
     for (int i = 1; i < argc; i++) {
@@ -187,6 +189,10 @@ int qr_cli_bench_throughput(int argc, char **argv)
             if (qr_cli_parse_int(a, v, 0, 1 << 30, &top_k)) return 2;
         } else if (!strcmp(a, "--top-p")) {
             if (qr_cli_parse_float(a, v, 1e-6, 1, &top_p)) return 2;
+        } else if (!strcmp(a, "--repetition-penalty")) {
+            if (qr_cli_parse_float(a, v, 1e-6, 100, &rep_pen)) return 2;
+        } else if (!strcmp(a, "--presence-penalty")) {
+            if (qr_cli_parse_float(a, v, -2, 2, &pres_pen)) return 2;
         } else if (!strcmp(a, "--seed")) {
             if (qr_cli_parse_int(a, v, 0, (1LL << 62), &seed)) return 2;
         } else if (!strcmp(a, "--dataset")) {
@@ -250,8 +256,8 @@ int qr_cli_bench_throughput(int argc, char **argv)
     p.sampling.top_k = (int)top_k;
     p.sampling.top_p = (float)top_p;
     p.sampling.min_p = 0;
-    p.sampling.repetition_penalty = 1;
-    p.sampling.presence_penalty = 0;
+    p.sampling.repetition_penalty = (float)rep_pen;
+    p.sampling.presence_penalty = (float)pres_pen;
     p.sampling.frequency_penalty = 0;
     p.ignore_eos = true;
     if (qr_sampler_params_check(&p.sampling, m->cfg.vocab_size) != QR_OK) {
@@ -294,8 +300,10 @@ int qr_cli_bench_throughput(int argc, char **argv)
            s.decode_only_s > 0 ? (double)s.decode_only_tokens / s.decode_only_s : 0.0,
            (unsigned long long)s.prompt_steps, s.prompt_steps_s, (unsigned long long)s.prompt_tokens_computed);
     if (temp > 0)
-        printf("Sampling: %llu steps from each row's best k on the device, %llu from whole logits rows on the host\n",
-               (unsigned long long)s.topk_steps, (unsigned long long)s.logits_steps);
+        printf("Sampling: %llu steps from each row's best k on the device (%llu rows read back whole), %llu from whole "
+               "logits rows on the host\n",
+               (unsigned long long)s.topk_steps, (unsigned long long)s.topk_rows_refetched,
+               (unsigned long long)s.logits_steps);
     if (json_out) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "elapsed_time", elapsed);
