@@ -30,6 +30,7 @@ struct qr_sampler {
     int n_gen, cap_gen;
     int32_t *gen_uniq;
     int n_gen_uniq, cap_gen_uniq;
+    uint32_t *gen_count;       /* (vocab) occurrences in gen, with a frequency penalty only (qr_sampler_sample_topk) */
     /* candidates (lazily allocated to the needed size) */
     int32_t *cand_id;
     int cap_cand;
@@ -108,7 +109,9 @@ qr_status qr_sampler_create(const struct qr_sampler_params *p, int vocab, struct
         s->rng[i] = splitmix64(&x);
     s->in_prompt = calloc((size_t)vocab, 1);
     s->in_gen = calloc((size_t)vocab, 1);
-    if (!s->in_prompt || !s->in_gen) {
+    if (p->frequency_penalty != 0)
+        s->gen_count = calloc((size_t)vocab, sizeof *s->gen_count);
+    if (!s->in_prompt || !s->in_gen || (p->frequency_penalty != 0 && !s->gen_count)) {
         qr_sampler_free(s);
         return qr_set_error(QR_E_OOM_HOST, "sampler: out of memory");
     }
@@ -125,6 +128,7 @@ void qr_sampler_free(struct qr_sampler *s)
     free(s->in_gen);
     free(s->gen);
     free(s->gen_uniq);
+    free(s->gen_count);
     free(s->cand_id);
     free(s->cand_v);
     free(s->kc);
@@ -155,8 +159,11 @@ void qr_sampler_set_prompt(struct qr_sampler *s, const int32_t *ids, int n)
 
 void qr_sampler_reset(struct qr_sampler *s)
 {
-    for (int i = 0; i < s->n_gen_uniq; i++)
+    for (int i = 0; i < s->n_gen_uniq; i++) {
         s->in_gen[s->gen_uniq[i]] = 0;
+        if (s->gen_count)
+            s->gen_count[s->gen_uniq[i]] = 0;
+    }
     s->n_gen_uniq = 0;
     s->n_gen = 0;
 }
@@ -180,8 +187,11 @@ static void record(struct qr_sampler *s, int32_t t)
 {
     if (t < 0 || t >= s->vocab)
         return;
-    if (grow((void **)&s->gen, &s->cap_gen, s->n_gen + 1, sizeof(int32_t)) == 0)
+    if (grow((void **)&s->gen, &s->cap_gen, s->n_gen + 1, sizeof(int32_t)) == 0) {
         s->gen[s->n_gen++] = t;
+        if (s->gen_count)
+            s->gen_count[t]++;
+    }
     if (!s->in_gen[t] && grow((void **)&s->gen_uniq, &s->cap_gen_uniq, s->n_gen_uniq + 1, sizeof(int32_t)) == 0) {
         s->in_gen[t] = 1;
         s->gen_uniq[s->n_gen_uniq++] = t;
@@ -397,17 +407,16 @@ int32_t qr_sampler_sample(struct qr_sampler *s, float *logits, float *logprob)
 bool qr_sampler_topk_ok(const struct qr_sampler_params *p, int vocab, int kmax)
 {
     /* 1 / temperature must be finite: the device op refuses other scales (a denormal temperature overflows it).
-     * Penalties that can only lower a logit (repetition >= 1, presence >= 0) are applied to the candidates here; a
-     * frequency penalty needs each token's count (not kept), and raising penalties could lift a token from outside
-     * the candidates */
+     * Penalties that can only lower a logit (repetition >= 1, presence and frequency >= 0) are applied to the
+     * candidates here; a raising one could lift a token from outside the candidates */
     return p->temperature > 0 && isfinite(1.0f / p->temperature) && p->top_k >= 1 && p->top_k <= kmax &&
            p->top_k < vocab && p->repetition_penalty >= 1.0f && p->presence_penalty >= 0 &&
-           p->frequency_penalty == 0;
+           p->frequency_penalty >= 0;
 }
 
 bool qr_sampler_topk_raw(const struct qr_sampler_params *p)
 {
-    return p->repetition_penalty != 1.0f || p->presence_penalty != 0;
+    return p->repetition_penalty != 1.0f || p->presence_penalty != 0 || p->frequency_penalty != 0;
 }
 
 /* descending by value, ascending id on ties (cand_cmp's order) */
@@ -432,8 +441,10 @@ int32_t qr_sampler_sample_topk(struct qr_sampler *s, const int32_t *ids, const f
     const int k = s->p.top_k;
     if (qr_sampler_topk_raw(&s->p)) {
         /* raw candidates (scale 1): apply_penalties' float operations per token, in its order (repetition once for
-         * a prompt or generated token, then presence for a generated one), then sample_row's scale */
-        const float rp = s->p.repetition_penalty, pp = s->p.presence_penalty, inv_t = 1.0f / s->p.temperature;
+         * a prompt or generated token, presence once for a generated one, frequency once per occurrence), then
+         * sample_row's scale */
+        const float rp = s->p.repetition_penalty, pp = s->p.presence_penalty, fp = s->p.frequency_penalty;
+        const float inv_t = 1.0f / s->p.temperature;
         float xmin = INFINITY;
         for (int i = 0; i < n; i++) {
             const int32_t t = ids[i];
@@ -446,6 +457,9 @@ int32_t qr_sampler_sample_topk(struct qr_sampler *s, const int32_t *ids, const f
                 x = x > 0 ? x / rp : x * rp;
             if (pp != 0 && s->in_gen[t])
                 x -= pp;
+            if (fp != 0)
+                for (uint32_t c = 0; c < s->gen_count[t]; c++)
+                    x -= fp;
             s->kc[i] = (struct topk_cand){isnan(x) ? -INFINITY : x * inv_t, t};
         }
         qsort(s->kc, (size_t)n, sizeof *s->kc, kc_cmp);

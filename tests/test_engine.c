@@ -358,7 +358,8 @@ static void test_device_topk(void)
                "request %d: device top-k and whole rows sample different tokens", i);
 }
 
-/* the same with penalties that only lower logits (repetition >= 1, presence >= 0): the rows' raw best 256 come back
+/* the same with penalties that only lower logits (repetition >= 1, presence, frequency >= 0): the rows' raw best
+ * 256 come back
  * and the penalties are applied to them; a row they cannot decide is read back whole */
 static void test_device_topk_penalties(void)
 {
@@ -383,6 +384,7 @@ static void test_device_topk_penalties(void)
             q.sampling.top_p = i == 0 ? 0.8f : 1.0f;
             q.sampling.repetition_penalty = i == 0 ? 1.05f : i == 2 ? 3.0f : 1.0f;
             q.sampling.presence_penalty = i == 1 ? 0.5f : i == 2 ? 2.0f : 0.0f;
+            q.sampling.frequency_penalty = i == 5 ? 0.8f : 0.0f;
             q.sampling.seed = 900 + (uint64_t)i;
             CHECK(qr_engine_add(e, g_prompt[i], g_plen[i], &q, on_event, &r[v][i], NULL) == QR_OK);
         }

@@ -379,7 +379,9 @@ static void test_topk_candidates(void)
     p.repetition_penalty = 0.9f;
     CHECK(!qr_sampler_topk_ok(&p, V, KMAX));
     p.repetition_penalty = 1.0f;
-    p.frequency_penalty = 0.5f;   /* needs counts */
+    p.frequency_penalty = 0.5f;
+    CHECK(qr_sampler_topk_ok(&p, V, KMAX) && qr_sampler_topk_raw(&p));
+    p.frequency_penalty = -0.5f;   /* raising */
     CHECK(!qr_sampler_topk_ok(&p, V, KMAX));
     struct qr_sampler *s;
     CHECK(qr_sampler_create(&p, V, &s) == QR_OK);
@@ -393,7 +395,7 @@ static void test_topk_candidates(void)
     qr_sampler_free(s);
 }
 
-/* with lowering penalties the candidates are the raw row's best 256 (scale 1): the draws equal whole-row sampling,
+/* with lowering penalties (repetition, presence, frequency) the candidates are the raw row's best 256 (scale 1): the draws equal whole-row sampling,
  * and where the candidates cannot decide (many penalized tokens at the top) the caller samples the whole row */
 static void test_topk_penalties(void)
 {
@@ -402,16 +404,18 @@ static void test_topk_penalties(void)
     static int32_t ids[KMAX], prompt[300];
     unsigned rng = 99;
     const struct {
-        float t, rp, pp, p;
+        float t, rp, pp, fp, p;
         int k, spread;
-    } cfg[] = {{0.7f, 1.05f, 0, 0.8f, 20, 40}, {1.0f, 1.3f, 0.5f, 1.0f, 64, 40}, {0.9f, 3.0f, 1.5f, 0.95f, 256, 4},
-               {0.5f, 1.0f, 2.0f, 1.0f, 50, 40}};
+    } cfg[] = {{0.7f, 1.05f, 0, 0, 0.8f, 20, 40},   {1.0f, 1.3f, 0.5f, 0, 1.0f, 64, 40},
+               {0.9f, 3.0f, 1.5f, 0, 0.95f, 256, 4}, {0.5f, 1.0f, 2.0f, 0, 1.0f, 50, 40},
+               {0.8f, 1.0f, 0, 0.7f, 1.0f, 30, 40},  {1.2f, 1.1f, 0.3f, 0.25f, 0.9f, 100, 40}};
     int need_rows = 0;
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
         struct qr_sampler_params p = defaults();
         p.temperature = cfg[c].t;
         p.repetition_penalty = cfg[c].rp;
         p.presence_penalty = cfg[c].pp;
+        p.frequency_penalty = cfg[c].fp;
         p.top_p = cfg[c].p;
         p.top_k = cfg[c].k;
         p.seed = 77 + c;
@@ -433,6 +437,10 @@ static void test_topk_penalties(void)
                 if ((rng >> 8) % 101 == 0)
                     x[i] = NAN;
             }
+            if (d == DRAWS / 2) {   /* a preemption forgets the generated tokens (and their counts) */
+                qr_sampler_reset(a);
+                qr_sampler_reset(b);
+            }
             memcpy(row, x, sizeof row);
             int32_t ta = qr_sampler_sample(a, row, NULL);
             ref_topk(x, V, 1.0f, KMAX, ids, vals, &rng);
@@ -450,7 +458,7 @@ static void test_topk_penalties(void)
     }
     printf("  penalties on candidates: %d of %d draws needed the whole row\n", need_rows,
            (int)(DRAWS * (sizeof cfg / sizeof cfg[0])));
-    CHECKF(need_rows > 0 && need_rows < DRAWS * 2, "whole-row fallbacks %d (the strong-penalty config needs some)",
+    CHECKF(need_rows > 0 && need_rows < DRAWS * 3, "whole-row fallbacks %d (the strong-penalty config needs some)",
            need_rows);
 }
 

@@ -40,7 +40,8 @@ int32_t qr_sampler_sample(struct qr_sampler *s, float *logits, float *logprob);
 #define QR_SAMPLER_NEED_ROW (-2)
 int32_t qr_sampler_sample_topk(struct qr_sampler *s, const int32_t *ids, const float *vals, int n);
 /* whether qr_sampler_sample_topk can stand in for qr_sampler_sample with kmax candidates: temperature > 0 with a
- * finite inverse, 1 <= top_k <= kmax, top_k < vocab, repetition penalty >= 1, presence >= 0, no frequency penalty */
+ * finite inverse, 1 <= top_k <= kmax, top_k < vocab, penalties that only lower logits (repetition >= 1, presence
+ * and frequency >= 0) */
 bool qr_sampler_topk_ok(const struct qr_sampler_params *p, int vocab, int kmax);
 /* whether its candidates must come unscaled (penalties to apply first) */
 bool qr_sampler_topk_raw(const struct qr_sampler_params *p);
