@@ -359,8 +359,7 @@ static void test_device_topk(void)
 }
 
 /* the same with penalties that only lower logits (repetition >= 1, presence, frequency >= 0): the rows' raw best
- * 256 come back
- * and the penalties are applied to them; a row they cannot decide is read back whole */
+ * 256 come back and the penalties are applied to them; a row they cannot decide is read back whole */
 static void test_device_topk_penalties(void)
 {
     enum { N = 6, GEN = 12 };
