@@ -376,7 +376,7 @@ qr_status qr_rt_forward(struct qr_runtime *rt, const struct qr_batch *b, float *
 
 bool qr_rt_has_topk(const struct qr_runtime *rt)
 {
-    return rt && rt->dev->ops && rt->dev->ops->topk && qr_dev_supports(rt->dev, QR_OP_TOPK, QR_DTYPE_F32);
+    return rt && qr_dev_supports(rt->dev, QR_OP_TOPK, QR_DTYPE_F32);   /* false where ops->topk is NULL */
 }
 
 qr_status qr_rt_forward_topk(struct qr_runtime *rt, const struct qr_batch *b, const float *inv_t, int k, int32_t *ids,

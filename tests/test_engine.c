@@ -306,46 +306,65 @@ static void test_sampler_threads(void)
                "request %d: 1 vs 4 sampler threads give different tokens or logprobs", i);
 }
 
-/* sampling from each row's best k computed by the backend (QR_OP_TOPK) gives the tokens sampling from whole rows on
- * the host gives: qualifying rows (top_k 20 / 64 / 200, temperatures, top-p, min-p), greedy rows beside them, and a
- * row that needs its whole row (logprobs) turning a step back to whole rows */
-static void test_device_topk(void)
+/* runs n requests (default params, then mk(i, q)) once with the device top-k and once with whole rows
+ * (QRUN_DEVICE_TOPK=0), each generating gen tokens; with pause_at >= 0, the first pause_at + 1 requests decode four
+ * steps before the rest are added.  false if an engine could not be made. */
+typedef void (*topk_req_fn)(int i, struct qr_request_params *q);
+static bool topk_ab(int n, int gen, int pause_at, topk_req_fn mk, const char *what, struct res r[2][8],
+                    struct qr_engine_stats st[2])
 {
-    enum { N = 8, GEN = 10 };
-    struct res r[2][N];
-    memset(r, 0, sizeof r);
-    struct qr_engine_stats st[2];
+    memset(r, 0, 2 * 8 * sizeof r[0][0]);
     for (int v = 0; v < 2; v++) {
         setenv("QRUN_DEVICE_TOPK", v ? "0" : "1", 1);
         struct qr_engine *e = mk_engine(512, 16, false, 0, 0, -1);
         unsetenv("QRUN_DEVICE_TOPK");
         if (!e)
-            return;
+            return false;
         struct qr_request_params p;
         qr_request_params_default(qr_engine_model(e), &p);
-        p.max_tokens = GEN;
+        p.max_tokens = gen;
         p.ignore_eos = true;
-        for (int i = 0; i < N; i++) {
+        for (int i = 0; i < n; i++) {
             struct qr_request_params q = p;
-            q.sampling.temperature = i == 5 ? 0.0f : i % 2 ? 0.7f : 1.3f;
-            q.sampling.top_k = i == 3 ? 64 : i == 4 ? 200 : 20;
-            q.sampling.top_p = i % 3 == 0 ? 0.8f : 1.0f;
-            q.sampling.min_p = i == 6 ? 0.05f : 0.0f;
-            q.sampling.seed = 500 + (uint64_t)i;
-            if (i == 7)
-                q.logprobs = 0;   /* whole rows while it runs */
+            mk(i, &q);
             CHECK(qr_engine_add(e, g_prompt[i], g_plen[i], &q, on_event, &r[v][i], NULL) == QR_OK);
-            if (i == 6)   /* the first seven decode a few steps alone */
+            if (i == pause_at)
                 for (int k = 0; k < 4; k++) {
-                    int n;
-                    CHECK(qr_engine_step(e, &n) == QR_OK);
+                    int u;
+                    CHECK(qr_engine_step(e, &u) == QR_OK);
                 }
         }
         CHECK(qr_engine_run_until_idle(e) == QR_OK);
         qr_engine_get_stats(e, &st[v]);
-        check_idle(e, "device top-k");
+        check_idle(e, what);
         qr_engine_destroy(e);
     }
+    for (int i = 0; i < n; i++)
+        CHECKF(r[0][i].n == gen && r[1][i].n == gen && !memcmp(r[0][i].toks, r[1][i].toks, sizeof r[0][i].toks),
+               "%s, request %d: device top-k and whole rows sample different tokens", what, i);
+    return true;
+}
+
+static void topk_plain_req(int i, struct qr_request_params *q)
+{
+    q->sampling.temperature = i == 5 ? 0.0f : i % 2 ? 0.7f : 1.3f;
+    q->sampling.top_k = i == 3 ? 64 : i == 4 ? 200 : 20;
+    q->sampling.top_p = i % 3 == 0 ? 0.8f : 1.0f;
+    q->sampling.min_p = i == 6 ? 0.05f : 0.0f;
+    q->sampling.seed = 500 + (uint64_t)i;
+    if (i == 7)
+        q->logprobs = 0;   /* whole rows while it runs */
+}
+
+/* sampling from each row's best k computed by the backend (QR_OP_TOPK) gives the tokens sampling from whole rows on
+ * the host gives: qualifying rows (top_k 20 / 64 / 200, temperatures, top-p, min-p), greedy rows beside them, and a
+ * row that needs its whole row (logprobs) turning a step back to whole rows (the first seven decode alone first) */
+static void test_device_topk(void)
+{
+    struct res r[2][8];
+    struct qr_engine_stats st[2];
+    if (!topk_ab(8, 10, 6, topk_plain_req, "device top-k", r, st))
+        return;
     const char *be = getenv("QRUN_TEST_BACKEND");
     printf("  device top-k on %s: %llu top-k steps, %llu whole-row steps (whole rows only: %llu)\n",
            be && *be ? be : "cpu", (unsigned long long)st[0].topk_steps, (unsigned long long)st[0].logits_steps,
@@ -353,53 +372,32 @@ static void test_device_topk(void)
     CHECKF(st[0].topk_steps > 0 && st[0].logits_steps > 0, "top-k steps %llu, whole-row steps %llu",
            (unsigned long long)st[0].topk_steps, (unsigned long long)st[0].logits_steps);
     CHECK(st[1].topk_steps == 0 && st[1].logits_steps > 0);
-    for (int i = 0; i < N; i++)
-        CHECKF(r[0][i].n == GEN && r[1][i].n == GEN && !memcmp(r[0][i].toks, r[1][i].toks, sizeof r[0][i].toks),
-               "request %d: device top-k and whole rows sample different tokens", i);
+}
+
+static void topk_penalty_req(int i, struct qr_request_params *q)
+{
+    q->sampling.temperature = i == 4 ? 0.0f : 0.8f;
+    q->sampling.top_k = i == 2 ? 256 : i == 1 ? 40 : 20;
+    q->sampling.top_p = i == 0 ? 0.8f : 1.0f;
+    q->sampling.repetition_penalty = i == 0 ? 1.05f : i == 2 ? 3.0f : 1.0f;
+    q->sampling.presence_penalty = i == 1 ? 0.5f : i == 2 ? 2.0f : 0.0f;
+    q->sampling.frequency_penalty = i == 5 ? 0.8f : 0.0f;
+    q->sampling.seed = 900 + (uint64_t)i;
 }
 
 /* the same with penalties that only lower logits (repetition >= 1, presence, frequency >= 0): the rows' raw best
  * 256 come back and the penalties are applied to them; a row they cannot decide is read back whole */
 static void test_device_topk_penalties(void)
 {
-    enum { N = 6, GEN = 12 };
-    struct res r[2][N];
-    memset(r, 0, sizeof r);
+    struct res r[2][8];
     struct qr_engine_stats st[2];
-    for (int v = 0; v < 2; v++) {
-        setenv("QRUN_DEVICE_TOPK", v ? "0" : "1", 1);
-        struct qr_engine *e = mk_engine(512, 16, false, 0, 0, -1);
-        unsetenv("QRUN_DEVICE_TOPK");
-        if (!e)
-            return;
-        struct qr_request_params p;
-        qr_request_params_default(qr_engine_model(e), &p);
-        p.max_tokens = GEN;
-        p.ignore_eos = true;
-        for (int i = 0; i < N; i++) {
-            struct qr_request_params q = p;
-            q.sampling.temperature = i == 4 ? 0.0f : 0.8f;
-            q.sampling.top_k = i == 2 ? 256 : i == 1 ? 40 : 20;
-            q.sampling.top_p = i == 0 ? 0.8f : 1.0f;
-            q.sampling.repetition_penalty = i == 0 ? 1.05f : i == 2 ? 3.0f : 1.0f;
-            q.sampling.presence_penalty = i == 1 ? 0.5f : i == 2 ? 2.0f : 0.0f;
-            q.sampling.frequency_penalty = i == 5 ? 0.8f : 0.0f;
-            q.sampling.seed = 900 + (uint64_t)i;
-            CHECK(qr_engine_add(e, g_prompt[i], g_plen[i], &q, on_event, &r[v][i], NULL) == QR_OK);
-        }
-        CHECK(qr_engine_run_until_idle(e) == QR_OK);
-        qr_engine_get_stats(e, &st[v]);
-        check_idle(e, "device top-k with penalties");
-        qr_engine_destroy(e);
-    }
+    if (!topk_ab(6, 12, -1, topk_penalty_req, "device top-k with penalties", r, st))
+        return;
     printf("  device top-k with penalties: %llu top-k steps, %llu whole-row steps, %llu rows read back whole\n",
            (unsigned long long)st[0].topk_steps, (unsigned long long)st[0].logits_steps,
            (unsigned long long)st[0].topk_rows_refetched);
     CHECK(st[0].topk_steps > 0 && st[0].logits_steps == 0 && st[1].topk_steps == 0);
     CHECK(st[0].topk_rows_refetched > 0);   /* request 2 (repetition 3, presence 2): its candidates cannot decide */
-    for (int i = 0; i < N; i++)
-        CHECKF(r[0][i].n == GEN && r[1][i].n == GEN && !memcmp(r[0][i].toks, r[1][i].toks, sizeof r[0][i].toks),
-               "request %d: device top-k with penalties and whole rows sample different tokens", i);
 }
 
 /* seeded sampling gives the same text alone and in a batch */
