@@ -65,9 +65,11 @@ int cuda_launch_silu_mul(qr_cuda_stream st, float *out, const float *gu, int n_t
 int cuda_launch_add(qr_cuda_stream st, float *y, const float *x, int64_t n);
 
 int cuda_launch_argmax(qr_cuda_stream st, int32_t *out, const float *x, int n_rows, int n);
-/* each row's k best for sampling (struct qr_topk_args; k <= 256) */
+/* each row's k best for sampling (struct qr_topk_args; k <= 256); scratch: cuda_topk_scratch(n_rows, n, k) bytes
+ * (0: none needed) */
+size_t cuda_topk_scratch(int n_rows, int n, int k);
 int cuda_launch_topk(qr_cuda_stream st, int32_t *ids, float *vals, const float *x, const float *inv_t, int n_rows,
-                     int n, int k);
+                     int n, int k, void *scratch);
 int cuda_launch_spin(qr_cuda_stream st, unsigned long long ns);
 
 /* paged attention (see struct qr_attn_args) */

@@ -258,6 +258,10 @@ static const struct tcase k_cases[] = {
     {QR_OP_TOPK, F32, 6, 5000, 50, 0, F_NANINF},
     {QR_OP_TOPK, F32, 2, 7, 7, 0, F_TIES},
     {QR_OP_TOPK, F32, 9, 151936, 1, 0, F_TIES},
+    {QR_OP_TOPK, F32, 1, 151936, 256, 0, F_TIES},   /* CUDA: ties across 75 chunks, 19200 candidates */
+    {QR_OP_TOPK, F32, 3, 4097, 256},                /* CUDA: a last chunk of one element */
+    {QR_OP_TOPK, F32, 2, 2048, 33, 0, F_NANINF},    /* CUDA: one chunk, ranked by the part kernel */
+    {QR_OP_TOPK, F32, 2, 200003, 256, 0, F_TIES},   /* CUDA: 98 chunks x 256 too many candidates: one-block form */
     {QR_OP_TOPK, F32, 256, 151936, 64, .perf = true},
 };
 #pragma GCC diagnostic pop

@@ -504,8 +504,13 @@ static qr_status op_argmax(struct qr_stream *s, const struct qr_argmax_args *a)
 static qr_status op_topk(struct qr_stream *s, const struct qr_topk_args *a)
 {
     ENTER(s);
+    void *scr = NULL;
+    size_t need = cuda_topk_scratch(a->n_rows, a->n, a->k);
+    qr_status st = need ? cuda_scratch(s, need, &scr) : QR_OK;
+    if (st != QR_OK)
+        return st;
     LAUNCH_TRY(s->dev, cuda_launch_topk(cst(s), vp(&a->ids), vp(&a->vals), vp(&a->x), vp(&a->inv_t), a->n_rows, a->n,
-                                        a->k));
+                                        a->k, scr));
     return QR_OK;
 }
 
