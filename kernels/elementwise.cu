@@ -1,5 +1,5 @@
 /* elementwise.cu - embed, rmsnorm / qk_norm, rope, kv_store, silu_mul, add,
- * argmax, row conversion and bias add.  Semantics: backends/cpu/cpu_ref_ops.c. */
+ * row conversion and bias add (argmax: argmax.cu).  Semantics: backends/cpu/cpu_ref_ops.c. */
 #include "qr_cuda_common.cuh"
 #include "qr_fp8.cuh"
 
@@ -308,72 +308,6 @@ extern "C" int cuda_launch_add(qr_cuda_stream st, float *y, const float *x, int6
         return 0;
     unsigned g = qk_blocks(n, 256);
     k_add<<<g < 4096 ? g : 4096, 256, 0, st>>>(y, x, n);
-    return qk_launch_result();
-}
-
-/* ---- argmax: lowest index on ties, NaN never wins, all-NaN row -> 0 ---- */
-
-__device__ __forceinline__ bool qk_better(float v, int i, float bv, int bi)
-{
-    if (isnan(v) || i < 0)
-        return false;
-    if (bi < 0)
-        return true;
-    return v > bv || (v == bv && i < bi);
-}
-
-__global__ void k_argmax(int32_t *out, const float *x, int n)
-{
-    qk_pdl_wait();
-    qk_pdl_trigger();
-    __shared__ float sv[32];
-    __shared__ int si[32];
-    const float *row = x + (int64_t)blockIdx.x * n;
-    float bv = 0.0f;
-    int bi = -1;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = row[i];
-        if (qk_better(v, i, bv, bi)) {
-            bv = v;
-            bi = i;
-        }
-    }
-    for (int o = 16; o > 0; o >>= 1) {
-        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-        int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (qk_better(ov, oi, bv, bi)) {
-            bv = ov;
-            bi = oi;
-        }
-    }
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    if (lane == 0) {
-        sv[w] = bv;
-        si[w] = bi;
-    }
-    __syncthreads();
-    if (w == 0) {
-        int nw = blockDim.x >> 5;
-        bv = lane < nw ? sv[lane] : 0.0f;
-        bi = lane < nw ? si[lane] : -1;
-        for (int o = 16; o > 0; o >>= 1) {
-            float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-            int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-            if (qk_better(ov, oi, bv, bi)) {
-                bv = ov;
-                bi = oi;
-            }
-        }
-        if (lane == 0)
-            out[blockIdx.x] = bi < 0 ? 0 : bi;
-    }
-}
-
-extern "C" int cuda_launch_argmax(qr_cuda_stream st, int32_t *out, const float *x, int n_rows, int n)
-{
-    if (n_rows <= 0 || n <= 0)
-        return 0;
-    qk_launch(k_argmax, dim3((unsigned)n_rows), dim3(1024), 0, st, out, x, n);
     return qk_launch_result();
 }
 

@@ -64,7 +64,9 @@ int cuda_launch_silu_mul(qr_cuda_stream st, float *out, const float *gu, int n_t
 
 int cuda_launch_add(qr_cuda_stream st, float *y, const float *x, int64_t n);
 
-int cuda_launch_argmax(qr_cuda_stream st, int32_t *out, const float *x, int n_rows, int n);
+/* argmax per row; scratch: cuda_argmax_scratch(n_rows, n) bytes (0: none needed) */
+size_t cuda_argmax_scratch(int n_rows, int n);
+int cuda_launch_argmax(qr_cuda_stream st, int32_t *out, const float *x, int n_rows, int n, void *scratch);
 /* each row's k best for sampling (struct qr_topk_args; k <= 256); scratch: cuda_topk_scratch(n_rows, n, k) bytes
  * (0: none needed) */
 size_t cuda_topk_scratch(int n_rows, int n, int k);

@@ -51,7 +51,8 @@ enum {
     F_YARN = 1 << 4,      /* rope: attn_factor != 1 */
     F_NEGSLOT = 1 << 5,   /* kv_store: some slots are -1 (skipped) */
     F_TIES = 1 << 6,      /* argmax, topk: values from a small set (ties) */
-    F_NANINF = 1 << 7,    /* matmul: an Inf in one x row, a NaN in another (must propagate alike); topk: NaN, +-Inf in x */
+    F_NANINF = 1 << 7,    /* matmul: an Inf in one x row, a NaN in another (must propagate alike); topk: NaN, +-Inf
+                           * in x; argmax: NaN and -Inf, a row of NaN alone */
     F_RAMP = 1 << 8,      /* attn: keys grow with their position, so a row's max keeps rising tile after tile */
 };
 
@@ -250,7 +251,10 @@ static const struct tcase k_cases[] = {
     {QR_OP_ARGMAX, F32, 3, 1001},
     {QR_OP_ARGMAX, F32, 5, 7, 0, 0, F_TIES},
     {QR_OP_ARGMAX, F32, 4, 10007, 0, 0, F_TIES},   /* ties across the chunks of the two-pass reduction */
+    {QR_OP_ARGMAX, F32, 4, 151936, 0, 0, F_NANINF},
+    {QR_OP_ARGMAX, F32, 3, 2049, 0, 0, F_NANINF | F_TIES},
     {QR_OP_ARGMAX, F32, 64, 151936, .perf = true},
+    {QR_OP_ARGMAX, F32, 1, 151936, 0, 0, F_TIES, .perf = true},
     {QR_OP_TOPK, F32, 1, 151936, 64},
     {QR_OP_TOPK, F32, 3, 1001, 20},
     {QR_OP_TOPK, F32, 5, 300, 64, 0, F_TIES},
@@ -263,6 +267,7 @@ static const struct tcase k_cases[] = {
     {QR_OP_TOPK, F32, 2, 2048, 33, 0, F_NANINF},    /* CUDA: one chunk, ranked by the part kernel */
     {QR_OP_TOPK, F32, 2, 200003, 256, 0, F_TIES},   /* CUDA: 98 chunks x 256 too many candidates: one-block form */
     {QR_OP_TOPK, F32, 256, 151936, 64, .perf = true},
+    {QR_OP_TOPK, F32, 1, 151936, 20, .perf = true},
 };
 #pragma GCC diagnostic pop
 #define N_CASES ((int)(sizeof k_cases / sizeof k_cases[0]))
@@ -762,10 +767,23 @@ static void gen_argmax(struct problem *P, const struct tcase *c)
         ti32(P, o)[r] = -1;
     for (size_t i = 0; i < (size_t)R * n; i++)
         ((float *)P->t[x].host)[i] = c->flags & F_TIES ? (float)rndi(3) : rnd() * 10;
+    if (c->flags & F_NANINF) {   /* NaN and -inf here and there, a row of NaN alone, a 2048-wide run of NaN */
+        float *xv = (float *)P->t[x].host;
+        for (size_t i = 0; i < (size_t)R * n; i++) {
+            int q = rndi(20);
+            xv[i] = q == 0 ? NAN : q == 1 ? -INFINITY : xv[i];
+        }
+        xv[0] = NAN;
+        for (int i = 0; R > 1 && i < n; i++)
+            xv[(size_t)n + i] = NAN;
+        for (int i = 2048; R > 2 && i < 4096 && i < n; i++)
+            xv[(size_t)2 * n + i] = NAN;
+    }
     *a = (struct qr_argmax_args){.n_rows = R, .n = n};
     bind(P, &a->out, o), bind(P, &a->x, x);
     P->bytes = 4.0 * R * n;
-    snprintf(P->desc, sizeof P->desc, "rows=%d n=%d%s", R, n, c->flags & F_TIES ? " ties" : "");
+    snprintf(P->desc, sizeof P->desc, "rows=%d n=%d%s%s", R, n, c->flags & F_TIES ? " ties" : "",
+             c->flags & F_NANINF ? " nan/inf" : "");
 }
 
 static void gen_topk(struct problem *P, const struct tcase *c)
@@ -991,11 +1009,13 @@ static void naive_argmax(struct problem *P, float **e)
     const struct qr_argmax_args *a = &P->node.a.argmax;
     const float *x = (const float *)P->t[1].host;
     for (int r = 0; r < a->n_rows; r++) {
-        int best = 0;
-        for (int j = 1; j < a->n; j++)
-            if (x[(size_t)r * a->n + j] > x[(size_t)r * a->n + best])
+        int best = -1;   /* NaN never wins; a row of NaN alone gives 0 */
+        for (int j = 0; j < a->n; j++) {
+            float v = x[(size_t)r * a->n + j];
+            if (!isnan(v) && (best < 0 || v > x[(size_t)r * a->n + best]))
                 best = j;
-        e[0][r] = (float)best;
+        }
+        e[0][r] = (float)(best < 0 ? 0 : best);
     }
 }
 

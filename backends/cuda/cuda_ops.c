@@ -497,7 +497,12 @@ static qr_status op_add(struct qr_stream *s, const struct qr_add_args *a)
 static qr_status op_argmax(struct qr_stream *s, const struct qr_argmax_args *a)
 {
     ENTER(s);
-    LAUNCH_TRY(s->dev, cuda_launch_argmax(cst(s), vp(&a->out), vp(&a->x), a->n_rows, a->n));
+    void *scr = NULL;
+    size_t need = cuda_argmax_scratch(a->n_rows, a->n);
+    qr_status st = need ? cuda_scratch(s, need, &scr) : QR_OK;
+    if (st != QR_OK)
+        return st;
+    LAUNCH_TRY(s->dev, cuda_launch_argmax(cst(s), vp(&a->out), vp(&a->x), a->n_rows, a->n, scr));
     return QR_OK;
 }
 

