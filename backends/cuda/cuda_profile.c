@@ -44,13 +44,6 @@ bool cuda_prof_enabled(void)
     return on;
 }
 
-static const char *op_name(enum qr_op op)
-{
-    static const char *names[QR_OP_COUNT] = {"embed", "matmul", "rmsnorm", "qk_norm", "rope", "kv_store",
-                                             "attn", "silu_mul", "add", "logits", "argmax"};
-    return (unsigned)op < QR_OP_COUNT ? names[op] : "?";
-}
-
 static int pow2_ceil(int v)
 {
     int p = 1;
@@ -64,7 +57,7 @@ static void node_label(const struct qr_node *nd, int n, int step_tokens, char *o
 {
     size_t o = (size_t)snprintf(out, cap, "T%-5d ", step_tokens);
     for (int i = 0; i < n && o < cap; i++)
-        o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? "+" : "", op_name(nd[i].op));
+        o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? "+" : "", qr_op_name(nd[i].op));
     for (int i = 0; i < n && o < cap; i++) {
         if (nd[i].op == QR_OP_MATMUL) {
             const struct qr_matmul_args *m = &nd[i].a.matmul;
