@@ -26,6 +26,8 @@
 # 64 x 64, cm3hkgs4 8 subgroups of 32 x 64, both groups of 8).  attn_cm2k_w8 / _r / _w8r: the KHR prompt attention with 8 subgroups (128 rows) / query tiles
 # last to first / both (w8r: the KHR default); attn_cm2k_lab1 / lab2: timing only (no softmax / no K/V global reads);
 # QR_VK_ATTN_PIPE picks one.
+# topk_part / topk_merge: the split top-k (a 2048-element chunk's best k, then a merge of the candidates; one source,
+# TK_MERGE=1 the merge); topk: the one-workgroup-per-row form (rows with too many candidates, QR_VK_TOPK_SPLIT=0).
 set(QR_SHADER_VARIANTS
   "embed_f32|embed.comp|W_TYPE=0|-"
   "embed_f16|embed.comp|W_TYPE=1|-"
@@ -184,4 +186,6 @@ set(QR_SHADER_VARIANTS
   "copy|copy.comp||-"
   "argmax|argmax.comp||-"
   "topk|topk.comp||-"
+  "topk_part|topk_part.comp||-"
+  "topk_merge|topk_part.comp|TK_MERGE=1|-"
 )

@@ -697,20 +697,57 @@ static qr_status vk_argmax(struct qr_stream *qs, const struct qr_argmax_args *a)
     return vk_dispatch(s, pipe, 3, b, &pc, sizeof pc, 1, (uint32_t)a->n_rows, 1);
 }
 
+/* the split top-k's chunks per row (topk_part, then topk_merge where more than one), 0 for the one-workgroup form
+ * (topk.comp): QR_VK_TOPK_SPLIT=0, rows whose candidates don't fit the merge's registers, a scratch above
+ * TOPK_SCRATCH_MAX (lavapipe's 128 MiB binding limit is far), or a device without 512-invocation workgroups */
+#define TOPK_SCRATCH_MAX ((size_t)16 << 20)
+static int topk_chunks(struct vk_dev *d, const struct qr_topk_args *a) {
+    const char *e = getenv("QR_VK_TOPK_SPLIT");
+    if (e && atoi(e) == 0) return 0;
+    int nc = (int)cdiv(a->n, QR_TOPK_CHUNK);
+    if ((int64_t)nc * a->k > (int64_t)QR_TOPK_MERGE_WG * QR_TOPK_MERGE_E) return 0;
+    if ((uint32_t)a->n_rows > d->props.limits.maxComputeWorkGroupCount[1]) return 0;
+    if (vk_pipe_find("topk_part") < 0) return 0;
+    if (nc > 1) {
+        const VkPhysicalDeviceLimits *l = &d->props.limits;
+        if ((size_t)a->n_rows * (size_t)nc * (size_t)a->k * 8 > TOPK_SCRATCH_MAX) return 0;
+        if (l->maxComputeWorkGroupInvocations < QR_TOPK_MERGE_WG || l->maxComputeWorkGroupSize[0] < QR_TOPK_MERGE_WG ||
+            vk_pipe_find("topk_merge") < 0)
+            return 0;
+    }
+    return nc;
+}
+
 static qr_status vk_topk(struct qr_stream *qs, const struct qr_topk_args *a) {
     struct vk_stream *s = vk_stream_of(qs);
     struct vk_dev *d = s->d;
     if (a->n_rows <= 0) return QR_OK;
     if (a->n <= 0 || a->k < 1 || a->k > QR_TOPK_MAX || a->k > a->n)
         return qr_set_error(QR_E_INVALID_ARG, "vulkan: topk: k %d outside [1, min(n %d, %d)]", a->k, a->n, QR_TOPK_MAX);
-    struct vk_binding b[4];
+    struct vk_binding b[5];
     struct qr_pc_topk pc = {.n_rows = a->n_rows, .n = a->n, .k = a->k};
     size_t nk = (size_t)a->n_rows * (size_t)a->k * 4;
     TRY(bind_at(d, &a->ids, 0, 4, nk, &b[0], &pc.ids_off, "topk ids"));
     TRY(bind_at(d, &a->vals, 0, 4, nk, &b[1], &pc.vals_off, "topk vals"));
     TRY(bind_at(d, &a->x, 0, 4, (size_t)a->n_rows * a->n * 4, &b[2], &pc.x_off, "topk x"));
     TRY(bind_at(d, &a->inv_t, 0, 4, (size_t)a->n_rows * 4, &b[3], &pc.it_off, "topk inv_t"));
-    return vk_dispatch(s, vk_pipe_find("topk"), 4, b, &pc, sizeof pc, (uint32_t)a->n_rows, 1, 1);
+    int nc = topk_chunks(d, a);
+    if (nc == 0) return vk_dispatch(s, vk_pipe_find("topk"), 4, b, &pc, sizeof pc, (uint32_t)a->n_rows, 1, 1);
+    /* split: each chunk's best k by index into the scratch ((value bits, index) at [row][chunk * k]), then one
+     * workgroup per row merges them (vk_dispatch's barrier in between); a single chunk is ranked by topk_part */
+    pc.n_chunk = nc;
+    b[4] = (struct vk_binding){0};
+    if (nc > 1) {
+        struct qr_buf *part;
+        size_t psz = (size_t)a->n_rows * (size_t)nc * (size_t)a->k * 8;
+        TRY(rec_scratch(s, psz, &part));
+        struct qr_view pv = {.buf = part, .off = 0};
+        int poff;
+        TRY(bind_at(d, &pv, 0, 8, psz, &b[4], &poff, "topk candidates"));
+    }
+    TRY(vk_dispatch(s, vk_pipe_find("topk_part"), 5, b, &pc, sizeof pc, (uint32_t)nc, (uint32_t)a->n_rows, 1));
+    if (nc == 1) return QR_OK;
+    return vk_dispatch(s, vk_pipe_find("topk_merge"), 5, b, &pc, sizeof pc, (uint32_t)a->n_rows, 1, 1);
 }
 
 static bool overlap(const struct qr_view *a, size_t na, const struct qr_view *b, size_t nb) {
