@@ -40,8 +40,8 @@ for tk in 1 0; do
       --num-prompts 256 --input-len 1024 --output-len 256 --temperature 0.7 --top-k 20 --top-p 0.8 \
       --repetition-penalty 1.05 2>&1 | grep -E "^(Throughput|Steps|Sampling)|rror"
 done
-echo "== where the steps' GPU time goes (QR_CUDA_PROFILE=1, eager): 8192-token prompt, then decode after 512"
-QR_CUDA_PROFILE=1 timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 8192 --gen 4 --long-run 0 \
+echo "== where the steps' GPU time goes (QR_CUDA_PROFILE=1, eager): 8192-token prompt + decode at 8192, then decode after 512"
+QR_CUDA_PROFILE=1 timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 8192 --gen 64 --long-run 0 \
     > $O/prof8192.txt 2>&1
 QR_CUDA_PROFILE=1 timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512 --gen 64 --long-run 0 \
     > $O/prof512.txt 2>&1
