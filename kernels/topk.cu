@@ -93,12 +93,13 @@ __device__ __forceinline__ void tk_digit(tk_smem &sm, int shift)
     }
 }
 
-/* radix select over E keys a thread (position p = s * NT + tid, valid while p < len): leaves sm.prefix = T, the k-th
+/* radix select over a block's len keys (key_at(s): this thread's key at position p = s * NT + tid, asked only for
+ * p < len; E > 0: E slices, unrolled, as from registers; E = 0: as many as len needs): leaves sm.prefix = T, the k-th
  * best key, sm.need = how many keys equal to T to take, sm.gt = how many keys are above T */
-template <int NT, int E>
-__device__ __forceinline__ void tk_select(tk_smem &sm, const unsigned (&key)[E], int len, int k)
+template <int NT, int E, typename K>
+__device__ __forceinline__ void tk_select(tk_smem &sm, int len, int k, K key_at)
 {
-    const int tid = threadIdx.x;
+    const int tid = threadIdx.x, ns = E > 0 ? E : (len + NT - 1) / NT;
     if (tid == 0) {
         sm.prefix = 0;
         sm.need = (unsigned)k;
@@ -112,10 +113,11 @@ __device__ __forceinline__ void tk_select(tk_smem &sm, const unsigned (&key)[E],
         const unsigned prefix = sm.prefix;
         const unsigned pmask = pass == 0 ? 0u : 0xffffffffu << (32 - 8 * pass);
 #pragma unroll
-        for (int s = 0; s < E; s++)
+        for (int s = 0; s < (E > 0 ? E : ns); s++)
             if (s * NT < len) {   /* uniform: whole warps reach the match */
                 const int p = s * NT + tid;
-                tk_count(sm.hist, p < len && (key[s] & pmask) == prefix ? (key[s] >> shift) & 255u : 256u);
+                const unsigned key = p < len ? key_at(s) : 0u;
+                tk_count(sm.hist, p < len && (key & pmask) == prefix ? (key >> shift) & 255u : 256u);
             }
         __syncthreads();
         tk_digit(sm, shift);
@@ -124,11 +126,11 @@ __device__ __forceinline__ void tk_select(tk_smem &sm, const unsigned (&key)[E],
 }
 
 /* after tk_select: the keys above T and the first sm.need keys equal to T by position into sm.cv / sm.ci (value and
- * index from val_at / idx_at, read for the taken keys only); returns how many (min(k, len)) */
-template <int NT, int E, typename V, typename I>
-__device__ __forceinline__ int tk_gather(tk_smem &sm, const unsigned (&key)[E], int len, V val_at, I idx_at)
+ * index from val_at / idx_at (p), read for the taken keys only); returns how many (min(k, len)) */
+template <int NT, int E, typename K, typename V, typename I>
+__device__ __forceinline__ int tk_gather(tk_smem &sm, int len, K key_at, V val_at, I idx_at)
 {
-    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, ns = E > 0 ? E : (len + NT - 1) / NT;
     const unsigned T = sm.prefix, need_eq = sm.need, n_gt = sm.gt;
     if (tid == 0) {
         sm.ngt = 0;
@@ -136,11 +138,12 @@ __device__ __forceinline__ int tk_gather(tk_smem &sm, const unsigned (&key)[E], 
     }
     __syncthreads();
 #pragma unroll
-    for (int s = 0; s < E; s++) {
+    for (int s = 0; s < (E > 0 ? E : ns); s++) {
         if (s * NT >= len)
             break;   /* uniform */
         const int p = s * NT + tid;
-        const bool gt = p < len && key[s] > T, eq = p < len && key[s] == T;
+        const unsigned key = p < len ? key_at(s) : 0u;
+        const bool gt = p < len && key > T, eq = p < len && key == T;
         if (gt) {
             const unsigned q = atomicAdd(&sm.ngt, 1u);
             sm.cv[q] = val_at(p);
@@ -206,10 +209,10 @@ __global__ void __launch_bounds__(TK_PART_THREADS) k_topk_part(int32_t *ids, flo
         const int p = s * TK_PART_THREADS + tid;
         key[s] = p < len ? tk_key(tk_val(row[p], it)) : 0u;
     }
-    const int kc = min(k, len);
-    tk_select<TK_PART_THREADS, TK_PART_E>(sm, key, len, kc);
+    auto key_at = [&](int s) { return key[s]; };
+    tk_select<TK_PART_THREADS, TK_PART_E>(sm, len, min(k, len), key_at);
     const int m = tk_gather<TK_PART_THREADS, TK_PART_E>(
-        sm, key, len, [&](int p) { return tk_val(row[p], it); }, [&](int p) { return base + p; });
+        sm, len, key_at, [&](int p) { return tk_val(row[p], it); }, [&](int p) { return base + p; });
     if (nc == 1)
         tk_place(sm, m, true, ids + (int64_t)r * k, vals + (int64_t)r * k);
     else
@@ -232,9 +235,10 @@ __global__ void __launch_bounds__(TK_MERGE_THREADS) k_topk_merge(int32_t *ids, f
         const int p = s * TK_MERGE_THREADS + tid;
         key[s] = p < n_cand ? tk_key(cv[p]) : 0u;
     }
-    tk_select<TK_MERGE_THREADS, TK_MERGE_E>(sm, key, n_cand, k);
+    auto key_at = [&](int s) { return key[s]; };
+    tk_select<TK_MERGE_THREADS, TK_MERGE_E>(sm, n_cand, k, key_at);
     const int m = tk_gather<TK_MERGE_THREADS, TK_MERGE_E>(
-        sm, key, n_cand, [&](int p) { return cv[p]; }, [&](int p) { return ci[p]; });
+        sm, n_cand, key_at, [&](int p) { return cv[p]; }, [&](int p) { return ci[p]; });
     tk_place(sm, m, true, ids + (int64_t)r * k, vals + (int64_t)r * k);
 }
 
@@ -245,78 +249,14 @@ __global__ void __launch_bounds__(TK_ONE_THREADS) k_topk(int32_t *ids, float *va
     qk_pdl_wait();
     qk_pdl_trigger();
     __shared__ tk_smem sm;
-    const int r = blockIdx.x, tid = threadIdx.x;
+    const int r = blockIdx.x;
     const float *row = x + (int64_t)r * n;
     const float it = inv_t[r];
-    if (tid == 0) {
-        sm.prefix = 0;
-        sm.need = (unsigned)k;
-        sm.gt = 0;
-    }
-    for (int pass = 0; pass < 4; pass++) {
-        const int shift = 24 - 8 * pass;
-        for (int i = tid; i < 256; i += TK_ONE_THREADS)
-            sm.hist[i] = 0;
-        __syncthreads();
-        const unsigned prefix = sm.prefix;
-        const unsigned pmask = pass == 0 ? 0u : 0xffffffffu << (32 - 8 * pass);
-        for (int c0 = 0; c0 < n; c0 += TK_ONE_THREADS) {   /* whole warps: the lanes of one bin add once */
-            const int i = c0 + tid;
-            unsigned bin = 256;
-            if (i < n) {
-                const unsigned key = tk_key(tk_val(row[i], it));
-                if ((key & pmask) == prefix)
-                    bin = (key >> shift) & 255u;
-            }
-            tk_count(sm.hist, bin);
-        }
-        __syncthreads();
-        tk_digit(sm, shift);
-        __syncthreads();
-    }
-    /* the gather, a 1024-element slice at a time (key[0] the thread's key in the slice) */
-    const unsigned T = sm.prefix, need_eq = sm.need, n_gt = sm.gt;
-    if (tid == 0) {
-        sm.ngt = 0;
-        sm.base = 0;
-    }
-    __syncthreads();
-    for (int c0 = 0; c0 < n; c0 += TK_ONE_THREADS) {
-        const int i = c0 + tid;
-        const float v = i < n ? tk_val(row[i], it) : 0.0f;
-        const unsigned key = i < n ? tk_key(v) : 0u;
-        const bool gt = i < n && key > T, eq = i < n && key == T;
-        if (gt) {
-            const unsigned q = atomicAdd(&sm.ngt, 1u);
-            sm.cv[q] = v;
-            sm.ci[q] = i;
-        }
-        const unsigned bal = __ballot_sync(0xffffffffu, eq);
-        if ((tid & 31) == 0)
-            sm.wsum[tid >> 5] = __popc(bal);
-        __syncthreads();
-        unsigned before = sm.base;
-        for (int j = 0; j < (tid >> 5); j++)
-            before += sm.wsum[j];
-        before += __popc(bal & ((1u << (tid & 31)) - 1u));
-        if (eq && before < need_eq) {
-            sm.cv[n_gt + before] = v;
-            sm.ci[n_gt + before] = i;
-        }
-        __syncthreads();
-        if (tid == 0) {
-            unsigned tot = 0;
-            for (int j = 0; j < TK_ONE_THREADS / 32; j++)
-                tot += sm.wsum[j];
-            sm.base += tot;
-            sm.done = sm.base >= need_eq && sm.ngt >= n_gt;
-        }
-        __syncthreads();
-        if (sm.done)
-            break;
-    }
-    __syncthreads();
-    tk_place(sm, k, true, ids + (int64_t)r * k, vals + (int64_t)r * k);
+    auto key_at = [&](int s) { return tk_key(tk_val(row[s * TK_ONE_THREADS + threadIdx.x], it)); };
+    tk_select<TK_ONE_THREADS, 0>(sm, n, k, key_at);
+    const int m = tk_gather<TK_ONE_THREADS, 0>(
+        sm, n, key_at, [&](int p) { return tk_val(row[p], it); }, [&](int p) { return p; });
+    tk_place(sm, m, true, ids + (int64_t)r * k, vals + (int64_t)r * k);
 }
 
 /* chunks a row of the split form, 0 when the one-block form runs */
