@@ -2,7 +2,7 @@
 # one-block form (QR_CUDA_TOPK_SPLIT=0, measured in the twenty-fifth session: sampled decode 253 tok/s against 277
 # greedy at batch 1) -- parity and per-op time (test_backend_ops --perf), test_engine's device-sampling cases, then
 # sampled decoding at batch 1 (Qwen3's defaults: temperature 0.7, top-k 20, top-p 0.8; greedy for reference) and at
-# 256 sequences, two rounds; then Qwen2.5-like sampling (repetition penalty 1.05: the host-side penalty path, first
+# 256 sequences (batch 1: two rounds); then Qwen2.5-like sampling (repetition penalty 1.05: the host-side penalty path, first
 # run on a GPU) with the device top-k against whole rows.  Also the split argmax (greedy; greedy1 = the one-block
 # argmax, QR_CUDA_ARGMAX_SPLIT=0).  ~270 s.
 # Then the Vulkan split top-k (QR_VK_TOPK_SPLIT) on NVIDIA's driver, a batch-1 step trace, and the prompt / decode
@@ -29,11 +29,11 @@ for i in 1 2; do
     echo "-- $mode"; QR_CUDA_TOPK_SPLIT=$s QR_CUDA_ARGMAX_SPLIT=$s timeout 60 $B/qrun --backend cuda \
         --model $M -n 512 --ignore-eos $a /tmp/p.txt 2>&1 >/dev/null | grep -E "^--- TTFT|rror"
   done
-  for s in 1 0; do
-    echo "-- throughput 256 x 1024/256, QR_CUDA_TOPK_SPLIT=$s"; QR_CUDA_TOPK_SPLIT=$s timeout 100 $B/qrun bench \
-        throughput --backend cuda --model $M --num-prompts 256 --input-len 1024 --output-len 256 --temperature 0.7 \
-        --top-k 20 --top-p 0.8 2>&1 | grep -E "^(Throughput|Steps|Sampling)|rror"
-  done
+done
+for s in 1 0; do
+  echo "-- throughput 256 x 1024/256, QR_CUDA_TOPK_SPLIT=$s"; QR_CUDA_TOPK_SPLIT=$s timeout 100 $B/qrun bench \
+      throughput --backend cuda --model $M --num-prompts 256 --input-len 1024 --output-len 256 --temperature 0.7 \
+      --top-k 20 --top-p 0.8 2>&1 | grep -E "^(Throughput|Steps|Sampling)|rror"
 done
 echo "== throughput with Qwen2.5's default repetition penalty 1.05 (device top-k + host penalties vs whole rows)"
 for tk in 1 0; do
