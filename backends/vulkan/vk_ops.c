@@ -7,6 +7,7 @@
  * matmuls (lm_head) and the embedding table are split into several
  * dispatches over rows; other ops fail with QR_E_UNSUPPORTED if one of their
  * tensors is larger than one binding. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
@@ -699,20 +700,33 @@ static qr_status vk_argmax(struct qr_stream *qs, const struct qr_argmax_args *a)
 
 /* the split top-k's chunks per row (topk_part, then topk_merge where more than one), 0 for the one-workgroup form
  * (topk.comp): QR_VK_TOPK_SPLIT=0, rows whose candidates don't fit the merge's registers, a scratch above
- * TOPK_SCRATCH_MAX (lavapipe's 128 MiB binding limit is far), or a device without 512-invocation workgroups */
+ * TOPK_SCRATCH_MAX (lavapipe's 128 MiB binding limit is far), or a device without 512-invocation workgroups.
+ * The switch and the pipelines' table indices are read once (the SPIR-V table is fixed at build time). */
 #define TOPK_SCRATCH_MAX ((size_t)16 << 20)
-static int topk_chunks(struct vk_dev *d, const struct qr_topk_args *a) {
+static struct {
+    int one, part, merge;   /* table indices, -1: not built */
+    bool split;
+} g_topk;
+static pthread_once_t g_topk_once = PTHREAD_ONCE_INIT;
+static void topk_init(void) {
     const char *e = getenv("QR_VK_TOPK_SPLIT");
-    if (e && atoi(e) == 0) return 0;
+    g_topk.split = !(e && atoi(e) == 0);
+    g_topk.one = vk_pipe_find("topk");
+    g_topk.part = vk_pipe_find("topk_part");
+    g_topk.merge = vk_pipe_find("topk_merge");
+}
+
+static int topk_chunks(struct vk_dev *d, const struct qr_topk_args *a) {
+    pthread_once(&g_topk_once, topk_init);
+    if (!g_topk.split || g_topk.part < 0) return 0;
     int nc = (int)cdiv(a->n, QR_TOPK_CHUNK);
     if ((int64_t)nc * a->k > (int64_t)QR_TOPK_MERGE_WG * QR_TOPK_MERGE_E) return 0;
     if ((uint32_t)a->n_rows > d->props.limits.maxComputeWorkGroupCount[1]) return 0;
-    if (vk_pipe_find("topk_part") < 0) return 0;
     if (nc > 1) {
         const VkPhysicalDeviceLimits *l = &d->props.limits;
         if ((size_t)a->n_rows * (size_t)nc * (size_t)a->k * 8 > TOPK_SCRATCH_MAX) return 0;
         if (l->maxComputeWorkGroupInvocations < QR_TOPK_MERGE_WG || l->maxComputeWorkGroupSize[0] < QR_TOPK_MERGE_WG ||
-            vk_pipe_find("topk_merge") < 0)
+            g_topk.merge < 0)
             return 0;
     }
     return nc;
@@ -732,7 +746,7 @@ static qr_status vk_topk(struct qr_stream *qs, const struct qr_topk_args *a) {
     TRY(bind_at(d, &a->x, 0, 4, (size_t)a->n_rows * a->n * 4, &b[2], &pc.x_off, "topk x"));
     TRY(bind_at(d, &a->inv_t, 0, 4, (size_t)a->n_rows * 4, &b[3], &pc.it_off, "topk inv_t"));
     int nc = topk_chunks(d, a);
-    if (nc == 0) return vk_dispatch(s, vk_pipe_find("topk"), 4, b, &pc, sizeof pc, (uint32_t)a->n_rows, 1, 1);
+    if (nc == 0) return vk_dispatch(s, g_topk.one, 4, b, &pc, sizeof pc, (uint32_t)a->n_rows, 1, 1);
     /* split: each chunk's best k by index into the scratch ((value bits, index) at [row][chunk * k]), then one
      * workgroup per row merges them (vk_dispatch's barrier in between); a single chunk is ranked by topk_part */
     pc.n_chunk = nc;
@@ -745,9 +759,9 @@ static qr_status vk_topk(struct qr_stream *qs, const struct qr_topk_args *a) {
         int poff;
         TRY(bind_at(d, &pv, 0, 8, psz, &b[4], &poff, "topk candidates"));
     }
-    TRY(vk_dispatch(s, vk_pipe_find("topk_part"), 5, b, &pc, sizeof pc, (uint32_t)nc, (uint32_t)a->n_rows, 1));
+    TRY(vk_dispatch(s, g_topk.part, 5, b, &pc, sizeof pc, (uint32_t)nc, (uint32_t)a->n_rows, 1));
     if (nc == 1) return QR_OK;
-    return vk_dispatch(s, vk_pipe_find("topk_merge"), 5, b, &pc, sizeof pc, (uint32_t)a->n_rows, 1, 1);
+    return vk_dispatch(s, g_topk.merge, 5, b, &pc, sizeof pc, (uint32_t)a->n_rows, 1, 1);
 }
 
 static bool overlap(const struct qr_view *a, size_t na, const struct qr_view *b, size_t nb) {
