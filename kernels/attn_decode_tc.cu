@@ -517,15 +517,27 @@ static struct dt_plan dt_make_plan(const struct qr_cuda_attn *a, int n_sm)
                                   : (f8 ? dt_smem_bytes<1, 128, 4>() : dt_smem_bytes<2, 128, 4>());
     size_t w2 = a->head_dim == 64 ? (f8 ? dt_smem_bytes<1, 64, 2>() : dt_smem_bytes<2, 64, 2>())
                                   : (f8 ? dt_smem_bytes<1, 128, 2>() : dt_smem_bytes<2, 128, 2>());
+    /* lab switches (read once): QR_CUDA_DT_W = 1 | 2 | 4 caps the warps per block, QR_CUDA_DT_SPB = blocks aimed
+     * at per SM (default 4 / warps: four warps' pipelines per SM) */
+    static int env_w = -1, env_spb = -1;
+    if (env_w < 0) {
+        const char *e = getenv("QR_CUDA_DT_W"), *f = getenv("QR_CUDA_DT_SPB");
+        int w = e ? atoi(e) : 4, spb = f ? atoi(f) : 0;
+        env_spb = spb > 0 && spb <= 64 ? spb : 0;
+        env_w = w == 1 || w == 2 ? w : 4;
+    }
     struct dt_plan p;
     p.w = (size_t)optin >= w4 ? 4 : (size_t)optin >= w2 ? 2 : 1;
+    if (p.w > env_w)
+        p.w = env_w;
     int64_t cap = (int64_t)a->max_blocks_per_seq * a->block_size;
     int64_t L = a->max_seq_len < cap ? a->max_seq_len : cap;
     if (L < 1)
         L = 1;
     int64_t by_len = (L + D2_CHUNK - 1) / D2_CHUNK;
     int64_t per_split = (int64_t)(a->n_kv_heads > 0 ? a->n_kv_heads : 1) * (a->n_seqs > 0 ? a->n_seqs : 1);
-    int64_t want = ((int64_t)(n_sm > 0 ? n_sm : 1) * 4 / p.w + per_split - 1) / per_split;
+    const int64_t spb = env_spb ? env_spb : 4 / p.w;
+    int64_t want = ((int64_t)(n_sm > 0 ? n_sm : 1) * spb + per_split - 1) / per_split;
     int64_t ns = want < by_len ? want : by_len;
     if (ns > D2_MAX_SPLITS)
         ns = D2_MAX_SPLITS;
