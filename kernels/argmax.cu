@@ -1,9 +1,10 @@
 /* argmax.cu - each row's argmax (QR_OP_ARGMAX; semantics: backends/cpu/cpu_ref_ops.c): the lowest index on ties,
  * NaN never wins, a row of NaN alone gives 0.
- * Split form (QR_CUDA_ARGMAX_SPLIT=1, opt-in until it has run on a GPU; rows wider than one chunk): k_argmax_part,
+ * Split form (the default for rows wider than one chunk; H100: 15 us against 76 for 151936; QR_CUDA_ARGMAX_SPLIT=0
+ * turns it off): k_argmax_part,
  * one 256-thread block per 2048-element chunk with its eight loads a thread in flight at once, writes the chunk's
  * best (value, index; index -1 for a chunk of NaN) to scratch; k_argmax_merge, one warp a row, reduces those.
- * The one-block form (k_argmax, one 1024-thread block streaming the row; the default, and rows of one chunk) keeps
+ * The one-block form (k_argmax, one 1024-thread block streaming the row; rows of one chunk, or the switch) keeps
  * few loads in flight: latency bound on a 151936-wide row. */
 #include "qr_cuda_common.cuh"
 
@@ -131,7 +132,7 @@ static int argmax_chunks(int n)
     static int split = -1;
     if (split < 0) {
         const char *e = getenv("QR_CUDA_ARGMAX_SPLIT");
-        split = e && atoi(e) == 1;
+        split = !(e && *e && atoi(e) == 0);   /* the default; QR_CUDA_ARGMAX_SPLIT=0: the one-block form */
     }
     const int nc = (n + AM_CHUNK - 1) / AM_CHUNK;
     return split && nc > 1 ? nc : 0;

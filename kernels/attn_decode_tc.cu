@@ -518,11 +518,12 @@ static struct dt_plan dt_make_plan(const struct qr_cuda_attn *a, int n_sm)
     size_t w2 = a->head_dim == 64 ? (f8 ? dt_smem_bytes<1, 64, 2>() : dt_smem_bytes<2, 64, 2>())
                                   : (f8 ? dt_smem_bytes<1, 128, 2>() : dt_smem_bytes<2, 128, 2>());
     /* lab switches (read once): QR_CUDA_DT_W = 1 | 2 | 4 caps the warps per block, QR_CUDA_DT_SPB = blocks aimed
-     * at per SM (default 4 / warps: four warps' pipelines per SM) */
-    static int env_w = -1, env_spb = -1;
+     * at per SM (default 4 / warps: four warps' pipelines per SM), QR_CUDA_DT_MAXNS caps the splits */
+    static int env_w = -1, env_spb = -1, env_maxns = 0;
     if (env_w < 0) {
-        const char *e = getenv("QR_CUDA_DT_W"), *f = getenv("QR_CUDA_DT_SPB");
-        int w = e ? atoi(e) : 4, spb = f ? atoi(f) : 0;
+        const char *e = getenv("QR_CUDA_DT_W"), *f = getenv("QR_CUDA_DT_SPB"), *m = getenv("QR_CUDA_DT_MAXNS");
+        int w = e ? atoi(e) : 4, spb = f ? atoi(f) : 0, mx = m ? atoi(m) : 0;
+        env_maxns = mx > 0 && mx <= D2_MAX_SPLITS ? mx : 0;
         env_spb = spb > 0 && spb <= 64 ? spb : 0;
         env_w = w == 1 || w == 2 ? w : 4;
     }
@@ -541,6 +542,8 @@ static struct dt_plan dt_make_plan(const struct qr_cuda_attn *a, int n_sm)
     int64_t ns = want < by_len ? want : by_len;
     if (ns > D2_MAX_SPLITS)
         ns = D2_MAX_SPLITS;
+    if (env_maxns && ns > env_maxns)   /* QR_CUDA_DT_MAXNS: at most this many splits (1: no merge kernel) */
+        ns = env_maxns;
     p.ns = ns < 1 ? 1 : (int)ns;
     return p;
 }
