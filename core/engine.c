@@ -858,6 +858,25 @@ static void pick_task(void *ctx, int64_t b, int64_t end, int tid)
     }
 }
 
+/* rows sampled from their best k (e->tk_k > 0): each row's draw on the pool, with its own request's sampler (the
+ * tokens do not depend on the threads; at 256 rows a step's draws took ~1-4 ms on one core); QR_SAMPLER_NEED_ROW
+ * and refusals are settled after, in order, on the engine thread */
+static void topk_task(void *ctx, int64_t b, int64_t end, int tid)
+{
+    (void)tid;
+    struct pick_job *j = ctx;
+    struct qr_engine *e = j->e;
+    for (int64_t k = b; k < end; k++) {
+        int i = e->out_item[k];
+        if (i < 0)
+            continue;
+        struct eng_req *r = j->so->items[i].req->user;
+        const size_t o = (size_t)k * (size_t)e->tk_k;
+        e->pick[k].tok = r->simple_greedy ? e->tk_ids[o]
+                                          : qr_sampler_sample_topk(r->sampler, e->tk_ids + o, e->tk_vals + o, e->tk_k);
+    }
+}
+
 static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
 {
     /* take the incoming requests and cancels */
@@ -941,10 +960,11 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
         } else {
             qr_sched_update(e->sched, &so);
             int nf = 0;
-            if (have_logits) {
-                struct pick_job pj = {.e = e, .so = &so};
+            struct pick_job pj = {.e = e, .so = &so};
+            if (have_logits)
                 qr_pool_run(e->spool, pick_task, &pj, n_out, 1);
-            }
+            else if (e->tk_k > 0)
+                qr_pool_run(e->spool, topk_task, &pj, n_out, 8);
             for (int k = 0; k < n_out; k++) {
                 int i = e->out_item[k];
                 if (i < 0)
@@ -953,9 +973,7 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
                 struct eng_pick *pk = &e->pick[k];
                 if (e->tk_k > 0) {
                     const size_t o = (size_t)k * (size_t)e->tk_k;
-                    int32_t tok = r->simple_greedy ? e->tk_ids[o]
-                                                   : qr_sampler_sample_topk(r->sampler, e->tk_ids + o,
-                                                                            e->tk_vals + o, e->tk_k);
+                    int32_t tok = pk->tok;   /* topk_task's draw */
                     if (tok == QR_SAMPLER_NEED_ROW) {   /* penalties: the candidates could not decide */
                         if (!e->tk_row && !(e->tk_row = malloc((size_t)e->vocab * sizeof(float)))) {
                             tok = -1;

@@ -430,6 +430,34 @@ static int kc_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* candidate t's logit with apply_penalties' float operations, in its order (repetition once for a prompt or
+ * generated token, presence once for a generated one, frequency once per occurrence), then sample_row's scale */
+static float penalised(const struct qr_sampler *s, int32_t t, float x, float inv_t)
+{
+    const float rp = s->p.repetition_penalty, pp = s->p.presence_penalty, fp = s->p.frequency_penalty;
+    if (rp != 1.0f && (s->in_prompt[t] || s->in_gen[t]))
+        x = x > 0 ? x / rp : x * rp;
+    if (pp != 0 && s->in_gen[t])
+        x -= pp;
+    if (fp != 0)
+        for (uint32_t c = 0; c < s->gen_count[t]; c++)
+            x -= fp;
+    return isnan(x) ? -INFINITY : x * inv_t;
+}
+
+/* c into the k best so far (kc[0 .. *m - 1], kc_cmp's order), keeping at most k */
+static void kbest_insert(struct topk_cand *kc, int *m, int k, struct topk_cand c)
+{
+    if (*m == k && kc_cmp(&c, &kc[k - 1]) >= 0)
+        return;
+    int j = *m < k ? (*m)++ : k - 1;
+    while (j > 0 && kc_cmp(&c, &kc[j - 1]) < 0) {
+        kc[j] = kc[j - 1];
+        j--;
+    }
+    kc[j] = c;
+}
+
 int32_t qr_sampler_sample_topk(struct qr_sampler *s, const int32_t *ids, const float *vals, int n)
 {
     if (!s || !ids || !vals || n < 1 || !qr_sampler_topk_ok(&s->p, s->vocab, n))
@@ -439,38 +467,50 @@ int32_t qr_sampler_sample_topk(struct qr_sampler *s, const int32_t *ids, const f
         grow((void **)&s->cand_v, &s->cap_cand_v, n, sizeof(float)))
         return -1;
     const int k = s->p.top_k;
+    /* ids in range, the smallest value, and whether the candidates come ranked (value descending, NaN as -inf,
+     * id ascending on ties), as every backend's top-k op writes them: then the k best are found without a sort */
+    bool ranked = true;
+    float xmin = INFINITY, prev = INFINITY;
+    for (int i = 0; i < n; i++) {
+        const int32_t t = ids[i];
+        if (t < 0 || t >= s->vocab)
+            return -1;
+        const float x = isnan(vals[i]) ? -INFINITY : vals[i];
+        if (x < xmin)
+            xmin = x;
+        if (i > 0 && !(x < prev || (x == prev && t > ids[i - 1])))
+            ranked = false;
+        prev = x;
+    }
     if (qr_sampler_topk_raw(&s->p)) {
-        /* raw candidates (scale 1): apply_penalties' float operations per token, in its order (repetition once for
-         * a prompt or generated token, presence once for a generated one, frequency once per occurrence), then
-         * sample_row's scale */
-        const float rp = s->p.repetition_penalty, pp = s->p.presence_penalty, fp = s->p.frequency_penalty;
+        /* raw candidates (scale 1): the penalties, then the scale.  Ranked, a candidate whose raw scaled value is
+         * below the k-th best so far ends the walk: penalties only lower a logit and the scale keeps order, so
+         * neither it nor any after it can reach the k best (most rows touch ~k candidates, not all n) */
         const float inv_t = 1.0f / s->p.temperature;
-        float xmin = INFINITY;
-        for (int i = 0; i < n; i++) {
-            const int32_t t = ids[i];
-            float x = isnan(vals[i]) ? -INFINITY : vals[i];
-            if (x < xmin)
-                xmin = x;
-            if (t < 0 || t >= s->vocab)
-                return -1;
-            if (rp != 1.0f && (s->in_prompt[t] || s->in_gen[t]))
-                x = x > 0 ? x / rp : x * rp;
-            if (pp != 0 && s->in_gen[t])
-                x -= pp;
-            if (fp != 0)
-                for (uint32_t c = 0; c < s->gen_count[t]; c++)
-                    x -= fp;
-            s->kc[i] = (struct topk_cand){isnan(x) ? -INFINITY : x * inv_t, t};
+        int m = 0;
+        if (ranked) {
+            for (int i = 0; i < n; i++) {
+                const float x = isnan(vals[i]) ? -INFINITY : vals[i];
+                if (m == k && x * inv_t < s->kc[k - 1].v)
+                    break;
+                kbest_insert(s->kc, &m, k, (struct topk_cand){penalised(s, ids[i], x, inv_t), ids[i]});
+            }
+        } else {
+            for (int i = 0; i < n; i++)
+                s->kc[i] = (struct topk_cand){penalised(s, ids[i], isnan(vals[i]) ? -INFINITY : vals[i], inv_t),
+                                              ids[i]};
+            qsort(s->kc, (size_t)n, sizeof *s->kc, kc_cmp);
         }
-        qsort(s->kc, (size_t)n, sizeof *s->kc, kc_cmp);
         /* every token outside the candidates had a logit <= xmin and the penalties only lower it: the k-th
          * candidate must rank strictly above xmin's scale, or one of them could be among the k best */
         if (n < s->vocab && !(s->kc[k - 1].v > xmin * inv_t))
             return QR_SAMPLER_NEED_ROW;
     } else {
-        for (int i = 0; i < n; i++)
+        const int m = ranked ? k : n;
+        for (int i = 0; i < m; i++)
             s->kc[i] = (struct topk_cand){isnan(vals[i]) ? -INFINITY : vals[i], ids[i]};
-        qsort(s->kc, (size_t)n, sizeof *s->kc, kc_cmp);
+        if (!ranked)
+            qsort(s->kc, (size_t)n, sizeof *s->kc, kc_cmp);
     }
     for (int i = 0; i < k; i++) {
         s->cand_id[i] = s->kc[i].id;

@@ -274,8 +274,9 @@ static void test_logprob(void)
     qr_sampler_free(s);
 }
 
-/* the n best of row x by (x / T desc, id asc), NaN as -inf, in a scrambled order: what a device top-k returns */
-static int ref_topk(const float *x, int V, float temp, int n, int32_t *ids, float *vals, unsigned *rng)
+/* the n best of row x by (x / T desc, id asc), NaN as -inf: ranked, as every backend's top-k op writes them
+ * (qr_sampler_sample_topk's walk without a sort), or scrambled (its sort; the API takes any order) */
+static int ref_topk(const float *x, int V, float temp, int n, int32_t *ids, float *vals, unsigned *rng, bool scramble)
 {
     float inv_t = 1.0f / temp;
     bool *used = calloc((size_t)V, 1);
@@ -296,7 +297,7 @@ static int ref_topk(const float *x, int V, float temp, int n, int32_t *ids, floa
         vals[c] = bv;
     }
     free(used);
-    for (int c = n - 1; c > 0; c--) {   /* scramble */
+    for (int c = n - 1; scramble && c > 0; c--) {
         *rng = *rng * 1103515245u + 12345u;
         int j = (int)((*rng >> 8) % (unsigned)(c + 1));
         int32_t ti = ids[c];
@@ -330,9 +331,10 @@ static void test_topk_candidates(void)
         p.top_k = cfg[c].k;
         p.seed = 1000 + c;
         CHECK(qr_sampler_topk_ok(&p, V, KMAX));
-        struct qr_sampler *a, *b;
+        struct qr_sampler *a, *b, *r;
         CHECK(qr_sampler_create(&p, V, &a) == QR_OK);
         CHECK(qr_sampler_create(&p, V, &b) == QR_OK);
+        CHECK(qr_sampler_create(&p, V, &r) == QR_OK);
         int same = 0;
         for (int d = 0; d < DRAWS; d++) {
             for (int i = 0; i < V; i++) {   /* coarse values: many ties; a few NaN and -inf */
@@ -348,15 +350,18 @@ static void test_topk_candidates(void)
                     x[i] = i % 2 ? NAN : -INFINITY;
             memcpy(row, x, sizeof row);
             int32_t ta = qr_sampler_sample(a, row, NULL);
-            ref_topk(x, V, p.temperature, KMAX, ids, vals, &rng);
+            ref_topk(x, V, p.temperature, KMAX, ids, vals, &rng, true);
             int32_t tb = qr_sampler_sample_topk(b, ids, vals, KMAX);
-            same += ta == tb;
-            if (ta != tb)
-                CHECKF(0, "config %zu draw %d: full row %d, candidates %d", c, d, ta, tb);
+            ref_topk(x, V, p.temperature, KMAX, ids, vals, &rng, false);
+            int32_t tr = qr_sampler_sample_topk(r, ids, vals, KMAX);
+            same += ta == tb && ta == tr;
+            if (ta != tb || ta != tr)
+                CHECKF(0, "config %zu draw %d: full row %d, candidates %d, ranked %d", c, d, ta, tb, tr);
         }
         CHECKF(same == DRAWS, "config %zu: %d of %d draws agree", c, same, DRAWS);
         qr_sampler_free(a);
         qr_sampler_free(b);
+        qr_sampler_free(r);
     }
     struct qr_sampler_params p = defaults();
     p.top_k = 20;
@@ -409,7 +414,7 @@ static void test_topk_penalties(void)
     } cfg[] = {{0.7f, 1.05f, 0, 0, 0.8f, 20, 40},   {1.0f, 1.3f, 0.5f, 0, 1.0f, 64, 40},
                {0.9f, 3.0f, 1.5f, 0, 0.95f, 256, 4}, {0.5f, 1.0f, 2.0f, 0, 1.0f, 50, 40},
                {0.8f, 1.0f, 0, 0.7f, 1.0f, 30, 40},  {1.2f, 1.1f, 0.3f, 0.25f, 0.9f, 100, 40}};
-    int need_rows = 0;
+    int need_rows = 0, need_ranked = 0;
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
         struct qr_sampler_params p = defaults();
         p.temperature = cfg[c].t;
@@ -424,11 +429,13 @@ static void test_topk_penalties(void)
             rng = rng * 1103515245u + 12345u;
             prompt[i] = (int32_t)((rng >> 8) % 600);
         }
-        struct qr_sampler *a, *b;
+        struct qr_sampler *a, *b, *r;
         CHECK(qr_sampler_create(&p, V, &a) == QR_OK);
         CHECK(qr_sampler_create(&p, V, &b) == QR_OK);
+        CHECK(qr_sampler_create(&p, V, &r) == QR_OK);
         qr_sampler_set_prompt(a, prompt, 300);
         qr_sampler_set_prompt(b, prompt, 300);
+        qr_sampler_set_prompt(r, prompt, 300);
         int same = 0;
         for (int d = 0; d < DRAWS; d++) {
             for (int i = 0; i < V; i++) {   /* the first 600 ids high (ties when spread is small) */
@@ -440,26 +447,55 @@ static void test_topk_penalties(void)
             if (d == DRAWS / 2) {   /* a preemption forgets the generated tokens (and their counts) */
                 qr_sampler_reset(a);
                 qr_sampler_reset(b);
+                qr_sampler_reset(r);
             }
             memcpy(row, x, sizeof row);
             int32_t ta = qr_sampler_sample(a, row, NULL);
-            ref_topk(x, V, 1.0f, KMAX, ids, vals, &rng);
+            ref_topk(x, V, 1.0f, KMAX, ids, vals, &rng, true);
             int32_t tb = qr_sampler_sample_topk(b, ids, vals, KMAX);
             if (tb == QR_SAMPLER_NEED_ROW) {
                 need_rows++;
                 memcpy(row, x, sizeof row);
                 tb = qr_sampler_sample(b, row, NULL);
             }
-            same += ta == tb;
+            ref_topk(x, V, 1.0f, KMAX, ids, vals, &rng, false);
+            int32_t tr = qr_sampler_sample_topk(r, ids, vals, KMAX);
+            if (tr == QR_SAMPLER_NEED_ROW) {
+                need_ranked++;
+                memcpy(row, x, sizeof row);
+                tr = qr_sampler_sample(r, row, NULL);
+            }
+            same += ta == tb && ta == tr;
         }
         CHECKF(same == DRAWS, "penalty config %zu: %d of %d draws agree", c, same, DRAWS);
         qr_sampler_free(a);
         qr_sampler_free(b);
+        qr_sampler_free(r);
     }
     printf("  penalties on candidates: %d of %d draws needed the whole row\n", need_rows,
            (int)(DRAWS * (sizeof cfg / sizeof cfg[0])));
     CHECKF(need_rows > 0 && need_rows < DRAWS * 3, "whole-row fallbacks %d (the strong-penalty config needs some)",
            need_rows);
+    CHECKF(need_ranked == need_rows, "whole-row fallbacks: %d from ranked candidates, %d from scrambled", need_ranked,
+           need_rows);
+}
+
+/* ranked candidates with penalties: a later candidate whose raw value equals the k-th best's penalised value still
+ * ranks above it on a lower id, so the walk may stop only strictly below the k-th (repetition 2: 8 / 2 == 4) */
+static void test_topk_penalty_tie(void)
+{
+    struct qr_sampler_params p = defaults();
+    p.temperature = 1.0f;
+    p.top_k = 1;
+    p.repetition_penalty = 2.0f;
+    const int32_t prompt[1] = {50}, ids[3] = {50, 10, 7};
+    const float vals[3] = {8.0f, 4.0f, 1.0f};
+    struct qr_sampler *s;
+    CHECK(qr_sampler_create(&p, 100, &s) == QR_OK);
+    qr_sampler_set_prompt(s, prompt, 1);
+    int32_t t = qr_sampler_sample_topk(s, ids, vals, 3);
+    CHECKF(t == 10, "token %d (want 10: 4.0 at id 10 before 8.0 / 2 at id 50)", t);
+    qr_sampler_free(s);
 }
 
 int main(void)
@@ -472,5 +508,6 @@ int main(void)
     test_logprob();
     test_topk_candidates();
     test_topk_penalties();
+    test_topk_penalty_tie();
     return qt_summary("test_sampler");
 }
