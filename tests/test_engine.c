@@ -400,6 +400,51 @@ static void test_device_topk_penalties(void)
     CHECK(st[0].topk_rows_refetched > 0);   /* request 2 (repetition 3, presence 2): its candidates cannot decide */
 }
 
+/* a step of more than eight top-k rows draws them on the sampler pool: 16 requests (plain, greedy and penalised rows,
+ * some turning steps back to whole rows) give the same tokens with 1 sampler thread and with 4, and the same as
+ * whole rows */
+static void test_device_topk_pool(void)
+{
+    enum { N = 16, GEN = 10 };
+    static struct res r[3][N];
+    memset(r, 0, sizeof r);
+    struct qr_engine_stats st[3];
+    for (int v = 0; v < 3; v++) {
+        setenv("QRUN_SAMPLER_THREADS", v == 1 ? "1" : "4", 1);
+        setenv("QRUN_DEVICE_TOPK", v == 2 ? "0" : "1", 1);
+        struct qr_engine *e = mk_engine(512, 16, false, 0, 0, -1);
+        unsetenv("QRUN_SAMPLER_THREADS");
+        unsetenv("QRUN_DEVICE_TOPK");
+        if (!e)
+            return;
+        struct qr_request_params p;
+        qr_request_params_default(qr_engine_model(e), &p);
+        p.max_tokens = GEN;
+        p.ignore_eos = true;
+        for (int i = 0; i < N; i++) {
+            struct qr_request_params q = p;
+            if (i % 2)
+                topk_penalty_req(i / 2 % 6, &q);
+            else
+                topk_plain_req(i / 2 % 7, &q);   /* not 7: its logprobs would make every step whole rows */
+            q.sampling.seed += 31 * (uint64_t)i;
+            CHECK(qr_engine_add(e, g_prompt[i], g_plen[i], &q, on_event, &r[v][i], NULL) == QR_OK);
+        }
+        CHECK(qr_engine_run_until_idle(e) == QR_OK);
+        qr_engine_get_stats(e, &st[v]);
+        check_idle(e, "device top-k on the pool");
+        qr_engine_destroy(e);
+    }
+    CHECKF(st[0].topk_steps > 0 && st[1].topk_steps > 0 && st[2].topk_steps == 0, "top-k steps %llu / %llu / %llu",
+           (unsigned long long)st[0].topk_steps, (unsigned long long)st[1].topk_steps,
+           (unsigned long long)st[2].topk_steps);
+    for (int i = 0; i < N; i++)
+        CHECKF(r[0][i].n == GEN && r[1][i].n == GEN && r[2][i].n == GEN &&
+                   !memcmp(r[0][i].toks, r[1][i].toks, sizeof r[0][i].toks) &&
+                   !memcmp(r[0][i].toks, r[2][i].toks, sizeof r[0][i].toks),
+               "request %d: 4 sampler threads, 1 and whole rows sample different tokens", i);
+}
+
 /* seeded sampling gives the same text alone and in a batch */
 static void test_seeded_sampling(void)
 {
@@ -762,6 +807,7 @@ int main(void)
     test_sampler_threads();
     test_device_topk();
     test_device_topk_penalties();
+    test_device_topk_pool();
     test_prefill_first_awaiting();
     test_cancel();
     double t2 = qr_time_s();
