@@ -29,7 +29,7 @@
 #define TK_MERGE_THREADS 512
 #define TK_MERGE_E 40        /* candidates per thread in the merge kernel: up to 20480 (80 chunks at k = 256) */
 /* candidates in scratch above this take the one-block form instead (keeps the stream's scratch small) */
-#define TK_SCRATCH_MAX ((size_t)16 << 20)
+#define TK_SCRATCH_MAX ((size_t)16 << 20)   /* candidates' bytes; QR_CUDA_TOPK_SCRATCH_MB overrides (lab) */
 
 __device__ __forceinline__ float tk_val(float x, float it) { return isnan(x) ? -INFINITY : __fmul_rn(x, it); }
 
@@ -274,7 +274,13 @@ static int topk_chunks(int n_rows, int n, int k)
     const int nc = (n + TK_CHUNK - 1) / TK_CHUNK;
     if (!split || (int64_t)nc * k > (int64_t)TK_MERGE_THREADS * TK_MERGE_E)
         return 0;
-    if (nc > 1 && (size_t)n_rows * (size_t)nc * (size_t)k * 8 > TK_SCRATCH_MAX)
+    static size_t cap;
+    if (!cap) {
+        const char *m = getenv("QR_CUDA_TOPK_SCRATCH_MB");
+        const long mb = m && *m ? atol(m) : 0;
+        cap = mb > 0 && mb <= 1024 ? (size_t)mb << 20 : TK_SCRATCH_MAX;
+    }
+    if (nc > 1 && (size_t)n_rows * (size_t)nc * (size_t)k * 8 > cap)
         return 0;
     return nc;
 }

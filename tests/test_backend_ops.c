@@ -267,6 +267,7 @@ static const struct tcase k_cases[] = {
     {QR_OP_TOPK, F32, 2, 2048, 33, 0, F_NANINF},    /* CUDA: one chunk, ranked by the part kernel */
     {QR_OP_TOPK, F32, 2, 200003, 256, 0, F_TIES},   /* CUDA: 98 chunks x 256 too many candidates: one-block form */
     {QR_OP_TOPK, F32, 256, 151936, 64, .perf = true},
+    {QR_OP_TOPK, F32, 256, 151936, 256, .perf = true},   /* penalty rows at 256 sequences (CUDA: scratch cap) */
     {QR_OP_TOPK, F32, 1, 151936, 20, .perf = true},
 };
 #pragma GCC diagnostic pop
