@@ -836,6 +836,10 @@ struct pick_job {
     const struct qr_sched_out *so;
 };
 
+/* the rows of a step, drawn on the pool, each with its own request's sampler (the tokens do not depend on the
+ * threads): from whole rows (with top logprobs where asked), or from each row's best k when e->tk_k > 0 (at 256 rows
+ * a step's draws took ~1-4 ms on one core); QR_SAMPLER_NEED_ROW and refusals are settled after, in order, on the
+ * engine thread */
 static void pick_task(void *ctx, int64_t b, int64_t end, int tid)
 {
     (void)tid;
@@ -847,6 +851,12 @@ static void pick_task(void *ctx, int64_t b, int64_t end, int tid)
             continue;
         struct eng_req *r = j->so->items[i].req->user;
         struct eng_pick *pk = &e->pick[k];
+        if (e->tk_k > 0) {
+            const size_t o = (size_t)k * (size_t)e->tk_k;
+            pk->tok = r->simple_greedy ? e->tk_ids[o]
+                                       : qr_sampler_sample_topk(r->sampler, e->tk_ids + o, e->tk_vals + o, e->tk_k);
+            continue;
+        }
         float *row = e->logits + (size_t)k * (size_t)e->vocab;
         pk->lp = 0.0f;
         pk->n_top = 0;
@@ -855,25 +865,6 @@ static void pick_task(void *ctx, int64_t b, int64_t end, int tid)
             top_logprobs(row, e->vocab, pk->n_top, pk->top_ids, pk->top_lp);
         }
         pk->tok = qr_sampler_sample(r->sampler, row, r->p.logprobs >= 0 ? &pk->lp : NULL);
-    }
-}
-
-/* rows sampled from their best k (e->tk_k > 0): each row's draw on the pool, with its own request's sampler (the
- * tokens do not depend on the threads; at 256 rows a step's draws took ~1-4 ms on one core); QR_SAMPLER_NEED_ROW
- * and refusals are settled after, in order, on the engine thread */
-static void topk_task(void *ctx, int64_t b, int64_t end, int tid)
-{
-    (void)tid;
-    struct pick_job *j = ctx;
-    struct qr_engine *e = j->e;
-    for (int64_t k = b; k < end; k++) {
-        int i = e->out_item[k];
-        if (i < 0)
-            continue;
-        struct eng_req *r = j->so->items[i].req->user;
-        const size_t o = (size_t)k * (size_t)e->tk_k;
-        e->pick[k].tok = r->simple_greedy ? e->tk_ids[o]
-                                          : qr_sampler_sample_topk(r->sampler, e->tk_ids + o, e->tk_vals + o, e->tk_k);
     }
 }
 
@@ -961,10 +952,8 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
             qr_sched_update(e->sched, &so);
             int nf = 0;
             struct pick_job pj = {.e = e, .so = &so};
-            if (have_logits)
-                qr_pool_run(e->spool, pick_task, &pj, n_out, 1);
-            else if (e->tk_k > 0)
-                qr_pool_run(e->spool, topk_task, &pj, n_out, 8);
+            if (have_logits || e->tk_k > 0)   /* a top-k draw is ~2-15 us: eight rows at least a chunk */
+                qr_pool_run(e->spool, pick_task, &pj, n_out, have_logits ? 1 : 8);
             for (int k = 0; k < n_out; k++) {
                 int i = e->out_item[k];
                 if (i < 0)

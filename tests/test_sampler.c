@@ -451,21 +451,18 @@ static void test_topk_penalties(void)
             }
             memcpy(row, x, sizeof row);
             int32_t ta = qr_sampler_sample(a, row, NULL);
-            ref_topk(x, V, 1.0f, KMAX, ids, vals, &rng, true);
-            int32_t tb = qr_sampler_sample_topk(b, ids, vals, KMAX);
-            if (tb == QR_SAMPLER_NEED_ROW) {
-                need_rows++;
-                memcpy(row, x, sizeof row);
-                tb = qr_sampler_sample(b, row, NULL);
+            int32_t t2[2];
+            for (int v = 0; v < 2; v++) {   /* scrambled candidates (b), ranked (r) */
+                struct qr_sampler *sv = v ? r : b;
+                ref_topk(x, V, 1.0f, KMAX, ids, vals, &rng, v == 0);
+                t2[v] = qr_sampler_sample_topk(sv, ids, vals, KMAX);
+                if (t2[v] == QR_SAMPLER_NEED_ROW) {   /* the caller samples the whole row */
+                    *(v ? &need_ranked : &need_rows) += 1;
+                    memcpy(row, x, sizeof row);
+                    t2[v] = qr_sampler_sample(sv, row, NULL);
+                }
             }
-            ref_topk(x, V, 1.0f, KMAX, ids, vals, &rng, false);
-            int32_t tr = qr_sampler_sample_topk(r, ids, vals, KMAX);
-            if (tr == QR_SAMPLER_NEED_ROW) {
-                need_ranked++;
-                memcpy(row, x, sizeof row);
-                tr = qr_sampler_sample(r, row, NULL);
-            }
-            same += ta == tb && ta == tr;
+            same += ta == t2[0] && ta == t2[1];
         }
         CHECKF(same == DRAWS, "penalty config %zu: %d of %d draws agree", c, same, DRAWS);
         qr_sampler_free(a);
