@@ -962,7 +962,7 @@ static qr_status engine_step(struct qr_engine *e, int *n_unfinished)
                 struct eng_pick *pk = &e->pick[k];
                 if (e->tk_k > 0) {
                     const size_t o = (size_t)k * (size_t)e->tk_k;
-                    int32_t tok = pk->tok;   /* topk_task's draw */
+                    int32_t tok = pk->tok;   /* pick_task's draw */
                     if (tok == QR_SAMPLER_NEED_ROW) {   /* penalties: the candidates could not decide */
                         if (!e->tk_row && !(e->tk_row = malloc((size_t)e->vocab * sizeof(float)))) {
                             tok = -1;
