@@ -116,6 +116,8 @@ static const struct tcase k_cases[] = {
     {QR_OP_MATMUL, F32, 12, 45, 1028},
     {QR_OP_MATMUL, BF16, 1, 129, 9736, 0, F_ACCUM},
     {QR_OP_MATMUL, BF16, 16, 23, 136, 0, F_NANINF},
+    /* a decode batch with a long K, accumulating: the CUDA tuner's split-K variants (QR_CUDA_GEMM_TUNE_SPLITK) */
+    {QR_OP_MATMUL, BF16, 24, 640, 3072, 0, F_ACCUM},
     {QR_OP_MATMUL, BF16, 1, 9728, 2560, 0, 0, .perf = true},
     {QR_OP_MATMUL, BF16, 1, 2560, 9728, 0, F_ACCUM, .perf = true},
     {QR_OP_MATMUL, BF16, 1, 6144, 2560, 0, 0, .perf = true},

@@ -21,6 +21,11 @@ struct cuda_device {
      * intermediate written (QR_CUDA_KEEP_INTERMEDIATES) */
     bool decode_tc, gu16, qkv16, qkv_fold, keep_intermediates, prefill_vec, attn_lastmerge, attn_early, f8_tma;
     bool gemm_tune;   /* prompt GEMMs on tuned cublasLt algorithms (cuda_gemm_tune.c; gemm_tune = 0 turns off) */
+    int tune_min_m;   /* the smallest M tuned (gemm_tune_min_m / QR_CUDA_GEMM_TUNE_MIN_M, default 64, >= 2) */
+    int tune_splitk_m;   /* buckets of M up to it also time split-K variants (gemm_tune_splitk, 0: off, default) */
+    bool tune_log;       /* each tuned shape's times and choice logged (QR_CUDA_GEMM_TUNE_LOG=1) */
+    bool tune_force_splitk;   /* tests: the fastest split-K variant wherever there is one
+                               * (QR_CUDA_GEMM_TUNE_FORCE_SPLITK=1) */
     bool attn_side;   /* a mixed batch's decode attention on a side stream (opt-in: QR_CUDA_ATTN_SIDE=1) */
     int attn_chunk;   /* short prompt chunks on the split-KV chunk kernel (QR_CUDA_ATTN_CHUNK: 0 off, 1 where the
                        * heuristic in cuda_ops.c says so, force: wherever it is supported; on by default) */
@@ -125,6 +130,9 @@ qr_status cuda_attn_prompt_half(struct qr_stream *s, const struct qr_attn_args *
 
 /* an A/B switch from the environment: dflt where NAME is unset or empty, off for "0", on for anything else */
 bool cuda_env_switch(const char *name, bool dflt);
+/* an integer option: $env, else backends.ini key, else dflt; a value that is not an integer in [lo, hi] is logged
+ * and dflt used */
+int cuda_opt_int(const struct qr_backend_opts *opts, const char *env, const char *key, int dflt, int lo, int hi);
 /* an auxiliary stream of s and its fork/join events, made at first use outside a capture (cuda_ops.c) */
 qr_status cuda_aux_stream(struct qr_stream *s, cudaStream_t *st, cudaEvent_t *fork, cudaEvent_t *join, bool highest,
                           cudaStream_t *out);

@@ -10,6 +10,8 @@
  * also times cuBLASLt's algorithm search, which inflates its mean. */
 #include "cuda_internal.h"
 
+#include <errno.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,25 @@ bool cuda_env_switch(const char *name, bool dflt)
     if (!e || !*e)
         return dflt;
     return strcmp(e, "0") != 0;
+}
+
+int cuda_opt_int(const struct qr_backend_opts *opts, const char *env, const char *key, int dflt, int lo, int hi)
+{
+    const char *v = getenv(env), *from = env;
+    if (!(v && *v) && opts && opts->get) {
+        v = opts->get(opts, key);
+        from = key;
+    }
+    if (!(v && *v))
+        return dflt;
+    char *end = NULL;
+    errno = 0;
+    const long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        qr_log(QR_LOG_WARN, "cuda: %s = '%s' is not an integer in [%d, %d]; %d is used", from, v, lo, hi, dflt);
+        return dflt;
+    }
+    return (int)x;
 }
 
 bool cuda_prof_enabled(void)

@@ -37,6 +37,8 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
+#include "cuda_lt_algos.h"
+
 #define CK(x)                                                                                                      \
     do {                                                                                                           \
         cudaError_t e_ = (x);                                                                                      \
@@ -579,17 +581,20 @@ __global__ void k_fill_bf16(uint16_t *p, size_t n, uint32_t seed)
 
 /* the prompt GEMMs as the engine runs them (cublasGemmEx, CUBLAS_GEMM_DEFAULT; qkv f32 out, o_proj / down f32 out
  * accumulating (beta 1), gate_up bf16 out) against every algorithm cublasLt's heuristic offers for the same call,
- * each timed over 20 runs after 3; random bf16 data */
-static void tune_prompt_gemms(int M)
+ * each timed over 20 runs after 3; random bf16 data.  ext (the batch sizes of decoding, --gemm-tune-decode): also
+ * the heuristic algorithms' split-K variants (backends/cuda/cuda_lt_algos.c, what QR_CUDA_GEMM_TUNE_SPLITK adds to
+ * the engine's tuner), and each run timed alone after a 100 MB write that leaves none of its operands in L2 */
+static void tune_gemms(int M, bool ext)
 {
     static cublasHandle_t hb;
     static cublasLtHandle_t lt;
-    static void *ws;
-    const size_t wsz = 32u << 20;
+    static void *ws, *flush;
+    const size_t wsz = 32u << 20, flush_n = 100u << 20;
     if (!hb) {
         cublasCreate(&hb);
         cublasLtCreate(&lt);
         CK(cudaMalloc(&ws, wsz));
+        CK(cudaMalloc(&flush, flush_n));
         cublasSetWorkspace(hb, ws, wsz);
     }
     const int shapes[][3] = {{6144, 2560, 0}, {2560, 4096, 1}, {19456, 2560, 2}, {2560, 9728, 1}};
@@ -606,21 +611,36 @@ static void tune_prompt_gemms(int M)
         k_fill_bf16<<<1024, 256>>>(x, (size_t)M * K, 99u + i);
         CK(cudaMemset(y, 0, (size_t)M * N * 4));
         const float al = 1.f, be = kind == 1 ? 1.f : 0.f;
-        cudaEvent_t e0, e1;
-        cudaEventCreate(&e0);
-        cudaEventCreate(&e1);
+        cudaEvent_t ev[40];
+        for (int e = 0; e < 40; e++)
+            cudaEventCreate(&ev[e]);
+        /* us per run: 20 runs after 3 (ext: each between its own events, after the flush) */
         auto time_it = [&](auto &&call) {
-            for (int r = 0; r < 23; r++) {
-                if (r == 3)
-                    cudaEventRecord(e0);
+            for (int r = 0; r < 3; r++)
                 if (!call())
                     return -1.0;
+            if (!ext)
+                cudaEventRecord(ev[0]);
+            for (int r = 0; r < 20; r++) {
+                if (ext) {
+                    cudaMemsetAsync(flush, r, flush_n);
+                    cudaEventRecord(ev[2 * r]);
+                }
+                if (!call())
+                    return -1.0;
+                if (ext)
+                    cudaEventRecord(ev[2 * r + 1]);
             }
-            cudaEventRecord(e1);
-            CK(cudaEventSynchronize(e1));
-            float ms = 0;
-            cudaEventElapsedTime(&ms, e0, e1);
-            return (double)ms / 20 * 1e3;
+            if (!ext)
+                cudaEventRecord(ev[1]);
+            CK(cudaEventSynchronize(ext ? ev[39] : ev[1]));
+            double us = 0;
+            for (int r = 0; r < (ext ? 20 : 1); r++) {
+                float ms = 0;
+                cudaEventElapsedTime(&ms, ev[2 * r], ev[2 * r + 1]);
+                us += ms * 1e3;
+            }
+            return us / 20;
         };
         const double tdef = time_it([&]() {
             return cublasGemmEx(hb, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &al, w, CUDA_R_16BF, K, x, CUDA_R_16BF, K, &be, y,
@@ -641,29 +661,53 @@ static void tune_prompt_gemms(int M)
         cublasLtMatmulHeuristicResult_t res[32];
         int nres = 0;
         cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 32, res, &nres);
-        double best = 1e30, first = -1;
-        int bi = -1;
-        for (int a = 0; a < nres; a++) {
+        std::vector<cublasLtMatmulAlgo_t> cand;
+        for (int a = 0; a < nres; a++)
+            cand.push_back(res[a].algo);
+        for (int a = 0; ext && a < nres; a++) {
+            cublasLtMatmulAlgo_t v[16];
+            const int nv = cuda_lt_splitk_variants(&res[a].algo, K, kind != 2, v, 16);
+            for (int j = 0; j < nv; j++) {
+                cublasLtMatmulHeuristicResult_t chk;
+                if (cublasLtMatmulAlgoCheck(lt, op, la, lb, lc, lc, &v[j], &chk) == CUBLAS_STATUS_SUCCESS &&
+                    chk.workspaceSize <= wsz)
+                    cand.push_back(v[j]);
+            }
+        }
+        double best[2] = {1e30, 1e30}, first = -1;
+        int bi[2] = {-1, -1};
+        for (size_t a = 0; a < cand.size(); a++) {
             const double t = time_it([&]() {
-                return cublasLtMatmul(lt, op, &al, w, la, x, lb, &be, y, lc, y, lc, &res[a].algo, ws, wsz, 0) ==
+                return cublasLtMatmul(lt, op, &al, w, la, x, lb, &be, y, lc, y, lc, &cand[a], ws, wsz, 0) ==
                        CUBLAS_STATUS_SUCCESS;
             });
             if (a == 0)
                 first = t;
-            if (t > 0 && t < best)
-                best = t, bi = a;
+            const int sk = (int)a >= nres;
+            if (t > 0 && t < best[sk])
+                best[sk] = t, bi[sk] = (int)a;
         }
-        printf("  tune %-7s M=%5d N=%5d K=%5d out %s%s: GemmEx default %8.1f us (%5.1f TFLOP/s); Lt #0 %8.1f; best of "
-               "%d: #%d %8.1f us (%5.1f TFLOP/s)\n",
+        const double wb = (double)N * K * 2;   /* weight bytes */
+        printf("  tune %-7s M=%5d N=%5d K=%5d out %s%s: GemmEx default %8.1f us (%5.1f TFLOP/s, %6.1f GB/s); Lt #0 "
+               "%8.1f; best of %d: #%d %8.1f us (%5.1f TFLOP/s, %6.1f GB/s)\n",
                names[i], M, N, K, kind == 2 ? "bf16" : "f32 ", kind == 1 ? " +=" : "   ", tdef,
-               2.0 * M * N * K / tdef / 1e6, first, nres, bi, best, 2.0 * M * N * K / best / 1e6);
+               2.0 * M * N * K / tdef / 1e6, wb / tdef / 1e3, first, nres, bi[0], best[0],
+               2.0 * M * N * K / best[0] / 1e6, wb / best[0] / 1e3);
+        for (int k = 0; k < 2 && ext; k++) {
+            char desc[160];
+            cuda_lt_algo_desc(bi[k] >= 0 ? &cand[bi[k]] : NULL, desc, sizeof desc);
+            printf("       %s: %s\n", k ? "best split-K" : "best heuristic", desc);
+        }
+        if (ext)
+            printf("       best of %d split-K variants: %8.1f us (%6.1f GB/s; %+.1f %% against the best heuristic)\n",
+                   (int)cand.size() - nres, best[1], wb / best[1] / 1e3, 100.0 * (best[0] / best[1] - 1.0));
         cublasLtMatmulPreferenceDestroy(pref);
         cublasLtMatrixLayoutDestroy(la);
         cublasLtMatrixLayoutDestroy(lb);
         cublasLtMatrixLayoutDestroy(lc);
         cublasLtMatmulDescDestroy(op);
-        cudaEventDestroy(e0);
-        cudaEventDestroy(e1);
+        for (int e = 0; e < 40; e++)
+            cudaEventDestroy(ev[e]);
         cudaFree(w);
         cudaFree(x);
         cudaFree(y);
@@ -1000,8 +1044,14 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc > 1 && !strcmp(argv[1], "--gemm-tune")) {   /* cuBLAS's default against cublasLt's other algorithms */
-        tune_prompt_gemms(8192);
-        tune_prompt_gemms(512);
+        tune_gemms(8192, false);
+        tune_gemms(512, false);
+        return 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "--gemm-tune-decode")) {   /* decode batch sizes: split-K variants, cold L2 */
+        const int ms[] = {2, 8, 32, 64, 128, 256, 512};
+        for (int m : ms)
+            tune_gemms(m, true);
         return 0;
     }
     if (argc > 1 && !strcmp(argv[1], "--gemv-ncu")) {   /* a few launches of each decode GEMV kind, for ncu */
