@@ -16,9 +16,10 @@ status=0
 echo "[test] loader and parser tests under ASan + UBSan"
 if cmake -S . -B build-asan -G Ninja -DQR_SANITIZE=ON -DQR_CUDA=OFF -DQR_VULKAN=OFF > build-asan.cmake.log 2>&1 &&
    ninja -C build-asan -j"$(nproc)" qrun-mkmodel test_safetensors test_model_load test_tokenizer test_chat test_openai_parse \
-     test_spv_nv2khr > build-asan.log 2>&1; then
+     test_tune_cache test_spv_nv2khr > build-asan.log 2>&1; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest --output-on-failure -R "test_safetensors|test_model_load|test_tokenizer|test_chat|test_openai_parse") || status=1
+     ctest --output-on-failure -R "test_safetensors|test_model_load|test_tokenizer|test_chat|test_openai_parse|test_tune_cache") \
+     || status=1
   # the SPIR-V rewriter on the main build's NV modules (this build has no Vulkan plugin)
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 QR_BUILD_DIR="$PWD/build" build-asan/bin/test_spv_nv2khr ||
     status=1

@@ -835,6 +835,21 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
         cd->tune_splitk_m = cuda_opt_int(opts, "QR_CUDA_GEMM_TUNE_SPLITK", "gemm_tune_splitk", 0, 0, 1 << 20);
         cd->tune_log = cuda_env_switch("QR_CUDA_GEMM_TUNE_LOG", false);
         cd->tune_force_splitk = cuda_env_switch("QR_CUDA_GEMM_TUNE_FORCE_SPLITK", false);
+        /* the tuner's choices kept per device, so a later process reuses them (same bits, no timing) */
+        const char *tc = getenv("QR_CUDA_GEMM_TUNE_CACHE");
+        if (!(tc && *tc) && opts && opts->get)
+            tc = opts->get(opts, "gemm_tune_cache");
+        cd->tune_cache = !(tc && (!strcmp(tc, "0") || !strcmp(tc, "off") || !strcmp(tc, "false") || !strcmp(tc, "no")));
+        cd->tune_cache_dir[0] = '\0';
+        if (cd->tune_cache && tc && *tc && strcmp(tc, "auto") && strcmp(tc, "1")) {
+            if (strlen(tc) >= sizeof cd->tune_cache_dir) {
+                qr_log(QR_LOG_WARN, "cuda: gemm_tune_cache directory longer than %zu bytes: no tuning cache",
+                       sizeof cd->tune_cache_dir - 1);
+                cd->tune_cache = false;
+            } else {
+                snprintf(cd->tune_cache_dir, sizeof cd->tune_cache_dir, "%s", tc);
+            }
+        }
     }
     qr_log(QR_LOG_INFO, "cuda: opened device %d: %s (cc %d.%d, %d SMs)%s%s", idx, dp.name, dp.major, dp.minor,
            dp.multiProcessorCount, cd->fused ? "" : "; fused kernels off (fused_kernels = 0)",

@@ -16,20 +16,32 @@
  * Batch sizes of serving and offline decoding (twenty-eighth session; opt-in until measured on a GPU):
  * gemm_tune_min_m / QR_CUDA_GEMM_TUNE_MIN_M (default 64) is the smallest M tuned (down to 2: M = 1 runs the GEMV
  * kernels), and gemm_tune_splitk / QR_CUDA_GEMM_TUNE_SPLITK = S (default 0, off) adds, for buckets of M <= S,
- * TUNE_ALGOS_EXT heuristic algorithms and their split-K variants (cuda_lt_algos.c) to the candidates, timed over
- * ten runs after one with the L2 cache flushed before each (at these sizes a GEMM is bound by its weight bytes,
- * which the engine's step never finds in L2).  QR_CUDA_GEMM_TUNE_LOG=1 logs each tuned shape's times and choice. */
+ * TUNE_ALGOS_EXT heuristic algorithms and their split-K variants (cuda_lt_algos.c) to the candidates of outputs up
+ * to TUNE_EXT_MAX_N wide (not the LM head: its tiles cover the SMs, and its runs would make the tuning long),
+ * timed over ten runs after one with the L2 cache flushed before each (at these sizes a GEMM is bound by its weight
+ * bytes, which the engine's step never finds in L2).  QR_CUDA_GEMM_TUNE_LOG=1 logs each tuned shape's times and
+ * choice.  Tuning runs inline at a bucket's first eager step (~0.1 s a shape with split-K variants, estimated), so
+ * a server pays it on its first batches of each size -- once per machine: every choice goes to a cache file per
+ * device (core/tune_cache.c; gemm_tune_cache / QR_CUDA_GEMM_TUNE_CACHE = 0 off, auto (default) under
+ * $QRUN_CACHE_DIR, $XDG_CACHE_HOME/qrun or ~/.cache/qrun, or a directory), which later processes read instead of
+ * timing again, so they also run the same algorithms (the same bits).  The file is keyed by the GPU, cublasLt's
+ * version and TUNE_VERSION; a cached algorithm still goes through cublasLtMatmulAlgoCheck before every new M. */
 #include "cuda_internal.h"
 #include "cuda_lt_algos.h"
 
+#include "qrun/qr_tune_cache.h"
+
 #include <cublasLt.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define TUNE_MAX 96     /* shapes x M buckets per stream */
 #define TUNE_ALGOS 8       /* heuristic candidates timed */
 #define TUNE_ALGOS_EXT 16  /* ... where split-K variants join them (M <= gemm_tune_splitk) */
 #define TUNE_CANDS 96      /* candidates timed at most: heuristic algorithms + their split-K variants */
 #define TUNE_REPS_EXT 10   /* timed runs of each candidate where split-K variants join */
+#define TUNE_EXT_MAX_N 32768   /* ... and only for outputs up to this wide (the LM head has blocks for every SM) */
 
 struct tune_entry {
     int n, k, ldx, ldy, mb;
@@ -39,11 +51,23 @@ struct tune_entry {
     int ok_m;   /* the last M cublasLt accepted the algorithm for (0: none yet) */
 };
 
+/* the persistent cache of choices (qr_tune_cache.h): records keyed (N, K, ldx, ldy, M bucket, wt, yt, accumulate,
+ * split-K candidates or not) holding (use_lt, the algorithm's 8 words); bump TUNE_VERSION when the candidates or
+ * the timing change, so that older choices are not reused */
+#define TUNE_VERSION 2
+#define TUNE_CACHE_MAX 1024
+#define TC_NKEY 9
+#define TC_NVAL 9
+
 struct cuda_gemm_tune {
     cublasLtHandle_t lt;
     struct tune_entry e[TUNE_MAX];
     int n;
     bool broken;   /* cublasLtCreate failed or the table is full: the default from then on */
+    struct qr_tc_rec *cache;   /* the cache file's records (NULL: no cache) */
+    int n_cache;
+    bool cache_write;          /* new choices are appended to cache_path */
+    char cache_path[4096], device[QR_TC_DEVICE_MAX + 1];
 };
 
 /* the largest power of two times min_m <= m (m >= min_m) */
@@ -60,6 +84,7 @@ void cuda_gemm_tune_free(struct cuda_stream *cs)
     if (cs->tune) {
         if (cs->tune->lt)
             cublasLtDestroy(cs->tune->lt);
+        free(cs->tune->cache);
         free(cs->tune);
         cs->tune = NULL;
     }
@@ -198,12 +223,18 @@ static int candidates(const struct tune_args *a, const struct lt_call *c, bool e
     return n;
 }
 
+/* whether a bucket's candidates include split-K variants (gemm_tune_splitk) */
+static bool ext_mode(const struct cuda_device *cd, int mb, int N)
+{
+    return mb <= cd->tune_splitk_m && N <= TUNE_EXT_MAX_N;
+}
+
 /* fills e (use_lt, algo); every failure leaves use_lt false */
 static void tune(struct tune_args *a, struct tune_entry *e, const struct cuda_device *cd)
 {
     e->use_lt = false;
     const size_t ysz = a->yt == CUDA_R_32F ? 4 : 2;
-    const bool ext = e->mb <= cd->tune_splitk_m;
+    const bool ext = ext_mode(cd, e->mb, a->N);
     void *ys = NULL;
     struct timing tm = {.st = a->cs->cs, .reps = ext ? TUNE_REPS_EXT : 3};
     int n_ev = 0, n_heur = 0, n = 0, best_i = -1;
@@ -278,6 +309,69 @@ out:
     (void)cudaGetLastError();   /* a failed timing run is not the step's error */
 }
 
+/* the cache file of this device (gemm_tune_cache; off in the split-K-forcing test mode): its records loaded, new
+ * choices appended; a file that cannot be read or is another device's is left alone, logged once */
+static void cache_open(struct cuda_gemm_tune *t, const struct cuda_device *cd)
+{
+    if (!cd->tune_cache || cd->tune_force_splitk)
+        return;
+    snprintf(t->device, sizeof t->device, "%s|sm%d|%d SMs|cublasLt %zu|qrun gemm tune %d", cd->name, cd->cc, cd->n_sm,
+             cublasLtGetVersion(), TUNE_VERSION);
+    if (qr_tc_path(cd->tune_cache_dir[0] ? cd->tune_cache_dir : NULL, "cuda-gemm", t->device, t->cache_path,
+                   sizeof t->cache_path) != QR_OK) {
+        qr_log(QR_LOG_INFO, "cuda: no GEMM tuning cache (%s)", qr_last_error());
+        return;
+    }
+    t->cache = calloc(TUNE_CACHE_MAX, sizeof *t->cache);
+    if (!t->cache)
+        return;
+    int n_bad = 0;
+    qr_status st = qr_tc_load(t->cache_path, t->device, t->cache, TUNE_CACHE_MAX, &t->n_cache, &n_bad);
+    if (st != QR_OK) {
+        qr_log(QR_LOG_WARN, "cuda: GEMM tuning cache not used: %s", qr_last_error());
+        free(t->cache);
+        t->cache = NULL;
+        t->n_cache = 0;
+        return;
+    }
+    t->cache_write = true;
+    qr_log(n_bad ? QR_LOG_WARN : t->n_cache ? QR_LOG_INFO : QR_LOG_DEBUG, "cuda: GEMM tuning cache %s: %d choices%s",
+           t->cache_path, t->n_cache, n_bad ? " (some lines skipped: malformed or repeated)" : "");
+}
+
+static void cache_key(const struct tune_entry *e, bool ext, int64_t key[TC_NKEY])
+{
+    const int64_t k[TC_NKEY] = {e->n, e->k, e->ldx, e->ldy, e->mb, (int64_t)e->wt, (int64_t)e->yt, e->acc, ext};
+    memcpy(key, k, sizeof k);
+}
+
+/* e's choice from the cache; false where it holds none */
+static bool cache_get(struct cuda_gemm_tune *t, struct tune_entry *e, bool ext)
+{
+    int64_t key[TC_NKEY];
+    cache_key(e, ext, key);
+    const int i = qr_tc_find(t->cache, t->n_cache, key, TC_NKEY);
+    if (i < 0 || t->cache[i].n_val != TC_NVAL || t->cache[i].val[0] > 1)
+        return false;
+    e->use_lt = t->cache[i].val[0] == 1;
+    memcpy(e->algo.data, &t->cache[i].val[1], sizeof e->algo.data);
+    return true;
+}
+
+static void cache_put(struct cuda_gemm_tune *t, const struct tune_entry *e, bool ext)
+{
+    if (!t->cache_write)
+        return;
+    struct qr_tc_rec r = {.n_key = TC_NKEY, .n_val = TC_NVAL};
+    cache_key(e, ext, r.key);
+    r.val[0] = e->use_lt ? 1 : 0;
+    memcpy(&r.val[1], e->algo.data, sizeof e->algo.data);
+    if (qr_tc_append(t->cache_path, t->device, &r) != QR_OK) {
+        qr_log(QR_LOG_WARN, "cuda: GEMM tuning cache not written: %s", qr_last_error());
+        t->cache_write = false;
+    }
+}
+
 bool cuda_gemm_tuned(struct qr_stream *s, void *y, cudaDataType_t yt, int ldy, const void *x, int ldx, const void *w,
                      cudaDataType_t wt, int M, int N, int K, float beta, qr_status *st)
 {
@@ -293,6 +387,8 @@ bool cuda_gemm_tuned(struct qr_stream *s, void *y, cudaDataType_t yt, int ldy, c
         if (cublasLtCreate(&cs->tune->lt) != CUBLAS_STATUS_SUCCESS) {
             cs->tune->lt = NULL;
             cs->tune->broken = true;
+        } else {
+            cache_open(cs->tune, cd);
         }
     }
     struct cuda_gemm_tune *t = cs->tune;
@@ -308,18 +404,25 @@ bool cuda_gemm_tuned(struct qr_stream *s, void *y, cudaDataType_t yt, int ldy, c
     struct tune_args a = {.cs = cs, .t = t, .x = x, .w = w, .wt = wt, .yt = yt, .M = M, .N = N, .K = K, .ldx = ldx,
                           .ldy = ldy, .beta = beta};
     if (!e) {
-        enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
-        if (cudaStreamIsCapturing(cs->cs, &cap) != cudaSuccess || cap != cudaStreamCaptureStatusNone) {
-            (void)cudaGetLastError();
-            return false;   /* tuned at its first run outside a capture */
-        }
         if (t->n == TUNE_MAX) {
             t->broken = true;
             return false;
         }
+        const bool ext = ext_mode(cd, mb, N);
+        struct tune_entry ne = {.n = N, .k = K, .ldx = ldx, .ldy = ldy, .mb = mb, .wt = wt, .yt = yt, .acc = acc};
+        if (cache_get(t, &ne, ext)) {
+            /* a choice an earlier process made: no timing, so a capture may take it too */
+        } else {
+            enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+            if (cudaStreamIsCapturing(cs->cs, &cap) != cudaSuccess || cap != cudaStreamCaptureStatusNone) {
+                (void)cudaGetLastError();
+                return false;   /* tuned at its first run outside a capture */
+            }
+            tune(&a, &ne, cd);
+            cache_put(t, &ne, ext);
+        }
         e = &t->e[t->n++];
-        *e = (struct tune_entry){.n = N, .k = K, .ldx = ldx, .ldy = ldy, .mb = mb, .wt = wt, .yt = yt, .acc = acc};
-        tune(&a, e, cd);
+        *e = ne;
         qr_log(QR_LOG_DEBUG, "cuda: gemm N %d K %d M >= %d%s: %s", N, K, mb, acc ? " (+=)" : "",
                e->use_lt ? "a cublasLt algorithm" : "cublasGemmEx's default");
     }

