@@ -623,6 +623,18 @@ static qr_status open_from_info(const struct qr_config_ini *ini, const struct qr
     return QR_OK;
 }
 
+/* whether d (opened from infos[i]) is emulated on the host CPU while a later backend has a device */
+static bool emulated_with_later(struct qr_device *d, const struct qr_backend_info *infos, int i, int n)
+{
+    struct qr_device_props p = {0};
+    if (!d || !d->vt || !d->vt->get_props || d->vt->get_props(d, &p) != QR_OK || !(p.caps & QR_CAP_SOFTWARE))
+        return false;
+    for (int j = i + 1; j < n; j++)
+        if (infos[j].loaded && infos[j].n_devices > 0)
+            return true;
+    return false;
+}
+
 qr_status qr_backend_open(const struct qr_config_ini *ini, const char *name, const struct qr_backend_opts *ov,
                           struct qr_device **out)
 {
@@ -649,11 +661,21 @@ qr_status qr_backend_open(const struct qr_config_ini *ini, const char *name, con
     if (st != QR_OK)
         return st;
     char reasons[1024];
-    int w = 0;
+    int w = 0, soft = -1;
     reasons[0] = 0;
     for (int i = 0; i < n; i++) {
         if (infos[i].loaded && infos[i].n_devices > 0) {
             st = open_from_info(ini, &infos[i], ov, out);
+            if (st == QR_OK && soft < 0 && emulated_with_later(*out, infos, i, n)) {
+                /* a device emulated on the CPU (lavapipe) is slower there than the CPU reference: a later backend
+                 * first, this one only if none opens */
+                qr_log(QR_LOG_INFO, "backend %s: its device is emulated on the CPU; trying the next backend first",
+                       infos[i].name);
+                qr_device_close(*out);
+                *out = NULL;
+                soft = i;
+                continue;
+            }
             if (st == QR_OK) {
                 qr_log(QR_LOG_INFO, "backend: %s", infos[i].name);
                 return QR_OK;
@@ -666,6 +688,10 @@ qr_status qr_backend_open(const struct qr_config_ini *ini, const char *name, con
             w += snprintf(reasons + w, sizeof reasons - (size_t)w, "%s%s: %s", w ? "; " : "", infos[i].name,
                           infos[i].why);
         }
+    }
+    if (soft >= 0 && open_from_info(ini, &infos[soft], ov, out) == QR_OK) {
+        qr_log(QR_LOG_INFO, "backend: %s (emulated on the CPU)", infos[soft].name);
+        return QR_OK;
     }
     return qr_set_error(QR_E_NOT_FOUND, "no usable backend (%s)", reasons[0] ? reasons : "none configured");
 }

@@ -55,6 +55,16 @@ if [ -f "$BIN/libqrun-vulkan.so" ] && "$QRUN" backends 2>&1 | grep -Eq "^vulkan 
     fi
     out=$("$QRUN" --backend cpu --model "$tmp/m" --raw -n 2 "$tmp/p.txt" 2>&1)
     check "cpu: no warm-up" '! echo "$out" | grep -q "warm-up"'
+    # GPUs are numbered first; a device emulated on the CPU (lavapipe) says so, and auto passes it over for the
+    # CPU reference (faster there); named, it is still used
+    if "$QRUN" backends 2>&1 | grep -A1 -E "^ +device 0:" | grep -q "emulated on the CPU"; then
+        out=$("$QRUN" --model "$tmp/m" --raw -n 2 "$tmp/p.txt" 2>&1); rc=$?
+        check "auto: the emulated Vulkan device passed over for cpu (rc $rc)" \
+            '[ $rc -eq 0 ] && echo "$out" | grep -q "trying the next backend first" && echo "$out" | grep -q "backend: cpu"'
+        out=$("$QRUN" --backend vulkan --model "$tmp/m" --raw -n 2 "$tmp/p.txt" 2>&1); rc=$?
+        check "vulkan named: the emulated device used (rc $rc)" \
+            '[ $rc -eq 0 ] && echo "$out" | grep -q "vulkan: opened device 0"'
+    fi
 fi
 
 # the CUDA backend holds an FP8 E4M3 KV cache (on a machine with a GPU)

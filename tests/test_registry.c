@@ -246,6 +246,64 @@ static void test_plugins(void)
     CHECK(qr_backend_open(ini, "cpu", &ov, &d) == QR_E_NOT_FOUND && d == NULL);
     qr_ini_free(ini);
 
+    /* auto passes over a device emulated on the CPU (lavapipe) while a later backend has a device, and takes it
+     * only when nothing else opens */
+    snprintf(ini_text, sizeof ini_text,
+             "[backend.soft]\nlib = %s/libqrtest-plugin-soft.so\npriority = 60\n"
+             "[backend.cpu]\nlib = libqrun-cpu.so\npriority = 10\n",
+             g_bin);
+    write_file(tmp_path("soft.ini"), ini_text);
+    CHECK(qr_ini_load(tmp_path("soft.ini"), &ini) == QR_OK);
+    if (ini) {
+        CHECK(qr_backend_open(ini, "auto", NULL, &d) == QR_OK);
+        CHECKF(d && d->reg && !strcmp(d->reg->name, "cpu"), "auto took %s", d && d->reg ? d->reg->name : "?");
+        qr_device_close(d);
+        d = NULL;
+        CHECK(qr_backend_open(ini, "soft", NULL, &d) == QR_OK && d);   /* named: taken */
+        qr_device_close(d);
+        d = NULL;
+        qr_ini_free(ini);
+    }
+    snprintf(ini_text, sizeof ini_text,
+             "[backend.soft]\nlib = %s/libqrtest-plugin-soft.so\npriority = 60\n"
+             "[backend.cpu]\nenabled = false\nlib = libqrun-cpu.so\npriority = 10\n"
+             "[backend.missing]\nlib = libqrun-doesnotexist.so\npriority = 5\n",
+             g_bin);
+    write_file(tmp_path("soft2.ini"), ini_text);
+    CHECK(qr_ini_load(tmp_path("soft2.ini"), &ini) == QR_OK);
+    if (ini) {
+        CHECK(qr_backend_open(ini, "auto", NULL, &d) == QR_OK);   /* nothing else: the emulated device */
+        CHECKF(d && d->reg && !strcmp(d->reg->name, "fake"), "auto took %s", d && d->reg ? d->reg->name : "?");
+        qr_device_close(d);
+        d = NULL;
+        qr_ini_free(ini);
+    }
+    /* the same with the real plugins where a Vulkan device is emulated on the CPU (lavapipe in CI) */
+    snprintf(ini_text, sizeof ini_text,
+             "[backend.vulkan]\nlib = libqrun-vulkan.so\npriority = 50\n"
+             "[backend.cpu]\nlib = libqrun-cpu.so\npriority = 10\n");
+    write_file(tmp_path("vk.ini"), ini_text);
+    CHECK(qr_ini_load(tmp_path("vk.ini"), &ini) == QR_OK);
+    if (ini) {
+        struct qr_device *vd = NULL;
+        struct qr_device_props vp = {0};
+        if (qr_backend_open(ini, "vulkan", NULL, &vd) == QR_OK && qr_dev_props(vd, &vp) == QR_OK) {
+            const bool emu = (vp.caps & QR_CAP_SOFTWARE) != 0;
+            printf("vulkan device 0: %s (%s)\n", vp.name, vp.description);
+            CHECKF(emu == (strstr(vp.description, "emulated on the CPU") != NULL), "%s", vp.description);
+            qr_device_close(vd);
+            CHECK(qr_backend_open(ini, "auto", NULL, &d) == QR_OK);
+            CHECKF(d && d->reg && !strcmp(d->reg->name, emu ? "cpu" : "vulkan"), "auto took %s (vulkan %s)",
+                   d && d->reg ? d->reg->name : "?", emu ? "emulated" : "a GPU");
+            qr_device_close(d);
+            d = NULL;
+        } else {
+            qr_device_close(vd);
+            printf("vulkan: no device here (%s); the lavapipe auto case skipped\n", qr_last_error());
+        }
+        qr_ini_free(ini);
+    }
+
     /* default_backend in [qrun] is used for "auto" */
     write_file(tmp_path("def.ini"), "[qrun]\ndefault_backend = fakex\n[backend.cpu]\nlib = libqrun-cpu.so\n");
     CHECK(qr_ini_load(tmp_path("def.ini"), &ini) == QR_OK);

@@ -831,6 +831,7 @@ static qr_status cuda_device_open(int idx, const struct qr_backend_opts *opts, s
             gt = opts->get(opts, "gemm_tune");
         cd->gemm_tune = !(gt && *gt && (!strcmp(gt, "0") || !strcmp(gt, "false") || !strcmp(gt, "no")));
         /* tuning at the batch sizes of serving and offline decoding (cuda_gemm_tune.c): opt-in until measured */
+        cd->tune_algos = cuda_opt_int(opts, "QR_CUDA_GEMM_TUNE_ALGOS", "gemm_tune_algos", 8, 1, 32);
         cd->tune_min_m = cuda_opt_int(opts, "QR_CUDA_GEMM_TUNE_MIN_M", "gemm_tune_min_m", 64, 2, 1 << 20);
         cd->tune_splitk_m = cuda_opt_int(opts, "QR_CUDA_GEMM_TUNE_SPLITK", "gemm_tune_splitk", 0, 0, 1 << 20);
         cd->tune_log = cuda_env_switch("QR_CUDA_GEMM_TUNE_LOG", false);

@@ -6,8 +6,8 @@
  * default was the best); end to end TTFT(8192) went 143.3 / 142.4 -> 140.8 / 140.7 ms (thirteenth session).  How:
  * a shape (N, K, row strides, types, accumulate or not) and a power-of-two bucket of M (M rounded down, so a prompt
  * of 8192 tokens and one with a few decodes beside it share one) is tuned once, the first time it runs outside a
- * graph capture: cublasGemmEx's default and up to TUNE_ALGOS heuristic algorithms run on the real inputs into a
- * scratch output (an accumulating GEMM cannot be timed in place), each timed over three runs after one; the fastest
+ * graph capture: cublasGemmEx's default and up to TUNE_ALGOS (gemm_tune_algos) heuristic algorithms run on the real
+ * inputs into a scratch output (an accumulating GEMM cannot be timed in place), each timed over three runs after one; the fastest
  * algorithm is kept where it beats the default by 2 %.  Later calls of the bucket run it when cublasLt accepts it
  * for their M; anything else (tuning off, a capture before tuning, no memory for the scratch output, an algorithm
  * refused) falls back to cublasGemmEx.  The choice is timed: two processes may pick different algorithms, whose
@@ -37,8 +37,9 @@
 #include <string.h>
 
 #define TUNE_MAX 96     /* shapes x M buckets per stream */
-#define TUNE_ALGOS 8       /* heuristic candidates timed */
-#define TUNE_ALGOS_EXT 16  /* ... where split-K variants join them (M <= gemm_tune_splitk) */
+#define TUNE_ALGOS 8       /* heuristic candidates timed (gemm_tune_algos / QR_CUDA_GEMM_TUNE_ALGOS: up to 32) */
+#define TUNE_ALGOS_EXT 16  /* ... at least, where split-K variants join them (M <= gemm_tune_splitk) */
+#define TUNE_ALGOS_MAX 32
 #define TUNE_CANDS 96      /* candidates timed at most: heuristic algorithms + their split-K variants */
 #define TUNE_REPS_EXT 10   /* timed runs of each candidate where split-K variants join */
 #define TUNE_EXT_MAX_N 32768   /* ... and only for outputs up to this wide (the LM head has blocks for every SM) */
@@ -52,11 +53,11 @@ struct tune_entry {
 };
 
 /* the persistent cache of choices (qr_tune_cache.h): records keyed (N, K, ldx, ldy, M bucket, wt, yt, accumulate,
- * split-K candidates or not) holding (use_lt, the algorithm's 8 words); bump TUNE_VERSION when the candidates or
+ * split-K candidates or not, heuristic algorithms asked for) holding (use_lt, the algorithm's 8 words); bump TUNE_VERSION when the candidates or
  * the timing change, so that older choices are not reused */
 #define TUNE_VERSION 2
 #define TUNE_CACHE_MAX 1024
-#define TC_NKEY 9
+#define TC_NKEY 10
 #define TC_NVAL 9
 
 struct cuda_gemm_tune {
@@ -186,14 +187,21 @@ static bool run_lt(void *arg, void *y)
                           a->c->lc, a->algo, a->cs->blas_ws, CUDA_BLAS_WS_BYTES, a->cs->cs) == CUBLAS_STATUS_SUCCESS;
 }
 
+/* heuristic algorithms asked for (gemm_tune_algos; at least TUNE_ALGOS_EXT where split-K variants join them) */
+static int heur_count(const struct cuda_device *cd, bool ext)
+{
+    int n = cd->tune_algos < 1 ? TUNE_ALGOS : cd->tune_algos > TUNE_ALGOS_MAX ? TUNE_ALGOS_MAX : cd->tune_algos;
+    return ext && n < TUNE_ALGOS_EXT ? TUNE_ALGOS_EXT : n;
+}
+
 /* the candidates: up to nh heuristic algorithms, then (ext) their split-K variants that cublasLt accepts for this
  * call within the workspace; returns the count, *n_heur the heuristic ones among them */
 static int candidates(const struct tune_args *a, const struct lt_call *c, bool ext, cublasLtMatmulAlgo_t *out,
                       int *n_heur)
 {
-    const int nh = ext ? TUNE_ALGOS_EXT : TUNE_ALGOS;
+    const int nh = heur_count(cuda_dev(a->cs->s.dev), ext);
     const size_t wsz = CUDA_BLAS_WS_BYTES;
-    cublasLtMatmulHeuristicResult_t res[TUNE_ALGOS_EXT];
+    cublasLtMatmulHeuristicResult_t res[TUNE_ALGOS_MAX];
     cublasLtMatmulPreference_t pref = NULL;
     int nres = 0, n = 0;
     *n_heur = 0;
@@ -339,17 +347,17 @@ static void cache_open(struct cuda_gemm_tune *t, const struct cuda_device *cd)
            t->cache_path, t->n_cache, n_bad ? " (some lines skipped: malformed or repeated)" : "");
 }
 
-static void cache_key(const struct tune_entry *e, bool ext, int64_t key[TC_NKEY])
+static void cache_key(const struct tune_entry *e, bool ext, int nh, int64_t key[TC_NKEY])
 {
-    const int64_t k[TC_NKEY] = {e->n, e->k, e->ldx, e->ldy, e->mb, (int64_t)e->wt, (int64_t)e->yt, e->acc, ext};
+    const int64_t k[TC_NKEY] = {e->n, e->k, e->ldx, e->ldy, e->mb, (int64_t)e->wt, (int64_t)e->yt, e->acc, ext, nh};
     memcpy(key, k, sizeof k);
 }
 
 /* e's choice from the cache; false where it holds none */
-static bool cache_get(struct cuda_gemm_tune *t, struct tune_entry *e, bool ext)
+static bool cache_get(struct cuda_gemm_tune *t, struct tune_entry *e, bool ext, int nh)
 {
     int64_t key[TC_NKEY];
-    cache_key(e, ext, key);
+    cache_key(e, ext, nh, key);
     const int i = qr_tc_find(t->cache, t->n_cache, key, TC_NKEY);
     if (i < 0 || t->cache[i].n_val != TC_NVAL || t->cache[i].val[0] > 1)
         return false;
@@ -358,12 +366,12 @@ static bool cache_get(struct cuda_gemm_tune *t, struct tune_entry *e, bool ext)
     return true;
 }
 
-static void cache_put(struct cuda_gemm_tune *t, const struct tune_entry *e, bool ext)
+static void cache_put(struct cuda_gemm_tune *t, const struct tune_entry *e, bool ext, int nh)
 {
     if (!t->cache_write)
         return;
     struct qr_tc_rec r = {.n_key = TC_NKEY, .n_val = TC_NVAL};
-    cache_key(e, ext, r.key);
+    cache_key(e, ext, nh, r.key);
     r.val[0] = e->use_lt ? 1 : 0;
     memcpy(&r.val[1], e->algo.data, sizeof e->algo.data);
     if (qr_tc_append(t->cache_path, t->device, &r) != QR_OK) {
@@ -410,7 +418,8 @@ bool cuda_gemm_tuned(struct qr_stream *s, void *y, cudaDataType_t yt, int ldy, c
         }
         const bool ext = ext_mode(cd, mb, N);
         struct tune_entry ne = {.n = N, .k = K, .ldx = ldx, .ldy = ldy, .mb = mb, .wt = wt, .yt = yt, .acc = acc};
-        if (cache_get(t, &ne, ext)) {
+        const int nh = heur_count(cd, ext);
+        if (cache_get(t, &ne, ext, nh)) {
             /* a choice an earlier process made: no timing, so a capture may take it too */
         } else {
             enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
@@ -419,7 +428,7 @@ bool cuda_gemm_tuned(struct qr_stream *s, void *y, cudaDataType_t yt, int ldy, c
                 return false;   /* tuned at its first run outside a capture */
             }
             tune(&a, &ne, cd);
-            cache_put(t, &ne, ext);
+            cache_put(t, &ne, ext, nh);
         }
         e = &t->e[t->n++];
         *e = ne;

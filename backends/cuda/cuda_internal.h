@@ -21,6 +21,7 @@ struct cuda_device {
      * intermediate written (QR_CUDA_KEEP_INTERMEDIATES) */
     bool decode_tc, gu16, qkv16, qkv_fold, keep_intermediates, prefill_vec, attn_lastmerge, attn_early, f8_tma;
     bool gemm_tune;   /* prompt GEMMs on tuned cublasLt algorithms (cuda_gemm_tune.c; gemm_tune = 0 turns off) */
+    int tune_algos;   /* heuristic algorithms timed per shape (gemm_tune_algos / QR_CUDA_GEMM_TUNE_ALGOS, default 8) */
     int tune_min_m;   /* the smallest M tuned (gemm_tune_min_m / QR_CUDA_GEMM_TUNE_MIN_M, default 64, >= 2) */
     int tune_splitk_m;   /* buckets of M up to it also time split-K variants (gemm_tune_splitk, 0: off, default) */
     bool tune_log;       /* each tuned shape's times and choice logged (QR_CUDA_GEMM_TUNE_LOG=1) */

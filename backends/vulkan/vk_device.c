@@ -9,7 +9,29 @@
 
 #define VK_MAX_PDEV 16
 
-/* physical devices usable by qrun: Vulkan >= 1.2 with a compute queue */
+/* the order devices are numbered in: discrete GPUs, integrated, virtual, other, then devices emulated on the CPU
+ * (lavapipe), each kind in the loader's order -- so device 0 is the real GPU where the machine has both */
+static int type_rank(VkPhysicalDeviceType t) {
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 0;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 1;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 4;
+    default: return 3;
+    }
+}
+
+static const char *type_name(VkPhysicalDeviceType t) {
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "emulated on the CPU";
+    default: return "other device type";
+    }
+}
+
+/* physical devices usable by qrun: Vulkan >= 1.2 with a compute queue, GPUs first (type_rank) */
 static int vk_list(VkPhysicalDevice *out, int max) {
     VkInstance inst = vk_instance_get();
     if (!inst) return 0;
@@ -31,7 +53,16 @@ static int vk_list(VkPhysicalDevice *out, int max) {
         vkGetPhysicalDeviceQueueFamilyProperties(all[i], &nq, qf);
         bool ok = false;
         for (uint32_t q = 0; q < nq; q++) ok |= (qf[q].queueFlags & VK_QUEUE_COMPUTE_BIT) != 0;
-        if (ok) out[k++] = all[i];
+        if (!ok) continue;
+        /* insertion after every device of the same or a better rank (stable) */
+        int j = k++;
+        for (; j > 0; j--) {
+            VkPhysicalDeviceProperties q;
+            vkGetPhysicalDeviceProperties(out[j - 1], &q);
+            if (type_rank(q.deviceType) <= type_rank(p.deviceType)) break;
+            out[j] = out[j - 1];
+        }
+        out[j] = all[i];
     }
     return k;
 }
@@ -115,15 +146,18 @@ static void vk_fill_props(const struct vk_info *in, bool use_coop, struct qr_dev
     snprintf(p->name, sizeof p->name, "%.127s", in->props.deviceName);
     const char *coop = in->coop_khr && in->coop_nv ? (in->khr_16x8 ? "coopmat KHR16x8+NV" : "coopmat KHR+NV")
                        : in->coop_khr ? "coopmat KHR" : in->coop_nv ? "coopmat NV" : "no coopmat";
-    snprintf(p->description, sizeof p->description,
-             "driver %.32s %.40s, Vulkan %u.%u, subgroup %u%s, %s%s%s (%s), bind %zu MiB, alloc %zu MiB, "
+    char d[512];   /* composed long, kept to the first 255 bytes */
+    snprintf(d, sizeof d,
+             "%s, driver %.32s %.40s, Vulkan %u.%u, subgroup %u%s, %s%s%s (%s), bind %zu MiB, alloc %zu MiB, "
              "shared %u KiB",
-             in->drv.driverName, in->drv.driverInfo, VK_API_VERSION_MAJOR(in->props.apiVersion),
+             type_name(in->props.deviceType), in->drv.driverName, in->drv.driverInfo,
+             VK_API_VERSION_MAJOR(in->props.apiVersion),
              VK_API_VERSION_MINOR(in->props.apiVersion), in->sg.subgroupSize,
              (in->sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) ? " (arith)" : "",
              in->fp16 ? "fp16, " : "", in->s16 ? "16-bit storage, " : "", coop,
              use_coop ? (in->khr_16x8 && in->wgmem ? "GEMM+attn on KHR" : "used by GEMM") : "unused",
              in->max_range >> 20, in->max_alloc >> 20, in->props.limits.maxComputeSharedMemorySize >> 10);
+    snprintf(p->description, sizeof p->description, "%.255s", d);
     p->mem_total = in->heap_size;
     p->mem_free = in->heap_size;
     /* the largest buffer qrun allocates: one VkDeviceMemory allocation
@@ -134,7 +168,8 @@ static void vk_fill_props(const struct vk_info *in, bool use_coop, struct qr_dev
     p->max_alloc = in->max_alloc < in->max_range ? in->max_alloc : in->max_range;
     p->max_alloc &= ~(size_t)255;
     p->alignment = 256;
-    p->caps = QR_CAP_GRAPH_REPLAY | (in->fp16 ? QR_CAP_F16 : 0) | (use_coop ? QR_CAP_COOPMAT : 0);
+    p->caps = QR_CAP_GRAPH_REPLAY | (in->fp16 ? QR_CAP_F16 : 0) | (use_coop ? QR_CAP_COOPMAT : 0) |
+              (in->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? QR_CAP_SOFTWARE : 0);
 }
 
 /* the fragment shapes VK_NV_cooperative_matrix offers with fp16 inputs (logged at info level on open: the

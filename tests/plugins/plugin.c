@@ -8,7 +8,8 @@
  *   NODEV     no device; unavailable_reason says the driver is too old
  *   BROKENVT  opens a device whose stream vtable is missing
  *   FAKE      a working host-memory device: add works, matmul reports
- *             QR_E_DEVICE_LOST, no argmax (the core supplies it) */
+ *             QR_E_DEVICE_LOST, no argmax (the core supplies it)
+ *   SOFT      FAKE, its device marked as emulated on the CPU (QR_CAP_SOFTWARE) */
 #include "qrun/qr_backend.h"
 
 #include <stdlib.h>
@@ -22,6 +23,9 @@ static qr_status fk_get_props(struct qr_device *d, struct qr_device_props *p)
     p->mem_total = p->mem_free = p->max_alloc = 1u << 30;
     p->alignment = 16;
     p->caps = QR_CAP_HOST_MEMORY;
+#ifdef QRT_SOFT
+    p->caps |= QR_CAP_SOFTWARE;
+#endif
     return QR_OK;
 }
 

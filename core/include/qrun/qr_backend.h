@@ -262,6 +262,8 @@ enum qr_cap {
     QR_CAP_GRAPH_REPLAY = 1u << 2,  /* graph_exec caches by key */
     QR_CAP_HOST_MEMORY = 1u << 3,   /* buffers are plain host memory (CPU) */
     QR_CAP_COOPMAT = 1u << 4,       /* tensor cores / cooperative matrices */
+    QR_CAP_SOFTWARE = 1u << 5,      /* a device emulated on the host CPU (Mesa's lavapipe): "auto" prefers a later
+                                     * backend (the CPU reference is faster there) and takes it only as a fallback */
 };
 
 struct qr_device_props {
