@@ -13,10 +13,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_quiet_once();
-    char *buf = malloc(size ? size : 1);   /* not NUL-terminated on purpose */
+    char *buf = fuzz_copy(data, size);
     if (!buf)
         return 0;
-    memcpy(buf, data, size);
     struct qr_model_config c;
     if (qr_config_parse(buf, size, &c) == QR_OK) {
         if (c.hidden_size <= 0 || c.num_hidden_layers <= 0 || c.num_attention_heads <= 0 ||

@@ -89,10 +89,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const uint8_t sel = data[0];
     size_t n = size - 1;
-    char *body = malloc(n ? n : 1);
+    char *body = fuzz_copy(data + 1, n);
     if (!body)
         return 0;
-    memcpy(body, data + 1, n);
     struct srv_limits lim = {NAMES, 2, VOCAB, MAX_LEN};
     struct qr_request_params def;
     memset(&def, 0, sizeof def);

@@ -14,11 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_quiet_once();
-    /* an exact-size heap copy: reads past the end are ASan errors */
-    uint8_t *buf = malloc(size ? size : 1);
+    uint8_t *buf = (uint8_t *)fuzz_copy(data, size);
     if (!buf)
         return 0;
-    memcpy(buf, data, size);
     struct qr_st_file *f = NULL;
     if (qr_st_parse(buf, size, "fuzz.safetensors", &f) == QR_OK) {
         volatile unsigned sum = 0;

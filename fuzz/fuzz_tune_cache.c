@@ -15,10 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_quiet_once();
-    char *buf = malloc(size ? size : 1);   /* not NUL-terminated on purpose */
+    char *buf = fuzz_copy(data, size);
     if (!buf)
         return 0;
-    memcpy(buf, data, size);
     static struct qr_tc_rec out[64], again[2];
     int n = 0, n_bad = 0;
     if (qr_tc_parse(buf, size, DEV, out, 64, &n, &n_bad) == QR_OK) {

@@ -817,8 +817,6 @@ int main(void)
     test_dead_device();
     fprintf(stderr, "times: invariance %.1f s, sampling+cancel %.1f s, rest %.1f s\n", t1 - t0, t2 - t1,
             qr_time_s() - t2);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_model);
-    if (system(cmd) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", g_model);
+    qt_rm_rf(g_model);
     return qt_summary("test_engine");
 }

@@ -267,9 +267,6 @@ int main(void)
     test_qwen3_tiny();
     test_qwen2_shards_dtypes();
     test_mkmodel_errors();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", g_tmp);
+    qt_rm_rf(g_tmp);
     return qt_summary("test_model_load");
 }

@@ -472,9 +472,6 @@ int main(void)
     qr_device_close(d);
     qr_backends_shutdown();
 
-    char cmd[PATH_MAX + 32];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", g_tmp);
+    qt_rm_rf(g_tmp);
     return qt_summary("test_registry");
 }

@@ -124,7 +124,7 @@ static void test_format_parse(void)
 static void test_file(void)
 {
     char path[PATH_MAX];
-    char dir[PATH_MAX];
+    char dir[PATH_MAX + 8];
     snprintf(dir, sizeof dir, "%s/a/b", g_tmp);   /* directories made as needed */
     CHECK(qr_tc_path(dir, "cuda-gemm", DEV, path, sizeof path) == QR_OK);
     struct qr_tc_rec out[8];
@@ -177,9 +177,6 @@ int main(void)
     test_paths();
     test_format_parse();
     test_file();
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", g_tmp);
+    qt_rm_rf(g_tmp);
     return qt_summary("test_tune_cache");
 }

@@ -67,3 +67,11 @@ int qt_f32_math(struct qr_device *d, const char *backend)
                QT_F32_MATH_NMSE);
     return f32;
 }
+
+void qt_rm_rf(const char *dir)
+{
+    char cmd[4200];
+    if (!dir || !*dir || strchr(dir, '\'') || snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir) >= (int)sizeof cmd ||
+        system(cmd) != 0)
+        fprintf(stderr, "warning: could not remove %s\n", dir ? dir : "(null)");
+}

@@ -22,6 +22,8 @@ const char *qt_src_path(const char *rel);
 const char *qt_build_path(const char *rel);
 /* reads a whole file; NUL-terminated; NULL on error */
 char *qt_read_file(const char *path, size_t *len);
+/* removes a test's scratch directory and everything in it (a warning on stderr where that fails) */
+void qt_rm_rf(const char *dir);
 
 /* A device without cooperative matrices (lavapipe in CI) computes every op in f32, with 16-bit storage only: its
  * results differ from the CPU reference by summation order and rounding ties (lavapipe: NMSE <= ~5e-9), so the
