@@ -171,10 +171,10 @@ qr_status qr_tc_parse(const char *text, size_t len, const char *device, struct q
             break;   /* a last line without its newline is a write still in progress */
         struct qr_tc_rec r;
         if (e > p) {
-            if (!parse_line(p, e, &r) || qr_tc_find(out, *n, r.key, r.n_key) >= 0)
+            if (!parse_line(p, e, &r))
                 ++*n_bad;
-            else if (*n < max)
-                out[(*n)++] = r;
+            else if (*n < max && qr_tc_find(out, *n, r.key, r.n_key) < 0)
+                out[(*n)++] = r;   /* a repeat of a key (two processes tuned it at once) is passed over */
         }
         p = e + 1;
     }

@@ -344,7 +344,7 @@ static void cache_open(struct cuda_gemm_tune *t, const struct cuda_device *cd)
     }
     t->cache_write = true;
     qr_log(n_bad ? QR_LOG_WARN : t->n_cache ? QR_LOG_INFO : QR_LOG_DEBUG, "cuda: GEMM tuning cache %s: %d choices%s",
-           t->cache_path, t->n_cache, n_bad ? " (some lines skipped: malformed or repeated)" : "");
+           t->cache_path, t->n_cache, n_bad ? " (malformed lines skipped)" : "");
 }
 
 static void cache_key(const struct tune_entry *e, bool ext, int nh, int64_t key[TC_NKEY])

@@ -33,8 +33,8 @@ struct qr_tc_rec {
 qr_status qr_tc_path(const char *dir, const char *kind, const char *device, char *out, size_t n);
 
 /* the records of a cache file's text (len bytes, no NUL needed) whose header names device: up to max records into
- * out (*n), the first of each key; *n_bad counts the lines skipped (malformed, or repeats of a key).  A text whose
- * first line is not this device's header gives QR_E_FORMAT and no records. */
+ * out (*n), the first of each key (later ones with the same key are passed over); *n_bad counts the malformed lines
+ * skipped.  A text whose first line is not this device's header gives QR_E_FORMAT and no records. */
 qr_status qr_tc_parse(const char *text, size_t len, const char *device, struct qr_tc_rec *out, int max, int *n,
                       int *n_bad);
 
