@@ -58,6 +58,9 @@ if [ -f "$BIN/libqrun-vulkan.so" ] && "$QRUN" backends 2>&1 | grep -Eq "^vulkan 
     # GPUs are numbered first; a device emulated on the CPU (lavapipe) says so, and auto passes it over for the
     # CPU reference (faster there); named, it is still used
     if "$QRUN" backends 2>&1 | grep -A1 -E "^ +device 0:" | grep -q "emulated on the CPU"; then
+        out=$("$QRUN" backends 2>&1)
+        check "the emulated device's caps say auto prefers another backend" \
+            'echo "$out" | grep -q "caps .*software (auto prefers another backend)"'
         out=$("$QRUN" --model "$tmp/m" --raw -n 2 "$tmp/p.txt" 2>&1); rc=$?
         check "auto: the emulated Vulkan device passed over for cpu (rc $rc)" \
             '[ $rc -eq 0 ] && echo "$out" | grep -q "trying the next backend first" && echo "$out" | grep -q "backend: cpu"'

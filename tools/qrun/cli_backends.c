@@ -11,6 +11,7 @@ static void caps_str(unsigned caps, char *out, size_t cap)
     static const struct { unsigned bit; const char *name; } k_caps[] = {
         {QR_CAP_BF16, "bf16"}, {QR_CAP_F16, "f16"}, {QR_CAP_GRAPH_REPLAY, "graph-replay"},
         {QR_CAP_HOST_MEMORY, "host-memory"}, {QR_CAP_COOPMAT, "coopmat"},
+        {QR_CAP_SOFTWARE, "software (auto prefers another backend)"},
     };
     size_t w = 0;
     out[0] = 0;
