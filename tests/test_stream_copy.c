@@ -1,6 +1,7 @@
 /* test_stream_copy.c - qr_stream_copy on every loaded backend: aligned, unaligned, odd-sized, same-buffer and (where
  * one binding cannot cover it: lavapipe's 128 MiB) multi-chunk copies land byte for byte, and nothing outside the
- * destination range changes.  Vulkan copies 16-byte aligned ranges with a shader (copy.comp), the rest with
+ * destination range changes; qr_stream_memset0 over pages and ragged ends (the CPU backend's madvise path) zeroes
+ * exactly its range.  Vulkan copies 16-byte aligned ranges with a shader (copy.comp), the rest with
  * vkCmdCopyBuffer; QR_VK_COPY_CMD=1 forces the latter. */
 #include "qrun/qr_registry.h"
 #include "testutil.h"
@@ -36,6 +37,23 @@ static void one_copy(struct qr_stream *s, struct qr_buf *a, struct qr_buf *b, un
     free(got);
 }
 
+/* zero n bytes of b from off (the CPU backend hands whole pages of a large range back to the kernel); check all of b */
+static void one_zero(struct qr_stream *s, struct qr_buf *b, unsigned char *hb, size_t size, size_t off, size_t n,
+                     const char *be) {
+    CHECKF(qr_stream_memset0(s, b, off, n) == QR_OK, "%s: memset0 %zu bytes at %zu: %s", be, n, off, qr_last_error());
+    memset(hb + off, 0, n);
+    unsigned char *got = malloc(size);
+    CHECK(got != NULL);
+    if (!got) return;
+    CHECK(qr_stream_read(s, b, 0, got, size) == QR_OK);
+    CHECK(qr_stream_sync(s) == QR_OK);
+    size_t bad = size;
+    for (size_t i = 0; i < size && bad == size; i++)
+        if (got[i] != hb[i]) bad = i;
+    CHECKF(bad == size, "%s: memset0 %zu bytes at %zu: first wrong byte at %zu", be, n, off, bad);
+    free(got);
+}
+
 static void test_backend(struct qr_config_ini *ini, const char *be) {
     struct qr_device *d = NULL;
     struct qr_stream *s = NULL;
@@ -68,6 +86,10 @@ static void test_backend(struct qr_config_ini *ini, const char *be) {
     one_copy(s, a, b, ha, hb, size, false, 64, 128, 1000, be);                     /* aligned offsets, odd size */
     one_copy(s, a, b, ha, hb, size, false, 0, 0, 1, be);                           /* one byte */
     one_copy(s, a, b, ha, hb, size, true, 1 << 20, 3 << 20, (size_t)1 << 20, be); /* same buffer, apart */
+    one_zero(s, b, hb, size, 100, (3u << 20) + 77, be);                           /* pages and ragged ends */
+    one_zero(s, b, hb, size, 8192, 4096, be);                                      /* one whole page */
+    one_zero(s, b, hb, size, (5u << 20) + 1, 300000, be);                          /* unaligned, > 256 KiB */
+    one_copy(s, a, b, ha, hb, size, false, 50, 200, (4u << 20), be);               /* into the zeroed pages */
     one_copy(s, a, b, ha, hb, size, false, 32, 16, size - 64, be);                 /* nearly all */
     one_copy(s, a, b, ha, hb, size, false, 0, 0, size, be);                         /* all (lavapipe: 2 chunks) */
     CHECK(qr_stream_copy(s, b, size - 8, a, 0, 16) == QR_E_INVALID_ARG);            /* past the end */
