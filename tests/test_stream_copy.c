@@ -18,23 +18,29 @@ static void fill(unsigned char *p, size_t n, uint32_t seed) {
     }
 }
 
+/* the first byte of b (read back whole) that differs from the host model hb, or size where none does */
+static size_t first_wrong(struct qr_stream *s, struct qr_buf *b, const unsigned char *hb, size_t size) {
+    unsigned char *got = malloc(size);
+    CHECK(got != NULL);
+    if (!got) return 0;
+    CHECK(qr_stream_read(s, b, 0, got, size) == QR_OK);
+    CHECK(qr_stream_sync(s) == QR_OK);
+    size_t bad = size;
+    for (size_t i = 0; i < size && bad == size; i++)
+        if (got[i] != hb[i]) bad = i;
+    free(got);
+    return bad;
+}
+
 /* copy n bytes from (src buffer a or b, soff) to (b, doff); check all of b against the host model */
 static void one_copy(struct qr_stream *s, struct qr_buf *a, struct qr_buf *b, unsigned char *ha, unsigned char *hb,
                      size_t size, bool same, size_t doff, size_t soff, size_t n, const char *be) {
     CHECKF(qr_stream_copy(s, b, doff, same ? b : a, soff, n) == QR_OK, "%s: copy %zu bytes %zu -> %zu: %s", be, n,
            soff, doff, qr_last_error());
     memmove(hb + doff, (same ? hb : ha) + soff, n);
-    unsigned char *got = malloc(size);
-    CHECK(got != NULL);
-    if (!got) return;
-    CHECK(qr_stream_read(s, b, 0, got, size) == QR_OK);
-    CHECK(qr_stream_sync(s) == QR_OK);
-    size_t bad = size;
-    for (size_t i = 0; i < size && bad == size; i++)
-        if (got[i] != hb[i]) bad = i;
+    const size_t bad = first_wrong(s, b, hb, size);
     CHECKF(bad == size, "%s: copy %zu bytes %zu -> %zu%s: first wrong byte at %zu", be, n, soff, doff,
            same ? " (same buffer)" : "", bad);
-    free(got);
 }
 
 /* zero n bytes of b from off (the CPU backend hands whole pages of a large range back to the kernel); check all of b */
@@ -42,16 +48,8 @@ static void one_zero(struct qr_stream *s, struct qr_buf *b, unsigned char *hb, s
                      const char *be) {
     CHECKF(qr_stream_memset0(s, b, off, n) == QR_OK, "%s: memset0 %zu bytes at %zu: %s", be, n, off, qr_last_error());
     memset(hb + off, 0, n);
-    unsigned char *got = malloc(size);
-    CHECK(got != NULL);
-    if (!got) return;
-    CHECK(qr_stream_read(s, b, 0, got, size) == QR_OK);
-    CHECK(qr_stream_sync(s) == QR_OK);
-    size_t bad = size;
-    for (size_t i = 0; i < size && bad == size; i++)
-        if (got[i] != hb[i]) bad = i;
+    const size_t bad = first_wrong(s, b, hb, size);
     CHECKF(bad == size, "%s: memset0 %zu bytes at %zu: first wrong byte at %zu", be, n, off, bad);
-    free(got);
 }
 
 static void test_backend(struct qr_config_ini *ini, const char *be) {
